@@ -1,0 +1,90 @@
+// Command citadel is the sovereign private-cloud control plane and its
+// tools: `citadel server` runs a replica, `citadel bench` measures one.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/citadel-cloud/citadel/internal/server"
+)
+
+const usage = `usage: citadel <command> [flags]
+
+commands:
+  server   run a control-plane replica (ARM API over HTTPS, token issuer, controllers)
+  bench    measure a running system (bench api)
+
+Run 'citadel <command> -h' for a command's flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "server":
+		err = runServer(ctx, os.Args[2:])
+	case "bench":
+		err = runBench(ctx, os.Args[2:], os.Stdout)
+	case "-h", "-help", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "citadel: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "citadel %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func runServer(ctx context.Context, args []string) error {
+	cfg := server.DefaultConfig()
+	fs := flag.NewFlagSet("citadel server", flag.ContinueOnError)
+	cfg.AddFlags(fs)
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := newLogger(os.Stderr, *level)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	s, err := server.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-s.Err():
+	}
+	return errorsJoin(err, s.Close())
+}
+
+func errorsJoin(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}

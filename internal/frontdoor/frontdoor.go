@@ -1,0 +1,254 @@
+// Package frontdoor is the HTTP pipeline of the ARM API: it normalises the
+// path, checks the api-version, authenticates the bearer token, routes to
+// the provider, and writes the answer. It is the only place where an error
+// becomes a status code. The server package mounts it.
+package frontdoor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/identity"
+	"github.com/citadel-cloud/citadel/internal/providers/resources"
+	"github.com/citadel-cloud/citadel/internal/resource"
+)
+
+// maxBody is ARM's request size limit.
+const maxBody = 8 << 20
+
+// Config wires the front door to what it serves.
+type Config struct {
+	Resources *resource.Service
+	Core      *resources.Provider
+	Identity  *identity.Issuer
+	// Other serves every path that is not ARM: the token issuer, health
+	// and metrics.
+	Other   http.Handler
+	Logger  *slog.Logger
+	Metrics prometheus.Registerer
+}
+
+// FrontDoor is the ARM HTTP handler.
+type FrontDoor struct {
+	svc      *resource.Service
+	core     *resources.Provider
+	identity *identity.Issuer
+	other    http.Handler
+	log      *slog.Logger
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// New builds the front door.
+func New(cfg Config) *FrontDoor {
+	f := &FrontDoor{
+		svc: cfg.Resources, core: cfg.Core, identity: cfg.Identity, other: cfg.Other,
+		log: cfg.Logger.With("component", "frontdoor"),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "citadel_arm_requests_total", Help: "ARM requests by method and status code.",
+		}, []string{"method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "citadel_arm_request_duration_seconds", Help: "ARM request latency by method.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"method"}),
+	}
+	if cfg.Metrics != nil {
+		cfg.Metrics.MustRegister(f.requests, f.latency)
+	}
+	return f
+}
+
+// isARM tells ARM paths from the issuer's, health and metrics: Go's
+// ServeMux would redirect the "//" that az sends, so ARM paths never reach
+// it.
+func isARM(path string) bool {
+	first := strings.TrimLeft(path, "/")
+	if i := strings.IndexByte(first, '/'); i >= 0 {
+		first = first[:i]
+	}
+	for _, s := range []string{"subscriptions", "tenants", "providers"} {
+		if strings.EqualFold(first, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// statusWriter remembers the status for logs and metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (f *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !isARM(r.URL.Path) {
+		f.other.ServeHTTP(w, r)
+		return
+	}
+	start := time.Now()
+	requestID := uuid.NewString()
+	correlationID := r.Header.Get("x-ms-correlation-request-id")
+	if correlationID == "" {
+		correlationID = requestID
+	}
+	h := w.Header()
+	h.Set("x-ms-request-id", requestID)
+	h.Set("x-ms-correlation-request-id", correlationID)
+	if id := r.Header.Get("x-ms-client-request-id"); id != "" && !strings.EqualFold(r.Header.Get("x-ms-return-client-request-id"), "false") {
+		h.Set("x-ms-client-request-id", id)
+	}
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	resp, err := f.serve(r)
+	if err != nil {
+		f.writeError(r.Context(), sw, r, requestID, err)
+	} else {
+		writeResponse(sw, r, resp)
+	}
+	took := time.Since(start)
+	f.requests.WithLabelValues(r.Method, strconv.Itoa(sw.status)).Inc()
+	f.latency.WithLabelValues(r.Method).Observe(took.Seconds())
+	f.log.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+		"request_id", requestID, "correlation_id", correlationID, "took", took)
+}
+
+func (f *FrontDoor) serve(r *http.Request) (*resource.Response, error) {
+	path, err := arm.ParsePath(r.URL.Path)
+	if err != nil {
+		return nil, err
+	}
+	q := r.URL.Query()
+	version := q.Get("api-version")
+	if version == "" {
+		return nil, arm.MissingAPIVersion()
+	}
+	if _, err := arm.ParseAPIVersion(version); err != nil {
+		return nil, err
+	}
+	bearer, err := identity.ParseBearer(r.Header.Get("Authorization"))
+	if err != nil {
+		return nil, err
+	}
+	principal, err := f.identity.Validate(r.Context(), bearer)
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, arm.Errorf(http.StatusBadRequest, arm.CodeInvalidRequestContent, "The request body could not be read.")
+	}
+	if len(body) > maxBody {
+		return nil, arm.Errorf(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "The request body is larger than 8 MB.")
+	}
+	req := &resource.Request{
+		ID:         path.ID,
+		APIVersion: version,
+		Body:       body,
+		Header:     r.Header,
+		Caller:     caller(principal),
+		BaseURL:    "https://" + r.Host,
+		Path:       path.ID.String() + tailPath(path.Tail),
+		Filter:     q.Get("$filter"),
+	}
+	if req.Top, err = arm.ParseTop(q.Get("$top")); err != nil {
+		return nil, err
+	}
+	if tok := q.Get("$skipToken"); tok != "" {
+		if req.SkipToken, err = arm.DecodeSkipToken(tok); err != nil {
+			return nil, err
+		}
+	}
+	handler, err := f.route(r.Method, path, req, q.Get("$expand"))
+	if err != nil {
+		return nil, err
+	}
+	return handler(r.Context())
+}
+
+func tailPath(tail []string) string {
+	if len(tail) == 0 {
+		return ""
+	}
+	return "/" + strings.Join(tail, "/")
+}
+
+func caller(p identity.Principal) resource.Caller {
+	c := resource.Caller{ObjectID: p.ObjectID, Name: p.Name, Type: "User"}
+	if p.Type == "ServicePrincipal" {
+		c.Type = "Application"
+		if c.Name == "" {
+			c.Name = p.AppID
+		}
+	}
+	return c
+}
+
+// writeResponse writes a provider's answer as JSON.
+func writeResponse(w http.ResponseWriter, r *http.Request, resp *resource.Response) {
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	if resp.Body == nil || resp.Status == http.StatusNoContent || r.Method == http.MethodHead {
+		w.WriteHeader(resp.Status)
+		return
+	}
+	b, err := json.Marshal(resp.Body)
+	if err != nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(resp.Status)
+	w.Write(b)
+}
+
+// writeError turns any error into the ARM error envelope. Internal details
+// go to the log, never to the client.
+func (f *FrontDoor) writeError(ctx context.Context, w http.ResponseWriter, r *http.Request, requestID string, err error) {
+	var ae *arm.Error
+	if !errors.As(err, &ae) {
+		switch {
+		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+			ae = arm.Errorf(http.StatusServiceUnavailable, "RequestTimeout", "The request was cancelled or timed out before it completed.")
+		default:
+			f.log.ErrorContext(ctx, "request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestID, "err", err)
+			ae = arm.Errorf(http.StatusInternalServerError, arm.CodeInternalServerError,
+				"The server had an internal error. Quote request id '%s' to the operator.", requestID)
+		}
+	}
+	status := ae.Status
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	w.Header().Set("x-ms-error-code", ae.Code)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer authorization_uri="`+f.identity.Issuer()+`", error="invalid_token"`)
+	}
+	if r.Method == http.MethodHead {
+		w.WriteHeader(status)
+		return
+	}
+	body := arm.Envelope(ae)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
+}

@@ -1,0 +1,132 @@
+package resource
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/citadel-cloud/citadel/internal/arm"
+)
+
+// Resource is an ARM resource as clients see it. One struct serves every
+// type: properties are the provider's business.
+type Resource struct {
+	ID               string            `json:"id"`
+	Name             string            `json:"name"`
+	Type             string            `json:"type"`
+	Location         string            `json:"location,omitempty"`
+	ExtendedLocation json.RawMessage   `json:"extendedLocation,omitempty"`
+	Tags             map[string]string `json:"tags,omitempty"`
+	Kind             string            `json:"kind,omitempty"`
+	ManagedBy        string            `json:"managedBy,omitempty"`
+	SKU              json.RawMessage   `json:"sku,omitempty"`
+	Identity         json.RawMessage   `json:"identity,omitempty"`
+	ETag             string            `json:"etag,omitempty"`
+	SystemData       *SystemData       `json:"systemData,omitempty"`
+	Properties       map[string]any    `json:"properties"`
+}
+
+// SystemData records who created and last changed a resource (RPC
+// common-api-contracts).
+type SystemData struct {
+	CreatedBy          string    `json:"createdBy,omitempty"`
+	CreatedByType      string    `json:"createdByType,omitempty"`
+	CreatedAt          time.Time `json:"createdAt"`
+	LastModifiedBy     string    `json:"lastModifiedBy,omitempty"`
+	LastModifiedByType string    `json:"lastModifiedByType,omitempty"`
+	LastModifiedAt     time.Time `json:"lastModifiedAt"`
+}
+
+// ProvisioningState returns properties.provisioningState, "Succeeded" when absent.
+func (r *Resource) ProvisioningState() string {
+	if s, ok := r.Properties["provisioningState"].(string); ok {
+		return s
+	}
+	return StateSucceeded
+}
+
+// The provisioning states the framework itself sets.
+const (
+	StateAccepted  = "Accepted"
+	StateSucceeded = "Succeeded"
+	StateFailed    = "Failed"
+	StateCanceled  = "Canceled"
+	StateDeleting  = "Deleting"
+)
+
+// record is what the store holds for a resource.
+type record struct {
+	Resource
+	// OperationID names the operation in flight on the resource, if any.
+	OperationID string    `json:"operationId,omitempty"`
+	CreatedTime time.Time `json:"createdTime"`
+	ChangedTime time.Time `json:"changedTime"`
+}
+
+// etag is the resource's ETag at store revision rev.
+func etag(rev int64) string { return `"` + strconv.FormatInt(rev, 16) + `"` }
+
+// etagRevision parses an If-Match/If-None-Match value made by etag.
+func etagRevision(tag string) (int64, bool) {
+	tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+	rev, err := strconv.ParseInt(strings.Trim(tag, `"`), 16, 64)
+	return rev, err == nil
+}
+
+// Caller is who sent a request, for systemData and operations.
+type Caller struct {
+	ObjectID string
+	Name     string // user principal name or application id
+	Type     string // "User" or "Application"
+}
+
+// Operation is a long-running operation (arm-contract §2.7), persisted so
+// that it survives a crash.
+type Operation struct {
+	ID              string          `json:"id"`
+	Kind            string          `json:"kind"` // put, patch, delete or action
+	Action          string          `json:"action,omitempty"`
+	ResourceID      string          `json:"resourceId"`
+	Namespace       string          `json:"namespace"`
+	Location        string          `json:"location"`
+	Subscription    string          `json:"subscription"`
+	APIVersion      string          `json:"apiVersion"`
+	Status          string          `json:"status"`
+	StartTime       time.Time       `json:"startTime"`
+	EndTime         time.Time       `json:"endTime,omitzero"`
+	PercentComplete float64         `json:"percentComplete"`
+	Error           *arm.Error      `json:"error,omitempty"`
+	ErrorStatus     int             `json:"errorStatus,omitempty"` // the HTTP status of Error, which its JSON leaves out
+	Input           json.RawMessage `json:"input,omitempty"`
+	Result          json.RawMessage `json:"result,omitempty"`
+	Attempts        int             `json:"attempts,omitempty"`
+	Caller          Caller          `json:"caller"`
+}
+
+// Operation statuses (arm-contract §2.7).
+const (
+	OpInProgress = "InProgress"
+	OpSucceeded  = "Succeeded"
+	OpFailed     = "Failed"
+	OpCanceled   = "Canceled"
+)
+
+// Done reports whether the operation has ended.
+func (o *Operation) Done() bool { return o.Status != OpInProgress }
+
+// Subscription is a tenant's subscription.
+type Subscription struct {
+	ID          string            `json:"subscriptionId"`
+	TenantID    string            `json:"tenantId"`
+	DisplayName string            `json:"displayName"`
+	State       string            `json:"state"`
+	Tags        map[string]string `json:"tags,omitempty"`
+}
+
+// Tenant is the directory that owns subscriptions and identities.
+type Tenant struct {
+	ID            string `json:"tenantId"`
+	DisplayName   string `json:"displayName"`
+	DefaultDomain string `json:"defaultDomain"`
+}

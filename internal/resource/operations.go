@@ -1,0 +1,338 @@
+package resource
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/controller"
+	"github.com/citadel-cloud/citadel/internal/store"
+)
+
+// maxAttempts bounds the retries of a failing operation: after that it
+// ends Failed rather than staying InProgress for ever.
+const maxAttempts = 8
+
+// Task is the work of one operation, handed to Provision, Deprovision and
+// action runners.
+type Task struct {
+	Op *Operation
+	// Resource is the stored resource; changes a provider makes to its
+	// properties (status fields, say) are saved when the task succeeds.
+	Resource *Resource
+	svc      *Service
+	opRev    int64
+}
+
+// Input decodes the action's request body into v.
+func (t *Task) Input(v any) error { return arm.DecodeStrict(t.Op.Input, v) }
+
+// Progress records how far the operation has come, 0-100. It is best
+// effort: a failure to record progress does not fail the work.
+func (t *Task) Progress(ctx context.Context, percent float64) {
+	op := *t.Op
+	op.PercentComplete = min(max(percent, 0), 100)
+	rev, err := t.svc.store.Txn(ctx, operations.Update(op.ID, op, t.opRev))
+	if err != nil {
+		t.svc.log.DebugContext(ctx, "progress not recorded", "operation", op.ID, "err", err)
+		return
+	}
+	*t.Op, t.opRev = op, rev
+}
+
+// RunOperations runs the operations controller until ctx ends: on the
+// replica that wins the election it finishes every operation in flight,
+// including those a crashed replica left behind.
+func (s *Service) RunOperations(ctx context.Context, replicaID string) error {
+	return controller.Run(ctx, controller.Config{
+		Name:      "operations",
+		ReplicaID: replicaID,
+		Store:     s.store,
+		Prefix:    activeOps.Prefix(),
+		Workers:   8,
+		Reconcile: s.reconcileOperation,
+		Logger:    s.log,
+	})
+}
+
+func (s *Service) reconcileOperation(ctx context.Context, id string) error {
+	opIt, err := operations.Get(ctx, s.store, id)
+	if errors.Is(err, store.ErrNotFound) {
+		_, err := s.store.Txn(ctx, activeOps.Delete(id))
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	op := opIt.Value
+	if op.Done() {
+		_, err := s.store.Txn(ctx, activeOps.Delete(id))
+		return err
+	}
+	rid, err := arm.ParseID(op.ResourceID)
+	if err != nil {
+		return s.finish(ctx, &op, opIt.Revision, nil, 0, failure(err))
+	}
+	key := storeKey(rid)
+	recIt, err := resources.Get(ctx, s.store, key)
+	switch {
+	case errors.Is(err, store.ErrNotFound) && op.Kind == "delete":
+		return s.finish(ctx, &op, opIt.Revision, nil, 0, nil)
+	case errors.Is(err, store.ErrNotFound):
+		return s.finish(ctx, &op, opIt.Revision, nil, 0, canceled("The resource was deleted before the operation completed."))
+	case err != nil:
+		return err
+	}
+	rec := recIt.Value
+	if rec.OperationID != op.ID {
+		return s.finish(ctx, &op, opIt.Revision, nil, 0, canceled("A later request on the resource superseded this operation."))
+	}
+	t, ok := s.types.lookup(rec.Type)
+	if !ok {
+		return s.finish(ctx, &op, opIt.Revision, &rec, recIt.Revision, failure(fmt.Errorf("type %s is no longer served", rec.Type)))
+	}
+	task := &Task{Op: &op, Resource: &rec.Resource, svc: s, opRev: opIt.Revision}
+	rec.Properties = maps.Clone(rec.Properties)
+	result, workErr := s.runTask(ctx, t, task)
+	if workErr != nil {
+		if !controller.IsTerminal(workErr) && op.Attempts+1 < maxAttempts && ctx.Err() == nil {
+			op.Attempts++
+			if _, err := s.store.Txn(ctx, operations.Update(op.ID, op, task.opRev)); err != nil {
+				return err
+			}
+			return workErr
+		}
+		return s.finish(ctx, &op, task.opRev, &rec, recIt.Revision, failure(workErr))
+	}
+	if result != nil {
+		b, err := json.Marshal(result)
+		if err != nil {
+			return s.finish(ctx, &op, task.opRev, &rec, recIt.Revision, failure(err))
+		}
+		op.Result = b
+	}
+	return s.finish(ctx, &op, task.opRev, &rec, recIt.Revision, nil)
+}
+
+func (s *Service) runTask(ctx context.Context, t *Type, task *Task) (any, error) {
+	switch task.Op.Kind {
+	case "put", "patch":
+		if t.Provision != nil {
+			return nil, t.Provision(ctx, task)
+		}
+	case "delete":
+		if t.Deprovision != nil {
+			return nil, t.Deprovision(ctx, task)
+		}
+	case "action":
+		for name, a := range t.Actions {
+			if strings.EqualFold(name, task.Op.Action) {
+				return a.Run(ctx, task)
+			}
+		}
+		return nil, controller.Terminal(fmt.Errorf("action %q is no longer served", task.Op.Action))
+	}
+	return nil, nil
+}
+
+// opEnd is how an operation ended when it did not succeed.
+type opEnd struct {
+	status string
+	err    *arm.Error
+}
+
+func canceled(msg string) *opEnd {
+	return &opEnd{status: OpCanceled, err: arm.Errorf(http.StatusConflict, "OperationCanceled", "%s", msg)}
+}
+
+// failure turns a provider's error into the operation's: an *arm.Error is
+// passed on as it is; anything else is reported without internal details.
+func failure(err error) *opEnd {
+	var ae *arm.Error
+	if errors.As(err, &ae) {
+		return &opEnd{status: OpFailed, err: ae}
+	}
+	return &opEnd{status: OpFailed, err: arm.Errorf(http.StatusInternalServerError, "InternalOperationError",
+		"The operation failed: %s", err)}
+}
+
+// finish ends an operation and applies its outcome to the resource in one
+// transaction. rec is nil when the resource is gone.
+func (s *Service) finish(ctx context.Context, op *Operation, opRev int64, rec *record, recRev int64, end *opEnd) error {
+	op.EndTime = s.now().UTC()
+	ops := []store.Op{activeOps.Delete(op.ID)}
+	if end == nil {
+		op.Status, op.PercentComplete = OpSucceeded, 100
+	} else {
+		op.Status, op.Error, op.ErrorStatus = end.status, end.err, end.err.Status
+	}
+	if rec != nil && rec.OperationID == op.ID {
+		rid, _ := arm.ParseID(rec.ID)
+		key := storeKey(rid)
+		switch {
+		case op.Kind == "delete" && end == nil:
+			t, _ := s.types.lookup(rec.Type)
+			ops = append(ops, resources.DeleteAt(key, recRev))
+			if t != nil {
+				ops = append(ops, s.deleteOps(t, rid)...)
+			}
+		default:
+			rec.OperationID = ""
+			if op.Kind != "action" {
+				state := StateSucceeded
+				if end != nil {
+					state = StateFailed
+				}
+				rec.Properties["provisioningState"] = state
+			}
+			ops = append(ops, resources.Update(key, *rec, recRev))
+		}
+	}
+	ops = append(ops, operations.Update(op.ID, *op, opRev))
+	if _, err := s.store.Txn(ctx, ops...); err != nil {
+		return err // a conflict is retried with fresh reads
+	}
+	s.log.InfoContext(ctx, "operation ended", "operation", op.ID, "kind", op.Kind, "resource", op.ResourceID,
+		"status", op.Status, "took", op.EndTime.Sub(op.StartTime))
+	return nil
+}
+
+// operationStatus is the body of the Azure-AsyncOperation URL and, for
+// actions, of the final Location answer (OperationStatusResult).
+type operationStatus struct {
+	ID              string          `json:"id"`
+	Name            string          `json:"name"`
+	ResourceID      string          `json:"resourceId,omitempty"`
+	Status          string          `json:"status"`
+	StartTime       time.Time       `json:"startTime"`
+	EndTime         *time.Time      `json:"endTime,omitempty"`
+	PercentComplete float64         `json:"percentComplete"`
+	Error           *arm.Error      `json:"error,omitempty"`
+	Properties      json.RawMessage `json:"properties,omitempty"`
+}
+
+func (s *Service) loadOperation(ctx context.Context, subscription, id string) (*Operation, error) {
+	it, err := operations.Get(ctx, s.store, id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && !strings.EqualFold(it.Value.Subscription, subscription) {
+		return nil, arm.Errorf(http.StatusNotFound, "OperationNotFound", "The operation '%s' could not be found.", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	op := it.Value
+	if op.Error != nil {
+		op.Error.Status = op.ErrorStatus
+	}
+	return &op, nil
+}
+
+func statusBody(op *Operation) *operationStatus {
+	st := &operationStatus{
+		ID:              fmt.Sprintf("/subscriptions/%s/providers/%s/locations/%s/operationStatuses/%s", op.Subscription, op.Namespace, op.Location, op.ID),
+		Name:            op.ID,
+		ResourceID:      op.ResourceID,
+		Status:          op.Status,
+		StartTime:       op.StartTime,
+		PercentComplete: op.PercentComplete,
+		Error:           op.Error,
+	}
+	if op.Done() {
+		end := op.EndTime
+		st.EndTime = &end
+	}
+	if op.Status == OpSucceeded {
+		st.Properties = op.Result
+	}
+	return st
+}
+
+// OperationStatus answers the Azure-AsyncOperation URL: always 200 with
+// the status.
+func (s *Service) OperationStatus(ctx context.Context, subscription, id string) (*Response, error) {
+	op, err := s.loadOperation(ctx, subscription, id)
+	if err != nil {
+		return nil, err
+	}
+	return &Response{Status: http.StatusOK, Body: statusBody(op)}, nil
+}
+
+// OperationResult answers the Location URL: 202 while running, then what
+// the synchronous call would have returned, or the error.
+func (s *Service) OperationResult(ctx context.Context, req *Request, subscription, id string) (*Response, error) {
+	op, err := s.loadOperation(ctx, subscription, id)
+	if err != nil {
+		return nil, err
+	}
+	switch op.Status {
+	case OpInProgress:
+		h := http.Header{}
+		h.Set("Location", s.resultURL(req, op))
+		h.Set("Retry-After", "1")
+		return &Response{Status: http.StatusAccepted, Header: h}, nil
+	case OpSucceeded:
+	default:
+		return nil, op.Error
+	}
+	switch op.Kind {
+	case "delete":
+		return &Response{Status: http.StatusNoContent}, nil
+	case "action":
+		return &Response{Status: http.StatusOK, Body: statusBody(op)}, nil
+	}
+	rid, err := arm.ParseID(op.ResourceID)
+	if err != nil {
+		return nil, err
+	}
+	get := *req
+	get.ID, get.APIVersion = rid, op.APIVersion
+	return s.Get(ctx, &get)
+}
+
+// DeleteContents deletes every resource inside the resource that t is
+// deleting (a resource group, typically), running each one's Deprovision
+// first. It reports progress and can run again after a crash.
+func (s *Service) DeleteContents(ctx context.Context, t *Task) error {
+	scope, err := arm.ParseID(t.Resource.ID)
+	if err != nil {
+		return err
+	}
+	var top []store.Item[record]
+	for _, typ := range s.types.sorted() {
+		if strings.Contains(typ.Name, "/") || strings.EqualFold(typ.FullName(), t.Resource.Type) {
+			continue
+		}
+		items, _, err := resources.List(ctx, s.store, strings.ToLower(typ.FullName())+"|"+scope.Key()+"/", "", 0)
+		if err != nil {
+			return err
+		}
+		top = append(top, items...)
+	}
+	for i, it := range top {
+		rid, err := arm.ParseID(it.Value.ID)
+		if err != nil {
+			return err
+		}
+		typ, ok := s.types.lookup(it.Value.Type)
+		if !ok {
+			continue
+		}
+		if typ.Deprovision != nil {
+			sub := &Task{Op: t.Op, Resource: &it.Value.Resource, svc: s, opRev: t.opRev}
+			if err := typ.Deprovision(ctx, sub); err != nil {
+				return fmt.Errorf("delete %s: %w", it.Value.ID, err)
+			}
+		}
+		ops := append(s.deleteOps(typ, rid), resources.Delete(storeKey(rid)))
+		if _, err := s.store.Txn(ctx, ops...); err != nil {
+			return err
+		}
+		t.Progress(ctx, float64(i+1)*100/float64(len(top)+1))
+	}
+	return nil
+}

@@ -1,0 +1,777 @@
+package resource
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/store"
+)
+
+// The store's collections.
+var (
+	resources     = store.NewCollection[record]("resources/")
+	operations    = store.NewCollection[Operation]("operations/")
+	activeOps     = store.NewCollection[struct{}]("operations-active/")
+	subscriptions = store.NewCollection[Subscription]("subscriptions/")
+	tenants       = store.NewCollection[Tenant]("tenants/")
+)
+
+// Config configures a Service.
+type Config struct {
+	Store    *store.Store
+	Location string // the one region this control plane serves, e.g. "local"
+	Logger   *slog.Logger
+	Now      func() time.Time // nil: time.Now
+}
+
+// Service is the generic CRUD and operations engine behind every type.
+type Service struct {
+	store    *store.Store
+	location string
+	log      *slog.Logger
+	now      func() time.Time
+	types    registry
+}
+
+// NewService returns a Service with no types; providers Register theirs.
+func NewService(cfg Config) *Service {
+	s := &Service{store: cfg.Store, location: cfg.Location, log: cfg.Logger, now: cfg.Now}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.log = s.log.With("component", "resource")
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
+}
+
+// Register adds types. It is called at start-up, before serving.
+func (s *Service) Register(types ...*Type) {
+	for _, t := range types {
+		s.types.add(t)
+	}
+}
+
+// Types lists the registered types, sorted by full name.
+func (s *Service) Types() []*Type { return s.types.sorted() }
+
+// Lookup finds a registered type by full name ("Ns/type[/child]").
+func (s *Service) Lookup(fullName string) (*Type, bool) { return s.types.lookup(fullName) }
+
+// Location is the region this control plane serves.
+func (s *Service) Location() string { return s.location }
+
+// Request is one ARM request, already authenticated and routed to a
+// resource, a collection or an action.
+type Request struct {
+	ID         arm.ID // the resource; for a list, the parent scope
+	APIVersion string
+	Body       []byte
+	Header     http.Header
+	Caller     Caller
+	BaseURL    string // "https://host:port", for Location and nextLink URLs
+	Path       string // the request's normalised path, for nextLink
+	Top        int    // $top, 0 when absent
+	SkipToken  string // decoded $skipToken: the last store key of the previous page
+	Filter     string // $filter as sent, carried into nextLink
+}
+
+// Response is what the front door writes back.
+type Response struct {
+	Status int
+	Body   any // nil: no body
+	Header http.Header
+}
+
+func (r *Request) typeOf(s *Service) (*Type, error) {
+	return s.lookupVersioned(r.ID.Type(), r.APIVersion)
+}
+
+// lookupVersioned finds a type that serves apiVersion.
+func (s *Service) lookupVersioned(fullName, apiVersion string) (*Type, error) {
+	t, ok := s.types.lookup(fullName)
+	if !ok {
+		ns, typ, _ := strings.Cut(fullName, "/")
+		return nil, arm.Errorf(http.StatusBadRequest, arm.CodeInvalidResourceType,
+			"The resource type '%s' could not be found in the namespace '%s' for api version '%s'.", typ, ns, apiVersion)
+	}
+	if !slices.ContainsFunc(t.APIVersions, func(v string) bool { return strings.EqualFold(v, apiVersion) }) {
+		return nil, arm.NoRegisteredProvider(s.location, apiVersion, t.Name, t.SortedAPIVersions(), []string{s.location})
+	}
+	return t, nil
+}
+
+// storeKey is where the resource with this id lives: type first, so that
+// listing one type under a parent is one range read.
+func storeKey(id arm.ID) string { return strings.ToLower(id.Type()) + "|" + id.Key() }
+
+// Get answers GET on a resource.
+func (s *Service) Get(ctx context.Context, req *Request) (*Response, error) {
+	t, err := req.typeOf(s)
+	if err != nil {
+		return nil, err
+	}
+	it, err := s.read(ctx, req.ID)
+	if err != nil {
+		return nil, err
+	}
+	return s.resourceResponse(http.StatusOK, t, &it.Value.Resource, it.Revision), nil
+}
+
+// Head answers HEAD on a resource: 204 when it exists, 404 when not.
+func (s *Service) Head(ctx context.Context, req *Request) (*Response, error) {
+	if _, err := req.typeOf(s); err != nil {
+		return nil, err
+	}
+	if _, err := s.read(ctx, req.ID); err != nil {
+		return nil, err
+	}
+	return &Response{Status: http.StatusNoContent}, nil
+}
+
+// read loads a resource or says which part of its path is missing.
+func (s *Service) read(ctx context.Context, id arm.ID) (store.Item[record], error) {
+	it, err := resources.Get(ctx, s.store, storeKey(id))
+	if errors.Is(err, store.ErrNotFound) {
+		if _, perr := s.checkParents(ctx, id); perr != nil {
+			return it, perr
+		}
+		return it, arm.ResourceNotFound(id)
+	}
+	if err != nil {
+		return it, err
+	}
+	return it, nil
+}
+
+// parentGuard is the store read a write depends on: the resource's group
+// or parent resource, which must not change under it (for example start
+// being deleted) before the write commits.
+type parentGuard struct {
+	key string
+	rev int64
+}
+
+func (g parentGuard) op() (store.Op, bool) {
+	if g.key == "" {
+		return store.Op{}, false
+	}
+	return store.Unchanged(g.key, g.rev), true
+}
+
+// checkParents checks that the subscription, group and parent resource of
+// id exist, returning the closest one as a guard for the write.
+func (s *Service) checkParents(ctx context.Context, id arm.ID) (parentGuard, error) {
+	if _, err := subscriptions.Get(ctx, s.store, strings.ToLower(id.Subscription)); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return parentGuard{}, arm.SubscriptionNotFound(id.Subscription)
+		}
+		return parentGuard{}, err
+	}
+	parent, ok := id.Parent()
+	if !ok || parent.ResourceGroup == "" && len(parent.Types) == 0 {
+		return parentGuard{}, nil // directly in the subscription
+	}
+	key := storeKey(parent)
+	it, err := resources.Get(ctx, s.store, key)
+	switch {
+	case errors.Is(err, store.ErrNotFound) && len(parent.Types) == 0:
+		return parentGuard{}, arm.ResourceGroupNotFound(parent.ResourceGroup)
+	case errors.Is(err, store.ErrNotFound):
+		if _, err := s.checkParents(ctx, parent); err != nil {
+			return parentGuard{}, err
+		}
+		return parentGuard{}, arm.Errorf(http.StatusNotFound, arm.CodeParentResourceNotFound,
+			"Can not perform requested operation on nested resource. Parent resource '%s' not found.", parent.Name())
+	case err != nil:
+		return parentGuard{}, err
+	}
+	if it.Value.ProvisioningState() == StateDeleting {
+		return parentGuard{}, arm.Errorf(http.StatusConflict, arm.CodeConflict,
+			"The parent '%s' is being deleted; no changes can be made below it.", it.Value.ID)
+	}
+	return parentGuard{key: resources.Key(key), rev: it.Revision}, nil
+}
+
+// putBody is the envelope of a PUT body; properties are kept generic.
+type putBody struct {
+	Location         string            `json:"location"`
+	ExtendedLocation json.RawMessage   `json:"extendedLocation"`
+	Tags             map[string]string `json:"tags"`
+	Kind             string            `json:"kind"`
+	ManagedBy        string            `json:"managedBy"`
+	SKU              json.RawMessage   `json:"sku"`
+	Identity         json.RawMessage   `json:"identity"`
+	Properties       json.RawMessage   `json:"properties"`
+}
+
+// Put answers PUT: create or replace.
+func (s *Service) Put(ctx context.Context, req *Request) (*Response, error) {
+	t, err := req.typeOf(s)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.validateName(t, req.ID); err != nil {
+		return nil, err
+	}
+	var body putBody
+	if err := arm.DecodeStrict(req.Body, &body); err != nil {
+		return nil, err
+	}
+	props, err := decodeProperties(body.Properties)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateTags(body.Tags); err != nil {
+		return nil, err
+	}
+	// A conflict means somebody wrote the resource or its parent between
+	// our read and our commit; read again and redo the request.
+	for attempt := 0; ; attempt++ {
+		resp, err := s.putOnce(ctx, req, t, &body, props)
+		if !errors.Is(err, store.ErrConflict) {
+			return resp, err
+		}
+		if attempt == 4 || req.Header.Get("If-Match") != "" {
+			return nil, arm.Errorf(http.StatusConflict, arm.CodeConflict,
+				"The resource '%s' was changed by another request at the same time. Retry the request.", req.ID)
+		}
+	}
+}
+
+func (s *Service) putOnce(ctx context.Context, req *Request, t *Type, body *putBody, props map[string]any) (*Response, error) {
+	guard, err := s.checkParents(ctx, req.ID)
+	if err != nil {
+		return nil, err
+	}
+	key := storeKey(req.ID)
+	old, oldRev, err := s.readForWrite(ctx, key, req.Header)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	rec := record{
+		Resource: Resource{
+			ID:               req.ID.String(),
+			Name:             req.ID.Name(),
+			Type:             t.FullName(),
+			ExtendedLocation: body.ExtendedLocation,
+			Kind:             body.Kind,
+			ManagedBy:        body.ManagedBy,
+			SKU:              body.SKU,
+			Identity:         body.Identity,
+			Properties:       props,
+		},
+		CreatedTime: now,
+		ChangedTime: now,
+	}
+	if t.Tracked {
+		loc, err := s.checkLocation(body.Location, old)
+		if err != nil {
+			return nil, err
+		}
+		rec.Location = loc
+		rec.Tags = body.Tags
+	}
+	var oldRes *Resource
+	if old != nil {
+		oldRes = &old.Resource
+		rec.CreatedTime = old.CreatedTime
+	}
+	if err := keepReadOnly(t, rec.Properties, oldRes); err != nil {
+		return nil, err
+	}
+	rec.SystemData = systemData(oldRes, req.Caller, now)
+	if t.Validate != nil {
+		if err := t.Validate(ctx, &Write{ID: req.ID, APIVersion: req.APIVersion, New: &rec.Resource, Old: oldRes}); err != nil {
+			return nil, err
+		}
+	}
+	status := http.StatusCreated
+	if old != nil {
+		status = http.StatusOK
+	}
+	return s.commitWrite(ctx, req, t, key, &rec, oldRev, guard, "put", status)
+}
+
+// commitWrite stores rec, as a long-running operation when the type has
+// provisioning work, and answers the request.
+func (s *Service) commitWrite(ctx context.Context, req *Request, t *Type, key string, rec *record, oldRev int64, guard parentGuard, kind string, status int) (*Response, error) {
+	ops := []store.Op{}
+	if g, ok := guard.op(); ok {
+		ops = append(ops, g)
+	}
+	var op *Operation
+	if t.Provision != nil {
+		op = s.newOperation(req, kind, "")
+		rec.OperationID = op.ID
+		rec.Properties["provisioningState"] = StateAccepted
+		ops = append(ops, operations.Create(op.ID, *op), activeOps.Create(op.ID, struct{}{}))
+	} else {
+		rec.OperationID = ""
+		rec.Properties["provisioningState"] = StateSucceeded
+	}
+	ops = append(ops, resources.Update(key, *rec, oldRev))
+	rev, err := s.store.Txn(ctx, ops...)
+	if err != nil {
+		return nil, err
+	}
+	resp := s.resourceResponse(status, t, &rec.Resource, rev)
+	if op != nil {
+		resp.Header.Set("Azure-AsyncOperation", s.statusURL(req, op))
+		resp.Header.Set("Retry-After", "1")
+		if kind == "patch" {
+			resp.Status = http.StatusAccepted
+			resp.Header.Set("Location", s.resultURL(req, op))
+		}
+	}
+	return resp, nil
+}
+
+// readForWrite reads the current record and applies If-Match and
+// If-None-Match (arm-contract §2.4).
+func (s *Service) readForWrite(ctx context.Context, key string, h http.Header) (*record, int64, error) {
+	it, err := resources.Get(ctx, s.store, key)
+	var old *record
+	if err == nil {
+		old = &it.Value
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, 0, err
+	}
+	if m := h.Get("If-Match"); m != "" {
+		if old == nil {
+			return nil, 0, preconditionFailed("The resource does not exist, but If-Match was given.")
+		}
+		if m != "*" {
+			if rev, ok := etagRevision(m); !ok || rev != it.Revision {
+				return nil, 0, preconditionFailed("The ETag '%s' does not match the resource's current ETag '%s'.", m, etag(it.Revision))
+			}
+		}
+	}
+	if m := h.Get("If-None-Match"); m != "" && old != nil {
+		if m == "*" {
+			return nil, 0, preconditionFailed("The resource already exists, but If-None-Match: * was given.")
+		}
+		if rev, ok := etagRevision(m); ok && rev == it.Revision {
+			return nil, 0, preconditionFailed("The resource's ETag matches If-None-Match '%s'.", m)
+		}
+	}
+	return old, it.Revision, nil
+}
+
+func preconditionFailed(format string, args ...any) error {
+	return arm.Errorf(http.StatusPreconditionFailed, arm.CodePreconditionFailed, format, args...)
+}
+
+// checkLocation normalises a tracked resource's location, which must be the
+// one this control plane serves and cannot change.
+func (s *Service) checkLocation(loc string, old *record) (string, error) {
+	if loc == "" {
+		return "", withTarget("location", arm.Errorf(http.StatusBadRequest, "LocationRequired",
+			"The location property is required for this definition."))
+	}
+	norm := normaliseLocation(loc)
+	if norm != normaliseLocation(s.location) {
+		return "", withTarget("location", arm.Errorf(http.StatusBadRequest, "LocationNotAvailableForResourceType",
+			"The provided location '%s' is not available for this resource type. List of available regions is '%s'.", loc, s.location))
+	}
+	if old != nil && normaliseLocation(old.Location) != norm {
+		return "", withTarget("location", arm.Errorf(http.StatusBadRequest, "InvalidResourceLocation",
+			"The resource '%s' already exists in location '%s'. A resource with the same name cannot be created in location '%s'.", old.Name, old.Location, loc))
+	}
+	return norm, nil
+}
+
+func normaliseLocation(l string) string { return strings.ToLower(strings.ReplaceAll(l, " ", "")) }
+
+// keepReadOnly drops server-owned properties from a client's body and
+// puts back the stored values. A provisioningState that differs from the
+// stored one is an error (arm-contract §2.4); an equal one is ignored.
+func keepReadOnly(t *Type, props map[string]any, old *Resource) error {
+	current := ""
+	if old != nil {
+		current = old.ProvisioningState()
+	}
+	if ps, ok := props["provisioningState"]; ok {
+		if s, _ := ps.(string); old == nil || !strings.EqualFold(s, current) {
+			return arm.FieldError("properties.provisioningState", "provisioningState is read-only; it cannot be set to '%v'.", ps)
+		}
+	}
+	delete(props, "provisioningState")
+	for _, name := range t.ReadOnly {
+		delete(props, name)
+		if old != nil {
+			if v, ok := old.Properties[name]; ok {
+				props[name] = v
+			}
+		}
+	}
+	return nil
+}
+
+func systemData(old *Resource, c Caller, now time.Time) *SystemData {
+	sd := &SystemData{CreatedBy: c.Name, CreatedByType: c.Type, CreatedAt: now}
+	if old != nil && old.SystemData != nil {
+		sd.CreatedBy, sd.CreatedByType, sd.CreatedAt = old.SystemData.CreatedBy, old.SystemData.CreatedByType, old.SystemData.CreatedAt
+	}
+	sd.LastModifiedBy, sd.LastModifiedByType, sd.LastModifiedAt = c.Name, c.Type, now
+	return sd
+}
+
+func decodeProperties(raw json.RawMessage) (map[string]any, error) {
+	props := map[string]any{}
+	if len(bytes.TrimSpace(raw)) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return props, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&props); err != nil {
+		return nil, arm.FieldError("properties", "properties must be a JSON object.")
+	}
+	return props, nil
+}
+
+// validateTags applies ARM's tag rules (arm-contract §2.5).
+func validateTags(tags map[string]string) error {
+	if len(tags) > 50 {
+		return arm.FieldError("tags", "At most 50 tags are allowed; the request has %d.", len(tags))
+	}
+	for k, v := range tags {
+		switch {
+		case k == "":
+			return arm.FieldError("tags", "A tag name cannot be empty.")
+		case len(k) > 512:
+			return arm.FieldError("tags", "The tag name '%s…' is longer than 512 characters.", k[:32])
+		case strings.ContainsAny(k, `<>%&\?/`):
+			return arm.FieldError("tags", "The tag name '%s' has a character that is not allowed (<, >, %%, &, \\, ?, /).", k)
+		case len(v) > 256:
+			return arm.FieldError("tags."+k, "The value of tag '%s' is longer than 256 characters.", k)
+		}
+	}
+	return nil
+}
+
+func (s *Service) validateName(t *Type, id arm.ID) error {
+	name := id.Name()
+	if t.NamePattern != nil && !t.NamePattern.MatchString(name) {
+		return withTarget("name", arm.Errorf(http.StatusBadRequest, arm.CodeInvalidResourceName,
+			"The resource name '%s' is invalid. %s", name, t.NameRule))
+	}
+	return nil
+}
+
+// Patch answers PATCH: tags are replaced whole, properties merged (RFC 7396).
+func (s *Service) Patch(ctx context.Context, req *Request) (*Response, error) {
+	t, err := req.typeOf(s)
+	if err != nil {
+		return nil, err
+	}
+	var body putBody
+	if err := arm.DecodeStrict(req.Body, &body); err != nil {
+		return nil, err
+	}
+	if err := validateTags(body.Tags); err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		resp, err := s.patchOnce(ctx, req, t, &body)
+		if !errors.Is(err, store.ErrConflict) {
+			return resp, err
+		}
+		if attempt == 4 || req.Header.Get("If-Match") != "" {
+			return nil, arm.Errorf(http.StatusConflict, arm.CodeConflict,
+				"The resource '%s' was changed by another request at the same time. Retry the request.", req.ID)
+		}
+	}
+}
+
+func (s *Service) patchOnce(ctx context.Context, req *Request, t *Type, body *putBody) (*Response, error) {
+	guard, err := s.checkParents(ctx, req.ID)
+	if err != nil {
+		return nil, err
+	}
+	key := storeKey(req.ID)
+	old, oldRev, err := s.readForWrite(ctx, key, req.Header)
+	if err != nil {
+		return nil, err
+	}
+	if old == nil {
+		return nil, arm.ResourceNotFound(req.ID)
+	}
+	rec := *old
+	rec.Resource.ID = req.ID.String() // the latest casing wins
+	rec.Name = req.ID.Name()
+	if body.Tags != nil && t.Tracked {
+		rec.Tags = body.Tags
+	}
+	for _, set := range []struct {
+		dst *json.RawMessage
+		src json.RawMessage
+	}{{&rec.SKU, body.SKU}, {&rec.Identity, body.Identity}} {
+		if len(set.src) > 0 {
+			*set.dst = set.src
+		}
+	}
+	propsChanged := len(body.Properties) > 0 && !bytes.Equal(bytes.TrimSpace(body.Properties), []byte("{}"))
+	if propsChanged {
+		merged, err := mergeProperties(old.Properties, body.Properties)
+		if err != nil {
+			return nil, err
+		}
+		if err := keepReadOnly(t, merged, &old.Resource); err != nil {
+			return nil, err
+		}
+		rec.Properties = merged
+	} else {
+		rec.Properties = maps.Clone(old.Properties)
+	}
+	now := s.now().UTC()
+	rec.ChangedTime = now
+	rec.SystemData = systemData(&old.Resource, req.Caller, now)
+	if t.Validate != nil {
+		if err := t.Validate(ctx, &Write{ID: req.ID, APIVersion: req.APIVersion, New: &rec.Resource, Old: &old.Resource}); err != nil {
+			return nil, err
+		}
+	}
+	if !propsChanged {
+		// Tags and other envelope fields need no provisioning work.
+		rec.Properties["provisioningState"] = old.Properties["provisioningState"]
+		rev, err := s.store.Txn(ctx, resources.Update(key, rec, oldRev))
+		if err != nil {
+			return nil, err
+		}
+		return s.resourceResponse(http.StatusOK, t, &rec.Resource, rev), nil
+	}
+	return s.commitWrite(ctx, req, t, key, &rec, oldRev, guard, "patch", http.StatusOK)
+}
+
+func mergeProperties(old map[string]any, patch json.RawMessage) (map[string]any, error) {
+	base, err := json.Marshal(old)
+	if err != nil {
+		return nil, err
+	}
+	merged, err := arm.MergePatch(base, patch)
+	if err != nil {
+		if e, ok := err.(*arm.Error); ok {
+			e.Target = "properties"
+		}
+		return nil, err
+	}
+	return decodeProperties(merged)
+}
+
+// Delete answers DELETE. Children go with their parent.
+func (s *Service) Delete(ctx context.Context, req *Request) (*Response, error) {
+	t, err := req.typeOf(s)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		resp, err := s.deleteOnce(ctx, req, t)
+		if !errors.Is(err, store.ErrConflict) {
+			return resp, err
+		}
+		if attempt == 4 || req.Header.Get("If-Match") != "" {
+			return nil, arm.Errorf(http.StatusConflict, arm.CodeConflict,
+				"The resource '%s' was changed by another request at the same time. Retry the request.", req.ID)
+		}
+	}
+}
+
+func (s *Service) deleteOnce(ctx context.Context, req *Request, t *Type) (*Response, error) {
+	key := storeKey(req.ID)
+	old, oldRev, err := s.readForWrite(ctx, key, req.Header)
+	if err != nil {
+		return nil, err
+	}
+	if old == nil {
+		if _, err := s.checkParents(ctx, req.ID); err != nil {
+			var ae *arm.Error
+			if errors.As(err, &ae) && ae.Code == arm.CodeResourceGroupNotFound {
+				return nil, err
+			}
+		}
+		return &Response{Status: http.StatusNoContent}, nil
+	}
+	if t.Deprovision == nil {
+		ops := append(s.deleteOps(t, req.ID), resources.DeleteAt(key, oldRev))
+		if _, err := s.store.Txn(ctx, ops...); err != nil {
+			return nil, err
+		}
+		return &Response{Status: http.StatusOK}, nil
+	}
+	if old.ProvisioningState() == StateDeleting {
+		// Already being deleted: point the caller at the same operation.
+		if it, err := operations.Get(ctx, s.store, old.OperationID); err == nil {
+			return s.acceptedResponse(req, &it.Value), nil
+		}
+	}
+	op := s.newOperation(req, "delete", "")
+	rec := *old
+	rec.Properties = maps.Clone(old.Properties)
+	rec.Properties["provisioningState"] = StateDeleting
+	rec.OperationID = op.ID
+	if _, err := s.store.Txn(ctx,
+		resources.Update(key, rec, oldRev),
+		operations.Create(op.ID, *op),
+		activeOps.Create(op.ID, struct{}{}),
+	); err != nil {
+		return nil, err
+	}
+	return s.acceptedResponse(req, op), nil
+}
+
+// deleteOps removes every descendant of the resource id of type t: their
+// IDs all start with id's.
+func (s *Service) deleteOps(t *Type, id arm.ID) []store.Op {
+	var ops []store.Op
+	for _, d := range s.types.descendants(t) {
+		ops = append(ops, store.DeletePrefix(resources.Key(strings.ToLower(d.FullName())+"|"+id.Key()+"/")))
+	}
+	return ops
+}
+
+// Action answers POST {resource}/{action}.
+func (s *Service) Action(ctx context.Context, req *Request, name string) (*Response, error) {
+	t, err := req.typeOf(s)
+	if err != nil {
+		return nil, err
+	}
+	var action Action
+	found := false
+	for n, a := range t.Actions {
+		if strings.EqualFold(n, name) {
+			name, action, found = n, a, true
+		}
+	}
+	if !found {
+		return nil, arm.Errorf(http.StatusNotFound, "InvalidAction",
+			"The action '%s' is not supported on resources of type '%s'.", name, t.FullName())
+	}
+	for attempt := 0; ; attempt++ {
+		resp, err := s.actionOnce(ctx, req, t, name, action)
+		if !errors.Is(err, store.ErrConflict) {
+			return resp, err
+		}
+		if attempt == 4 {
+			return nil, arm.Errorf(http.StatusConflict, arm.CodeConflict,
+				"The resource '%s' was changed by another request at the same time. Retry the request.", req.ID)
+		}
+	}
+}
+
+func (s *Service) actionOnce(ctx context.Context, req *Request, t *Type, name string, action Action) (*Response, error) {
+	it, err := s.read(ctx, req.ID)
+	if err != nil {
+		return nil, err
+	}
+	if it.Value.OperationID != "" {
+		return nil, arm.Errorf(http.StatusConflict, arm.CodeAnotherOperationInProgress,
+			"Another operation is in progress on the resource '%s'; retry when it completes.", it.Value.ID)
+	}
+	input := json.RawMessage(bytes.TrimSpace(req.Body))
+	if len(input) == 0 {
+		input = json.RawMessage("{}")
+	}
+	if !json.Valid(input) {
+		var v any
+		return nil, arm.DecodeStrict(input, &v)
+	}
+	if action.Validate != nil {
+		if err := action.Validate(ctx, &it.Value.Resource, input); err != nil {
+			return nil, err
+		}
+	}
+	op := s.newOperation(req, "action", name)
+	op.Input = input
+	rec := it.Value
+	rec.OperationID = op.ID
+	if _, err := s.store.Txn(ctx,
+		resources.Update(storeKey(req.ID), rec, it.Revision),
+		operations.Create(op.ID, *op),
+		activeOps.Create(op.ID, struct{}{}),
+	); err != nil {
+		return nil, err
+	}
+	return s.acceptedResponse(req, op), nil
+}
+
+func (s *Service) newOperation(req *Request, kind, action string) *Operation {
+	return &Operation{
+		ID:           uuid.NewString(),
+		Kind:         kind,
+		Action:       action,
+		ResourceID:   req.ID.String(),
+		Namespace:    operationNamespace(req.ID),
+		Location:     s.location,
+		Subscription: req.ID.Subscription,
+		APIVersion:   req.APIVersion,
+		Status:       OpInProgress,
+		StartTime:    s.now().UTC(),
+		Caller:       req.Caller,
+	}
+}
+
+// operationNamespace is the namespace whose locations/operationStatuses
+// URL reports on an operation: the resource's, or Microsoft.Resources for
+// resource groups.
+func operationNamespace(id arm.ID) string {
+	if id.Namespace == "" {
+		return "Microsoft.Resources"
+	}
+	return id.Namespace
+}
+
+// acceptedResponse is 202 with both polling URLs (arm-contract §2.7-2.8).
+func (s *Service) acceptedResponse(req *Request, op *Operation) *Response {
+	h := http.Header{}
+	h.Set("Location", s.resultURL(req, op))
+	h.Set("Azure-AsyncOperation", s.statusURL(req, op))
+	h.Set("Retry-After", "1")
+	return &Response{Status: http.StatusAccepted, Header: h}
+}
+
+func (s *Service) statusURL(req *Request, op *Operation) string {
+	return fmt.Sprintf("%s/subscriptions/%s/providers/%s/locations/%s/operationStatuses/%s?api-version=%s",
+		req.BaseURL, op.Subscription, op.Namespace, op.Location, op.ID, op.APIVersion)
+}
+
+func (s *Service) resultURL(req *Request, op *Operation) string {
+	if op.Namespace == "Microsoft.Resources" {
+		return fmt.Sprintf("%s/subscriptions/%s/operationresults/%s?api-version=%s", req.BaseURL, op.Subscription, op.ID, op.APIVersion)
+	}
+	return fmt.Sprintf("%s/subscriptions/%s/providers/%s/locations/%s/operationResults/%s?api-version=%s",
+		req.BaseURL, op.Subscription, op.Namespace, op.Location, op.ID, op.APIVersion)
+}
+
+// resourceResponse is a resource with its ETag, as the body and header of
+// a response.
+func (s *Service) resourceResponse(status int, t *Type, r *Resource, rev int64) *Response {
+	out := *r
+	out.ETag = etag(rev)
+	if !t.Tracked {
+		out.Location, out.Tags = "", nil
+	}
+	h := http.Header{}
+	h.Set("ETag", out.ETag)
+	return &Response{Status: status, Body: &out, Header: h}
+}
+
+// withTarget names the field an error is about.
+func withTarget(target string, e *arm.Error) *arm.Error {
+	e.Target = target
+	return e
+}

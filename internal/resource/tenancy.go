@@ -1,0 +1,55 @@
+package resource
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/store"
+)
+
+// CreateTenancy stores a tenant and a subscription in it. It fails with
+// store.ErrConflict when either exists already.
+func (s *Service) CreateTenancy(ctx context.Context, t Tenant, sub Subscription) error {
+	_, err := s.store.Txn(ctx,
+		tenants.Create(strings.ToLower(t.ID), t),
+		subscriptions.Create(strings.ToLower(sub.ID), sub),
+	)
+	return err
+}
+
+// Tenants lists the tenants.
+func (s *Service) Tenants(ctx context.Context) ([]Tenant, error) {
+	items, _, err := tenants.List(ctx, s.store, "", "", 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Tenant, len(items))
+	for i, it := range items {
+		out[i] = it.Value
+	}
+	return out, nil
+}
+
+// Subscriptions lists the subscriptions.
+func (s *Service) Subscriptions(ctx context.Context) ([]Subscription, error) {
+	items, _, err := subscriptions.List(ctx, s.store, "", "", 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Subscription, len(items))
+	for i, it := range items {
+		out[i] = it.Value
+	}
+	return out, nil
+}
+
+// Subscription reads one subscription.
+func (s *Service) Subscription(ctx context.Context, id string) (Subscription, error) {
+	it, err := subscriptions.Get(ctx, s.store, strings.ToLower(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return Subscription{}, arm.SubscriptionNotFound(id)
+	}
+	return it.Value, err
+}

@@ -1,0 +1,148 @@
+// Package resource is the resource framework: the contract a resource
+// provider fills in to add an ARM type (its api-versions, name rules,
+// validation, defaults, read-only fields and actions), and the generic
+// machinery every type shares: create, read, update, delete and list
+// against the store, ETags, systemData, and long-running operations that
+// survive crashes. Providers and the front door import it.
+package resource
+
+import (
+	"context"
+	"encoding/json"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/citadel-cloud/citadel/internal/arm"
+)
+
+// Scope says where instances of a type live.
+type Scope int
+
+const (
+	// ScopeResourceGroup types live in a resource group (most types).
+	ScopeResourceGroup Scope = iota
+	// ScopeSubscription types live directly in a subscription (resource groups themselves).
+	ScopeSubscription
+)
+
+// Type declares one ARM resource type. A provider fills one in per type;
+// everything else is shared.
+type Type struct {
+	Namespace string // e.g. "Microsoft.ManagedNetworkFabric"
+	// Name is the type chain below the namespace: "ipPrefixes", or
+	// "l3IsolationDomains/internalNetworks" for a child type.
+	Name        string
+	APIVersions []string // every version clients may send; order does not matter
+	Scope       Scope
+	// Tracked types have a location and tags; proxy types have neither.
+	Tracked bool
+	// NamePattern, when set, is checked on top of ARM's own name rules;
+	// NameRule says the same thing in words for the error message.
+	NamePattern *regexp.Regexp
+	NameRule    string
+	// ReadOnly lists the properties the server owns. Values sent in a PUT
+	// are ignored and the stored ones kept. provisioningState is always
+	// read-only.
+	ReadOnly []string
+	// Validate checks a new or changed resource and fills in defaults. It
+	// returns an *arm.Error that names the field, and must not write
+	// anything.
+	Validate func(ctx context.Context, w *Write) error
+	// Provision, when set, makes PUT and PATCH long-running: the request is
+	// acknowledged with provisioningState Accepted and Provision runs later
+	// in the operations controller. It must be idempotent: after a crash
+	// it runs again.
+	Provision func(ctx context.Context, t *Task) error
+	// Deprovision, when set, makes DELETE long-running and runs before the
+	// resource is removed. It must be idempotent.
+	Deprovision func(ctx context.Context, t *Task) error
+	// Actions are the POST operations on an instance, by name.
+	Actions map[string]Action
+}
+
+// Action is one POST operation on a resource, always long-running.
+type Action struct {
+	// Validate checks the request body before anything is written.
+	Validate func(ctx context.Context, r *Resource, input json.RawMessage) error
+	// Run does the work in the operations controller and returns what the
+	// operation reports as its properties. It must be idempotent.
+	Run func(ctx context.Context, t *Task) (any, error)
+}
+
+// SortedAPIVersions lists the type's api-versions as clients expect them:
+// stable before preview, newest first.
+func (t *Type) SortedAPIVersions() []string {
+	vs := slices.Clone(t.APIVersions)
+	arm.SortAPIVersions(vs)
+	return vs
+}
+
+// FullName is "{Namespace}/{Name}".
+func (t *Type) FullName() string { return t.Namespace + "/" + t.Name }
+
+// Write is a PUT or PATCH on its way to the store, handed to Validate.
+type Write struct {
+	ID         arm.ID
+	APIVersion string
+	New        *Resource // what will be stored; Validate may set defaults
+	Old        *Resource // nil on create
+}
+
+// DecodeProperties decodes r's properties into v (a provider's typed
+// model); a type mismatch names the field under "properties.".
+func DecodeProperties(r *Resource, v any) error {
+	raw, err := json.Marshal(r.Properties)
+	if err != nil {
+		return err
+	}
+	if err := arm.DecodeStrict(raw, v); err != nil {
+		if e, ok := err.(*arm.Error); ok && e.Target != "" {
+			e.Target = "properties." + e.Target
+		}
+		return err
+	}
+	return nil
+}
+
+// registry finds types by their full name, case-insensitively.
+type registry struct {
+	types map[string]*Type // lower(FullName) → type
+}
+
+func (r *registry) add(t *Type) {
+	if r.types == nil {
+		r.types = map[string]*Type{}
+	}
+	r.types[strings.ToLower(t.FullName())] = t
+}
+
+func (r *registry) lookup(fullName string) (*Type, bool) {
+	t, ok := r.types[strings.ToLower(fullName)]
+	return t, ok
+}
+
+// descendants are the types below t at any depth, e.g. internalNetworks
+// below l3IsolationDomains.
+func (r *registry) descendants(t *Type) []*Type {
+	prefix := strings.ToLower(t.FullName()) + "/"
+	var out []*Type
+	for k, c := range r.types {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// sorted lists every type by full name.
+func (r *registry) sorted() []*Type {
+	out := make([]*Type, 0, len(r.types))
+	for _, t := range r.types {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b *Type) int {
+		return strings.Compare(strings.ToLower(a.FullName()), strings.ToLower(b.FullName()))
+	})
+	return out
+}

@@ -1,0 +1,125 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/citadel-cloud/citadel/internal/client"
+	"github.com/citadel-cloud/citadel/internal/identity"
+	"github.com/citadel-cloud/citadel/internal/resource"
+	"github.com/citadel-cloud/citadel/internal/store"
+)
+
+// deployment is what the first start of the first replica decides once
+// and for all: the tenant, the default subscription and the admin
+// principal.
+type deployment struct {
+	TenantID       string `json:"tenantId"`
+	SubscriptionID string `json:"subscriptionId"`
+	AdminAppID     string `json:"adminAppId"`
+	Audience       string `json:"audience"`
+	Location       string `json:"location"`
+}
+
+var deployments = store.NewCollection[deployment]("bootstrap/")
+
+func (d deployment) tenant() resource.Tenant {
+	return resource.Tenant{ID: d.TenantID, DisplayName: "Citadel", DefaultDomain: "citadel.local"}
+}
+
+func (d deployment) subscription() resource.Subscription {
+	return resource.Subscription{ID: d.SubscriptionID, TenantID: d.TenantID, DisplayName: "Default", State: "Enabled"}
+}
+
+// bootstrap reads the deployment record, or makes it on the very first
+// start. Several replicas starting together agree through a create-if-absent.
+func bootstrap(ctx context.Context, st *store.Store, location string) (deployment, error) {
+	it, err := deployments.Get(ctx, st, "deployment")
+	if err == nil {
+		return it.Value, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return deployment{}, err
+	}
+	d := deployment{
+		TenantID:       uuid.NewString(),
+		SubscriptionID: uuid.NewString(),
+		Audience:       DefaultAudience,
+		Location:       location,
+	}
+	if _, err := st.Txn(ctx, deployments.Create("deployment", d)); errors.Is(err, store.ErrConflict) {
+		it, err := deployments.Get(ctx, st, "deployment")
+		return it.Value, err
+	} else if err != nil {
+		return deployment{}, err
+	}
+	return d, nil
+}
+
+// ensureAdminCredentials makes the admin service principal on the first
+// start and writes its credentials file (mode 0600). Later starts reuse
+// both; a lost file gets a fresh secret for the same principal.
+func ensureAdminCredentials(ctx context.Context, st *store.Store, id *identity.Issuer, d deployment, creds client.Credentials, path string) error {
+	if old, err := client.LoadCredentials(path); err == nil && old.ClientID != "" {
+		if _, err := id.GetServicePrincipal(ctx, old.ClientID); err == nil {
+			if old.ARMEndpoint == creds.ARMEndpoint && old.CACertFile == creds.CACertFile {
+				return nil
+			}
+			// The server moved (another port or name): keep the secret,
+			// update where to find it.
+			creds.ClientID, creds.ClientSecret = old.ClientID, old.ClientSecret
+			return creds.Write(path)
+		}
+	}
+	it, err := deployments.Get(ctx, st, "admin")
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		sp, secret, err := id.CreateServicePrincipal(ctx, "citadel-admin")
+		if err != nil {
+			return err
+		}
+		d.AdminAppID = sp.AppID
+		if _, err := st.Txn(ctx, deployments.Create("admin", d)); err != nil {
+			return fmt.Errorf("record admin principal: %w", err)
+		}
+		creds.ClientID, creds.ClientSecret = sp.AppID, secret
+	case err != nil:
+		return err
+	default:
+		_, secret, err := id.AddSecret(ctx, it.Value.AdminAppID, time.Time{})
+		if err != nil {
+			return err
+		}
+		creds.ClientID, creds.ClientSecret = it.Value.AdminAppID, secret
+	}
+	return creds.Write(path)
+}
+
+func etcdTLS(cfg Config) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.EtcdCA != "" {
+		pem, err := os.ReadFile(cfg.EtcdCA)
+		if err != nil {
+			return nil, fmt.Errorf("--etcd-ca: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--etcd-ca: no certificate in %s", cfg.EtcdCA)
+		}
+	}
+	if cfg.EtcdCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.EtcdCert, cfg.EtcdKey)
+		if err != nil {
+			return nil, fmt.Errorf("--etcd-cert: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}

@@ -1,0 +1,274 @@
+// Package server assembles one control-plane replica: the store, the token
+// issuer, the resource framework with its providers, the front door over
+// HTTPS and the controllers. cmd/citadel and servertest start it; nothing
+// else imports it.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/citadel-cloud/citadel/internal/client"
+	"github.com/citadel-cloud/citadel/internal/frontdoor"
+	"github.com/citadel-cloud/citadel/internal/identity"
+	"github.com/citadel-cloud/citadel/internal/providers/fabric"
+	"github.com/citadel-cloud/citadel/internal/providers/resources"
+	"github.com/citadel-cloud/citadel/internal/resource"
+	"github.com/citadel-cloud/citadel/internal/store"
+)
+
+// DefaultAudience is the ARM audience tokens are issued for.
+const DefaultAudience = "https://management.citadel.local/"
+
+// Config is `citadel server`'s configuration.
+type Config struct {
+	DataDir       string
+	Listen        string
+	EtcdEndpoints []string
+	EtcdCA        string
+	EtcdCert      string
+	EtcdKey       string
+	Location      string
+	TLSSANs       []string
+	TLSCert       string
+	TLSKey        string
+	Logger        *slog.Logger
+}
+
+// DefaultConfig is the configuration of a single replica on this machine.
+func DefaultConfig() Config {
+	return Config{DataDir: "./citadel-data", Listen: "127.0.0.1:8443", Location: "local"}
+}
+
+// AddFlags binds the configuration to command-line flags.
+func (c *Config) AddFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the embedded etcd, certificates and bootstrap credentials")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTPS address to serve the ARM API on")
+	fs.Func("etcd-endpoints", "comma-separated endpoints of an external etcd cluster (default: embedded etcd under the data dir)", func(s string) error {
+		c.EtcdEndpoints = splitList(s)
+		return nil
+	})
+	fs.StringVar(&c.EtcdCA, "etcd-ca", c.EtcdCA, "CA certificate of the external etcd cluster")
+	fs.StringVar(&c.EtcdCert, "etcd-cert", c.EtcdCert, "client certificate for the external etcd cluster")
+	fs.StringVar(&c.EtcdKey, "etcd-key", c.EtcdKey, "client key for the external etcd cluster")
+	fs.StringVar(&c.Location, "location", c.Location, "the region name this control plane serves")
+	fs.Func("tls-san", "extra DNS name or IP for the generated server certificate (repeatable, or comma-separated)", func(s string) error {
+		c.TLSSANs = append(c.TLSSANs, splitList(s)...)
+		return nil
+	})
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "server certificate to use instead of a generated one")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "key of --tls-cert")
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("--data-dir is required")
+	case c.Location == "" || strings.ContainsAny(c.Location, " /"):
+		return fmt.Errorf("--location %q must be a non-empty name without spaces or '/'", c.Location)
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return errors.New("--tls-cert and --tls-key go together")
+	case (c.EtcdCert == "") != (c.EtcdKey == ""):
+		return errors.New("--etcd-cert and --etcd-key go together")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("--listen %q: %w", c.Listen, err)
+	}
+	return nil
+}
+
+// Server is a running replica.
+type Server struct {
+	// URL is the ARM endpoint, "https://host:port/".
+	URL string
+	// CredentialsFile is the admin credentials written on the first start.
+	CredentialsFile string
+	Store           *store.Store
+	Identity        *identity.Issuer
+	Resources       *resource.Service
+
+	http   *http.Server
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+	errs   chan error
+	ready  atomic.Bool
+}
+
+// Start brings a replica up and returns once it serves requests.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	listener, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	s := &Server{errs: make(chan error, 2)}
+	ok := false
+	defer func() {
+		if !ok {
+			listener.Close()
+			if s.Store != nil {
+				s.Store.Close()
+			}
+		}
+	}()
+
+	storeCfg := store.Config{Dir: filepath.Join(dataDir, "etcd"), Endpoints: cfg.EtcdEndpoints, Logger: log}
+	if len(cfg.EtcdEndpoints) > 0 && (cfg.EtcdCA != "" || cfg.EtcdCert != "") {
+		if storeCfg.TLS, err = etcdTLS(cfg); err != nil {
+			return nil, err
+		}
+	}
+	if s.Store, err = store.Open(ctx, storeCfg); err != nil {
+		return nil, err
+	}
+
+	ca, err := identity.LoadOrCreateCA(filepath.Join(dataDir, "pki"))
+	if err != nil {
+		return nil, err
+	}
+	certFile, keyFile := cfg.TLSCert, cfg.TLSKey
+	host := publicHost(listener.Addr().(*net.TCPAddr), cfg.TLSSANs)
+	if certFile == "" {
+		hosts := append([]string{host}, cfg.TLSSANs...)
+		if certFile, keyFile, err = ca.ServerCertificate(filepath.Join(dataDir, "pki"), hosts); err != nil {
+			return nil, err
+		}
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("server certificate: %w", err)
+	}
+	s.URL = "https://" + net.JoinHostPort(host, fmt.Sprint(listener.Addr().(*net.TCPAddr).Port)) + "/"
+
+	boot, err := bootstrap(ctx, s.Store, cfg.Location)
+	if err != nil {
+		return nil, err
+	}
+	if s.Identity, err = identity.New(identity.Config{
+		Store: s.Store, PublicURL: s.URL, Audience: boot.Audience, TenantID: boot.TenantID, Logger: log,
+	}); err != nil {
+		return nil, err
+	}
+	s.Resources = resource.NewService(resource.Config{Store: s.Store, Location: cfg.Location, Logger: log})
+	core := resources.New(s.Resources, s.Store)
+	fabric.Register(s.Resources)
+	if err := resources.Bootstrap(ctx, s.Resources, boot.tenant(), boot.subscription()); err != nil {
+		return nil, err
+	}
+	s.CredentialsFile = filepath.Join(dataDir, "bootstrap", "admin.json")
+	if err := ensureAdminCredentials(ctx, s.Store, s.Identity, boot, client.Credentials{
+		TenantID: boot.TenantID, SubscriptionID: boot.SubscriptionID, ARMEndpoint: s.URL,
+		Audience: boot.Audience, CACertFile: ca.CertFile(), Location: cfg.Location,
+	}, s.CredentialsFile); err != nil {
+		return nil, err
+	}
+
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	other := http.NewServeMux()
+	s.Identity.Routes(other)
+	other.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if !s.ready.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	other.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	fd := frontdoor.New(frontdoor.Config{
+		Resources: s.Resources, Core: core, Identity: s.Identity, Other: other, Logger: log, Metrics: metrics,
+	})
+	s.http = &http.Server{
+		Handler:           fd,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	replicaID := uuid.NewString()
+	s.done.Go(func() {
+		if err := s.Resources.RunOperations(runCtx, replicaID); err != nil {
+			s.errs <- err
+		}
+	})
+	s.done.Go(func() {
+		if err := s.http.ServeTLS(listener, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.errs <- err
+		}
+	})
+	s.ready.Store(true)
+	ok = true
+	log.InfoContext(ctx, "citadel server ready", "url", s.URL, "location", cfg.Location,
+		"credentials", s.CredentialsFile, "ca", ca.CertFile())
+	return s, nil
+}
+
+// publicHost is the host clients use: the first --tls-san, else the
+// listen address, with loopback for a wildcard listener.
+func publicHost(addr *net.TCPAddr, sans []string) string {
+	if len(sans) > 0 {
+		return sans[0]
+	}
+	if addr.IP.IsUnspecified() {
+		return "127.0.0.1"
+	}
+	return addr.IP.String()
+}
+
+// Err reports a fatal error of a background part (the HTTP server, a
+// controller).
+func (s *Server) Err() <-chan error { return s.errs }
+
+// Close stops serving, then the controllers, then the store.
+func (s *Server) Close() error {
+	s.ready.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := s.http.Shutdown(ctx)
+	s.cancel()
+	s.done.Wait()
+	return errors.Join(err, s.Store.Close())
+}

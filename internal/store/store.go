@@ -1,0 +1,299 @@
+// Package store is Citadel's state: typed keys over etcd, revisions for
+// optimistic concurrency, multi-key transactions, watches and leader
+// election. It is the only package that imports etcd. By default it runs an
+// embedded single-member etcd under the data directory; with endpoints it
+// talks to an external etcd cluster (the highly available deployment).
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
+)
+
+// ErrNotFound is returned by Get for a key that does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+// ErrConflict is returned by Txn when a key's revision is not the one an
+// operation was guarded by: somebody else wrote it first.
+var ErrConflict = errors.New("store: conflict")
+
+// Config says where the state lives.
+type Config struct {
+	// Dir holds the embedded etcd's data. Used when Endpoints is empty.
+	Dir string
+	// Endpoints of an external etcd cluster; empty means embedded.
+	Endpoints []string
+	// TLS for the external cluster; nil means plain connections.
+	TLS *tls.Config
+	// Prefix is put before every key, so that several Citadels (or tests)
+	// can share one etcd cluster.
+	Prefix string
+	Logger *slog.Logger
+}
+
+// Store is a handle on the state. It is safe for concurrent use.
+type Store struct {
+	client *clientv3.Client
+	etcd   *embed.Etcd // nil for an external cluster
+	prefix string
+	log    *slog.Logger
+}
+
+// KV is one key with its value and the revision at which it was last written.
+type KV struct {
+	Key      string // without the store's prefix
+	Value    []byte
+	Revision int64
+}
+
+// Open starts the embedded etcd (or connects to the external cluster) and
+// returns once the store answers.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Store{prefix: cfg.Prefix, log: log.With("component", "store")}
+	if len(cfg.Endpoints) > 0 {
+		c, err := clientv3.New(clientv3.Config{
+			Endpoints:   cfg.Endpoints,
+			TLS:         cfg.TLS,
+			DialTimeout: 5 * time.Second,
+			Context:     context.WithoutCancel(ctx),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("store: connect %v: %w", cfg.Endpoints, err)
+		}
+		s.client = c
+	} else {
+		e, err := startEmbedded(cfg.Dir)
+		if err != nil {
+			return nil, err
+		}
+		s.etcd = e
+		s.client = v3client.New(e.Server)
+	}
+	// One round trip proves the store answers before anyone relies on it.
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := s.client.Get(ctx, s.prefix+"\x00ping"); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store: first read: %w", err)
+	}
+	return s, nil
+}
+
+func startEmbedded(dir string) (*embed.Etcd, error) {
+	if dir == "" {
+		return nil, errors.New("store: no data directory for embedded etcd")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	cfg := embed.NewConfig()
+	cfg.Dir = filepath.Join(dir, "member-data")
+	cfg.Name = "citadel"
+	cfg.LogLevel = "error"
+	// Clients use the in-process connection; the listeners exist because
+	// etcd requires them, on free loopback ports so that several
+	// instances can run side by side.
+	peer, client, err := freeLoopbackURLs()
+	if err != nil {
+		return nil, err
+	}
+	cfg.ListenPeerUrls = []url.URL{peer}
+	cfg.AdvertisePeerUrls = []url.URL{peer}
+	cfg.ListenClientUrls = []url.URL{client}
+	cfg.AdvertiseClientUrls = []url.URL{client}
+	cfg.InitialCluster = cfg.Name + "=" + peer.String()
+	// Keep an hour of history so that watchers can resume; compaction
+	// bounds the store's growth.
+	cfg.AutoCompactionMode = "periodic"
+	cfg.AutoCompactionRetention = "1h"
+	cfg.QuotaBackendBytes = 8 << 30
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: start embedded etcd in %s: %w", dir, err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+		return e, nil
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("store: embedded etcd: %w", err)
+	case <-time.After(60 * time.Second):
+		e.Close()
+		return nil, errors.New("store: embedded etcd not ready after 60s")
+	}
+}
+
+func freeLoopbackURLs() (peer, client url.URL, err error) {
+	var ports [2]int
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return peer, client, fmt.Errorf("store: find a free port: %w", err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		defer l.Close()
+	}
+	peer = url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[0])}
+	client = url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[1])}
+	return peer, client, nil
+}
+
+// Close releases the client and stops the embedded etcd.
+func (s *Store) Close() error {
+	err := s.client.Close()
+	if s.etcd != nil {
+		s.etcd.Close()
+	}
+	return err
+}
+
+// Get reads one key.
+func (s *Store) Get(ctx context.Context, key string) (KV, error) {
+	resp, err := s.client.Get(ctx, s.prefix+key)
+	if err != nil {
+		return KV{}, fmt.Errorf("store: get %q: %w", key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return KV{}, ErrNotFound
+	}
+	kv := resp.Kvs[0]
+	return KV{Key: key, Value: kv.Value, Revision: kv.ModRevision}, nil
+}
+
+// Page is one page of a List.
+type Page struct {
+	KVs []KV
+	// More says that keys beyond the last one returned remain.
+	More bool
+}
+
+// List reads keys under prefix in key order, starting after the key
+// `after` (empty: from the start), at most limit of them (0: all).
+func (s *Store) List(ctx context.Context, prefix, after string, limit int) (Page, error) {
+	start := s.prefix + prefix
+	if after > prefix { // an after outside the prefix must not widen the range
+		start = s.prefix + after + "\x00"
+	}
+	end := clientv3.GetPrefixRangeEnd(s.prefix + prefix)
+	opts := []clientv3.OpOption{clientv3.WithRange(end)}
+	if limit > 0 {
+		opts = append(opts, clientv3.WithLimit(int64(limit)))
+	}
+	resp, err := s.client.Get(ctx, start, opts...)
+	if err != nil {
+		return Page{}, fmt.Errorf("store: list %q: %w", prefix, err)
+	}
+	page := Page{KVs: make([]KV, len(resp.Kvs)), More: resp.More}
+	for i, kv := range resp.Kvs {
+		page.KVs[i] = KV{Key: string(kv.Key[len(s.prefix):]), Value: kv.Value, Revision: kv.ModRevision}
+	}
+	return page, nil
+}
+
+// Op is one write in a transaction, with the condition that guards it.
+type Op struct {
+	key    string
+	value  []byte
+	delete bool
+	prefix bool  // delete every key under key
+	check  bool  // a condition only, no write
+	rev    int64 // condition on the key's revision; see guard
+	guard  guard
+}
+
+type guard int
+
+const (
+	always       guard = iota
+	absent             // the key must not exist
+	atRevision         // the key must exist at rev
+	notChangedBy       // rev 0: must not exist; otherwise must be at rev
+)
+
+// Put writes key unconditionally.
+func Put(key string, value []byte) Op { return Op{key: key, value: value} }
+
+// Create writes key only if it does not exist yet.
+func Create(key string, value []byte) Op { return Op{key: key, value: value, guard: absent} }
+
+// Update writes key only if it is still at revision rev; rev 0 means the
+// key must not exist (so a read of a missing key followed by Update is a
+// compare-and-swap too).
+func Update(key string, value []byte, rev int64) Op {
+	return Op{key: key, value: value, rev: rev, guard: notChangedBy}
+}
+
+// Delete removes key unconditionally.
+func Delete(key string) Op { return Op{key: key, delete: true} }
+
+// DeleteAt removes key only if it is still at revision rev.
+func DeleteAt(key string, rev int64) Op {
+	return Op{key: key, delete: true, rev: rev, guard: atRevision}
+}
+
+// DeletePrefix removes every key under prefix.
+func DeletePrefix(prefix string) Op { return Op{key: prefix, delete: true, prefix: true} }
+
+// Txn commits ops atomically: all or none. It returns ErrConflict when any
+// guard fails, and the revision of the commit otherwise.
+func (s *Store) Txn(ctx context.Context, ops ...Op) (int64, error) {
+	var cmps []clientv3.Cmp
+	var writes []clientv3.Op
+	for _, op := range ops {
+		k := s.prefix + op.key
+		switch op.guard {
+		case absent:
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
+		case atRevision, notChangedBy:
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", op.rev))
+		}
+		switch {
+		case op.check:
+		case op.delete && op.prefix:
+			writes = append(writes, clientv3.OpDelete(k, clientv3.WithPrefix()))
+		case op.delete:
+			writes = append(writes, clientv3.OpDelete(k))
+		default:
+			writes = append(writes, clientv3.OpPut(k, string(op.value)))
+		}
+	}
+	resp, err := s.client.Txn(ctx).If(cmps...).Then(writes...).Commit()
+	if err != nil {
+		return 0, fmt.Errorf("store: txn: %w", err)
+	}
+	if !resp.Succeeded {
+		return 0, ErrConflict
+	}
+	return resp.Header.Revision, nil
+}
+
+// Revision returns the store's current revision.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	resp, err := s.client.Get(ctx, s.prefix+"\x00rev")
+	if err != nil {
+		return 0, fmt.Errorf("store: revision: %w", err)
+	}
+	return resp.Header.Revision, nil
+}
+
+// Unchanged writes nothing but makes the transaction fail unless key is
+// still at revision rev: a read that the transaction depends on.
+func Unchanged(key string, rev int64) Op {
+	return Op{key: key, rev: rev, guard: atRevision, check: true}
+}
