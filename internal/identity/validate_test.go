@@ -267,17 +267,22 @@ func TestKeyRotation(t *testing.T) {
 	if d := cmp.Diff([]string{kid2, kid3}, storedKids(t, f)); d != "" {
 		t.Errorf("stored kids at 1h17m (-want +got):\n%s", d)
 	}
-	if _, err := f.iss.Validate(ctx, tok2); err != nil {
-		t.Errorf("Validate(token of kid2) at 1h17m = %v", err)
+	// kid2's token has expired, but kid2 is still known; kid1 is not.
+	if _, err := f.iss.Validate(ctx, tok2); err == nil || !strings.Contains(err.Error(), "expiry") {
+		t.Errorf("Validate(token of kid2) at 1h17m = %v, want expired", err)
 	}
-	if _, err := f.iss.Validate(ctx, tok1); err == nil {
-		t.Errorf("Validate(token of pruned kid1) succeeded")
+	if _, err := f.iss.Validate(ctx, tok1); err == nil || err.Error() != "InvalidAuthenticationToken: The access token is invalid." {
+		t.Errorf("Validate(token of pruned kid1) = %v, want invalid", err)
+	}
+	if _, err := f.iss.Validate(ctx, tok3); err != nil {
+		t.Errorf("Validate(token of kid3) at 1h17m = %v", err)
 	}
 }
 
 func TestReplicas(t *testing.T) {
 	a := newFixture(t, func(c *Config) { c.KeyRotation = 10 * time.Minute })
-	b := newFixtureOn(t, a.st, a.clock, func(c *Config) { c.KeyRotation = 10 * time.Minute })
+	// Replicas sit behind one public URL.
+	b := newFixtureOn(t, a.st, a.clock, func(c *Config) { c.KeyRotation = 10 * time.Minute; c.PublicURL = a.srv.URL + "/" })
 	b.iss.reloadInterval = 0
 	ctx := t.Context()
 

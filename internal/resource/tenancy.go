@@ -9,13 +9,16 @@ import (
 	"github.com/citadel-cloud/citadel/internal/store"
 )
 
-// CreateTenancy stores a tenant and a subscription in it. It fails with
-// store.ErrConflict when either exists already.
+// CreateTenancy stores a tenant and a subscription in it, unless the
+// tenant exists already: it is safe on every start of every replica.
 func (s *Service) CreateTenancy(ctx context.Context, t Tenant, sub Subscription) error {
 	_, err := s.store.Txn(ctx,
 		tenants.Create(strings.ToLower(t.ID), t),
 		subscriptions.Create(strings.ToLower(sub.ID), sub),
 	)
+	if errors.Is(err, store.ErrConflict) {
+		return nil
+	}
 	return err
 }
 

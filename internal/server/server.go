@@ -191,9 +191,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.Resources = resource.NewService(resource.Config{Store: s.Store, Location: cfg.Location, Logger: log})
-	core := resources.New(s.Resources, s.Store)
+	core := resources.New(s.Resources)
 	fabric.Register(s.Resources)
-	if err := resources.Bootstrap(ctx, s.Resources, boot.tenant(), boot.subscription()); err != nil {
+	if err := s.Resources.CreateTenancy(ctx, boot.tenant(), boot.subscription()); err != nil {
 		return nil, err
 	}
 	s.CredentialsFile = filepath.Join(dataDir, "bootstrap", "admin.json")

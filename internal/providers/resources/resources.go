@@ -6,8 +6,6 @@ package resources
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"sort"
@@ -15,7 +13,6 @@ import (
 
 	"github.com/citadel-cloud/citadel/internal/arm"
 	"github.com/citadel-cloud/citadel/internal/resource"
-	"github.com/citadel-cloud/citadel/internal/store"
 )
 
 // Namespace is the provider namespace this package serves.
@@ -36,13 +33,12 @@ var APIVersions = []string{
 
 // Provider serves Microsoft.Resources.
 type Provider struct {
-	svc   *resource.Service
-	store *store.Store
+	svc *resource.Service
 }
 
 // New registers the resource group type with svc and returns the provider.
-func New(svc *resource.Service, st *store.Store) *Provider {
-	p := &Provider{svc: svc, store: st}
+func New(svc *resource.Service) *Provider {
+	p := &Provider{svc: svc}
 	svc.Register(&resource.Type{
 		Namespace:   Namespace,
 		Name:        "resourceGroups",
@@ -243,16 +239,6 @@ func (p *Provider) ListResources(ctx context.Context, req *resource.Request, fil
 		return nil, err
 	}
 	return p.svc.ListResources(ctx, req, f, expand)
-}
-
-// Bootstrap creates the tenant and its first subscription if they do not
-// exist yet; it is safe to call on every start and from several replicas.
-func Bootstrap(ctx context.Context, svc *resource.Service, tenant resource.Tenant, sub resource.Subscription) error {
-	err := svc.CreateTenancy(ctx, tenant, sub)
-	if err != nil && !errors.Is(err, store.ErrConflict) {
-		return fmt.Errorf("bootstrap tenant %s: %w", tenant.ID, err)
-	}
-	return nil
 }
 
 func ok(body any) *resource.Response { return &resource.Response{Status: http.StatusOK, Body: body} }
