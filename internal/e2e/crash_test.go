@@ -1,0 +1,163 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/citadel-cloud/citadel/internal/client"
+)
+
+// citadelProcess is `citadel server` running as its own process, so that
+// a test can kill it with SIGKILL.
+type citadelProcess struct {
+	bin, dataDir, listen string
+	cmd                  *exec.Cmd
+}
+
+func buildCitadel(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "citadel")
+	out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "../../cmd/citadel").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func (p *citadelProcess) start(t *testing.T) {
+	t.Helper()
+	p.cmd = exec.Command(p.bin, "server", "--data-dir", p.dataDir, "--listen", p.listen, "--log-level", "warn")
+	p.cmd.Stdout = t.Output()
+	p.cmd.Stderr = t.Output()
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if creds, err := client.LoadCredentials(filepath.Join(p.dataDir, "bootstrap", "admin.json")); err == nil {
+			if c, err := client.New(creds); err == nil {
+				if resp, err := c.HTTP.Get(creds.ARMEndpoint + "healthz"); err == nil {
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusOK {
+						return
+					}
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("citadel server did not become ready in 60s")
+}
+
+func (p *citadelProcess) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil { // SIGKILL: no shutdown code runs
+		t.Fatal(err)
+	}
+	p.cmd.Wait()
+}
+
+// TestCrashDuringPuts kills the server with SIGKILL in the middle of a
+// burst of PUTs. After a restart, every PUT that was answered 2xx must be
+// there, and every long-running operation that was in flight must end
+// Succeeded or Failed, never stay InProgress.
+func TestCrashDuringPuts(t *testing.T) {
+	p := &citadelProcess{bin: buildCitadel(t), dataDir: t.TempDir(), listen: freeAddr(t)}
+	p.start(t)
+	creds, err := client.LoadCredentials(filepath.Join(p.dataDir, "bootstrap", "admin.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	group := fmt.Sprintf("/subscriptions/%s/resourceGroups/crash", creds.SubscriptionID)
+	if r, err := c.Do(ctx, http.MethodPut, group+"?api-version=2021-04-01", map[string]any{"location": "local"}); err != nil || r.Expect(201) != nil {
+		t.Fatalf("create group: %v %v", err, r)
+	}
+
+	type ack struct{ id, statusURL string }
+	var (
+		mu    sync.Mutex
+		acked []ack
+	)
+	burst, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := 0; burst.Err() == nil; i++ {
+				id := fmt.Sprintf("%s/providers/Microsoft.ManagedNetworkFabric/ipPrefixes/p-%d-%d", group, w, i)
+				body := map[string]any{"location": "local", "properties": map[string]any{"ipPrefixRules": []any{
+					map[string]any{"action": "Permit", "sequenceNumber": i + 1, "networkPrefix": "10.0.0.0/8"},
+				}}}
+				r, err := c.Do(burst, http.MethodPut, id+"?api-version=2025-07-15", body)
+				if err != nil || r.Status/100 != 2 {
+					continue // not acknowledged: either outcome is allowed
+				}
+				mu.Lock()
+				acked = append(acked, ack{id, r.Header.Get("Azure-AsyncOperation")})
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(1500 * time.Millisecond)
+	p.kill(t)
+	stop()
+	wg.Wait()
+	if len(acked) < 10 {
+		t.Fatalf("only %d PUTs were acknowledged before the kill; the burst did not run", len(acked))
+	}
+	t.Logf("%d PUTs acknowledged before SIGKILL", len(acked))
+
+	p.start(t)
+	c, err = client.New(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for _, a := range acked {
+		r, err := c.Do(ctx, http.MethodGet, a.id+"?api-version=2025-07-15", nil)
+		if err != nil || r.Status != http.StatusOK {
+			t.Errorf("GET %s after restart = %v %v, want 200: an acknowledged PUT was lost", a.id, r, err)
+			continue
+		}
+		statusPath := strings.TrimPrefix(a.statusURL, strings.TrimSuffix(creds.ARMEndpoint, "/"))
+		for {
+			r, err := c.Do(ctx, http.MethodGet, statusPath, nil)
+			if err != nil || r.Status != http.StatusOK {
+				t.Fatalf("GET operation %s = %v %v", statusPath, r, err)
+			}
+			var st struct{ Status string }
+			json.Unmarshal(r.Body, &st)
+			if st.Status == "Succeeded" || st.Status == "Failed" || st.Status == "Canceled" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("operation %s still %s 60s after restart", statusPath, st.Status)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
