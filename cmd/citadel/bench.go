@@ -2,9 +2,254 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/citadel-cloud/citadel/internal/client"
+	"github.com/citadel-cloud/citadel/internal/server"
+	"github.com/citadel-cloud/citadel/internal/store"
 )
 
+const benchUsage = `usage: citadel bench api [flags]
+
+api   start a server with embedded etcd, drive concurrent ARM GETs and PUTs
+      for a fixed time, measure raw etcd Put/Get from as many clients in the
+      same run, and print JSON with p50/p99, throughput and their ratios.
+`
+
 func runBench(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 || args[0] != "api" {
+		fmt.Fprint(os.Stderr, benchUsage)
+		return errors.New("unknown or missing benchmark")
+	}
+	fs := flag.NewFlagSet("citadel bench api", flag.ContinueOnError)
+	clients := fs.Int("clients", 32, "concurrent clients")
+	duration := fs.Duration("duration", 10*time.Second, "how long each phase runs")
+	resources := fs.Int("resources", 256, "resources created for the GET phase")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	progress := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", a...) }
+	dir, err := os.MkdirTemp("", "citadel-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cfg := server.DefaultConfig()
+	cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	progress("starting a server with embedded etcd in %s", dir)
+	srv, err := server.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	creds, err := client.LoadCredentials(srv.CredentialsFile)
+	if err != nil {
+		return err
+	}
+	c, err := client.New(creds)
+	if err != nil {
+		return err
+	}
+	b := &apiBench{c: c, group: "/subscriptions/" + creds.SubscriptionID + "/resourceGroups/bench"}
+	progress("creating %d resources", *resources)
+	if err := b.setup(ctx, *resources); err != nil {
+		return err
+	}
+	report := benchReport{Clients: *clients, PhaseSeconds: duration.Seconds()}
+	phases := []struct {
+		name string
+		into *phaseResult
+		op   func(ctx context.Context, client, i int) error
+	}{
+		{"ARM GET", &report.Get, func(ctx context.Context, _, _ int) error { return b.get(ctx, rand.IntN(*resources)) }},
+		{"ARM PUT", &report.Put, func(ctx context.Context, cl, i int) error { return b.put(ctx, cl, i) }},
+		{"etcd Get", &report.EtcdGet, func(ctx context.Context, _, _ int) error {
+			_, err := srv.Store.Get(ctx, fmt.Sprintf("bench/%d", rand.IntN(*resources)))
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			return err
+		}},
+		{"etcd Put", &report.EtcdPut, func(ctx context.Context, cl, i int) error {
+			_, err := srv.Store.Txn(ctx, store.Put(fmt.Sprintf("bench/%d/%d", cl, i%64), benchValue))
+			return err
+		}},
+	}
+	for _, ph := range phases {
+		progress("%s: %d clients for %s", ph.name, *clients, *duration)
+		res, err := drive(ctx, *clients, *duration, ph.op)
+		if err != nil {
+			return fmt.Errorf("%s: %w", ph.name, err)
+		}
+		*ph.into = res
+		progress("%s: %.0f/s, p50 %.2f ms, p99 %.2f ms", ph.name, res.Throughput, res.P50Ms, res.P99Ms)
+	}
+	report.PutThroughputVsEtcd = report.Put.Throughput / report.EtcdPut.Throughput
+	report.GetThroughputVsEtcd = report.Get.Throughput / report.EtcdGet.Throughput
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(report)
+}
+
+// benchValue is about the size of an ipPrefix record.
+var benchValue = make([]byte, 900)
+
+type phaseResult struct {
+	Requests   int     `json:"requests"`
+	Errors     int     `json:"errors"`
+	Throughput float64 `json:"throughputPerSecond"`
+	P50Ms      float64 `json:"p50Ms"`
+	P99Ms      float64 `json:"p99Ms"`
+	MaxMs      float64 `json:"maxMs"`
+}
+
+type benchReport struct {
+	Clients             int         `json:"clients"`
+	PhaseSeconds        float64     `json:"phaseSeconds"`
+	Get                 phaseResult `json:"armGet"`
+	Put                 phaseResult `json:"armPut"`
+	EtcdGet             phaseResult `json:"etcdGet"`
+	EtcdPut             phaseResult `json:"etcdPut"`
+	PutThroughputVsEtcd float64     `json:"armPutThroughputVsEtcdPut"`
+	GetThroughputVsEtcd float64     `json:"armGetThroughputVsEtcdGet"`
+}
+
+// drive runs op from n clients until d has passed and summarises the
+// latencies. Errors are counted; more than 1% of errors fails the phase.
+func drive(ctx context.Context, n int, d time.Duration, op func(ctx context.Context, client, i int) error) (phaseResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		errs      int
+		firstErr  error
+		wg        sync.WaitGroup
+	)
+	start := time.Now()
+	for cl := range n {
+		wg.Go(func() {
+			var mine []time.Duration
+			bad := 0
+			var last error
+			for i := 0; ctx.Err() == nil; i++ {
+				t0 := time.Now()
+				err := op(ctx, cl, i)
+				if ctx.Err() != nil {
+					break // the phase ended mid-request: not a sample
+				}
+				if err != nil {
+					bad++
+					last = err
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			latencies = append(latencies, mine...)
+			errs += bad
+			if last != nil && firstErr == nil {
+				firstErr = last
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if len(latencies) == 0 {
+		return phaseResult{}, fmt.Errorf("no request succeeded: %v", firstErr)
+	}
+	if errs*100 > len(latencies) {
+		return phaseResult{}, fmt.Errorf("%d of %d requests failed, first: %v", errs, errs+len(latencies), firstErr)
+	}
+	slices.Sort(latencies)
+	ms := func(q float64) float64 {
+		return float64(latencies[min(len(latencies)-1, int(q*float64(len(latencies))))].Microseconds()) / 1000
+	}
+	return phaseResult{
+		Requests: len(latencies), Errors: errs,
+		Throughput: float64(len(latencies)) / elapsed.Seconds(),
+		P50Ms:      ms(0.50), P99Ms: ms(0.99), MaxMs: ms(1),
+	}, nil
+}
+
+// apiBench drives ipPrefixes, the one typed resource so far: a PUT is a
+// real long-running create or update whose operation the controller
+// completes while the benchmark runs.
+type apiBench struct {
+	c     *client.Client
+	group string
+}
+
+func (b *apiBench) id(name string) string {
+	return b.group + "/providers/Microsoft.ManagedNetworkFabric/ipPrefixes/" + name + "?api-version=2025-07-15"
+}
+
+func prefixBody(seq int) map[string]any {
+	return map[string]any{"location": "local", "properties": map[string]any{"ipPrefixRules": []any{
+		map[string]any{"action": "Permit", "sequenceNumber": seq, "networkPrefix": "10.0.0.0/8", "condition": "Range", "subnetMaskLength": "16-24"},
+	}}}
+}
+
+func (b *apiBench) setup(ctx context.Context, n int) error {
+	r, err := b.c.Do(ctx, http.MethodPut, b.group+"?api-version=2021-04-01", map[string]any{"location": "local"})
+	if err != nil {
+		return err
+	}
+	if err := r.Expect(200, 201); err != nil {
+		return err
+	}
+	for i := range n {
+		r, err := b.c.Do(ctx, http.MethodPut, b.id(fmt.Sprintf("get-%d", i)), prefixBody(1))
+		if err != nil {
+			return err
+		}
+		if err := r.Expect(200, 201); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+func (b *apiBench) get(ctx context.Context, i int) error {
+	r, err := b.c.Do(ctx, http.MethodGet, b.id(fmt.Sprintf("get-%d", i)), nil)
+	if err != nil {
+		return err
+	}
+	return r.Expect(200)
+}
+
+// put creates or replaces one of 64 resources per client, so that both
+// creates and updates are measured.
+func (b *apiBench) put(ctx context.Context, client, i int) error {
+	r, err := b.c.Do(ctx, http.MethodPut, b.id(fmt.Sprintf("put-%d-%d", client, i%64)), prefixBody(i+1))
+	if err != nil {
+		return err
+	}
+	return r.Expect(200, 201)
 }

@@ -43,6 +43,7 @@ type Service struct {
 	log      *slog.Logger
 	now      func() time.Time
 	types    registry
+	subs     *store.Mirror[Subscription] // read on every request; set by Start
 }
 
 // NewService returns a Service with no types; providers Register theirs.
@@ -63,6 +64,13 @@ func (s *Service) Register(types ...*Type) {
 	for _, t := range types {
 		s.types.add(t)
 	}
+}
+
+// Start loads what the service keeps in memory (the subscriptions) and
+// keeps it current until ctx ends. Call it before serving requests.
+func (s *Service) Start(ctx context.Context) error {
+	s.subs = store.NewMirror(ctx, s.store, subscriptions)
+	return s.subs.Wait(ctx)
 }
 
 // Types lists the registered types, sorted by full name.
@@ -175,10 +183,7 @@ func (g parentGuard) op() (store.Op, bool) {
 // checkParents checks that the subscription, group and parent resource of
 // id exist, returning the closest one as a guard for the write.
 func (s *Service) checkParents(ctx context.Context, id arm.ID) (parentGuard, error) {
-	if _, err := subscriptions.Get(ctx, s.store, strings.ToLower(id.Subscription)); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return parentGuard{}, arm.SubscriptionNotFound(id.Subscription)
-		}
+	if _, err := s.Subscription(ctx, id.Subscription); err != nil {
 		return parentGuard{}, err
 	}
 	parent, ok := id.Parent()

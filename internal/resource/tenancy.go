@@ -3,6 +3,7 @@ package resource
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
@@ -35,24 +36,22 @@ func (s *Service) Tenants(ctx context.Context) ([]Tenant, error) {
 	return out, nil
 }
 
-// Subscriptions lists the subscriptions.
+// Subscriptions lists the subscriptions, sorted by id.
 func (s *Service) Subscriptions(ctx context.Context) ([]Subscription, error) {
-	items, _, err := subscriptions.List(ctx, s.store, "", "", 0)
-	if err != nil {
-		return nil, err
-	}
+	items := s.subs.All()
 	out := make([]Subscription, len(items))
 	for i, it := range items {
 		out[i] = it.Value
 	}
+	slices.SortFunc(out, func(a, b Subscription) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
-// Subscription reads one subscription.
-func (s *Service) Subscription(ctx context.Context, id string) (Subscription, error) {
-	it, err := subscriptions.Get(ctx, s.store, strings.ToLower(id))
-	if errors.Is(err, store.ErrNotFound) {
+// Subscription returns one subscription from memory: every request asks.
+func (s *Service) Subscription(_ context.Context, id string) (Subscription, error) {
+	it, ok := s.subs.Get(strings.ToLower(id))
+	if !ok {
 		return Subscription{}, arm.SubscriptionNotFound(id)
 	}
-	return it.Value, err
+	return it.Value, nil
 }

@@ -146,6 +146,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ok := false
 	defer func() {
 		if !ok {
+			if s.cancel != nil {
+				s.cancel()
+			}
 			listener.Close()
 			if s.Store != nil {
 				s.Store.Close()
@@ -196,6 +199,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.Resources.CreateTenancy(ctx, boot.tenant(), boot.subscription()); err != nil {
 		return nil, err
 	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	if err := s.Resources.Start(runCtx); err != nil {
+		return nil, err
+	}
 	s.CredentialsFile = filepath.Join(dataDir, "bootstrap", "admin.json")
 	if err := ensureAdminCredentials(ctx, s.Store, s.Identity, boot, client.Credentials{
 		TenantID: boot.TenantID, SubscriptionID: boot.SubscriptionID, ARMEndpoint: s.URL,
@@ -226,8 +234,6 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.cancel = cancel
 	replicaID := uuid.NewString()
 	s.done.Go(func() {
 		if err := s.Resources.RunOperations(runCtx, replicaID); err != nil {
