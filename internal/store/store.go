@@ -105,7 +105,9 @@ func startEmbedded(dir string) (*embed.Etcd, error) {
 	cfg := embed.NewConfig()
 	cfg.Dir = filepath.Join(dir, "member-data")
 	cfg.Name = "citadel"
-	cfg.LogLevel = "error"
+	// etcd logs at error level when it is closed normally; its real
+	// failures reach us as errors from the client.
+	cfg.LogLevel = "fatal"
 	// Clients use the in-process connection; the listeners exist because
 	// etcd requires them, on free loopback ports so that several
 	// instances can run side by side.
