@@ -72,3 +72,28 @@ func BenchmarkValidatePrefixRules(b *testing.B) {
 		}
 	}
 }
+
+func FuzzValidatePrefixRules(f *testing.F) {
+	f.Add("Permit", int64(10), "10.0.0.0/8", "Range", "16-24")
+	f.Add("deny", int64(1), "3ffe:ffff:0:cd30::/64", "GreaterThanOrEqualTo", "96")
+	f.Add("Permit", int64(4294967295), "0.0.0.0/0", "", "")
+	f.Add("Permit", int64(5), "10.10.10.10/30", "EqualTo", " 31")
+	f.Fuzz(func(t *testing.T, action string, seq int64, prefix, cond, mask string) {
+		in := []PrefixRule{{Action: action, SequenceNumber: seq, NetworkPrefix: prefix, Condition: cond, SubnetMaskLength: mask}}
+		out, err := ValidatePrefixRules(in)
+		if err != nil {
+			if _, ok := err.(*RuleError); !ok {
+				t.Fatalf("ValidatePrefixRules(%v) error %T, want *RuleError", in, err)
+			}
+			return
+		}
+		// A canonical list validates to itself.
+		again, err := ValidatePrefixRules(out)
+		if err != nil {
+			t.Fatalf("ValidatePrefixRules(%v) of its own output: %v", out, err)
+		}
+		if again[0] != out[0] {
+			t.Fatalf("not canonical: %v then %v", out[0], again[0])
+		}
+	})
+}
