@@ -78,6 +78,8 @@ type Issuer struct {
 	keysMu         sync.Mutex    // serialises loading, rotating and pruning keys
 	lastReload     time.Time     // wall time of the last unknown-kid reload; under keysMu
 	reloadInterval time.Duration // keyReloadInterval; shorter in tests
+
+	validated tokenCache
 }
 
 // New checks cfg and returns an Issuer. It does not touch the store: keys

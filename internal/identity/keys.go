@@ -87,10 +87,18 @@ func (i *Issuer) current(ks *keySet, now time.Time) bool {
 
 // keySet returns the current keys, rotating and pruning them first if due.
 func (i *Issuer) keySet(ctx context.Context) (*keySet, error) {
-	if ks := i.keys.Load(); ks != nil && i.current(ks, i.now()) {
-		return ks, nil
+	if ks := i.keys.Load(); ks.active() != nil {
+		if i.current(ks, i.now()) {
+			return ks, nil
+		}
+		// Generating a key takes from 0.1 to several seconds. While
+		// another request does it, the old key is still good to use.
+		if !i.keysMu.TryLock() {
+			return ks, nil
+		}
+	} else {
+		i.keysMu.Lock()
 	}
-	i.keysMu.Lock()
 	defer i.keysMu.Unlock()
 	if ks := i.keys.Load(); ks != nil && i.current(ks, i.now()) {
 		return ks, nil

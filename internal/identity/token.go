@@ -20,6 +20,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+
+	"github.com/citadel-cloud/citadel/internal/store"
 )
 
 const (
@@ -85,8 +87,8 @@ func (i *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := i.grant(ctx, r)
 	if err != nil {
-		var oe *oauthError
-		if !errors.As(err, &oe) {
+		oe, ok := errors.AsType[*oauthError](err)
+		if !ok {
 			i.log.ErrorContext(ctx, "token request failed", "err", err)
 			oe = &oauthError{status: http.StatusInternalServerError, Code: "server_error", Description: "The token could not be issued."}
 		}
@@ -193,6 +195,9 @@ func (i *Issuer) secretGrant(ctx context.Context, clientID, secret string) (*tok
 		return nil, invalidRequest("The request body must contain the parameter 'client_id'.")
 	}
 	it, err := i.getSP(ctx, clientID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
 	if err != nil {
 		// Unknown application: spend the time a wrong secret would.
 		burnHash(ctx, secret)
@@ -253,8 +258,11 @@ func (i *Issuer) assertionGrant(ctx context.Context, clientID, assertion string)
 		return nil, invalidClient("The client assertion of application '%s' is invalid: %s.", clientID, reason)
 	}
 	it, err := i.getSP(ctx, clientID)
-	if err != nil {
+	if errors.Is(err, store.ErrNotFound) {
 		return refuse("no such application")
+	}
+	if err != nil {
+		return nil, err
 	}
 	sp := &it.Value
 	now := i.now()
@@ -374,6 +382,9 @@ func (i *Issuer) passwordGrant(ctx context.Context, form url.Values) (*tokenResp
 	}
 	refused := invalidGrant("Error validating credentials due to invalid username or password.")
 	it, err := i.getUser(ctx, upn)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
 	if err != nil {
 		burnHash(ctx, password)
 		i.log.InfoContext(ctx, "token refused", "grant", "password", "upn", upn, "reason", "unknown user")

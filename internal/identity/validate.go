@@ -8,7 +8,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
@@ -109,13 +111,26 @@ func ParseBearer(header string) (string, error) {
 // its principal. It checks the RS256 signature against the keys this
 // control plane has published, the issuer, the audience (with or without a
 // trailing "/"), the lifetime and the tenant. It touches the store only for a
-// kid it does not know. Errors are 401 *arm.Errors worded as Azure's.
+// kid it does not know. Tokens that passed are remembered until they
+// expire, so that a client's next requests cost a hash and a map lookup.
+// Errors are 401 *arm.Errors worded as Azure's. The Groups of the principal
+// are the caller's to keep.
 func (i *Issuer) Validate(ctx context.Context, bearer string) (Principal, error) {
 	if bearer == "" {
 		return Principal{}, errMissingAuthorization()
 	}
 	if len(bearer) > maxTokenLen {
 		return Principal{}, errInvalidToken()
+	}
+	sum := sha256.Sum256([]byte(bearer))
+	if e, ok := i.validated.get(sum); ok {
+		if err := i.checkTimes(e.nbf, e.exp); err != nil {
+			i.validated.remove(sum)
+			return Principal{}, err
+		}
+		p := e.p
+		p.Groups = slices.Clone(p.Groups)
+		return p, nil
 	}
 	h, rest, ok := strings.Cut(bearer, ".")
 	if !ok {
@@ -151,7 +166,13 @@ func (i *Issuer) Validate(ctx context.Context, bearer string) (Principal, error)
 	if pb, err := b64.DecodeString(p); err != nil || json.Unmarshal(pb, &c) != nil {
 		return Principal{}, errInvalidToken()
 	}
-	return i.checkClaims(&c)
+	pr, err := i.checkClaims(&c)
+	if err != nil {
+		return Principal{}, err
+	}
+	i.validated.put(sum, validToken{p: pr, nbf: c.Nbf, exp: c.Exp}, i.now().Unix())
+	pr.Groups = slices.Clone(pr.Groups)
+	return pr, nil
 }
 
 // checkClaims checks the claims of a token whose signature is good.
@@ -166,16 +187,8 @@ func (i *Issuer) checkClaims(c *claims) (Principal, error) {
 			"The access token has been obtained for wrong audience or resource '%s'. It should exactly match with one of the allowed audiences '%s','%s'.",
 			c.Aud, i.audTrim+"/", i.audTrim)
 	}
-	now := i.now()
-	if exp := time.Unix(c.Exp, 0); now.After(exp.Add(clockSkew)) {
-		return Principal{}, arm.Errorf(http.StatusUnauthorized, arm.CodeInvalidAuthenticationToken,
-			"The access token expiry UTC time '%s' is earlier than current UTC time '%s'.",
-			exp.UTC().Format(azureTime), now.UTC().Format(azureTime))
-	}
-	if nbf := time.Unix(c.Nbf, 0); now.Add(nbfLeeway).Before(nbf) {
-		return Principal{}, arm.Errorf(http.StatusUnauthorized, arm.CodeInvalidAuthenticationToken,
-			"The access token is not valid before UTC time '%s', which is later than current UTC time '%s'.",
-			nbf.UTC().Format(azureTime), now.UTC().Format(azureTime))
+	if err := i.checkTimes(c.Nbf, c.Exp); err != nil {
+		return Principal{}, err
 	}
 	if c.Tid != i.tenantID {
 		return Principal{}, arm.Errorf(http.StatusUnauthorized, arm.CodeInvalidAuthenticationToken,
@@ -202,4 +215,73 @@ func (i *Issuer) checkClaims(c *claims) (Principal, error) {
 		return Principal{}, errInvalidToken()
 	}
 	return pr, nil
+}
+
+// checkTimes checks a token's lifetime: expired is expired (give or take
+// clockSkew), and a token from a server whose clock is ahead is accepted
+// up to nbfLeeway early.
+func (i *Issuer) checkTimes(nbf, exp int64) error {
+	now := i.now()
+	if e := time.Unix(exp, 0); now.After(e.Add(clockSkew)) {
+		return arm.Errorf(http.StatusUnauthorized, arm.CodeInvalidAuthenticationToken,
+			"The access token expiry UTC time '%s' is earlier than current UTC time '%s'.",
+			e.UTC().Format(azureTime), now.UTC().Format(azureTime))
+	}
+	if n := time.Unix(nbf, 0); now.Add(nbfLeeway).Before(n) {
+		return arm.Errorf(http.StatusUnauthorized, arm.CodeInvalidAuthenticationToken,
+			"The access token is not valid before UTC time '%s', which is later than current UTC time '%s'.",
+			n.UTC().Format(azureTime), now.UTC().Format(azureTime))
+	}
+	return nil
+}
+
+// maxValidated bounds the cache of validated tokens. Only tokens with a
+// good signature enter it, so its size follows the number of distinct live
+// tokens, not what callers send.
+const maxValidated = 1 << 14
+
+// validToken is a validated token's principal and lifetime.
+type validToken struct {
+	p        Principal
+	nbf, exp int64
+}
+
+// tokenCache remembers validated tokens by the SHA-256 of the whole token.
+type tokenCache struct {
+	mu sync.RWMutex
+	m  map[[sha256.Size]byte]validToken
+}
+
+func (c *tokenCache) get(k [sha256.Size]byte) (validToken, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	v, ok := c.m[k]
+	return v, ok
+}
+
+func (c *tokenCache) remove(k [sha256.Size]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, k)
+}
+
+// put adds a token; when the cache is full it first drops the expired
+// ones, and if that is not enough, everything.
+func (c *tokenCache) put(k [sha256.Size]byte, v validToken, now int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[[sha256.Size]byte]validToken)
+	}
+	if len(c.m) >= maxValidated {
+		for key, t := range c.m {
+			if t.exp+int64(clockSkew/time.Second) < now {
+				delete(c.m, key)
+			}
+		}
+		if len(c.m) >= maxValidated {
+			clear(c.m)
+		}
+	}
+	c.m[k] = v
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -129,7 +130,7 @@ func TestValidate(t *testing.T) {
 				}
 				return
 			}
-			e, ok := err.(*arm.Error)
+			e, ok := errors.AsType[*arm.Error](err)
 			if !ok {
 				t.Fatalf("Validate() = %+v, %v; want *arm.Error %s", p, err, tt.code)
 			}
@@ -137,6 +138,50 @@ func TestValidate(t *testing.T) {
 				t.Errorf("Validate() = %d %s %q, want 401 %s %q", e.Status, e.Code, e.Message, tt.code, tt.message)
 			}
 		})
+	}
+}
+
+func TestValidateCached(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	tok := f.mint(t, func(c *claims) { c.Groups = []string{"g1"} })
+	for range 2 { // first sight, then from the cache
+		p, err := f.iss.Validate(ctx, tok)
+		if err != nil || p.Groups[0] != "g1" {
+			t.Fatalf("Validate() = %+v, %v", p, err)
+		}
+		p.Groups[0] = "changed by the caller"
+	}
+	if len(f.iss.validated.m) != 1 {
+		t.Errorf("cache holds %d tokens, want 1", len(f.iss.validated.m))
+	}
+	// A forged variant of a cached token is not a cache hit.
+	forged := tok[:len(tok)-4] + "AAAA"
+	if _, err := f.iss.Validate(ctx, forged); err == nil {
+		t.Errorf("Validate(forged variant of cached token) succeeded")
+	}
+	f.clock.Advance(time.Hour + 31*time.Second)
+	if _, err := f.iss.Validate(ctx, tok); err == nil || !strings.Contains(err.Error(), "expiry") {
+		t.Errorf("Validate(cached, expired) = %v, want expired", err)
+	}
+	if len(f.iss.validated.m) != 0 {
+		t.Errorf("cache holds %d tokens after expiry, want 0", len(f.iss.validated.m))
+	}
+}
+
+func TestTokenCacheBound(t *testing.T) {
+	var c tokenCache
+	for j := range maxValidated + 10 {
+		var k [32]byte
+		k[0], k[1], k[2] = byte(j), byte(j>>8), byte(j>>16)
+		exp := int64(100)
+		if j%2 == 0 {
+			exp = 1 // expired at now=1000
+		}
+		c.put(k, validToken{exp: exp}, 1000)
+	}
+	if n := len(c.m); n > maxValidated {
+		t.Errorf("cache holds %d tokens, want at most %d", n, maxValidated)
 	}
 }
 
@@ -185,7 +230,7 @@ func TestParseBearer(t *testing.T) {
 				}
 				return
 			}
-			e, ok := err.(*arm.Error)
+			e, ok := errors.AsType[*arm.Error](err)
 			if !ok || e.Status != 401 || e.Code != arm.CodeAuthenticationFailed || e.Message != tt.err {
 				t.Errorf("ParseBearer(%q) = %q, %v, want 401 AuthenticationFailed %q", tt.header, got, err, tt.err)
 			}
@@ -271,8 +316,11 @@ func TestKeyRotation(t *testing.T) {
 	if _, err := f.iss.Validate(ctx, tok2); err == nil || !strings.Contains(err.Error(), "expiry") {
 		t.Errorf("Validate(token of kid2) at 1h17m = %v, want expired", err)
 	}
-	if _, err := f.iss.Validate(ctx, tok1); err == nil || err.Error() != "InvalidAuthenticationToken: The access token is invalid." {
-		t.Errorf("Validate(token of pruned kid1) = %v, want invalid", err)
+	if _, err := f.iss.Validate(ctx, tok1); err == nil {
+		t.Errorf("Validate(token of pruned kid1) succeeded")
+	}
+	if f.iss.keys.Load().byKid[kid1] != nil {
+		t.Errorf("pruned kid1 is still a verification key")
 	}
 	if _, err := f.iss.Validate(ctx, tok3); err != nil {
 		t.Errorf("Validate(token of kid3) at 1h17m = %v", err)
