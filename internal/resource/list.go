@@ -42,7 +42,7 @@ func (s *Service) List(ctx context.Context, req *Request, typeName string) (*Res
 		return nil, err
 	}
 	wholeSubscription := scope.ResourceGroup == "" && t.Scope == ScopeResourceGroup
-	prefix := strings.ToLower(t.FullName()) + "|" + scope.Key() + "/"
+	prefix := typePrefix(t) + scope.Key() + "/"
 	items, more, err := resources.List(ctx, s.store, prefix, req.SkipToken, pageSize(req.Top))
 	if err != nil {
 		return nil, err
@@ -126,11 +126,13 @@ func (s *Service) ListResources(ctx context.Context, req *Request, filter arm.Fi
 	limit := pageSize(req.Top)
 	page := Page[GenericResource]{Value: []GenericResource{}}
 	scope := req.ID.Key() + "/"
-	for _, t := range s.types.sorted() {
+	// Types are visited in the order of their keys, which is the order
+	// the skip token (the last key returned) compares in.
+	for _, t := range s.types.inKeyOrder() {
 		if strings.Contains(t.Name, "/") || strings.EqualFold(t.Namespace, "Microsoft.Resources") {
 			continue
 		}
-		prefix := strings.ToLower(t.FullName()) + "|" + scope
+		prefix := typePrefix(t) + scope
 		if req.SkipToken != "" && req.SkipToken >= prefix+"\xff" {
 			continue // this type was finished on an earlier page
 		}

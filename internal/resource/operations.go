@@ -28,6 +28,10 @@ type Task struct {
 	Resource *Resource
 	svc      *Service
 	opRev    int64
+	// parent is set for the part of a larger task (one resource of a group
+	// being deleted), whose progress maps into [lo, hi] of the parent's.
+	parent *Task
+	lo, hi float64
 }
 
 // Input decodes the action's request body into v.
@@ -36,6 +40,11 @@ func (t *Task) Input(v any) error { return arm.DecodeStrict(t.Op.Input, v) }
 // Progress records how far the operation has come, 0-100. It is best
 // effort: a failure to record progress does not fail the work.
 func (t *Task) Progress(ctx context.Context, percent float64) {
+	percent = min(max(percent, 0), 100)
+	if t.parent != nil {
+		t.parent.Progress(ctx, t.lo+percent*(t.hi-t.lo)/100)
+		return
+	}
 	op := *t.Op
 	op.PercentComplete = min(max(percent, 0), 100)
 	rev, err := t.svc.store.Txn(ctx, operations.Update(op.ID, op, t.opRev))
@@ -100,8 +109,15 @@ func (s *Service) reconcileOperation(ctx context.Context, id string) error {
 	task := &Task{Op: &op, Resource: &rec.Resource, svc: s, opRev: opIt.Revision}
 	rec.Properties = maps.Clone(rec.Properties)
 	result, workErr := s.runTask(ctx, t, task)
+	if workErr != nil && ctx.Err() != nil {
+		// This replica is stopping or lost the leadership: the work was
+		// interrupted, not failed. The next leader runs it again.
+		return ctx.Err()
+	}
 	if workErr != nil {
-		if !controller.IsTerminal(workErr) && op.Attempts+1 < maxAttempts && ctx.Err() == nil {
+		s.log.WarnContext(ctx, "operation work failed", "operation", op.ID, "kind", op.Kind,
+			"resource", op.ResourceID, "attempt", op.Attempts+1, "err", workErr)
+		if !controller.IsTerminal(workErr) && op.Attempts+1 < maxAttempts {
 			op.Attempts++
 			if _, err := s.store.Txn(ctx, operations.Update(op.ID, op, task.opRev)); err != nil {
 				return err
@@ -152,14 +168,15 @@ func canceled(msg string) *opEnd {
 }
 
 // failure turns a provider's error into the operation's: an *arm.Error is
-// passed on as it is; anything else is reported without internal details.
+// passed on as it is; anything else is reported without internal details,
+// which reconcileOperation has logged.
 func failure(err error) *opEnd {
 	var ae *arm.Error
 	if errors.As(err, &ae) {
 		return &opEnd{status: OpFailed, err: ae}
 	}
 	return &opEnd{status: OpFailed, err: arm.Errorf(http.StatusInternalServerError, "InternalOperationError",
-		"The operation failed: %s", err)}
+		"The operation failed because of an internal error. The operator can find the cause in the server log under this operation's id.")}
 }
 
 // finish ends an operation and applies its outcome to the resource in one
@@ -303,7 +320,7 @@ func (s *Service) DeleteContents(ctx context.Context, t *Task) error {
 		return err
 	}
 	var top []store.Item[record]
-	for _, typ := range s.types.sorted() {
+	for _, typ := range s.types.inKeyOrder() {
 		if strings.Contains(typ.Name, "/") || strings.EqualFold(typ.FullName(), t.Resource.Type) {
 			continue
 		}
@@ -323,7 +340,9 @@ func (s *Service) DeleteContents(ctx context.Context, t *Task) error {
 			continue
 		}
 		if typ.Deprovision != nil {
-			sub := &Task{Op: t.Op, Resource: &it.Value.Resource, svc: s, opRev: t.opRev}
+			n := float64(len(top) + 1)
+			sub := &Task{Op: t.Op, Resource: &it.Value.Resource, svc: s, parent: t,
+				lo: float64(i) * 100 / n, hi: float64(i+1) * 100 / n}
 			if err := typ.Deprovision(ctx, sub); err != nil {
 				return fmt.Errorf("delete %s: %w", it.Value.ID, err)
 			}

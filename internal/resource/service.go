@@ -126,6 +126,9 @@ func (s *Service) lookupVersioned(fullName, apiVersion string) (*Type, error) {
 // listing one type under a parent is one range read.
 func storeKey(id arm.ID) string { return strings.ToLower(id.Type()) + "|" + id.Key() }
 
+// typePrefix is the start of the store keys of every resource of type t.
+func typePrefix(t *Type) string { return strings.ToLower(t.FullName()) + "|" }
+
 // Get answers GET on a resource.
 func (s *Service) Get(ctx context.Context, req *Request) (*Response, error) {
 	t, err := req.typeOf(s)
@@ -603,13 +606,17 @@ func (s *Service) deleteOnce(ctx context.Context, req *Request, t *Type) (*Respo
 		return nil, err
 	}
 	if old == nil {
-		if _, err := s.checkParents(ctx, req.ID); err != nil {
-			var ae *arm.Error
-			if errors.As(err, &ae) && ae.Code == arm.CodeResourceGroupNotFound {
-				return nil, err
-			}
+		// Deleting what is not there succeeds (arm-contract §2.4), unless
+		// its group or subscription is missing: 404 for those.
+		if req.ID.Namespace == "" {
+			return nil, arm.ResourceNotFound(req.ID)
 		}
-		return &Response{Status: http.StatusNoContent}, nil
+		_, err := s.checkParents(ctx, req.ID)
+		var ae *arm.Error
+		if err == nil || errors.As(err, &ae) && ae.Code == arm.CodeParentResourceNotFound {
+			return &Response{Status: http.StatusNoContent}, nil
+		}
+		return nil, err
 	}
 	if t.Deprovision == nil {
 		ops := append(s.deleteOps(t, req.ID), resources.DeleteAt(key, oldRev))
@@ -644,7 +651,7 @@ func (s *Service) deleteOnce(ctx context.Context, req *Request, t *Type) (*Respo
 func (s *Service) deleteOps(t *Type, id arm.ID) []store.Op {
 	var ops []store.Op
 	for _, d := range s.types.descendants(t) {
-		ops = append(ops, store.DeletePrefix(resources.Key(strings.ToLower(d.FullName())+"|"+id.Key()+"/")))
+		ops = append(ops, store.DeletePrefix(resources.Key(typePrefix(d)+id.Key()+"/")))
 	}
 	return ops
 }

@@ -135,6 +135,13 @@ func (r *registry) descendants(t *Type) []*Type {
 	return out
 }
 
+// inKeyOrder lists every type in the order of its store keys.
+func (r *registry) inKeyOrder() []*Type {
+	out := r.sorted()
+	slices.SortFunc(out, func(a, b *Type) int { return strings.Compare(typePrefix(a), typePrefix(b)) })
+	return out
+}
+
 // sorted lists every type by full name.
 func (r *registry) sorted() []*Type {
 	out := make([]*Type, 0, len(r.types))
