@@ -276,7 +276,12 @@ func (s *Service) OperationStatus(ctx context.Context, subscription, id string) 
 	if err != nil {
 		return nil, err
 	}
-	return &Response{Status: http.StatusOK, Body: statusBody(op)}, nil
+	resp := &Response{Status: http.StatusOK, Body: statusBody(op), Header: http.Header{}}
+	if !op.Done() {
+		// Without it az waits 30 s before polling again.
+		resp.Header.Set("Retry-After", "1")
+	}
+	return resp, nil
 }
 
 // OperationResult answers the Location URL: 202 while running, then what

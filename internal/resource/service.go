@@ -117,6 +117,10 @@ func (s *Service) lookupVersioned(fullName, apiVersion string) (*Type, error) {
 			"The resource type '%s' could not be found in the namespace '%s' for api version '%s'.", typ, ns, apiVersion)
 	}
 	if !slices.ContainsFunc(t.APIVersions, func(v string) bool { return strings.EqualFold(v, apiVersion) }) {
+		if strings.EqualFold(t.Namespace, "Microsoft.Resources") {
+			// ARM's own types answer as ARM does, not as a provider.
+			return nil, arm.InvalidAPIVersion(apiVersion, t.SortedAPIVersions())
+		}
 		return nil, arm.NoRegisteredProvider(s.location, apiVersion, t.Name, t.SortedAPIVersions(), []string{s.location})
 	}
 	return t, nil
