@@ -102,10 +102,12 @@ func New(creds Credentials) (*Client, error) {
 	if !pool.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("no certificate in %s", creds.CACertFile)
 	}
+	// HTTP/1.1 with a connection per concurrent request, as az does:
+	// Go's HTTP/2 server costs more per request (bench api measured
+	// 10,000 GET/s over HTTP/2 against 16,700/s over HTTP/1.1).
 	tr := &http.Transport{
 		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 		MaxIdleConnsPerHost: 256,
-		ForceAttemptHTTP2:   true,
 	}
 	return &Client{Creds: creds, HTTP: &http.Client{Transport: tr, Timeout: 60 * time.Second}}, nil
 }

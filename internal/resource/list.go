@@ -49,7 +49,7 @@ func (s *Service) List(ctx context.Context, req *Request, typeName string) (*Res
 	}
 	page := Page[*Resource]{Value: make([]*Resource, 0, len(items))}
 	for _, it := range items {
-		id, err := arm.ParseID(it.Value.ID)
+		id, err := arm.ParseID(it.Value.Resource.ID)
 		if err != nil {
 			continue
 		}
@@ -148,8 +148,8 @@ func (s *Service) ListResources(ctx context.Context, req *Request, filter arm.Fi
 			for _, it := range items {
 				after = it.Name
 				r := it.Value
-				id, err := arm.ParseID(r.ID)
-				if err != nil || len(id.Types) != 1 || !filter.Match(arm.Item{ResourceGroup: id.ResourceGroup, Type: r.Type, Name: r.Name, Location: r.Location, Tags: r.Tags}) {
+				id, err := arm.ParseID(r.Resource.ID)
+				if err != nil || len(id.Types) != 1 || !filter.Match(arm.Item{ResourceGroup: id.ResourceGroup, Type: r.Resource.Type, Name: r.Resource.Name, Location: r.Resource.Location, Tags: r.Resource.Tags}) {
 					continue
 				}
 				page.Value = append(page.Value, genericItem(&r, expandSet))
@@ -167,15 +167,15 @@ func (s *Service) ListResources(ctx context.Context, req *Request, filter arm.Fi
 }
 
 func genericItem(r *record, expand map[string]bool) GenericResource {
-	g := GenericResource{ID: r.ID, Name: r.Name, Type: r.Type, Location: r.Location, Tags: r.Tags, Kind: r.Kind, ManagedBy: r.ManagedBy}
-	if len(r.ExtendedLocation) > 0 {
-		g.ExtendedLocation = r.ExtendedLocation
+	g := GenericResource{ID: r.Resource.ID, Name: r.Resource.Name, Type: r.Resource.Type, Location: r.Resource.Location, Tags: r.Resource.Tags, Kind: r.Resource.Kind, ManagedBy: r.Resource.ManagedBy}
+	if len(r.Resource.ExtendedLocation) > 0 {
+		g.ExtendedLocation = r.Resource.ExtendedLocation
 	}
-	if len(r.SKU) > 0 {
-		g.SKU = r.SKU
+	if len(r.Resource.SKU) > 0 {
+		g.SKU = r.Resource.SKU
 	}
-	if len(r.Identity) > 0 {
-		g.Identity = r.Identity
+	if len(r.Resource.Identity) > 0 {
+		g.Identity = r.Resource.Identity
 	}
 	if expand["createdtime"] {
 		g.CreatedTime = &r.CreatedTime
@@ -184,7 +184,7 @@ func genericItem(r *record, expand map[string]bool) GenericResource {
 		g.ChangedTime = &r.ChangedTime
 	}
 	if expand["provisioningstate"] {
-		g.ProvisioningState = r.ProvisioningState()
+		g.ProvisioningState = r.Resource.ProvisioningState()
 	}
 	return g
 }

@@ -55,13 +55,33 @@ const (
 	StateDeleting  = "Deleting"
 )
 
-// record is what the store holds for a resource.
+// record is what the store holds for a resource: the resource as clients
+// see it (without its ETag, which is the store revision), and the
+// framework's own fields beside it.
 type record struct {
-	Resource
+	Resource Resource `json:"resource"`
 	// OperationID names the operation in flight on the resource, if any.
 	OperationID string    `json:"operationId,omitempty"`
 	CreatedTime time.Time `json:"createdTime"`
 	ChangedTime time.Time `json:"changedTime"`
+}
+
+// rawRecord is a record with the resource left undecoded: a GET passes
+// it through to the client without decoding and encoding it again.
+type rawRecord struct {
+	Resource json.RawMessage `json:"resource"`
+}
+
+// withETag returns the JSON object of a resource with its etag added.
+func withETag(resource json.RawMessage, tag string) json.RawMessage {
+	field, _ := json.Marshal(tag)
+	out := make([]byte, 0, len(resource)+len(field)+10)
+	out = append(out, `{"etag":`...)
+	out = append(out, field...)
+	if len(resource) > 2 {
+		out = append(out, ',')
+	}
+	return append(out, resource[1:]...)
 }
 
 // etag is the resource's ETag at store revision rev.

@@ -102,12 +102,12 @@ func (s *Service) reconcileOperation(ctx context.Context, id string) error {
 	if rec.OperationID != op.ID {
 		return s.finish(ctx, &op, opIt.Revision, nil, 0, canceled("A later request on the resource superseded this operation."))
 	}
-	t, ok := s.types.lookup(rec.Type)
+	t, ok := s.types.lookup(rec.Resource.Type)
 	if !ok {
-		return s.finish(ctx, &op, opIt.Revision, &rec, recIt.Revision, failure(fmt.Errorf("type %s is no longer served", rec.Type)))
+		return s.finish(ctx, &op, opIt.Revision, &rec, recIt.Revision, failure(fmt.Errorf("type %s is no longer served", rec.Resource.Type)))
 	}
 	task := &Task{Op: &op, Resource: &rec.Resource, svc: s, opRev: opIt.Revision}
-	rec.Properties = maps.Clone(rec.Properties)
+	rec.Resource.Properties = maps.Clone(rec.Resource.Properties)
 	result, workErr := s.runTask(ctx, t, task)
 	if workErr != nil && ctx.Err() != nil {
 		// This replica is stopping or lost the leadership: the work was
@@ -190,11 +190,11 @@ func (s *Service) finish(ctx context.Context, op *Operation, opRev int64, rec *r
 		op.Status, op.Error, op.ErrorStatus = end.status, end.err, end.err.Status
 	}
 	if rec != nil && rec.OperationID == op.ID {
-		rid, _ := arm.ParseID(rec.ID)
+		rid, _ := arm.ParseID(rec.Resource.ID)
 		key := storeKey(rid)
 		switch {
 		case op.Kind == "delete" && end == nil:
-			t, _ := s.types.lookup(rec.Type)
+			t, _ := s.types.lookup(rec.Resource.Type)
 			ops = append(ops, resources.DeleteAt(key, recRev))
 			if t != nil {
 				ops = append(ops, s.deleteOps(t, rid)...)
@@ -206,7 +206,7 @@ func (s *Service) finish(ctx context.Context, op *Operation, opRev int64, rec *r
 				if end != nil {
 					state = StateFailed
 				}
-				rec.Properties["provisioningState"] = state
+				rec.Resource.Properties["provisioningState"] = state
 			}
 			ops = append(ops, resources.Update(key, *rec, recRev))
 		}
@@ -336,11 +336,11 @@ func (s *Service) DeleteContents(ctx context.Context, t *Task) error {
 		top = append(top, items...)
 	}
 	for i, it := range top {
-		rid, err := arm.ParseID(it.Value.ID)
+		rid, err := arm.ParseID(it.Value.Resource.ID)
 		if err != nil {
 			return err
 		}
-		typ, ok := s.types.lookup(it.Value.Type)
+		typ, ok := s.types.lookup(it.Value.Resource.Type)
 		if !ok {
 			continue
 		}
@@ -349,7 +349,7 @@ func (s *Service) DeleteContents(ctx context.Context, t *Task) error {
 			sub := &Task{Op: t.Op, Resource: &it.Value.Resource, svc: s, parent: t,
 				lo: float64(i) * 100 / n, hi: float64(i+1) * 100 / n}
 			if err := typ.Deprovision(ctx, sub); err != nil {
-				return fmt.Errorf("delete %s: %w", it.Value.ID, err)
+				return fmt.Errorf("delete %s: %w", it.Value.Resource.ID, err)
 			}
 		}
 		ops := append(s.deleteOps(typ, rid), resources.Delete(storeKey(rid)))

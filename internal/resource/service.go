@@ -22,6 +22,7 @@ import (
 // The store's collections.
 var (
 	resources     = store.NewCollection[record]("resources/")
+	rawResources  = store.NewCollection[rawRecord]("resources/") // the same keys, resource left undecoded
 	operations    = store.NewCollection[Operation]("operations/")
 	activeOps     = store.NewCollection[struct{}]("operations-active/")
 	subscriptions = store.NewCollection[Subscription]("subscriptions/")
@@ -134,16 +135,23 @@ func storeKey(id arm.ID) string { return strings.ToLower(id.Type()) + "|" + id.K
 func typePrefix(t *Type) string { return strings.ToLower(t.FullName()) + "|" }
 
 // Get answers GET on a resource.
+// The resource is passed through as stored, with its ETag added: the hot
+// path decodes and encodes no JSON of its own.
 func (s *Service) Get(ctx context.Context, req *Request) (*Response, error) {
-	t, err := req.typeOf(s)
+	if _, err := req.typeOf(s); err != nil {
+		return nil, err
+	}
+	it, err := rawResources.Get(ctx, s.store, storeKey(req.ID))
+	if errors.Is(err, store.ErrNotFound) {
+		_, err = s.read(ctx, req.ID) // says which part of the path is missing
+	}
 	if err != nil {
 		return nil, err
 	}
-	it, err := s.read(ctx, req.ID)
-	if err != nil {
-		return nil, err
-	}
-	return s.resourceResponse(http.StatusOK, t, &it.Value.Resource, it.Revision), nil
+	tag := etag(it.Revision)
+	h := http.Header{}
+	h.Set("ETag", tag)
+	return &Response{Status: http.StatusOK, Body: withETag(it.Value.Resource, tag), Header: h}, nil
 }
 
 // Head answers HEAD on a resource: 204 when it exists, 404 when not.
@@ -211,9 +219,9 @@ func (s *Service) checkParents(ctx context.Context, id arm.ID) (parentGuard, err
 	case err != nil:
 		return parentGuard{}, err
 	}
-	if it.Value.ProvisioningState() == StateDeleting {
+	if it.Value.Resource.ProvisioningState() == StateDeleting {
 		return parentGuard{}, arm.Errorf(http.StatusConflict, arm.CodeConflict,
-			"The parent '%s' is being deleted; no changes can be made below it.", it.Value.ID)
+			"The parent '%s' is being deleted; no changes can be made below it.", it.Value.Resource.ID)
 	}
 	return parentGuard{key: resources.Key(key), rev: it.Revision}, nil
 }
@@ -295,18 +303,18 @@ func (s *Service) putOnce(ctx context.Context, req *Request, t *Type, body *putB
 		if err != nil {
 			return nil, err
 		}
-		rec.Location = loc
-		rec.Tags = body.Tags
+		rec.Resource.Location = loc
+		rec.Resource.Tags = body.Tags
 	}
 	var oldRes *Resource
 	if old != nil {
 		oldRes = &old.Resource
 		rec.CreatedTime = old.CreatedTime
 	}
-	if err := keepReadOnly(t, rec.Properties, oldRes); err != nil {
+	if err := keepReadOnly(t, rec.Resource.Properties, oldRes); err != nil {
 		return nil, err
 	}
-	rec.SystemData = systemData(oldRes, req.Caller, now)
+	rec.Resource.SystemData = systemData(oldRes, req.Caller, now)
 	if t.Validate != nil {
 		if err := t.Validate(ctx, &Write{ID: req.ID, APIVersion: req.APIVersion, New: &rec.Resource, Old: oldRes}); err != nil {
 			return nil, err
@@ -330,11 +338,11 @@ func (s *Service) commitWrite(ctx context.Context, req *Request, t *Type, key st
 	if t.Provision != nil {
 		op = s.newOperation(req, kind, "")
 		rec.OperationID = op.ID
-		rec.Properties["provisioningState"] = StateAccepted
+		rec.Resource.Properties["provisioningState"] = StateAccepted
 		ops = append(ops, operations.Create(op.ID, *op), activeOps.Create(op.ID, struct{}{}))
 	} else {
 		rec.OperationID = ""
-		rec.Properties["provisioningState"] = StateSucceeded
+		rec.Resource.Properties["provisioningState"] = StateSucceeded
 	}
 	ops = append(ops, resources.Update(key, *rec, oldRev))
 	rev, err := s.store.Txn(ctx, ops...)
@@ -400,9 +408,9 @@ func (s *Service) checkLocation(loc string, old *record) (string, error) {
 		return "", withTarget("location", arm.Errorf(http.StatusBadRequest, "LocationNotAvailableForResourceType",
 			"The provided location '%s' is not available for this resource type. List of available regions is '%s'.", loc, s.location))
 	}
-	if old != nil && normaliseLocation(old.Location) != norm {
+	if old != nil && normaliseLocation(old.Resource.Location) != norm {
 		return "", withTarget("location", arm.Errorf(http.StatusBadRequest, "InvalidResourceLocation",
-			"The resource '%s' already exists in location '%s'. A resource with the same name cannot be created in location '%s'.", old.Name, old.Location, loc))
+			"The resource '%s' already exists in location '%s'. A resource with the same name cannot be created in location '%s'.", old.Resource.Name, old.Resource.Location, loc))
 	}
 	return norm, nil
 }
@@ -525,34 +533,34 @@ func (s *Service) patchOnce(ctx context.Context, req *Request, t *Type, body *pu
 	}
 	rec := *old
 	rec.Resource.ID = req.ID.String() // the latest casing wins
-	rec.Name = req.ID.Name()
+	rec.Resource.Name = req.ID.Name()
 	if body.Tags != nil && t.Tracked {
-		rec.Tags = body.Tags
+		rec.Resource.Tags = body.Tags
 	}
 	for _, set := range []struct {
 		dst *json.RawMessage
 		src json.RawMessage
-	}{{&rec.SKU, body.SKU}, {&rec.Identity, body.Identity}} {
+	}{{&rec.Resource.SKU, body.SKU}, {&rec.Resource.Identity, body.Identity}} {
 		if len(set.src) > 0 {
 			*set.dst = set.src
 		}
 	}
 	propsChanged := len(body.Properties) > 0 && !bytes.Equal(bytes.TrimSpace(body.Properties), []byte("{}"))
 	if propsChanged {
-		merged, err := mergeProperties(old.Properties, body.Properties)
+		merged, err := mergeProperties(old.Resource.Properties, body.Properties)
 		if err != nil {
 			return nil, err
 		}
 		if err := keepReadOnly(t, merged, &old.Resource); err != nil {
 			return nil, err
 		}
-		rec.Properties = merged
+		rec.Resource.Properties = merged
 	} else {
-		rec.Properties = maps.Clone(old.Properties)
+		rec.Resource.Properties = maps.Clone(old.Resource.Properties)
 	}
 	now := s.now().UTC()
 	rec.ChangedTime = now
-	rec.SystemData = systemData(&old.Resource, req.Caller, now)
+	rec.Resource.SystemData = systemData(&old.Resource, req.Caller, now)
 	if t.Validate != nil {
 		if err := t.Validate(ctx, &Write{ID: req.ID, APIVersion: req.APIVersion, New: &rec.Resource, Old: &old.Resource}); err != nil {
 			return nil, err
@@ -560,7 +568,7 @@ func (s *Service) patchOnce(ctx context.Context, req *Request, t *Type, body *pu
 	}
 	if !propsChanged {
 		// Tags and other envelope fields need no provisioning work.
-		rec.Properties["provisioningState"] = old.Properties["provisioningState"]
+		rec.Resource.Properties["provisioningState"] = old.Resource.Properties["provisioningState"]
 		rev, err := s.store.Txn(ctx, resources.Update(key, rec, oldRev))
 		if err != nil {
 			return nil, err
@@ -629,7 +637,7 @@ func (s *Service) deleteOnce(ctx context.Context, req *Request, t *Type) (*Respo
 		}
 		return &Response{Status: http.StatusOK}, nil
 	}
-	if old.ProvisioningState() == StateDeleting {
+	if old.Resource.ProvisioningState() == StateDeleting {
 		// Already being deleted: point the caller at the same operation.
 		if it, err := operations.Get(ctx, s.store, old.OperationID); err == nil {
 			return s.acceptedResponse(req, &it.Value), nil
@@ -637,8 +645,8 @@ func (s *Service) deleteOnce(ctx context.Context, req *Request, t *Type) (*Respo
 	}
 	op := s.newOperation(req, "delete", "")
 	rec := *old
-	rec.Properties = maps.Clone(old.Properties)
-	rec.Properties["provisioningState"] = StateDeleting
+	rec.Resource.Properties = maps.Clone(old.Resource.Properties)
+	rec.Resource.Properties["provisioningState"] = StateDeleting
 	rec.OperationID = op.ID
 	if _, err := s.store.Txn(ctx,
 		resources.Update(key, rec, oldRev),
@@ -696,7 +704,7 @@ func (s *Service) actionOnce(ctx context.Context, req *Request, t *Type, name st
 	}
 	if it.Value.OperationID != "" {
 		return nil, arm.Errorf(http.StatusConflict, arm.CodeAnotherOperationInProgress,
-			"Another operation is in progress on the resource '%s'; retry when it completes.", it.Value.ID)
+			"Another operation is in progress on the resource '%s'; retry when it completes.", it.Value.Resource.ID)
 	}
 	input := json.RawMessage(bytes.TrimSpace(req.Body))
 	if len(input) == 0 {

@@ -156,6 +156,16 @@ func freeLoopbackURLs() (peer, client url.URL, err error) {
 	return peer, client, nil
 }
 
+// ClientURL is the address of the embedded etcd's client listener, for
+// tools that talk to it as an ordinary etcd client would (benchmarks,
+// etcdctl); empty for an external cluster.
+func (s *Store) ClientURL() string {
+	if s.etcd == nil || len(s.etcd.Clients) == 0 {
+		return ""
+	}
+	return "http://" + s.etcd.Clients[0].Addr().String()
+}
+
 // Close releases the client and stops the embedded etcd.
 func (s *Store) Close() error {
 	err := s.client.Close()
