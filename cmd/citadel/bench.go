@@ -38,7 +38,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	clients := fs.Int("clients", 32, "concurrent clients")
 	duration := fs.Duration("duration", 10*time.Second, "how long each phase runs")
 	resources := fs.Int("resources", 256, "resources created for the GET phase")
-	only := fs.String("phases", "get,put,etcd-get,etcd-put", "the phases to run, comma-separated")
+	only := fs.String("phases", "get,put,etcd-get,etcd-put,etcd-get-inprocess,etcd-put-inprocess", "the phases to run, comma-separated")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -122,6 +122,19 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 			_, err := etcdClients[cl].Txn(ctx, store.Put(fmt.Sprintf("bench/%d/%d", cl, i%64), benchValue))
 			return err
 		}},
+		// The same through the server's own in-process connection, which no
+		// client outside the server has: for comparison only.
+		{"etcd-get-inprocess", "etcd Get in-process", &report.EtcdGetInProcess, func(ctx context.Context, _, _ int) error {
+			_, err := srv.Store.Get(ctx, fmt.Sprintf("bench/%d", rand.IntN(*resources)))
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			return err
+		}},
+		{"etcd-put-inprocess", "etcd Put in-process", &report.EtcdPutInProcess, func(ctx context.Context, cl, i int) error {
+			_, err := srv.Store.Txn(ctx, store.Put(fmt.Sprintf("bench/%d/%d", cl, i%64), benchValue))
+			return err
+		}},
 	}
 	for _, ph := range phases {
 		if !slices.Contains(strings.Split(*only, ","), ph.flag) {
@@ -165,6 +178,8 @@ type benchReport struct {
 	Put                 phaseResult `json:"armPut"`
 	EtcdGet             phaseResult `json:"etcdGet"`
 	EtcdPut             phaseResult `json:"etcdPut"`
+	EtcdGetInProcess    phaseResult `json:"etcdGetInProcess"`
+	EtcdPutInProcess    phaseResult `json:"etcdPutInProcess"`
 	PutThroughputVsEtcd float64     `json:"armPutThroughputVsEtcdPut"`
 	GetThroughputVsEtcd float64     `json:"armGetThroughputVsEtcdGet"`
 }
