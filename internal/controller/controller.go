@@ -28,7 +28,12 @@ func (e terminalError) Error() string { return e.err.Error() }
 func (e terminalError) Unwrap() error { return e.err }
 
 // Terminal marks err as final: the name is not retried until it changes.
-func Terminal(err error) error { return terminalError{err} }
+func Terminal(err error) error {
+	if err == nil {
+		return nil
+	}
+	return terminalError{err}
+}
 
 // IsTerminal reports whether err was marked by Terminal.
 func IsTerminal(err error) bool {
@@ -117,6 +122,10 @@ func watchUntilBroken(ctx context.Context, cfg Config, q *queue, rev int64) {
 		defer t.Stop()
 		resync = t.C
 	}
+	// The watch ends with this function, not only with leadership: a
+	// resync must not leave it running.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	events := cfg.Store.Watch(ctx, cfg.Prefix, rev)
 	for {
 		select {

@@ -199,10 +199,13 @@ type Page struct {
 // `after` (empty: from the start), at most limit of them (0: all).
 func (s *Store) List(ctx context.Context, prefix, after string, limit int) (Page, error) {
 	start := s.prefix + prefix
-	if after > prefix { // an after outside the prefix must not widen the range
+	if after != "" && after >= prefix { // an after outside the prefix must not widen the range
 		start = s.prefix + after + "\x00"
 	}
 	end := clientv3.GetPrefixRangeEnd(s.prefix + prefix)
+	if start == "" {
+		start = "\x00" // the whole keyspace: etcd takes no empty key
+	}
 	opts := []clientv3.OpOption{clientv3.WithRange(end)}
 	if limit > 0 {
 		opts = append(opts, clientv3.WithLimit(int64(limit)))

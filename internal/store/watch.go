@@ -7,6 +7,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 )
 
 // Event is one change seen by Watch.
@@ -22,9 +23,11 @@ type Event struct {
 func (s *Store) Watch(ctx context.Context, prefix string, rev int64) <-chan Event {
 	out := make(chan Event, 64)
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	wch := s.client.Watch(ctx, s.prefix+prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	watcher := s.newWatcher()
+	wch := watcher.Watch(ctx, s.prefix+prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 	go func() {
 		defer close(out)
+		defer watcher.Close()
 		defer cancel()
 		for resp := range wch {
 			if err := resp.Err(); err != nil {
@@ -45,6 +48,18 @@ func (s *Store) Watch(ctx context.Context, prefix string, rev int64) <-chan Even
 		}
 	}()
 	return out
+}
+
+// newWatcher gives each watch a stream of its own: with etcd's
+// in-process client, many watches ending at once on one shared stream
+// wedge it for every other watch (etcd-io/etcd#18879), and the
+// in-process client cannot open a second stream, so embedded mode makes
+// a client per watch. Watches are few and long-lived.
+func (s *Store) newWatcher() clientv3.Watcher {
+	if s.etcd != nil {
+		return v3client.New(s.etcd.Server)
+	}
+	return clientv3.NewWatcher(s.client)
 }
 
 // Lead runs fn whenever this process holds the leadership called name, and
