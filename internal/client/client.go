@@ -34,22 +34,6 @@ type Credentials struct {
 	Location       string `json:"location"`
 }
 
-// DefaultCredentialsFile is where `citadel server` writes the credentials
-// with its default data directory.
-const DefaultCredentialsFile = "citadel-data/bootstrap/admin.json"
-
-// CredentialsPath picks the credentials file: the flag, else
-// $CITADEL_CREDENTIALS (given as env), else the default.
-func CredentialsPath(flagValue, env string) string {
-	switch {
-	case flagValue != "":
-		return flagValue
-	case env != "":
-		return env
-	}
-	return DefaultCredentialsFile
-}
-
 // LoadCredentials reads a credentials file.
 func LoadCredentials(path string) (Credentials, error) {
 	var c Credentials

@@ -115,11 +115,13 @@ type Server struct {
 	Identity        *identity.Issuer
 	Resources       *resource.Service
 
-	http   *http.Server
-	cancel context.CancelFunc
-	done   sync.WaitGroup
-	errs   chan error
-	ready  atomic.Bool
+	http      *http.Server
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	closeErr  error
+	done      sync.WaitGroup
+	errs      chan error
+	ready     atomic.Bool
 }
 
 // Start brings a replica up and returns once it serves requests.
@@ -268,13 +270,17 @@ func publicHost(addr *net.TCPAddr, sans []string) string {
 // controller).
 func (s *Server) Err() <-chan error { return s.errs }
 
-// Close stops serving, then the controllers, then the store.
+// Close stops serving, then the controllers, then the store. Calling it
+// again does nothing.
 func (s *Server) Close() error {
-	s.ready.Store(false)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := s.http.Shutdown(ctx)
-	s.cancel()
-	s.done.Wait()
-	return errors.Join(err, s.Store.Close())
+	s.closeOnce.Do(func() {
+		s.ready.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := s.http.Shutdown(ctx)
+		s.cancel()
+		s.done.Wait()
+		s.closeErr = errors.Join(err, s.Store.Close())
+	})
+	return s.closeErr
 }
