@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/citadel-cloud/citadel/internal/server"
@@ -29,6 +30,7 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
+	tuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
@@ -47,6 +49,20 @@ func main() {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "citadel %s: %v\n", os.Args[1], err)
 		os.Exit(1)
+	}
+}
+
+// tuneGC trades memory for latency unless the operator chose otherwise:
+// the control plane's live heap is small, and collecting it at the
+// default GOGC=100 put GC work on the request path (bench api on 2 cores:
+// GET p99 7.4 ms at GOGC=100, 4.0 ms at 800). The memory limit keeps the
+// heap bounded all the same.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(800)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(4 << 30)
 	}
 }
 
