@@ -169,6 +169,7 @@ type phaseResult struct {
 	P50Ms      float64 `json:"p50Ms"`
 	P99Ms      float64 `json:"p99Ms"`
 	MaxMs      float64 `json:"maxMs"`
+	FirstError string  `json:"firstError,omitempty"`
 }
 
 type benchReport struct {
@@ -236,8 +237,12 @@ func drive(ctx context.Context, n int, d time.Duration, op func(ctx context.Cont
 	ms := func(q float64) float64 {
 		return float64(latencies[min(len(latencies)-1, int(q*float64(len(latencies))))].Microseconds()) / 1000
 	}
+	first := ""
+	if firstErr != nil {
+		first = firstErr.Error()
+	}
 	return phaseResult{
-		Requests: len(latencies), Errors: errs,
+		Requests: len(latencies), Errors: errs, FirstError: first,
 		Throughput: float64(len(latencies)) / elapsed.Seconds(),
 		P50Ms:      ms(0.50), P99Ms: ms(0.99), MaxMs: ms(1),
 	}, nil

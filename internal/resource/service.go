@@ -261,7 +261,7 @@ func (s *Service) Put(ctx context.Context, req *Request) (*Response, error) {
 	// A conflict means somebody wrote the resource or its parent between
 	// our read and our commit; read again and redo the request.
 	for attempt := 0; ; attempt++ {
-		resp, err := s.putOnce(ctx, req, t, &body, props)
+		resp, err := s.putOnce(ctx, req, t, &body, maps.Clone(props)) // each attempt starts from the body
 		if !errors.Is(err, store.ErrConflict) {
 			return resp, err
 		}

@@ -1,12 +1,15 @@
 package resource_test
 
 import (
+	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/citadel-cloud/citadel/internal/arm"
 	"github.com/citadel-cloud/citadel/internal/resource"
 )
 
@@ -477,4 +480,35 @@ func TestDeleteSync(t *testing.T) {
 			checkError(t, "Delete("+tt.id+")", err, tt.status, tt.code, "")
 		})
 	}
+}
+
+// TestPutConcurrentSameResource races PUTs of one long-running resource.
+// Conflicts are retried from the request body each time: none may see
+// state left by its own failed attempt (a regression: the retry once saw
+// the provisioningState its first attempt had set and refused with 400).
+func TestPutConcurrentSameResource(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.putGroup(t, "rg")
+	runOperations(t, e.svc, "replica-1") // so that the stored state keeps changing
+	id := slowID("rg", "contended")
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for range 5 {
+				resp, err := e.svc.Put(t.Context(), req(t, id, `{"location":"local","properties":{}}`))
+				if err != nil {
+					var ae *arm.Error
+					if !errors.As(err, &ae) || ae.Code != arm.CodeConflict {
+						t.Errorf("Put(%s) = %v, want success or Conflict", id, err)
+					}
+					continue
+				}
+				if resp.Status != http.StatusOK && resp.Status != http.StatusCreated {
+					t.Errorf("Put(%s) status = %d, want 200 or 201", id, resp.Status)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
