@@ -19,14 +19,6 @@ func (f *FrontDoor) route(method string, p arm.Path, req *resource.Request, expa
 	switch {
 	case id.IsZero():
 		return f.routeTenant(method, p.Tail, req)
-	case id.Subscription == "":
-		// Tenant-level provider paths: /providers/{ns}[/...].
-		if len(id.Types) == 0 && len(p.Tail) == 0 && id.Scope == nil {
-			return core(method, req, func(ctx context.Context) (*resource.Response, error) {
-				return f.core.GetProvider(ctx, "", id.Namespace)
-			})
-		}
-		return nil, notFound(req)
 	case id.Namespace == "" && id.ResourceGroup == "":
 		return f.routeSubscription(method, p.Tail, req, expand)
 	case id.Namespace == "":
@@ -111,15 +103,17 @@ func (f *FrontDoor) routeGroup(method string, tail []string, req *resource.Reque
 	return nil, notFound(req)
 }
 
-// routeNamespace serves {subscription|group}/providers/{ns}[/{type}|/register].
+// routeNamespace serves [{scope}]/providers/{ns}[/{type}|/register]: a
+// provider, its registration, or a collection at the tenant root, a
+// subscription, a group or a resource.
 func (f *FrontDoor) routeNamespace(method string, tail []string, req *resource.Request) (handler, error) {
 	id := req.ID
 	switch {
-	case len(tail) == 0 && id.ResourceGroup == "":
+	case len(tail) == 0 && id.ResourceGroup == "" && id.Scope == nil:
 		return core(method, req, func(ctx context.Context) (*resource.Response, error) {
 			return f.core.GetProvider(ctx, id.Subscription, id.Namespace)
 		})
-	case id.ResourceGroup == "" && (is(tail, "register") || is(tail, "unregister")) && method == http.MethodPost:
+	case id.Subscription != "" && id.ResourceGroup == "" && id.Scope == nil && (is(tail, "register") || is(tail, "unregister")) && method == http.MethodPost:
 		return core(http.MethodGet, req, func(ctx context.Context) (*resource.Response, error) {
 			return f.core.GetProvider(ctx, id.Subscription, id.Namespace)
 		})

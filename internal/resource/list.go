@@ -36,9 +36,16 @@ func (s *Service) List(ctx context.Context, req *Request, typeName string) (*Res
 	}
 	scope := req.ID
 	if len(scope.Types) == 0 {
-		scope = arm.ID{Subscription: scope.Subscription, ResourceGroup: scope.ResourceGroup}
+		if scope.Scope != nil {
+			scope = *scope.Scope // {resource}/providers/{ns}/{type}: the list is at the resource
+		} else {
+			scope = arm.ID{Subscription: scope.Subscription, ResourceGroup: scope.ResourceGroup}
+		}
 	}
-	if err := s.checkExists(ctx, scope); err != nil {
+	if t.List != nil {
+		return t.List(ctx, req, scope)
+	}
+	if err := s.CheckExists(ctx, scope); err != nil {
 		return nil, err
 	}
 	wholeSubscription := scope.ResourceGroup == "" && t.Scope == ScopeResourceGroup
@@ -64,8 +71,12 @@ func (s *Service) List(ctx context.Context, req *Request, typeName string) (*Res
 	return &Response{Status: http.StatusOK, Body: page}, nil
 }
 
-// checkExists checks that a subscription, group or resource exists.
-func (s *Service) checkExists(ctx context.Context, id arm.ID) error {
+// CheckExists checks that the tenant root, a subscription, group or
+// resource exists.
+func (s *Service) CheckExists(ctx context.Context, id arm.ID) error {
+	if id.IsZero() {
+		return nil
+	}
 	if id.ResourceGroup == "" && len(id.Types) == 0 {
 		_, err := s.checkParents(ctx, arm.ID{Subscription: id.Subscription, ResourceGroup: "x"})
 		return err
@@ -116,7 +127,7 @@ type GenericResource struct {
 // resources of every type below scope that match the filter, in pages.
 // Microsoft.Resources' own types (groups, deployments) are not listed.
 func (s *Service) ListResources(ctx context.Context, req *Request, filter arm.Filter, expand string) (*Response, error) {
-	if err := s.checkExists(ctx, req.ID); err != nil {
+	if err := s.CheckExists(ctx, req.ID); err != nil {
 		return nil, err
 	}
 	expandSet := map[string]bool{}

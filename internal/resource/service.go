@@ -198,8 +198,10 @@ func (g parentGuard) op() (store.Op, bool) {
 // checkParents checks that the subscription, group and parent resource of
 // id exist, returning the closest one as a guard for the write.
 func (s *Service) checkParents(ctx context.Context, id arm.ID) (parentGuard, error) {
-	if _, err := s.Subscription(ctx, id.Subscription); err != nil {
-		return parentGuard{}, err
+	if id.Subscription != "" { // else a tenant-level resource: the root always exists
+		if _, err := s.Subscription(ctx, id.Subscription); err != nil {
+			return parentGuard{}, err
+		}
 	}
 	parent, ok := id.Parent()
 	if !ok || parent.ResourceGroup == "" && len(parent.Types) == 0 {

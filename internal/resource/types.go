@@ -24,6 +24,10 @@ const (
 	ScopeResourceGroup Scope = iota
 	// ScopeSubscription types live directly in a subscription (resource groups themselves).
 	ScopeSubscription
+	// ScopeAny types are extension resources that live at any scope: the
+	// tenant root, a subscription, a group or a resource (role
+	// assignments, locks).
+	ScopeAny
 )
 
 // Type declares one ARM resource type. A provider fills one in per type;
@@ -59,6 +63,12 @@ type Type struct {
 	Deprovision func(ctx context.Context, t *Task) error
 	// Actions are the POST operations on an instance, by name.
 	Actions map[string]Action
+	// List, when set, answers collection GETs of the type in place of the
+	// generic list: for types whose lists are not "what is stored directly
+	// below" (role assignments list what applies at a scope, built-in role
+	// definitions are not stored). scope is the subscription, group or
+	// resource the list was asked at.
+	List func(ctx context.Context, req *Request, scope arm.ID) (*Response, error)
 }
 
 // Action is one POST operation on a resource, always long-running.
