@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/authz"
 	"github.com/citadel-cloud/citadel/internal/identity"
 	"github.com/citadel-cloud/citadel/internal/providers/resources"
 	"github.com/citadel-cloud/citadel/internal/resource"
@@ -27,11 +29,21 @@ import (
 // maxBody is ARM's request size limit.
 const maxBody = 8 << 20
 
+// Authorizer decides what a caller may do: RBAC and locks.
+type Authorizer interface {
+	// Authorize returns a 403 or 409 *arm.Error unless who may perform
+	// action at scope.
+	Authorize(who authz.Principal, action, scope string) error
+	// CanRead reports whether who may read resource id of type typ.
+	CanRead(who authz.Principal, typ, id string) bool
+}
+
 // Config wires the front door to what it serves.
 type Config struct {
 	Resources *resource.Service
 	Core      *resources.Provider
 	Identity  *identity.Issuer
+	Authz     Authorizer
 	// Other serves every path that is not ARM: the token issuer, health
 	// and metrics.
 	Other   http.Handler
@@ -44,6 +56,7 @@ type FrontDoor struct {
 	svc      *resource.Service
 	core     *resources.Provider
 	identity *identity.Issuer
+	authz    Authorizer
 	other    http.Handler
 	log      *slog.Logger
 	requests *prometheus.CounterVec
@@ -53,7 +66,7 @@ type FrontDoor struct {
 // New builds the front door.
 func New(cfg Config) *FrontDoor {
 	f := &FrontDoor{
-		svc: cfg.Resources, core: cfg.Core, identity: cfg.Identity, other: cfg.Other,
+		svc: cfg.Resources, core: cfg.Core, identity: cfg.Identity, authz: cfg.Authz, other: cfg.Other,
 		log: cfg.Logger.With("component", "frontdoor"),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "citadel_arm_requests_total", Help: "ARM requests by method and status code.",
@@ -173,11 +186,26 @@ func (f *FrontDoor) serve(r *http.Request) (*resource.Response, error) {
 			return nil, err
 		}
 	}
-	handler, err := f.route(r.Method, path, req, q.Get("$expand"))
+	rt, err := f.route(r.Method, path, req, q.Get("$expand"))
 	if err != nil {
 		return nil, err
 	}
-	return handler(r.Context())
+	who := authz.Principal{ObjectID: principal.ObjectID, Groups: principal.Groups}
+	req.CanRead = func(typ, id string) bool { return f.authz.CanRead(who, typ, id) }
+	switch {
+	case rt.action != "":
+		if err := f.authz.Authorize(who, rt.action, rt.scope); err != nil {
+			return nil, err
+		}
+	case mutating(r.Method):
+		return nil, fmt.Errorf("route for %s %s has no authorization action", r.Method, r.URL.Path)
+	}
+	return rt.serve(r.Context())
+}
+
+// mutating reports whether a method changes state.
+func mutating(method string) bool {
+	return method != http.MethodGet && method != http.MethodHead
 }
 
 func tailPath(tail []string) string {

@@ -6,15 +6,36 @@ import (
 	"strings"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/authz"
 	"github.com/citadel-cloud/citadel/internal/providers/resources"
 	"github.com/citadel-cloud/citadel/internal/resource"
 )
 
-// handler answers one routed request.
-type handler func(ctx context.Context) (*resource.Response, error)
+// route is where a request goes and what the caller must be allowed to do
+// for it.
+type route struct {
+	// action is the ARM operation checked against RBAC and locks at scope.
+	// It is empty only for reads that every authenticated caller may make
+	// (tenants, providers) or whose answers are filtered item by item
+	// (lists, operation status); a mutating route always has one.
+	action string
+	scope  string
+	serve  func(ctx context.Context) (*resource.Response, error)
+}
 
-// route maps a parsed path and method to its handler (arm-contract §1, §3).
-func (f *FrontDoor) route(method string, p arm.Path, req *resource.Request, expand string) (handler, error) {
+// open is a route with no action: a read everyone may make, or a list
+// filtered to what the caller may read.
+func open(serve func(ctx context.Context) (*resource.Response, error)) route {
+	return route{serve: serve}
+}
+
+// checked is a route on which the caller needs action at scope.
+func checked(action, scope string, serve func(ctx context.Context) (*resource.Response, error)) route {
+	return route{action: action, scope: scope, serve: serve}
+}
+
+// route maps a parsed path and method to its route (arm-contract §1, §3).
+func (f *FrontDoor) route(method string, p arm.Path, req *resource.Request, expand string) (route, error) {
 	id := p.ID
 	switch {
 	case id.IsZero():
@@ -26,25 +47,28 @@ func (f *FrontDoor) route(method string, p arm.Path, req *resource.Request, expa
 	case len(id.Types) == 0:
 		return f.routeNamespace(method, p.Tail, req)
 	case isOperationURL(id) && len(p.Tail) == 0:
-		return only(method, http.MethodGet, func(ctx context.Context) (*resource.Response, error) {
+		return only(method, http.MethodGet, open(func(ctx context.Context) (*resource.Response, error) {
 			if strings.EqualFold(id.Types[1], "operationStatuses") {
-				return f.svc.OperationStatus(ctx, id.Subscription, id.Names[1])
+				return f.svc.OperationStatus(ctx, req, id.Subscription, id.Names[1])
 			}
 			return f.svc.OperationResult(ctx, req, id.Subscription, id.Names[1])
-		})
+		}))
 	}
 	switch len(p.Tail) {
 	case 0:
 		return f.crud(method, req)
 	case 1:
+		name := p.Tail[0]
 		if method == http.MethodPost {
-			return func(ctx context.Context) (*resource.Response, error) { return f.svc.Action(ctx, req, p.Tail[0]) }, nil
+			return checked(authz.Operation(id.Type(), method, name), id.String(), func(ctx context.Context) (*resource.Response, error) {
+				return f.svc.Action(ctx, req, name)
+			}), nil
 		}
-		return only(method, http.MethodGet, func(ctx context.Context) (*resource.Response, error) {
-			return f.svc.List(ctx, req, p.Tail[0])
-		})
+		return only(method, http.MethodGet, open(func(ctx context.Context) (*resource.Response, error) {
+			return f.svc.List(ctx, req, name)
+		}))
 	}
-	return nil, notFound(req)
+	return route{}, notFound(req)
 }
 
 // isOperationURL matches …/providers/{ns}/locations/{loc}/operationStatuses|operationResults/{id}.
@@ -54,79 +78,91 @@ func isOperationURL(id arm.ID) bool {
 		(strings.EqualFold(id.Types[1], "operationStatuses") || strings.EqualFold(id.Types[1], "operationResults"))
 }
 
-func (f *FrontDoor) routeTenant(method string, tail []string, req *resource.Request) (handler, error) {
+func (f *FrontDoor) routeTenant(method string, tail []string, req *resource.Request) (route, error) {
 	switch {
 	case is(tail, "tenants"):
-		return core(method, req, f.core.ListTenants)
+		return core(method, req, open(f.core.ListTenants))
 	case is(tail, "subscriptions"):
-		return core(method, req, f.core.ListSubscriptions)
+		return core(method, req, open(func(ctx context.Context) (*resource.Response, error) { return f.core.ListSubscriptions(ctx, req) }))
 	case is(tail, "providers"):
-		return core(method, req, func(ctx context.Context) (*resource.Response, error) { return f.core.ListProviders(ctx, "") })
+		return core(method, req, open(func(ctx context.Context) (*resource.Response, error) { return f.core.ListProviders(ctx, "") }))
 	}
-	return nil, notFound(req)
+	return route{}, notFound(req)
 }
 
-func (f *FrontDoor) routeSubscription(method string, tail []string, req *resource.Request, expand string) (handler, error) {
+func (f *FrontDoor) routeSubscription(method string, tail []string, req *resource.Request, expand string) (route, error) {
 	sub := req.ID.Subscription
+	scope := req.ID.String()
 	switch {
 	case len(tail) == 0:
-		return core(method, req, func(ctx context.Context) (*resource.Response, error) { return f.core.GetSubscription(ctx, sub) })
+		return core(method, req, checked("Microsoft.Resources/subscriptions/read", scope, func(ctx context.Context) (*resource.Response, error) {
+			return f.core.GetSubscription(ctx, sub)
+		}))
 	case is(tail, "locations"):
-		return core(method, req, func(ctx context.Context) (*resource.Response, error) { return f.core.ListLocations(ctx, sub) })
+		return core(method, req, checked("Microsoft.Resources/subscriptions/locations/read", scope, func(ctx context.Context) (*resource.Response, error) {
+			return f.core.ListLocations(ctx, sub)
+		}))
 	case is(tail, "providers"):
-		return core(method, req, func(ctx context.Context) (*resource.Response, error) { return f.core.ListProviders(ctx, sub) })
+		return core(method, req, open(func(ctx context.Context) (*resource.Response, error) { return f.core.ListProviders(ctx, sub) }))
 	case is(tail, "resourceGroups"):
-		return only(method, http.MethodGet, func(ctx context.Context) (*resource.Response, error) {
+		return only(method, http.MethodGet, open(func(ctx context.Context) (*resource.Response, error) {
 			return f.svc.List(ctx, req, resources.Namespace+"/resourceGroups")
-		})
+		}))
 	case is(tail, "resources"):
-		return core(method, req, func(ctx context.Context) (*resource.Response, error) {
+		return core(method, req, open(func(ctx context.Context) (*resource.Response, error) {
 			return f.core.ListResources(ctx, req, req.Filter, expand)
-		})
+		}))
 	case len(tail) == 2 && strings.EqualFold(tail[0], "operationresults"):
-		return only(method, http.MethodGet, func(ctx context.Context) (*resource.Response, error) {
+		return only(method, http.MethodGet, open(func(ctx context.Context) (*resource.Response, error) {
 			return f.svc.OperationResult(ctx, req, sub, tail[1])
-		})
+		}))
 	}
-	return nil, notFound(req)
+	return route{}, notFound(req)
 }
 
-func (f *FrontDoor) routeGroup(method string, tail []string, req *resource.Request, expand string) (handler, error) {
+func (f *FrontDoor) routeGroup(method string, tail []string, req *resource.Request, expand string) (route, error) {
 	switch {
 	case len(tail) == 0:
 		return f.crud(method, req)
 	case is(tail, "resources"):
-		return core(method, req, func(ctx context.Context) (*resource.Response, error) {
+		return core(method, req, open(func(ctx context.Context) (*resource.Response, error) {
 			return f.core.ListResources(ctx, req, req.Filter, expand)
-		})
+		}))
 	}
-	return nil, notFound(req)
+	return route{}, notFound(req)
 }
 
 // routeNamespace serves [{scope}]/providers/{ns}[/{type}|/register]: a
 // provider, its registration, or a collection at the tenant root, a
 // subscription, a group or a resource.
-func (f *FrontDoor) routeNamespace(method string, tail []string, req *resource.Request) (handler, error) {
+func (f *FrontDoor) routeNamespace(method string, tail []string, req *resource.Request) (route, error) {
 	id := req.ID
+	atSubscription := id.Subscription != "" && id.ResourceGroup == "" && id.Scope == nil
 	switch {
 	case len(tail) == 0 && id.ResourceGroup == "" && id.Scope == nil:
-		return core(method, req, func(ctx context.Context) (*resource.Response, error) {
+		return core(method, req, open(func(ctx context.Context) (*resource.Response, error) {
 			return f.core.GetProvider(ctx, id.Subscription, id.Namespace)
-		})
-	case id.Subscription != "" && id.ResourceGroup == "" && id.Scope == nil && (is(tail, "register") || is(tail, "unregister")) && method == http.MethodPost:
-		return core(http.MethodGet, req, func(ctx context.Context) (*resource.Response, error) {
-			return f.core.GetProvider(ctx, id.Subscription, id.Namespace)
-		})
+		}))
+	case atSubscription && (is(tail, "register") || is(tail, "unregister")) && method == http.MethodPost:
+		if err := resources.CheckAPIVersion(req.APIVersion); err != nil {
+			return route{}, err
+		}
+		// Every namespace served stays registered; registering is allowed
+		// and changes nothing.
+		return checked(id.Namespace+"/"+strings.ToLower(tail[0])+"/action", "/subscriptions/"+id.Subscription,
+			func(ctx context.Context) (*resource.Response, error) {
+				return f.core.GetProvider(ctx, id.Subscription, id.Namespace)
+			}), nil
 	case len(tail) == 1:
-		return only(method, http.MethodGet, func(ctx context.Context) (*resource.Response, error) {
+		return only(method, http.MethodGet, open(func(ctx context.Context) (*resource.Response, error) {
 			return f.svc.List(ctx, req, tail[0])
-		})
+		}))
 	}
-	return nil, notFound(req)
+	return route{}, notFound(req)
 }
 
 // crud routes the methods on one resource (a group or a typed resource).
-func (f *FrontDoor) crud(method string, req *resource.Request) (handler, error) {
+func (f *FrontDoor) crud(method string, req *resource.Request) (route, error) {
 	var fn func(context.Context, *resource.Request) (*resource.Response, error)
 	switch method {
 	case http.MethodGet:
@@ -140,24 +176,26 @@ func (f *FrontDoor) crud(method string, req *resource.Request) (handler, error) 
 	case http.MethodDelete:
 		fn = f.svc.Delete
 	default:
-		return nil, methodNotAllowed(method)
+		return route{}, methodNotAllowed(method)
 	}
-	return func(ctx context.Context) (*resource.Response, error) { return fn(ctx, req) }, nil
+	return checked(authz.Operation(req.ID.Type(), method, ""), req.ID.String(), func(ctx context.Context) (*resource.Response, error) {
+		return fn(ctx, req)
+	}), nil
 }
 
-// core wraps a Microsoft.Resources endpoint: GET only, core api-versions.
-func core(method string, req *resource.Request, fn handler) (handler, error) {
+// core is a Microsoft.Resources endpoint: GET only, core api-versions.
+func core(method string, req *resource.Request, r route) (route, error) {
 	if err := resources.CheckAPIVersion(req.APIVersion); err != nil {
-		return nil, err
+		return route{}, err
 	}
-	return only(method, http.MethodGet, fn)
+	return only(method, http.MethodGet, r)
 }
 
-func only(method, allowed string, fn handler) (handler, error) {
+func only(method, allowed string, r route) (route, error) {
 	if method != allowed {
-		return nil, methodNotAllowed(method)
+		return route{}, methodNotAllowed(method)
 	}
-	return fn, nil
+	return r, nil
 }
 
 func is(tail []string, name string) bool { return len(tail) == 1 && strings.EqualFold(tail[0], name) }

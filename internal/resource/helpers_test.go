@@ -500,7 +500,7 @@ func opID(t testing.TB, u string) string {
 
 func (e *env) opStatus(t testing.TB, id string) opStatus {
 	t.Helper()
-	resp, err := e.svc.OperationStatus(t.Context(), subID, id)
+	resp, err := e.svc.OperationStatus(t.Context(), req(t, groupID("rg"), ""), subID, id)
 	resp = wantStatus(t, "OperationStatus("+id+")", resp, err, http.StatusOK)
 	return decode[opStatus](t, resp.Body)
 }

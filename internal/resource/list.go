@@ -63,6 +63,9 @@ func (s *Service) List(ctx context.Context, req *Request, typeName string) (*Res
 		if parent, _ := id.Parent(); !wholeSubscription && parent.Key() != scope.Key() {
 			continue // a deeper descendant that shares the prefix
 		}
+		if req.CanRead != nil && !req.CanRead(t.FullName(), it.Value.Resource.ID) {
+			continue
+		}
 		page.Value = append(page.Value, s.resourceResponse(http.StatusOK, t, &it.Value.Resource, it.Revision).Body.(*Resource))
 	}
 	if more && len(items) > 0 {
@@ -161,6 +164,9 @@ func (s *Service) ListResources(ctx context.Context, req *Request, filter arm.Fi
 				r := it.Value
 				id, err := arm.ParseID(r.Resource.ID)
 				if err != nil || len(id.Types) != 1 || !filter.Match(arm.Item{ResourceGroup: id.ResourceGroup, Type: r.Resource.Type, Name: r.Resource.Name, Location: r.Resource.Location, Tags: r.Resource.Tags}) {
+					continue
+				}
+				if req.CanRead != nil && !req.CanRead(r.Resource.Type, r.Resource.ID) {
 					continue
 				}
 				page.Value = append(page.Value, genericItem(&r, expandSet))

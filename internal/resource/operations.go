@@ -234,15 +234,24 @@ type operationStatus struct {
 	Properties      json.RawMessage `json:"properties,omitempty"`
 }
 
-func (s *Service) loadOperation(ctx context.Context, subscription, id string) (*Operation, error) {
+// loadOperation reads an operation for the caller of req, who must have
+// started it or be allowed to read its resource.
+func (s *Service) loadOperation(ctx context.Context, req *Request, subscription, id string) (*Operation, error) {
+	notFound := arm.Errorf(http.StatusNotFound, "OperationNotFound", "The operation '%s' could not be found.", id)
 	it, err := operations.Get(ctx, s.store, id)
 	if errors.Is(err, store.ErrNotFound) || err == nil && !strings.EqualFold(it.Value.Subscription, subscription) {
-		return nil, arm.Errorf(http.StatusNotFound, "OperationNotFound", "The operation '%s' could not be found.", id)
+		return nil, notFound
 	}
 	if err != nil {
 		return nil, err
 	}
 	op := it.Value
+	if req.CanRead != nil && op.Caller.ObjectID != req.Caller.ObjectID {
+		rid, err := arm.ParseID(op.ResourceID)
+		if err != nil || !req.CanRead(rid.Type(), op.ResourceID) {
+			return nil, notFound
+		}
+	}
 	if op.Error != nil {
 		op.Error.Status = op.ErrorStatus
 	}
@@ -271,8 +280,8 @@ func statusBody(op *Operation) *operationStatus {
 
 // OperationStatus answers the Azure-AsyncOperation URL: always 200 with
 // the status.
-func (s *Service) OperationStatus(ctx context.Context, subscription, id string) (*Response, error) {
-	op, err := s.loadOperation(ctx, subscription, id)
+func (s *Service) OperationStatus(ctx context.Context, req *Request, subscription, id string) (*Response, error) {
+	op, err := s.loadOperation(ctx, req, subscription, id)
 	if err != nil {
 		return nil, err
 	}
@@ -287,7 +296,7 @@ func (s *Service) OperationStatus(ctx context.Context, subscription, id string) 
 // OperationResult answers the Location URL: 202 while running, then what
 // the synchronous call would have returned, or the error.
 func (s *Service) OperationResult(ctx context.Context, req *Request, subscription, id string) (*Response, error) {
-	op, err := s.loadOperation(ctx, subscription, id)
+	op, err := s.loadOperation(ctx, req, subscription, id)
 	if err != nil {
 		return nil, err
 	}

@@ -90,11 +90,11 @@ func TestLROPut(t *testing.T) {
 		t.Errorf("Get after provisioning = %+v (ETag %s), want what OperationResult gave: %+v (ETag header %s)", got, got.ETag, done, resp.Header.Get("ETag"))
 	}
 
-	_, err = e.svc.OperationStatus(t.Context(), "00000000-0000-0000-0000-000000000000", op)
+	_, err = e.svc.OperationStatus(t.Context(), req(t, id, ""), "00000000-0000-0000-0000-000000000000", op)
 	checkError(t, "OperationStatus(other subscription)", err, http.StatusNotFound, "OperationNotFound", "")
 	_, err = e.svc.OperationResult(t.Context(), req(t, id, ""), "00000000-0000-0000-0000-000000000000", op)
 	checkError(t, "OperationResult(other subscription)", err, http.StatusNotFound, "OperationNotFound", "")
-	_, err = e.svc.OperationStatus(t.Context(), subID, "6d1b4f1e-0000-0000-0000-000000000000")
+	_, err = e.svc.OperationStatus(t.Context(), req(t, id, ""), subID, "6d1b4f1e-0000-0000-0000-000000000000")
 	checkError(t, "OperationStatus(unknown)", err, http.StatusNotFound, "OperationNotFound", "")
 }
 

@@ -96,6 +96,9 @@ type Request struct {
 	Top        int    // $top, 0 when absent
 	SkipToken  string // decoded $skipToken: the last store key of the previous page
 	Filter     string // $filter as sent, carried into nextLink
+	// CanRead, when set, says whether the caller may read a resource of
+	// type typ: lists leave out the others.
+	CanRead func(typ, id string) bool
 }
 
 // Response is what the front door writes back.
@@ -138,8 +141,14 @@ func typePrefix(t *Type) string { return strings.ToLower(t.FullName()) + "|" }
 // The resource is passed through as stored, with its ETag added: the hot
 // path decodes and encodes no JSON of its own.
 func (s *Service) Get(ctx context.Context, req *Request) (*Response, error) {
-	if _, err := req.typeOf(s); err != nil {
+	t, err := req.typeOf(s)
+	if err != nil {
 		return nil, err
+	}
+	if t.Virtual != nil {
+		if r, ok := t.Virtual(req.ID); ok {
+			return &Response{Status: http.StatusOK, Body: r}, nil
+		}
 	}
 	it, err := rawResources.Get(ctx, s.store, storeKey(req.ID))
 	if errors.Is(err, store.ErrNotFound) {
@@ -614,6 +623,11 @@ func (s *Service) Delete(ctx context.Context, req *Request) (*Response, error) {
 }
 
 func (s *Service) deleteOnce(ctx context.Context, req *Request, t *Type) (*Response, error) {
+	if t.Virtual != nil {
+		if _, ok := t.Virtual(req.ID); ok {
+			return nil, arm.Errorf(http.StatusBadRequest, "CannotDeleteBuiltIn", "'%s' is built in and cannot be deleted.", req.ID)
+		}
+	}
 	key := storeKey(req.ID)
 	old, oldRev, err := s.readForWrite(ctx, key, req.Header)
 	if err != nil {

@@ -38,7 +38,7 @@ func (s *Service) Tenants(ctx context.Context) ([]Tenant, error) {
 
 // Subscriptions lists the subscriptions, sorted by id.
 func (s *Service) Subscriptions(ctx context.Context) ([]Subscription, error) {
-	items := s.subs.All()
+	items, _ := s.subs.All()
 	out := make([]Subscription, len(items))
 	for i, it := range items {
 		out[i] = it.Value

@@ -69,6 +69,10 @@ type Type struct {
 	// definitions are not stored). scope is the subscription, group or
 	// resource the list was asked at.
 	List func(ctx context.Context, req *Request, scope arm.ID) (*Response, error)
+	// Virtual, when set, finds instances that exist without being stored
+	// (the built-in role definitions, which exist at every scope). GET
+	// serves them; DELETE refuses them.
+	Virtual func(id arm.ID) (*Resource, bool)
 }
 
 // Action is one POST operation on a resource, always long-running.

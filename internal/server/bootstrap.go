@@ -4,15 +4,20 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/authz"
 	"github.com/citadel-cloud/citadel/internal/client"
 	"github.com/citadel-cloud/citadel/internal/identity"
+	"github.com/citadel-cloud/citadel/internal/providers/authorization"
 	"github.com/citadel-cloud/citadel/internal/resource"
 	"github.com/citadel-cloud/citadel/internal/store"
 )
@@ -122,4 +127,39 @@ func etcdTLS(cfg Config) (*tls.Config, error) {
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	return tc, nil
+}
+
+// ensureAdminIsOwner gives the admin principal the Owner role at the tenant
+// root, once; the assignment's name is derived from the principal so that
+// every start and every replica writes the same one.
+func ensureAdminIsOwner(ctx context.Context, id *identity.Issuer, svc *resource.Service, credentialsFile string) error {
+	creds, err := client.LoadCredentials(credentialsFile)
+	if err != nil {
+		return err
+	}
+	sp, err := id.GetServicePrincipal(ctx, creds.ClientID)
+	if err != nil {
+		return fmt.Errorf("admin principal: %w", err)
+	}
+	name := uuid.NewSHA1(uuid.NameSpaceURL, []byte("citadel:admin-owner:"+sp.ObjectID)).String()
+	rid, err := arm.ParseID("/providers/Microsoft.Authorization/roleAssignments/" + name)
+	if err != nil {
+		return err
+	}
+	get := &resource.Request{ID: rid, APIVersion: "2022-04-01", Header: http.Header{}, Caller: authorization.SystemCaller}
+	if _, err := svc.Get(ctx, get); err == nil {
+		return nil
+	}
+	body, _ := json.Marshal(map[string]any{"properties": map[string]any{
+		"roleDefinitionId": "/providers/Microsoft.Authorization/roleDefinitions/" + authz.OwnerRole,
+		"principalId":      sp.ObjectID,
+		"principalType":    "ServicePrincipal",
+		"description":      "The first administrator, made when the control plane was bootstrapped.",
+	}})
+	put := *get
+	put.Body = body
+	if _, err := svc.Put(ctx, &put); err != nil {
+		return fmt.Errorf("make the admin principal Owner: %w", err)
+	}
+	return nil
 }

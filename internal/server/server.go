@@ -28,6 +28,7 @@ import (
 	"github.com/citadel-cloud/citadel/internal/client"
 	"github.com/citadel-cloud/citadel/internal/frontdoor"
 	"github.com/citadel-cloud/citadel/internal/identity"
+	"github.com/citadel-cloud/citadel/internal/providers/authorization"
 	"github.com/citadel-cloud/citadel/internal/providers/fabric"
 	"github.com/citadel-cloud/citadel/internal/providers/resources"
 	"github.com/citadel-cloud/citadel/internal/resource"
@@ -197,6 +198,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.Resources = resource.NewService(resource.Config{Store: s.Store, Location: cfg.Location, Logger: log})
 	core := resources.New(s.Resources)
+	rbac := authorization.New(s.Resources, log)
 	fabric.Register(s.Resources)
 	if err := s.Resources.CreateTenancy(ctx, boot.tenant(), boot.subscription()); err != nil {
 		return nil, err
@@ -206,11 +208,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.Resources.Start(runCtx); err != nil {
 		return nil, err
 	}
+	if err := rbac.Start(runCtx); err != nil {
+		return nil, err
+	}
 	s.CredentialsFile = filepath.Join(dataDir, "bootstrap", "admin.json")
 	if err := ensureAdminCredentials(ctx, s.Store, s.Identity, boot, client.Credentials{
 		TenantID: boot.TenantID, SubscriptionID: boot.SubscriptionID, ARMEndpoint: s.URL,
 		Audience: boot.Audience, CACertFile: ca.CertFile(), Location: cfg.Location,
 	}, s.CredentialsFile); err != nil {
+		return nil, err
+	}
+	if err := ensureAdminIsOwner(ctx, s.Identity, s.Resources, s.CredentialsFile); err != nil {
 		return nil, err
 	}
 
@@ -227,7 +235,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	other.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	fd := frontdoor.New(frontdoor.Config{
-		Resources: s.Resources, Core: core, Identity: s.Identity, Other: other, Logger: log, Metrics: metrics,
+		Resources: s.Resources, Core: core, Identity: s.Identity, Authz: rbac, Other: other, Logger: log, Metrics: metrics,
 	})
 	s.http = &http.Server{
 		Handler:           fd,

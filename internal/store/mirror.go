@@ -12,11 +12,12 @@ import (
 // lags the store by the watch's delay; a write's own transaction must still
 // guard on what it depends on.
 type Mirror[T any] struct {
-	c     Collection[T]
-	s     *Store
-	mu    sync.RWMutex
-	items map[string]Item[T]
-	ready chan struct{}
+	c       Collection[T]
+	s       *Store
+	mu      sync.RWMutex
+	items   map[string]Item[T]
+	version uint64 // counts changes, so that users can cache what they derive
+	ready   chan struct{}
 }
 
 // NewMirror starts mirroring c until ctx ends. Call Wait before relying on
@@ -72,6 +73,7 @@ func (m *Mirror[T]) load(ctx context.Context) (int64, error) {
 	}
 	m.mu.Lock()
 	m.items = items
+	m.version++
 	m.mu.Unlock()
 	return rev, nil
 }
@@ -80,6 +82,7 @@ func (m *Mirror[T]) apply(ev Event) {
 	name := ev.KV.Key[len(m.c.prefix):]
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.version++
 	if ev.Deleted {
 		delete(m.items, name)
 		return
@@ -110,13 +113,21 @@ func (m *Mirror[T]) Get(name string) (Item[T], bool) {
 	return it, ok
 }
 
-// All returns every mirrored document, in no particular order.
-func (m *Mirror[T]) All() []Item[T] {
+// All returns every mirrored document, in no particular order, and the
+// mirror's version: it changes whenever the contents do.
+func (m *Mirror[T]) All() ([]Item[T], uint64) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	out := make([]Item[T], 0, len(m.items))
 	for _, it := range m.items {
 		out = append(out, it)
 	}
-	return out
+	return out, m.version
+}
+
+// Version changes whenever the contents do.
+func (m *Mirror[T]) Version() uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.version
 }

@@ -93,15 +93,17 @@ func subscriptionBody(s resource.Subscription) map[string]any {
 	}
 }
 
-// ListSubscriptions answers GET /subscriptions.
-func (p *Provider) ListSubscriptions(ctx context.Context) (*resource.Response, error) {
+// ListSubscriptions answers GET /subscriptions: those the caller may read.
+func (p *Provider) ListSubscriptions(ctx context.Context, req *resource.Request) (*resource.Response, error) {
 	subs, err := p.svc.Subscriptions(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]map[string]any, 0, len(subs))
 	for _, s := range subs {
-		out = append(out, subscriptionBody(s))
+		if req.CanRead == nil || req.CanRead("Microsoft.Resources/subscriptions", "/subscriptions/"+s.ID) {
+			out = append(out, subscriptionBody(s))
+		}
 	}
 	return ok(resource.Page[map[string]any]{Value: out}), nil
 }
