@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,8 +21,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/audit"
 	"github.com/citadel-cloud/citadel/internal/authz"
 	"github.com/citadel-cloud/citadel/internal/identity"
+	"github.com/citadel-cloud/citadel/internal/providers/insights"
 	"github.com/citadel-cloud/citadel/internal/providers/resources"
 	"github.com/citadel-cloud/citadel/internal/resource"
 )
@@ -44,6 +47,11 @@ type Config struct {
 	Core      *resources.Provider
 	Identity  *identity.Issuer
 	Authz     Authorizer
+	Insights  *insights.Provider
+	// Audit records the mutating requests that changed nothing (refused
+	// ones, say); the resource framework records the others with their
+	// changes.
+	Audit *audit.Log
 	// Other serves every path that is not ARM: the token issuer, health
 	// and metrics.
 	Other   http.Handler
@@ -57,6 +65,8 @@ type FrontDoor struct {
 	core     *resources.Provider
 	identity *identity.Issuer
 	authz    Authorizer
+	insights *insights.Provider
+	audit    *audit.Log
 	other    http.Handler
 	log      *slog.Logger
 	requests *prometheus.CounterVec
@@ -66,7 +76,7 @@ type FrontDoor struct {
 // New builds the front door.
 func New(cfg Config) *FrontDoor {
 	f := &FrontDoor{
-		svc: cfg.Resources, core: cfg.Core, identity: cfg.Identity, authz: cfg.Authz, other: cfg.Other,
+		svc: cfg.Resources, core: cfg.Core, identity: cfg.Identity, authz: cfg.Authz, insights: cfg.Insights, audit: cfg.Audit, other: cfg.Other,
 		log: cfg.Logger.With("component", "frontdoor"),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "citadel_arm_requests_total", Help: "ARM requests by method and status code.",
@@ -127,7 +137,7 @@ func (f *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("x-ms-client-request-id", id)
 	}
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	resp, err := f.serve(r)
+	resp, err := f.serve(r, correlationID)
 	if err != nil {
 		f.writeError(r.Context(), sw, r, requestID, err)
 	} else {
@@ -140,7 +150,26 @@ func (f *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"request_id", requestID, "correlation_id", correlationID, "took", took)
 }
 
-func (f *FrontDoor) serve(r *http.Request) (*resource.Response, error) {
+func (f *FrontDoor) serve(r *http.Request, correlationID string) (resp *resource.Response, err error) {
+	bearer, err := identity.ParseBearer(r.Header.Get("Authorization"))
+	if err != nil {
+		return nil, err
+	}
+	principal, err := f.identity.Validate(r.Context(), bearer)
+	if err != nil {
+		return nil, err
+	}
+	// From here on the caller is known: every mutating request leaves a
+	// record, whatever becomes of it.
+	req := &resource.Request{Path: r.URL.Path}
+	if mutating(r.Method) {
+		req.Audit = auditInfo(r, principal, correlationID)
+		defer func() {
+			if !req.Recorded() {
+				f.recordUnchanged(r.Context(), req, resp, err)
+			}
+		}()
+	}
 	path, err := arm.ParsePath(r.URL.Path)
 	if err != nil {
 		return nil, err
@@ -153,14 +182,6 @@ func (f *FrontDoor) serve(r *http.Request) (*resource.Response, error) {
 	if _, err := arm.ParseAPIVersion(version); err != nil {
 		return nil, err
 	}
-	bearer, err := identity.ParseBearer(r.Header.Get("Authorization"))
-	if err != nil {
-		return nil, err
-	}
-	principal, err := f.identity.Validate(r.Context(), bearer)
-	if err != nil {
-		return nil, err
-	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
 		return nil, arm.Errorf(http.StatusBadRequest, arm.CodeInvalidRequestContent, "The request body could not be read.")
@@ -168,16 +189,15 @@ func (f *FrontDoor) serve(r *http.Request) (*resource.Response, error) {
 	if len(body) > maxBody {
 		return nil, arm.Errorf(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "The request body is larger than 8 MB.")
 	}
-	req := &resource.Request{
-		ID:         path.ID,
-		APIVersion: version,
-		Body:       body,
-		Header:     r.Header,
-		Caller:     caller(principal),
-		BaseURL:    "https://" + r.Host,
-		Path:       path.ID.String() + tailPath(path.Tail),
-		Filter:     q.Get("$filter"),
-	}
+	req.ID = path.ID
+	req.APIVersion = version
+	req.Body = body
+	req.Header = r.Header
+	req.Query = q
+	req.Caller = caller(principal)
+	req.BaseURL = "https://" + r.Host
+	req.Path = path.ID.String() + tailPath(path.Tail)
+	req.Filter, req.Select = q.Get("$filter"), q.Get("$select")
 	if req.Top, err = arm.ParseTop(q.Get("$top")); err != nil {
 		return nil, err
 	}
@@ -189,6 +209,9 @@ func (f *FrontDoor) serve(r *http.Request) (*resource.Response, error) {
 	rt, err := f.route(r.Method, path, req, q.Get("$expand"))
 	if err != nil {
 		return nil, err
+	}
+	if req.Audit != nil {
+		req.Audit.OperationName, req.Audit.Scope = rt.action, rt.scope
 	}
 	who := authz.Principal{ObjectID: principal.ObjectID, Groups: principal.Groups}
 	req.CanRead = func(typ, id string) bool { return f.authz.CanRead(who, typ, id) }
@@ -237,12 +260,15 @@ func writeResponse(w http.ResponseWriter, r *http.Request, resp *resource.Respon
 		w.WriteHeader(resp.Status)
 		return
 	}
-	b, err := json.Marshal(resp.Body)
-	if err != nil {
-		w.WriteHeader(http.StatusInternalServerError)
-		return
+	b, raw := resp.Body.([]byte)
+	if !raw {
+		var err error
+		if b, err = json.Marshal(resp.Body); err != nil {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(resp.Status)
 	w.Write(b)
@@ -279,4 +305,54 @@ func (f *FrontDoor) writeError(ctx context.Context, w http.ResponseWriter, r *ht
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	w.Write(body)
+}
+
+// auditInfo describes a mutating request for its activity-log records.
+func auditInfo(r *http.Request, p identity.Principal, correlationID string) *audit.EventInfo {
+	caller := p.Name
+	if caller == "" {
+		caller = p.ObjectID
+	}
+	ip := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(ip); err == nil {
+		ip = host
+	}
+	return &audit.EventInfo{
+		CorrelationID:   correlationID,
+		Caller:          caller,
+		Claims:          map[string]string{"oid": p.ObjectID, "appid": p.AppID, "tid": p.TenantID, "idtyp": p.Type},
+		ClientIP:        ip,
+		ClientRequestID: r.Header.Get("x-ms-client-request-id"),
+		Method:          r.Method,
+		TenantID:        p.TenantID,
+	}
+}
+
+// recordUnchanged writes the record of a mutating request that changed
+// nothing: refused by RBAC, a lock or validation, or a no-op such as
+// deleting what is not there. A failure to record is logged: the request
+// itself has been decided.
+func (f *FrontDoor) recordUnchanged(ctx context.Context, req *resource.Request, resp *resource.Response, err error) {
+	if f.audit == nil {
+		return
+	}
+	info := *req.Audit
+	info.Time, info.ResourceID, info.Status = time.Now().UTC(), req.Path, audit.StatusSucceeded
+	if !req.ID.IsZero() {
+		info.ResourceID = req.ID.String()
+	}
+	if resp != nil {
+		info.StatusCode = resp.Status
+	}
+	var ae *arm.Error
+	if err != nil {
+		info.Status, info.StatusCode = audit.StatusFailed, http.StatusInternalServerError
+		if errors.As(err, &ae) && ae.Status != 0 {
+			info.StatusCode = ae.Status
+			info.Properties = map[string]string{"statusMessage": string(arm.Envelope(ae))}
+		}
+	}
+	if err := f.audit.Record(context.WithoutCancel(ctx), audit.NewEvent(info)); err != nil {
+		f.log.ErrorContext(ctx, "activity-log record not written", "path", req.Path, "err", err)
+	}
 }

@@ -46,6 +46,11 @@ func (f *FrontDoor) route(method string, p arm.Path, req *resource.Request, expa
 		return f.routeGroup(method, p.Tail, req, expand)
 	case len(id.Types) == 0:
 		return f.routeNamespace(method, p.Tail, req)
+	case isActivityLog(id, p.Tail) && f.insights != nil:
+		return only(method, http.MethodGet, checked("Microsoft.Insights/eventtypes/values/read", "/subscriptions/"+id.Subscription,
+			func(ctx context.Context) (*resource.Response, error) {
+				return f.insights.ListEvents(ctx, req, id.Subscription, req.Filter, req.Select)
+			}))
 	case isOperationURL(id) && len(p.Tail) == 0:
 		return only(method, http.MethodGet, open(func(ctx context.Context) (*resource.Response, error) {
 			if strings.EqualFold(id.Types[1], "operationStatuses") {
@@ -69,6 +74,13 @@ func (f *FrontDoor) route(method string, p arm.Path, req *resource.Request, expa
 		}))
 	}
 	return route{}, notFound(req)
+}
+
+// isActivityLog matches /subscriptions/{s}/providers/Microsoft.Insights/eventtypes/management/values.
+func isActivityLog(id arm.ID, tail []string) bool {
+	return id.Subscription != "" && id.ResourceGroup == "" && id.Scope == nil &&
+		strings.EqualFold(id.Namespace, "Microsoft.Insights") && len(id.Types) == 1 &&
+		strings.EqualFold(id.Types[0], "eventtypes") && strings.EqualFold(id.Names[0], "management") && is(tail, "values")
 }
 
 // isOperationURL matches …/providers/{ns}/locations/{loc}/operationStatuses|operationResults/{id}.
@@ -139,6 +151,10 @@ func (f *FrontDoor) routeNamespace(method string, tail []string, req *resource.R
 	id := req.ID
 	atSubscription := id.Subscription != "" && id.ResourceGroup == "" && id.Scope == nil
 	switch {
+	case id.Subscription == "" && strings.EqualFold(id.Namespace, "Citadel.Audit") && is(tail, "export") && f.insights != nil:
+		return only(method, http.MethodGet, checked("Citadel.Audit/export/read", "/", func(ctx context.Context) (*resource.Response, error) {
+			return f.insights.Export(ctx, req, req.Query.Get("from"), req.Query.Get("to"))
+		}))
 	case len(tail) == 0 && id.ResourceGroup == "" && id.Scope == nil:
 		return core(method, req, open(func(ctx context.Context) (*resource.Response, error) {
 			return f.core.GetProvider(ctx, id.Subscription, id.Namespace)

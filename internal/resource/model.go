@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/audit"
 )
 
 // Resource is an ARM resource as clients see it. One struct serves every
@@ -122,6 +123,9 @@ type Operation struct {
 	Result          json.RawMessage `json:"result,omitempty"`
 	Attempts        int             `json:"attempts,omitempty"`
 	Caller          Caller          `json:"caller"`
+	// Audit describes the request that started the operation, for the
+	// records of its end.
+	Audit *audit.EventInfo `json:"audit,omitempty"`
 }
 
 // Operation statuses (arm-contract §2.7).

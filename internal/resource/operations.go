@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/audit"
 	"github.com/citadel-cloud/citadel/internal/controller"
 	"github.com/citadel-cloud/citadel/internal/store"
 )
@@ -212,6 +213,11 @@ func (s *Service) finish(ctx context.Context, op *Operation, opRev int64, rec *r
 		}
 	}
 	ops = append(ops, operations.Update(op.ID, *op, opRev))
+	outcome := audit.StatusSucceeded
+	if end != nil {
+		outcome = audit.StatusFailed
+	}
+	ops = append(ops, s.auditOps(progress(op.Audit), op.ResourceID, outcome, 0)...)
 	if _, err := s.store.Txn(ctx, ops...); err != nil {
 		return err // a conflict is retried with fresh reads
 	}
@@ -362,10 +368,26 @@ func (s *Service) DeleteContents(ctx context.Context, t *Task) error {
 			}
 		}
 		ops := append(s.deleteOps(typ, rid), resources.Delete(storeKey(rid)))
+		if info := progress(t.Op.Audit); info != nil {
+			info.OperationName = typ.FullName() + "/delete"
+			ops = append(ops, s.auditOps(info, it.Value.Resource.ID, audit.StatusSucceeded, 0)...)
+		}
 		if _, err := s.store.Txn(ctx, ops...); err != nil {
 			return err
 		}
 		t.Progress(ctx, float64(i+1)*100/float64(len(top)+1))
 	}
 	return nil
+}
+
+// progress is the record template for the progress of an operation
+// started by the request info describes: no HTTP method, same
+// correlation.
+func progress(info *audit.EventInfo) *audit.EventInfo {
+	if info == nil {
+		return nil
+	}
+	p := *info
+	p.Method, p.ClientRequestID = "", ""
+	return &p
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/audit"
 	"github.com/citadel-cloud/citadel/internal/store"
 )
 
@@ -33,8 +35,11 @@ var (
 type Config struct {
 	Store    *store.Store
 	Location string // the one region this control plane serves, e.g. "local"
-	Logger   *slog.Logger
-	Now      func() time.Time // nil: time.Now
+	// Audit, when set, gets the activity-log record of every change, to
+	// commit in the change's own transaction.
+	Audit  AuditLog
+	Logger *slog.Logger
+	Now    func() time.Time // nil: time.Now
 }
 
 // Service is the generic CRUD and operations engine behind every type.
@@ -45,11 +50,18 @@ type Service struct {
 	now      func() time.Time
 	types    registry
 	subs     *store.Mirror[Subscription] // read on every request; set by Start
+	audit    AuditLog
+}
+
+// AuditLog is where the records of changes go (package audit's Log).
+type AuditLog interface {
+	// Pending is the write that records e, for the change's transaction.
+	Pending(e audit.Event) store.Op
 }
 
 // NewService returns a Service with no types; providers Register theirs.
 func NewService(cfg Config) *Service {
-	s := &Service{store: cfg.Store, location: cfg.Location, log: cfg.Logger, now: cfg.Now}
+	s := &Service{store: cfg.Store, location: cfg.Location, log: cfg.Logger, now: cfg.Now, audit: cfg.Audit}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -96,14 +108,39 @@ type Request struct {
 	Top        int    // $top, 0 when absent
 	SkipToken  string // decoded $skipToken: the last store key of the previous page
 	Filter     string // $filter as sent, carried into nextLink
+	Select     string // $select as sent
+	Query      url.Values
 	// CanRead, when set, says whether the caller may read a resource of
 	// type typ: lists leave out the others.
 	CanRead func(typ, id string) bool
+	// Audit, when set, describes the request for the activity log: the
+	// record of a change it makes commits with the change.
+	Audit *audit.EventInfo
+	// recorded says that a change's record was committed.
+	recorded bool
+}
+
+// Recorded reports whether the request's change committed with its
+// activity-log record. The front door records every other mutating
+// request itself.
+func (r *Request) Recorded() bool { return r.recorded }
+
+// auditOps is the record of a change made by req, if there is an activity
+// log: status is Accepted for long-running work, Succeeded otherwise.
+func (s *Service) auditOps(info *audit.EventInfo, resourceID, status string, code int) []store.Op {
+	if s.audit == nil || info == nil {
+		return nil
+	}
+	e := *info
+	e.Time, e.ResourceID, e.Status, e.StatusCode = s.now().UTC(), resourceID, status, code
+	return []store.Op{s.audit.Pending(audit.NewEvent(e))}
 }
 
 // Response is what the front door writes back.
 type Response struct {
 	Status int
+	// Body is encoded as JSON, except a []byte, which is written as it is
+	// with the Content-Type of Header.
 	Body   any // nil: no body
 	Header http.Header
 }
@@ -356,10 +393,19 @@ func (s *Service) commitWrite(ctx context.Context, req *Request, t *Type, key st
 		rec.Resource.Properties["provisioningState"] = StateSucceeded
 	}
 	ops = append(ops, resources.Update(key, *rec, oldRev))
+	outcome, code := audit.StatusSucceeded, status
+	if op != nil {
+		outcome = audit.StatusAccepted
+		if kind == "patch" {
+			code = http.StatusAccepted
+		}
+	}
+	ops = append(ops, s.auditOps(req.Audit, rec.Resource.ID, outcome, code)...)
 	rev, err := s.store.Txn(ctx, ops...)
 	if err != nil {
 		return nil, err
 	}
+	req.recorded = true
 	resp := s.resourceResponse(status, t, &rec.Resource, rev)
 	if op != nil {
 		resp.Header.Set("Azure-AsyncOperation", s.statusURL(req, op))
@@ -580,10 +626,12 @@ func (s *Service) patchOnce(ctx context.Context, req *Request, t *Type, body *pu
 	if !propsChanged {
 		// Tags and other envelope fields need no provisioning work.
 		rec.Resource.Properties["provisioningState"] = old.Resource.Properties["provisioningState"]
-		rev, err := s.store.Txn(ctx, resources.Update(key, rec, oldRev))
+		ops := append([]store.Op{resources.Update(key, rec, oldRev)}, s.auditOps(req.Audit, rec.Resource.ID, audit.StatusSucceeded, http.StatusOK)...)
+		rev, err := s.store.Txn(ctx, ops...)
 		if err != nil {
 			return nil, err
 		}
+		req.recorded = true
 		return s.resourceResponse(http.StatusOK, t, &rec.Resource, rev), nil
 	}
 	return s.commitWrite(ctx, req, t, key, &rec, oldRev, guard, "patch", http.StatusOK)
@@ -648,9 +696,11 @@ func (s *Service) deleteOnce(ctx context.Context, req *Request, t *Type) (*Respo
 	}
 	if t.Deprovision == nil {
 		ops := append(s.deleteOps(t, req.ID), resources.DeleteAt(key, oldRev))
+		ops = append(ops, s.auditOps(req.Audit, old.Resource.ID, audit.StatusSucceeded, http.StatusOK)...)
 		if _, err := s.store.Txn(ctx, ops...); err != nil {
 			return nil, err
 		}
+		req.recorded = true
 		return &Response{Status: http.StatusOK}, nil
 	}
 	if old.Resource.ProvisioningState() == StateDeleting {
@@ -664,13 +714,15 @@ func (s *Service) deleteOnce(ctx context.Context, req *Request, t *Type) (*Respo
 	rec.Resource.Properties = maps.Clone(old.Resource.Properties)
 	rec.Resource.Properties["provisioningState"] = StateDeleting
 	rec.OperationID = op.ID
-	if _, err := s.store.Txn(ctx,
+	ops := append([]store.Op{
 		resources.Update(key, rec, oldRev),
 		operations.Create(op.ID, *op),
 		activeOps.Create(op.ID, struct{}{}),
-	); err != nil {
+	}, s.auditOps(req.Audit, rec.Resource.ID, audit.StatusAccepted, http.StatusAccepted)...)
+	if _, err := s.store.Txn(ctx, ops...); err != nil {
 		return nil, err
 	}
+	req.recorded = true
 	return s.acceptedResponse(req, op), nil
 }
 
@@ -739,13 +791,15 @@ func (s *Service) actionOnce(ctx context.Context, req *Request, t *Type, name st
 	op.Input = input
 	rec := it.Value
 	rec.OperationID = op.ID
-	if _, err := s.store.Txn(ctx,
+	ops := append([]store.Op{
 		resources.Update(storeKey(req.ID), rec, it.Revision),
 		operations.Create(op.ID, *op),
 		activeOps.Create(op.ID, struct{}{}),
-	); err != nil {
+	}, s.auditOps(req.Audit, rec.Resource.ID, audit.StatusAccepted, http.StatusAccepted)...)
+	if _, err := s.store.Txn(ctx, ops...); err != nil {
 		return nil, err
 	}
+	req.recorded = true
 	return s.acceptedResponse(req, op), nil
 }
 
@@ -762,6 +816,7 @@ func (s *Service) newOperation(req *Request, kind, action string) *Operation {
 		Status:       OpInProgress,
 		StartTime:    s.now().UTC(),
 		Caller:       req.Caller,
+		Audit:        req.Audit,
 	}
 }
 

@@ -25,11 +25,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/citadel-cloud/citadel/internal/audit"
 	"github.com/citadel-cloud/citadel/internal/client"
 	"github.com/citadel-cloud/citadel/internal/frontdoor"
 	"github.com/citadel-cloud/citadel/internal/identity"
 	"github.com/citadel-cloud/citadel/internal/providers/authorization"
 	"github.com/citadel-cloud/citadel/internal/providers/fabric"
+	"github.com/citadel-cloud/citadel/internal/providers/insights"
 	"github.com/citadel-cloud/citadel/internal/providers/resources"
 	"github.com/citadel-cloud/citadel/internal/resource"
 	"github.com/citadel-cloud/citadel/internal/store"
@@ -115,6 +117,7 @@ type Server struct {
 	Store           *store.Store
 	Identity        *identity.Issuer
 	Resources       *resource.Service
+	Audit           *audit.Log
 
 	http      *http.Server
 	cancel    context.CancelFunc
@@ -196,7 +199,16 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}); err != nil {
 		return nil, err
 	}
-	s.Resources = resource.NewService(resource.Config{Store: s.Store, Location: cfg.Location, Logger: log})
+	auditKey, err := audit.LoadOrCreateKey(filepath.Join(dataDir, "audit"))
+	if err != nil {
+		return nil, err
+	}
+	signer, err := audit.NewSigner(auditKey)
+	if err != nil {
+		return nil, err
+	}
+	s.Audit = audit.NewLog(audit.LogConfig{Store: s.Store, Signer: signer, Logger: log})
+	s.Resources = resource.NewService(resource.Config{Store: s.Store, Location: cfg.Location, Logger: log, Audit: s.Audit})
 	core := resources.New(s.Resources)
 	rbac := authorization.New(s.Resources, log)
 	fabric.Register(s.Resources)
@@ -235,7 +247,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	other.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	fd := frontdoor.New(frontdoor.Config{
-		Resources: s.Resources, Core: core, Identity: s.Identity, Authz: rbac, Other: other, Logger: log, Metrics: metrics,
+		Resources: s.Resources, Core: core, Identity: s.Identity, Authz: rbac, Insights: insights.New(s.Audit), Audit: s.Audit,
+		Other: other, Logger: log, Metrics: metrics,
 	})
 	s.http = &http.Server{
 		Handler:           fd,
@@ -247,6 +260,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	replicaID := uuid.NewString()
 	s.done.Go(func() {
 		if err := s.Resources.RunOperations(runCtx, replicaID); err != nil {
+			s.errs <- err
+		}
+	})
+	s.done.Go(func() {
+		if err := s.Audit.RunChainer(runCtx, replicaID); err != nil {
 			s.errs <- err
 		}
 	})
