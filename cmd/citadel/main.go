@@ -21,6 +21,7 @@ const usage = `usage: citadel <command> [flags]
 commands:
   server   run a control-plane replica (ARM API over HTTPS, token issuer, controllers)
   bench    measure a running system (bench api)
+  audit    export the signed activity log, verify an export offline
 
 Run 'citadel <command> -h' for a command's flags.
 `
@@ -39,6 +40,8 @@ func main() {
 		err = runServer(ctx, os.Args[2:])
 	case "bench":
 		err = runBench(ctx, os.Args[2:], os.Stdout)
+	case "audit":
+		err = runAudit(ctx, os.Args[2:], os.Stdout)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return
