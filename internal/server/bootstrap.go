@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/audit"
 	"github.com/citadel-cloud/citadel/internal/authz"
 	"github.com/citadel-cloud/citadel/internal/client"
 	"github.com/citadel-cloud/citadel/internal/identity"
@@ -158,6 +159,11 @@ func ensureAdminIsOwner(ctx context.Context, id *identity.Issuer, svc *resource.
 	}})
 	put := *get
 	put.Body = body
+	put.Audit = &audit.EventInfo{
+		CorrelationID: uuid.NewString(), Caller: authorization.SystemCaller.Name, Method: http.MethodPut,
+		OperationName: "Microsoft.Authorization/roleAssignments/write", Scope: "/",
+		Description: "bootstrap: the first administrator becomes Owner",
+	}
 	if _, err := svc.Put(ctx, &put); err != nil {
 		return fmt.Errorf("make the admin principal Owner: %w", err)
 	}
