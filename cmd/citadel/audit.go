@@ -100,7 +100,7 @@ var errTampered = errors.New("the export failed verification")
 func auditVerify(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("citadel audit verify", flag.ContinueOnError)
 	pubFile := fs.String("public-key", "", "trusted public key (PEM, the server's <data-dir>/audit/audit-signing.pub); default: the key in the file, reported as self-asserted")
-	strict := fs.Bool("strict", false, "also fail when the newest records are not covered by a checkpoint")
+	unsignedTail := fs.Bool("allow-unsigned-tail", false, "accept newest records that no checkpoint covers (an export from the server is always covered)")
 	// Flags may come before or after the file name.
 	var files []string
 	for rest := args; len(rest) > 0; {
@@ -113,9 +113,9 @@ func auditVerify(args []string, out io.Writer) error {
 		}
 	}
 	if len(files) != 1 {
-		return errors.New("usage: citadel audit verify FILE [--public-key FILE] [--strict]")
+		return errors.New("usage: citadel audit verify FILE [--public-key FILE] [--allow-unsigned-tail]")
 	}
-	v := audit.Verifier{Strict: *strict}
+	v := audit.Verifier{Strict: !*unsignedTail}
 	if *pubFile != "" {
 		b, err := os.ReadFile(*pubFile)
 		if err != nil {

@@ -4,12 +4,13 @@
 // offline verification, and the $filter/$select support of the
 // Microsoft.Insights activity-log query.
 //
-// It is pure logic over values, byte slices and io.Reader/io.Writer; the one
-// exception is [LoadOrCreateKey], which keeps the signing key under the data
-// directory. It does not import the store: the writer keeps the chain [Head]
-// in etcd and compare-and-swaps it in the same transaction as the record
-// returned by [Head.Append] and the state change it describes. Any package
-// may import audit.
+// The format, the chain, checkpoints, exports and their verification are
+// pure logic over values, byte slices and io.Reader/io.Writer, so that an
+// export can be verified offline with nothing but this package and a public
+// key; [LoadOrCreateKey] is the one function that touches the file system.
+// The writer keeps the chain [Head] in the store and compare-and-swaps it in
+// the transaction that adds the record returned by [Head.Append]. Any
+// package may import audit.
 //
 // The chain: record n carries Prev = Hash(record n-1) (zero for record 1), and
 // Hash is SHA-256 over the record's canonical encoding ([Record.Encode]). A

@@ -164,10 +164,10 @@ func (v Verifier) Verify(r io.Reader) (Report, error) {
 // [Verifier.Verify], and that together they are the whole history: the
 // first starts at record 1, and each other one starts with the anchor equal
 // to the last checkpoint of the segment before it, its first record
-// following that segment's last one. Every segment but
-// the last must end with a checkpoint; the last input may be the export of
-// the live store, whose tail may still be unsigned (a warning). A missing
-// segment shows as "deleted" records.
+// following that segment's last one. Every segment but the last must end
+// with a checkpoint; the last input may be the export of the live store,
+// whose tail may still be unsigned (a warning). A missing segment shows as
+// "deleted" records; Problem.File says which input a problem is in.
 func (v Verifier) VerifySegments(files ...io.Reader) (Report, error) {
 	var total Report
 	var prev *scanState
@@ -278,9 +278,16 @@ const maxLine = 16 << 20
 // maxRetained bounds the memory kept for undoing an insertion or a swap
 // (the events since the last matching checkpoint), and maxForensic the
 // number of records such an undo may span: it costs their square in hashes.
+// maxReports bounds how many reordered or inserted records are reported
+// one by one (the lowest seqs); the rest are counted in one more problem.
+const maxReports = 100
+
+// forensicBudget bounds the hashes all undos of one file may cost, so
+// that a hostile file cannot make verification slow.
 const (
-	maxRetained = 64 << 20
-	maxForensic = 1024
+	maxRetained    = 64 << 20
+	maxForensic    = 1024
+	forensicBudget = 4 << 20
 )
 
 type recMeta struct {
@@ -316,6 +323,7 @@ type scanState struct {
 	anchorSeen bool
 	retainFrom int
 	retained   int
+	budget     uint64 // hashes left for undo
 	sawRecord  bool
 	headerSeen bool
 
@@ -340,7 +348,7 @@ func (v Verifier) scan(r io.Reader) (*scanState, error) {
 	if v.Key != nil && len(v.Key) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("verify: trusted key is %d bytes, want %d", len(v.Key), ed25519.PublicKeySize)
 	}
-	s := &scanState{key: v.Key}
+	s := &scanState{key: v.Key, budget: forensicBudget}
 	s.rep.SelfAsserted = v.Key == nil
 	if v.Key != nil {
 		s.rep.KeyID = KeyID(v.Key)
@@ -423,6 +431,13 @@ func (s *scanState) header(line []byte, n int, trusted ed25519.PublicKey) {
 
 // line handles every line after the header.
 func (s *scanState) line(line []byte, n int) {
+	// Fast path for the common line, a record as the exporter writes it.
+	if raw, ok := bytes.CutPrefix(line, []byte(`{"record":`)); ok && bytes.HasSuffix(raw, []byte("}")) {
+		if rec, err := DecodeRecord(raw[:len(raw)-1]); err == nil {
+			s.record(line, rec, n)
+			return
+		}
+	}
 	var l struct {
 		Record     json.RawMessage `json:"record"`
 		Checkpoint json.RawMessage `json:"checkpoint"`
@@ -435,7 +450,12 @@ func (s *scanState) line(line []byte, n int) {
 	present := func(m json.RawMessage) bool { return len(m) > 0 && string(m) != "null" }
 	switch {
 	case present(l.Record) && !present(l.Checkpoint) && !present(l.Anchor):
-		s.record(line, l.Record, n)
+		rec, err := DecodeRecord(l.Record)
+		if err != nil {
+			s.badRecord(l.Record, n, err)
+			return
+		}
+		s.record(line, rec, n)
 	case present(l.Checkpoint) && !present(l.Record) && !present(l.Anchor):
 		if cp, ok := s.checkpoint(l.Checkpoint, n, "checkpoint"); ok {
 			s.cps = append(s.cps, cpMeta{cp, n})
@@ -461,22 +481,23 @@ func (s *scanState) line(line []byte, n int) {
 	}
 }
 
-func (s *scanState) record(line, raw []byte, n int) {
+// badRecord notes a record line that does not decode. It keeps the seq if
+// that can be read, so the record is not also reported as deleted.
+func (s *scanState) badRecord(raw []byte, n int, err error) {
 	s.sawRecord = true
 	s.rep.Records++
-	rec, err := DecodeRecord(raw)
-	if err != nil {
-		// Keep the seq if it can be read, so the record is not also
-		// reported as deleted.
-		var w struct {
-			Seq uint64 `json:"seq"`
-		}
-		if json.Unmarshal(raw, &w) == nil && w.Seq > 0 {
-			s.recs = append(s.recs, recMeta{seq: w.Seq, line: n})
-		}
-		s.add(KindSyntax, w.Seq, n, "record: %v", err)
-		return
+	var w struct {
+		Seq uint64 `json:"seq"`
 	}
+	if json.Unmarshal(raw, &w) == nil && w.Seq > 0 {
+		s.recs = append(s.recs, recMeta{seq: w.Seq, line: n})
+	}
+	s.add(KindSyntax, w.Seq, n, "record: %v", err)
+}
+
+func (s *scanState) record(line []byte, rec Record, n int) {
+	s.sawRecord = true
+	s.rep.Records++
 	enc := rec.Encode()
 	if !bytes.Equal(line, slices.Concat([]byte(`{"record":`), enc, []byte(`}`))) {
 		s.add(KindSyntax, rec.Seq, n, "the record line is not in canonical form, so it was edited; the chain is checked against its decoded content")
@@ -581,10 +602,23 @@ func (s *scanState) order() {
 		}
 		inserted = append(inserted, i)
 	}
+	reordered = slices.DeleteFunc(reordered, func(i int) bool {
+		return s.bySeq[s.recs[i].seq] != i // it lost to a duplicate and is reported as inserted
+	})
+	bySeq := func(a, b int) int { return cmp.Compare(s.recs[a].seq, s.recs[b].seq) }
+	slices.SortFunc(reordered, bySeq)
+	slices.SortFunc(inserted, bySeq)
+	if n := len(reordered); n > maxReports {
+		r := s.recs[reordered[maxReports]]
+		s.add(KindReordered, r.seq, r.line, "and %d more records out of sequence order", n-maxReports)
+		reordered = reordered[:maxReports]
+	}
+	if n := len(inserted); n > maxReports {
+		r := s.recs[inserted[maxReports]]
+		s.add(KindInserted, r.seq, r.line, "and %d more records with a seq that is already taken", n-maxReports)
+		inserted = inserted[:maxReports]
+	}
 	for _, i := range reordered {
-		if s.bySeq[s.recs[i].seq] != i {
-			continue // it lost to a duplicate and is reported as inserted
-		}
 		r := s.recs[i]
 		// Name a record it overtook if there is one nearby, else the one
 		// it follows.
@@ -773,9 +807,10 @@ func (s *scanState) links() {
 // rest) or with the two swapped back, and compares with the signed hash.
 func (s *scanState) undo(from base, c cpMeta) (Problem, bool) {
 	w := c.cp.Seq - from.seq
-	if w == 0 || w > maxForensic {
+	if w == 0 || w > maxForensic || w*w > s.budget {
 		return Problem{}, false
 	}
+	s.budget -= w * w
 	// events[k] is the event of record from.seq+1+k, through c.cp.Seq+1.
 	var events [][]byte
 	for seq := from.seq + 1; seq <= c.cp.Seq+1; seq++ {

@@ -223,6 +223,10 @@ func TestVerifyTamper(t *testing.T) {
 			l := ls[i]
 			return append(slices.Delete(ls, i, i+1), l)
 		}), false, audit.KindReordered, 10, 1},
+		{"reverse the whole export", edit(func(t *testing.T, ls []string) []string {
+			slices.Reverse(ls[1:])
+			return ls
+		}), false, audit.KindReordered, 2, 101},
 		{"swap two records, chain recomputed", func(t *testing.T) []byte {
 			evs := slices.Clone(events)
 			evs[129], evs[130] = evs[130], evs[129]

@@ -334,3 +334,26 @@ func validScope(s string) error {
 	_, err := arm.ParseID(s)
 	return err
 }
+
+// HasAssignmentWithin reports whether who (or one of its groups) holds a
+// role assignment at scope or anywhere below it. Azure lists a
+// subscription to everyone who holds a role inside it, so that a user
+// with access to one group can still find (and log in to) its
+// subscription.
+func (p *Policy) HasAssignmentWithin(who Principal, scope string) bool {
+	scope = scopeKey(scope)
+	for i := range len(who.Groups) + 1 {
+		id := who.ObjectID
+		if i > 0 {
+			id = who.Groups[i-1]
+		}
+		if pr := p.principals[lower(id)]; pr != nil {
+			for _, g := range pr.grants {
+				if covers(scope, g.scope) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

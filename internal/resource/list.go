@@ -143,8 +143,8 @@ func (s *Service) ListResources(ctx context.Context, req *Request, filter arm.Fi
 	// Types are visited in the order of their keys, which is the order
 	// the skip token (the last key returned) compares in.
 	for _, t := range s.types.inKeyOrder() {
-		if strings.Contains(t.Name, "/") || strings.EqualFold(t.Namespace, "Microsoft.Resources") {
-			continue
+		if strings.Contains(t.Name, "/") || strings.EqualFold(t.Namespace, "Microsoft.Resources") || t.Scope == ScopeAny {
+			continue // children, ARM's own types and extension resources (locks, role assignments) are not listed
 		}
 		prefix := typePrefix(t) + scope
 		if req.SkipToken != "" && req.SkipToken >= prefix+"\xff" {

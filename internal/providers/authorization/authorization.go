@@ -254,9 +254,14 @@ func (p *Provider) Authorize(who authz.Principal, action, scope string) error {
 }
 
 // CanRead reports whether who may read the resource id of type typ, for
-// filtering lists.
+// filtering lists. A subscription is also listed to whoever holds a role
+// inside it, as in Azure.
 func (p *Provider) CanRead(who authz.Principal, typ, id string) bool {
-	return p.Policy().Check(who, authz.Operation(typ, http.MethodGet, ""), id).Allowed
+	pol := p.Policy()
+	if pol.Check(who, authz.Operation(typ, http.MethodGet, ""), id).Allowed {
+		return true
+	}
+	return strings.EqualFold(typ, "Microsoft.Resources/subscriptions") && pol.HasAssignmentWithin(who, id)
 }
 
 func badRequest(target, format string, args ...any) error {

@@ -172,7 +172,15 @@ func (p *Provider) Export(ctx context.Context, req *resource.Request, from, to s
 			}
 		}
 	}
-	if err := audit.WriteExport(&buf, h, anchor, audit.Items(iter.Seq2[audit.Record, error](seq), cps)); err != nil {
+	// Only the checkpoints up to the last record exported: later ones would
+	// read as evidence of records cut off the end.
+	var covering []audit.Checkpoint
+	for _, cp := range cps {
+		if int(cp.Seq) <= last {
+			covering = append(covering, cp)
+		}
+	}
+	if err := audit.WriteExport(&buf, h, anchor, audit.Items(iter.Seq2[audit.Record, error](seq), covering)); err != nil {
 		return nil, err
 	}
 	h2 := http.Header{}
