@@ -37,7 +37,7 @@ func (f *Filter) field(name string) (*string, bool) {
 	switch strings.ToLower(name) {
 	case "resourcegroupname":
 		return &f.ResourceGroupName, true
-	case "resourceuri":
+	case "resourceuri", "resourceid": // az 2.45 sends resourceId
 		return &f.ResourceURI, true
 	case "resourceprovider":
 		return &f.ResourceProvider, true

@@ -66,6 +66,7 @@ type Principal struct {
 type Decision struct {
 	Allowed bool
 	Reason  string
+	Role    string // the name of the role that allowed it, if any
 }
 
 // reasonNone is the Reason of the default deny.
@@ -295,7 +296,7 @@ func (p *Policy) Check(who Principal, action, scope string) Decision {
 	for _, pr := range applies {
 		for _, g := range pr.grants {
 			if covers(g.scope, scope) && coversAction(g.role.perms, action) {
-				return Decision{Allowed: true, Reason: g.reason}
+				return Decision{Allowed: true, Reason: g.reason, Role: g.role.def.RoleName}
 			}
 		}
 	}

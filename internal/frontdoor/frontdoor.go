@@ -35,8 +35,8 @@ const maxBody = 8 << 20
 // Authorizer decides what a caller may do: RBAC and locks.
 type Authorizer interface {
 	// Authorize returns a 403 or 409 *arm.Error unless who may perform
-	// action at scope.
-	Authorize(who authz.Principal, action, scope string) error
+	// action at scope, and the name of the role that allows it.
+	Authorize(who authz.Principal, action, scope string) (role string, err error)
 	// CanRead reports whether who may read resource id of type typ.
 	CanRead(who authz.Principal, typ, id string) bool
 }
@@ -217,7 +217,11 @@ func (f *FrontDoor) serve(r *http.Request, correlationID string) (resp *resource
 	req.CanRead = func(typ, id string) bool { return f.authz.CanRead(who, typ, id) }
 	switch {
 	case rt.action != "":
-		if err := f.authz.Authorize(who, rt.action, rt.scope); err != nil {
+		role, err := f.authz.Authorize(who, rt.action, rt.scope)
+		if req.Audit != nil {
+			req.Audit.Role = role
+		}
+		if err != nil {
 			return nil, err
 		}
 	case mutating(r.Method):

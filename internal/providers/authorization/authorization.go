@@ -241,16 +241,18 @@ func toLock(r *resource.Resource) authz.Lock {
 }
 
 // Authorize checks that p may perform action at scope and that no lock
-// forbids it. Reads are never locked.
-func (p *Provider) Authorize(who authz.Principal, action, scope string) error {
+// forbids it, and returns the role that allowed it. Reads are never
+// locked.
+func (p *Provider) Authorize(who authz.Principal, action, scope string) (role string, err error) {
 	pol := p.Policy()
-	if err := pol.Check(who, action, scope).Err(who, action, scope); err != nil {
-		return err
+	d := pol.Check(who, action, scope)
+	if err := d.Err(who, action, scope); err != nil {
+		return "", err
 	}
 	if l, locked := pol.LockFor(action, scope); locked {
-		return authz.LockError(l, action, scope)
+		return d.Role, authz.LockError(l, action, scope)
 	}
-	return nil
+	return d.Role, nil
 }
 
 // CanRead reports whether who may read the resource id of type typ, for

@@ -46,11 +46,11 @@ func (p *Provider) ListEvents(ctx context.Context, req *resource.Request, subscr
 	}
 	f, err := audit.ParseFilter(filter)
 	if err != nil {
-		return nil, err
+		return nil, arm.Errorf(http.StatusBadRequest, arm.CodeBadRequest, "%v", err)
 	}
 	fields, err := audit.ParseSelect(sel)
 	if err != nil {
-		return nil, err
+		return nil, arm.Errorf(http.StatusBadRequest, arm.CodeBadRequest, "%v", err)
 	}
 	next := uint64(1)
 	if req.SkipToken != "" {
@@ -96,6 +96,12 @@ func page(req *resource.Request, items []any, next uint64) *resource.Response {
 		q.Set("$skipToken", arm.EncodeSkipToken(strconv.FormatUint(next, 10)))
 		if req.Filter != "" {
 			q.Set("$filter", req.Filter)
+		}
+		if req.Select != "" {
+			q.Set("$select", req.Select)
+		}
+		if req.Top > 0 {
+			q.Set("$top", strconv.Itoa(req.Top))
 		}
 		body.NextLink = req.BaseURL + req.Path + "?" + q.Encode()
 	}
@@ -143,41 +149,50 @@ func (p *Provider) Export(ctx context.Context, req *resource.Request, from, to s
 	if err != nil {
 		return nil, err
 	}
-	// Start at the record after the last checkpoint before from, so that
-	// the export is anchored; end at the first checkpoint at or after to.
-	first, last := 0, len(recs)
+	// Start after the last checkpoint whose record is older than from, so
+	// that the export is anchored; end at the first checkpoint whose record
+	// is as new as to. Positions and sequence numbers are kept apart: a
+	// damaged store may have gaps, and the export must show them.
+	timeOf := map[uint64]time.Time{}
+	for _, r := range recs {
+		timeOf[r.Seq] = r.Event.EventTimestamp
+	}
 	var anchor *audit.Checkpoint
 	if !fromT.IsZero() {
 		for i := range cps {
-			cp := cps[i]
-			if int(cp.Seq) <= len(recs) && recs[cp.Seq-1].Event.EventTimestamp.Before(fromT) {
-				anchor, first = &cp, int(cp.Seq)
+			if t, ok := timeOf[cps[i].Seq]; ok && t.Before(fromT) {
+				anchor = &cps[i]
 			}
 		}
 	}
+	endSeq := uint64(0) // 0: to the end, with every checkpoint
 	if !toT.IsZero() {
 		for _, cp := range cps {
-			if int(cp.Seq) > first && int(cp.Seq) <= len(recs) && !recs[cp.Seq-1].Event.EventTimestamp.Before(toT) {
-				last = int(cp.Seq)
+			if t, ok := timeOf[cp.Seq]; ok && (anchor == nil || cp.Seq > anchor.Seq) && !t.Before(toT) {
+				endSeq = cp.Seq
 				break
 			}
+		}
+	}
+	var exported []audit.Record
+	for _, r := range recs {
+		if (anchor == nil || r.Seq > anchor.Seq) && (endSeq == 0 || r.Seq <= endSeq) {
+			exported = append(exported, r)
+		}
+	}
+	var covering []audit.Checkpoint
+	for _, cp := range cps {
+		if endSeq == 0 || cp.Seq <= endSeq {
+			covering = append(covering, cp)
 		}
 	}
 	var buf bytes.Buffer
 	h := audit.Header{PublicKey: p.log.PublicKey(), From: fromT, To: toT, ExportedAt: time.Now().UTC()}
 	seq := func(yield func(audit.Record, error) bool) {
-		for _, r := range recs[first:last] {
+		for _, r := range exported {
 			if !yield(r, nil) {
 				return
 			}
-		}
-	}
-	// Only the checkpoints up to the last record exported: later ones would
-	// read as evidence of records cut off the end.
-	var covering []audit.Checkpoint
-	for _, cp := range cps {
-		if int(cp.Seq) <= last {
-			covering = append(covering, cp)
 		}
 	}
 	if err := audit.WriteExport(&buf, h, anchor, audit.Items(iter.Seq2[audit.Record, error](seq), covering)); err != nil {

@@ -1,0 +1,332 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/citadel-cloud/citadel/internal/client"
+	"github.com/citadel-cloud/citadel/internal/servertest"
+)
+
+// rwRouteKinds are the kinds of mutating route that frontdoor.route
+// (internal/frontdoor/route.go) can return, each a handler and a method:
+//
+//   - crud on a resource group (routeGroup, empty tail),
+//   - crud on a typed resource in a subscription or group (route, empty
+//     tail), and on an extension resource below another resource,
+//   - a POST action on a resource (route, one tail segment),
+//   - POST register and unregister of a provider (routeNamespace).
+//
+// A mutating request that matches none of them is refused before
+// authorization (405, 404 or 400) and is exercised by the "refused early"
+// rows. Adding a mutating route means adding its kind here and a row for it
+// to the table in TestEveryMutatingRouteIsAuthorizedAndAudited: the test
+// fails until both are done. Adding a resource type means adding rows for
+// its PUT, PATCH and DELETE (and its actions), which the test checks
+// against the types the server registers.
+var rwRouteKinds = []string{
+	"PUT resource group", "PATCH resource group", "DELETE resource group",
+	"PUT resource", "PATCH resource", "DELETE resource",
+	"PUT extension resource", "PATCH extension resource", "DELETE extension resource",
+	"POST action",
+	"POST provider register", "POST provider unregister",
+}
+
+// rwEarly marks a row refused before the route is known: without a route
+// there is no action to authorize, so every caller gets the same answer.
+const rwEarly = "refused early"
+
+// rwRow is one mutating request of the walk.
+type rwRow struct {
+	name   string
+	kind   string // one of rwRouteKinds, or rwEarly
+	typ    string // the resource type of the route, for the coverage check
+	method string
+	path   string // with the api-version
+	body   any
+	action string // the operation authorized and recorded; "" for rwEarly rows
+	status int    // what the admin gets
+	code   string // the admin's error code, if any
+}
+
+// TestEveryMutatingRouteIsAuthorizedAndAudited walks every kind of
+// mutating route the front door has. For each request, (a) a principal
+// with no role assignment is refused with 403 AuthorizationFailed unless
+// the request is refused before routing, (b) the admin gets what the route
+// does, and (c) each of the two requests leaves exactly one activity-log
+// record with its x-ms-correlation-request-id (a long-running one at least
+// one), naming the action authorized and the caller.
+func TestEveryMutatingRouteIsAuthorizedAndAudited(t *testing.T) {
+	t.Parallel()
+	t0 := time.Now()
+	cp := servertest.Start(t)
+	admin := alAdmin(t, cp)
+	nobody := alNewPrincipal(t, cp, "routewalk-no-role")
+	sub, loc := cp.Creds.SubscriptionID, cp.Creds.Location
+
+	const (
+		lockAPI     = "2016-09-01"
+		authAPI     = "2022-04-01"
+		readerRole  = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+		fabricNS    = "Microsoft.ManagedNetworkFabric"
+		authNS      = "Microsoft.Authorization"
+		groupType   = "Microsoft.Resources/resourceGroups"
+		groupAction = "Microsoft.Resources/subscriptions/resourceGroups"
+	)
+	group := "/subscriptions/" + sub + "/resourceGroups/rw-rg"
+	prefix := group + "/providers/" + ipPrefixType + "/rw-prefix"
+	// Locks live in a group of their own that nothing deletes: a lock
+	// being removed may still apply for a moment, and must not refuse a
+	// later DELETE of the walk.
+	lockGroup := "/subscriptions/" + sub + "/resourceGroups/rw-locks"
+	lockedPrefix := lockGroup + "/providers/" + ipPrefixType + "/rw-locked"
+	groupLock := lockGroup + "/providers/" + authNS + "/locks/rw-lock"
+	prefixLock := lockedPrefix + "/providers/" + authNS + "/locks/rw-prefix-lock"
+	roleDef := "/subscriptions/" + sub + "/providers/" + authNS + "/roleDefinitions/" + uuid.NewString()
+	assignment := group + "/providers/" + authNS + "/roleAssignments/" + uuid.NewString()
+	deny := group + "/providers/" + authNS + "/denyAssignments/" + uuid.NewString()
+	rules := []prefixRule{{Action: "Permit", SequenceNumber: 10, NetworkPrefix: "10.0.0.0/8"}}
+
+	// The lock targets exist before the walk; creating them is not part of it.
+	for _, setup := range []struct {
+		path string
+		body any
+	}{
+		{lockGroup + "?api-version=" + alGroupAPI, map[string]any{"location": loc}},
+		{lockedPrefix + "?api-version=" + fabricAPIVersion, ipPrefix(loc, rules)},
+	} {
+		r := alSend(t, admin.Client, http.MethodPut, setup.path, nil, setup.body)
+		if r.Status != http.StatusCreated {
+			t.Fatalf("PUT %s = %d %s, want 201", setup.path, r.Status, r.Body)
+		}
+		alWaitOperation(t, admin.Client, "PUT "+setup.path, r)
+	}
+
+	v := func(id, api string) string { return id + "?api-version=" + api }
+	rows := []rwRow{
+		{"PUT group", "PUT resource group", groupType, "PUT", v(group, alGroupAPI),
+			map[string]any{"location": loc}, groupAction + "/write", 201, ""},
+		{"PATCH group", "PATCH resource group", groupType, "PATCH", v(group, alGroupAPI),
+			map[string]any{"tags": map[string]string{"walk": "yes"}}, groupAction + "/write", 200, ""},
+		{"PUT ipPrefix", "PUT resource", ipPrefixType, "PUT", v(prefix, fabricAPIVersion),
+			ipPrefix(loc, rules), ipPrefixType + "/write", 201, ""},
+		{"PATCH ipPrefix", "PATCH resource", ipPrefixType, "PATCH", v(prefix, fabricAPIVersion),
+			map[string]any{"properties": map[string]any{"annotation": "walked"}}, ipPrefixType + "/write", 202, ""},
+		// ipPrefixes have no actions: the route exists all the same.
+		{"POST action on ipPrefix", "POST action", ipPrefixType, "POST", v(prefix+"/nosuchAction", fabricAPIVersion),
+			map[string]any{}, ipPrefixType + "/nosuchAction/action", 404, "InvalidAction"},
+		{"PUT lock on group", "PUT resource", authNS + "/locks", "PUT", v(groupLock, lockAPI),
+			map[string]any{"properties": map[string]any{"level": "CanNotDelete", "notes": "walk"}}, authNS + "/locks/write", 201, ""},
+		{"PATCH lock on group", "PATCH resource", authNS + "/locks", "PATCH", v(groupLock, lockAPI),
+			map[string]any{"properties": map[string]any{"notes": "walked"}}, authNS + "/locks/write", 200, ""},
+		{"DELETE lock on group", "DELETE resource", authNS + "/locks", "DELETE", v(groupLock, lockAPI),
+			nil, authNS + "/locks/delete", 200, ""},
+		{"PUT lock on ipPrefix", "PUT extension resource", authNS + "/locks", "PUT", v(prefixLock, lockAPI),
+			map[string]any{"properties": map[string]any{"level": "CanNotDelete"}}, authNS + "/locks/write", 201, ""},
+		{"PATCH lock on ipPrefix", "PATCH extension resource", authNS + "/locks", "PATCH", v(prefixLock, lockAPI),
+			map[string]any{"properties": map[string]any{"notes": "walked"}}, authNS + "/locks/write", 200, ""},
+		{"DELETE lock on ipPrefix", "DELETE extension resource", authNS + "/locks", "DELETE", v(prefixLock, lockAPI),
+			nil, authNS + "/locks/delete", 200, ""},
+		{"PUT custom role definition", "PUT resource", authNS + "/roleDefinitions", "PUT", v(roleDef, authAPI),
+			map[string]any{"properties": map[string]any{
+				"roleName": "routewalk " + uuid.NewString(), "assignableScopes": []string{"/subscriptions/" + sub},
+				"permissions": []any{map[string]any{"actions": []string{"Microsoft.Resources/subscriptions/resourceGroups/read"}}},
+			}}, authNS + "/roleDefinitions/write", 201, ""},
+		{"PATCH custom role definition", "PATCH resource", authNS + "/roleDefinitions", "PATCH", v(roleDef, authAPI),
+			map[string]any{"properties": map[string]any{"description": "walked"}}, authNS + "/roleDefinitions/write", 200, ""},
+		{"PUT role assignment at group", "PUT resource", authNS + "/roleAssignments", "PUT", v(assignment, authAPI),
+			map[string]any{"properties": map[string]any{
+				"roleDefinitionId": "/subscriptions/" + sub + "/providers/" + authNS + "/roleDefinitions/" + readerRole,
+				"principalId":      uuid.NewString(), "principalType": "ServicePrincipal",
+			}}, authNS + "/roleAssignments/write", 201, ""},
+		{"PATCH role assignment at group", "PATCH resource", authNS + "/roleAssignments", "PATCH", v(assignment, authAPI),
+			map[string]any{"properties": map[string]any{"description": "walked"}}, authNS + "/roleAssignments/write", 200, ""},
+		{"DELETE role assignment at group", "DELETE resource", authNS + "/roleAssignments", "DELETE", v(assignment, authAPI),
+			nil, authNS + "/roleAssignments/delete", 200, ""},
+		{"DELETE custom role definition", "DELETE resource", authNS + "/roleDefinitions", "DELETE", v(roleDef, authAPI),
+			nil, authNS + "/roleDefinitions/delete", 200, ""},
+		// Only the control plane writes deny assignments.
+		{"PUT deny assignment", "PUT resource", authNS + "/denyAssignments", "PUT", v(deny, authAPI),
+			map[string]any{"properties": map[string]any{}}, authNS + "/denyAssignments/write", 400, "DenyAssignmentsAreReadOnly"},
+		{"PATCH missing deny assignment", "PATCH resource", authNS + "/denyAssignments", "PATCH", v(deny, authAPI),
+			map[string]any{"properties": map[string]any{}}, authNS + "/denyAssignments/write", 404, "ResourceNotFound"},
+		{"DELETE missing deny assignment", "DELETE resource", authNS + "/denyAssignments", "DELETE", v(deny, authAPI),
+			nil, authNS + "/denyAssignments/delete", 204, ""},
+		{"POST register", "POST provider register", "", "POST", v("/subscriptions/"+sub+"/providers/"+fabricNS+"/register", alGroupAPI),
+			nil, fabricNS + "/register/action", 200, ""},
+		{"POST unregister", "POST provider unregister", "", "POST", v("/subscriptions/"+sub+"/providers/"+fabricNS+"/unregister", alGroupAPI),
+			nil, fabricNS + "/unregister/action", 200, ""},
+		{"DELETE ipPrefix", "DELETE resource", ipPrefixType, "DELETE", v(prefix, fabricAPIVersion),
+			nil, ipPrefixType + "/delete", 200, ""},
+		{"DELETE missing ipPrefix", "DELETE resource", ipPrefixType, "DELETE", v(prefix, fabricAPIVersion),
+			nil, ipPrefixType + "/delete", 204, ""},
+		// The type's name rule is checked after authorization.
+		{"PUT ipPrefix with a bad name", "PUT resource", ipPrefixType, "PUT", v(group+"/providers/"+ipPrefixType+"/9bad", fabricAPIVersion),
+			ipPrefix(loc, rules), ipPrefixType + "/write", 400, "InvalidResourceName"},
+		// ARM's path grammar is checked before anything else.
+		{"PUT group with a bad name", rwEarly, "", "PUT", v("/subscriptions/"+sub+"/resourceGroups/rw-bad.", alGroupAPI),
+			map[string]any{"location": loc}, "", 400, "InvalidResourceGroupName"},
+		{"POST on a group", rwEarly, "", "POST", v(group, alGroupAPI),
+			nil, "", 405, "MethodNotAllowed"},
+		{"DELETE group", "DELETE resource group", groupType, "DELETE", v(group, alGroupAPI),
+			nil, groupAction + "/delete", 202, ""},
+	}
+
+	t.Run("covers every route", func(t *testing.T) {
+		kinds := map[string]bool{}
+		methods := map[string]bool{}
+		for _, r := range rows {
+			if r.kind != rwEarly && !slices.Contains(rwRouteKinds, r.kind) {
+				t.Errorf("row %q: kind %q is not in rwRouteKinds", r.name, r.kind)
+			}
+			kinds[r.kind] = true
+			methods[r.typ+" "+r.method] = true
+		}
+		for _, k := range rwRouteKinds {
+			if !kinds[k] {
+				t.Errorf("no row exercises a %s route; add one", k)
+			}
+		}
+		for _, typ := range cp.Resources.Types() {
+			for _, m := range []string{"PUT", "PATCH", "DELETE"} {
+				if !methods[typ.FullName()+" "+m] {
+					t.Errorf("no row sends %s to a %s; add one", m, typ.FullName())
+				}
+			}
+			for action := range typ.Actions {
+				found := false
+				for _, r := range rows {
+					found = found || r.typ == typ.FullName() && r.action == typ.FullName()+"/"+action+"/action"
+				}
+				if !found {
+					t.Errorf("no row calls action %s of %s; add one", action, typ.FullName())
+				}
+			}
+		}
+	})
+
+	// Each row is sent twice, by nobody and by the admin, each with a
+	// correlation id of its own.
+	type sent struct {
+		row          rwRow
+		refused, did string // correlation ids
+		lro          bool
+	}
+	var walk []sent
+	start := time.Now().UTC()
+	for _, r := range rows {
+		s := sent{row: r, refused: uuid.NewString(), did: uuid.NewString()}
+		t.Run(r.name, func(t *testing.T) {
+			send := func(p alPrincipal, corr string) (*client.Response, string) {
+				t.Helper()
+				resp := alSend(t, p.Client, r.method, r.path, http.Header{"X-Ms-Correlation-Request-Id": {corr}}, r.body)
+				if got := resp.Header.Get("x-ms-correlation-request-id"); got != corr {
+					t.Errorf("%s %s: x-ms-correlation-request-id = %q, want %q", r.method, r.path, got, corr)
+				}
+				code := ""
+				if resp.Status >= 400 {
+					code = errorCode(resp.Body)
+				}
+				return resp, code
+			}
+			// (a) no role: 403, unless refused before routing.
+			resp, code := send(nobody, s.refused)
+			wantStatus, wantCode := http.StatusForbidden, "AuthorizationFailed"
+			if r.kind == rwEarly {
+				wantStatus, wantCode = r.status, r.code
+			}
+			if resp.Status != wantStatus || code != wantCode {
+				t.Errorf("%s %s without a role = %d %s, want %d %s", r.method, r.path, resp.Status, resp.Body, wantStatus, wantCode)
+			}
+			if r.kind != rwEarly && !strings.Contains(string(resp.Body), r.action) {
+				t.Errorf("%s %s without a role: the refusal %s does not name the action %s", r.method, r.path, resp.Body, r.action)
+			}
+			// (b) the admin.
+			resp, code = send(admin, s.did)
+			if resp.Status != r.status || code != r.code {
+				t.Errorf("%s %s as admin = %d %s, want %d %s", r.method, r.path, resp.Status, resp.Body, r.status, r.code)
+			}
+			if resp.Header.Get("Azure-AsyncOperation") != "" {
+				s.lro = true
+				alWaitOperation(t, admin.Client, r.method+" "+r.path, resp)
+			}
+		})
+		walk = append(walk, s)
+	}
+
+	// (c) the records.
+	alFlush(t, cp)
+	end := time.Now().UTC()
+	events := alEvents(t, alQuery(t, admin.Client, sub, url.Values{"$filter": {alFilter(start, end)}}))
+	byCorr := map[string][]alEvent{}
+	for _, e := range events {
+		byCorr[e.CorrelationID] = append(byCorr[e.CorrelationID], e)
+	}
+	t.Run("audited", func(t *testing.T) {
+		known := map[string]bool{}
+		for _, s := range walk {
+			known[s.refused], known[s.did] = true, true
+			r := s.row
+			what := r.method + " " + r.path
+			refused := byCorr[s.refused]
+			if len(refused) != 1 {
+				t.Errorf("%s without a role: %d records with its correlation id, want 1: %+v", what, len(refused), refused)
+			} else {
+				checkWalkRecord(t, what+" without a role", refused[0], r, nobody, "Failed")
+			}
+			did := byCorr[s.did]
+			switch {
+			case s.lro && len(did) == 0:
+				t.Errorf("%s as admin (long-running): no record with its correlation id, want at least one", what)
+			case !s.lro && len(did) != 1:
+				t.Errorf("%s as admin: %d records with its correlation id, want 1: %+v", what, len(did), did)
+			default:
+				status := "Succeeded"
+				switch {
+				case s.lro:
+					status = "Accepted"
+				case r.status >= 400:
+					status = "Failed"
+				}
+				checkWalkRecord(t, what+" as admin", did[0], r, admin, status)
+			}
+		}
+		for corr, es := range byCorr {
+			if !known[corr] {
+				t.Errorf("%d records with correlation id %s, which no request of the walk sent: %+v", len(es), corr, es)
+			}
+		}
+	})
+	t.Logf("%d requests, %d records; took %v", 2*len(rows), len(events), time.Since(t0).Round(time.Millisecond))
+}
+
+// checkWalkRecord checks the record of one request of the walk: the
+// method, the action authorized, the outcome and who asked.
+func checkWalkRecord(t *testing.T, what string, e alEvent, r rwRow, p alPrincipal, status string) {
+	t.Helper()
+	var bad []string
+	check := func(field, got, want string) {
+		if got != want {
+			bad = append(bad, fmt.Sprintf("%s = %q, want %q", field, got, want))
+		}
+	}
+	check("httpRequest.method", e.Method, r.method)
+	check("operationName", e.OperationName, r.action)
+	check("authorization.action", e.AuthAction, r.action)
+	check("status", e.Status, status)
+	check("claims.oid", e.OID, p.ObjectID)
+	check("caller", e.Caller, p.Name)
+	if status == "Failed" {
+		check("level", e.Level, "Error")
+	}
+	if len(bad) > 0 {
+		t.Errorf("%s: record %s: %s", what, e.EventDataID, strings.Join(bad, "; "))
+	}
+}
