@@ -215,7 +215,7 @@ func TestCheckReason(t *testing.T) {
 		action, scope string
 		want          Decision
 	}{
-		{vmWrite, vm1, Decision{Allowed: true, Reason: "role assignment '" + a.ID + "' grants 'Contributor' (" + ContributorRole + ") to '" + alice + "' at scope '" + rg1 + "'"}},
+		{vmWrite, vm1, Decision{Allowed: true, Role: "Contributor", Reason: "role assignment '" + a.ID + "' grants 'Contributor' (" + ContributorRole + ") to '" + alice + "' at scope '" + rg1 + "'"}},
 		{vmDelete, vm1, Decision{Reason: "deny assignment '/providers/Microsoft.Authorization/denyAssignments/d1' at scope '" + vm1 + "'"}},
 		{vmWrite, vm2, Decision{Reason: reasonNone}},
 	}
