@@ -1,7 +1,9 @@
 package audit
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,19 +14,37 @@ import (
 	"github.com/citadel-cloud/citadel/internal/store"
 )
 
-// The activity log in the store. A mutation's event is written to
-// audit/pending/ in the same transaction as the mutation itself, so there
-// is no change without its record and no record of a change that did not
-// happen. The chainer, on one replica at a time, then takes pending events
-// in commit order, gives each its place in the hash chain under
-// audit/records/, and signs checkpoints. Writers never contend on the
-// chain's head: only the chainer moves it.
+// The activity log in the store.
+//
+// A mutation's event is written once, in canonical form, to
+// audit/events/{eventDataId} in the same transaction as the mutation, so
+// there is no change without its record and no record of a change that
+// did not happen; it is never rewritten. The chainer, on one replica at a
+// time, takes events in commit order and appends a small link per event
+// to audit/links/{seq}: the event's id and the hash of the record (seq,
+// previous hash, event bytes). It signs checkpoints over the head. Writers
+// never contend on the chain's head: only the chainer moves it. Records
+// are assembled from links and events when read, so a change to an event
+// or a link in etcd shows as a broken chain.
 var (
-	pendingEvents = store.NewCollection[Event]("audit/pending/")
-	records       = store.NewCollection[Record]("audit/records/")
-	checkpoints   = store.NewCollection[Checkpoint]("audit/checkpoints/")
-	heads         = store.NewCollection[Head]("audit/")
+	eventsPrefix = "audit/events/"
+	links        = store.NewCollection[link]("audit/links/")
+	checkpoints  = store.NewCollection[Checkpoint]("audit/checkpoints/")
+	heads        = store.NewCollection[chainHead]("audit/")
 )
+
+// link places one event in the chain.
+type link struct {
+	Event string `json:"event"` // eventDataId: the key under audit/events/
+	Hash  Digest `json:"hash"`  // of the record seq, prev, event
+}
+
+// chainHead is the end of the chain and how far through the events'
+// commits the chainer has come.
+type chainHead struct {
+	Head
+	Revision int64 `json:"revision"` // the commit revision of the last event chained
+}
 
 // headName is the key of the chain's head under heads.
 const headName = "head"
@@ -70,88 +90,142 @@ func NewLog(cfg LogConfig) *Log {
 // PublicKey is the key that signs the checkpoints.
 func (l *Log) PublicKey() []byte { return l.signer.PublicKey() }
 
-// Pending is the write that records e: put it in the transaction of the
-// change it describes.
-func (l *Log) Pending(e Event) store.Op { return pendingEvents.Create(e.EventDataID, e) }
+// Op is the write that records e: put it in the transaction of the change
+// it describes.
+func (l *Log) Op(e Event) store.Op { return store.Create(eventsPrefix+e.EventDataID, encodeEvent(e)) }
 
 // Record writes e on its own, for a request that changed nothing (one that
 // was refused, say).
 func (l *Log) Record(ctx context.Context, e Event) error {
-	_, err := l.store.Txn(ctx, l.Pending(e))
+	_, err := l.store.Txn(ctx, l.Op(e))
 	return err
 }
 
-// RunChainer chains pending events until ctx ends, on the replica that
-// holds the election.
+// RunChainer chains events until ctx ends, on the replica that holds the
+// election.
 func (l *Log) RunChainer(ctx context.Context, replicaID string) error {
 	return l.store.Lead(ctx, "audit-chainer", replicaID, func(ctx context.Context) {
 		for ctx.Err() == nil {
-			if err := l.chainPending(ctx); err != nil && ctx.Err() == nil {
+			if err := l.chain(ctx); err != nil && ctx.Err() == nil {
 				l.log.WarnContext(ctx, "chaining failed; retrying", "err", err)
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(20 * time.Millisecond):
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
 			}
 		}
 	})
 }
 
 // maxBatch keeps a chaining transaction under etcd's limit of 128
-// operations (two per record, plus the head and a checkpoint).
-const maxBatch = 60
+// operations (one per record, plus the head).
+const maxBatch = 100
 
-// chainPending moves every pending event into the chain, oldest commit
-// first, and signs a checkpoint when one is due.
-func (l *Log) chainPending(ctx context.Context) error {
-	for {
-		items, _, err := pendingEvents.List(ctx, l.store, "", "", 0)
-		if err != nil {
-			return err
-		}
-		if len(items) == 0 {
-			return l.checkpointIfDue(ctx, false)
-		}
-		// Commit order; events committed together are ordered by id.
-		slices.SortFunc(items, func(a, b store.Item[Event]) int {
-			if a.Revision != b.Revision {
-				return int(a.Revision - b.Revision)
-			}
-			return strings.Compare(a.Name, b.Name)
-		})
-		for len(items) > 0 {
-			n := min(len(items), maxBatch)
-			if err := l.chainBatch(ctx, items[:n]); err != nil {
-				return err
-			}
-			items = items[n:]
-		}
-		if err := l.checkpointIfDue(ctx, false); err != nil {
-			return err
-		}
-	}
-}
-
-func (l *Log) chainBatch(ctx context.Context, batch []store.Item[Event]) error {
-	head, headRev, err := l.head(ctx)
+// chain catches up with every event committed since the head, then
+// follows new ones through a watch, chaining them in commit order every
+// few milliseconds. It returns when the watch breaks.
+func (l *Log) chain(ctx context.Context) error {
+	head, _, err := l.head(ctx)
 	if err != nil {
 		return err
 	}
-	ops := make([]store.Op, 0, 2*len(batch)+1)
-	for _, it := range batch {
-		var rec Record
-		rec, head = head.Append(it.Value)
-		ops = append(ops, records.Create(seqName(rec.Seq), rec), pendingEvents.DeleteAt(it.Name, it.Revision))
+	backlog, err := l.store.Created(ctx, eventsPrefix, head.Revision, 0, 0)
+	if err != nil {
+		return err
 	}
-	ops = append(ops, heads.Update(headName, head, headRev))
-	_, err = l.store.Txn(ctx, ops...)
-	return err
+	slices.SortFunc(backlog, byCommit)
+	if err := l.append(ctx, backlog); err != nil {
+		return err
+	}
+	from := head.Revision
+	if len(backlog) > 0 {
+		from = backlog[len(backlog)-1].Created
+	}
+	watch := l.store.Watch(ctx, eventsPrefix, from)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var batch []store.KV
+	for {
+		select {
+		case ev, ok := <-watch:
+			if !ok {
+				return l.append(ctx, batch)
+			}
+			switch {
+			case ev.Deleted:
+				l.log.WarnContext(ctx, "an activity-log event was deleted from the store", "key", ev.KV.Key)
+			case ev.KV.Created != ev.KV.Revision:
+				// Events are written once: a rewrite is tampering (or its
+				// repair), which verification will show. It is not a new event.
+				l.log.WarnContext(ctx, "an activity-log event was rewritten in the store", "key", ev.KV.Key)
+			default:
+				batch = append(batch, ev.KV)
+			}
+		case <-tick.C:
+			if err := l.append(ctx, batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+			if err := l.checkpointIfDue(ctx, false); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
-func (l *Log) head(ctx context.Context) (Head, int64, error) {
+// byCommit orders events by the revision that created them, then by key.
+func byCommit(a, b store.KV) int {
+	return cmp.Or(cmp.Compare(a.Created, b.Created), strings.Compare(a.Key, b.Key))
+}
+
+// append chains events (in commit order) in transactions of at most
+// maxBatch, each moving the head with a compare-and-swap. Events the head
+// has already passed are skipped, so a replay after a broken watch is
+// harmless.
+func (l *Log) append(ctx context.Context, events []store.KV) error {
+	for len(events) > 0 {
+		head, headRev, err := l.head(ctx)
+		if err != nil {
+			return err
+		}
+		for len(events) > 0 && events[0].Created <= head.Revision {
+			events = events[1:]
+		}
+		n := min(len(events), maxBatch)
+		// Never split one commit's events between two transactions: the
+		// head remembers only the commit revision.
+		for n < len(events) && n > 0 && events[n].Created == events[n-1].Created {
+			n--
+		}
+		if n == 0 {
+			n = min(len(events), maxBatch)
+		}
+		if n == 0 {
+			return nil
+		}
+		ops := make([]store.Op, 0, n+1)
+		for _, kv := range events[:n] {
+			seq := head.Seq + 1
+			hash := Digest(sha256.Sum256(encodeRecord(seq, head.Hash, kv.Value)))
+			ops = append(ops, links.Create(seqName(seq), link{Event: kv.Key[len(eventsPrefix):], Hash: hash}))
+			head.Head = Head{Seq: seq, Hash: hash}
+			head.Revision = kv.Created
+		}
+		ops = append(ops, heads.Update(headName, head, headRev))
+		if _, err := l.store.Txn(ctx, ops...); err != nil {
+			return err
+		}
+		events = events[n:]
+	}
+	return nil
+}
+
+func (l *Log) head(ctx context.Context) (chainHead, int64, error) {
 	it, err := heads.Get(ctx, l.store, headName)
 	if errors.Is(err, store.ErrNotFound) {
-		return Head{}, 0, nil
+		return chainHead{}, 0, nil
 	}
 	return it.Value, it.Revision, err
 }
@@ -172,10 +246,10 @@ func (l *Log) checkpointIfDue(ctx context.Context, force bool) error {
 		return nil
 	}
 	now := time.Now()
-	if !force && !CheckpointDue(last.Seq, last.Time, head, now, l.every, l.period) {
+	if !force && !CheckpointDue(last.Seq, last.Time, head.Head, now, l.every, l.period) {
 		return nil
 	}
-	cp := l.signer.Sign(head, now)
+	cp := l.signer.Sign(head.Head, now)
 	_, err = l.store.Txn(ctx, checkpoints.Create(seqName(cp.Seq), cp))
 	if errors.Is(err, store.ErrConflict) {
 		return nil // another replica signed the same head
@@ -193,20 +267,41 @@ func (l *Log) lastCheckpoint(ctx context.Context) (Checkpoint, error) {
 	return items[len(items)-1].Value, nil
 }
 
-// Records reads the chained records with sequence numbers from first on,
-// at most limit (0: all).
+// Records assembles the records with sequence numbers from first on, at
+// most limit (0: all), from the links and the events. A record whose
+// event is gone is left out: the gap shows in verification.
 func (l *Log) Records(ctx context.Context, first uint64, limit int) ([]Record, bool, error) {
 	after := ""
 	if first > 1 {
-		after = seqName(first - 1)
+		after = seqName(first - 2) // the link before, for the first record's prev
 	}
-	items, more, err := records.List(ctx, l.store, "", after, limit)
+	fetch := limit
+	if fetch > 0 {
+		fetch++
+	}
+	items, more, err := links.List(ctx, l.store, "", after, fetch)
 	if err != nil {
 		return nil, false, err
 	}
-	out := make([]Record, len(items))
-	for i, it := range items {
-		out[i] = it.Value
+	var prev Digest
+	out := make([]Record, 0, len(items))
+	for _, it := range items {
+		var seq uint64
+		fmt.Sscanf(it.Name, "%d", &seq)
+		if seq < first {
+			prev = it.Value.Hash
+			continue
+		}
+		kv, err := l.store.Get(ctx, eventsPrefix+it.Value.Event)
+		if err == nil {
+			var e Event
+			if err := strictUnmarshal(kv.Value, &e); err == nil {
+				out = append(out, Record{Seq: seq, Prev: prev, Event: e.canonical()})
+			}
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return nil, false, err
+		}
+		prev = it.Value.Hash
 	}
 	return out, more, nil
 }
@@ -224,18 +319,27 @@ func (l *Log) Checkpoints(ctx context.Context) ([]Checkpoint, error) {
 	return out, nil
 }
 
-// Flush waits until the chainer has chained what is pending, then signs a
-// checkpoint over the head, so that an export taken now is covered to its
-// end. It does not chain itself: only the chainer moves the head.
+// Flush waits until the chainer has chained every event committed so far,
+// then signs a checkpoint over the head, so that an export taken now is
+// covered to its end. It does not chain itself: only the chainer moves
+// the head.
 func (l *Log) Flush(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	now, err := l.store.Revision(ctx)
+	if err != nil {
+		return fmt.Errorf("audit flush: %w", err)
+	}
 	for {
-		items, _, err := pendingEvents.List(ctx, l.store, "", "", 1)
+		head, _, err := l.head(ctx)
 		if err != nil {
 			return fmt.Errorf("audit flush: %w", err)
 		}
-		if len(items) == 0 {
+		newer, err := l.store.Created(ctx, eventsPrefix, head.Revision, now, 1)
+		if err != nil {
+			return fmt.Errorf("audit flush: %w", err)
+		}
+		if len(newer) == 0 {
 			return l.checkpointIfDue(ctx, true)
 		}
 		select {

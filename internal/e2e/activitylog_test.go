@@ -645,13 +645,26 @@ func TestAuditTamper(t *testing.T) {
 		}
 	})
 
-	// Tampering in etcd, under the chain: the export shows it.
-	recordKey := func(seq uint64) string { return fmt.Sprintf("audit/records/%020d", seq) }
-	get := func(t *testing.T, seq uint64) []byte {
+	// Tampering in etcd, under the chain: the export shows it. Each event
+	// is stored once under audit/events/{id}; the chain's link for seq
+	// names it.
+	eventKey := func(t *testing.T, seq uint64) string {
 		t.Helper()
-		kv, err := cp.Store.Get(t.Context(), recordKey(seq))
+		kv, err := cp.Store.Get(t.Context(), fmt.Sprintf("audit/links/%020d", seq))
 		if err != nil {
-			t.Fatalf("store Get(%s) = %v", recordKey(seq), err)
+			t.Fatalf("store Get(link %d) = %v", seq, err)
+		}
+		var l struct{ Event string }
+		if err := json.Unmarshal(kv.Value, &l); err != nil || l.Event == "" {
+			t.Fatalf("link %d = %s: %v", seq, kv.Value, err)
+		}
+		return "audit/events/" + l.Event
+	}
+	get := func(t *testing.T, key string) []byte {
+		t.Helper()
+		kv, err := cp.Store.Get(t.Context(), key)
+		if err != nil {
+			t.Fatalf("store Get(%s) = %v", key, err)
 		}
 		return kv.Value
 	}
@@ -668,33 +681,41 @@ func TestAuditTamper(t *testing.T) {
 		seq    uint64
 	}{
 		{"modify a record", func(t *testing.T) []store.Op {
-			orig := get(t, k)
-			r, err := audit.DecodeRecord(orig)
+			key := eventKey(t, k)
+			orig := get(t, key)
+			var e audit.Event
+			if err := json.Unmarshal(orig, &e); err != nil {
+				t.Fatal(err)
+			}
+			forged, err := json.Marshal(mallory(e))
 			if err != nil {
 				t.Fatal(err)
 			}
-			r.Event = mallory(r.Event)
-			txn(t, store.Put(recordKey(k), r.Encode()))
-			return []store.Op{store.Put(recordKey(k), orig)}
+			txn(t, store.Put(key, forged))
+			return []store.Op{store.Put(key, orig)}
 		}, audit.KindModified, k},
 		{"delete a record", func(t *testing.T) []store.Op {
-			orig := get(t, k)
-			txn(t, store.Delete(recordKey(k)))
-			return []store.Op{store.Put(recordKey(k), orig)}
+			key := eventKey(t, k)
+			orig := get(t, key)
+			txn(t, store.Delete(key))
+			return []store.Op{store.Put(key, orig)}
 		}, audit.KindDeleted, k},
 		// The newest record is signed by the head's checkpoint: the export
 		// must still carry that checkpoint, which proves the loss.
 		{"delete the newest record", func(t *testing.T) []store.Op {
-			orig := get(t, n)
-			txn(t, store.Delete(recordKey(n)))
-			return []store.Op{store.Put(recordKey(n), orig)}
+			key := eventKey(t, n)
+			orig := get(t, key)
+			txn(t, store.Delete(key))
+			return []store.Op{store.Put(key, orig)}
 		}, audit.KindDeleted, n},
-		// The record that now comes first names the swap, as in the file.
+		// Two events trade places under their links: the chain breaks
+		// there, and the verifier names the second of them.
 		{"swap two records", func(t *testing.T) []store.Op {
-			a, b := get(t, k), get(t, k+1)
-			txn(t, store.Put(recordKey(k), b), store.Put(recordKey(k+1), a))
-			return []store.Op{store.Put(recordKey(k), a), store.Put(recordKey(k+1), b)}
-		}, audit.KindReordered, k + 1},
+			ka, kb := eventKey(t, k), eventKey(t, k+1)
+			a, b := get(t, ka), get(t, kb)
+			txn(t, store.Put(ka, b), store.Put(kb, a))
+			return []store.Op{store.Put(ka, a), store.Put(kb, b)}
+		}, audit.KindModified, k + 1},
 	}
 	t.Run("etcd", func(t *testing.T) {
 		for _, tt := range storeTests {

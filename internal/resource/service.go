@@ -55,8 +55,8 @@ type Service struct {
 
 // AuditLog is where the records of changes go (package audit's Log).
 type AuditLog interface {
-	// Pending is the write that records e, for the change's transaction.
-	Pending(e audit.Event) store.Op
+	// Op is the write that records e, for the change's transaction.
+	Op(e audit.Event) store.Op
 }
 
 // NewService returns a Service with no types; providers Register theirs.
@@ -133,7 +133,7 @@ func (s *Service) auditOps(info *audit.EventInfo, resourceID, status string, cod
 	}
 	e := *info
 	e.Time, e.ResourceID, e.Status, e.StatusCode = s.now().UTC(), resourceID, status, code
-	return []store.Op{s.audit.Pending(audit.NewEvent(e))}
+	return []store.Op{s.audit.Op(audit.NewEvent(e))}
 }
 
 // Response is what the front door writes back.

@@ -55,7 +55,8 @@ type Store struct {
 type KV struct {
 	Key      string // without the store's prefix
 	Value    []byte
-	Revision int64
+	Revision int64 // when the key was last written
+	Created  int64 // when the key was created
 }
 
 // Open starts the embedded etcd (or connects to the external cluster) and
@@ -185,7 +186,7 @@ func (s *Store) Get(ctx context.Context, key string) (KV, error) {
 		return KV{}, ErrNotFound
 	}
 	kv := resp.Kvs[0]
-	return KV{Key: key, Value: kv.Value, Revision: kv.ModRevision}, nil
+	return KV{Key: key, Value: kv.Value, Revision: kv.ModRevision, Created: kv.CreateRevision}, nil
 }
 
 // Page is one page of a List.
@@ -216,7 +217,7 @@ func (s *Store) List(ctx context.Context, prefix, after string, limit int) (Page
 	}
 	page := Page{KVs: make([]KV, len(resp.Kvs)), More: resp.More}
 	for i, kv := range resp.Kvs {
-		page.KVs[i] = KV{Key: string(kv.Key[len(s.prefix):]), Value: kv.Value, Revision: kv.ModRevision}
+		page.KVs[i] = KV{Key: string(kv.Key[len(s.prefix):]), Value: kv.Value, Revision: kv.ModRevision, Created: kv.CreateRevision}
 	}
 	return page, nil
 }
@@ -311,4 +312,26 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 // still at revision rev: a read that the transaction depends on.
 func Unchanged(key string, rev int64) Op {
 	return Op{key: key, rev: rev, guard: atRevision, check: true}
+}
+
+// Created reads the keys under prefix created after revision after and
+// (when upTo > 0) no later than upTo, at most limit of them (0: all), in
+// key order. Keys rewritten since do not count as new.
+func (s *Store) Created(ctx context.Context, prefix string, after, upTo int64, limit int) ([]KV, error) {
+	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithMinCreateRev(after + 1)}
+	if upTo > 0 {
+		opts = append(opts, clientv3.WithMaxCreateRev(upTo))
+	}
+	if limit > 0 {
+		opts = append(opts, clientv3.WithLimit(int64(limit)))
+	}
+	resp, err := s.client.Get(ctx, s.prefix+prefix, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("store: created %q: %w", prefix, err)
+	}
+	out := make([]KV, len(resp.Kvs))
+	for i, kv := range resp.Kvs {
+		out[i] = KV{Key: string(kv.Key[len(s.prefix):]), Value: kv.Value, Revision: kv.ModRevision, Created: kv.CreateRevision}
+	}
+	return out, nil
 }

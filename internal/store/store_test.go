@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/citadel-cloud/citadel/internal/store"
 	"github.com/citadel-cloud/citadel/internal/store/storetest"
@@ -78,7 +79,7 @@ func TestGetList(t *testing.T) {
 			t.Fatalf("Get(get/k) = %v", err)
 		}
 		want := store.KV{Key: "get/k", Value: []byte("v"), Revision: rev}
-		if diff := cmp.Diff(want, kv); diff != "" {
+		if diff := cmp.Diff(want, kv, ignoreCreated); diff != "" {
 			t.Errorf("Get(get/k) mismatch (-want +got):\n%s", diff)
 		}
 		// A key is not a prefix: Get does not find keys below it.
@@ -163,7 +164,7 @@ func TestGetList(t *testing.T) {
 			t.Fatalf("List(v/) = %v", err)
 		}
 		want := []store.KV{{Key: "v/k", Value: []byte("new"), Revision: rev}}
-		if diff := cmp.Diff(want, page.KVs); diff != "" {
+		if diff := cmp.Diff(want, page.KVs, ignoreCreated); diff != "" {
 			t.Errorf("List(v/) mismatch (-want +got):\n%s", diff)
 		}
 	})
@@ -618,4 +619,49 @@ func BenchmarkGet(b *testing.B) {
 			}
 		}
 	})
+}
+
+// ignoreCreated leaves KV.Created out of comparisons; TestCreated checks it.
+var ignoreCreated = cmpopts.IgnoreFields(store.KV{}, "Created")
+
+func TestCreated(t *testing.T) {
+	s := storetest.Start(t)
+	ctx := t.Context()
+	first, err := s.Txn(ctx, store.Put("c/a", []byte("1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := s.Txn(ctx, store.Put("c/b", []byte("1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rewritten, err := s.Txn(ctx, store.Put("c/a", []byte("2"))) // a rewrite is not a creation
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := s.Get(ctx, "c/a")
+	if err != nil || kv.Created != first || kv.Revision != rewritten {
+		t.Fatalf("Get(c/a) = %+v, %v; want created at %d, last written at %d", kv, err, first, rewritten)
+	}
+	for _, tt := range []struct {
+		after, upTo int64
+		want        []string
+	}{
+		{0, 0, []string{"c/a", "c/b"}},
+		{first, 0, []string{"c/b"}},
+		{second, 0, nil},
+		{0, first, []string{"c/a"}},
+	} {
+		got, err := s.Created(ctx, "c/", tt.after, tt.upTo, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, kv := range got {
+			keys = append(keys, kv.Key)
+		}
+		if diff := cmp.Diff(tt.want, keys); diff != "" {
+			t.Errorf("Created(c/, %d, %d) mismatch (-want +got):\n%s", tt.after, tt.upTo, diff)
+		}
+	}
 }

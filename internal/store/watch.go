@@ -37,7 +37,7 @@ func (s *Store) Watch(ctx context.Context, prefix string, rev int64) <-chan Even
 			for _, ev := range resp.Events {
 				e := Event{
 					Deleted: ev.Type == clientv3.EventTypeDelete,
-					KV:      KV{Key: string(ev.Kv.Key[len(s.prefix):]), Value: ev.Kv.Value, Revision: ev.Kv.ModRevision},
+					KV:      KV{Key: string(ev.Kv.Key[len(s.prefix):]), Value: ev.Kv.Value, Revision: ev.Kv.ModRevision, Created: ev.Kv.CreateRevision},
 				}
 				select {
 				case out <- e:
