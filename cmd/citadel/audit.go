@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"sort"
 
 	"github.com/citadel-cloud/citadel/internal/audit"
 	"github.com/citadel-cloud/citadel/internal/client"
@@ -100,6 +102,7 @@ var errTampered = errors.New("the export failed verification")
 func auditVerify(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("citadel audit verify", flag.ContinueOnError)
 	pubFile := fs.String("public-key", "", "trusted public key (PEM, the server's <data-dir>/audit/audit-signing.pub); default: the key in the file, reported as self-asserted")
+	archive := fs.String("archive", "", "directory of archive segments (<data-dir>/audit/archive) to verify with the export: the whole history from record 1")
 	unsignedTail := fs.Bool("allow-unsigned-tail", false, "accept newest records that no checkpoint covers (an export from the server is always covered)")
 	// Flags may come before or after the file name.
 	var files []string
@@ -125,12 +128,30 @@ func auditVerify(args []string, out io.Writer) error {
 			return fmt.Errorf("%s: %w", *pubFile, err)
 		}
 	}
-	f, err := os.Open(files[0])
-	if err != nil {
-		return err
+	var inputs []io.Reader
+	if *archive != "" {
+		segments, err := filepath.Glob(filepath.Join(*archive, "segment-*.jsonl"))
+		if err != nil {
+			return err
+		}
+		sort.Strings(segments) // names carry zero-padded sequence numbers
+		files = append(segments, files...)
 	}
-	defer f.Close()
-	rep, err := v.Verify(f)
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		inputs = append(inputs, f)
+	}
+	var rep audit.Report
+	var err error
+	if len(inputs) == 1 {
+		rep, err = v.Verify(inputs[0])
+	} else {
+		rep, err = v.VerifySegments(inputs...)
+	}
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -59,21 +61,28 @@ type LogConfig struct {
 	// CheckpointInterval, whichever comes first (defaults 1000 and 10 s).
 	CheckpointEvery    uint64
 	CheckpointInterval time.Duration
-	Logger             *slog.Logger
+	// Records older than Retention move into signed segment files in
+	// ArchiveDir (checked every hour); 0 keeps everything in the store.
+	Retention  time.Duration
+	ArchiveDir string
+	Logger     *slog.Logger
 }
 
 // Log writes, chains and reads the activity log.
 type Log struct {
-	store  *store.Store
-	signer *Signer
-	every  uint64
-	period time.Duration
-	log    *slog.Logger
+	store      *store.Store
+	signer     *Signer
+	every      uint64
+	period     time.Duration
+	retention  time.Duration
+	archiveDir string
+	log        *slog.Logger
 }
 
 // NewLog returns the activity log.
 func NewLog(cfg LogConfig) *Log {
-	l := &Log{store: cfg.Store, signer: cfg.Signer, every: cfg.CheckpointEvery, period: cfg.CheckpointInterval, log: cfg.Logger}
+	l := &Log{store: cfg.Store, signer: cfg.Signer, every: cfg.CheckpointEvery, period: cfg.CheckpointInterval,
+		retention: cfg.Retention, archiveDir: cfg.ArchiveDir, log: cfg.Logger}
 	if l.every == 0 {
 		l.every = 1000
 	}
@@ -105,6 +114,9 @@ func (l *Log) Record(ctx context.Context, e Event) error {
 // election.
 func (l *Log) RunChainer(ctx context.Context, replicaID string) error {
 	return l.store.Lead(ctx, "audit-chainer", replicaID, func(ctx context.Context) {
+		if l.retention > 0 && l.archiveDir != "" {
+			go l.archiveEvery(ctx, time.Hour)
+		}
 		for ctx.Err() == nil {
 			if err := l.chain(ctx); err != nil && ctx.Err() == nil {
 				l.log.WarnContext(ctx, "chaining failed; retrying", "err", err)
@@ -153,7 +165,8 @@ func (l *Log) chain(ctx context.Context) error {
 			}
 			switch {
 			case ev.Deleted:
-				l.log.WarnContext(ctx, "an activity-log event was deleted from the store", "key", ev.KV.Key)
+				// Archiving removes events; verification shows any other loss.
+				l.log.DebugContext(ctx, "an activity-log event left the store", "key", ev.KV.Key)
 			case ev.KV.Created != ev.KV.Revision:
 				// Events are written once: a rewrite is tampering (or its
 				// repair), which verification will show. It is not a new event.
@@ -271,6 +284,16 @@ func (l *Log) lastCheckpoint(ctx context.Context) (Checkpoint, error) {
 // most limit (0: all), from the links and the events. A record whose
 // event is gone is left out: the gap shows in verification.
 func (l *Log) Records(ctx context.Context, first uint64, limit int) ([]Record, bool, error) {
+	mark, err := l.archived(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	var prev Digest
+	if mark != nil && first <= mark.Seq+1 {
+		// The history up to the mark is archived: start after it, chained
+		// to the mark's hash.
+		first, prev = mark.Seq+1, mark.Hash
+	}
 	after := ""
 	if first > 1 {
 		after = seqName(first - 2) // the link before, for the first record's prev
@@ -283,7 +306,6 @@ func (l *Log) Records(ctx context.Context, first uint64, limit int) ([]Record, b
 	if err != nil {
 		return nil, false, err
 	}
-	var prev Digest
 	out := make([]Record, 0, len(items))
 	for _, it := range items {
 		var seq uint64
@@ -291,6 +313,9 @@ func (l *Log) Records(ctx context.Context, first uint64, limit int) ([]Record, b
 		if seq < first {
 			prev = it.Value.Hash
 			continue
+		}
+		if limit > 0 && len(out) == limit {
+			return out, true, nil
 		}
 		kv, err := l.store.Get(ctx, eventsPrefix+it.Value.Event)
 		if err == nil {
@@ -346,6 +371,184 @@ func (l *Log) Flush(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("audit flush: the chainer did not catch up: %w", ctx.Err())
 		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// archived is the checkpoint that ends the last archive segment: the
+// records up to it have left the store, and exports start after it.
+const archivedName = "archived"
+
+var archivedMark = store.NewCollection[Checkpoint]("audit/")
+
+func (l *Log) archived(ctx context.Context) (*Checkpoint, error) {
+	it, err := archivedMark.Get(ctx, l.store, archivedName)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &it.Value, nil
+}
+
+// Archived returns the checkpoint that ends the archived history, or nil.
+func (l *Log) Archived(ctx context.Context) (*Checkpoint, error) { return l.archived(ctx) }
+
+// Archive moves the oldest records, up to the newest checkpoint whose
+// record is older than cutoff, into a signed segment file in dir, then
+// removes them from the store. Only whole checkpointed ranges move, the
+// segment is written and synced before anything is deleted, and a
+// segment is checked as it is written (WriteSegment refuses a broken
+// chain), so nothing leaves the store unless it is safely archived. It
+// returns the segment's path, or "" when nothing was old enough.
+func (l *Log) Archive(ctx context.Context, dir string, cutoff time.Time) (string, error) {
+	anchor, err := l.archived(ctx)
+	if err != nil {
+		return "", err
+	}
+	if err := l.dropArchived(ctx, anchor); err != nil { // finish an archive a crash interrupted
+		return "", err
+	}
+	start := uint64(1)
+	if anchor != nil {
+		start = anchor.Seq + 1
+	}
+	cps, err := l.Checkpoints(ctx)
+	if err != nil {
+		return "", err
+	}
+	var end *Checkpoint
+	for i := range cps {
+		if cps[i].Seq < start {
+			continue
+		}
+		recs, _, err := l.Records(ctx, cps[i].Seq, 1)
+		if err != nil {
+			return "", err
+		}
+		if len(recs) != 1 || recs[0].Seq != cps[i].Seq || !recs[0].Event.EventTimestamp.Before(cutoff) {
+			break
+		}
+		end = &cps[i]
+	}
+	if end == nil {
+		return "", nil
+	}
+	recs, _, err := l.Records(ctx, start, int(end.Seq-start+1))
+	if err != nil {
+		return "", err
+	}
+	var covering []Checkpoint
+	for _, cp := range cps {
+		if cp.Seq >= start && cp.Seq <= end.Seq {
+			covering = append(covering, cp)
+		}
+	}
+	path, err := l.writeSegment(dir, anchor, start, end.Seq, recs, covering)
+	if err != nil {
+		return "", err
+	}
+	if _, err := l.store.Txn(ctx, archivedMark.Put(archivedName, *end)); err != nil {
+		return "", err
+	}
+	return path, l.dropArchived(ctx, end)
+}
+
+func (l *Log) writeSegment(dir string, anchor *Checkpoint, from, to uint64, recs []Record, cps []Checkpoint) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, fmt.Sprintf("segment-%s-%s.jsonl", seqName(from), seqName(to)))
+	f, err := os.CreateTemp(dir, ".segment-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	seq := func(yield func(Record, error) bool) {
+		for _, r := range recs {
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
+	h := Header{PublicKey: l.signer.PublicKey(), ExportedAt: time.Now().UTC()}
+	if err := WriteSegment(f, h, anchor, Items(seq, cps)); err != nil {
+		return "", fmt.Errorf("archive records %d-%d: %w", from, to, err)
+	}
+	if err := f.Sync(); err != nil {
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// dropArchived deletes from the store the links, events and checkpoints
+// up to the archived mark, in transactions of bounded size.
+func (l *Log) dropArchived(ctx context.Context, mark *Checkpoint) error {
+	if mark == nil {
+		return nil
+	}
+	for {
+		items, _, err := links.List(ctx, l.store, "", "", maxBatch/2)
+		if err != nil {
+			return err
+		}
+		var ops []store.Op
+		for _, it := range items {
+			if it.Name > seqName(mark.Seq) {
+				break
+			}
+			ops = append(ops, links.Delete(it.Name), store.Delete(eventsPrefix+it.Value.Event))
+		}
+		if len(ops) == 0 {
+			break
+		}
+		if _, err := l.store.Txn(ctx, ops...); err != nil {
+			return err
+		}
+	}
+	cps, _, err := checkpoints.List(ctx, l.store, "", "", 0)
+	if err != nil {
+		return err
+	}
+	var ops []store.Op
+	for _, it := range cps {
+		if it.Value.Seq < mark.Seq {
+			ops = append(ops, checkpoints.Delete(it.Name))
+		}
+	}
+	for len(ops) > 0 {
+		n := min(len(ops), maxBatch)
+		if _, err := l.store.Txn(ctx, ops[:n]...); err != nil {
+			return err
+		}
+		ops = ops[n:]
+	}
+	return nil
+}
+
+// archiveEvery moves records past the retention window to the archive,
+// at start and then every period, until ctx ends.
+func (l *Log) archiveEvery(ctx context.Context, period time.Duration) {
+	for {
+		path, err := l.Archive(ctx, l.archiveDir, time.Now().Add(-l.retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			l.log.ErrorContext(ctx, "activity-log archive failed; the records stay in the store", "err", err)
+		case path != "":
+			l.log.InfoContext(ctx, "activity-log records archived", "segment", path)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(period):
 		}
 	}
 }

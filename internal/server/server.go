@@ -52,12 +52,15 @@ type Config struct {
 	TLSSANs       []string
 	TLSCert       string
 	TLSKey        string
-	Logger        *slog.Logger
+	// AuditRetention is how long activity-log records stay in etcd before
+	// they move to signed archive segments under the data dir.
+	AuditRetention time.Duration
+	Logger         *slog.Logger
 }
 
 // DefaultConfig is the configuration of a single replica on this machine.
 func DefaultConfig() Config {
-	return Config{DataDir: "./citadel-data", Listen: "127.0.0.1:8443", Location: "local"}
+	return Config{DataDir: "./citadel-data", Listen: "127.0.0.1:8443", Location: "local", AuditRetention: 90 * 24 * time.Hour}
 }
 
 // AddFlags binds the configuration to command-line flags.
@@ -78,6 +81,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	})
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "server certificate to use instead of a generated one")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "key of --tls-cert")
+	fs.DurationVar(&c.AuditRetention, "audit-retention", c.AuditRetention, "how long activity-log records stay in etcd before moving to signed archive segments under <data-dir>/audit/archive (0: keep them all)")
 }
 
 func splitList(s string) []string {
@@ -207,7 +211,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Audit = audit.NewLog(audit.LogConfig{Store: s.Store, Signer: signer, Logger: log})
+	s.Audit = audit.NewLog(audit.LogConfig{
+		Store: s.Store, Signer: signer, Logger: log,
+		Retention: cfg.AuditRetention, ArchiveDir: filepath.Join(dataDir, "audit", "archive"),
+	})
 	s.Resources = resource.NewService(resource.Config{Store: s.Store, Location: cfg.Location, Logger: log, Audit: s.Audit})
 	core := resources.New(s.Resources)
 	rbac := authorization.New(s.Resources, log)

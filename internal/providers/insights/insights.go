@@ -157,7 +157,12 @@ func (p *Provider) Export(ctx context.Context, req *resource.Request, from, to s
 	for _, r := range recs {
 		timeOf[r.Seq] = r.Event.EventTimestamp
 	}
-	var anchor *audit.Checkpoint
+	// What is archived is no longer in the store: the export starts after
+	// it, anchored on the checkpoint that ends the archive.
+	anchor, err := p.log.Archived(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if !fromT.IsZero() {
 		for i := range cps {
 			if t, ok := timeOf[cps[i].Seq]; ok && t.Before(fromT) {
@@ -182,7 +187,7 @@ func (p *Provider) Export(ctx context.Context, req *resource.Request, from, to s
 	}
 	var covering []audit.Checkpoint
 	for _, cp := range cps {
-		if endSeq == 0 || cp.Seq <= endSeq {
+		if (endSeq == 0 || cp.Seq <= endSeq) && (anchor == nil || cp.Seq > anchor.Seq) {
 			covering = append(covering, cp)
 		}
 	}
