@@ -306,18 +306,9 @@ func (s *Service) Put(ctx context.Context, req *Request) (*Response, error) {
 	if err := validateTags(body.Tags); err != nil {
 		return nil, err
 	}
-	// A conflict means somebody wrote the resource or its parent between
-	// our read and our commit; read again and redo the request.
-	for attempt := 0; ; attempt++ {
-		resp, err := s.putOnce(ctx, req, t, &body, maps.Clone(props)) // each attempt starts from the body
-		if !errors.Is(err, store.ErrConflict) {
-			return resp, err
-		}
-		if attempt == 4 || req.Header.Get("If-Match") != "" {
-			return nil, arm.Errorf(http.StatusConflict, arm.CodeConflict,
-				"The resource '%s' was changed by another request at the same time. Retry the request.", req.ID)
-		}
-	}
+	return retryConflicts(req, func() (*Response, error) {
+		return s.putOnce(ctx, req, t, &body, maps.Clone(props)) // each attempt starts from the body
+	})
 }
 
 func (s *Service) putOnce(ctx context.Context, req *Request, t *Type, body *putBody, props map[string]any) (*Response, error) {
@@ -563,16 +554,7 @@ func (s *Service) Patch(ctx context.Context, req *Request) (*Response, error) {
 	if err := validateTags(body.Tags); err != nil {
 		return nil, err
 	}
-	for attempt := 0; ; attempt++ {
-		resp, err := s.patchOnce(ctx, req, t, &body)
-		if !errors.Is(err, store.ErrConflict) {
-			return resp, err
-		}
-		if attempt == 4 || req.Header.Get("If-Match") != "" {
-			return nil, arm.Errorf(http.StatusConflict, arm.CodeConflict,
-				"The resource '%s' was changed by another request at the same time. Retry the request.", req.ID)
-		}
-	}
+	return retryConflicts(req, func() (*Response, error) { return s.patchOnce(ctx, req, t, &body) })
 }
 
 func (s *Service) patchOnce(ctx context.Context, req *Request, t *Type, body *putBody) (*Response, error) {
@@ -658,16 +640,7 @@ func (s *Service) Delete(ctx context.Context, req *Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	for attempt := 0; ; attempt++ {
-		resp, err := s.deleteOnce(ctx, req, t)
-		if !errors.Is(err, store.ErrConflict) {
-			return resp, err
-		}
-		if attempt == 4 || req.Header.Get("If-Match") != "" {
-			return nil, arm.Errorf(http.StatusConflict, arm.CodeConflict,
-				"The resource '%s' was changed by another request at the same time. Retry the request.", req.ID)
-		}
-	}
+	return retryConflicts(req, func() (*Response, error) { return s.deleteOnce(ctx, req, t) })
 }
 
 func (s *Service) deleteOnce(ctx context.Context, req *Request, t *Type) (*Response, error) {
@@ -753,16 +726,7 @@ func (s *Service) Action(ctx context.Context, req *Request, name string) (*Respo
 		return nil, arm.Errorf(http.StatusNotFound, "InvalidAction",
 			"The action '%s' is not supported on resources of type '%s'.", name, t.FullName())
 	}
-	for attempt := 0; ; attempt++ {
-		resp, err := s.actionOnce(ctx, req, t, name, action)
-		if !errors.Is(err, store.ErrConflict) {
-			return resp, err
-		}
-		if attempt == 4 {
-			return nil, arm.Errorf(http.StatusConflict, arm.CodeConflict,
-				"The resource '%s' was changed by another request at the same time. Retry the request.", req.ID)
-		}
-	}
+	return retryConflicts(req, func() (*Response, error) { return s.actionOnce(ctx, req, t, name, action) })
 }
 
 func (s *Service) actionOnce(ctx context.Context, req *Request, t *Type, name string, action Action) (*Response, error) {
@@ -869,4 +833,21 @@ func (s *Service) resourceResponse(status int, t *Type, r *Resource, rev int64) 
 func withTarget(target string, e *arm.Error) *arm.Error {
 	e.Target = target
 	return e
+}
+
+// retryConflicts runs once again while it fails with a store conflict:
+// somebody wrote the resource or its parent between its read and its
+// commit, so it reads again and redoes the request. With If-Match the
+// client asked for exactly the version it read, so a conflict is final.
+func retryConflicts(req *Request, once func() (*Response, error)) (*Response, error) {
+	for attempt := 0; ; attempt++ {
+		resp, err := once()
+		if !errors.Is(err, store.ErrConflict) {
+			return resp, err
+		}
+		if attempt == 4 || req.Header.Get("If-Match") != "" {
+			return nil, arm.Errorf(http.StatusConflict, arm.CodeConflict,
+				"The resource '%s' was changed by another request at the same time. Retry the request.", req.ID)
+		}
+	}
 }
