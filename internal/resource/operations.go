@@ -58,8 +58,10 @@ func (t *Task) Progress(ctx context.Context, percent float64) {
 
 // RunOperations runs the operations controller until ctx ends: on the
 // replica that wins the election it finishes every operation in flight,
-// including those a crashed replica left behind.
+// including those a crashed replica left behind. The leader of another
+// election sweeps operations that ended more than OperationRetention ago.
 func (s *Service) RunOperations(ctx context.Context, replicaID string) error {
+	go s.store.Lead(ctx, "operations-sweeper", replicaID, func(ctx context.Context) { s.sweepEvery(ctx, time.Hour) })
 	return controller.Run(ctx, controller.Config{
 		Name:      "operations",
 		ReplicaID: replicaID,
@@ -390,4 +392,56 @@ func progress(info *audit.EventInfo) *audit.EventInfo {
 	p := *info
 	p.Method, p.ClientRequestID = "", ""
 	return &p
+}
+
+// OperationRetention is how long an ended operation's status stays
+// readable; ARM clients poll within minutes.
+const OperationRetention = 7 * 24 * time.Hour
+
+// SweepOperations deletes the operations that ended before cutoff, so that
+// the store does not grow with every request ever made. It returns how
+// many it deleted.
+func (s *Service) SweepOperations(ctx context.Context, cutoff time.Time) (int, error) {
+	deleted, after := 0, ""
+	for {
+		items, more, err := operations.List(ctx, s.store, "", after, 500)
+		if err != nil {
+			return deleted, err
+		}
+		var ops []store.Op
+		for _, it := range items {
+			after = it.Name
+			if it.Value.Done() && it.Value.EndTime.Before(cutoff) {
+				ops = append(ops, operations.DeleteAt(it.Name, it.Revision))
+			}
+		}
+		for len(ops) > 0 {
+			n := min(len(ops), 100)
+			if _, err := s.store.Txn(ctx, ops[:n]...); err != nil && !errors.Is(err, store.ErrConflict) {
+				return deleted, err
+			} else if err == nil {
+				deleted += n
+			}
+			ops = ops[n:]
+		}
+		if !more {
+			return deleted, nil
+		}
+	}
+}
+
+// sweepEvery sweeps ended operations every period until ctx ends.
+func (s *Service) sweepEvery(ctx context.Context, period time.Duration) {
+	for {
+		if n, err := s.SweepOperations(ctx, s.now().Add(-OperationRetention)); err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "sweeping ended operations failed", "err", err)
+		} else if n > 0 {
+			s.log.InfoContext(ctx, "ended operations swept", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(period):
+		}
+	}
 }

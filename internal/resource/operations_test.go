@@ -640,3 +640,28 @@ func TestActions(t *testing.T) {
 		t.Errorf("second restart = %+v, want Succeeded in mode hard", st)
 	}
 }
+
+// TestSweepOperations deletes the operations that ended before the cutoff
+// and keeps the others, running or recent.
+func TestSweepOperations(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.putGroup(t, "rg")
+	runOperations(t, e.svc, "replica-1")
+	old := e.put(t, slowID("rg", "old"), `{"location":"local","properties":{}}`)
+	oldOp := opID(t, old.Header.Get("Azure-AsyncOperation"))
+	e.waitOp(t, oldOp)
+	cutoff := e.clock.now() // the test clock only moves forward
+	recent := e.put(t, slowID("rg", "recent"), `{"location":"local","properties":{}}`)
+	recentOp := opID(t, recent.Header.Get("Azure-AsyncOperation"))
+	e.waitOp(t, recentOp)
+
+	if n, err := e.svc.SweepOperations(t.Context(), cutoff); err != nil || n != 1 {
+		t.Fatalf("SweepOperations(%v) = %d, %v; want the one old operation deleted", cutoff, n, err)
+	}
+	_, err = e.svc.OperationStatus(t.Context(), req(t, groupID("rg"), ""), subID, oldOp)
+	checkError(t, "OperationStatus(swept)", err, http.StatusNotFound, "OperationNotFound", "")
+	if st := e.opStatus(t, recentOp); st.Status != resource.OpSucceeded {
+		t.Errorf("OperationStatus(recent) = %+v, want it kept and Succeeded", st)
+	}
+}
