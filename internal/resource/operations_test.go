@@ -659,7 +659,7 @@ func TestSweepOperations(t *testing.T) {
 	if n, err := e.svc.SweepOperations(t.Context(), cutoff); err != nil || n != 1 {
 		t.Fatalf("SweepOperations(%v) = %d, %v; want the one old operation deleted", cutoff, n, err)
 	}
-	_, err = e.svc.OperationStatus(t.Context(), req(t, groupID("rg"), ""), subID, oldOp)
+	_, err := e.svc.OperationStatus(t.Context(), req(t, groupID("rg"), ""), subID, oldOp)
 	checkError(t, "OperationStatus(swept)", err, http.StatusNotFound, "OperationNotFound", "")
 	if st := e.opStatus(t, recentOp); st.Status != resource.OpSucceeded {
 		t.Errorf("OperationStatus(recent) = %+v, want it kept and Succeeded", st)
