@@ -22,6 +22,7 @@ commands:
   server   run a control-plane replica (ARM API over HTTPS, token issuer, controllers)
   bench    measure a running system (bench api)
   audit    export the signed activity log, verify an export offline
+  identity create service principals and users, assign roles (on a stopped server's data dir)
 
 Run 'citadel <command> -h' for a command's flags.
 `
@@ -42,6 +43,8 @@ func main() {
 		err = runBench(ctx, os.Args[2:], os.Stdout)
 	case "audit":
 		err = runAudit(ctx, os.Args[2:], os.Stdout)
+	case "identity":
+		err = runIdentity(ctx, os.Args[2:], os.Stdin, os.Stdout)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return

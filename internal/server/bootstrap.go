@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -142,30 +143,43 @@ func ensureAdminIsOwner(ctx context.Context, id *identity.Issuer, svc *resource.
 	if err != nil {
 		return fmt.Errorf("admin principal: %w", err)
 	}
-	name := uuid.NewSHA1(uuid.NameSpaceURL, []byte("citadel:admin-owner:"+sp.ObjectID)).String()
-	rid, err := arm.ParseID("/providers/Microsoft.Authorization/roleAssignments/" + name)
+	_, err = assignRole(ctx, svc, sp.ObjectID, "ServicePrincipal", authz.OwnerRole, "/",
+		"bootstrap: the first administrator becomes Owner")
+	return err
+}
+
+// assignRole gives principalID the role (a built-in role's GUID) at
+// scope, as the control plane itself, with its activity-log record. The
+// assignment's name is derived from principal, role and scope, so that
+// assigning again changes nothing.
+func assignRole(ctx context.Context, svc *resource.Service, principalID, principalType, roleGUID, scope, why string) (string, error) {
+	name := uuid.NewSHA1(uuid.NameSpaceURL, []byte("citadel:assignment:"+principalID+":"+roleGUID+":"+strings.ToLower(scope))).String()
+	prefix := scope
+	if scope == "/" {
+		prefix = ""
+	}
+	rid, err := arm.ParseID(prefix + "/providers/Microsoft.Authorization/roleAssignments/" + name)
 	if err != nil {
-		return err
+		return "", err
 	}
 	get := &resource.Request{ID: rid, APIVersion: "2022-04-01", Header: http.Header{}, Caller: authorization.SystemCaller}
 	if _, err := svc.Get(ctx, get); err == nil {
-		return nil
+		return rid.String(), nil
 	}
 	body, _ := json.Marshal(map[string]any{"properties": map[string]any{
-		"roleDefinitionId": "/providers/Microsoft.Authorization/roleDefinitions/" + authz.OwnerRole,
-		"principalId":      sp.ObjectID,
-		"principalType":    "ServicePrincipal",
-		"description":      "The first administrator, made when the control plane was bootstrapped.",
+		"roleDefinitionId": "/providers/Microsoft.Authorization/roleDefinitions/" + roleGUID,
+		"principalId":      principalID,
+		"principalType":    principalType,
+		"description":      why,
 	}})
 	put := *get
 	put.Body = body
 	put.Audit = &audit.EventInfo{
 		CorrelationID: uuid.NewString(), Caller: authorization.SystemCaller.Name, Method: http.MethodPut,
-		OperationName: "Microsoft.Authorization/roleAssignments/write", Scope: "/",
-		Description: "bootstrap: the first administrator becomes Owner",
+		OperationName: "Microsoft.Authorization/roleAssignments/write", Scope: scope, Description: why,
 	}
 	if _, err := svc.Put(ctx, &put); err != nil {
-		return fmt.Errorf("make the admin principal Owner: %w", err)
+		return "", fmt.Errorf("assign role %s to %s at %s: %w", roleGUID, principalID, scope, err)
 	}
-	return nil
+	return rid.String(), nil
 }

@@ -166,16 +166,6 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 
-	storeCfg := store.Config{Dir: filepath.Join(dataDir, "etcd"), Endpoints: cfg.EtcdEndpoints, Logger: log}
-	if len(cfg.EtcdEndpoints) > 0 && (cfg.EtcdCA != "" || cfg.EtcdCert != "") {
-		if storeCfg.TLS, err = etcdTLS(cfg); err != nil {
-			return nil, err
-		}
-	}
-	if s.Store, err = store.Open(ctx, storeCfg); err != nil {
-		return nil, err
-	}
-
 	ca, err := identity.LoadOrCreateCA(filepath.Join(dataDir, "pki"))
 	if err != nil {
 		return nil, err
@@ -194,42 +184,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.URL = "https://" + net.JoinHostPort(host, fmt.Sprint(listener.Addr().(*net.TCPAddr).Port)) + "/"
 
-	boot, err := bootstrap(ctx, s.Store, cfg.Location)
-	if err != nil {
-		return nil, err
-	}
-	if s.Identity, err = identity.New(identity.Config{
-		Store: s.Store, PublicURL: s.URL, Audience: boot.Audience, TenantID: boot.TenantID, Logger: log,
-	}); err != nil {
-		return nil, err
-	}
-	auditKey, err := audit.LoadOrCreateKey(filepath.Join(dataDir, "audit"))
-	if err != nil {
-		return nil, err
-	}
-	signer, err := audit.NewSigner(auditKey)
-	if err != nil {
-		return nil, err
-	}
-	s.Audit = audit.NewLog(audit.LogConfig{
-		Store: s.Store, Signer: signer, Logger: log,
-		Retention: cfg.AuditRetention, ArchiveDir: filepath.Join(dataDir, "audit", "archive"),
-	})
-	s.Resources = resource.NewService(resource.Config{Store: s.Store, Location: cfg.Location, Logger: log, Audit: s.Audit})
-	core := resources.New(s.Resources)
-	rbac := authorization.New(s.Resources, log)
-	fabric.Register(s.Resources)
-	if err := s.Resources.CreateTenancy(ctx, boot.tenant(), boot.subscription()); err != nil {
-		return nil, err
-	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
-	if err := s.Resources.Start(runCtx); err != nil {
+	p, err := openParts(ctx, runCtx, cfg, dataDir, s.URL, log)
+	if err != nil {
 		return nil, err
 	}
-	if err := rbac.Start(runCtx); err != nil {
-		return nil, err
-	}
+	s.Store, s.Identity, s.Audit, s.Resources = p.store, p.identity, p.audit, p.resources
+	core, rbac, boot := p.core, p.rbac, p.boot
 	s.CredentialsFile = filepath.Join(dataDir, "bootstrap", "admin.json")
 	if err := ensureAdminCredentials(ctx, s.Store, s.Identity, boot, client.Credentials{
 		TenantID: boot.TenantID, SubscriptionID: boot.SubscriptionID, ARMEndpoint: s.URL,
@@ -316,4 +278,74 @@ func (s *Server) Close() error {
 		s.closeErr = errors.Join(err, s.Store.Close())
 	})
 	return s.closeErr
+}
+
+// parts are the pieces of a replica that do not serve HTTP, which the
+// offline administration commands need too.
+type parts struct {
+	store     *store.Store
+	identity  *identity.Issuer
+	audit     *audit.Log
+	resources *resource.Service
+	core      *resources.Provider
+	rbac      *authorization.Provider
+	boot      deployment
+}
+
+// openParts opens the store and assembles the identity provider, the
+// activity log and the resource framework with its providers. What keeps
+// running (mirrors) runs until runCtx ends.
+func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL string, log *slog.Logger) (*parts, error) {
+	storeCfg := store.Config{Dir: filepath.Join(dataDir, "etcd"), Endpoints: cfg.EtcdEndpoints, Logger: log}
+	var err error
+	if len(cfg.EtcdEndpoints) > 0 && (cfg.EtcdCA != "" || cfg.EtcdCert != "") {
+		if storeCfg.TLS, err = etcdTLS(cfg); err != nil {
+			return nil, err
+		}
+	}
+	p := &parts{}
+	if p.store, err = store.Open(ctx, storeCfg); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			p.store.Close()
+		}
+	}()
+	if p.boot, err = bootstrap(ctx, p.store, cfg.Location); err != nil {
+		return nil, err
+	}
+	if p.identity, err = identity.New(identity.Config{
+		Store: p.store, PublicURL: publicURL, Audience: p.boot.Audience, TenantID: p.boot.TenantID, Logger: log,
+	}); err != nil {
+		return nil, err
+	}
+	auditKey, err := audit.LoadOrCreateKey(filepath.Join(dataDir, "audit"))
+	if err != nil {
+		return nil, err
+	}
+	signer, err := audit.NewSigner(auditKey)
+	if err != nil {
+		return nil, err
+	}
+	p.audit = audit.NewLog(audit.LogConfig{
+		Store: p.store, Signer: signer, Logger: log,
+		Retention: cfg.AuditRetention, ArchiveDir: filepath.Join(dataDir, "audit", "archive"),
+	})
+	p.resources = resource.NewService(resource.Config{Store: p.store, Location: cfg.Location, Logger: log, Audit: p.audit})
+	p.core = resources.New(p.resources)
+	p.rbac = authorization.New(p.resources, log)
+	fabric.Register(p.resources)
+	if err := p.resources.CreateTenancy(ctx, p.boot.tenant(), p.boot.subscription()); err != nil {
+		return nil, err
+	}
+	if err := p.resources.Start(runCtx); err != nil {
+		return nil, err
+	}
+	if err := p.rbac.Start(runCtx); err != nil {
+		return nil, err
+	}
+	ok = true
+	return p, nil
 }

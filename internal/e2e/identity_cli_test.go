@@ -1,0 +1,82 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/citadel-cloud/citadel/internal/client"
+)
+
+// TestIdentityCLI takes the first administrative steps on a stopped
+// server's data directory: a service principal with a role and a local
+// user; after a restart the principal can do what its role allows and no
+// more, and the changes are in the activity log.
+func TestIdentityCLI(t *testing.T) {
+	p := &citadelProcess{bin: buildCitadel(t), dataDir: t.TempDir(), listen: freeAddr(t)}
+	p.start(t)
+	admin, err := client.LoadCredentials(filepath.Join(p.dataDir, "bootstrap", "admin.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.kill(t)
+
+	run := func(stdin string, args ...string) map[string]string {
+		t.Helper()
+		cmd := exec.CommandContext(t.Context(), p.bin, append([]string{"identity"}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("citadel identity %v: %v\n%s", args, err, out)
+		}
+		var res map[string]string
+		if err := json.Unmarshal(out, &res); err != nil {
+			t.Fatalf("citadel identity %v printed %s: %v", args, out, err)
+		}
+		return res
+	}
+	sub := "/subscriptions/" + admin.SubscriptionID
+	credsFile := filepath.Join(t.TempDir(), "ops.json")
+	sp := run("", "create-sp", "--data-dir", p.dataDir, "--name", "ops", "--role", "Reader", "--scope", sub, "--out", credsFile)
+	if sp["appId"] == "" || sp["clientSecret"] == "" || !strings.HasPrefix(sp["roleAssignmentId"], sub+"/providers/Microsoft.Authorization/roleAssignments/") {
+		t.Fatalf("create-sp = %v, want an app id, a secret and a Reader assignment at %s", sp, sub)
+	}
+	user := run("a long enough password\n", "create-user", "--data-dir", p.dataDir, "--upn", "alice@citadel.local", "--role", "Auditor", "--scope", "/")
+	if user["objectId"] == "" || user["roleAssignmentId"] == "" {
+		t.Fatalf("create-user = %v, want an object id and an assignment", user)
+	}
+	again := run("", "assign", "--data-dir", p.dataDir, "--principal-id", sp["objectId"], "--type", "ServicePrincipal", "--role", "reader", "--scope", sub)
+	if again["roleAssignmentId"] != sp["roleAssignmentId"] {
+		t.Errorf("assigning the same role again = %v, want the same assignment %s", again, sp["roleAssignmentId"])
+	}
+
+	p.start(t)
+	ops, err := client.LoadCredentials(credsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if r, err := c.Do(ctx, http.MethodGet, sub+"?api-version=2022-12-01", nil); err != nil || r.Status != http.StatusOK {
+		t.Errorf("GET subscription as the new Reader = %v, %v; want 200", r, err)
+	}
+	r, err := c.Do(ctx, http.MethodPut, sub+"/resourceGroups/not-for-readers?api-version=2021-04-01", map[string]any{"location": "local"})
+	if err != nil || r.Status != http.StatusForbidden || !strings.Contains(string(r.Body), "AuthorizationFailed") {
+		t.Errorf("PUT group as a Reader = %v, %v; want 403 AuthorizationFailed", r, err)
+	}
+	adminClient, err := client.New(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = adminClient.Do(ctx, http.MethodGet, sub+"/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01&$filter="+
+		"principalId%20eq%20'"+sp["objectId"]+"'", nil)
+	if err != nil || r.Status != http.StatusOK || !strings.Contains(string(r.Body), sp["roleAssignmentId"]) {
+		t.Errorf("list the new principal's assignments = %v, %v; want the CLI's assignment", r, err)
+	}
+}
