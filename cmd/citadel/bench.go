@@ -38,7 +38,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	clients := fs.Int("clients", 32, "concurrent clients")
 	duration := fs.Duration("duration", 10*time.Second, "how long each phase runs")
 	resources := fs.Int("resources", 256, "resources created for the GET phase")
-	only := fs.String("phases", "get,put,etcd-get,etcd-put,etcd-get-inprocess,etcd-put-inprocess", "the phases to run, comma-separated")
+	only := fs.String("phases", "get,put,put-sync,etcd-get,etcd-put,etcd-get-inprocess,etcd-put-inprocess", "the phases to run, comma-separated")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -111,6 +111,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	}{
 		{"get", "ARM GET", &report.Get, func(ctx context.Context, cl, _ int) error { return b.get(ctx, cl, rand.IntN(*resources)) }},
 		{"put", "ARM PUT", &report.Put, func(ctx context.Context, cl, i int) error { return b.put(ctx, cl, i) }},
+		{"put-sync", "ARM PUT synchronous", &report.PutSync, func(ctx context.Context, cl, i int) error { return b.putGroup(ctx, cl, i) }},
 		{"etcd-get", "etcd Get", &report.EtcdGet, func(ctx context.Context, cl, _ int) error {
 			_, err := etcdClients[cl].Get(ctx, fmt.Sprintf("bench/%d", rand.IntN(*resources)))
 			if errors.Is(err, store.ErrNotFound) {
@@ -150,6 +151,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if report.EtcdPut.Throughput > 0 {
 		report.PutThroughputVsEtcd = report.Put.Throughput / report.EtcdPut.Throughput
+		report.PutSyncVsEtcd = report.PutSync.Throughput / report.EtcdPut.Throughput
 	}
 	if report.EtcdGet.Throughput > 0 {
 		report.GetThroughputVsEtcd = report.Get.Throughput / report.EtcdGet.Throughput
@@ -177,11 +179,13 @@ type benchReport struct {
 	PhaseSeconds        float64     `json:"phaseSeconds"`
 	Get                 phaseResult `json:"armGet"`
 	Put                 phaseResult `json:"armPut"`
+	PutSync             phaseResult `json:"armPutSync"`
 	EtcdGet             phaseResult `json:"etcdGet"`
 	EtcdPut             phaseResult `json:"etcdPut"`
 	EtcdGetInProcess    phaseResult `json:"etcdGetInProcess"`
 	EtcdPutInProcess    phaseResult `json:"etcdPutInProcess"`
 	PutThroughputVsEtcd float64     `json:"armPutThroughputVsEtcdPut"`
+	PutSyncVsEtcd       float64     `json:"armPutSyncThroughputVsEtcdPut"`
 	GetThroughputVsEtcd float64     `json:"armGetThroughputVsEtcdGet"`
 }
 
@@ -292,6 +296,17 @@ func (b *apiBench) get(ctx context.Context, client, i int) error {
 		return err
 	}
 	return r.Expect(200)
+}
+
+// putGroup replaces the tags of one of 8 resource groups per client: a
+// synchronous PUT, one transaction, as most of ARM's writes are.
+func (b *apiBench) putGroup(ctx context.Context, client, i int) error {
+	path := fmt.Sprintf("%s-%d-%d?api-version=2021-04-01", b.group, client, i%8)
+	r, err := b.clients[client].Do(ctx, http.MethodPut, path, map[string]any{"location": "local", "tags": map[string]string{"n": fmt.Sprint(i)}})
+	if err != nil {
+		return err
+	}
+	return r.Expect(200, 201)
 }
 
 // put creates or replaces one of 64 resources per client, so that both
