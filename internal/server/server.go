@@ -105,6 +105,8 @@ func (c *Config) Validate() error {
 		return errors.New("--tls-cert and --tls-key go together")
 	case (c.EtcdCert == "") != (c.EtcdKey == ""):
 		return errors.New("--etcd-cert and --etcd-key go together")
+	case c.AuditRetention < 0:
+		return errors.New("--audit-retention cannot be negative")
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("--listen %q: %w", c.Listen, err)
@@ -152,7 +154,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	s := &Server{errs: make(chan error, 2)}
+	s := &Server{errs: make(chan error, 3)} // one per background part, so none blocks
 	ok := false
 	defer func() {
 		if !ok {
