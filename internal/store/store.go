@@ -18,6 +18,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 )
@@ -73,6 +74,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			TLS:         cfg.TLS,
 			DialTimeout: 5 * time.Second,
 			Context:     context.WithoutCancel(ctx),
+			Logger:      zap.NewNop(), // its retries are noise; failures reach us as errors
 		})
 		if err != nil {
 			return nil, fmt.Errorf("store: connect %v: %w", cfg.Endpoints, err)
