@@ -43,4 +43,3 @@ func TestExternalEtcd(t *testing.T) {
 		t.Fatalf("GET group on external etcd = %v, %v", r, err)
 	}
 }
-
