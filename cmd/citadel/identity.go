@@ -24,6 +24,8 @@ The first administrative steps, on a stopped server's data directory:
                                                            --out writes a credentials file for it)
   create-user --upn U [--display-name D] [--role R --scope S]
                                                            a local user; the password is read from stdin
+  create-group --name N [--role R --scope S]               a group; its roles apply to its members, nested too
+  add-member  --group OID --member OID                     a user, service principal or group joins a group
   assign      --principal-id OID --type User|ServicePrincipal|Group --role R --scope S
                                                            a built-in role (name or GUID) at a scope ("/" = all)
 `
@@ -43,6 +45,8 @@ func runIdentity(ctx context.Context, args []string, in io.Reader, out io.Writer
 	scope := fs.String("scope", "", `scope of the role, e.g. /subscriptions/{id} or "/"`)
 	principal := fs.String("principal-id", "", "object id of the principal")
 	kind := fs.String("type", "ServicePrincipal", "principal type")
+	group := fs.String("group", "", "object id of the group")
+	member := fs.String("member", "", "object id of the new member")
 	outFile := fs.String("out", "", "with create-sp: write a credentials file (mode 0600) for the new principal")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -92,6 +96,24 @@ func runIdentity(ctx context.Context, args []string, in io.Reader, out io.Writer
 		}
 		result["upn"], result["objectId"] = u.UPN, u.ObjectID
 		*principal, *kind = u.ObjectID, "User"
+	case "create-group":
+		if *name == "" {
+			return errors.New("--name is required")
+		}
+		g, err := admin.CreateGroup(ctx, *name)
+		if err != nil {
+			return err
+		}
+		result["objectId"], result["displayName"] = g.ObjectID, g.DisplayName
+		*principal, *kind = g.ObjectID, "Group"
+	case "add-member":
+		if *group == "" || *member == "" {
+			return errors.New("--group and --member are required")
+		}
+		if err := admin.AddMember(ctx, *group, *member); err != nil {
+			return err
+		}
+		result["group"], result["member"] = *group, *member
 	case "assign":
 		if *principal == "" || *role == "" {
 			return errors.New("--principal-id, --role and --scope are required")

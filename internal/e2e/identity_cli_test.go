@@ -48,6 +48,13 @@ func TestIdentityCLI(t *testing.T) {
 	if user["objectId"] == "" || user["roleAssignmentId"] == "" {
 		t.Fatalf("create-user = %v, want an object id and an assignment", user)
 	}
+	// A service principal with no role of its own gets Reader through a
+	// group nested in the group that holds it.
+	readers := run("", "create-group", "--data-dir", p.dataDir, "--name", "readers", "--role", "Reader", "--scope", sub)
+	team := run("", "create-group", "--data-dir", p.dataDir, "--name", "team")
+	member := run("", "create-sp", "--data-dir", p.dataDir, "--name", "member", "--out", filepath.Join(t.TempDir(), "member.json"))
+	run("", "add-member", "--data-dir", p.dataDir, "--group", readers["objectId"], "--member", team["objectId"])
+	run("", "add-member", "--data-dir", p.dataDir, "--group", team["objectId"], "--member", member["objectId"])
 	again := run("", "assign", "--data-dir", p.dataDir, "--principal-id", sp["objectId"], "--type", "ServicePrincipal", "--role", "reader", "--scope", sub)
 	if again["roleAssignmentId"] != sp["roleAssignmentId"] {
 		t.Errorf("assigning the same role again = %v, want the same assignment %s", again, sp["roleAssignmentId"])
@@ -69,6 +76,18 @@ func TestIdentityCLI(t *testing.T) {
 	r, err := c.Do(ctx, http.MethodPut, sub+"/resourceGroups/not-for-readers?api-version=2021-04-01", map[string]any{"location": "local"})
 	if err != nil || r.Status != http.StatusForbidden || !strings.Contains(string(r.Body), "AuthorizationFailed") {
 		t.Errorf("PUT group as a Reader = %v, %v; want 403 AuthorizationFailed", r, err)
+	}
+	memberCreds := admin
+	memberCreds.ClientID, memberCreds.ClientSecret = member["appId"], member["clientSecret"]
+	mc, err := client.New(memberCreds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := mc.Do(ctx, http.MethodGet, sub+"?api-version=2022-12-01", nil); err != nil || r.Status != http.StatusOK {
+		t.Errorf("GET subscription as a member of a nested Reader group = %v, %v; want 200", r, err)
+	}
+	if r, err := mc.Do(ctx, http.MethodPut, sub+"/resourceGroups/not-for-members?api-version=2021-04-01", map[string]any{"location": "local"}); err != nil || r.Status != http.StatusForbidden {
+		t.Errorf("PUT group as a member of a Reader group = %v, %v; want 403", r, err)
 	}
 	adminClient, err := client.New(admin)
 	if err != nil {

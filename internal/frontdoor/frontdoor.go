@@ -214,6 +214,11 @@ func (f *FrontDoor) serve(r *http.Request, correlationID string) (resp *resource
 		req.Audit.OperationName, req.Audit.Scope = rt.action, rt.scope
 	}
 	who := authz.Principal{ObjectID: principal.ObjectID, Groups: principal.Groups}
+	if principal.HasGroupOverflow { // too many groups for the token: look them up
+		if who.Groups, err = f.identity.GroupsOf(r.Context(), principal.ObjectID); err != nil {
+			return nil, err
+		}
+	}
 	req.CanRead = func(typ, id string) bool { return f.authz.CanRead(who, typ, id) }
 	switch {
 	case rt.action != "":

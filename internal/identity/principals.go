@@ -38,9 +38,6 @@ type ServicePrincipal struct {
 	Created      time.Time         `json:"created"`
 	Secrets      []SecretInfo      `json:"secrets,omitempty"`
 	Certificates []CertificateInfo `json:"certificates,omitempty"`
-	// Groups are the object IDs of the groups the principal is a member
-	// of; they go into its tokens.
-	Groups []string `json:"groups,omitempty"`
 }
 
 // SecretInfo describes a client secret.
@@ -67,7 +64,6 @@ type User struct {
 	ObjectID    string    `json:"objectId"`
 	DisplayName string    `json:"displayName"`
 	Created     time.Time `json:"created"`
-	Groups      []string  `json:"groups,omitempty"`
 }
 
 // Stored records. Secrets and passwords are kept only as argon2id hashes.

@@ -403,7 +403,11 @@ func (i *Issuer) passwordGrant(ctx context.Context, form url.Values) (*tokenResp
 		return nil, refused
 	}
 	clientID := form.Get("client_id")
-	c := i.baseClaims(u.ObjectID, u.Groups)
+	groups, err := i.GroupsOf(ctx, u.ObjectID)
+	if err != nil {
+		return nil, err
+	}
+	c := i.baseClaims(u.ObjectID, groups)
 	c.IDType = "user"
 	c.AppID = clientID
 	c.AppIDACR = "0"
@@ -448,7 +452,11 @@ type idTokenClaims struct {
 // appToken issues a service principal's token. acr is Entra's appidacr:
 // "1" for a secret, "2" for a certificate.
 func (i *Issuer) appToken(ctx context.Context, sp *spDoc, acr, grant, credential string) (*tokenResponse, error) {
-	c := i.baseClaims(sp.ObjectID, sp.Groups)
+	groups, err := i.GroupsOf(ctx, sp.ObjectID)
+	if err != nil {
+		return nil, err
+	}
+	c := i.baseClaims(sp.ObjectID, groups)
 	c.IDType = "app"
 	c.AppID = sp.AppID
 	c.AppIDACR = acr

@@ -15,10 +15,13 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"math/big"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -386,21 +389,23 @@ func isARM(err error, status int, code string) bool {
 func TestGroupsClaim(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
-	few := []string{"aaaaaaaa-0000-0000-0000-000000000001", "aaaaaaaa-0000-0000-0000-000000000002"}
-	many := make([]string, maxGroupClaims+1)
-	for j := range many {
-		many[j] = "aaaaaaaa-0000-0000-0000-" + strings.Repeat("0", 8) + string(rune('a'+j%26)) + string(rune('a'+j/26%26)) + "00"
+	var all []string // maxGroupClaims+1 groups
+	for j := range maxGroupClaims + 1 {
+		g, err := f.iss.CreateGroup(ctx, fmt.Sprintf("g%d", j))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, g.ObjectID)
 	}
 	tests := []struct {
 		name     string
-		groups   []string
-		want     []string
+		n        int // the principal is a member of the first n groups
 		overflow bool
 	}{
-		{"none", nil, nil, false},
-		{"few", few, few, false},
-		{"exactly the limit", many[:maxGroupClaims], many[:maxGroupClaims], false},
-		{"overflow", many, nil, true},
+		{"none", 0, false},
+		{"few", 2, false},
+		{"exactly the limit", maxGroupClaims, false},
+		{"overflow", maxGroupClaims + 1, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -408,28 +413,70 @@ func TestGroupsClaim(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Group membership is written by the (later) groups API; here
-			// directly.
-			it, err := servicePrincipals.Get(ctx, f.st, sp.AppID)
-			if err != nil {
-				t.Fatal(err)
+			for _, g := range all[:tt.n] {
+				if err := f.iss.AddMember(ctx, g, sp.ObjectID); err != nil {
+					t.Fatal(err)
+				}
 			}
-			it.Value.Groups = tt.groups
-			if _, err := f.st.Txn(ctx, servicePrincipals.Update(it.Name, it.Value, it.Revision)); err != nil {
-				t.Fatal(err)
+			var want []string
+			if !tt.overflow && tt.n > 0 {
+				want = slices.Sorted(slices.Values(all[:tt.n]))
 			}
 			tok := f.token(t, f.secretForm(sp.AppID, secret))
 			p, err := f.iss.Validate(ctx, tok)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := cmp.Diff(tt.want, p.Groups); d != "" || p.HasGroupOverflow != tt.overflow {
+			if d := cmp.Diff(want, p.Groups, cmpopts.EquateEmpty()); d != "" || p.HasGroupOverflow != tt.overflow {
 				t.Errorf("Validate() groups (-want +got):\n%s overflow = %v, want %v", d, p.HasGroupOverflow, tt.overflow)
 			}
 			if c := tokenClaims(t, tok); (c["hasgroups"] == true) != tt.overflow {
 				t.Errorf("claim hasgroups = %v, want %v", c["hasgroups"], tt.overflow)
 			}
 		})
+	}
+}
+
+// TestGroupsOf follows nested groups, ignores cycles and stops at
+// maxNesting levels.
+func TestGroupsOf(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	chain := make([]Group, maxNesting+2) // chain[0] ∋ principal, chain[k+1] ∋ chain[k]
+	for k := range chain {
+		g, err := f.iss.CreateGroup(ctx, fmt.Sprintf("level-%d", k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		chain[k] = g
+	}
+	const principal = "11111111-2222-3333-4444-555555555555"
+	if err := f.iss.AddMember(ctx, chain[0].ObjectID, principal); err != nil {
+		t.Fatal(err)
+	}
+	for k := 1; k < len(chain); k++ {
+		if err := f.iss.AddMember(ctx, chain[k].ObjectID, chain[k-1].ObjectID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A cycle back to the first group changes nothing.
+	if err := f.iss.AddMember(ctx, chain[0].ObjectID, chain[len(chain)-1].ObjectID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.iss.AddMember(ctx, chain[0].ObjectID, chain[0].ObjectID); err == nil {
+		t.Error("AddMember(group, itself) = nil, want an error")
+	}
+	got, err := f.iss.GroupsOf(ctx, principal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, g := range chain[:maxNesting] {
+		want = append(want, g.ObjectID)
+	}
+	slices.Sort(want)
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("GroupsOf(principal) mismatch (-want +got), want the first %d levels:\n%s", maxNesting, d)
 	}
 }
 

@@ -81,6 +81,16 @@ func (a *Admin) CreateUser(ctx context.Context, upn, displayName, password strin
 	return a.p.identity.CreateUser(ctx, upn, displayName, password)
 }
 
+// CreateGroup makes an empty group.
+func (a *Admin) CreateGroup(ctx context.Context, name string) (identity.Group, error) {
+	return a.p.identity.CreateGroup(ctx, name)
+}
+
+// AddMember adds a principal or a group to a group.
+func (a *Admin) AddMember(ctx context.Context, groupID, memberID string) error {
+	return a.p.identity.AddMember(ctx, groupID, memberID)
+}
+
 // Assign gives a principal a built-in role, named ("Reader") or by GUID,
 // at scope ("/" for the tenant root), and returns the assignment's ID.
 func (a *Admin) Assign(ctx context.Context, principalID, principalType, role, scope string) (string, error) {
