@@ -93,6 +93,33 @@ func TestIdentityCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The identities are ARM resources at the tenant root, read under RBAC:
+	// the admin (Owner at "/") sees them, a Reader of one subscription not.
+	const dir = "/providers/Citadel.Identity"
+	for _, tt := range []struct{ path, want string }{
+		{dir + "/servicePrincipals/" + sp["appId"], sp["objectId"]},
+		{dir + "/users/alice@citadel.local", user["objectId"]},
+		{dir + "/groups/" + readers["objectId"], team["objectId"]},
+		{dir + "/servicePrincipals", member["appId"]},
+		{dir + "/groups", readers["objectId"]},
+	} {
+		r, err := adminClient.Do(ctx, http.MethodGet, tt.path+"?api-version=2026-01-01", nil)
+		if err != nil || r.Status != http.StatusOK || !strings.Contains(string(r.Body), tt.want) {
+			t.Errorf("GET %s as admin = %v, %v; want 200 with %s", tt.path, r, err, tt.want)
+		}
+		if strings.Contains(string(r.Body), "$argon2id$") {
+			t.Errorf("GET %s shows a secret hash: %s", tt.path, r.Body)
+		}
+	}
+	if r, err := c.Do(ctx, http.MethodGet, dir+"/users/alice@citadel.local?api-version=2026-01-01", nil); err != nil || r.Status != http.StatusForbidden {
+		t.Errorf("GET a user as a subscription Reader = %v, %v; want 403", r, err)
+	}
+	if r, err := c.Do(ctx, http.MethodGet, dir+"/servicePrincipals?api-version=2026-01-01", nil); err != nil || r.Status != http.StatusOK || strings.Contains(string(r.Body), sp["appId"]) {
+		t.Errorf("list service principals as a subscription Reader = %v, %v; want an empty list", r, err)
+	}
+	if r, err := adminClient.Do(ctx, http.MethodPut, dir+"/groups/new?api-version=2026-01-01", map[string]any{"properties": map[string]any{}}); err != nil || r.Status != http.StatusBadRequest {
+		t.Errorf("PUT a group through the API = %v, %v; want 400 (created with citadel identity)", r, err)
+	}
 	r, err = adminClient.Do(ctx, http.MethodGet, sub+"/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01&$filter="+
 		"principalId%20eq%20'"+sp["objectId"]+"'", nil)
 	if err != nil || r.Status != http.StatusOK || !strings.Contains(string(r.Body), sp["roleAssignmentId"]) {

@@ -97,3 +97,16 @@ func (i *Issuer) GroupsOf(ctx context.Context, objectID string) ([]string, error
 	slices.Sort(out)
 	return out, nil
 }
+
+// Groups lists the groups.
+func (i *Issuer) Groups(ctx context.Context) ([]Group, error) {
+	items, _, err := groupDocs.List(ctx, i.store, "", "", 0)
+	if err != nil {
+		return nil, fmt.Errorf("identity: list groups: %w", err)
+	}
+	out := make([]Group, len(items))
+	for j, it := range items {
+		out[j] = it.Value
+	}
+	return out, nil
+}

@@ -343,3 +343,29 @@ func checkUPN(upn string) error {
 	}
 	return nil
 }
+
+// ServicePrincipals lists the service principals, by application ID.
+func (i *Issuer) ServicePrincipals(ctx context.Context) ([]ServicePrincipal, error) {
+	items, _, err := servicePrincipals.List(ctx, i.store, "", "", 0)
+	if err != nil {
+		return nil, fmt.Errorf("identity: list service principals: %w", err)
+	}
+	out := make([]ServicePrincipal, len(items))
+	for j, it := range items {
+		out[j] = it.Value.ServicePrincipal
+	}
+	return out, nil
+}
+
+// Users lists the local users, by UPN.
+func (i *Issuer) Users(ctx context.Context) ([]User, error) {
+	items, _, err := users.List(ctx, i.store, "", "", 0)
+	if err != nil {
+		return nil, fmt.Errorf("identity: list users: %w", err)
+	}
+	out := make([]User, len(items))
+	for j, it := range items {
+		out[j] = it.Value.User
+	}
+	return out, nil
+}

@@ -183,7 +183,7 @@ func (s *Service) Get(ctx context.Context, req *Request) (*Response, error) {
 		return nil, err
 	}
 	if t.Virtual != nil {
-		if r, ok := t.Virtual(req.ID); ok {
+		if r, ok := t.Virtual(ctx, req.ID); ok {
 			return &Response{Status: http.StatusOK, Body: r}, nil
 		}
 	}
@@ -645,7 +645,7 @@ func (s *Service) Delete(ctx context.Context, req *Request) (*Response, error) {
 
 func (s *Service) deleteOnce(ctx context.Context, req *Request, t *Type) (*Response, error) {
 	if t.Virtual != nil {
-		if _, ok := t.Virtual(req.ID); ok {
+		if _, ok := t.Virtual(ctx, req.ID); ok {
 			return nil, arm.Errorf(http.StatusBadRequest, "CannotDeleteBuiltIn", "'%s' is built in and cannot be deleted.", req.ID)
 		}
 	}

@@ -72,7 +72,7 @@ type Type struct {
 	// Virtual, when set, finds instances that exist without being stored
 	// (the built-in role definitions, which exist at every scope). GET
 	// serves them; DELETE refuses them.
-	Virtual func(id arm.ID) (*Resource, bool)
+	Virtual func(ctx context.Context, id arm.ID) (*Resource, bool)
 }
 
 // Action is one POST operation on a resource, always long-running.

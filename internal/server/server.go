@@ -30,6 +30,7 @@ import (
 	"github.com/citadel-cloud/citadel/internal/frontdoor"
 	"github.com/citadel-cloud/citadel/internal/identity"
 	"github.com/citadel-cloud/citadel/internal/providers/authorization"
+	"github.com/citadel-cloud/citadel/internal/providers/directory"
 	"github.com/citadel-cloud/citadel/internal/providers/fabric"
 	"github.com/citadel-cloud/citadel/internal/providers/insights"
 	"github.com/citadel-cloud/citadel/internal/providers/resources"
@@ -339,6 +340,7 @@ func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL strin
 	p.core = resources.New(p.resources)
 	p.rbac = authorization.New(p.resources, log)
 	fabric.Register(p.resources)
+	directory.Register(p.resources, p.identity)
 	if err := p.resources.CreateTenancy(ctx, p.boot.tenant(), p.boot.subscription()); err != nil {
 		return nil, err
 	}

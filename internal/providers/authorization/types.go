@@ -149,7 +149,7 @@ func nonNil(s []string) []string {
 
 // getDefinition serves the built-in roles, which exist at every scope
 // without being stored.
-func (p *Provider) getDefinition(id arm.ID) (*resource.Resource, bool) {
+func (p *Provider) getDefinition(_ context.Context, id arm.ID) (*resource.Resource, bool) {
 	for _, r := range authz.BuiltInRoles() {
 		if strings.EqualFold(r.Name, id.Name()) {
 			return builtIn(r, scopeOf(id.String())), true
