@@ -187,6 +187,9 @@ func alFilter(from, to time.Time, conds ...string) string {
 }
 
 func alEventsPath(sub string) string {
+	if sub == "" { // the tenant's activity log: what happens at the tenant root
+		return "/providers/Microsoft.Insights/eventtypes/management/values"
+	}
 	return "/subscriptions/" + sub + "/providers/Microsoft.Insights/eventtypes/management/values"
 }
 

@@ -47,7 +47,11 @@ func (f *FrontDoor) route(method string, p arm.Path, req *resource.Request, expa
 	case len(id.Types) == 0:
 		return f.routeNamespace(method, p.Tail, req)
 	case isActivityLog(id, p.Tail) && f.insights != nil:
-		return only(method, http.MethodGet, checked("Microsoft.Insights/eventtypes/values/read", "/subscriptions/"+id.Subscription,
+		scope := "/"
+		if id.Subscription != "" {
+			scope = "/subscriptions/" + id.Subscription
+		}
+		return only(method, http.MethodGet, checked("Microsoft.Insights/eventtypes/values/read", scope,
 			func(ctx context.Context) (*resource.Response, error) {
 				return f.insights.ListEvents(ctx, req, id.Subscription, req.Filter, req.Select)
 			}))
@@ -76,9 +80,11 @@ func (f *FrontDoor) route(method string, p arm.Path, req *resource.Request, expa
 	return route{}, notFound(req)
 }
 
-// isActivityLog matches /subscriptions/{s}/providers/Microsoft.Insights/eventtypes/management/values.
+// isActivityLog matches [/subscriptions/{s}]/providers/Microsoft.Insights/eventtypes/management/values:
+// a subscription's activity log, or without one the tenant's (what happens
+// at the tenant root: role assignments there, identities).
 func isActivityLog(id arm.ID, tail []string) bool {
-	return id.Subscription != "" && id.ResourceGroup == "" && id.Scope == nil &&
+	return id.ResourceGroup == "" && id.Scope == nil &&
 		strings.EqualFold(id.Namespace, "Microsoft.Insights") && len(id.Types) == 1 &&
 		strings.EqualFold(id.Types[0], "eventtypes") && strings.EqualFold(id.Names[0], "management") && is(tail, "values")
 }

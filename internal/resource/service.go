@@ -646,7 +646,7 @@ func (s *Service) Delete(ctx context.Context, req *Request) (*Response, error) {
 func (s *Service) deleteOnce(ctx context.Context, req *Request, t *Type) (*Response, error) {
 	if t.Virtual != nil {
 		if _, ok := t.Virtual(ctx, req.ID); ok {
-			return nil, arm.Errorf(http.StatusBadRequest, "CannotDeleteBuiltIn", "'%s' is built in and cannot be deleted.", req.ID)
+			return nil, arm.Errorf(http.StatusBadRequest, "NotSupported", "'%s' is not kept by the API and cannot be deleted through it.", req.ID)
 		}
 	}
 	key := storeKey(req.ID)

@@ -37,9 +37,10 @@ func New(log *audit.Log) *Provider { return &Provider{log: log} }
 // pageSize bounds one page of events.
 const pageSize = 200
 
-// ListEvents answers GET /subscriptions/{s}/providers/Microsoft.Insights/
+// ListEvents answers GET [/subscriptions/{s}]/providers/Microsoft.Insights/
 // eventtypes/management/values?$filter=…[&$select=…]: the subscription's
-// records that match, oldest first, in pages.
+// records that match (with no subscription, the tenant root's), oldest
+// first, in pages.
 func (p *Provider) ListEvents(ctx context.Context, req *resource.Request, subscription, filter, sel string) (*resource.Response, error) {
 	if !containsFold(APIVersions, req.APIVersion) {
 		return nil, arm.InvalidAPIVersion(req.APIVersion, APIVersions)
