@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"encoding/json"
+	"github.com/google/uuid"
 	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/citadel-cloud/citadel/internal/client"
 )
@@ -118,7 +120,60 @@ func TestIdentityCLI(t *testing.T) {
 		t.Errorf("list service principals as a subscription Reader = %v, %v; want an empty list", r, err)
 	}
 	if r, err := adminClient.Do(ctx, http.MethodPut, dir+"/groups/new?api-version=2026-01-01", map[string]any{"properties": map[string]any{}}); err != nil || r.Status != http.StatusBadRequest {
-		t.Errorf("PUT a group through the API = %v, %v; want 400 (created with citadel identity)", r, err)
+		t.Errorf("PUT a group named 'new' through the API = %v, %v; want 400 (a group's name is its object id)", r, err)
+	}
+
+	// Through the API: a service principal (its secret in the create
+	// response only), a user, a group holding both with Reader.
+	appID, groupID := uuid.NewString(), uuid.NewString()
+	r, err = adminClient.Do(ctx, http.MethodPut, dir+"/servicePrincipals/"+appID+"?api-version=2026-01-01",
+		map[string]any{"properties": map[string]any{"displayName": "made through the API"}})
+	var created struct {
+		Properties struct{ ObjectID, SecretText string }
+	}
+	if err != nil || r.Status != http.StatusCreated || json.Unmarshal(r.Body, &created) != nil || created.Properties.SecretText == "" {
+		t.Fatalf("PUT service principal = %v, %v; want 201 with its secret", r, err)
+	}
+	if r, _ := adminClient.Do(ctx, http.MethodGet, dir+"/servicePrincipals/"+appID+"?api-version=2026-01-01", nil); r == nil || strings.Contains(string(r.Body), created.Properties.SecretText) {
+		t.Errorf("GET service principal shows its secret again: %v", r)
+	}
+	if r, err := adminClient.Do(ctx, http.MethodPut, dir+"/users/bob@citadel.local?api-version=2026-01-01",
+		map[string]any{"properties": map[string]any{"displayName": "Bob", "password": "another long password"}}); err != nil || r.Status != http.StatusCreated || strings.Contains(string(r.Body), "another long password") {
+		t.Errorf("PUT user = %v, %v; want 201 without the password", r, err)
+	}
+	if r, err := adminClient.Do(ctx, http.MethodPut, dir+"/groups/"+groupID+"?api-version=2026-01-01",
+		map[string]any{"properties": map[string]any{"displayName": "api-readers", "members": []string{created.Properties.ObjectID}}}); err != nil || r.Status != http.StatusCreated {
+		t.Errorf("PUT group = %v, %v; want 201", r, err)
+	}
+	assignment := sub + "/providers/Microsoft.Authorization/roleAssignments/" + uuid.NewString() + "?api-version=2022-04-01"
+	if r, err := adminClient.Do(ctx, http.MethodPut, assignment, map[string]any{"properties": map[string]any{
+		"roleDefinitionId": "/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7",
+		"principalId":      groupID, "principalType": "Group",
+	}}); err != nil || r.Status != http.StatusCreated {
+		t.Fatalf("assign Reader to the group = %v, %v", r, err)
+	}
+	apiCreds := admin
+	apiCreds.ClientID, apiCreds.ClientSecret = appID, created.Properties.SecretText
+	ac, err := client.New(apiCreds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second) // the assignment reaches the policy through a watch
+	for {
+		r, err := ac.Do(ctx, http.MethodGet, sub+"?api-version=2022-12-01", nil)
+		if err == nil && r.Status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET subscription as a member of the API-made Reader group = %v, %v; want 200", r, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r, err := adminClient.Do(ctx, http.MethodDelete, dir+"/servicePrincipals/"+appID+"?api-version=2026-01-01", nil); err != nil || r.Status != http.StatusOK {
+		t.Errorf("DELETE service principal = %v, %v; want 200", r, err)
+	}
+	if r, err := adminClient.Do(ctx, http.MethodGet, dir+"/servicePrincipals/"+appID+"?api-version=2026-01-01", nil); err != nil || r.Status != http.StatusNotFound {
+		t.Errorf("GET deleted service principal = %v, %v; want 404", r, err)
 	}
 	r, err = adminClient.Do(ctx, http.MethodGet, sub+"/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01&$filter="+
 		"principalId%20eq%20'"+sp["objectId"]+"'", nil)

@@ -178,13 +178,13 @@ func TestEveryMutatingRouteIsAuthorizedAndAudited(t *testing.T) {
 		{"DELETE group", "DELETE resource group", groupType, "DELETE", v(group, alGroupAPI),
 			nil, groupAction + "/delete", 202, ""},
 	}
-	// Identities are read through the API and created with citadel
-	// identity: writes are authorized and recorded, then refused.
+	// Identities: names that are not valid for the kind are refused after
+	// authorization, and recorded.
 	for _, kind := range []string{"servicePrincipals", "users", "groups"} {
 		typ := "Citadel.Identity/" + kind
 		id := v("/providers/"+typ+"/routewalk-"+strings.ToLower(kind), "2026-01-01")
 		rows = append(rows,
-			rwRow{"PUT " + kind, "PUT resource", typ, "PUT", id, map[string]any{"properties": map[string]any{}}, typ + "/write", 400, "NotSupported"},
+			rwRow{"PUT " + kind, "PUT resource", typ, "PUT", id, map[string]any{"properties": map[string]any{}}, typ + "/write", 400, "BadRequest"},
 			rwRow{"PATCH missing " + kind, "PATCH resource", typ, "PATCH", id, map[string]any{"properties": map[string]any{}}, typ + "/write", 404, "ResourceNotFound"},
 			rwRow{"DELETE missing " + kind, "DELETE resource", typ, "DELETE", id, nil, typ + "/delete", 204, ""},
 		)

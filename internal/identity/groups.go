@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -29,15 +28,8 @@ const maxNesting = 8
 
 // CreateGroup makes an empty group.
 func (i *Issuer) CreateGroup(ctx context.Context, displayName string) (Group, error) {
-	displayName = strings.TrimSpace(displayName)
-	if displayName == "" || utf8.RuneCountInString(displayName) > 256 {
-		return Group{}, badRequest("The display name of a group must have 1 to 256 characters.")
-	}
-	g := Group{ObjectID: uuid.NewString(), DisplayName: displayName}
-	if _, err := i.store.Txn(ctx, groupDocs.Create(g.ObjectID, g)); err != nil {
-		return Group{}, fmt.Errorf("identity: create group %q: %w", displayName, err)
-	}
-	return g, nil
+	g, _, err := i.PutGroup(ctx, uuid.NewString(), displayName, nil, nil)
+	return g, err
 }
 
 // AddMember adds the principal or group memberID to group groupID.

@@ -100,31 +100,8 @@ func badRequest(format string, args ...any) *arm.Error {
 // and object IDs and one client secret that does not expire. The secret is
 // returned once; only its hash is kept.
 func (i *Issuer) CreateServicePrincipal(ctx context.Context, displayName string) (ServicePrincipal, string, error) {
-	displayName = strings.TrimSpace(displayName)
-	if displayName == "" || utf8.RuneCountInString(displayName) > 256 {
-		return ServicePrincipal{}, "", badRequest("The display name of a service principal must have 1 to 256 characters.")
-	}
-	secret := newSecret()
-	hash, err := hashSecret(ctx, secret)
-	if err != nil {
-		return ServicePrincipal{}, "", fmt.Errorf("identity: create service principal %q: %w", displayName, err)
-	}
-	now := i.now().UTC()
-	doc := spDoc{
-		ServicePrincipal: ServicePrincipal{
-			AppID:       uuid.NewString(),
-			ObjectID:    uuid.NewString(),
-			DisplayName: displayName,
-			Created:     now,
-			Secrets:     []SecretInfo{{ID: uuid.NewString(), Hint: secret[:3], Created: now}},
-		},
-	}
-	doc.SecretHashes = []secretDoc{{ID: doc.Secrets[0].ID, Hash: hash}}
-	if _, err := i.store.Txn(ctx, servicePrincipals.Create(doc.AppID, doc)); err != nil {
-		return ServicePrincipal{}, "", fmt.Errorf("identity: create service principal %q: %w", displayName, err)
-	}
-	i.log.InfoContext(ctx, "service principal created", "app_id", doc.AppID, "object_id", doc.ObjectID)
-	return doc.ServicePrincipal, secret, nil
+	sp, secret, _, err := i.PutServicePrincipal(ctx, uuid.NewString(), displayName, nil)
+	return sp, secret, err
 }
 
 // GetServicePrincipal reads the service principal with application ID
@@ -287,29 +264,17 @@ func thumbprintSHA256(der []byte) []byte {
 // OAuth2 password grant). UPNs are unique without regard to case. The
 // password must have at least 12 characters; only its hash is kept.
 func (i *Issuer) CreateUser(ctx context.Context, upn, displayName, password string) (User, error) {
-	if err := checkUPN(upn); err != nil {
-		return User{}, err
-	}
-	if utf8.RuneCountInString(password) < minPasswordLen {
+	if password == "" {
 		return User{}, badRequest("The password must have at least %d characters.", minPasswordLen)
 	}
-	displayName = strings.TrimSpace(displayName)
-	if displayName == "" {
-		displayName = upn
+	if _, err := i.GetUser(ctx, upn); err == nil {
+		return User{}, fmt.Errorf("identity: create user %q: %w", upn, store.ErrConflict)
 	}
-	hash, err := hashSecret(ctx, password)
-	if err != nil {
-		return User{}, fmt.Errorf("identity: create user %q: %w", upn, err)
+	u, _, err := i.PutUser(ctx, upn, displayName, password, nil)
+	if err == nil {
+		i.log.InfoContext(ctx, "user created", "upn", upn, "object_id", u.ObjectID)
 	}
-	doc := userDoc{
-		User:         User{UPN: upn, ObjectID: uuid.NewString(), DisplayName: displayName, Created: i.now().UTC()},
-		PasswordHash: hash,
-	}
-	if _, err := i.store.Txn(ctx, users.Create(strings.ToLower(upn), doc)); err != nil {
-		return User{}, fmt.Errorf("identity: create user %q: %w", upn, err)
-	}
-	i.log.InfoContext(ctx, "user created", "upn", upn, "object_id", doc.ObjectID)
-	return doc.User, nil
+	return u, err
 }
 
 // GetUser reads the user called upn (any case). A missing one is an error

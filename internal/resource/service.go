@@ -306,9 +306,37 @@ func (s *Service) Put(ctx context.Context, req *Request) (*Response, error) {
 	if err := validateTags(body.Tags); err != nil {
 		return nil, err
 	}
+	if t.Keeper != nil {
+		return s.putKept(ctx, req, t, props)
+	}
 	return retryConflicts(req, func() (*Response, error) {
 		return s.putOnce(ctx, req, t, &body, maps.Clone(props)) // each attempt starts from the body
 	})
+}
+
+// putKept hands a PUT to the type's Keeper, with the record of the change.
+func (s *Service) putKept(ctx context.Context, req *Request, t *Type, props map[string]any) (*Response, error) {
+	w := &Write{ID: req.ID, APIVersion: req.APIVersion, New: &Resource{
+		ID: req.ID.String(), Name: req.ID.Name(), Type: t.FullName(), Properties: props,
+	}}
+	if t.Virtual != nil {
+		w.Old, _ = t.Virtual(ctx, req.ID)
+	}
+	if t.Validate != nil {
+		if err := t.Validate(ctx, w); err != nil {
+			return nil, err
+		}
+	}
+	r, created, err := t.Keeper.Put(ctx, w, s.auditOps(req.Audit, req.ID.String(), audit.StatusSucceeded, 0))
+	if err != nil {
+		return nil, err
+	}
+	req.recorded = true
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return &Response{Status: status, Body: r}, nil
 }
 
 func (s *Service) putOnce(ctx context.Context, req *Request, t *Type, body *putBody, props map[string]any) (*Response, error) {
@@ -644,9 +672,20 @@ func (s *Service) Delete(ctx context.Context, req *Request) (*Response, error) {
 }
 
 func (s *Service) deleteOnce(ctx context.Context, req *Request, t *Type) (*Response, error) {
+	if t.Keeper != nil {
+		existed, err := t.Keeper.Delete(ctx, req.ID, s.auditOps(req.Audit, req.ID.String(), audit.StatusSucceeded, http.StatusOK))
+		if err != nil {
+			return nil, err
+		}
+		if !existed {
+			return &Response{Status: http.StatusNoContent}, nil
+		}
+		req.recorded = true
+		return &Response{Status: http.StatusOK}, nil
+	}
 	if t.Virtual != nil {
 		if _, ok := t.Virtual(ctx, req.ID); ok {
-			return nil, arm.Errorf(http.StatusBadRequest, "NotSupported", "'%s' is not kept by the API and cannot be deleted through it.", req.ID)
+			return nil, arm.Errorf(http.StatusBadRequest, "NotSupported", "'%s' is built in and cannot be deleted.", req.ID)
 		}
 	}
 	key := storeKey(req.ID)

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/store"
 )
 
 // Scope says where instances of a type live.
@@ -71,9 +72,28 @@ type Type struct {
 	List func(ctx context.Context, req *Request, scope arm.ID) (*Response, error)
 	// Virtual, when set, finds instances that exist without being stored
 	// (the built-in role definitions, which exist at every scope). GET
-	// serves them; DELETE refuses them.
+	// serves them; DELETE refuses them unless a Keeper deletes them.
 	Virtual func(ctx context.Context, id arm.ID) (*Resource, bool)
+	// Keeper, when set, keeps the instances outside the resource store
+	// (the identity provider keeps principals with their credential
+	// hashes): PUT and DELETE go to it, GET and lists to Virtual and List.
+	Keeper Keeper
 }
+
+// Keeper writes a type's instances where it keeps them. audit is the
+// activity-log record of the change: commit it in the same transaction.
+type Keeper interface {
+	// Put creates or replaces the instance id from w.New's properties and
+	// returns it as clients see it, and whether it created it.
+	Put(ctx context.Context, w *Write, audit Writes) (r *Resource, created bool, err error)
+	// Delete deletes the instance id, reporting whether there was one (and
+	// so whether audit was committed).
+	Delete(ctx context.Context, id arm.ID, audit Writes) (existed bool, err error)
+}
+
+// Writes are store writes that a Keeper commits with its own; providers
+// pass them on without looking inside.
+type Writes = []store.Op
 
 // Action is one POST operation on a resource, always long-running.
 type Action struct {

@@ -1,8 +1,9 @@
 // Package directory is the Citadel.Identity namespace: the local identity
 // provider's service principals, users and groups as ARM resources at the
-// tenant root, read under RBAC like everything else. The identity package
-// keeps them (with their credential hashes, which never appear here);
-// they are created with `citadel identity` for now.
+// tenant root, managed under RBAC like everything else. The identity
+// package keeps them, with their credential hashes, which never appear
+// here: a service principal's first secret is in its create response
+// only, and a user's password is write-only.
 package directory
 
 import (
@@ -34,7 +35,8 @@ func Register(svc *resource.Service, id *identity.Issuer) {
 	for _, kind := range []string{"servicePrincipals", "users", "groups"} {
 		svc.Register(&resource.Type{
 			Namespace: Namespace, Name: kind, APIVersions: APIVersions, Scope: resource.ScopeAny,
-			Validate: refuseWrites,
+			Validate: atTenantRoot,
+			Keeper:   keeper{p: p, kind: kind},
 			Virtual:  p.get,
 			List: func(ctx context.Context, req *resource.Request, scope arm.ID) (*resource.Response, error) {
 				return p.list(ctx, req, scope, kind)
@@ -43,9 +45,63 @@ func Register(svc *resource.Service, id *identity.Issuer) {
 	}
 }
 
-func refuseWrites(context.Context, *resource.Write) error {
-	return arm.Errorf(http.StatusBadRequest, "NotSupported",
-		"Identities are created with 'citadel identity' on the server's data directory; the API reads them.")
+func atTenantRoot(_ context.Context, w *resource.Write) error {
+	if w.ID.Subscription != "" || w.ID.Scope != nil || len(w.ID.Types) != 1 {
+		return arm.Errorf(http.StatusBadRequest, arm.CodeInvalidResourceID, "Identities live at the tenant root: /providers/%s/{kind}/{name}.", Namespace)
+	}
+	return nil
+}
+
+// keeper writes one kind of identity through the identity provider.
+type keeper struct {
+	p    *Provider
+	kind string
+}
+
+func (k keeper) Put(ctx context.Context, w *resource.Write, audit resource.Writes) (*resource.Resource, bool, error) {
+	props, name := w.New.Properties, w.ID.Name()
+	display, _ := props["displayName"].(string)
+	switch k.kind {
+	case "groups":
+		var members []string
+		list, _ := props["members"].([]any)
+		for _, m := range list {
+			if s, ok := m.(string); ok {
+				members = append(members, s)
+			}
+		}
+		g, created, err := k.p.id.PutGroup(ctx, name, display, members, audit)
+		if err != nil {
+			return nil, false, err
+		}
+		return groupView(g), created, nil
+	case "servicePrincipals":
+		sp, secret, created, err := k.p.id.PutServicePrincipal(ctx, name, display, audit)
+		if err != nil {
+			return nil, false, err
+		}
+		r := spView(sp)
+		if created {
+			r.Properties["secretText"] = secret // shown once, kept nowhere
+		}
+		return r, created, nil
+	}
+	password, _ := props["password"].(string)
+	u, created, err := k.p.id.PutUser(ctx, name, display, password, audit)
+	if err != nil {
+		return nil, false, err
+	}
+	return userView(u), created, nil
+}
+
+func (k keeper) Delete(ctx context.Context, id arm.ID, audit resource.Writes) (bool, error) {
+	switch k.kind {
+	case "groups":
+		return k.p.id.DeleteGroup(ctx, id.Name(), audit)
+	case "servicePrincipals":
+		return k.p.id.DeleteServicePrincipal(ctx, id.Name(), audit)
+	}
+	return k.p.id.DeleteUser(ctx, id.Name(), audit)
 }
 
 // all lists every identity of kind as a resource.
@@ -58,10 +114,7 @@ func (p *Provider) all(ctx context.Context, kind string) ([]*resource.Resource, 
 			return nil, err
 		}
 		for _, sp := range sps {
-			out = append(out, view("servicePrincipals", sp.AppID, map[string]any{
-				"appId": sp.AppID, "objectId": sp.ObjectID, "displayName": sp.DisplayName, "createdDateTime": sp.Created.Format(time.RFC3339),
-				"passwordCredentials": sp.Secrets, "keyCredentials": sp.Certificates,
-			}))
+			out = append(out, spView(sp))
 		}
 	case "users":
 		us, err := p.id.Users(ctx)
@@ -69,9 +122,7 @@ func (p *Provider) all(ctx context.Context, kind string) ([]*resource.Resource, 
 			return nil, err
 		}
 		for _, u := range us {
-			out = append(out, view("users", u.UPN, map[string]any{
-				"userPrincipalName": u.UPN, "objectId": u.ObjectID, "displayName": u.DisplayName, "createdDateTime": u.Created.Format(time.RFC3339),
-			}))
+			out = append(out, userView(u))
 		}
 	case "groups":
 		gs, err := p.id.Groups(ctx)
@@ -79,12 +130,27 @@ func (p *Provider) all(ctx context.Context, kind string) ([]*resource.Resource, 
 			return nil, err
 		}
 		for _, g := range gs {
-			out = append(out, view("groups", g.ObjectID, map[string]any{
-				"objectId": g.ObjectID, "displayName": g.DisplayName, "members": g.Members,
-			}))
+			out = append(out, groupView(g))
 		}
 	}
 	return out, nil
+}
+
+func spView(sp identity.ServicePrincipal) *resource.Resource {
+	return view("servicePrincipals", sp.AppID, map[string]any{
+		"appId": sp.AppID, "objectId": sp.ObjectID, "displayName": sp.DisplayName, "createdDateTime": sp.Created.Format(time.RFC3339),
+		"passwordCredentials": sp.Secrets, "keyCredentials": sp.Certificates,
+	})
+}
+
+func userView(u identity.User) *resource.Resource {
+	return view("users", u.UPN, map[string]any{
+		"userPrincipalName": u.UPN, "objectId": u.ObjectID, "displayName": u.DisplayName, "createdDateTime": u.Created.Format(time.RFC3339),
+	})
+}
+
+func groupView(g identity.Group) *resource.Resource {
+	return view("groups", g.ObjectID, map[string]any{"objectId": g.ObjectID, "displayName": g.DisplayName, "members": g.Members})
 }
 
 func view(kind, name string, props map[string]any) *resource.Resource {
