@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/citadel-cloud/citadel/internal/client"
 	"github.com/citadel-cloud/citadel/internal/server"
@@ -24,6 +25,8 @@ The first administrative steps, on a stopped server's data directory:
                                                            --out writes a credentials file for it)
   create-user --upn U [--display-name D] [--role R --scope S]
                                                            a local user; the password is read from stdin
+  add-secret  --app-id A [--expires 2027-01-01T00:00:00Z]  another client secret (printed once)
+  add-certificate --app-id A --cert FILE                   a certificate for client assertions (PEM)
   create-group --name N [--role R --scope S]               a group; its roles apply to its members, nested too
   add-member  --group OID --member OID                     a user, service principal or group joins a group
   assign      --principal-id OID --type User|ServicePrincipal|Group --role R --scope S
@@ -45,6 +48,9 @@ func runIdentity(ctx context.Context, args []string, in io.Reader, out io.Writer
 	scope := fs.String("scope", "", `scope of the role, e.g. /subscriptions/{id} or "/"`)
 	principal := fs.String("principal-id", "", "object id of the principal")
 	kind := fs.String("type", "ServicePrincipal", "principal type")
+	appID := fs.String("app-id", "", "application id of the service principal")
+	expires := fs.String("expires", "", "expiry of the secret, RFC 3339 (default: never)")
+	certFile := fs.String("cert", "", "PEM certificate file")
 	group := fs.String("group", "", "object id of the group")
 	member := fs.String("member", "", "object id of the new member")
 	outFile := fs.String("out", "", "with create-sp: write a credentials file (mode 0600) for the new principal")
@@ -96,6 +102,27 @@ func runIdentity(ctx context.Context, args []string, in io.Reader, out io.Writer
 		}
 		result["upn"], result["objectId"] = u.UPN, u.ObjectID
 		*principal, *kind = u.ObjectID, "User"
+	case "add-secret":
+		var exp time.Time
+		if *expires != "" {
+			if exp, err = time.Parse(time.RFC3339, *expires); err != nil {
+				return fmt.Errorf("--expires: %w", err)
+			}
+		}
+		id, secret, err := admin.AddSecret(ctx, *appID, exp)
+		if err != nil {
+			return err
+		}
+		result["appId"], result["secretId"], result["clientSecret"] = *appID, id, secret
+	case "add-certificate":
+		pem, err := os.ReadFile(*certFile)
+		if err != nil {
+			return err
+		}
+		if err := admin.AddCertificate(ctx, *appID, pem); err != nil {
+			return err
+		}
+		result["appId"] = *appID
 	case "create-group":
 		if *name == "" {
 			return errors.New("--name is required")

@@ -57,6 +57,10 @@ func TestIdentityCLI(t *testing.T) {
 	member := run("", "create-sp", "--data-dir", p.dataDir, "--name", "member", "--out", filepath.Join(t.TempDir(), "member.json"))
 	run("", "add-member", "--data-dir", p.dataDir, "--group", readers["objectId"], "--member", team["objectId"])
 	run("", "add-member", "--data-dir", p.dataDir, "--group", team["objectId"], "--member", member["objectId"])
+	second := run("", "add-secret", "--data-dir", p.dataDir, "--app-id", sp["appId"], "--expires", time.Now().Add(24*time.Hour).UTC().Format(time.RFC3339))
+	if second["clientSecret"] == "" || second["clientSecret"] == sp["clientSecret"] {
+		t.Fatalf("add-secret = %v, want a second, different secret", second)
+	}
 	again := run("", "assign", "--data-dir", p.dataDir, "--principal-id", sp["objectId"], "--type", "ServicePrincipal", "--role", "reader", "--scope", sub)
 	if again["roleAssignmentId"] != sp["roleAssignmentId"] {
 		t.Errorf("assigning the same role again = %v, want the same assignment %s", again, sp["roleAssignmentId"])
@@ -74,6 +78,13 @@ func TestIdentityCLI(t *testing.T) {
 	ctx := t.Context()
 	if r, err := c.Do(ctx, http.MethodGet, sub+"?api-version=2022-12-01", nil); err != nil || r.Status != http.StatusOK {
 		t.Errorf("GET subscription as the new Reader = %v, %v; want 200", r, err)
+	}
+	withSecond := ops
+	withSecond.ClientSecret = second["clientSecret"]
+	if c2, err := client.New(withSecond); err != nil {
+		t.Fatal(err)
+	} else if _, err := c2.Token(ctx); err != nil {
+		t.Errorf("token with the second secret: %v", err)
 	}
 	r, err := c.Do(ctx, http.MethodPut, sub+"/resourceGroups/not-for-readers?api-version=2021-04-01", map[string]any{"location": "local"})
 	if err != nil || r.Status != http.StatusForbidden || !strings.Contains(string(r.Body), "AuthorizationFailed") {

@@ -81,6 +81,18 @@ func (a *Admin) CreateUser(ctx context.Context, upn, displayName, password strin
 	return a.p.identity.CreateUser(ctx, upn, displayName, password)
 }
 
+// AddSecret adds a client secret to a service principal; a zero expires
+// never expires. The secret is returned once.
+func (a *Admin) AddSecret(ctx context.Context, appID string, expires time.Time) (id, secret string, err error) {
+	return a.p.identity.AddSecret(ctx, appID, expires)
+}
+
+// AddCertificate lets a service principal sign in with a client
+// assertion signed by the key of the PEM certificate.
+func (a *Admin) AddCertificate(ctx context.Context, appID string, certPEM []byte) error {
+	return a.p.identity.AddCertificate(ctx, appID, certPEM)
+}
+
 // CreateGroup makes an empty group.
 func (a *Admin) CreateGroup(ctx context.Context, name string) (identity.Group, error) {
 	return a.p.identity.CreateGroup(ctx, name)
