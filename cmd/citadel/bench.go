@@ -148,6 +148,9 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 		}
 		*ph.into = res
 		progress("%s: %.0f/s, p50 %.2f ms, p99 %.2f ms", ph.name, res.Throughput, res.P50Ms, res.P99Ms)
+		if err := settle(ctx, srv); err != nil {
+			return err
+		}
 	}
 	if report.EtcdPut.Throughput > 0 {
 		report.PutThroughputVsEtcd = report.Put.Throughput / report.EtcdPut.Throughput
@@ -317,4 +320,26 @@ func (b *apiBench) put(ctx context.Context, client, i int) error {
 		return err
 	}
 	return r.Expect(200, 201)
+}
+
+// settle waits until the work a phase left behind is done (operations in
+// flight, activity-log events not yet chained), so that it is charged to
+// that phase and not to the next.
+func settle(ctx context.Context, srv *server.Server) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		n, err := srv.Resources.ActiveOperations(ctx)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return srv.Audit.Flush(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("settle: %d operations still in flight: %w", n, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

@@ -445,3 +445,9 @@ func (s *Service) sweepEvery(ctx context.Context, period time.Duration) {
 		}
 	}
 }
+
+// ActiveOperations counts the operations in flight.
+func (s *Service) ActiveOperations(ctx context.Context) (int, error) {
+	items, _, err := activeOps.List(ctx, s.store, "", "", 0)
+	return len(items), err
+}
