@@ -146,8 +146,10 @@ func (f *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	took := time.Since(start)
 	f.requests.WithLabelValues(r.Method, strconv.Itoa(sw.status)).Inc()
 	f.latency.WithLabelValues(r.Method).Observe(took.Seconds())
-	f.log.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
-		"request_id", requestID, "correlation_id", correlationID, "took", took)
+	if f.log.Enabled(r.Context(), slog.LevelDebug) { // spare the hot path the arguments
+		f.log.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+			"request_id", requestID, "correlation_id", correlationID, "took", took)
+	}
 }
 
 func (f *FrontDoor) serve(r *http.Request, correlationID string) (resp *resource.Response, err error) {
@@ -182,9 +184,11 @@ func (f *FrontDoor) serve(r *http.Request, correlationID string) (resp *resource
 	if _, err := arm.ParseAPIVersion(version); err != nil {
 		return nil, err
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil {
-		return nil, arm.Errorf(http.StatusBadRequest, arm.CodeInvalidRequestContent, "The request body could not be read.")
+	var body []byte
+	if r.ContentLength != 0 { // GETs and DELETEs usually have none
+		if body, err = io.ReadAll(io.LimitReader(r.Body, maxBody+1)); err != nil {
+			return nil, arm.Errorf(http.StatusBadRequest, arm.CodeInvalidRequestContent, "The request body could not be read.")
+		}
 	}
 	if len(body) > maxBody {
 		return nil, arm.Errorf(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "The request body is larger than 8 MB.")
