@@ -197,7 +197,8 @@ func (s *Service) Get(ctx context.Context, req *Request) (*Response, error) {
 	tag := etag(it.Revision)
 	h := http.Header{}
 	h.Set("ETag", tag)
-	return &Response{Status: http.StatusOK, Body: withETag(it.Value.Resource, tag), Header: h}, nil
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	return &Response{Status: http.StatusOK, Body: []byte(withETag(it.Value.Resource, tag)), Header: h}, nil
 }
 
 // Head answers HEAD on a resource: 204 when it exists, 404 when not.
