@@ -89,8 +89,6 @@ func (s *Service) Start(ctx context.Context) error {
 // Types lists the registered types, sorted by full name.
 func (s *Service) Types() []*Type { return s.types.sorted() }
 
-// Lookup finds a registered type by full name ("Ns/type[/child]").
-func (s *Service) Lookup(fullName string) (*Type, bool) { return s.types.lookup(fullName) }
 
 // Location is the region this control plane serves.
 func (s *Service) Location() string { return s.location }
