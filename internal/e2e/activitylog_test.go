@@ -104,6 +104,9 @@ func TestActivityLog(t *testing.T) {
 	want := map[string][]alView{
 		corrGroup: {rec(admin, groupWrite, "Succeeded", "PUT", "Created", groupID, group)},
 		corrCreate: {
+			// A long-running request: Started when it arrived, Accepted
+			// when answered, Succeeded when its operation ended.
+			rec(admin, prefixWrite, "Started", "PUT", "", prefixID, group),
 			rec(admin, prefixWrite, "Accepted", "PUT", "Created", prefixID, group),
 			// The end of the operation: no HTTP request of its own.
 			rec(admin, prefixWrite, "Succeeded", "", "", prefixID, group),

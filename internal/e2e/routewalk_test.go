@@ -303,7 +303,7 @@ func TestEveryMutatingRouteIsAuthorizedAndAudited(t *testing.T) {
 				status := "Succeeded"
 				switch {
 				case s.lro:
-					status = "Accepted"
+					status = "Started" // then Accepted, then the operation's end
 				case r.status >= 400:
 					status = "Failed"
 				}

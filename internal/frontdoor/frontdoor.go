@@ -331,6 +331,7 @@ func auditInfo(r *http.Request, p identity.Principal, correlationID string) *aud
 		ip = host
 	}
 	return &audit.EventInfo{
+		Time:            time.Now().UTC(), // when the request arrived: the Started record's date
 		CorrelationID:   correlationID,
 		Caller:          caller,
 		Claims:          map[string]string{"oid": p.ObjectID, "appid": p.AppID, "tid": p.TenantID, "idtyp": p.Type},

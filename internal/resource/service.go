@@ -134,6 +134,21 @@ func (s *Service) auditOps(info *audit.EventInfo, resourceID, status string, cod
 	return []store.Op{s.audit.Op(audit.NewEvent(e))}
 }
 
+// acceptedOps are the records of a long-running request accepted: Started,
+// dated when the request arrived (info.Time, set by the front door), and
+// Accepted; the operation's end adds Succeeded or Failed.
+func (s *Service) acceptedOps(info *audit.EventInfo, resourceID string, code int) []store.Op {
+	if s.audit == nil || info == nil {
+		return nil
+	}
+	started := *info
+	if started.Time.IsZero() {
+		started.Time = s.now().UTC()
+	}
+	started.ResourceID, started.Status, started.StatusCode = resourceID, audit.StatusStarted, 0
+	return append([]store.Op{s.audit.Op(audit.NewEvent(started))}, s.auditOps(info, resourceID, audit.StatusAccepted, code)...)
+}
+
 // Response is what the front door writes back.
 type Response struct {
 	Status int
@@ -411,14 +426,14 @@ func (s *Service) commitWrite(ctx context.Context, req *Request, t *Type, key st
 		rec.Resource.Properties["provisioningState"] = StateSucceeded
 	}
 	ops = append(ops, resources.Update(key, *rec, oldRev))
-	outcome, code := audit.StatusSucceeded, status
-	if op != nil {
-		outcome = audit.StatusAccepted
-		if kind == "patch" {
-			code = http.StatusAccepted
-		}
+	switch {
+	case op == nil:
+		ops = append(ops, s.auditOps(req.Audit, rec.Resource.ID, audit.StatusSucceeded, status)...)
+	case kind == "patch":
+		ops = append(ops, s.acceptedOps(req.Audit, rec.Resource.ID, http.StatusAccepted)...)
+	default:
+		ops = append(ops, s.acceptedOps(req.Audit, rec.Resource.ID, status)...)
 	}
-	ops = append(ops, s.auditOps(req.Audit, rec.Resource.ID, outcome, code)...)
 	rev, err := s.store.Txn(ctx, ops...)
 	if err != nil {
 		return nil, err
@@ -729,7 +744,7 @@ func (s *Service) deleteOnce(ctx context.Context, req *Request, t *Type) (*Respo
 		resources.Update(key, rec, oldRev),
 		operations.Create(op.ID, *op),
 		activeOps.Create(op.ID, struct{}{}),
-	}, s.auditOps(req.Audit, rec.Resource.ID, audit.StatusAccepted, http.StatusAccepted)...)
+	}, s.acceptedOps(req.Audit, rec.Resource.ID, http.StatusAccepted)...)
 	if _, err := s.store.Txn(ctx, ops...); err != nil {
 		return nil, err
 	}
@@ -797,7 +812,7 @@ func (s *Service) actionOnce(ctx context.Context, req *Request, t *Type, name st
 		resources.Update(storeKey(req.ID), rec, it.Revision),
 		operations.Create(op.ID, *op),
 		activeOps.Create(op.ID, struct{}{}),
-	}, s.auditOps(req.Audit, rec.Resource.ID, audit.StatusAccepted, http.StatusAccepted)...)
+	}, s.acceptedOps(req.Audit, rec.Resource.ID, http.StatusAccepted)...)
 	if _, err := s.store.Txn(ctx, ops...); err != nil {
 		return nil, err
 	}
