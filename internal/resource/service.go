@@ -89,7 +89,6 @@ func (s *Service) Start(ctx context.Context) error {
 // Types lists the registered types, sorted by full name.
 func (s *Service) Types() []*Type { return s.types.sorted() }
 
-
 // Location is the region this control plane serves.
 func (s *Service) Location() string { return s.location }
 
