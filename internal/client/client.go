@@ -147,6 +147,11 @@ type Response struct {
 // query (api-version included). body is JSON-encoded unless it is nil or
 // already []byte.
 func (c *Client) Do(ctx context.Context, method, path string, body any) (*Response, error) {
+	return c.Send(ctx, method, path, nil, body)
+}
+
+// Send is Do with extra request headers (If-Match, a correlation id).
+func (c *Client) Send(ctx context.Context, method, path string, header http.Header, body any) (*Response, error) {
 	tok, err := c.Token(ctx)
 	if err != nil {
 		return nil, err
@@ -166,6 +171,9 @@ func (c *Client) Do(ctx context.Context, method, path string, body any) (*Respon
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.Creds.ARMEndpoint, "/")+path, rd)
 	if err != nil {
 		return nil, err
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	if rd != nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -68,43 +67,15 @@ func alAdmin(t *testing.T, cp *servertest.ControlPlane) alPrincipal {
 	return alPrincipal{AppID: sp.AppID, ObjectID: sp.ObjectID, Name: sp.DisplayName, Client: cp.Client}
 }
 
-// alSend sends one ARM request as c with extra headers (client.Do sends
-// none). path is relative to the ARM endpoint and carries its query; body
-// is JSON-encoded unless nil.
+// alSend sends one ARM request as c with extra headers. path is relative
+// to the ARM endpoint and carries its query; body is JSON-encoded unless nil.
 func alSend(t *testing.T, c *client.Client, method, path string, header http.Header, body any) *client.Response {
 	t.Helper()
-	ctx := t.Context()
-	tok, err := c.Token(ctx)
-	if err != nil {
-		t.Fatalf("token for %s: %v", c.Creds.ClientID, err)
-	}
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.Creds.ARMEndpoint, "/")+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	maps.Copy(req.Header, header)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.HTTP.Do(req)
+	r, err := c.Send(t.Context(), method, path, header, body)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
-	}
-	return &client.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	return r
 }
 
 // alRelative turns an absolute URL the server handed out (nextLink,

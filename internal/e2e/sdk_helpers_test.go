@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -232,54 +230,6 @@ func checkResponseError(t *testing.T, op string, err error, status int, code str
 	if re.StatusCode != status || re.ErrorCode != code {
 		t.Errorf("%s = %d %s, want %d %s\n%v", op, re.StatusCode, re.ErrorCode, status, code, err)
 	}
-}
-
-// rawResponse is a response read whole.
-type rawResponse struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-// do sends a request the SDK has no option for, with a bearer token from
-// the SDK credential. path is relative to the ARM endpoint and carries its
-// query.
-func (e *sdkEnv) do(t *testing.T, method, path string, header http.Header, body any) rawResponse {
-	t.Helper()
-	ctx := t.Context()
-	tok, err := e.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{e.scope()}})
-	if err != nil {
-		t.Fatalf("GetToken = %v", err)
-	}
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(e.cp.Creds.ARMEndpoint, "/")+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, vs := range header {
-		req.Header[k] = vs
-	}
-	req.Header.Set("Authorization", "Bearer "+tok.Token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := e.http.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
-	}
-	return rawResponse{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
 
 // errorCode is the code of an ARM error envelope.

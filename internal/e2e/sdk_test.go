@@ -954,7 +954,7 @@ func testSDKETags(t *testing.T, e *sdkEnv) {
 
 	// The raw protocol agrees with the SDK.
 	path := id + "?api-version=" + fabricAPIVersion
-	resp := e.do(t, http.MethodPut, path, http.Header{"If-Match": {stale}}, map[string]any{"location": e.cp.Creds.Location, "properties": rulesOf(rules...)})
+	resp := alSend(t, e.cp.Client, http.MethodPut, path, http.Header{"If-Match": {stale}}, map[string]any{"location": e.cp.Creds.Location, "properties": rulesOf(rules...)})
 	if resp.Status != http.StatusPreconditionFailed || errorCode(resp.Body) != "PreconditionFailed" {
 		t.Errorf("raw PUT If-Match stale = %d %s, want 412 PreconditionFailed", resp.Status, resp.Body)
 	}
