@@ -247,7 +247,30 @@ func testTypes(p *fakeProvider) []*resource.Type {
 			},
 		},
 		{Namespace: ns, Name: "slowWidgets/parts", APIVersions: widgetVersions},
+		{
+			Namespace:     ns,
+			Name:          "sysWidgets",
+			APIVersions:   widgetVersions,
+			Tracked:       true,
+			SystemManaged: true,
+			Actions:       map[string]resource.Action{"spin": {Run: p.spin}},
+		},
+		{Namespace: ns, Name: "sysWidgets/parts", APIVersions: widgetVersions},
 	}
+}
+
+// spin shows its progress on the resource before it ends: phase is
+// "spinning" while it waits at its gate, then "spun".
+func (p *fakeProvider) spin(ctx context.Context, t *resource.Task) (any, error) {
+	t.Resource.Properties["phase"] = "spinning"
+	if err := t.Save(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.wait(ctx, t.Resource.Name); err != nil {
+		return nil, err
+	}
+	t.Resource.Properties["phase"] = "spun"
+	return nil, nil
 }
 
 // clock ticks one millisecond on every reading, so that every write gets a

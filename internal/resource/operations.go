@@ -29,6 +29,8 @@ type Task struct {
 	Resource *Resource
 	svc      *Service
 	opRev    int64
+	rec      *record // the stored record of Resource, and its revision
+	recRev   int64
 	// parent is set for the part of a larger task (one resource of a group
 	// being deleted), whose progress maps into [lo, hi] of the parent's.
 	parent *Task
@@ -37,6 +39,60 @@ type Task struct {
 
 // Input decodes the action's request body into v.
 func (t *Task) Input(v any) error { return arm.DecodeStrict(t.Op.Input, v) }
+
+// Save writes the task's resource as it is now, so that clients see the
+// work's progress (a machine's detailedStatus, say) before it ends. A
+// change somebody else made meanwhile (new tags) is kept; the task's
+// properties win.
+func (t *Task) Save(ctx context.Context) error {
+	if t.rec == nil {
+		return nil // part of a larger task: its resource is going away
+	}
+	rev, err := t.svc.saveRecord(ctx, t.Op, t.rec, t.recRev, nil)
+	if errors.Is(err, errSuperseded) {
+		return controller.Terminal(err)
+	}
+	if err != nil {
+		return err
+	}
+	t.recRev = rev
+	return nil
+}
+
+// saveRecord writes rec (at rev) with ops, for the operation op that owns
+// it. When the record changed since rev it reads it again and writes the
+// current envelope with rec's properties, as long as op still owns it.
+func (s *Service) saveRecord(ctx context.Context, op *Operation, rec *record, rev int64, ops []store.Op) (int64, error) {
+	key := storeKey(mustParseID(rec.Resource.ID))
+	owner := rec.OperationID // cleared when op is ending
+	for {
+		newRev, err := s.store.Txn(ctx, append([]store.Op{resources.Update(key, *rec, rev)}, ops...)...)
+		if !errors.Is(err, store.ErrConflict) {
+			return newRev, err
+		}
+		it, err := resources.Get(ctx, s.store, key)
+		if err != nil {
+			return 0, err
+		}
+		if it.Value.OperationID != op.ID {
+			return 0, errSuperseded
+		}
+		if it.Revision == rev {
+			return 0, store.ErrConflict // the conflict was elsewhere: the caller reads again
+		}
+		props := rec.Resource.Properties
+		*rec = it.Value
+		rec.Resource.Properties, rec.OperationID = props, owner
+		rev = it.Revision
+	}
+}
+
+var errSuperseded = errors.New("a later request on the resource superseded this operation")
+
+func mustParseID(s string) arm.ID {
+	id, _ := arm.ParseID(s)
+	return id
+}
 
 // Progress records how far the operation has come, 0-100. It is best
 // effort: a failure to record progress does not fail the work.
@@ -109,7 +165,7 @@ func (s *Service) reconcileOperation(ctx context.Context, id string) error {
 	if !ok {
 		return s.finish(ctx, &op, opIt.Revision, &rec, recIt.Revision, failure(fmt.Errorf("type %s is no longer served", rec.Resource.Type)))
 	}
-	task := &Task{Op: &op, Resource: &rec.Resource, svc: s, opRev: opIt.Revision}
+	task := &Task{Op: &op, Resource: &rec.Resource, svc: s, opRev: opIt.Revision, rec: &rec, recRev: recIt.Revision}
 	rec.Resource.Properties = maps.Clone(rec.Resource.Properties)
 	result, workErr := s.runTask(ctx, t, task)
 	if workErr != nil && ctx.Err() != nil {
@@ -127,16 +183,16 @@ func (s *Service) reconcileOperation(ctx context.Context, id string) error {
 			}
 			return workErr
 		}
-		return s.finish(ctx, &op, task.opRev, &rec, recIt.Revision, failure(workErr))
+		return s.finish(ctx, &op, task.opRev, &rec, task.recRev, failure(workErr))
 	}
 	if result != nil {
 		b, err := json.Marshal(result)
 		if err != nil {
-			return s.finish(ctx, &op, task.opRev, &rec, recIt.Revision, failure(err))
+			return s.finish(ctx, &op, task.opRev, &rec, task.recRev, failure(err))
 		}
 		op.Result = b
 	}
-	return s.finish(ctx, &op, task.opRev, &rec, recIt.Revision, nil)
+	return s.finish(ctx, &op, task.opRev, &rec, task.recRev, nil)
 }
 
 func (s *Service) runTask(ctx context.Context, t *Type, task *Task) (any, error) {
@@ -192,6 +248,7 @@ func (s *Service) finish(ctx context.Context, op *Operation, opRev int64, rec *r
 	} else {
 		op.Status, op.Error, op.ErrorStatus = end.status, end.err, end.err.Status
 	}
+	keep := false // whether rec is saved with the operation's end
 	if rec != nil && rec.OperationID == op.ID {
 		rid, _ := arm.ParseID(rec.Resource.ID)
 		key := storeKey(rid)
@@ -203,6 +260,7 @@ func (s *Service) finish(ctx context.Context, op *Operation, opRev int64, rec *r
 				ops = append(ops, s.deleteOps(t, rid)...)
 			}
 		default:
+			keep = true
 			rec.OperationID = ""
 			if op.Kind != "action" {
 				state := StateSucceeded
@@ -211,7 +269,6 @@ func (s *Service) finish(ctx context.Context, op *Operation, opRev int64, rec *r
 				}
 				rec.Resource.Properties["provisioningState"] = state
 			}
-			ops = append(ops, resources.Update(key, *rec, recRev))
 		}
 	}
 	ops = append(ops, operations.Update(op.ID, *op, opRev))
@@ -220,7 +277,18 @@ func (s *Service) finish(ctx context.Context, op *Operation, opRev int64, rec *r
 		outcome = audit.StatusFailed
 	}
 	ops = append(ops, s.auditOps(progress(op.Audit), op.ResourceID, outcome, 0)...)
-	if _, err := s.store.Txn(ctx, ops...); err != nil {
+	var err error
+	if keep {
+		// A change somebody made to the resource meanwhile (new tags) is
+		// merged rather than failing the operation's end.
+		_, err = s.saveRecord(ctx, op, rec, recRev, ops)
+		if errors.Is(err, errSuperseded) {
+			return s.finish(ctx, op, opRev, nil, 0, canceled("A later request on the resource superseded this operation."))
+		}
+	} else {
+		_, err = s.store.Txn(ctx, ops...)
+	}
+	if err != nil {
 		return err // a conflict is retried with fresh reads
 	}
 	s.log.InfoContext(ctx, "operation ended", "operation", op.ID, "kind", op.Kind, "resource", op.ResourceID,

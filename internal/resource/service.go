@@ -305,6 +305,9 @@ func (s *Service) Put(ctx context.Context, req *Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	if t.SystemManaged {
+		return nil, refuseSystemManaged(req.ID)
+	}
 	if err := s.validateName(t, req.ID); err != nil {
 		return nil, err
 	}
@@ -680,6 +683,9 @@ func (s *Service) Delete(ctx context.Context, req *Request) (*Response, error) {
 	t, err := req.typeOf(s)
 	if err != nil {
 		return nil, err
+	}
+	if t.SystemManaged {
+		return nil, refuseSystemManaged(req.ID)
 	}
 	return retryConflicts(req, func() (*Response, error) { return s.deleteOnce(ctx, req, t) })
 }

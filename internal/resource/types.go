@@ -42,6 +42,10 @@ type Type struct {
 	Scope       Scope
 	// Tracked types have a location and tags; proxy types have neither.
 	Tracked bool
+	// SystemManaged types are created and deleted by the system (a
+	// cluster's racks and machines): users may read them, PATCH them and
+	// call their actions, but their PUT and DELETE are refused.
+	SystemManaged bool
 	// NamePattern, when set, is checked on top of ARM's own name rules;
 	// NameRule says the same thing in words for the error message.
 	NamePattern *regexp.Regexp

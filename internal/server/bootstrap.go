@@ -19,7 +19,6 @@ import (
 	"github.com/citadel-cloud/citadel/internal/authz"
 	"github.com/citadel-cloud/citadel/internal/client"
 	"github.com/citadel-cloud/citadel/internal/identity"
-	"github.com/citadel-cloud/citadel/internal/providers/authorization"
 	"github.com/citadel-cloud/citadel/internal/resource"
 	"github.com/citadel-cloud/citadel/internal/store"
 )
@@ -162,7 +161,7 @@ func assignRole(ctx context.Context, svc *resource.Service, principalID, princip
 	if err != nil {
 		return "", err
 	}
-	get := &resource.Request{ID: rid, APIVersion: "2022-04-01", Header: http.Header{}, Caller: authorization.SystemCaller}
+	get := &resource.Request{ID: rid, APIVersion: "2022-04-01", Header: http.Header{}, Caller: resource.SystemCaller}
 	if _, err := svc.Get(ctx, get); err == nil {
 		return rid.String(), nil
 	}
@@ -175,7 +174,7 @@ func assignRole(ctx context.Context, svc *resource.Service, principalID, princip
 	put := *get
 	put.Body = body
 	put.Audit = &audit.EventInfo{
-		CorrelationID: uuid.NewString(), Caller: authorization.SystemCaller.Name, Method: http.MethodPut,
+		CorrelationID: uuid.NewString(), Caller: resource.SystemCaller.Name, Method: http.MethodPut,
 		OperationName: "Microsoft.Authorization/roleAssignments/write", Scope: scope, Description: why,
 	}
 	if _, err := svc.Put(ctx, &put); err != nil {

@@ -34,11 +34,6 @@ var (
 
 var guidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
-// SystemCaller is the caller the control plane itself writes as, for
-// resources users cannot create (deny assignments, the first admin's
-// role assignment).
-var SystemCaller = resource.Caller{ObjectID: "00000000-0000-0000-0000-000000000000", Name: "Citadel", Type: "System"}
-
 // Provider serves Microsoft.Authorization and answers authorization
 // questions.
 type Provider struct {

@@ -268,7 +268,7 @@ func validateLock(_ context.Context, w *resource.Write) error {
 // validateDeny lets only the control plane itself write deny assignments:
 // they protect what the system manages.
 func validateDeny(_ context.Context, w *resource.Write) error {
-	if w.New.SystemData == nil || w.New.SystemData.LastModifiedByType != SystemCaller.Type {
+	if w.New.SystemData == nil || w.New.SystemData.LastModifiedByType != resource.SystemCaller.Type {
 		return arm.Errorf(http.StatusBadRequest, "DenyAssignmentsAreReadOnly",
 			"Deny assignments are created by the system only.")
 	}

@@ -1,0 +1,142 @@
+package resource
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"net/http"
+	"strings"
+
+	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/store"
+)
+
+// SystemCaller is the caller the control plane itself writes as: for
+// resources users cannot create (deny assignments, the racks and machines
+// a cluster declares, custom locations) and for its controllers' changes.
+var SystemCaller = Caller{ObjectID: "00000000-0000-0000-0000-000000000000", Name: "Citadel", Type: "System"}
+
+// systemManagedMessage is how NetworkCloud refuses a user's PUT or DELETE
+// of a resource whose life cycle the system manages (SPEC descriptions of
+// racks, bareMetalMachines and storageAppliances).
+const systemManagedMessage = "All customer initiated requests will be rejected as the life cycle of this resource is managed by the system."
+
+func refuseSystemManaged(id arm.ID) error {
+	return arm.Errorf(http.StatusMethodNotAllowed, "SystemManagedResource", "%s Resource: '%s'.", systemManagedMessage, id)
+}
+
+// Lookup reads one stored resource.
+func (s *Service) Lookup(ctx context.Context, id arm.ID) (*Resource, error) {
+	it, err := s.read(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &it.Value.Resource, nil
+}
+
+// Resources lists every stored resource of type fullName directly in
+// scope (a resource group or a parent resource), in key order.
+func (s *Service) Resources(ctx context.Context, scope arm.ID, fullName string) ([]*Resource, error) {
+	prefix := strings.ToLower(fullName) + "|" + scope.Key() + "/"
+	var out []*Resource
+	after := ""
+	for {
+		items, more, err := resources.List(ctx, s.store, prefix, after, defaultPageSize)
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range items {
+			id, err := arm.ParseID(it.Value.Resource.ID)
+			if err != nil {
+				continue
+			}
+			if parent, _ := id.Parent(); parent.Key() != scope.Key() {
+				continue
+			}
+			r := it.Value.Resource
+			r.ETag = etag(it.Revision)
+			out = append(out, &r)
+		}
+		if !more || len(items) == 0 {
+			return out, nil
+		}
+		after = items[len(items)-1].Name
+	}
+}
+
+// ErrUnchanged, returned by an Upsert's change function, leaves the
+// resource as it is (or uncreated) without an error.
+var ErrUnchanged = errors.New("resource unchanged")
+
+// Upsert creates or changes the resource id on the system's behalf: change
+// gets the stored resource (or, when created is true, a new one with its
+// id, name, type and the service's location filled in) and edits it in
+// place. It retries with a fresh read when somebody else wrote the
+// resource meanwhile, so change must be safe to call more than once. An
+// operation in flight on the resource is kept.
+func (s *Service) Upsert(ctx context.Context, id arm.ID, change func(r *Resource, created bool) error) (*Resource, error) {
+	t, ok := s.types.lookup(id.Type())
+	if !ok {
+		return nil, arm.Errorf(http.StatusInternalServerError, "InternalError", "type %s is not registered", id.Type())
+	}
+	key := storeKey(id)
+	for {
+		it, err := resources.Get(ctx, s.store, key)
+		created := errors.Is(err, store.ErrNotFound)
+		if err != nil && !created {
+			return nil, err
+		}
+		now := s.now().UTC()
+		rec := it.Value
+		if created {
+			rec = record{
+				Resource:    Resource{ID: id.String(), Name: id.Name(), Type: t.FullName(), Properties: map[string]any{}},
+				CreatedTime: now,
+			}
+			if t.Tracked {
+				rec.Resource.Location = s.location
+			}
+		}
+		rec.Resource.Properties = maps.Clone(rec.Resource.Properties)
+		if err := change(&rec.Resource, created); errors.Is(err, ErrUnchanged) {
+			if created {
+				return nil, nil
+			}
+			r := it.Value.Resource
+			return &r, nil
+		} else if err != nil {
+			return nil, err
+		}
+		if _, ok := rec.Resource.Properties["provisioningState"]; !ok {
+			rec.Resource.Properties["provisioningState"] = StateSucceeded
+		}
+		var old *Resource
+		if !created {
+			old = &it.Value.Resource
+		}
+		rec.Resource.SystemData = systemData(old, SystemCaller, now)
+		rec.ChangedTime = now
+		rev, err := s.store.Txn(ctx, resources.Update(key, rec, it.Revision))
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		r := rec.Resource
+		r.ETag = etag(rev)
+		return &r, nil
+	}
+}
+
+// Remove deletes the resource id and everything below it on the system's
+// behalf. Removing what is not there succeeds.
+func (s *Service) Remove(ctx context.Context, id arm.ID) error {
+	t, ok := s.types.lookup(id.Type())
+	if !ok {
+		return arm.Errorf(http.StatusInternalServerError, "InternalError", "type %s is not registered", id.Type())
+	}
+	ops := append(s.deleteOps(t, id), resources.Delete(storeKey(id)))
+	_, err := s.store.Txn(ctx, ops...)
+	return err
+}

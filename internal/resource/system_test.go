@@ -1,0 +1,135 @@
+package resource_test
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/resource"
+)
+
+func sysID(rg, name string) string { return groupID(rg) + "/providers/" + ns + "/sysWidgets/" + name }
+
+func mustID(t testing.TB, s string) arm.ID {
+	t.Helper()
+	id, err := arm.ParseID(s)
+	if err != nil {
+		t.Fatalf("ParseID(%q): %v", s, err)
+	}
+	return id
+}
+
+// TestSystemManaged: users cannot PUT or DELETE a system-managed type, but
+// the system creates, changes and removes it, and users PATCH its tags.
+func TestSystemManaged(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.putGroup(t, "rg")
+	id := sysID("rg", "s1")
+
+	_, err := e.svc.Put(t.Context(), req(t, id, `{"location":"local","properties":{}}`))
+	checkError(t, "Put(system-managed)", err, http.StatusMethodNotAllowed, "SystemManagedResource", "")
+
+	ctx := t.Context()
+	calls := 0
+	r, err := e.svc.Upsert(ctx, mustID(t, id), func(r *resource.Resource, created bool) error {
+		calls++
+		if !created {
+			t.Errorf("Upsert of a new resource: created = false")
+		}
+		r.Properties["rackSlot"] = 3
+		return nil
+	})
+	if err != nil || calls != 1 {
+		t.Fatalf("Upsert(create) = %v (%d calls), want success in one call", err, calls)
+	}
+	if r.Location != "local" || r.SystemData == nil || r.SystemData.CreatedBy != resource.SystemCaller.Name || r.ETag == "" {
+		t.Errorf("Upsert(create) = %+v, want location local, systemData by the system and an etag", r)
+	}
+	got := e.mustGet(t, id)
+	if got.Properties["rackSlot"] != float64(3) || got.Properties["provisioningState"] != "Succeeded" {
+		t.Errorf("Get after Upsert: properties %v, want rackSlot 3 and Succeeded", got.Properties)
+	}
+
+	// A user PATCH of tags works.
+	resp, err := e.svc.Patch(ctx, req(t, id, `{"tags":{"team":"ops"}}`))
+	wantStatus(t, "Patch(tags)", resp, err, http.StatusOK)
+
+	// An Upsert that changes nothing writes nothing.
+	before := e.mustGet(t, id)
+	if _, err := e.svc.Upsert(ctx, mustID(t, id), func(*resource.Resource, bool) error { return resource.ErrUnchanged }); err != nil {
+		t.Fatalf("Upsert(unchanged) = %v", err)
+	}
+	if after := e.mustGet(t, id); after.ETag != before.ETag {
+		t.Errorf("Upsert(unchanged) changed the etag %s → %s", before.ETag, after.ETag)
+	}
+	// An error from change is returned and nothing is written.
+	boom := errors.New("boom")
+	if _, err := e.svc.Upsert(ctx, mustID(t, id), func(r *resource.Resource, _ bool) error {
+		r.Properties["rackSlot"] = 9
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("Upsert(failing change) = %v, want %v", err, boom)
+	}
+	if after := e.mustGet(t, id); after.Properties["rackSlot"] != float64(3) || after.Tags["team"] != "ops" {
+		t.Errorf("after a failed Upsert: %+v, want rackSlot 3 and the user's tags", after)
+	}
+
+	list, err := e.svc.Resources(ctx, mustID(t, groupID("rg")), ns+"/sysWidgets")
+	if err != nil || len(list) != 1 || list[0].Name != "s1" {
+		t.Fatalf("Resources = %v, %v; want [s1]", list, err)
+	}
+
+	_, err = e.svc.Delete(ctx, req(t, id, ""))
+	checkError(t, "Delete(system-managed)", err, http.StatusMethodNotAllowed, "SystemManagedResource", "")
+
+	if _, err := e.svc.Upsert(ctx, mustID(t, sysID("rg", "s1")+"/parts/p1"), func(*resource.Resource, bool) error { return nil }); err != nil {
+		t.Fatalf("Upsert(child) = %v", err)
+	}
+	if err := e.svc.Remove(ctx, mustID(t, id)); err != nil {
+		t.Fatalf("Remove = %v", err)
+	}
+	for _, gone := range []string{id, id + "/parts/p1"} {
+		if _, err := e.get(t, gone); err == nil {
+			t.Errorf("Get(%s) after Remove succeeded, want 404", gone)
+		}
+	}
+	if err := e.svc.Remove(ctx, mustID(t, id)); err != nil {
+		t.Errorf("Remove of a missing resource = %v, want success", err)
+	}
+}
+
+// TestTaskSave: an action's progress is visible on the resource while it
+// runs, and a user's tag change meanwhile survives the action's end.
+func TestTaskSave(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.putGroup(t, "rg")
+	runOperations(t, e.svc, "replica-1")
+	id := sysID("rg", "s2")
+	if _, err := e.svc.Upsert(t.Context(), mustID(t, id), func(*resource.Resource, bool) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	open := e.p.gate("s2")
+	defer open()
+	resp, err := e.svc.Action(t.Context(), req(t, id, `{}`), "spin")
+	op := opID(t, wantStatus(t, "Action(spin)", resp, err, http.StatusAccepted).Header.Get("Location"))
+	waitFor(t, "phase spinning", func() bool {
+		r, err := e.get(t, id)
+		return err == nil && r.Properties["phase"] == "spinning"
+	})
+	resp, err = e.svc.Patch(t.Context(), req(t, id, `{"tags":{"k":"v"}}`))
+	wantStatus(t, "Patch(tags) during the action", resp, err, http.StatusOK)
+	open()
+	if st := e.waitOp(t, op); st.Status != resource.OpSucceeded {
+		t.Fatalf("spin = %+v, want Succeeded", st)
+	}
+	got := e.mustGet(t, id)
+	want := map[string]string{"k": "v"}
+	if got.Properties["phase"] != "spun" || !cmp.Equal(got.Tags, want) {
+		t.Errorf("after spin: phase %v tags %v, want spun and %v", got.Properties["phase"], got.Tags, want)
+	}
+}
