@@ -26,6 +26,9 @@ type Resource struct {
 	ETag             string            `json:"etag,omitempty"`
 	SystemData       *SystemData       `json:"systemData,omitempty"`
 	Properties       map[string]any    `json:"properties"`
+	// Busy says that an operation is in flight on the resource. It is
+	// filled in for providers (Lookup, Resources) and never stored.
+	Busy bool `json:"-"`
 }
 
 // SystemData records who created and last changed a resource (RPC

@@ -21,6 +21,10 @@ import (
 	"github.com/citadel-cloud/citadel/internal/store"
 )
 
+// serialKeys prefixes the keys that serialise contending actions
+// (Action.Serialize).
+const serialKeys = "action-serial/"
+
 // The store's collections.
 var (
 	resources     = store.NewCollection[record]("resources/")
@@ -804,6 +808,18 @@ func (s *Service) actionOnce(ctx context.Context, req *Request, t *Type, name st
 		var v any
 		return nil, arm.DecodeStrict(input, &v)
 	}
+	var ops []store.Op
+	if action.Serialize != nil {
+		// Read the key before Validate; the commit changes it, guarded by
+		// that read, so a contender accepted meanwhile makes this attempt
+		// conflict and validate again.
+		key := action.Serialize(&it.Value.Resource, input)
+		kv, err := s.store.Get(ctx, serialKeys+key)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		ops = append(ops, store.Update(serialKeys+key, []byte(req.ID.String()), kv.Revision))
+	}
 	if action.Validate != nil {
 		if err := action.Validate(ctx, &it.Value.Resource, input); err != nil {
 			return nil, err
@@ -813,11 +829,12 @@ func (s *Service) actionOnce(ctx context.Context, req *Request, t *Type, name st
 	op.Input = input
 	rec := it.Value
 	rec.OperationID = op.ID
-	ops := append([]store.Op{
+	ops = append(ops,
 		resources.Update(storeKey(req.ID), rec, it.Revision),
 		operations.Create(op.ID, *op),
 		activeOps.Create(op.ID, struct{}{}),
-	}, s.acceptedOps(req.Audit, rec.Resource.ID, http.StatusAccepted)...)
+	)
+	ops = append(ops, s.acceptedOps(req.Audit, rec.Resource.ID, http.StatusAccepted)...)
 	if _, err := s.store.Txn(ctx, ops...); err != nil {
 		return nil, err
 	}

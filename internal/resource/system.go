@@ -31,7 +31,9 @@ func (s *Service) Lookup(ctx context.Context, id arm.ID) (*Resource, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &it.Value.Resource, nil
+	r := it.Value.Resource
+	r.ETag, r.Busy = etag(it.Revision), it.Value.OperationID != ""
+	return &r, nil
 }
 
 // Resources lists every stored resource of type fullName directly in
@@ -54,7 +56,7 @@ func (s *Service) Resources(ctx context.Context, scope arm.ID, fullName string) 
 				continue
 			}
 			r := it.Value.Resource
-			r.ETag = etag(it.Revision)
+			r.ETag, r.Busy = etag(it.Revision), it.Value.OperationID != ""
 			out = append(out, &r)
 		}
 		if !more || len(items) == 0 {

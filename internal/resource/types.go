@@ -106,6 +106,11 @@ type Action struct {
 	// Run does the work in the operations controller and returns what the
 	// operation reports as its properties. It must be idempotent.
 	Run func(ctx context.Context, t *Task) (any, error)
+	// Serialize, when set, names what requests of this action contend
+	// for (the cluster of a machine being restarted): two requests with
+	// the same key are accepted one after the other, so that each one's
+	// Validate sees the other's operation in flight (Resource.Busy).
+	Serialize func(r *Resource, input json.RawMessage) string
 }
 
 // SortedAPIVersions lists the type's api-versions as clients expect them:
