@@ -40,6 +40,28 @@ type Task struct {
 // Input decodes the action's request body into v.
 func (t *Task) Input(v any) error { return arm.DecodeStrict(t.Op.Input, v) }
 
+// Note adds key=value to the properties of the activity-log record of the
+// operation's end: what the work decided that an auditor must see (a
+// safeguard overridden, say).
+func (t *Task) Note(key, value string) {
+	if t.Op.Audit == nil {
+		return
+	}
+	if t.Op.Audit.Properties == nil {
+		t.Op.Audit.Properties = map[string]string{}
+	}
+	t.Op.Audit.Properties[key] = value
+}
+
+// CorrelationID is the correlation id of the request that started the
+// operation, or the operation's id when there is none.
+func (t *Task) CorrelationID() string {
+	if t.Op.Audit != nil && t.Op.Audit.CorrelationID != "" {
+		return t.Op.Audit.CorrelationID
+	}
+	return t.Op.ID
+}
+
 // Save writes the task's resource as it is now, so that clients see the
 // work's progress (a machine's detailedStatus, say) before it ends. A
 // change somebody else made meanwhile (new tags) is kept; the task's

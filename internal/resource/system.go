@@ -37,7 +37,8 @@ func (s *Service) Lookup(ctx context.Context, id arm.ID) (*Resource, error) {
 }
 
 // Resources lists every stored resource of type fullName directly in
-// scope (a resource group or a parent resource), in key order.
+// scope (a resource group or a parent resource; a subscription for every
+// group in it), in key order.
 func (s *Service) Resources(ctx context.Context, scope arm.ID, fullName string) ([]*Resource, error) {
 	prefix := strings.ToLower(fullName) + "|" + scope.Key() + "/"
 	var out []*Resource
@@ -52,8 +53,8 @@ func (s *Service) Resources(ctx context.Context, scope arm.ID, fullName string) 
 			if err != nil {
 				continue
 			}
-			if parent, _ := id.Parent(); parent.Key() != scope.Key() {
-				continue
+			if len(id.Types) != len(scope.Types)+1 {
+				continue // a deeper descendant that shares the prefix
 			}
 			r := it.Value.Resource
 			r.ETag, r.Busy = etag(it.Revision), it.Value.OperationID != ""
