@@ -23,6 +23,7 @@ commands:
   bench    measure a running system (bench api)
   audit    export the signed activity log, verify an export offline
   identity create service principals and users, assign roles (on a stopped server's data dir)
+  redfish  talk to a machine's BMC: inventory, power on|off|restart|status
 
 Run 'citadel <command> -h' for a command's flags.
 `
@@ -45,6 +46,8 @@ func main() {
 		err = runAudit(ctx, os.Args[2:], os.Stdout)
 	case "identity":
 		err = runIdentity(ctx, os.Args[2:], os.Stdin, os.Stdout)
+	case "redfish":
+		err = runRedfish(ctx, os.Args[2:], os.Stdout)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return

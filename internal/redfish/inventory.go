@@ -1,0 +1,338 @@
+package redfish
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+)
+
+// Inventory is what hardware validation compares with the bill of
+// materials.
+type Inventory struct {
+	System             string // @odata.id
+	Manufacturer       string
+	Model              string
+	SKU                string
+	SerialNumber       string
+	UUID               string
+	BIOSVersion        string
+	BMCFirmwareVersion string // of the first manager in Links.ManagedBy
+	PowerState         string
+	Health             string
+	Processors         []Processor
+	Memory             []DIMM  // empty slots too, with State Absent
+	MemoryGiB          float64 // of Enabled DIMMs; MemorySummary when there are none
+	Drives             []Drive
+	NICs               []NIC
+	Firmware           []Firmware
+}
+
+// Processor is a CPU, GPU, FPGA or other processor.
+type Processor struct {
+	ID            string `json:"Id"`
+	ProcessorType string
+	Manufacturer  string
+	Model         string
+	TotalCores    int
+	TotalThreads  int
+	MaxSpeedMHz   int
+	State, Health string
+}
+
+func decodeProcessor(b []byte) (Processor, error) {
+	v, err := decode[struct {
+		Processor
+		Status status
+	}](b)
+	p := v.Processor
+	p.State, p.Health = v.Status.State, v.Status.Health
+	return p, err
+}
+
+// DIMM is one memory slot; an empty one has State Absent.
+type DIMM struct {
+	ID                string `json:"Id"`
+	CapacityMiB       int
+	MemoryDeviceType  string
+	OperatingSpeedMhz int
+	Manufacturer      string
+	PartNumber        string
+	SerialNumber      string
+	State, Health     string
+}
+
+func decodeDIMM(b []byte) (DIMM, error) {
+	v, err := decode[struct {
+		DIMM
+		Status status
+	}](b)
+	d := v.DIMM
+	d.State, d.Health = v.Status.State, v.Status.Health
+	return d, err
+}
+
+// Drive is a disk, from Storage or, on older services, SimpleStorage
+// (which gives no Id).
+type Drive struct {
+	ID            string `json:"Id"`
+	Name          string
+	Manufacturer  string
+	Model         string
+	SerialNumber  string
+	Revision      string
+	MediaType     string // HDD, SSD, SMR
+	Protocol      string // SAS, SATA, NVMe, ...
+	CapacityBytes int64
+	State, Health string
+}
+
+func decodeDrive(b []byte) (Drive, error) {
+	v, err := decode[struct {
+		Drive
+		Status status
+	}](b)
+	d := v.Drive
+	d.State, d.Health = v.Status.State, v.Status.Health
+	return d, err
+}
+
+func decodeStorage(b []byte) ([]string, error) {
+	v, err := decode[struct{ Drives []link }](b)
+	var out []string
+	for _, d := range v.Drives {
+		if d.ID != "" {
+			out = append(out, d.ID)
+		}
+	}
+	return out, err
+}
+
+func decodeSimpleStorage(b []byte) ([]Drive, error) {
+	v, err := decode[struct {
+		Devices []struct {
+			Drive
+			Status status
+		}
+	}](b)
+	var out []Drive
+	for _, x := range v.Devices {
+		d := x.Drive
+		d.State, d.Health = x.Status.State, x.Status.Health
+		out = append(out, d)
+	}
+	return out, err
+}
+
+// NIC is a system Ethernet interface.
+type NIC struct {
+	ID         string `json:"Id"`
+	MACAddress string // lower case, colon-separated
+	SpeedMbps  int
+	LinkStatus string // LinkUp, LinkDown, NoLink
+}
+
+func decodeNIC(b []byte) (NIC, error) {
+	n, err := decode[NIC](b)
+	n.MACAddress = normalizeMAC(n.MACAddress)
+	return n, err
+}
+
+// normalizeMAC writes a MAC address as aa:bb:cc:dd:ee:ff, whether the BMC
+// wrote it with colons, dashes, dots or nothing; anything else is only
+// lower-cased.
+func normalizeMAC(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	hex := strings.NewReplacer(":", "", "-", "", ".", "").Replace(s)
+	if len(hex) != 12 || strings.Trim(hex, "0123456789abcdef") != "" {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < 12; i += 2 {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		b.WriteString(hex[i : i+2])
+	}
+	return b.String()
+}
+
+// Firmware is one entry of the firmware inventory.
+type Firmware struct {
+	ID         string `json:"Id"`
+	Name       string
+	Version    string
+	SoftwareID string `json:"SoftwareId"`
+}
+
+func decodeFirmware(b []byte) (Firmware, error) { return decode[Firmware](b) }
+
+func decodeUpdateService(b []byte) (string, error) {
+	v, err := decode[struct{ FirmwareInventory link }](b)
+	return v.FirmwareInventory.ID, err
+}
+
+// Inventory reads what the system is made of: its processors, memory,
+// drives, NICs and firmware, each by following the system's links.
+func (c *Client) Inventory(ctx context.Context, sys string) (*Inventory, error) {
+	inv, err := c.inventory(ctx, sys)
+	if err != nil {
+		return nil, fmt.Errorf("redfish %s: inventory %s: %w", c.cfg.Endpoint, sys, err)
+	}
+	return inv, nil
+}
+
+func (c *Client) inventory(ctx context.Context, sys string) (*Inventory, error) {
+	s, err := c.system(ctx, sys)
+	if err != nil {
+		return nil, err
+	}
+	inv := &Inventory{
+		System:       s.ID,
+		Manufacturer: s.Manufacturer,
+		Model:        s.Model,
+		SKU:          s.SKU,
+		SerialNumber: s.SerialNumber,
+		UUID:         s.UUID,
+		BIOSVersion:  s.BiosVersion,
+		PowerState:   s.PowerState,
+		Health:       s.Health,
+	}
+	if inv.Processors, err = readAll(ctx, c, s.links.processors, decodeProcessor); err != nil {
+		return nil, err
+	}
+	if inv.Memory, err = readAll(ctx, c, s.links.memory, decodeDIMM); err != nil {
+		return nil, err
+	}
+	for _, d := range inv.Memory {
+		if d.State == "Enabled" {
+			inv.MemoryGiB += float64(d.CapacityMiB) / 1024
+		}
+	}
+	if len(inv.Memory) == 0 {
+		inv.MemoryGiB = s.MemoryGiB
+	}
+	if inv.Drives, err = c.drives(ctx, s); err != nil {
+		return nil, err
+	}
+	if inv.NICs, err = readAll(ctx, c, s.links.ethernet, decodeNIC); err != nil {
+		return nil, err
+	}
+	var managers []manager
+	for _, id := range s.links.managedBy {
+		m, err := read(ctx, c, id, decodeManager)
+		if err != nil {
+			return nil, err
+		}
+		managers = append(managers, m)
+	}
+	if len(managers) > 0 {
+		inv.BMCFirmwareVersion = managers[0].FirmwareVersion
+	}
+	if inv.Firmware, err = c.firmware(ctx); err != nil {
+		return nil, err
+	}
+	// Without a firmware inventory (Intel, Supermicro X10, iDRAC7) the
+	// system and its managers still say their versions.
+	if len(inv.Firmware) == 0 {
+		if s.BiosVersion != "" {
+			inv.Firmware = append(inv.Firmware, Firmware{ID: "BIOS", Name: "BIOS", Version: s.BiosVersion})
+		}
+		for _, m := range managers {
+			if m.FirmwareVersion != "" {
+				inv.Firmware = append(inv.Firmware, Firmware{ID: m.ID, Name: m.Name, Version: m.FirmwareVersion})
+			}
+		}
+	}
+	return inv, nil
+}
+
+// drives reads Storage/{s}.Drives, else the Devices of SimpleStorage
+// (older services: Supermicro X10, DMTF rackmount1).
+func (c *Client) drives(ctx context.Context, s *System) ([]Drive, error) {
+	var out []Drive
+	if s.links.storage != "" {
+		storages, err := c.members(ctx, s.links.storage)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range storages {
+			links, err := read(ctx, c, id, decodeStorage)
+			if err != nil {
+				return nil, err
+			}
+			for _, l := range links {
+				d, err := read(ctx, c, l, decodeDrive)
+				if err != nil {
+					return nil, err
+				}
+				if d.ID == "" {
+					d.ID = path.Base(trimSlash(l)) // a label for the report, never navigated
+				}
+				out = append(out, d)
+			}
+		}
+	}
+	if len(out) > 0 || s.links.simpleStorage == "" {
+		return out, nil
+	}
+	simple, err := c.members(ctx, s.links.simpleStorage)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range simple {
+		devices, err := read(ctx, c, id, decodeSimpleStorage)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, devices...)
+	}
+	return out, nil
+}
+
+// firmware reads UpdateService/FirmwareInventory; nil when there is none.
+func (c *Client) firmware(ctx context.Context) ([]Firmware, error) {
+	if c.root.updateService == "" {
+		return nil, nil
+	}
+	col, err := read(ctx, c, c.root.updateService, decodeUpdateService)
+	if err != nil || col == "" {
+		return nil, err
+	}
+	return readAll(ctx, c, col, decodeFirmware)
+}
+
+// read gets one resource and decodes it.
+func read[T any](ctx context.Context, c *Client, id string, decode func([]byte) (T, error)) (T, error) {
+	resp, err := c.get(ctx, id)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	v, err := decode(resp.body)
+	if err != nil {
+		return v, fmt.Errorf("%s: %w", id, err)
+	}
+	return v, nil
+}
+
+// readAll gets and decodes each member of a collection; nil when there is
+// no collection.
+func readAll[T any](ctx context.Context, c *Client, col string, decode func([]byte) (T, error)) ([]T, error) {
+	if col == "" {
+		return nil, nil
+	}
+	ids, err := c.members(ctx, col)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(ids))
+	for _, id := range ids {
+		v, err := read(ctx, c, id, decode)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
