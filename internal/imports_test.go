@@ -46,7 +46,7 @@ func isStdlib(p string) bool { return !strings.Contains(strings.SplitN(p, "/", 2
 func TestImports(t *testing.T) {
 	// Pure packages do no I/O: the standard library (no net, os or
 	// database) and other pure packages only.
-	pure := map[string]bool{"internal/arm": true, "internal/network": true, "internal/authz": true}
+	pure := map[string]bool{"internal/arm": true, "internal/network": true, "internal/authz": true, "internal/machine": true}
 	impure := []string{"net", "net/http", "os", "os/exec", "database/sql", "io/fs"}
 	all := imports(t)
 	if !slices.ContainsFunc(all["internal/store"], func(p string) bool { return strings.HasPrefix(p, "go.etcd.io/etcd") }) {
@@ -66,6 +66,8 @@ func TestImports(t *testing.T) {
 				t.Errorf("%s imports internal/store: mutations go through the resource framework", pkg)
 			case local == "internal/server" && pkg != "cmd/citadel" && pkg != "internal/servertest":
 				t.Errorf("%s imports internal/server: only main and servertest assemble a server", pkg)
+			case local == "internal/redfishsim" && pkg != "cmd/citadel" && !strings.HasPrefix(pkg, "internal/sim"):
+				t.Errorf("%s imports internal/redfishsim: the control plane drives simulated BMCs over HTTP like real ones", pkg)
 			case local == "internal/servertest" || local == "internal/store/storetest":
 				t.Errorf("%s imports %s in non-test code", pkg, local)
 			}

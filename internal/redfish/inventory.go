@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/citadel-cloud/citadel/internal/machine"
 )
 
 // Inventory is what hardware validation compares with the bill of
@@ -335,4 +337,46 @@ func readAll[T any](ctx context.Context, c *Client, col string, decode func([]by
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// Hardware is the inventory in the terms of package machine, for
+// validation against a machine SKU: present DIMMs only, and the BIOS and
+// BMC versions among the firmware.
+func (inv *Inventory) Hardware() machine.Inventory {
+	out := machine.Inventory{Manufacturer: inv.Manufacturer, Model: inv.Model, SerialNumber: inv.SerialNumber,
+		Firmware: map[string]string{}}
+	for _, pr := range inv.Processors {
+		out.Processors = append(out.Processors, machine.Processor{Model: pr.Model, Cores: pr.TotalCores,
+			Threads: pr.TotalThreads, Type: processorType(pr.ProcessorType), Healthy: pr.Health == "" || pr.Health == "OK"})
+	}
+	for _, d := range inv.Memory {
+		if d.State == "Absent" {
+			continue
+		}
+		out.DIMMs = append(out.DIMMs, machine.DIMM{Slot: d.ID, CapacityMiB: d.CapacityMiB, Enabled: d.State == "" || d.State == "Enabled", Health: d.Health})
+	}
+	for _, d := range inv.Drives {
+		out.Disks = append(out.Disks, machine.DiskInfo{Name: d.ID, Model: d.Model, Serial: d.SerialNumber,
+			CapacityBytes: d.CapacityBytes, MediaType: d.MediaType, Protocol: d.Protocol})
+	}
+	for _, n := range inv.NICs {
+		out.NICs = append(out.NICs, machine.NIC{Name: n.ID, MAC: n.MACAddress, SpeedMbps: n.SpeedMbps, LinkStatus: n.LinkStatus})
+	}
+	if inv.BIOSVersion != "" {
+		out.Firmware["BIOS"] = inv.BIOSVersion
+	}
+	if inv.BMCFirmwareVersion != "" {
+		out.Firmware["BMC"] = inv.BMCFirmwareVersion
+	}
+	for _, f := range inv.Firmware {
+		out.Firmware[f.Name] = f.Version
+	}
+	return out
+}
+
+func processorType(t string) string {
+	if strings.EqualFold(t, "GPU") {
+		return "GPU"
+	}
+	return "CPU"
 }

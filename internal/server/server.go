@@ -29,10 +29,13 @@ import (
 	"github.com/citadel-cloud/citadel/internal/client"
 	"github.com/citadel-cloud/citadel/internal/frontdoor"
 	"github.com/citadel-cloud/citadel/internal/identity"
+	"github.com/citadel-cloud/citadel/internal/machine"
 	"github.com/citadel-cloud/citadel/internal/providers/authorization"
 	"github.com/citadel-cloud/citadel/internal/providers/directory"
+	"github.com/citadel-cloud/citadel/internal/providers/extendedlocation"
 	"github.com/citadel-cloud/citadel/internal/providers/fabric"
 	"github.com/citadel-cloud/citadel/internal/providers/insights"
+	"github.com/citadel-cloud/citadel/internal/providers/networkcloud"
 	"github.com/citadel-cloud/citadel/internal/providers/resources"
 	"github.com/citadel-cloud/citadel/internal/resource"
 	"github.com/citadel-cloud/citadel/internal/store"
@@ -56,7 +59,12 @@ type Config struct {
 	// AuditRetention is how long activity-log records stay in etcd before
 	// they move to signed archive segments under the data dir.
 	AuditRetention time.Duration
-	Logger         *slog.Logger
+	// SKUFile, when set, adds operator rack and machine SKUs to the
+	// built-in catalog (a JSON file, see package machine).
+	SKUFile string
+	// BMCCAFile, when set, is the CA that BMC certificates chain to.
+	BMCCAFile string
+	Logger    *slog.Logger
 }
 
 // DefaultConfig is the configuration of a single replica on this machine.
@@ -82,6 +90,8 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	})
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "server certificate to use instead of a generated one")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "key of --tls-cert")
+	fs.StringVar(&c.SKUFile, "sku-file", c.SKUFile, "JSON file of operator rack and machine SKUs to add to the built-in catalog")
+	fs.StringVar(&c.BMCCAFile, "bmc-ca-file", c.BMCCAFile, "CA certificate (PEM) that BMC certificates chain to, for BMCs whose connection string pins no fingerprint")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", c.AuditRetention, "how long activity-log records stay in etcd before moving to signed archive segments under <data-dir>/audit/archive (0: keep them all)")
 }
 
@@ -218,6 +228,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		w.Write([]byte("ok\n"))
 	})
 	other.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	// BMCs fetch OS images from here when they reimage a machine.
+	other.Handle("GET /images/", http.StripPrefix("/images/", http.FileServer(http.Dir(filepath.Join(dataDir, "images")))))
 	fd := frontdoor.New(frontdoor.Config{
 		Resources: s.Resources, Core: core, Identity: s.Identity, Authz: rbac, Insights: insights.New(s.Audit), Audit: s.Audit,
 		Other: other, Logger: log, Metrics: metrics,
@@ -250,6 +262,38 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	log.InfoContext(ctx, "citadel server ready", "url", s.URL, "location", cfg.Location,
 		"credentials", s.CredentialsFile, "ca", ca.CertFile())
 	return s, nil
+}
+
+// registerNetworkCloud serves Microsoft.NetworkCloud with the built-in SKU
+// catalog plus the operator's, and the OS images under the data dir.
+func registerNetworkCloud(svc *resource.Service, cfg Config, dataDir, publicURL string, log *slog.Logger) error {
+	catalog := machine.Builtin()
+	if cfg.SKUFile != "" {
+		f, err := os.Open(cfg.SKUFile)
+		if err != nil {
+			return fmt.Errorf("--sku-file: %w", err)
+		}
+		defer f.Close()
+		if err := catalog.Load(f); err != nil {
+			return fmt.Errorf("--sku-file %s: %w", cfg.SKUFile, err)
+		}
+	}
+	var bmcCA []byte
+	if cfg.BMCCAFile != "" {
+		var err error
+		if bmcCA, err = os.ReadFile(cfg.BMCCAFile); err != nil {
+			return fmt.Errorf("--bmc-ca-file: %w", err)
+		}
+	}
+	images := filepath.Join(dataDir, "images")
+	if err := os.MkdirAll(images, 0o755); err != nil {
+		return err
+	}
+	networkcloud.Register(svc, networkcloud.Config{
+		Catalog: catalog, ImageDir: images, ImageURL: strings.TrimSuffix(publicURL, "/") + "/images",
+		BMCCACert: bmcCA, Logger: log,
+	})
+	return nil
 }
 
 // publicHost is the host clients use: the first --tls-san, else the
@@ -341,6 +385,10 @@ func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL strin
 	p.rbac = authorization.New(p.resources, log)
 	fabric.Register(p.resources)
 	directory.Register(p.resources, p.identity)
+	extendedlocation.Register(p.resources)
+	if err := registerNetworkCloud(p.resources, cfg, dataDir, publicURL, log); err != nil {
+		return nil, err
+	}
 	if err := p.resources.CreateTenancy(ctx, p.boot.tenant(), p.boot.subscription()); err != nil {
 		return nil, err
 	}
