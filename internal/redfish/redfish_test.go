@@ -258,10 +258,10 @@ func TestPower(t *testing.T) {
 		op         func(context.Context, *Client) error
 		wantResets []string
 		wantState  string
-		wantTook   time.Duration // in fake time
+		wantTook   time.Duration // in fake time: polls at 50 ms, doubling to 2 s (0.05, 0.15, 0.35, 0.75, 1.55, 3.15, 5.15, 7.15 … s)
 		wantErr    string
 	}{
-		{"on from off", bend{powerState: Off, transition: 10 * time.Second}, on, []string{"On"}, On, 10 * time.Second, ""},
+		{"on from off", bend{powerState: Off, transition: 10 * time.Second}, on, []string{"On"}, On, 11150 * time.Millisecond, ""},
 		{"on when on", bend{sameState400: true}, on, nil, On, 0, ""},
 		{"on while powering on, refused (iLO)", bend{powerState: Off, transition: 10 * time.Second, sameState400: true},
 			func(ctx context.Context, c *Client) error {
@@ -269,8 +269,8 @@ func TestPower(t *testing.T) {
 					return err
 				}
 				return c.PowerOn(ctx, rackSystem)
-			}, []string{"On"}, On, 10 * time.Second, ""},
-		{"off, graceful", bend{transition: 5 * time.Second}, off(false), []string{"GracefulShutdown"}, Off, 6 * time.Second, ""},
+			}, []string{"On"}, On, 11150 * time.Millisecond, ""},
+		{"off, graceful", bend{transition: 5 * time.Second}, off(false), []string{"GracefulShutdown"}, Off, 5150 * time.Millisecond, ""},
 		{"off, graceful ignored, forced after the timeout", bend{ignoreGraceful: true}, off(false), []string{"GracefulShutdown", "ForceOff"}, Off, time.Minute, ""},
 		{"off, forced", bend{}, off(true), []string{"ForceOff"}, Off, 0, ""},
 		{"off when off", bend{powerState: Off, sameState400: true}, off(false), nil, Off, 0, ""},

@@ -134,8 +134,13 @@ const (
 )
 
 // pollInterval is how often the client reads a state it waits for, when
-// the BMC gives no Retry-After.
-const pollInterval = 2 * time.Second
+// the BMC gives no Retry-After. A power-state wait starts at
+// firstPowerPoll and doubles up to pollInterval: most transitions end
+// within a second or take minutes.
+const (
+	pollInterval   = 2 * time.Second
+	firstPowerPoll = 50 * time.Millisecond
+)
 
 // Systems returns the @odata.id of each ComputerSystem.
 func (c *Client) Systems(ctx context.Context) ([]string, error) {
@@ -346,7 +351,7 @@ func (c *Client) waitPower(ctx context.Context, sys, want string, timeout time.D
 	defer cancel()
 	t0 := time.Now()
 	last, lastErr := "unknown", error(nil)
-	for {
+	for wait := firstPowerPoll; ; wait = min(2*wait, pollInterval) {
 		s, err := c.system(ctx, sys)
 		switch {
 		case err == nil && s.PowerState == want:
@@ -358,7 +363,7 @@ func (c *Client) waitPower(ctx context.Context, sys, want string, timeout time.D
 		default:
 			last, lastErr = s.PowerState, nil
 		}
-		if err := sleep(ctx, pollInterval); err != nil {
+		if err := sleep(ctx, wait); err != nil {
 			if lastErr != nil {
 				return fmt.Errorf("wait for %s to be %s: %w (last error: %v)", sys, want, err, lastErr)
 			}

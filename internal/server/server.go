@@ -229,7 +229,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	other.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	// BMCs fetch OS images from here when they reimage a machine.
-	other.Handle("GET /images/", http.StripPrefix("/images/", http.FileServer(http.Dir(filepath.Join(dataDir, "images")))))
+	images := os.DirFS(filepath.Join(dataDir, "images"))
+	other.HandleFunc("GET /images/{file}", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFileFS(w, r, images, r.PathValue("file"))
+	})
 	fd := frontdoor.New(frontdoor.Config{
 		Resources: s.Resources, Core: core, Identity: s.Identity, Authz: rbac, Insights: insights.New(s.Audit), Audit: s.Audit,
 		Other: other, Logger: log, Metrics: metrics,

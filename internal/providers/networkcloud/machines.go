@@ -184,7 +184,7 @@ func (p *Provider) checkGuard(ctx context.Context, cluster, r *resource.Resource
 	}
 	if refusal := machine.CheckDisruption(members, r.Name, policy); refusal != nil {
 		return arm.Errorf(http.StatusConflict, "DisruptionGuard",
-			"The %s of '%s' is refused by the disruption guard (rule %s, machines %s): %s Send safeguardMode None to override.",
+			"The %s of '%s' is refused by the disruption guard (rule %s, machines %s): %s. Send safeguardMode None to override.",
 			action, r.Name, refusal.Rule, strings.Join(refusal.Machines, ", "), refusal.Message)
 	}
 	return nil
@@ -334,6 +334,11 @@ func (p *Provider) provisionOS(ctx context.Context, version string, tr *tracker)
 	err = bmc.client.Reimage(ctx, bmc.system, image, func(step string) { tr.step(ctx, step) })
 	if err != nil {
 		return p.machineFailed(r, fmt.Errorf("installing %s: %w", image, err))
+	}
+	// The machine runs the installed OS now; the next boot is from disk.
+	tr.step(ctx, "eject media")
+	if err := bmc.client.EjectMedia(ctx, bmc.system); err != nil {
+		return p.machineFailed(r, err)
 	}
 	set(r.Properties, map[string]any{"detailedStatus": "Provisioned", "detailedStatusMessage": "The machine is provisioned.",
 		"osImage": image, "powerState": "On", "machineClusterVersion": version})

@@ -1,0 +1,405 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/citadel-cloud/citadel/internal/redfishsim"
+	"github.com/citadel-cloud/citadel/internal/servertest"
+)
+
+// TestNetworkCloud drives a multi-rack cluster through the real az CLI
+// against simulated BMCs: 1 aggregator rack (3 controllers and a SAN) and
+// 3 compute racks of 4 machines. It defines the cluster manager and the
+// cluster, checks the topology rules and the system-managed resources,
+// deploys (one machine has half its memory and fails validation), runs
+// every machine action, and checks the disruption guard and its override.
+func TestNetworkCloud(t *testing.T) {
+	requireAz(t)
+	t.Parallel()
+	start := time.Now()
+	cp := servertest.Start(t)
+	ncImage(t, cp.DataDir)
+	az := newAzCLI(t, cp)
+	t.Cleanup(func() {
+		az.logTimings(t)
+		t.Logf("TestNetworkCloud took %v", time.Since(start).Round(time.Millisecond))
+	})
+	c := cp.Creds
+	sub := c.SubscriptionID
+	rg := "/subscriptions/" + sub + "/resourceGroups/nc"
+	ncID := func(typ, name string) string { return rg + "/providers/Microsoft.NetworkCloud/" + typ + "/" + name }
+
+	const (
+		badMemory = "nc1r3m4" // has 256 of the SKU's 512 GiB
+		slowOff   = "nc1r2m1" // takes 1.5 s to shut down
+	)
+	fleet := newNCFleet(t, cp)
+	cl := newNCCluster(t, fleet, "nc1", 3, 4, func(name string, m *redfishsim.Machine, o *redfishsim.Options) {
+		switch name {
+		case badMemory:
+			m.DIMMs = m.DIMMs[:8]
+		case slowOff:
+			o.PowerOffDelay = 1500 * time.Millisecond
+		}
+	})
+	cl.props["computeDeploymentThreshold"] = map[string]any{"type": "PercentSuccess", "grouping": "PerCluster", "value": 80}
+	cl.props["updateStrategy"] = map[string]any{"strategyType": "Rack", "maxUnavailable": 1, "thresholdType": "PercentSuccess",
+		"thresholdValue": 80, "waitTimeMinutes": 1}
+	clusterID := ncID("clusters", "nc1")
+	machineID := func(name string) string { return ncID("bareMetalMachines", name) }
+	machine := func(t *testing.T, name string) ncMachine {
+		t.Helper()
+		var m ncMachine
+		az.json(t, &m, "resource", "show", "--ids", machineID(name))
+		return m
+	}
+	action := func(t *testing.T, name, act, body string) {
+		t.Helper()
+		args := []string{"resource", "invoke-action", "--ids", machineID(name), "--action", act}
+		if body != "" {
+			args = append(args, "--request-body", body)
+		}
+		az.ok(t, args...)
+	}
+	// jsonArg passes v to az in a file (@path), which keeps the logs short.
+	bodies := t.TempDir()
+	jsonArg := func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.CreateTemp(bodies, "body-*.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		return "@" + f.Name()
+	}
+
+	must := func(name string, f func(t *testing.T)) {
+		t.Helper()
+		if !t.Run(name, f) {
+			t.Fatalf("step %q failed; the later steps depend on it", name)
+		}
+	}
+	must("login", func(t *testing.T) {
+		az.ok(t, "cloud", "register", "-n", "citadel", "--endpoint-resource-manager", c.ARMEndpoint)
+		az.ok(t, "cloud", "set", "-n", "citadel")
+		az.ok(t, "login", "--service-principal", "-u", c.ClientID, "-p", c.ClientSecret, "--tenant", c.TenantID)
+		az.ok(t, "group", "create", "-n", "nc", "-l", "local")
+	})
+
+	var customLocation string
+	must("cluster manager", func(t *testing.T) {
+		var cm struct {
+			Properties struct {
+				DetailedStatus          string `json:"detailedStatus"`
+				ManagerExtendedLocation struct {
+					Name, Type string
+				} `json:"managerExtendedLocation"`
+				ClusterVersions []struct {
+					TargetClusterVersion string `json:"targetClusterVersion"`
+				} `json:"clusterVersions"`
+			} `json:"properties"`
+		}
+		az.json(t, &cm, "resource", "create", "-g", "nc", "-n", "cm1", "--resource-type", "Microsoft.NetworkCloud/clusterManagers",
+			"--is-full-object", "-p", jsonArg(map[string]any{"location": "local", "properties": map[string]any{
+				"fabricControllerId": "/subscriptions/" + sub + "/resourceGroups/fabric/providers/Microsoft.ManagedNetworkFabric/networkFabricControllers/nfc1"}}))
+		customLocation = cm.Properties.ManagerExtendedLocation.Name
+		if cm.Properties.DetailedStatus != "Available" || !strings.HasSuffix(customLocation, "/providers/Microsoft.ExtendedLocation/customLocations/cm1-clustermanager") {
+			t.Fatalf("cluster manager: detailedStatus %q, managerExtendedLocation %q; want Available and its custom location", cm.Properties.DetailedStatus, customLocation)
+		}
+		if len(cm.Properties.ClusterVersions) != 1 || cm.Properties.ClusterVersions[0].TargetClusterVersion != ncVersion {
+			t.Errorf("clusterVersions = %+v, want the image catalog's %s", cm.Properties.ClusterVersions, ncVersion)
+		}
+		var loc azResource
+		az.json(t, &loc, "resource", "show", "--ids", customLocation)
+		if loc.Type != "Microsoft.ExtendedLocation/customLocations" {
+			t.Errorf("custom location type = %q", loc.Type)
+		}
+	})
+
+	t.Run("cluster refused", func(t *testing.T) {
+		create := func(name string, body map[string]any) []string {
+			return []string{"resource", "create", "-g", "nc", "-n", name, "--resource-type", "Microsoft.NetworkCloud/clusters",
+				"--is-full-object", "-p", jsonArg(body)}
+		}
+		// Two compute racks short of a multi-rack cluster.
+		two := *cl
+		two.racks = cl.racks[:2]
+		az.fail(t, []string{"InvalidRequestContent", "a MultiRack cluster needs at least 3 compute racks; found 1"}, create("nc2", two.body(sub, customLocation))...)
+		// An extended location that is no custom location of a manager.
+		az.fail(t, []string{"extendedLocation.name", "was not found"}, create("nc3", cl.body(sub, rg+"/providers/Microsoft.ExtendedLocation/customLocations/nosuch"))...)
+		// A version the image catalog does not hold.
+		body := cl.body(sub, customLocation)
+		body["properties"].(map[string]any)["clusterVersion"] = "9.9.9"
+		az.fail(t, []string{"properties.clusterVersion", "9.9.9"}, create("nc4", body)...)
+		az.fail(t, []string{"ResourceNotFound"}, "resource", "show", "--ids", ncID("clusters", "nc2"))
+	})
+
+	must("cluster", func(t *testing.T) {
+		var got struct {
+			Properties struct {
+				DetailedStatus          string `json:"detailedStatus"`
+				ClusterManagerID        string `json:"clusterManagerId"`
+				ClusterExtendedLocation struct{ Name string } `json:"clusterExtendedLocation"`
+				ClusterCapacity         struct {
+					TotalCoreCount int `json:"totalCoreCount"`
+				} `json:"clusterCapacity"`
+			} `json:"properties"`
+		}
+		az.json(t, &got, "resource", "create", "-g", "nc", "-n", "nc1", "--resource-type", "Microsoft.NetworkCloud/clusters",
+			"--is-full-object", "-p", jsonArg(cl.body(sub, customLocation)))
+		p := got.Properties
+		if p.DetailedStatus != "PendingDeployment" || !strings.EqualFold(p.ClusterManagerID, ncID("clusterManagers", "cm1")) ||
+			!strings.HasSuffix(p.ClusterExtendedLocation.Name, "/customLocations/nc1-cluster") {
+			t.Errorf("cluster = %+v, want PendingDeployment, managed by cm1, with its custom location", p)
+		}
+		if want := 3*32 + 12*64; p.ClusterCapacity.TotalCoreCount != want {
+			t.Errorf("clusterCapacity.totalCoreCount = %d, want %d", p.ClusterCapacity.TotalCoreCount, want)
+		}
+		for typ, want := range map[string]int{"racks": 4, "bareMetalMachines": 15, "storageAppliances": 1} {
+			var list []azResource
+			az.json(t, &list, "resource", "list", "-g", "nc", "--resource-type", "Microsoft.NetworkCloud/"+typ)
+			if len(list) != want {
+				t.Errorf("az resource list %s: %d, want %d", typ, len(list), want)
+			}
+		}
+		m := machine(t, "nc1c1")
+		if m.Properties.DetailedStatus != "Preparing" || !slices.Contains(m.Properties.MachineRoles, "control-plane") ||
+			!strings.HasSuffix(m.ExtendedLocation.Name, "/customLocations/nc1-cluster") {
+			t.Errorf("machine nc1c1 = %+v, want Preparing, a control-plane role, in the cluster's custom location", m)
+		}
+	})
+
+	t.Run("identities unique across the boundary", func(t *testing.T) {
+		other := newNCCluster(t, fleet, "nc5", 3, 1, nil)
+		body := other.body(sub, customLocation)
+		rack := body["properties"].(map[string]any)["computeRackDefinitions"].([]any)[0].(map[string]any)
+		rack["bareMetalMachineConfigurationData"].([]map[string]any)[0]["serialNumber"] = "nc1r1m1" // lower case: same serial
+		az.fail(t, []string{`serial number "nc1r1m1" is already used by`, machineID("nc1r1m1")}, "resource", "create", "-g", "nc", "-n", "nc5", "--resource-type", "Microsoft.NetworkCloud/clusters",
+			"--is-full-object", "-p", jsonArg(body))
+	})
+
+	t.Run("system managed", func(t *testing.T) {
+		const msg = "All customer initiated requests will be rejected as the life cycle of this resource is managed by the system."
+		az.fail(t, []string{msg}, "resource", "create", "-g", "nc", "-n", "myrack", "--resource-type", "Microsoft.NetworkCloud/racks",
+			"-l", "local", "-p", `{"rackSkuId":"citadel-compute-8"}`)
+		az.fail(t, []string{msg}, "resource", "delete", "--ids", machineID("nc1r1m1"), "--verbose")
+		// PATCH of tags and of the writable machineDetails works.
+		// (az 2.45 has no resource patch, and its resource tag and update
+		// send PUT.)
+		az.ok(t, "rest", "--method", "patch", "--url", machineID("nc1r1m1")+"?api-version="+ncAPI, "--body",
+			`{"tags":{"team":"ops"},"properties":{"machineDetails":"row 4, left"}}`)
+		var m struct {
+			Tags       map[string]string `json:"tags"`
+			Properties struct {
+				MachineDetails string `json:"machineDetails"`
+				SerialNumber   string `json:"serialNumber"`
+			} `json:"properties"`
+		}
+		az.json(t, &m, "resource", "show", "--ids", machineID("nc1r1m1"))
+		if m.Tags["team"] != "ops" || m.Properties.MachineDetails != "row 4, left" || m.Properties.SerialNumber != "NC1R1M1" {
+			t.Errorf("after PATCH: %+v, want tag team=ops, the new machineDetails and the serial kept", m)
+		}
+		// Read-only properties in a body are ignored (arm-contract §2.5).
+		az.ok(t, "rest", "--method", "patch", "--url", machineID("nc1r1m1")+"?api-version="+ncAPI, "--body",
+			`{"properties":{"serialNumber":"X"}}`)
+		az.json(t, &m, "resource", "show", "--ids", machineID("nc1r1m1"))
+		if m.Properties.SerialNumber != "NC1R1M1" {
+			t.Errorf("a PATCH changed the read-only serialNumber to %q", m.Properties.SerialNumber)
+		}
+	})
+
+	must("deploy", func(t *testing.T) {
+		az.ok(t, "resource", "invoke-action", "--ids", clusterID, "--action", "deploy", "--request-body", "{}")
+		var got struct {
+			Properties struct {
+				DetailedStatus        string          `json:"detailedStatus"`
+				DetailedStatusMessage string          `json:"detailedStatusMessage"`
+				ActionStates          []ncActionState `json:"actionStates"`
+			} `json:"properties"`
+		}
+		az.json(t, &got, "resource", "show", "--ids", clusterID)
+		if got.Properties.DetailedStatus != "Running" || !strings.Contains(got.Properties.DetailedStatusMessage, badMemory) {
+			t.Errorf("cluster after deploy: %s (%s), want Running, naming the failed %s", got.Properties.DetailedStatus, got.Properties.DetailedStatusMessage, badMemory)
+		}
+		if len(got.Properties.ActionStates) == 0 || got.Properties.ActionStates[0].Status != "Completed" {
+			t.Errorf("cluster actionStates = %+v, want the deploy Completed", got.Properties.ActionStates)
+		}
+		bad := machine(t, badMemory)
+		if bad.Properties.DetailedStatus != "Error" || !strings.Contains(bad.Properties.DetailedStatusMessage, "memory: 256 GiB enabled, the SKU needs 512 GiB") ||
+			bad.Properties.HardwareValidationStatus["result"] != "Fail" {
+			t.Errorf("%s: %s (%s), validation %v; want Error naming the memory", badMemory, bad.Properties.DetailedStatus, bad.Properties.DetailedStatusMessage, bad.Properties.HardwareValidationStatus)
+		}
+		for name, b := range cl.bmcs {
+			if name == badMemory {
+				if b.BMC.Reimages() != 0 {
+					t.Errorf("%s was reimaged %d times, want never", name, b.BMC.Reimages())
+				}
+				continue
+			}
+			var m ncMachine // read with the Go client: 14 az starts would add 8 s
+			ncGet(t, cp.Client, machineID(name), &m)
+			p := m.Properties
+			if p.DetailedStatus != "Provisioned" || p.PowerState != "On" || p.ReadyState != "True" || p.MachineClusterVersion != ncVersion ||
+				!strings.HasSuffix(p.OSImage, "/images/cluster-"+ncVersion+".iso") || p.HardwareValidationStatus["result"] != "Pass" ||
+				p.ServiceTag != b.Machine.SerialNumber || len(p.HardwareInventory.Interfaces) == 0 {
+				t.Errorf("%s after deploy: %+v", name, p)
+			}
+			if s, ok := m.state("Microsoft.NetworkCloud/clusters/deploy/action"); !ok || s.Status != "Completed" || len(s.StepStates) < 3 {
+				t.Errorf("%s: deploy actionState = %+v", name, s)
+			}
+			if b.BMC.Reimages() != 1 || b.BMC.PowerState() != "On" || b.BMC.MediaImage() != "" ||
+				!strings.HasSuffix(b.BMC.BootedImage(), "cluster-"+ncVersion+".iso") {
+				t.Errorf("%s BMC: %d reimages, power %s, media %q, booted %q; want one reimage, On, ejected, booted the image",
+					name, b.BMC.Reimages(), b.BMC.PowerState(), b.BMC.MediaImage(), b.BMC.BootedImage())
+			}
+		}
+	})
+
+	t.Run("machine actions", func(t *testing.T) {
+		const name = "nc1r1m1"
+		b := cl.bmcs[name]
+		check := func(t *testing.T, what, actionType, power, ready, cordon string) {
+			t.Helper()
+			m := machine(t, name)
+			p := m.Properties
+			if p.PowerState != power || p.ReadyState != ready || p.CordonStatus != cordon {
+				t.Errorf("after %s: power %s, ready %s, cordon %s; want %s, %s, %s", what, p.PowerState, p.ReadyState, p.CordonStatus, power, ready, cordon)
+			}
+			if s, ok := m.state("Microsoft.NetworkCloud/bareMetalMachines/" + actionType + "/action"); !ok || s.Status != "Completed" {
+				t.Errorf("after %s: actionState %+v, want Completed", what, s)
+			}
+		}
+		action(t, name, "powerOff", `{"skipShutdown":"True"}`)
+		check(t, "powerOff", "powerOff", "Off", "False", "Uncordoned")
+		if b.BMC.PowerState() != "Off" {
+			t.Errorf("BMC power = %s after powerOff, want Off", b.BMC.PowerState())
+		}
+		resets := b.BMC.ResetCount()
+		action(t, name, "powerOff", `{"skipShutdown":"False"}`)
+		if b.BMC.ResetCount() != resets {
+			t.Errorf("powerOff of an Off machine reset the BMC")
+		}
+		action(t, name, "start", "")
+		check(t, "start", "start", "On", "True", "Uncordoned")
+		resets = b.BMC.ResetCount()
+		action(t, name, "restart", "")
+		check(t, "restart", "restart", "On", "True", "Uncordoned")
+		if b.BMC.ResetCount() <= resets {
+			t.Errorf("restart did not reset the BMC")
+		}
+		action(t, name, "reimage", "")
+		check(t, "reimage", "reimage", "On", "True", "Uncordoned")
+		if b.BMC.Reimages() != 2 {
+			t.Errorf("BMC reimages = %d after deploy and reimage, want 2", b.BMC.Reimages())
+		}
+		action(t, name, "cordon", `{"evacuate":"True"}`)
+		check(t, "cordon", "cordon", "On", "False", "Cordoned")
+		action(t, name, "uncordon", "")
+		check(t, "uncordon", "uncordon", "On", "True", "Uncordoned")
+		az.fail(t, []string{"skipShutdown", "Maybe"}, "resource", "invoke-action", "--ids", machineID(name), "--action", "powerOff",
+			"--request-body", `{"skipShutdown":"Maybe"}`)
+		az.fail(t, []string{"evacuate"}, "resource", "invoke-action", "--ids", machineID(name), "--action", "restart",
+			"--request-body", `{"evacuate":"True"}`)
+	})
+
+	t.Run("disruption guard", func(t *testing.T) {
+		action(t, "nc1r1m1", "powerOff", `{"skipShutdown":"True"}`)
+		resets := cl.bmcs["nc1r1m2"].BMC.ResetCount()
+		az.fail(t, []string{"refused by the disruption guard (rule maxUnavailable, machines nc1r1m1)"}, "resource", "invoke-action", "--ids", machineID("nc1r1m2"),
+			"--action", "restart")
+		if resets != cl.bmcs["nc1r1m2"].BMC.ResetCount() {
+			t.Error("a refused restart reset the BMC")
+		}
+		// Another rack has its own budget.
+		action(t, "nc1r2m2", "restart", "")
+		// safeguardMode None overrides, and the activity log says so.
+		action(t, "nc1r1m2", "restart", `{"safeguardMode":"None"}`)
+		if cl.bmcs["nc1r1m2"].BMC.ResetCount() <= resets {
+			t.Error("the overridden restart did not reset the BMC")
+		}
+		alFlush(t, cp)
+		var events []struct {
+			Properties map[string]string `json:"properties"`
+		}
+		az.json(t, &events, "monitor", "activity-log", "list", "--offset", "1h", "--resource-id", machineID("nc1r1m2"))
+		if !slices.ContainsFunc(events, func(e struct {
+			Properties map[string]string `json:"properties"`
+		}) bool {
+			return e.Properties["safeguardMode"] == "None" && strings.Contains(e.Properties["safeguardOverride"], "restart")
+		}) {
+			t.Errorf("the activity log of nc1r1m2 has no record of the override: %+v", events)
+		}
+		action(t, "nc1r1m1", "start", "")
+
+		// Control-plane quorum: two of three controllers may not be down.
+		action(t, "nc1c1", "powerOff", `{"skipShutdown":"True"}`)
+		az.fail(t, []string{"refused by the disruption guard (rule controlPlaneQuorum, machines nc1c1)"}, "resource", "invoke-action", "--ids", machineID("nc1c2"),
+			"--action", "reimage")
+		action(t, "nc1c1", "start", "")
+		action(t, "nc1c2", "restart", "")
+	})
+
+	t.Run("another operation in progress", func(t *testing.T) {
+		r, err := cp.Client.Do(t.Context(), http.MethodPost, machineID(slowOff)+"/powerOff?api-version="+ncAPI, map[string]string{"skipShutdown": "False"})
+		if err != nil || r.Status != http.StatusAccepted {
+			t.Fatalf("POST powerOff = %v %v, want 202", r, err)
+		}
+		// az prints the message of a failed action without its code.
+		az.fail(t, []string{"Another operation is in progress"}, "resource", "invoke-action", "--ids", machineID(slowOff), "--action", "start")
+		again, err := cp.Client.Do(t.Context(), http.MethodPost, machineID(slowOff)+"/restart?api-version="+ncAPI, nil)
+		if err != nil || again.Status != http.StatusConflict || !strings.Contains(string(again.Body), `"code":"AnotherOperationInProgress"`) {
+			t.Errorf("POST restart during the powerOff = %v %v, want 409 AnotherOperationInProgress", again, err)
+		}
+		st := ncPoll(t, cp.Client, r.Header.Get("Azure-AsyncOperation"), time.Minute)
+		if st.Status != "Succeeded" || !strings.EqualFold(st.ResourceID, machineID(slowOff)) || st.PercentComplete != 100 || st.EndTime == "" {
+			t.Errorf("operation status = %+v, want Succeeded for %s at 100%%", st, slowOff)
+		}
+		action(t, slowOff, "start", "")
+	})
+
+	t.Run("replace", func(t *testing.T) {
+		const name = "nc1r1m3"
+		old := cl.bmcs[name]
+		spare := fleet.add(t, "citadel-compute-2s-64c-gen5", "NC1R1M3-SPARE", nil)
+		action(t, name, "replace", jsonArg(map[string]any{
+			"serialNumber": spare.Machine.SerialNumber, "bmcMacAddress": spare.Machine.BMCMAC(), "bootMacAddress": spare.Machine.BootMAC(),
+			"bmcConnectionString": spare.connection(), "bmcCredentials": map[string]string{"username": bmcUser, "password": bmcPass},
+			"storagePolicy": "DiscardAll",
+		}))
+		m := machine(t, name)
+		p := m.Properties
+		if p.SerialNumber != spare.Machine.SerialNumber || p.BootMACAddress != spare.Machine.BootMAC() || p.DetailedStatus != "Provisioned" ||
+			p.HardwareValidationStatus["result"] != "Pass" || p.ReadyState != "True" {
+			t.Errorf("after replace: %+v", p)
+		}
+		if spare.BMC.Reimages() != 1 || old.BMC.Reimages() != 1 {
+			t.Errorf("reimages: spare %d, old %d; want the spare imaged once and the old machine left alone", spare.BMC.Reimages(), old.BMC.Reimages())
+		}
+	})
+
+	t.Run("delete", func(t *testing.T) {
+		az.fail(t, []string{"ClusterManagerInUse"}, "resource", "delete", "--ids", ncID("clusterManagers", "cm1"))
+		az.ok(t, "resource", "delete", "--ids", clusterID)
+		var list []azResource
+		az.json(t, &list, "resource", "list", "-g", "nc")
+		for _, r := range list {
+			if r.Type != "Microsoft.NetworkCloud/clusterManagers" && r.Type != "Microsoft.ExtendedLocation/customLocations" {
+				t.Errorf("%s is left after the cluster's delete", r.ID)
+			}
+		}
+		az.ok(t, "resource", "delete", "--ids", ncID("clusterManagers", "cm1"))
+		az.fail(t, []string{"ResourceNotFound"}, "resource", "show", "--ids", customLocation)
+	})
+}
