@@ -149,8 +149,8 @@ func TestNetworkCloud(t *testing.T) {
 	must("cluster", func(t *testing.T) {
 		var got struct {
 			Properties struct {
-				DetailedStatus          string `json:"detailedStatus"`
-				ClusterManagerID        string `json:"clusterManagerId"`
+				DetailedStatus          string                `json:"detailedStatus"`
+				ClusterManagerID        string                `json:"clusterManagerId"`
 				ClusterExtendedLocation struct{ Name string } `json:"clusterExtendedLocation"`
 				ClusterCapacity         struct {
 					TotalCoreCount int `json:"totalCoreCount"`
