@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/redfishsim"
+	"github.com/citadel-cloud/citadel/internal/server"
 	"github.com/citadel-cloud/citadel/internal/servertest"
 )
 
@@ -402,4 +403,84 @@ func TestNetworkCloud(t *testing.T) {
 		az.ok(t, "resource", "delete", "--ids", ncID("clusterManagers", "cm1"))
 		az.fail(t, []string{"ResourceNotFound"}, "resource", "show", "--ids", customLocation)
 	})
+}
+
+// ncDefine creates a cluster manager and the cluster cl under resource
+// group rg with the admin client, and returns the cluster's ID.
+func ncDefine(t testing.TB, cp *servertest.ControlPlane, rg string, cl *ncCluster) string {
+	t.Helper()
+	sub := cp.Creds.SubscriptionID
+	rgID := "/subscriptions/" + sub + "/resourceGroups/" + rg
+	if r, err := cp.Client.Do(t.Context(), http.MethodPut, rgID+"?api-version=2021-04-01", map[string]any{"location": "local"}); err != nil || r.Status >= 300 {
+		t.Fatalf("PUT group: %v %v", r, err)
+	}
+	cmID := rgID + "/providers/Microsoft.NetworkCloud/clusterManagers/" + cl.name + "-cm"
+	if st := ncOperation(t, cp.Client, http.MethodPut, cmID+"?api-version="+ncAPI, map[string]any{"location": "local", "properties": map[string]any{
+		"fabricControllerId": rgID + "/providers/Microsoft.ManagedNetworkFabric/networkFabricControllers/nfc"}}); st.Status != "Succeeded" {
+		t.Fatalf("PUT cluster manager: %+v", st)
+	}
+	var cm struct {
+		Properties struct {
+			ManagerExtendedLocation struct{ Name string } `json:"managerExtendedLocation"`
+		} `json:"properties"`
+	}
+	ncGet(t, cp.Client, cmID, &cm)
+	clusterID := rgID + "/providers/Microsoft.NetworkCloud/clusters/" + cl.name
+	if st := ncOperation(t, cp.Client, http.MethodPut, clusterID+"?api-version="+ncAPI, cl.body(sub, cm.Properties.ManagerExtendedLocation.Name)); st.Status != "Succeeded" {
+		t.Fatalf("PUT cluster: %+v", st)
+	}
+	return clusterID
+}
+
+// TestNetworkCloudRestartMidReimage stops the control plane while a
+// machine is booting its new image and starts it again on the same data:
+// the reimage resumes and ends.
+func TestNetworkCloudRestartMidReimage(t *testing.T) {
+	t.Parallel()
+	dir, addr := t.TempDir(), freeAddr(t)
+	onDir := func(c *server.Config) { c.DataDir, c.Listen = dir, addr }
+	first := servertest.Start(t, onDir)
+	ncImage(t, first.DataDir)
+	const slow = "rsr1m1"
+	fleet := newNCFleet(t, first)
+	cl := newNCCluster(t, fleet, "rs", 3, 1, func(name string, _ *redfishsim.Machine, o *redfishsim.Options) {
+		if name == slow {
+			o.PowerOnDelay = 3 * time.Second
+		}
+	})
+	clusterID := ncDefine(t, first, "rs", cl)
+	if st := ncOperation(t, first.Client, http.MethodPost, clusterID+"/deploy?api-version="+ncAPI, map[string]any{}); st.Status != "Succeeded" {
+		t.Fatalf("deploy: %+v", st)
+	}
+	machineID := strings.Replace(clusterID, "clusters/rs", "bareMetalMachines/"+slow, 1)
+	bmc := cl.bmcs[slow].BMC
+
+	r, err := first.Client.Do(t.Context(), http.MethodPost, machineID+"/reimage?api-version="+ncAPI, map[string]any{})
+	if err != nil || r.Status != http.StatusAccepted {
+		t.Fatalf("POST reimage = %v %v, want 202", r, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for bmc.MediaImage() == "" || bmc.PowerState() != "PoweringOn" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the reimage did not reach the boot: media %q, power %s", bmc.MediaImage(), bmc.PowerState())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	first.Close()
+
+	second := servertest.Start(t, onDir)
+	st := ncPoll(t, second.Client, r.Header.Get("Azure-AsyncOperation"), time.Minute)
+	var m ncMachine
+	ncGet(t, second.Client, machineID, &m)
+	s, _ := m.state("Microsoft.NetworkCloud/bareMetalMachines/reimage/action")
+	// The next leader runs the reimage again; the client waits for the
+	// boot in progress before it resets the machine.
+	if st.Status != "Succeeded" || m.Properties.DetailedStatus != "Provisioned" || s.Status != "Completed" ||
+		bmc.PowerState() != "On" || bmc.MediaImage() != "" || bmc.Reimages() != 3 {
+		t.Errorf("after the restart: operation %+v, machine %s (%s), actionState %+v, BMC %s with media %q after %d reimages; "+
+			"want Succeeded, Provisioned, Completed, On, ejected, 3 reimages (deploy, the interrupted boot, the resumed one)",
+			st, m.Properties.DetailedStatus, m.Properties.DetailedStatusMessage, s, bmc.PowerState(), bmc.MediaImage(), bmc.Reimages())
+	}
+	t.Logf("after the restart the reimage ended %s (%d reimages by the BMC); machine %s: %s",
+		st.Status, bmc.Reimages(), m.Properties.DetailedStatus, m.Properties.DetailedStatusMessage)
 }

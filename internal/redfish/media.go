@@ -227,9 +227,10 @@ func (c *Client) eject(ctx context.Context, m media) error {
 	return err
 }
 
-// Reimage boots the system from an image: insert it (ejecting what was
-// there), set a one-time UEFI boot from CD, then ForceRestart if the
-// system is on or On if it is off, and wait until it is On. progress, if
+// Reimage boots the system from an image: once any power change in
+// progress has ended, insert it (ejecting what was there), set a one-time
+// UEFI boot from CD, then ForceRestart if the system is on or On if it is
+// off, and wait until it is On. progress, if
 // not nil, hears each step. Ejecting the image after the install is the
 // caller's.
 func (c *Client) Reimage(ctx context.Context, sys, imageURL string, progress func(step string)) error {
@@ -243,16 +244,29 @@ func (c *Client) Reimage(ctx context.Context, sys, imageURL string, progress fun
 }
 
 func (c *Client) reimage(ctx context.Context, sys, imageURL string, progress func(string)) error {
+	s, err := c.systemForReset(ctx, sys)
+	if err != nil {
+		return err
+	}
+	// A BMC refuses a reset while the system changes state, and a boot in
+	// progress would take the one-time override meant for this one (a
+	// reimage started again after an interruption finds the machine
+	// booting): let the change end first.
+	if settled, ok := map[string]string{"PoweringOn": On, "PoweringOff": Off}[s.PowerState]; ok {
+		progress("wait for " + settled)
+		if err := c.waitPower(ctx, sys, settled, c.cfg.PowerTimeout); err != nil {
+			return err
+		}
+		if s, err = c.systemForReset(ctx, sys); err != nil {
+			return err
+		}
+	}
 	progress("insert media")
 	if err := c.insertMedia(ctx, sys, imageURL); err != nil {
 		return err
 	}
 	progress("set boot override Cd once")
 	if err := c.setBoot(ctx, sys, BootOverride{Target: "Cd", Enabled: "Once", Mode: "UEFI"}); err != nil {
-		return err
-	}
-	s, err := c.systemForReset(ctx, sys)
-	if err != nil {
 		return err
 	}
 	resetType := "ForceRestart"
