@@ -291,6 +291,8 @@ type ncStatus struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`
+	// Progress lists the percentComplete values polling saw, in order.
+	Progress []float64 `json:"-"`
 }
 
 // ncPoll polls an operation status URL until the operation ends.
@@ -301,15 +303,21 @@ func ncPoll(t testing.TB, c *client.Client, link string, timeout time.Duration) 
 		path = link[i:]
 	}
 	deadline := time.Now().Add(timeout)
+	var progress []float64
 	for {
 		r, err := c.Do(t.Context(), http.MethodGet, path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var st ncStatus
-		if r.Status == http.StatusOK && json.Unmarshal(r.Body, &st) == nil && st.Status != "" &&
-			st.Status != "InProgress" && st.Status != "Accepted" && st.Status != "Running" {
-			return st
+		if r.Status == http.StatusOK && json.Unmarshal(r.Body, &st) == nil {
+			if n := len(progress); n == 0 || progress[n-1] != st.PercentComplete {
+				progress = append(progress, st.PercentComplete)
+			}
+			if st.Status != "" && st.Status != "InProgress" && st.Status != "Accepted" && st.Status != "Running" {
+				st.Progress = progress
+				return st
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("operation %s did not end in %v: %d %s", path, timeout, r.Status, r.Body)

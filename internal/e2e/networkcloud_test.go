@@ -449,8 +449,14 @@ func TestNetworkCloudRestartMidReimage(t *testing.T) {
 		}
 	})
 	clusterID := ncDefine(t, first, "rs", cl)
-	if st := ncOperation(t, first.Client, http.MethodPost, clusterID+"/deploy?api-version="+ncAPI, map[string]any{}); st.Status != "Succeeded" {
+	// The slow machine keeps the deploy at 5 of 6 machines for 3 s.
+	st := ncOperation(t, first.Client, http.MethodPost, clusterID+"/deploy?api-version="+ncAPI, map[string]any{})
+	if st.Status != "Succeeded" {
 		t.Fatalf("deploy: %+v", st)
+	}
+	if !slices.ContainsFunc(st.Progress, func(p float64) bool { return p > 50 && p < 100 }) || st.Progress[len(st.Progress)-1] != 100 ||
+		!slices.IsSorted(st.Progress) {
+		t.Errorf("deploy percentComplete went %v, want it to rise through 5/6 of the machines to 100", st.Progress)
 	}
 	machineID := strings.Replace(clusterID, "clusters/rs", "bareMetalMachines/"+slow, 1)
 	bmc := cl.bmcs[slow].BMC
@@ -469,7 +475,7 @@ func TestNetworkCloudRestartMidReimage(t *testing.T) {
 	first.Close()
 
 	second := servertest.Start(t, onDir)
-	st := ncPoll(t, second.Client, r.Header.Get("Azure-AsyncOperation"), time.Minute)
+	st = ncPoll(t, second.Client, r.Header.Get("Azure-AsyncOperation"), time.Minute)
 	var m ncMachine
 	ncGet(t, second.Client, machineID, &m)
 	s, _ := m.state("Microsoft.NetworkCloud/bareMetalMachines/reimage/action")

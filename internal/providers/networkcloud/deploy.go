@@ -174,7 +174,6 @@ func (p *Provider) deployMachine(ctx context.Context, m *resource.Resource, vers
 	}
 	tr := startTracking(ctx, &r, persist, deployAction, correlationID)
 	set(r.Properties, map[string]any{"detailedStatus": "Preparing", "detailedStatusMessage": "Validating the hardware."})
-	tr.step(ctx, "Validate the hardware")
 	err = p.deployOne(ctx, &r, version, skipValidation, tr)
 	if ctx.Err() != nil {
 		out.Reason = ctx.Err().Error()
@@ -194,10 +193,16 @@ func (p *Provider) deployMachine(ctx context.Context, m *resource.Resource, vers
 }
 
 func (p *Provider) deployOne(ctx context.Context, r *resource.Resource, version string, skipValidation bool, tr *tracker) error {
+	bmc, err := p.connect(ctx, tr)
+	if err != nil {
+		return p.machineFailed(r, err)
+	}
+	defer bmc.close(ctx)
+	tr.step(ctx, "Validate the hardware")
 	if skipValidation {
 		r.Properties["hardwareValidationStatus"] = map[string]any{"lastValidationTime": now(), "result": "Pass"}
 	} else {
-		ok, err := p.validateMachine(ctx, r)
+		ok, err := p.validateMachine(ctx, bmc, r)
 		if err != nil {
 			return err
 		}
@@ -205,5 +210,5 @@ func (p *Provider) deployOne(ctx context.Context, r *resource.Resource, version 
 			return fmt.Errorf("%s", str(r.Properties, "detailedStatusMessage"))
 		}
 	}
-	return p.provisionOS(ctx, version, tr)
+	return p.provisionOS(ctx, bmc, version, tr)
 }

@@ -236,8 +236,7 @@ func (p *Provider) powerOff(ctx context.Context, t *resource.Task, in machineInp
 		tr.message = "The machine is already off."
 		return nil
 	}
-	tr.step(ctx, "Connect to the BMC")
-	bmc, err := p.dialBMC(ctx, t.Resource)
+	bmc, err := p.connect(ctx, tr)
 	if err != nil {
 		return err
 	}
@@ -256,8 +255,7 @@ func (p *Provider) start(ctx context.Context, t *resource.Task, _ machineInput, 
 		tr.message = "The machine is already on."
 		return nil
 	}
-	tr.step(ctx, "Connect to the BMC")
-	bmc, err := p.dialBMC(ctx, t.Resource)
+	bmc, err := p.connect(ctx, tr)
 	if err != nil {
 		return err
 	}
@@ -271,8 +269,7 @@ func (p *Provider) start(ctx context.Context, t *resource.Task, _ machineInput, 
 }
 
 func (p *Provider) restart(ctx context.Context, t *resource.Task, _ machineInput, tr *tracker) error {
-	tr.step(ctx, "Connect to the BMC")
-	bmc, err := p.dialBMC(ctx, t.Resource)
+	bmc, err := p.connect(ctx, tr)
 	if err != nil {
 		return err
 	}
@@ -292,7 +289,12 @@ func (p *Provider) reimage(ctx context.Context, t *resource.Task, _ machineInput
 	if err != nil {
 		return err
 	}
-	return p.provisionOS(ctx, version, tr)
+	bmc, err := p.connect(ctx, tr)
+	if err != nil {
+		return p.machineFailed(t.Resource, err)
+	}
+	defer bmc.close(ctx)
+	return p.provisionOS(ctx, bmc, version, tr)
 }
 
 // machineVersion is the cluster version a machine runs: its own, or its
@@ -312,9 +314,15 @@ func (p *Provider) machineVersion(ctx context.Context, r *resource.Resource) (st
 	return str(c.Properties, "clusterVersion"), nil
 }
 
+// connect logs in to the BMC of the machine tr tracks, as a step.
+func (p *Provider) connect(ctx context.Context, tr *tracker) (*bmcSession, error) {
+	tr.step(ctx, "Connect to the BMC")
+	return p.dialBMC(ctx, tr.r)
+}
+
 // provisionOS installs the OS image of version on the machine tr tracks,
 // through its BMC; detailedStatus shows Provisioning meanwhile.
-func (p *Provider) provisionOS(ctx context.Context, version string, tr *tracker) error {
+func (p *Provider) provisionOS(ctx context.Context, bmc *bmcSession, version string, tr *tracker) error {
 	r := tr.r
 	image, err := p.imageURL(version)
 	if err != nil {
@@ -325,12 +333,6 @@ func (p *Provider) provisionOS(ctx context.Context, version string, tr *tracker)
 	if err := tr.persist(ctx); err != nil {
 		return err
 	}
-	tr.step(ctx, "Connect to the BMC")
-	bmc, err := p.dialBMC(ctx, r)
-	if err != nil {
-		return p.machineFailed(r, err)
-	}
-	defer bmc.close(ctx)
 	err = bmc.client.Reimage(ctx, bmc.system, image, func(step string) { tr.step(ctx, step) })
 	if err != nil {
 		return p.machineFailed(r, fmt.Errorf("installing %s: %w", image, err))
@@ -368,8 +370,13 @@ func (p *Provider) replace(ctx context.Context, t *resource.Task, in machineInpu
 	if h := bmcHost(str(props, "bmcConnectionString")); h != "" {
 		props["bmcIpv4Address"] = h
 	}
+	bmc, err := p.connect(ctx, tr)
+	if err != nil {
+		return p.machineFailed(t.Resource, err)
+	}
+	defer bmc.close(ctx)
 	tr.step(ctx, "Validate the new hardware")
-	ok, err := p.validateMachine(ctx, t.Resource)
+	ok, err := p.validateMachine(ctx, bmc, t.Resource)
 	if err != nil || !ok {
 		if err == nil {
 			err = arm.Errorf(http.StatusBadRequest, "HardwareValidationFailed", "%s", str(props, "detailedStatusMessage"))
@@ -381,11 +388,6 @@ func (p *Provider) replace(ctx context.Context, t *resource.Task, in machineInpu
 	}
 	if in.StoragePolicy == "Preserve" {
 		tr.step(ctx, "Power on")
-		bmc, err := p.dialBMC(ctx, t.Resource)
-		if err != nil {
-			return err
-		}
-		defer bmc.close(ctx)
 		if err := bmc.client.PowerOn(ctx, bmc.system); err != nil {
 			return err
 		}
@@ -396,19 +398,14 @@ func (p *Provider) replace(ctx context.Context, t *resource.Task, in machineInpu
 	if err != nil {
 		return err
 	}
-	return p.provisionOS(ctx, version, tr)
+	return p.provisionOS(ctx, bmc, version, tr)
 }
 
 // validateMachine reads machine r's inventory from its BMC and validates
 // it against the machine SKU, recording hardwareInventory,
 // hardwareValidationStatus and, on failure, detailedStatus Error with the
 // parts that failed. It reports whether the hardware passed.
-func (p *Provider) validateMachine(ctx context.Context, r *resource.Resource) (bool, error) {
-	bmc, err := p.dialBMC(ctx, r)
-	if err != nil {
-		return false, p.machineFailed(r, err)
-	}
-	defer bmc.close(ctx)
+func (p *Provider) validateMachine(ctx context.Context, bmc *bmcSession, r *resource.Resource) (bool, error) {
 	inv, err := bmc.client.Inventory(ctx, bmc.system)
 	if err != nil {
 		return false, p.machineFailed(r, fmt.Errorf("reading the inventory: %w", err))
