@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -38,6 +39,9 @@ type ncFleet struct {
 	cat   *machine.Catalog
 	fleet *redfishsim.Fleet
 	opts  redfishsim.Options
+	// aggregatorRack, computeRack and computeMachine are the SKUs of the
+	// racks newNCCluster defines; empty means the built-in ones.
+	aggregatorRack, computeRack, computeMachine string
 }
 
 // ncImage puts the OS image of ncVersion into the control plane's image
@@ -140,7 +144,7 @@ func newNCCluster(t testing.TB, f *ncFleet, name string, computeRacks, perRack i
 		}
 		return func(m *redfishsim.Machine, o *redfishsim.Options) { change(n, m, o) }
 	}
-	agg := &ncRack{sku: machine.RackSKUAggregator, serial: strings.ToUpper(name) + "-AGG"}
+	agg := &ncRack{sku: cmp.Or(f.aggregatorRack, machine.RackSKUAggregator), serial: strings.ToUpper(name) + "-AGG"}
 	for slot := 1; slot <= 3; slot++ {
 		n := fmt.Sprintf("%sc%d", name, slot)
 		b := f.add(t, machine.SKUController, strings.ToUpper(n), by(n))
@@ -150,15 +154,18 @@ func newNCCluster(t testing.TB, f *ncFleet, name string, computeRacks, perRack i
 	agg.appliances = []map[string]any{{"storageApplianceName": name + "-san", "rackSlot": 4, "serialNumber": strings.ToUpper(name) + "-SAN",
 		"adminCredentials": map[string]string{"username": "pureuser", "password": "pure-pass"}}}
 	c.racks = append(c.racks, agg)
-	rackSKU := machine.RackSKUCompute8
+	rackSKU, machineSKU := machine.RackSKUCompute8, machine.SKUCompute
 	if perRack > 8 {
 		rackSKU = machine.RackSKUCompute16
+	}
+	if f.computeRack != "" {
+		rackSKU, machineSKU = f.computeRack, f.computeMachine
 	}
 	for r := 1; r <= computeRacks; r++ {
 		rack := &ncRack{sku: rackSKU, serial: fmt.Sprintf("%s-R%d", strings.ToUpper(name), r)}
 		for slot := 1; slot <= perRack; slot++ {
 			n := fmt.Sprintf("%sr%dm%d", name, r, slot)
-			b := f.add(t, machine.SKUCompute, strings.ToUpper(n), by(n))
+			b := f.add(t, machineSKU, strings.ToUpper(n), by(n))
 			c.bmcs[n] = b
 			rack.machines = append(rack.machines, b.config(n, slot))
 		}

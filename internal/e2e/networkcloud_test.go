@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -489,4 +490,100 @@ func TestNetworkCloudRestartMidReimage(t *testing.T) {
 	}
 	t.Logf("after the restart the reimage ended %s (%d reimages by the BMC); machine %s: %s",
 		st.Status, bmc.Reimages(), m.Properties.DetailedStatus, m.Properties.DetailedStatusMessage)
+}
+
+// ncOperatorSKUs is an operator's SKU file: a one-socket AMD machine, a
+// compute rack of four of them and an aggregator rack for such racks.
+const ncOperatorSKUs = `{
+  "machineSkus": [{
+    "id": "acme-compute-1s-96c", "vendor": "Supermicro", "model": "AS-1125HS-TNR", "generation": "Genoa", "hardwareVersion": "1",
+    "cpuModel": "AMD EPYC 9654", "cpuSockets": 1, "cpuCores": 96, "totalThreads": 192, "cpuFeatures": ["avx512f", "avx512_bf16"],
+    "memoryCapacityGB": 768,
+    "disks": [{"capacityGB": 3576, "type": "SSD", "connection": "PCIE"}],
+    "networkInterfaces": [{"vendor": "Broadcom", "model": "BCM57508", "portCount": 2, "portSpeed": 100, "physicalSlot": 1}],
+    "firmware": [{"component": "BIOS", "minVersion": "1.5"}, {"component": "BMC", "minVersion": "01.02.03"}]
+  }],
+  "rackSkus": [{
+    "id": "acme-aggregator", "description": "Aggregator for AMD compute racks", "rackType": "Aggregator",
+    "controllerMachines": [{"rackSlot": 1, "machineSkuId": "citadel-controller-2s-32c-gen5"},
+      {"rackSlot": 2, "machineSkuId": "citadel-controller-2s-32c-gen5"}, {"rackSlot": 3, "machineSkuId": "citadel-controller-2s-32c-gen5"}],
+    "storageAppliances": [{"rackSlot": 4, "model": "NetApp AFF A400", "capacityGB": 50000}],
+    "maxClusterSlots": 8, "supportedRackSkuIds": ["acme-compute-4"]
+  }, {
+    "id": "acme-compute-4", "description": "Four AMD compute servers", "rackType": "Compute",
+    "computeMachines": [{"rackSlot": 1, "machineSkuId": "acme-compute-1s-96c"}, {"rackSlot": 2, "machineSkuId": "acme-compute-1s-96c"},
+      {"rackSlot": 3, "machineSkuId": "acme-compute-1s-96c"}, {"rackSlot": 4, "machineSkuId": "acme-compute-1s-96c"}]
+  }]
+}`
+
+// TestNetworkCloudOperatorSKUs starts the control plane with an operator's
+// SKU file: the rack SKU catalog lists the built-in SKUs and the
+// operator's, and a cluster of the operator's racks deploys on machines
+// built to its machine SKU.
+func TestNetworkCloudOperatorSKUs(t *testing.T) {
+	t.Parallel()
+	skuFile := filepath.Join(t.TempDir(), "skus.json")
+	if err := os.WriteFile(skuFile, []byte(ncOperatorSKUs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cp := servertest.Start(t, func(c *server.Config) { c.SKUFile = skuFile })
+	ncImage(t, cp.DataDir)
+	skus := "/subscriptions/" + cp.Creds.SubscriptionID + "/providers/Microsoft.NetworkCloud/rackSkus"
+
+	var list struct {
+		Value []struct {
+			Name       string `json:"name"`
+			Properties struct {
+				RackType        string `json:"rackType"`
+				ComputeMachines []struct {
+					RackSlot   int `json:"rackSlot"`
+					Properties struct {
+						MachineSKUID string   `json:"machineSkuId"`
+						CPUFeatures  []string `json:"cpuFeatures"`
+					} `json:"properties"`
+				} `json:"computeMachines"`
+			} `json:"properties"`
+		} `json:"value"`
+	}
+	ncGet(t, cp.Client, skus, &list)
+	var names []string
+	for _, v := range list.Value {
+		names = append(names, v.Name)
+		switch v.Name {
+		case "acme-compute-4":
+			if v.Properties.RackType != "Compute" || len(v.Properties.ComputeMachines) != 4 ||
+				v.Properties.ComputeMachines[0].Properties.MachineSKUID != "acme-compute-1s-96c" {
+				t.Errorf("acme-compute-4 = %+v", v.Properties)
+			}
+		case "citadel-compute-8":
+			if m := v.Properties.ComputeMachines; len(m) != 8 || !slices.Contains(m[0].Properties.CPUFeatures, "amx_tile") {
+				t.Errorf("citadel-compute-8 = %+v, want 8 slots of AMX machines", v.Properties)
+			}
+		}
+	}
+	slices.Sort(names)
+	if want := []string{"acme-aggregator", "acme-compute-4", "citadel-aggregator", "citadel-compute-16", "citadel-compute-8", "citadel-hyperconverged", "citadel-single"}; !slices.Equal(names, want) {
+		t.Errorf("rack SKUs = %v, want %v", names, want)
+	}
+	if r, err := cp.Client.Do(t.Context(), http.MethodGet, skus+"/nosuch?api-version="+ncAPI, nil); err != nil || r.Status != http.StatusNotFound {
+		t.Errorf("GET rackSkus/nosuch = %v %v, want 404", r, err)
+	}
+
+	fleet := newNCFleet(t, cp)
+	if err := fleet.cat.Load(strings.NewReader(ncOperatorSKUs)); err != nil {
+		t.Fatal(err)
+	}
+	fleet.aggregatorRack, fleet.computeRack, fleet.computeMachine = "acme-aggregator", "acme-compute-4", "acme-compute-1s-96c"
+	cl := newNCCluster(t, fleet, "op", 3, 2, nil)
+	clusterID := ncDefine(t, cp, "op", cl)
+	if st := ncOperation(t, cp.Client, http.MethodPost, clusterID+"/deploy?api-version="+ncAPI, map[string]any{}); st.Status != "Succeeded" {
+		t.Fatalf("deploy: %+v", st)
+	}
+	var m ncMachine
+	ncGet(t, cp.Client, strings.Replace(clusterID, "clusters/op", "bareMetalMachines/opr1m1", 1), &m)
+	if m.Properties.MachineSKUID != "acme-compute-1s-96c" || m.Properties.DetailedStatus != "Provisioned" ||
+		!strings.Contains(m.Properties.HardwareInventory.AdditionalHostInformation, "96 cores (AMD EPYC 9654)") {
+		t.Errorf("opr1m1 = %s, %s, %q; want the operator's SKU, Provisioned, its CPU in the inventory",
+			m.Properties.MachineSKUID, m.Properties.DetailedStatus, m.Properties.HardwareInventory.AdditionalHostInformation)
+	}
 }

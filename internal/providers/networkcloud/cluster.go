@@ -351,7 +351,7 @@ func topologyError(vs []machine.Violation) error {
 		e.Details = append(e.Details, d)
 	}
 	e.Target = vs[0].Field
-	e.Message = fmt.Sprintf("The cluster definition breaks %d topology rule(s): %s", len(vs), strings.Join(msgs, " "))
+	e.Message = fmt.Sprintf("The cluster definition breaks %d topology rule(s): %s.", len(vs), strings.Join(msgs, "; "))
 	return e
 }
 
