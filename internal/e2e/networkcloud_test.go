@@ -222,6 +222,27 @@ func TestNetworkCloud(t *testing.T) {
 		}
 	})
 
+	must("passwords never shown", func(t *testing.T) {
+		for _, id := range []string{clusterID, machineID("nc1r1m1"), ncID("storageAppliances", "nc1-san")} {
+			out := az.ok(t, "resource", "show", "--ids", id, "-o", "json")
+			if strings.Contains(out, bmcPass) || strings.Contains(out, "pure-pass") || strings.Contains(out, `"password"`) {
+				t.Errorf("az resource show %s shows a password:\n%s", id, azCut(out, 2000))
+			}
+		}
+		var m struct {
+			Properties struct {
+				BMCCredentials map[string]string `json:"bmcCredentials"`
+			} `json:"properties"`
+		}
+		az.json(t, &m, "resource", "show", "--ids", machineID("nc1r1m1"))
+		if m.Properties.BMCCredentials["username"] != bmcUser {
+			t.Errorf("bmcCredentials = %v, want the username shown", m.Properties.BMCCredentials)
+		}
+		// az resource tag GETs the cluster and PUTs it back without the
+		// passwords: they are kept (the deploy below logs in with them).
+		az.ok(t, "resource", "tag", "--ids", clusterID, "--tags", "env=lab")
+	})
+
 	must("deploy", func(t *testing.T) {
 		az.ok(t, "resource", "invoke-action", "--ids", clusterID, "--action", "deploy", "--request-body", "{}")
 		var got struct {
@@ -388,6 +409,13 @@ func TestNetworkCloud(t *testing.T) {
 		}
 		if spare.BMC.Reimages() != 1 || old.BMC.Reimages() != 1 {
 			t.Errorf("reimages: spare %d, old %d; want the spare imaged once and the old machine left alone", spare.BMC.Reimages(), old.BMC.Reimages())
+		}
+	})
+
+	t.Run("cluster update keeps replaced hardware", func(t *testing.T) {
+		az.ok(t, "resource", "tag", "--ids", clusterID, "--tags", "env=lab2")
+		if m := machine(t, "nc1r1m3"); m.Properties.SerialNumber != "NC1R1M3-SPARE" || m.Properties.DetailedStatus != "Provisioned" {
+			t.Errorf("after a cluster PUT, nc1r1m3 = %s, %s; want the replacement's serial, Provisioned", m.Properties.SerialNumber, m.Properties.DetailedStatus)
 		}
 	})
 

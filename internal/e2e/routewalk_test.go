@@ -175,9 +175,57 @@ func TestEveryMutatingRouteIsAuthorizedAndAudited(t *testing.T) {
 			map[string]any{"location": loc}, "", 400, "InvalidResourceGroupName"},
 		{"POST on a group", rwEarly, "", "POST", v(group, alGroupAPI),
 			nil, "", 405, "MethodNotAllowed"},
-		{"DELETE group", "DELETE resource group", groupType, "DELETE", v(group, alGroupAPI),
-			nil, groupAction + "/delete", 202, ""},
 	}
+	deleteGroup := rwRow{"DELETE group", "DELETE resource group", groupType, "DELETE", v(group, alGroupAPI),
+		nil, groupAction + "/delete", 202, ""}
+	// Microsoft.NetworkCloud and its custom locations, without hardware: a
+	// cluster manager's whole life, and refusals and absent resources for
+	// the rest (TestNetworkCloud drives them with simulated BMCs).
+	const ncNS, elType = "Microsoft.NetworkCloud", "Microsoft.ExtendedLocation/customLocations"
+	nc := func(typ, name string) string { return v(group+"/providers/"+ncNS+"/"+typ+"/"+name, ncAPI) }
+	cm := nc("clusterManagers", "rw-cm")
+	fabricController := "/subscriptions/" + sub + "/resourceGroups/fabric/providers/" + fabricNS + "/networkFabricControllers/nfc"
+	rows = append(rows,
+		rwRow{"PUT clusterManager", "PUT resource", ncNS + "/clusterManagers", "PUT", cm,
+			map[string]any{"location": loc, "properties": map[string]any{"fabricControllerId": fabricController}}, ncNS + "/clusterManagers/write", 201, ""},
+		rwRow{"PATCH clusterManager", "PATCH resource", ncNS + "/clusterManagers", "PATCH", cm,
+			map[string]any{"tags": map[string]string{"walk": "yes"}}, ncNS + "/clusterManagers/write", 200, ""}, // tags only: nothing to provision
+		rwRow{"PUT customLocation", "PUT resource", elType, "PUT", v(group+"/providers/"+elType+"/rw-cm-clustermanager", "2021-08-15"),
+			map[string]any{"location": loc, "properties": map[string]any{}}, elType + "/write", 405, "SystemManagedResource"},
+		rwRow{"PATCH customLocation", "PATCH resource", elType, "PATCH", v(group+"/providers/"+elType+"/rw-cm-clustermanager", "2021-08-15"),
+			map[string]any{"tags": map[string]string{"walk": "yes"}}, elType + "/write", 200, ""},
+		rwRow{"DELETE customLocation", "DELETE resource", elType, "DELETE", v(group+"/providers/"+elType+"/rw-cm-clustermanager", "2021-08-15"),
+			nil, elType + "/delete", 405, "SystemManagedResource"},
+		rwRow{"DELETE clusterManager", "DELETE resource", ncNS + "/clusterManagers", "DELETE", cm,
+			nil, ncNS + "/clusterManagers/delete", 202, ""},
+		rwRow{"PUT cluster without extendedLocation", "PUT resource", ncNS + "/clusters", "PUT", nc("clusters", "rw-cluster"),
+			map[string]any{"location": loc, "properties": map[string]any{}}, ncNS + "/clusters/write", 400, "InvalidRequestContent"},
+		rwRow{"PATCH missing cluster", "PATCH resource", ncNS + "/clusters", "PATCH", nc("clusters", "rw-cluster"),
+			map[string]any{"tags": map[string]string{"walk": "yes"}}, ncNS + "/clusters/write", 404, "ResourceNotFound"},
+		rwRow{"POST deploy on missing cluster", "POST action", ncNS + "/clusters", "POST", nc("clusters", "rw-cluster/deploy"),
+			map[string]any{}, ncNS + "/clusters/deploy/action", 404, "ResourceNotFound"},
+		rwRow{"DELETE missing cluster", "DELETE resource", ncNS + "/clusters", "DELETE", nc("clusters", "rw-cluster"),
+			nil, ncNS + "/clusters/delete", 204, ""},
+		rwRow{"PUT rackSku", "PUT resource", ncNS + "/rackSkus", "PUT", v("/subscriptions/"+sub+"/providers/"+ncNS+"/rackSkus/rw-sku", ncAPI),
+			map[string]any{"properties": map[string]any{}}, ncNS + "/rackSkus/write", 405, "SystemManagedResource"},
+		rwRow{"PATCH rackSku", "PATCH resource", ncNS + "/rackSkus", "PATCH", v("/subscriptions/"+sub+"/providers/"+ncNS+"/rackSkus/citadel-single", ncAPI),
+			map[string]any{"properties": map[string]any{}}, ncNS + "/rackSkus/write", 404, "ResourceNotFound"},
+		rwRow{"DELETE rackSku", "DELETE resource", ncNS + "/rackSkus", "DELETE", v("/subscriptions/"+sub+"/providers/"+ncNS+"/rackSkus/citadel-single", ncAPI),
+			nil, ncNS + "/rackSkus/delete", 405, "SystemManagedResource"},
+	)
+	for _, typ := range []string{"racks", "bareMetalMachines", "storageAppliances"} {
+		id := nc(typ, "rwmissing")
+		rows = append(rows,
+			rwRow{"PUT " + typ, "PUT resource", ncNS + "/" + typ, "PUT", id, map[string]any{"location": loc, "properties": map[string]any{}}, ncNS + "/" + typ + "/write", 405, "SystemManagedResource"},
+			rwRow{"PATCH missing " + typ, "PATCH resource", ncNS + "/" + typ, "PATCH", id, map[string]any{"tags": map[string]string{"walk": "yes"}}, ncNS + "/" + typ + "/write", 404, "ResourceNotFound"},
+			rwRow{"DELETE " + typ, "DELETE resource", ncNS + "/" + typ, "DELETE", id, nil, ncNS + "/" + typ + "/delete", 405, "SystemManagedResource"},
+		)
+	}
+	for _, action := range []string{"powerOff", "start", "restart", "reimage", "replace", "cordon", "uncordon"} {
+		rows = append(rows, rwRow{"POST " + action + " on missing machine", "POST action", ncNS + "/bareMetalMachines", "POST",
+			nc("bareMetalMachines", "rwmissing/"+action), map[string]any{}, ncNS + "/bareMetalMachines/" + action + "/action", 404, "ResourceNotFound"})
+	}
+	rows = append(rows, deleteGroup)
 	// Identities: names that are not valid for the kind are refused after
 	// authorization, and recorded.
 	for _, kind := range []string{"servicePrincipals", "users", "groups"} {

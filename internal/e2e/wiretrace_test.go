@@ -44,7 +44,9 @@ var traceLaterIssues = []struct {
 	cmd    *regexp.Regexp
 	reason string
 }{
-	{regexp.MustCompile(`^az resource (create|show|tag|update|invoke-action|delete) .*Microsoft\.NetworkCloud/`), "Microsoft.NetworkCloud: multi-rack issue"},
+	{regexp.MustCompile(`^az resource (create|show|tag|update|invoke-action|delete) .*Microsoft\.NetworkCloud/`),
+		"Microsoft.NetworkCloud: the recording stub let az create, update and delete bareMetalMachines and racks directly; " +
+			"Citadel refuses that (they are system-managed) and TestNetworkCloud drives their real lifecycle through az"},
 	{regexp.MustCompile(`^az deployment `), "Microsoft.Resources/deployments: deployments issue"},
 	{regexp.MustCompile(`^az role |^az rest .*/providers/Microsoft\.Authorization/role`), "Microsoft.Authorization roleDefinitions and roleAssignments: RBAC issue"},
 	{regexp.MustCompile(`^az policy `), "Microsoft.Authorization policy* and Microsoft.PolicyInsights: policy issue"},
@@ -52,11 +54,13 @@ var traceLaterIssues = []struct {
 }
 
 // traceNamespaceSwap adapts the covered commands that name
-// Microsoft.NetworkCloud, which is a later issue (multi-rack): the provider
-// endpoints answer the same shape for every namespace, so az provider
-// show|register are replayed against Microsoft.ManagedNetworkFabric, the
-// typed namespace this issue serves, and az resource list --resource-type
-// Microsoft.NetworkCloud/bareMetalMachines lists ipPrefixes instead.
+// Microsoft.NetworkCloud, whose recorded answers come from a session in
+// which az had created a bareMetalMachine directly (see traceLaterIssues):
+// the provider endpoints answer the same shape for every namespace, so az
+// provider show|register are replayed against
+// Microsoft.ManagedNetworkFabric, and az resource list --resource-type
+// Microsoft.NetworkCloud/bareMetalMachines lists ipPrefixes, which the
+// replay can create first.
 var traceNamespaceSwap = strings.NewReplacer(
 	"/providers/Microsoft.NetworkCloud", "/providers/Microsoft.ManagedNetworkFabric",
 	"Microsoft.NetworkCloud%2FbareMetalMachines", "Microsoft.ManagedNetworkFabric%2FipPrefixes",

@@ -190,6 +190,11 @@ type widgetProps struct {
 	Size   int    `json:"size"`
 	Color  string `json:"color"`
 	Serial string `json:"serial"`
+	Secret string `json:"secret"`
+	Parts  []struct {
+		Name string `json:"name"`
+		Key  string `json:"key"`
+	} `json:"parts"`
 }
 
 // validateWidget decodes the properties strictly and gives a new widget
@@ -228,6 +233,7 @@ func testTypes(p *fakeProvider) []*resource.Type {
 			NamePattern: regexp.MustCompile(`^[A-Za-z0-9-]{1,40}$`),
 			NameRule:    "Use 1-40 letters, digits and hyphens.",
 			ReadOnly:    []string{"serial"},
+			Sensitive:   []string{"secret", "parts[].key"},
 			Validate:    validateWidget,
 		},
 		{Namespace: ns, Name: "widgets/gears", APIVersions: widgetVersions},

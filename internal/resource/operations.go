@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
@@ -35,6 +36,9 @@ type Task struct {
 	// being deleted), whose progress maps into [lo, hi] of the parent's.
 	parent *Task
 	lo, hi float64
+	// progressMu serialises Progress, which a provider may call from the
+	// goroutines that share the work.
+	progressMu sync.Mutex
 }
 
 // Input decodes the action's request body into v.
@@ -116,12 +120,18 @@ func mustParseID(s string) arm.ID {
 	return id
 }
 
-// Progress records how far the operation has come, 0-100. It is best
-// effort: a failure to record progress does not fail the work.
+// Progress records how far the operation has come, 0-100; it never goes
+// back. It is best effort: a failure to record progress does not fail the
+// work. It is safe to call from several goroutines.
 func (t *Task) Progress(ctx context.Context, percent float64) {
 	percent = min(max(percent, 0), 100)
 	if t.parent != nil {
 		t.parent.Progress(ctx, t.lo+percent*(t.hi-t.lo)/100)
+		return
+	}
+	t.progressMu.Lock()
+	defer t.progressMu.Unlock()
+	if percent <= t.Op.PercentComplete {
 		return
 	}
 	op := *t.Op

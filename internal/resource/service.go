@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -192,7 +193,8 @@ func typePrefix(t *Type) string { return strings.ToLower(t.FullName()) + "|" }
 
 // Get answers GET on a resource.
 // The resource is passed through as stored, with its ETag added: the hot
-// path decodes and encodes no JSON of its own.
+// path decodes and encodes no JSON of its own, unless the type has
+// sensitive properties to leave out.
 func (s *Service) Get(ctx context.Context, req *Request) (*Response, error) {
 	t, err := req.typeOf(s)
 	if err != nil {
@@ -209,6 +211,13 @@ func (s *Service) Get(ctx context.Context, req *Request) (*Response, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if len(t.Sensitive) > 0 {
+		var r Resource
+		if err := json.Unmarshal(it.Value.Resource, &r); err != nil {
+			return nil, err
+		}
+		return s.resourceResponse(http.StatusOK, t, &r, it.Revision), nil
 	}
 	tag := etag(it.Revision)
 	h := http.Header{}
@@ -397,9 +406,15 @@ func (s *Service) putOnce(ctx context.Context, req *Request, t *Type, body *putB
 	if old != nil {
 		oldRes = &old.Resource
 		rec.CreatedTime = old.CreatedTime
+		if err := keepExtendedLocation(&rec.Resource, oldRes); err != nil {
+			return nil, err
+		}
 	}
 	if err := keepReadOnly(t, rec.Resource.Properties, oldRes); err != nil {
 		return nil, err
+	}
+	if oldRes != nil {
+		keepSensitive(rec.Resource.Properties, oldRes.Properties, t.Sensitive)
 	}
 	rec.Resource.SystemData = systemData(oldRes, req.Caller, now)
 	if t.Validate != nil {
@@ -512,6 +527,44 @@ func (s *Service) checkLocation(loc string, old *record) (string, error) {
 }
 
 func normaliseLocation(l string) string { return strings.ToLower(strings.ReplaceAll(l, " ", "")) }
+
+// keepExtendedLocation applies ARM's rule that a resource's extended
+// location is fixed at creation: a PUT without one keeps it (az resource
+// tag and update send none back), and a PUT naming another is refused.
+func keepExtendedLocation(r, old *Resource) error {
+	if len(r.ExtendedLocation) == 0 {
+		r.ExtendedLocation = old.ExtendedLocation
+		return nil
+	}
+	var a, b any
+	if json.Unmarshal(r.ExtendedLocation, &a) != nil || json.Unmarshal(old.ExtendedLocation, &b) != nil || !sameJSON(a, b) {
+		return arm.FieldError("extendedLocation", "extendedLocation cannot change once the resource exists; it is %s.", old.ExtendedLocation)
+	}
+	return nil
+}
+
+// sameJSON compares decoded JSON values, strings without regard to case
+// (resource IDs).
+func sameJSON(a, b any) bool {
+	switch a := a.(type) {
+	case string:
+		b, ok := b.(string)
+		return ok && strings.EqualFold(a, b)
+	case map[string]any:
+		b, ok := b.(map[string]any)
+		if !ok || len(a) != len(b) {
+			return false
+		}
+		for k, v := range a {
+			if !sameJSON(v, b[k]) {
+				return false
+			}
+		}
+		return true
+	default:
+		return reflect.DeepEqual(a, b)
+	}
+}
 
 // keepReadOnly drops server-owned properties from a client's body and
 // puts back the stored values. A provisioningState that differs from the
@@ -641,6 +694,7 @@ func (s *Service) patchOnce(ctx context.Context, req *Request, t *Type, body *pu
 		if err := keepReadOnly(t, merged, &old.Resource); err != nil {
 			return nil, err
 		}
+		keepSensitive(merged, old.Resource.Properties, t.Sensitive)
 		rec.Resource.Properties = merged
 	} else {
 		rec.Resource.Properties = maps.Clone(old.Resource.Properties)
@@ -898,6 +952,9 @@ func (s *Service) resourceResponse(status int, t *Type, r *Resource, rev int64) 
 	out.ETag = etag(rev)
 	if !t.Tracked {
 		out.Location, out.Tags = "", nil
+	}
+	if len(t.Sensitive) > 0 {
+		out.Properties = withoutSensitive(out.Properties, t.Sensitive)
 	}
 	h := http.Header{}
 	h.Set("ETag", out.ETag)

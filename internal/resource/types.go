@@ -54,6 +54,11 @@ type Type struct {
 	// are ignored and the stored ones kept. provisioningState is always
 	// read-only.
 	ReadOnly []string
+	// Sensitive lists the property paths of secrets, such as
+	// "bmcCredentials.password" or "racks[].credentials.password": stored,
+	// and seen by Validate and the provider, but left out of every
+	// response; a PUT or PATCH without one keeps the stored value.
+	Sensitive []string
 	// Validate checks a new or changed resource and fills in defaults. It
 	// returns an *arm.Error that names the field, and must not write
 	// anything.

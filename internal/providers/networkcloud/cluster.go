@@ -186,6 +186,16 @@ var clusterReadOnly = []string{"actionStates", "availableUpgradeVersions", "clus
 	"detailedStatusMessage", "hybridAksExtendedLocation", "lastSuccessfulVersionUpdateTime", "managedCredentials",
 	"manualActionCount", "supportExpiryDate", "workloadResourceIds"}
 
+// clusterSensitive are the passwords in a cluster's definition (the spec
+// marks them sensitive): stored, never shown.
+var clusterSensitive = []string{
+	"aggregatorOrSingleRackDefinition.bareMetalMachineConfigurationData[].bmcCredentials.password",
+	"aggregatorOrSingleRackDefinition.storageApplianceConfigurationData[].adminCredentials.password",
+	"computeRackDefinitions[].bareMetalMachineConfigurationData[].bmcCredentials.password",
+	"computeRackDefinitions[].storageApplianceConfigurationData[].adminCredentials.password",
+	"clusterServicePrincipal.password",
+}
+
 // racks lists the cluster's rack definitions with the JSON path of each.
 func (c *clusterProperties) racks() []machine.RackSpec {
 	var out []machine.RackSpec
@@ -480,12 +490,21 @@ func (p *Provider) provisionCluster(ctx context.Context, t *resource.Task) error
 						"readyState": "False", "cordonStatus": "Uncordoned", "actionStates": []any{},
 					})
 				}
+				// The hardware's identity follows the definition until the
+				// machine is first provisioned; after that, new hardware in
+				// its place comes through the replace action, which the
+				// definition does not undo.
+				if str(r.Properties, "machineClusterVersion") == "" {
+					set(r.Properties, map[string]any{
+						"bmcConnectionString": m.BMCConnectionString, "bmcCredentials": jsonValue(m.BMCCredentials),
+						"bmcMacAddress": m.BMCMacAddress, "bootMacAddress": m.BootMacAddress, "serialNumber": m.SerialNumber,
+						"bmcIpv4Address": bmcHost(m.BMCConnectionString),
+					})
+				}
 				set(r.Properties, map[string]any{
-					"bmcConnectionString": m.BMCConnectionString, "bmcCredentials": jsonValue(m.BMCCredentials),
-					"bmcMacAddress": m.BMCMacAddress, "bootMacAddress": m.BootMacAddress, "machineDetails": m.MachineDetails,
-					"machineName": mid.Name(), "rackId": rackID.String(), "rackSlot": m.RackSlot, "serialNumber": m.SerialNumber,
+					"machineDetails": m.MachineDetails, "machineName": mid.Name(), "rackId": rackID.String(), "rackSlot": m.RackSlot,
 					"machineSkuId": skuID, "machineRoles": machine.Roles(p.cfg.Catalog, sku.ID, m.RackSlot),
-					"kubernetesNodeName": strings.ToLower(mid.Name()), "bmcIpv4Address": bmcHost(m.BMCConnectionString),
+					"kubernetesNodeName": strings.ToLower(mid.Name()),
 				})
 				return nil
 			}); err != nil {

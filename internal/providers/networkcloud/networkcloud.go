@@ -109,6 +109,7 @@ func Register(svc *resource.Service, cfg Config) *Provider {
 			Namespace: Namespace, Name: "clusters", APIVersions: APIVersions, Tracked: true,
 			NamePattern: namePattern, NameRule: nameRule,
 			ReadOnly:    clusterReadOnly,
+			Sensitive:   clusterSensitive,
 			Validate:    p.validateCluster,
 			Provision:   p.provisionCluster,
 			Deprovision: p.deprovisionCluster,
@@ -126,17 +127,20 @@ func Register(svc *resource.Service, cfg Config) *Provider {
 			ReadOnly: []string{"administratorCredentials", "capacity", "capacityUsed", "clusterId", "detailedStatus",
 				"detailedStatusMessage", "managementIpv4Address", "manufacturer", "model", "rackId", "rackSlot",
 				"remoteVendorManagementFeature", "remoteVendorManagementStatus", "serialNumber", "storageApplianceSkuId", "version"},
+			Sensitive: []string{"administratorCredentials.password"},
 		},
 		&resource.Type{
 			Namespace: Namespace, Name: "bareMetalMachines", APIVersions: APIVersions, Tracked: true, SystemManaged: true,
 			NamePattern: machineNamePattern, NameRule: machineNameRule,
-			ReadOnly: machineReadOnly,
-			Actions:  p.machineActions(),
+			ReadOnly:  machineReadOnly,
+			Sensitive: []string{"bmcCredentials.password"},
+			Actions:   p.machineActions(),
 		},
 		&resource.Type{
 			Namespace: Namespace, Name: "rackSkus", APIVersions: APIVersions, Scope: resource.ScopeSubscription,
-			Virtual: p.rackSKU,
-			List:    p.listRackSKUs,
+			SystemManaged: true, // the catalog: built in, or from the operator's SKU file
+			Virtual:       p.rackSKU,
+			List:          p.listRackSKUs,
 		},
 	)
 	return p
