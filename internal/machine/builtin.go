@@ -71,18 +71,15 @@ func builtinMachines() []MachineSKU {
 	emeraldRapids := func() []string {
 		return []string{"avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"}
 	}
-	cx6dx := func() []NetworkInterface {
+	// Two dual-port NVIDIA ConnectX cards in PCIe slots 1 and 2.
+	connectX := func(model string, gbps int) []NetworkInterface {
 		return []NetworkInterface{
-			{Vendor: "NVIDIA", Model: "ConnectX-6 Dx", PortCount: 2, PortSpeedGbps: 100, PhysicalSlot: 1, Address: "0000:17:00", DeviceConnectionType: "PCI"},
-			{Vendor: "NVIDIA", Model: "ConnectX-6 Dx", PortCount: 2, PortSpeedGbps: 100, PhysicalSlot: 2, Address: "0000:b1:00", DeviceConnectionType: "PCI"},
+			{Vendor: "NVIDIA", Model: model, PortCount: 2, PortSpeedGbps: gbps, PhysicalSlot: 1, Address: "0000:17:00", DeviceConnectionType: "PCI"},
+			{Vendor: "NVIDIA", Model: model, PortCount: 2, PortSpeedGbps: gbps, PhysicalSlot: 2, Address: "0000:b1:00", DeviceConnectionType: "PCI"},
 		}
 	}
-	cx6lx := func() []NetworkInterface {
-		return []NetworkInterface{
-			{Vendor: "NVIDIA", Model: "ConnectX-6 Lx", PortCount: 2, PortSpeedGbps: 25, PhysicalSlot: 1, Address: "0000:17:00", DeviceConnectionType: "PCI"},
-			{Vendor: "NVIDIA", Model: "ConnectX-6 Lx", PortCount: 2, PortSpeedGbps: 25, PhysicalSlot: 2, Address: "0000:b1:00", DeviceConnectionType: "PCI"},
-		}
-	}
+	cx6dx := func() []NetworkInterface { return connectX("ConnectX-6 Dx", 100) }
+	cx6lx := func() []NetworkInterface { return connectX("ConnectX-6 Lx", 25) }
 	nvme := func(n, gib int) []Disk {
 		d := make([]Disk, n)
 		for i := range d {
