@@ -78,7 +78,17 @@ func (p *Provider) deploy(ctx context.Context, t *resource.Task) (any, error) {
 	tr.step(ctx, "Validate hardware and provision the machines")
 
 	outcomes := make([]machine.Outcome, len(machines))
+	// One goroutine records progress, so that the workers never wait for
+	// it; machines that end while it writes are counted in its next write.
 	var done atomic.Int64
+	ended := make(chan struct{}, 1)
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		for range ended {
+			t.Progress(ctx, float64(done.Load())*95/float64(len(machines)))
+		}
+	}()
 	work := make(chan int)
 	var wg sync.WaitGroup
 	for range min(p.cfg.Parallelism, len(machines)) {
@@ -87,7 +97,11 @@ func (p *Provider) deploy(ctx context.Context, t *resource.Task) (any, error) {
 				m := machines[i]
 				skip := containsFold(in.SkipValidationsForMachines, m.Name)
 				outcomes[i] = p.deployMachine(ctx, m, c.ClusterVersion, skip, t.CorrelationID())
-				t.Progress(ctx, float64(done.Add(1))*95/float64(len(machines)))
+				done.Add(1)
+				select {
+				case ended <- struct{}{}:
+				default: // a write is pending; it will count this machine
+				}
 			}
 		})
 	}
@@ -96,6 +110,8 @@ func (p *Provider) deploy(ctx context.Context, t *resource.Task) (any, error) {
 	}
 	close(work)
 	wg.Wait()
+	close(ended)
+	<-reported
 	if ctx.Err() != nil {
 		return nil, ctx.Err() // interrupted: the next leader resumes
 	}
