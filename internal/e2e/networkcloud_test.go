@@ -412,6 +412,18 @@ func TestNetworkCloud(t *testing.T) {
 		}
 	})
 
+	t.Run("unreachable BMC", func(t *testing.T) {
+		const name = "nc1r2m3"
+		cl.bmcs[name].BMC.SetUnreachable(true)
+		az.fail(t, []string{"The restart of '" + name + "' failed", "cannot be reached"}, "resource", "invoke-action", "--ids", machineID(name), "--action", "restart")
+		cl.bmcs[name].BMC.SetUnreachable(false)
+		m := machine(t, name)
+		if s, _ := m.state("Microsoft.NetworkCloud/bareMetalMachines/restart/action"); s.Status != "Failed" || !strings.Contains(s.Message, "cannot be reached") {
+			t.Errorf("actionState after the failed restart = %+v, want Failed saying why", s)
+		}
+		action(t, name, "restart", "")
+	})
+
 	t.Run("cluster update keeps replaced hardware", func(t *testing.T) {
 		az.ok(t, "resource", "tag", "--ids", clusterID, "--tags", "env=lab2")
 		if m := machine(t, "nc1r1m3"); m.Properties.SerialNumber != "NC1R1M3-SPARE" || m.Properties.DetailedStatus != "Provisioned" {
