@@ -11,9 +11,10 @@
 // fingerprint, or explicit insecure). The facts behind each choice are in
 // docs/redfish.md of the shared tree.
 //
-// It uses net/http only and imports nothing of Citadel's. Any package
-// that drives a BMC may import it: the machine controllers and the
-// citadel CLI do.
+// It uses net/http, and of Citadel only package machine, whose terms
+// Inventory.Hardware speaks for hardware validation. Any package that
+// drives a BMC may import it: the NetworkCloud provider and the citadel
+// CLI do.
 package redfish
 
 import (
