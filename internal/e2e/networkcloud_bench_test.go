@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/servertest"
+	"github.com/citadel-cloud/citadel/internal/sim"
 )
 
 // BenchmarkNetworkCloudDeploy deploys a cluster of an aggregator rack
@@ -27,8 +28,8 @@ func BenchmarkNetworkCloudDeploy(b *testing.B) {
 		b.StopTimer()
 		i++
 		name := fmt.Sprintf("bd%d", i)
-		fleet := newNCFleet(b, cp)
-		clusterID := ncDefine(b, cp, name, newNCCluster(b, fleet, name, racks, perRack, nil))
+		cl := newNCCluster(b, cp, sim.Spec{Name: name, ComputeRacks: racks, MachinesPerRack: perRack}, nil, nil)
+		clusterID := ncDefine(b, cp, name, cl)
 		b.StartTimer()
 		t0 := time.Now()
 		st := ncOperation(b, cp.Client, http.MethodPost, clusterID+"/deploy?api-version="+ncAPI, map[string]any{})

@@ -1,10 +1,9 @@
 package e2e
 
 import (
-	"cmp"
 	"encoding/json"
-	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/citadel-cloud/citadel/internal/machine"
 	"github.com/citadel-cloud/citadel/internal/redfishsim"
 	"github.com/citadel-cloud/citadel/internal/servertest"
+	"github.com/citadel-cloud/citadel/internal/sim"
 )
 
 const (
@@ -24,25 +24,6 @@ const (
 	bmcUser   = "root"
 	bmcPass   = "calvin-bmc"
 )
-
-// ncBMC is one simulated machine: its hardware, its BMC and where the BMC
-// listens.
-type ncBMC struct {
-	Machine redfishsim.Machine
-	BMC     *redfishsim.BMC
-	Server  *redfishsim.Server
-}
-
-// ncFleet is the simulated hardware of a cluster: one BMC per machine,
-// over TLS with self-signed certificates that the connection strings pin.
-type ncFleet struct {
-	cat   *machine.Catalog
-	fleet *redfishsim.Fleet
-	opts  redfishsim.Options
-	// aggregatorRack, computeRack and computeMachine are the SKUs of the
-	// racks newNCCluster defines; empty means the built-in ones.
-	aggregatorRack, computeRack, computeMachine string
-}
 
 // ncImage puts the OS image of ncVersion into the control plane's image
 // catalog.
@@ -53,143 +34,38 @@ func ncImage(t testing.TB, dataDir string) {
 	}
 }
 
-// newNCFleet starts an empty fleet whose BMCs fetch images from the
-// control plane cp, as real BMCs do.
-func newNCFleet(t testing.TB, cp *servertest.ControlPlane) *ncFleet {
-	t.Helper()
-	f := &ncFleet{cat: machine.Builtin(), fleet: redfishsim.NewFleet(true), opts: redfishsim.Options{
-		Username: bmcUser, Password: bmcPass, PowerOnDelay: 20 * time.Millisecond, PowerOffDelay: 20 * time.Millisecond,
-		FetchImages: true, HTTPClient: cp.HTTPClient(t),
-		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}}
-	t.Cleanup(f.fleet.Close)
-	return f
+// ncCluster is a simulated site and the cluster it forms.
+type ncCluster struct {
+	*sim.Site
+	props map[string]any // cluster properties on top of the site's rack definitions
 }
 
-// add starts the BMC of a machine of SKU sku; change, if not nil, alters
-// its hardware or options first.
-func (f *ncFleet) add(t testing.TB, sku, serial string, change func(*redfishsim.Machine, *redfishsim.Options)) *ncBMC {
+// newNCCluster starts the BMCs of a simulated site whose BMCs fetch
+// images from the control plane cp, as real BMCs do. catalog, if not nil,
+// holds the operator's SKUs; change, if not nil, alters a machine's
+// hardware or BMC options by name.
+func newNCCluster(t testing.TB, cp *servertest.ControlPlane, spec sim.Spec, catalog *machine.Catalog,
+	change func(name string, m *redfishsim.Machine, o *redfishsim.Options)) *ncCluster {
 	t.Helper()
-	s, ok := f.cat.Machine(sku)
-	if !ok {
-		t.Fatalf("no machine SKU %s", sku)
-	}
-	m, opts := redfishsim.ForSKU(s, serial), f.opts
-	if change != nil {
-		change(&m, &opts)
-	}
-	b := redfishsim.New(m, opts)
-	srv, err := f.fleet.Add(b)
+	site, err := sim.Start(spec, sim.Options{
+		Catalog: catalog, Change: change,
+		BMC: redfishsim.Options{
+			Username: bmcUser, Password: bmcPass, PowerOnDelay: 20 * time.Millisecond, PowerOffDelay: 20 * time.Millisecond,
+			FetchImages: true, HTTPClient: cp.HTTPClient(t),
+			Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &ncBMC{Machine: m, BMC: b, Server: srv}
-}
-
-// connection is the machine's bmcConnectionString, pinning its BMC's
-// certificate.
-func (b *ncBMC) connection() string {
-	return "redfish+" + b.Server.URL + "?fingerprint=" + b.Server.Fingerprint
-}
-
-// config is the machine's entry in a rack definition.
-func (b *ncBMC) config(name string, slot int) map[string]any {
-	return map[string]any{
-		"machineName": name, "rackSlot": slot, "serialNumber": b.Machine.SerialNumber,
-		"bmcMacAddress": b.Machine.BMCMAC(), "bootMacAddress": b.Machine.BootMAC(),
-		"bmcConnectionString": b.connection(), "bmcCredentials": map[string]string{"username": bmcUser, "password": bmcPass},
-		"machineDetails": "simulated " + b.Machine.Model,
-	}
-}
-
-// ncRack is a rack definition under construction.
-type ncRack struct {
-	sku, serial string
-	machines    []map[string]any
-	appliances  []map[string]any
-}
-
-func (r *ncRack) definition(fabricRG string) map[string]any {
-	d := map[string]any{
-		"rackSkuId": r.sku, "rackSerialNumber": r.serial, "rackLocation": "Hall 1, row " + r.serial,
-		"networkRackId":                     fabricRG + "/providers/Microsoft.ManagedNetworkFabric/networkRacks/" + strings.ToLower(r.serial),
-		"bareMetalMachineConfigurationData": r.machines,
-	}
-	if len(r.appliances) > 0 {
-		d["storageApplianceConfigurationData"] = r.appliances
-	}
-	return d
-}
-
-// ncCluster is a cluster definition and the BMCs of its machines, by
-// machine name.
-type ncCluster struct {
-	name  string
-	racks []*ncRack // the aggregator first
-	bmcs  map[string]*ncBMC
-	props map[string]any // extra cluster properties
-}
-
-// newNCCluster defines a MultiRack cluster of an aggregator rack (three
-// controllers and a storage appliance) and computeRacks compute racks of
-// perRack machines each, and starts their BMCs. Machine names are
-// {name}c{n} for controllers and {name}r{rack}m{slot} for compute; change,
-// if not nil, alters a machine's hardware or BMC options by name.
-func newNCCluster(t testing.TB, f *ncFleet, name string, computeRacks, perRack int, change func(name string, m *redfishsim.Machine, o *redfishsim.Options)) *ncCluster {
-	t.Helper()
-	c := &ncCluster{name: name, bmcs: map[string]*ncBMC{}, props: map[string]any{}}
-	by := func(n string) func(*redfishsim.Machine, *redfishsim.Options) {
-		if change == nil {
-			return nil
-		}
-		return func(m *redfishsim.Machine, o *redfishsim.Options) { change(n, m, o) }
-	}
-	agg := &ncRack{sku: cmp.Or(f.aggregatorRack, machine.RackSKUAggregator), serial: strings.ToUpper(name) + "-AGG"}
-	for slot := 1; slot <= 3; slot++ {
-		n := fmt.Sprintf("%sc%d", name, slot)
-		b := f.add(t, machine.SKUController, strings.ToUpper(n), by(n))
-		c.bmcs[n] = b
-		agg.machines = append(agg.machines, b.config(n, slot))
-	}
-	agg.appliances = []map[string]any{{"storageApplianceName": name + "-san", "rackSlot": 4, "serialNumber": strings.ToUpper(name) + "-SAN",
-		"adminCredentials": map[string]string{"username": "pureuser", "password": "pure-pass"}}}
-	c.racks = append(c.racks, agg)
-	rackSKU, machineSKU := machine.RackSKUCompute8, machine.SKUCompute
-	if perRack > 8 {
-		rackSKU = machine.RackSKUCompute16
-	}
-	if f.computeRack != "" {
-		rackSKU, machineSKU = f.computeRack, f.computeMachine
-	}
-	for r := 1; r <= computeRacks; r++ {
-		rack := &ncRack{sku: rackSKU, serial: fmt.Sprintf("%s-R%d", strings.ToUpper(name), r)}
-		for slot := 1; slot <= perRack; slot++ {
-			n := fmt.Sprintf("%sr%dm%d", name, r, slot)
-			b := f.add(t, machineSKU, strings.ToUpper(n), by(n))
-			c.bmcs[n] = b
-			rack.machines = append(rack.machines, b.config(n, slot))
-		}
-		c.racks = append(c.racks, rack)
-	}
-	return c
+	t.Cleanup(site.Close)
+	return &ncCluster{Site: site, props: map[string]any{}}
 }
 
 // body is the cluster's PUT body (az resource create --is-full-object).
 func (c *ncCluster) body(sub, customLocation string) map[string]any {
-	fabricRG := "/subscriptions/" + sub + "/resourceGroups/fabric"
-	var compute []any
-	for _, r := range c.racks[1:] {
-		compute = append(compute, r.definition(fabricRG))
-	}
-	props := map[string]any{
-		"clusterType": "MultiRack", "clusterVersion": ncVersion,
-		"networkFabricId":                  fabricRG + "/providers/Microsoft.ManagedNetworkFabric/networkFabrics/fabric1",
-		"aggregatorOrSingleRackDefinition": c.racks[0].definition(fabricRG),
-		"computeRackDefinitions":           compute,
-	}
-	for k, v := range c.props {
-		props[k] = v
-	}
+	props := c.ClusterProperties(ncVersion, "/subscriptions/"+sub+"/resourceGroups/fabric")
+	maps.Copy(props, c.props)
 	return map[string]any{
 		"location":         "local",
 		"extendedLocation": map[string]string{"name": customLocation, "type": "CustomLocation"},

@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/citadel-cloud/citadel/internal/machine"
 	"github.com/citadel-cloud/citadel/internal/redfishsim"
 	"github.com/citadel-cloud/citadel/internal/server"
 	"github.com/citadel-cloud/citadel/internal/servertest"
+	"github.com/citadel-cloud/citadel/internal/sim"
 )
 
 // TestNetworkCloud drives a multi-rack cluster through the real az CLI
@@ -41,8 +43,7 @@ func TestNetworkCloud(t *testing.T) {
 		badMemory = "nc1r3m4" // has 256 of the SKU's 512 GiB
 		slowOff   = "nc1r2m1" // takes 1.5 s to shut down
 	)
-	fleet := newNCFleet(t, cp)
-	cl := newNCCluster(t, fleet, "nc1", 3, 4, func(name string, m *redfishsim.Machine, o *redfishsim.Options) {
+	cl := newNCCluster(t, cp, sim.Spec{Name: "nc1", ComputeRacks: 3, MachinesPerRack: 4}, nil, func(name string, m *redfishsim.Machine, o *redfishsim.Options) {
 		switch name {
 		case badMemory:
 			m.DIMMs = m.DIMMs[:8]
@@ -55,7 +56,7 @@ func TestNetworkCloud(t *testing.T) {
 		"thresholdValue": 80, "waitTimeMinutes": 1}
 	clusterID := ncID("clusters", "nc1")
 	machineID := func(name string) string { return ncID("bareMetalMachines", name) }
-	machine := func(t *testing.T, name string) ncMachine {
+	showMachine := func(t *testing.T, name string) ncMachine {
 		t.Helper()
 		var m ncMachine
 		az.json(t, &m, "resource", "show", "--ids", machineID(name))
@@ -136,9 +137,10 @@ func TestNetworkCloud(t *testing.T) {
 				"--is-full-object", "-p", jsonArg(body)}
 		}
 		// Two compute racks short of a multi-rack cluster.
-		two := *cl
-		two.racks = cl.racks[:2]
-		az.fail(t, []string{"InvalidRequestContent", "a MultiRack cluster needs at least 3 compute racks; found 1"}, create("nc2", two.body(sub, customLocation))...)
+		two := cl.body(sub, customLocation)
+		props := two["properties"].(map[string]any)
+		props["computeRackDefinitions"] = props["computeRackDefinitions"].([]any)[:1]
+		az.fail(t, []string{"InvalidRequestContent", "a MultiRack cluster needs at least 3 compute racks; found 1"}, create("nc2", two)...)
 		// An extended location that is no custom location of a manager.
 		az.fail(t, []string{"extendedLocation.name", "was not found"}, create("nc3", cl.body(sub, rg+"/providers/Microsoft.ExtendedLocation/customLocations/nosuch"))...)
 		// A version the image catalog does not hold.
@@ -176,7 +178,7 @@ func TestNetworkCloud(t *testing.T) {
 				t.Errorf("az resource list %s: %d, want %d", typ, len(list), want)
 			}
 		}
-		m := machine(t, "nc1c1")
+		m := showMachine(t, "nc1c1")
 		if m.Properties.DetailedStatus != "Preparing" || !slices.Contains(m.Properties.MachineRoles, "control-plane") ||
 			!strings.HasSuffix(m.ExtendedLocation.Name, "/customLocations/nc1-cluster") {
 			t.Errorf("machine nc1c1 = %+v, want Preparing, a control-plane role, in the cluster's custom location", m)
@@ -184,10 +186,10 @@ func TestNetworkCloud(t *testing.T) {
 	})
 
 	t.Run("identities unique across the boundary", func(t *testing.T) {
-		other := newNCCluster(t, fleet, "nc5", 3, 1, nil)
+		other := newNCCluster(t, cp, sim.Spec{Name: "nc5", ComputeRacks: 3, MachinesPerRack: 1}, nil, nil)
 		body := other.body(sub, customLocation)
 		rack := body["properties"].(map[string]any)["computeRackDefinitions"].([]any)[0].(map[string]any)
-		rack["bareMetalMachineConfigurationData"].([]map[string]any)[0]["serialNumber"] = "nc1r1m1" // lower case: same serial
+		rack["bareMetalMachineConfigurationData"].([]any)[0].(map[string]any)["serialNumber"] = "nc1r1m1" // lower case: same serial
 		az.fail(t, []string{`serial number "nc1r1m1" is already used by`, machineID("nc1r1m1")}, "resource", "create", "-g", "nc", "-n", "nc5", "--resource-type", "Microsoft.NetworkCloud/clusters",
 			"--is-full-object", "-p", jsonArg(body))
 	})
@@ -259,12 +261,13 @@ func TestNetworkCloud(t *testing.T) {
 		if len(got.Properties.ActionStates) == 0 || got.Properties.ActionStates[0].Status != "Completed" {
 			t.Errorf("cluster actionStates = %+v, want the deploy Completed", got.Properties.ActionStates)
 		}
-		bad := machine(t, badMemory)
+		bad := showMachine(t, badMemory)
 		if bad.Properties.DetailedStatus != "Error" || !strings.Contains(bad.Properties.DetailedStatusMessage, "memory: 256 GiB enabled, the SKU needs 512 GiB") ||
 			bad.Properties.HardwareValidationStatus["result"] != "Fail" {
 			t.Errorf("%s: %s (%s), validation %v; want Error naming the memory", badMemory, bad.Properties.DetailedStatus, bad.Properties.DetailedStatusMessage, bad.Properties.HardwareValidationStatus)
 		}
-		for name, b := range cl.bmcs {
+		for _, b := range cl.Machines {
+			name := b.Name
 			if name == badMemory {
 				if b.BMC.Reimages() != 0 {
 					t.Errorf("%s was reimaged %d times, want never", name, b.BMC.Reimages())
@@ -276,7 +279,7 @@ func TestNetworkCloud(t *testing.T) {
 			p := m.Properties
 			if p.DetailedStatus != "Provisioned" || p.PowerState != "On" || p.ReadyState != "True" || p.MachineClusterVersion != ncVersion ||
 				!strings.HasSuffix(p.OSImage, "/images/cluster-"+ncVersion+".iso") || p.HardwareValidationStatus["result"] != "Pass" ||
-				p.ServiceTag != b.Machine.SerialNumber || len(p.HardwareInventory.Interfaces) == 0 {
+				p.ServiceTag != b.Hardware.SerialNumber || len(p.HardwareInventory.Interfaces) == 0 {
 				t.Errorf("%s after deploy: %+v", name, p)
 			}
 			if s, ok := m.state("Microsoft.NetworkCloud/clusters/deploy/action"); !ok || s.Status != "Completed" || len(s.StepStates) < 3 {
@@ -292,10 +295,10 @@ func TestNetworkCloud(t *testing.T) {
 
 	t.Run("machine actions", func(t *testing.T) {
 		const name = "nc1r1m1"
-		b := cl.bmcs[name]
+		b := cl.Machine(name)
 		check := func(t *testing.T, what, actionType, power, ready, cordon string) {
 			t.Helper()
-			m := machine(t, name)
+			m := showMachine(t, name)
 			p := m.Properties
 			if p.PowerState != power || p.ReadyState != ready || p.CordonStatus != cordon {
 				t.Errorf("after %s: power %s, ready %s, cordon %s; want %s, %s, %s", what, p.PowerState, p.ReadyState, p.CordonStatus, power, ready, cordon)
@@ -339,17 +342,17 @@ func TestNetworkCloud(t *testing.T) {
 
 	t.Run("disruption guard", func(t *testing.T) {
 		action(t, "nc1r1m1", "powerOff", `{"skipShutdown":"True"}`)
-		resets := cl.bmcs["nc1r1m2"].BMC.ResetCount()
+		resets := cl.Machine("nc1r1m2").BMC.ResetCount()
 		az.fail(t, []string{"refused by the disruption guard (rule maxUnavailable, machines nc1r1m1)"}, "resource", "invoke-action", "--ids", machineID("nc1r1m2"),
 			"--action", "restart")
-		if resets != cl.bmcs["nc1r1m2"].BMC.ResetCount() {
+		if resets != cl.Machine("nc1r1m2").BMC.ResetCount() {
 			t.Error("a refused restart reset the BMC")
 		}
 		// Another rack has its own budget.
 		action(t, "nc1r2m2", "restart", "")
 		// safeguardMode None overrides, and the activity log says so.
 		action(t, "nc1r1m2", "restart", `{"safeguardMode":"None"}`)
-		if cl.bmcs["nc1r1m2"].BMC.ResetCount() <= resets {
+		if cl.Machine("nc1r1m2").BMC.ResetCount() <= resets {
 			t.Error("the overridden restart did not reset the BMC")
 		}
 		alFlush(t, cp)
@@ -394,16 +397,19 @@ func TestNetworkCloud(t *testing.T) {
 
 	t.Run("replace", func(t *testing.T) {
 		const name = "nc1r1m3"
-		old := cl.bmcs[name]
-		spare := fleet.add(t, "citadel-compute-2s-64c-gen5", "NC1R1M3-SPARE", nil)
+		old := cl.Machine(name)
+		spare, err := cl.Spare("nc1r1m3spare", machine.SKUCompute)
+		if err != nil {
+			t.Fatal(err)
+		}
 		action(t, name, "replace", jsonArg(map[string]any{
-			"serialNumber": spare.Machine.SerialNumber, "bmcMacAddress": spare.Machine.BMCMAC(), "bootMacAddress": spare.Machine.BootMAC(),
-			"bmcConnectionString": spare.connection(), "bmcCredentials": map[string]string{"username": bmcUser, "password": bmcPass},
+			"serialNumber": spare.Hardware.SerialNumber, "bmcMacAddress": spare.Hardware.BMCMAC(), "bootMacAddress": spare.Hardware.BootMAC(),
+			"bmcConnectionString": spare.ConnectionString(), "bmcCredentials": map[string]string{"username": bmcUser, "password": bmcPass},
 			"storagePolicy": "DiscardAll",
 		}))
-		m := machine(t, name)
+		m := showMachine(t, name)
 		p := m.Properties
-		if p.SerialNumber != spare.Machine.SerialNumber || p.BootMACAddress != spare.Machine.BootMAC() || p.DetailedStatus != "Provisioned" ||
+		if p.SerialNumber != spare.Hardware.SerialNumber || p.BootMACAddress != spare.Hardware.BootMAC() || p.DetailedStatus != "Provisioned" ||
 			p.HardwareValidationStatus["result"] != "Pass" || p.ReadyState != "True" {
 			t.Errorf("after replace: %+v", p)
 		}
@@ -414,10 +420,10 @@ func TestNetworkCloud(t *testing.T) {
 
 	t.Run("unreachable BMC", func(t *testing.T) {
 		const name = "nc1r2m3"
-		cl.bmcs[name].BMC.SetUnreachable(true)
+		cl.Machine(name).BMC.SetUnreachable(true)
 		az.fail(t, []string{"The restart of '" + name + "' failed", "cannot be reached"}, "resource", "invoke-action", "--ids", machineID(name), "--action", "restart")
-		cl.bmcs[name].BMC.SetUnreachable(false)
-		m := machine(t, name)
+		cl.Machine(name).BMC.SetUnreachable(false)
+		m := showMachine(t, name)
 		if s, _ := m.state("Microsoft.NetworkCloud/bareMetalMachines/restart/action"); s.Status != "Failed" || !strings.Contains(s.Message, "cannot be reached") {
 			t.Errorf("actionState after the failed restart = %+v, want Failed saying why", s)
 		}
@@ -426,7 +432,7 @@ func TestNetworkCloud(t *testing.T) {
 
 	t.Run("cluster update keeps replaced hardware", func(t *testing.T) {
 		az.ok(t, "resource", "tag", "--ids", clusterID, "--tags", "env=lab2")
-		if m := machine(t, "nc1r1m3"); m.Properties.SerialNumber != "NC1R1M3-SPARE" || m.Properties.DetailedStatus != "Provisioned" {
+		if m := showMachine(t, "nc1r1m3"); m.Properties.SerialNumber != "NC1R1M3SPARE" || m.Properties.DetailedStatus != "Provisioned" {
 			t.Errorf("after a cluster PUT, nc1r1m3 = %s, %s; want the replacement's serial, Provisioned", m.Properties.SerialNumber, m.Properties.DetailedStatus)
 		}
 	})
@@ -455,7 +461,7 @@ func ncDefine(t testing.TB, cp *servertest.ControlPlane, rg string, cl *ncCluste
 	if r, err := cp.Client.Do(t.Context(), http.MethodPut, rgID+"?api-version=2021-04-01", map[string]any{"location": "local"}); err != nil || r.Status >= 300 {
 		t.Fatalf("PUT group: %v %v", r, err)
 	}
-	cmID := rgID + "/providers/Microsoft.NetworkCloud/clusterManagers/" + cl.name + "-cm"
+	cmID := rgID + "/providers/Microsoft.NetworkCloud/clusterManagers/" + cl.Spec.Name + "-cm"
 	if st := ncOperation(t, cp.Client, http.MethodPut, cmID+"?api-version="+ncAPI, map[string]any{"location": "local", "properties": map[string]any{
 		"fabricControllerId": rgID + "/providers/Microsoft.ManagedNetworkFabric/networkFabricControllers/nfc"}}); st.Status != "Succeeded" {
 		t.Fatalf("PUT cluster manager: %+v", st)
@@ -466,7 +472,7 @@ func ncDefine(t testing.TB, cp *servertest.ControlPlane, rg string, cl *ncCluste
 		} `json:"properties"`
 	}
 	ncGet(t, cp.Client, cmID, &cm)
-	clusterID := rgID + "/providers/Microsoft.NetworkCloud/clusters/" + cl.name
+	clusterID := rgID + "/providers/Microsoft.NetworkCloud/clusters/" + cl.Spec.Name
 	if st := ncOperation(t, cp.Client, http.MethodPut, clusterID+"?api-version="+ncAPI, cl.body(sub, cm.Properties.ManagerExtendedLocation.Name)); st.Status != "Succeeded" {
 		t.Fatalf("PUT cluster: %+v", st)
 	}
@@ -483,8 +489,7 @@ func TestNetworkCloudRestartMidReimage(t *testing.T) {
 	first := servertest.Start(t, onDir)
 	ncImage(t, first.DataDir)
 	const slow = "rsr1m1"
-	fleet := newNCFleet(t, first)
-	cl := newNCCluster(t, fleet, "rs", 3, 1, func(name string, _ *redfishsim.Machine, o *redfishsim.Options) {
+	cl := newNCCluster(t, first, sim.Spec{Name: "rs", ComputeRacks: 3, MachinesPerRack: 1}, nil, func(name string, _ *redfishsim.Machine, o *redfishsim.Options) {
 		if name == slow {
 			o.PowerOnDelay = 3 * time.Second
 		}
@@ -500,7 +505,7 @@ func TestNetworkCloudRestartMidReimage(t *testing.T) {
 		t.Errorf("deploy percentComplete went %v, want it to rise through 5/6 of the machines to 100", st.Progress)
 	}
 	machineID := strings.Replace(clusterID, "clusters/rs", "bareMetalMachines/"+slow, 1)
-	bmc := cl.bmcs[slow].BMC
+	bmc := cl.Machine(slow).BMC
 
 	r, err := first.Client.Do(t.Context(), http.MethodPost, machineID+"/reimage?api-version="+ncAPI, map[string]any{})
 	if err != nil || r.Status != http.StatusAccepted {
@@ -609,12 +614,12 @@ func TestNetworkCloudOperatorSKUs(t *testing.T) {
 		t.Errorf("GET rackSkus/nosuch = %v %v, want 404", r, err)
 	}
 
-	fleet := newNCFleet(t, cp)
-	if err := fleet.cat.Load(strings.NewReader(ncOperatorSKUs)); err != nil {
+	catalog := machine.Builtin()
+	if err := catalog.Load(strings.NewReader(ncOperatorSKUs)); err != nil {
 		t.Fatal(err)
 	}
-	fleet.aggregatorRack, fleet.computeRack, fleet.computeMachine = "acme-aggregator", "acme-compute-4", "acme-compute-1s-96c"
-	cl := newNCCluster(t, fleet, "op", 3, 2, nil)
+	cl := newNCCluster(t, cp, sim.Spec{Name: "op", ComputeRacks: 3, MachinesPerRack: 2,
+		AggregatorRack: "acme-aggregator", ComputeRack: "acme-compute-4", ComputeMachine: "acme-compute-1s-96c"}, catalog, nil)
 	clusterID := ncDefine(t, cp, "op", cl)
 	if st := ncOperation(t, cp.Client, http.MethodPost, clusterID+"/deploy?api-version="+ncAPI, map[string]any{}); st.Status != "Succeeded" {
 		t.Fatalf("deploy: %+v", st)

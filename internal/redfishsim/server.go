@@ -93,8 +93,55 @@ func newFleet(useTLS bool, hostname string) *Fleet {
 	return f
 }
 
+// NewTLSFleet returns an empty fleet whose BMCs serve HTTPS with the given
+// certificate and key (PEM), as saved from an earlier fleet's
+// Certificate: a fleet started again keeps its fingerprint.
+func NewTLSFleet(certPEM, keyPEM []byte) (*Fleet, error) {
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("fleet certificate: %w", err)
+	}
+	f := newFleet(true, "redfishsim")
+	sum := sha256.Sum256(pair.Certificate[0])
+	f.cert = &certificate{tls: pair, fingerprint: hex.EncodeToString(sum[:]), pem: certPEM}
+	return f, nil
+}
+
+// Certificate returns the certificate and key (PEM) the fleet's BMCs
+// serve, generating them if no BMC has yet.
+func (f *Fleet) Certificate() (certPEM, keyPEM []byte, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.ensureCertificate(); err != nil {
+		return nil, nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(f.cert.tls.PrivateKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f.cert.pem, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// ensureCertificate generates the fleet's certificate the first time it
+// is needed. The caller holds f.mu.
+func (f *Fleet) ensureCertificate() error {
+	if f.cert != nil {
+		return nil
+	}
+	cert, err := newCertificate(f.hostname)
+	if err != nil {
+		return err
+	}
+	f.cert = cert
+	return nil
+}
+
 // Add serves b on a new listener at 127.0.0.1.
-func (f *Fleet) Add(b *BMC) (*Server, error) {
+func (f *Fleet) Add(b *BMC) (*Server, error) { return f.AddAt(b, "127.0.0.1:0") }
+
+// AddAt serves b on a new listener at addr, such as "127.0.0.1:9101"; a
+// port of 0 picks a free one.
+func (f *Fleet) AddAt(b *BMC, addr string) (*Server, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
@@ -103,17 +150,13 @@ func (f *Fleet) Add(b *BMC) (*Server, error) {
 	s := &Server{}
 	var tlsConfig *tls.Config
 	if f.useTLS {
-		if f.cert == nil {
-			cert, err := newCertificate(f.hostname)
-			if err != nil {
-				return nil, err
-			}
-			f.cert = cert
+		if err := f.ensureCertificate(); err != nil {
+			return nil, err
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{f.cert.tls}, MinVersion: tls.VersionTLS12}
 		s.Fingerprint, s.CACertPEM = f.cert.fingerprint, f.cert.pem
 	}
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	raw, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}

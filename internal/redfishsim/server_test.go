@@ -231,3 +231,34 @@ func TestLengthRequired(t *testing.T) {
 		t.Errorf("PowerState() = %s, want Off: a 411 changes nothing", got)
 	}
 }
+
+// TestFleetRestart: a fleet started again from the saved certificate, at
+// the same address, presents the same fingerprint at the same URL.
+func TestFleetRestart(t *testing.T) {
+	first := redfishsim.NewFleet(true)
+	s1, err := first.Add(redfishsim.New(redfishsim.SampleMachine("R1"), redfishsim.Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := first.Certificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+
+	second, err := redfishsim.NewTLSFleet(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	s2, err := second.AddAt(redfishsim.New(redfishsim.SampleMachine("R1"), redfishsim.Options{}), strings.TrimPrefix(s1.URL, "https://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.URL != s1.URL || s2.Fingerprint != s1.Fingerprint {
+		t.Errorf("restarted at %s (%s), want %s (%s)", s2.URL, s2.Fingerprint, s1.URL, s1.Fingerprint)
+	}
+	if _, err := redfishsim.NewTLSFleet(certPEM, []byte("not a key")); err == nil {
+		t.Error("NewTLSFleet with a bad key: no error")
+	}
+}

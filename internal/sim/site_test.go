@@ -1,0 +1,57 @@
+package sim
+
+import (
+	"testing"
+
+	"github.com/citadel-cloud/citadel/internal/machine"
+	"github.com/citadel-cloud/citadel/internal/redfishsim"
+)
+
+// TestSiteRestart: a site started again on its state directory serves
+// every BMC at the same URL with the same certificate, and its cluster
+// definition names the machines of each rack.
+func TestSiteRestart(t *testing.T) {
+	dir := t.TempDir()
+	spec := Spec{Name: "s1", ComputeRacks: 3, MachinesPerRack: 2}
+	opts := Options{StateDir: dir, BMC: redfishsim.Options{Username: "root", Password: "pw"}}
+	first, err := Start(spec, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Machines) != 3+3*2 {
+		t.Fatalf("%d machines, want 9", len(first.Machines))
+	}
+	want := map[string]string{}
+	for _, m := range first.Machines {
+		want[m.Name] = m.ConnectionString()
+	}
+	props := first.ClusterProperties("4.1.0", "/subscriptions/s/resourceGroups/fabric")
+	first.Close()
+
+	second, err := Start(spec, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	for _, m := range second.Machines {
+		if m.ConnectionString() != want[m.Name] {
+			t.Errorf("%s: %s after the restart, want %s", m.Name, m.ConnectionString(), want[m.Name])
+		}
+	}
+
+	agg := props["aggregatorOrSingleRackDefinition"].(map[string]any)
+	compute := props["computeRackDefinitions"].([]any)
+	if agg["rackSkuId"] != machine.RackSKUAggregator || len(agg["bareMetalMachineConfigurationData"].([]any)) != 3 ||
+		len(agg["storageApplianceConfigurationData"].([]any)) != 1 || len(compute) != 3 {
+		t.Errorf("cluster properties = %v", props)
+	}
+	for i, r := range compute {
+		ms := r.(map[string]any)["bareMetalMachineConfigurationData"].([]any)
+		if len(ms) != 2 || ms[0].(map[string]any)["rackSlot"] != 1 {
+			t.Errorf("compute rack %d: %v", i+1, ms)
+		}
+	}
+	if _, err := Start(Spec{Name: "x"}, Options{}); err == nil {
+		t.Error("Start without racks: no error")
+	}
+}
