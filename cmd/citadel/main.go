@@ -1,5 +1,6 @@
 // Command citadel is the sovereign private-cloud control plane and its
-// tools: `citadel server` runs a replica, `citadel bench` measures one.
+// tools: `citadel up` runs it with a simulated multi-rack site, `citadel
+// server` runs a replica, `citadel bench` measures one.
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 const usage = `usage: citadel <command> [flags]
 
 commands:
+  up       run the control plane with a simulated multi-rack site, deployed and ready for az
   server   run a control-plane replica (ARM API over HTTPS, token issuer, controllers)
   bench    measure a running system (bench api)
   audit    export the signed activity log, verify an export offline
@@ -38,6 +40,8 @@ func main() {
 	defer stop()
 	var err error
 	switch os.Args[1] {
+	case "up":
+		err = runUp(ctx, os.Args[2:], os.Stdout)
 	case "server":
 		err = runServer(ctx, os.Args[2:])
 	case "bench":

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/citadel-cloud/citadel/internal/client"
 	"github.com/citadel-cloud/citadel/internal/servertest"
 )
 
@@ -63,15 +64,18 @@ type azResult struct {
 	ExitCode       int
 }
 
-func newAzCLI(t *testing.T, cp *servertest.ControlPlane) *azCLI {
+func newAzCLI(t *testing.T, cp *servertest.ControlPlane) *azCLI { return newAzCLIFor(t, cp.Creds) }
+
+// newAzCLIFor is newAzCLI for a control plane known by its credentials.
+func newAzCLIFor(t *testing.T, creds client.Credentials) *azCLI {
 	t.Helper()
 	env := append(os.Environ(),
 		"AZURE_CONFIG_DIR="+t.TempDir(),
-		"REQUESTS_CA_BUNDLE="+cp.Creds.CACertFile,
+		"REQUESTS_CA_BUNDLE="+creds.CACertFile,
 		"AZURE_CORE_COLLECT_TELEMETRY=no",
 		"AZURE_CORE_ONLY_SHOW_ERRORS=1",
 	)
-	return &azCLI{env: env, secret: cp.Creds.ClientSecret}
+	return &azCLI{env: env, secret: creds.ClientSecret}
 }
 
 // show is the command line as a log line, without the client secret.

@@ -42,7 +42,9 @@ type Options struct {
 	Change func(name string, m *redfishsim.Machine, o *redfishsim.Options)
 	// StateDir, if set, keeps the BMCs' certificate and addresses, so
 	// that a site started again on it is reachable where the control
-	// plane recorded it.
+	// plane recorded it. Its machines then start On, as hardware that
+	// kept running while the simulation was stopped, unless BMC says
+	// otherwise.
 	StateDir string
 }
 
@@ -145,6 +147,7 @@ func (s *Site) startFleet() error {
 			if err := json.Unmarshal(b, &s.state); err != nil {
 				return fmt.Errorf("sim: %s: %w", stateFile, err)
 			}
+			s.opts.BMC.InitialPower = cmp.Or(s.opts.BMC.InitialPower, "On")
 			s.fleet, err = redfishsim.NewTLSFleet([]byte(s.state.CertificatePEM), []byte(s.state.KeyPEM))
 			return err
 		case !errors.Is(err, os.ErrNotExist):

@@ -34,6 +34,9 @@ func TestSiteRestart(t *testing.T) {
 	}
 	defer second.Close()
 	for _, m := range second.Machines {
+		if m.BMC.PowerState() != "On" {
+			t.Errorf("%s is %s after the restart, want On", m.Name, m.BMC.PowerState())
+		}
 		if m.ConnectionString() != want[m.Name] {
 			t.Errorf("%s: %s after the restart, want %s", m.Name, m.ConnectionString(), want[m.Name])
 		}

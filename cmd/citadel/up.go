@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/citadel-cloud/citadel/internal/client"
+	"github.com/citadel-cloud/citadel/internal/redfishsim"
+	"github.com/citadel-cloud/citadel/internal/server"
+	"github.com/citadel-cloud/citadel/internal/sim"
+)
+
+// The names citadel up gives what it creates.
+const (
+	upGroup          = "citadel-site"
+	upClusterManager = "citadel-cm"
+	upCluster        = "citadel"
+	upAPI            = "2026-07-01"
+	groupAPI         = "2021-04-01"
+)
+
+// runUp runs the whole thing on this machine: the control plane, a
+// simulated multi-rack site whose BMCs it manages over Redfish, and the
+// cluster those machines form, deployed through the ARM API. It prints
+// how to reach it with az and runs until interrupted.
+func runUp(ctx context.Context, args []string, out io.Writer) error {
+	cfg := server.DefaultConfig()
+	fs := flag.NewFlagSet("citadel up", flag.ContinueOnError)
+	cfg.AddFlags(fs)
+	racks := fs.Int("racks", 3, "compute racks of the simulated site (an aggregator rack comes with them)")
+	perRack := fs.Int("machines-per-rack", 16, "machines in each compute rack (1-16)")
+	version := fs.String("cluster-version", "4.1.0", "the cluster version to deploy")
+	level := fs.String("log-level", "warn", "the server's log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *racks < 3 || *perRack < 1 || *perRack > 16 {
+		return errors.New("a multi-rack site needs --racks 3 or more and --machines-per-rack from 1 to 16")
+	}
+	log, err := newLogger(os.Stderr, *level)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	progress := func(format string, args ...any) { fmt.Fprintf(out, "citadel up: "+format+"\n", args...) }
+
+	progress("starting the control plane (data in %s)", cfg.DataDir)
+	s, err := server.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	creds, err := client.LoadCredentials(s.CredentialsFile)
+	if err != nil {
+		return err
+	}
+	c, err := client.New(creds)
+	if err != nil {
+		return err
+	}
+
+	simDir := filepath.Join(cfg.DataDir, "sim")
+	site, err := startSite(simDir, creds, *racks, *perRack)
+	if err != nil {
+		return err
+	}
+	defer site.Close()
+	progress("simulated site: an aggregator rack and %d compute racks, %d BMCs on 127.0.0.1", *racks, len(site.Machines))
+	if err := ensureImage(filepath.Join(cfg.DataDir, "images"), *version, progress); err != nil {
+		return err
+	}
+	if err := deploySite(ctx, c, creds, site, *version, progress); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(out, `
+Citadel is up: %d machines in %d racks, cluster %q Running.
+
+  ARM endpoint      %s
+  credentials       %s
+  CA certificate    %s
+
+Use it with az:
+
+  export REQUESTS_CA_BUNDLE=%s
+  az cloud register -n citadel --endpoint-resource-manager %s
+  az cloud set -n citadel
+  az login --service-principal -u %s -p "$(python3 -c 'import json; print(json.load(open("%s"))["clientSecret"])')" --tenant %s
+  az resource list -g %s --resource-type Microsoft.NetworkCloud/bareMetalMachines -o table
+
+Press Ctrl-C to stop; a second run reuses %s.
+`, len(site.Machines), *racks+1, upCluster, creds.ARMEndpoint, s.CredentialsFile, creds.CACertFile,
+		creds.CACertFile, creds.ARMEndpoint, creds.ClientID, s.CredentialsFile, creds.TenantID, upGroup, cfg.DataDir)
+
+	select {
+	case <-ctx.Done():
+		progress("stopping")
+		return nil
+	case err := <-s.Err():
+		return err
+	}
+}
+
+// startSite starts the simulated BMCs, which fetch images from the
+// control plane and trust its CA, with a password kept under dir.
+func startSite(dir string, creds client.Credentials, racks, perRack int) (*sim.Site, error) {
+	password, err := keptSecret(filepath.Join(dir, "bmc-password"))
+	if err != nil {
+		return nil, err
+	}
+	ca, err := os.ReadFile(creds.CACertFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	images := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	return sim.Start(sim.Spec{Name: upCluster, ComputeRacks: racks, MachinesPerRack: perRack}, sim.Options{
+		StateDir: dir,
+		BMC: redfishsim.Options{Username: "root", Password: password, PowerOnDelay: 500 * time.Millisecond,
+			PowerOffDelay: 200 * time.Millisecond, FetchImages: true, HTTPClient: images},
+	})
+}
+
+// keptSecret reads a secret from path, creating it the first time.
+func keptSecret(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	raw := make([]byte, 16)
+	rand.Read(raw)
+	secret := hex.EncodeToString(raw)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	return secret, os.WriteFile(path, []byte(secret+"\n"), 0o600)
+}
+
+// ensureImage puts an install image for version into the image catalog
+// when it has none. The simulated BMCs only fetch it, so it holds a line
+// of text; a real site puts the OS image there.
+func ensureImage(dir, version string, progress func(string, ...any)) error {
+	path := filepath.Join(dir, "cluster-"+version+".iso")
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	progress("adding a placeholder image for the simulated machines to the image catalog: %s", path)
+	return os.WriteFile(path, []byte("citadel simulated host image "+version+"\n"), 0o644)
+}
+
+// deploySite creates the resource group and the cluster manager through
+// the ARM API if they do not exist yet, defines the cluster of the site's
+// machines and deploys it.
+func deploySite(ctx context.Context, c *client.Client, creds client.Credentials, site *sim.Site, version string, progress func(string, ...any)) error {
+	group := "/subscriptions/" + creds.SubscriptionID + "/resourceGroups/" + upGroup
+	ncID := func(typ, name string) string { return group + "/providers/Microsoft.NetworkCloud/" + typ + "/" + name }
+	put := func(what, path, api string, body any) error {
+		if r, err := c.Do(ctx, http.MethodGet, path+"?api-version="+api, nil); err != nil {
+			return err
+		} else if r.Status == http.StatusOK {
+			return nil
+		}
+		progress("creating %s", what)
+		r, err := c.Do(ctx, http.MethodPut, path+"?api-version="+api, body)
+		if err != nil {
+			return err
+		}
+		if err := r.Expect(200, 201); err != nil {
+			return fmt.Errorf("creating %s: %w", what, err)
+		}
+		_, err = c.Wait(ctx, r, nil)
+		return err
+	}
+	if err := put("resource group "+upGroup, group, groupAPI, map[string]any{"location": creds.Location}); err != nil {
+		return err
+	}
+	cm := ncID("clusterManagers", upClusterManager)
+	if err := put("cluster manager "+upClusterManager, cm, upAPI, map[string]any{"location": creds.Location, "properties": map[string]any{
+		"fabricControllerId": group + "/providers/Microsoft.ManagedNetworkFabric/networkFabricControllers/" + upCluster + "-nfc",
+	}}); err != nil {
+		return err
+	}
+	var manager struct {
+		Properties struct {
+			ManagerExtendedLocation struct{ Name string } `json:"managerExtendedLocation"`
+		} `json:"properties"`
+	}
+	if err := getJSON(ctx, c, cm+"?api-version="+upAPI, &manager); err != nil {
+		return err
+	}
+	cluster := ncID("clusters", upCluster)
+	props := site.ClusterProperties(version, group)
+	props["computeDeploymentThreshold"] = map[string]any{"type": "PercentSuccess", "grouping": "PerCluster", "value": 90}
+	props["updateStrategy"] = map[string]any{"strategyType": "Rack", "maxUnavailable": 2, "thresholdType": "PercentSuccess",
+		"thresholdValue": 90, "waitTimeMinutes": 1}
+	// The cluster is PUT on every run, so that its definition follows the
+	// site's flags, and deployed: a deploy skips the machines already
+	// provisioned, so a second run only checks.
+	progress("defining cluster %s", upCluster)
+	r, err := c.Do(ctx, http.MethodPut, cluster+"?api-version="+upAPI, map[string]any{
+		"location":         creds.Location,
+		"extendedLocation": map[string]string{"name": manager.Properties.ManagerExtendedLocation.Name, "type": "CustomLocation"},
+		"properties":       props,
+	})
+	if err != nil {
+		return err
+	}
+	if err := r.Expect(200, 201); err != nil {
+		return fmt.Errorf("cluster %s: %w", upCluster, err)
+	}
+	if _, err := c.Wait(ctx, r, nil); err != nil {
+		return fmt.Errorf("cluster %s: %w", upCluster, err)
+	}
+	progress("deploying cluster %s: validating and imaging %d machines through their BMCs", upCluster, len(site.Machines))
+	r, err = c.Do(ctx, http.MethodPost, cluster+"/deploy?api-version="+upAPI, map[string]any{})
+	if err != nil {
+		return err
+	}
+	if err := r.Expect(202); err != nil {
+		return fmt.Errorf("deploy: %w", err)
+	}
+	start := time.Now()
+	if _, err := c.Wait(ctx, r, func(p float64) { progress("deploy %3.0f%%", p) }); err != nil {
+		return fmt.Errorf("deploy: %w", err)
+	}
+	progress("cluster %s is Running (deployed in %v)", upCluster, time.Since(start).Round(100*time.Millisecond))
+	return nil
+}
+
+func getJSON(ctx context.Context, c *client.Client, path string, v any) error {
+	r, err := c.Do(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	if err := r.Expect(http.StatusOK); err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
+	}
+	return json.Unmarshal(r.Body, v)
+}
