@@ -70,6 +70,9 @@ func (c Credentials) Write(path string) error {
 type Client struct {
 	Creds Credentials
 	HTTP  *http.Client
+	// PollInterval is how often Wait reads an operation's status; zero
+	// means every 250 ms.
+	PollInterval time.Duration
 
 	mu      sync.Mutex
 	token   string

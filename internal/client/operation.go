@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,8 @@ type Operation struct {
 	ResourceID      string  `json:"resourceId"`
 	Status          string  `json:"status"`
 	PercentComplete float64 `json:"percentComplete"`
+	StartTime       string  `json:"startTime"`
+	EndTime         string  `json:"endTime"`
 	Error           *struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
@@ -68,7 +71,7 @@ func (c *Client) Wait(ctx context.Context, resp *Response, progress func(percent
 		select {
 		case <-ctx.Done():
 			return &op, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(cmp.Or(c.PollInterval, 250*time.Millisecond)):
 		}
 	}
 }

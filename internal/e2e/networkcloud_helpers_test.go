@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"maps"
@@ -141,7 +142,7 @@ func ncGet(t testing.TB, c *client.Client, id string, v any) {
 }
 
 // ncOperation starts an action or PUT with the admin client and waits for
-// its operation, returning the final OperationStatusResult.
+// its operation.
 func ncOperation(t testing.TB, c *client.Client, method, path string, body any) ncStatus {
 	t.Helper()
 	r, err := c.Do(t.Context(), method, path, body)
@@ -151,60 +152,26 @@ func ncOperation(t testing.TB, c *client.Client, method, path string, body any) 
 	if r.Status >= 300 {
 		t.Fatalf("%s %s = %d %s", method, path, r.Status, r.Body)
 	}
-	link := r.Header.Get("Azure-AsyncOperation")
-	if link == "" {
-		link = r.Header.Get("Location")
-	}
-	if link == "" {
-		return ncStatus{Status: "Succeeded"}
-	}
-	return ncPoll(t, c, link, 2*time.Minute)
+	return ncWait(t, c, r)
 }
 
-// ncStatus is an OperationStatusResult.
+// ncStatus is an ended operation and the percentComplete values polling
+// saw on the way, in order.
 type ncStatus struct {
-	ID              string  `json:"id"`
-	ResourceID      string  `json:"resourceId"`
-	Name            string  `json:"name"`
-	Status          string  `json:"status"`
-	PercentComplete float64 `json:"percentComplete"`
-	StartTime       string  `json:"startTime"`
-	EndTime         string  `json:"endTime"`
-	Error           *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-	// Progress lists the percentComplete values polling saw, in order.
-	Progress []float64 `json:"-"`
+	client.Operation
+	Progress []float64
 }
 
-// ncPoll polls an operation status URL until the operation ends.
-func ncPoll(t testing.TB, c *client.Client, link string, timeout time.Duration) ncStatus {
+// ncWait follows the operation r started, for at most two minutes.
+func ncWait(t testing.TB, c *client.Client, r *client.Response) ncStatus {
 	t.Helper()
-	path := link
-	if i := strings.Index(link, "/subscriptions/"); i >= 0 {
-		path = link[i:]
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	var st ncStatus
+	op, err := c.Wait(ctx, r, func(p float64) { st.Progress = append(st.Progress, p) })
+	if op == nil || ctx.Err() != nil {
+		t.Fatalf("operation of %s: %v", r.Header.Get("Azure-AsyncOperation"), err)
 	}
-	deadline := time.Now().Add(timeout)
-	var progress []float64
-	for {
-		r, err := c.Do(t.Context(), http.MethodGet, path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var st ncStatus
-		if r.Status == http.StatusOK && json.Unmarshal(r.Body, &st) == nil {
-			if n := len(progress); n == 0 || progress[n-1] != st.PercentComplete {
-				progress = append(progress, st.PercentComplete)
-			}
-			if st.Status != "" && st.Status != "InProgress" && st.Status != "Accepted" && st.Status != "Running" {
-				st.Progress = progress
-				return st
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("operation %s did not end in %v: %d %s", path, timeout, r.Status, r.Body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	st.Operation = *op
+	return st
 }

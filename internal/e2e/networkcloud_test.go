@@ -388,7 +388,7 @@ func TestNetworkCloud(t *testing.T) {
 		if err != nil || again.Status != http.StatusConflict || !strings.Contains(string(again.Body), `"code":"AnotherOperationInProgress"`) {
 			t.Errorf("POST restart during the powerOff = %v %v, want 409 AnotherOperationInProgress", again, err)
 		}
-		st := ncPoll(t, cp.Client, r.Header.Get("Azure-AsyncOperation"), time.Minute)
+		st := ncWait(t, cp.Client, r)
 		if st.Status != "Succeeded" || !strings.EqualFold(st.ResourceID, machineID(slowOff)) || st.PercentComplete != 100 || st.EndTime == "" {
 			t.Errorf("operation status = %+v, want Succeeded for %s at 100%%", st, slowOff)
 		}
@@ -521,7 +521,7 @@ func TestNetworkCloudRestartMidReimage(t *testing.T) {
 	first.Close()
 
 	second := servertest.Start(t, onDir)
-	st = ncPoll(t, second.Client, r.Header.Get("Azure-AsyncOperation"), time.Minute)
+	st = ncWait(t, second.Client, r)
 	var m ncMachine
 	ncGet(t, second.Client, machineID, &m)
 	s, _ := m.state("Microsoft.NetworkCloud/bareMetalMachines/reimage/action")

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/citadel-cloud/citadel/internal/client"
 	"github.com/citadel-cloud/citadel/internal/server"
@@ -48,6 +49,7 @@ func Start(t testing.TB, options ...func(*server.Config)) *ControlPlane {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.PollInterval = 20 * time.Millisecond // tests wait for operations that take milliseconds
 	return &ControlPlane{Server: s, DataDir: cfg.DataDir, Creds: creds, Client: c}
 }
 
