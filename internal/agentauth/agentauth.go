@@ -1,0 +1,354 @@
+// Package agentauth admits the agents of machines to the control plane:
+// one-time bootstrap tokens, the node CA that signs each agent's key into
+// a short-lived client certificate, renewal over mTLS, and revocation.
+// Its state (the CA, tokens, revocations) is in etcd, so that every
+// replica admits and verifies agents alike.
+//
+// A token grants one machine, or every machine of one cluster, a single
+// join each; it expires. A certificate names its machine (CommonName) and
+// cluster (Organization); a revoked machine's certificates issued before
+// the revocation are refused, and it joins again only with a new token.
+package agentauth
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/citadel-cloud/citadel/internal/store"
+)
+
+// Errors a join or a verification fails with; the agent API maps them to
+// its answers.
+var (
+	ErrBadToken = errors.New("the bootstrap token is unknown, expired or already used")
+	ErrRevoked  = errors.New("the machine's certificate is revoked")
+	ErrBadCSR   = errors.New("the certificate request is invalid")
+)
+
+// Config configures an Authority.
+type Config struct {
+	// CertTTL is how long an agent's certificate is valid (default 24h);
+	// agents renew it when a third is left.
+	CertTTL time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Authority is the node CA and the token and revocation books.
+type Authority struct {
+	st      *store.Store
+	cfg     Config
+	ca      *x509.Certificate
+	caPEM   []byte
+	key     *ecdsa.PrivateKey
+	revoked *store.Mirror[revocation]
+}
+
+// caRecord is the node CA as kept in etcd.
+type caRecord struct {
+	CertPEM string `json:"certPem"`
+	KeyPEM  string `json:"keyPem"`
+}
+
+// tokenRecord is a bootstrap token, kept under the SHA-256 of its value.
+type tokenRecord struct {
+	Cluster string    `json:"cluster"`
+	Machine string    `json:"machine,omitempty"` // empty: any machine of the cluster
+	Expires time.Time `json:"expires"`
+}
+
+// joinRecord says a machine has used a token.
+type joinRecord struct {
+	At time.Time `json:"at"`
+}
+
+// revocation is a revoked machine.
+type revocation struct {
+	At time.Time `json:"at"`
+}
+
+var (
+	caKeys      = store.NewCollection[caRecord]("agentauth/ca/")
+	tokens      = store.NewCollection[tokenRecord]("agentauth/tokens/")
+	joins       = store.NewCollection[joinRecord]("agentauth/joins/")
+	revocations = store.NewCollection[revocation]("agentauth/revoked/")
+)
+
+const caName = "node-ca"
+
+// backdate is how far before its issue a certificate's validity starts,
+// for agents whose clock is a little behind; NotBefore+backdate is when it
+// was issued.
+const backdate = time.Minute
+
+// Open loads the node CA from the store, creating it on the first start,
+// and follows revocations until ctx ends.
+func Open(ctx context.Context, st *store.Store, cfg Config) (*Authority, error) {
+	if cfg.CertTTL <= 0 {
+		cfg.CertTTL = 24 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &Authority{st: st, cfg: cfg}
+	rec, err := loadOrCreateCA(ctx, st, cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	if err := a.useCA(rec); err != nil {
+		return nil, err
+	}
+	a.revoked = store.NewMirror(ctx, st, revocations)
+	if err := a.revoked.Wait(ctx); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func loadOrCreateCA(ctx context.Context, st *store.Store, now time.Time) (caRecord, error) {
+	it, err := caKeys.Get(ctx, st, caName)
+	if err == nil {
+		return it.Value, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return caRecord{}, err
+	}
+	rec, err := newCA(now)
+	if err != nil {
+		return caRecord{}, err
+	}
+	if _, err := st.Txn(ctx, caKeys.Create(caName, rec)); errors.Is(err, store.ErrConflict) {
+		return loadOrCreateCA(ctx, st, now) // another replica created it first
+	} else if err != nil {
+		return caRecord{}, err
+	}
+	return rec, nil
+}
+
+func newCA(now time.Time) (caRecord, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return caRecord{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: "Citadel Node CA", Organization: []string{"Citadel"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return caRecord{}, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return caRecord{}, err
+	}
+	return caRecord{
+		CertPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		KeyPEM:  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})),
+	}, nil
+}
+
+func (a *Authority) useCA(rec caRecord) error {
+	pair, err := tls.X509KeyPair([]byte(rec.CertPEM), []byte(rec.KeyPEM))
+	if err != nil {
+		return fmt.Errorf("agentauth: node CA: %w", err)
+	}
+	key, ok := pair.PrivateKey.(*ecdsa.PrivateKey)
+	if !ok {
+		return errors.New("agentauth: node CA: the key is not ECDSA")
+	}
+	cert, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return fmt.Errorf("agentauth: node CA: %w", err)
+	}
+	a.ca, a.caPEM, a.key = cert, []byte(rec.CertPEM), key
+	return nil
+}
+
+// CACertPEM is the node CA's certificate, which agents' certificates
+// chain to.
+func (a *Authority) CACertPEM() []byte { return a.caPEM }
+
+// Grant says whom a token admits: one machine of a cluster, or any
+// machine of it when Machine is empty.
+type Grant struct {
+	Cluster, Machine string
+}
+
+// IssueToken creates a bootstrap token for grant, valid for ttl.
+func (a *Authority) IssueToken(ctx context.Context, g Grant, ttl time.Duration) (token string, expires time.Time, err error) {
+	if g.Cluster == "" || ttl <= 0 {
+		return "", time.Time{}, errors.New("agentauth: a token needs a cluster and a lifetime")
+	}
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	token = base64.RawURLEncoding.EncodeToString(raw)
+	expires = a.cfg.Now().Add(ttl).UTC()
+	if _, err := a.st.Txn(ctx, tokens.Create(tokenKey(token), tokenRecord{Cluster: g.Cluster, Machine: g.Machine, Expires: expires})); err != nil {
+		return "", time.Time{}, err
+	}
+	return token, expires, nil
+}
+
+func tokenKey(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// Join admits machine with token: it checks that the token grants the
+// machine and that the machine has not used it, records the use, and
+// signs the agent's certificate request (PEM). inCluster says whether a
+// machine belongs to a cluster, for tokens that grant a whole cluster.
+func (a *Authority) Join(ctx context.Context, token, machine string, csrPEM []byte,
+	inCluster func(ctx context.Context, cluster, machine string) bool) ([]byte, error) {
+	if machine == "" {
+		return nil, fmt.Errorf("%w: no machine named", ErrBadToken)
+	}
+	csr, err := parseCSR(csrPEM)
+	if err != nil {
+		return nil, err
+	}
+	key := tokenKey(token)
+	it, err := tokens.Get(ctx, a.st, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrBadToken
+	}
+	if err != nil {
+		return nil, err
+	}
+	g := it.Value
+	switch {
+	case !a.cfg.Now().Before(g.Expires):
+		return nil, ErrBadToken
+	case g.Machine != "" && g.Machine != machine:
+		return nil, fmt.Errorf("%w: it grants another machine", ErrBadToken)
+	case g.Machine == "" && (inCluster == nil || !inCluster(ctx, g.Cluster, machine)):
+		return nil, fmt.Errorf("%w: %s is not a machine of its cluster", ErrBadToken, machine)
+	}
+	// The use is recorded only if the token is still the one read: a
+	// token deleted meanwhile, or this machine's second use, fails.
+	if _, err := a.st.Txn(ctx, store.Unchanged(tokens.Key(key), it.Revision),
+		joins.Create(key+"/"+machine, joinRecord{At: a.cfg.Now().UTC()})); errors.Is(err, store.ErrConflict) {
+		return nil, ErrBadToken
+	} else if err != nil {
+		return nil, err
+	}
+	return a.sign(csr, machine, g.Cluster)
+}
+
+// Renew signs a new certificate for the machine of peer, an agent's
+// current certificate already verified by Verify.
+func (a *Authority) Renew(peer *x509.Certificate, csrPEM []byte) ([]byte, error) {
+	if err := a.Verify(peer); err != nil {
+		return nil, err
+	}
+	csr, err := parseCSR(csrPEM)
+	if err != nil {
+		return nil, err
+	}
+	cluster := ""
+	if len(peer.Subject.Organization) > 0 {
+		cluster = peer.Subject.Organization[0]
+	}
+	return a.sign(csr, peer.Subject.CommonName, cluster)
+}
+
+func parseCSR(csrPEM []byte) (*x509.CertificateRequest, error) {
+	b, _ := pem.Decode(csrPEM)
+	if b == nil || b.Type != "CERTIFICATE REQUEST" {
+		return nil, fmt.Errorf("%w: not a PEM CERTIFICATE REQUEST", ErrBadCSR)
+	}
+	csr, err := x509.ParseCertificateRequest(b.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadCSR, err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadCSR, err)
+	}
+	return csr, nil
+}
+
+// sign issues the client certificate of machine in cluster for the key of
+// csr; the names come from the grant, never from the request.
+func (a *Authority) sign(csr *x509.CertificateRequest, machine, cluster string) ([]byte, error) {
+	now := a.cfg.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: machine, Organization: []string{cluster}},
+		NotBefore:    now.Add(-backdate),
+		NotAfter:     now.Add(a.cfg.CertTTL),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.ca, csr.PublicKey, a.key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
+
+// Revoke refuses the certificates machine holds now; it must join again
+// with a new token.
+func (a *Authority) Revoke(ctx context.Context, machine string) error {
+	_, err := a.st.Txn(ctx, revocations.Put(machine, revocation{At: a.cfg.Now().UTC()}))
+	return err
+}
+
+// Verify checks an agent's client certificate: signed by the node CA, in
+// its validity, for client authentication, and not revoked. It runs on
+// every TLS handshake of the agent API; revocations are read from memory.
+func (a *Authority) Verify(cert *x509.Certificate) error {
+	pool := x509.NewCertPool()
+	pool.AddCert(a.ca)
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: a.cfg.Now(),
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return err
+	}
+	if r, ok := a.revoked.Get(cert.Subject.CommonName); ok && !cert.NotBefore.Add(backdate).After(r.Value.At) {
+		return fmt.Errorf("%w: %s since %s", ErrRevoked, cert.Subject.CommonName, r.Value.At.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// ServerTLS is the agent API's TLS configuration on top of base (which
+// holds the server certificate): a client certificate is asked for and,
+// when given, verified with Verify. Joining needs none.
+func (a *Authority) ServerTLS(base *tls.Config) *tls.Config {
+	c := base.Clone()
+	c.ClientAuth = tls.RequestClientCert
+	c.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+		if len(raw) == 0 {
+			return nil
+		}
+		cert, err := x509.ParseCertificate(raw[0])
+		if err != nil {
+			return err
+		}
+		return a.Verify(cert)
+	}
+	return c
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	return n
+}
