@@ -1,0 +1,254 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/citadel-cloud/citadel/internal/agentapi"
+)
+
+// Linux is the real machine, read from /proc, /sys and /etc under a root
+// directory. It keeps nothing between calls, so every Inventory sees the
+// machine as it is now (a link gone down, a disk pulled).
+type Linux struct {
+	root string
+}
+
+// NewLinux returns the machine whose filesystem is at root: "/" in
+// production, a directory laid out like /proc, /sys and /etc in tests.
+func NewLinux(root string) *Linux {
+	return &Linux{root: root}
+}
+
+// Inventory reads the machine. Only /proc/cpuinfo and /proc/meminfo must
+// exist: the rest may be missing, as on a VM or in a container, and
+// leaves its part of the inventory empty.
+func (l *Linux) Inventory(ctx context.Context) (agentapi.Inventory, error) {
+	if err := ctx.Err(); err != nil {
+		return agentapi.Inventory{}, err
+	}
+	var inv agentapi.Inventory
+	var err error
+	if inv.CPU, err = parseFile(l.path("proc/cpuinfo"), parseCPUInfo); err != nil {
+		return agentapi.Inventory{}, err
+	}
+	if inv.MemoryBytes, err = parseFile(l.path("proc/meminfo"), parseMemInfo); err != nil {
+		return agentapi.Inventory{}, err
+	}
+	if inv.OS, err = l.readOS(); err != nil {
+		return agentapi.Inventory{}, err
+	}
+	if inv.Disks, err = readDisks(l.path("sys/block")); err != nil {
+		return agentapi.Inventory{}, err
+	}
+	if inv.NICs, err = readNICs(l.path("sys/class/net")); err != nil {
+		return agentapi.Inventory{}, err
+	}
+	if inv.GPUs, err = readGPUs(l.path("sys/bus/pci/devices")); err != nil {
+		return agentapi.Inventory{}, err
+	}
+	inv.Hostname = readAttr(l.path("proc/sys/kernel/hostname"))
+	return inv, nil
+}
+
+// path is the file at p (a path below /) on the machine.
+func (l *Linux) path(p string) string {
+	return filepath.Join(l.root, p)
+}
+
+// readOS reads /etc/os-release, or /usr/lib/os-release where os-release(5)
+// says to look when the first is missing, and the kernel release.
+func (l *Linux) readOS() (agentapi.OS, error) {
+	var o agentapi.OS
+	for _, p := range []string{"etc/os-release", "usr/lib/os-release"} {
+		var err error
+		o, err = parseFile(l.path(p), parseOSRelease)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return agentapi.OS{}, err
+		}
+		break
+	}
+	o.Kernel = readAttr(l.path("proc/sys/kernel/osrelease"))
+	return o, nil
+}
+
+// parseFile parses the file at path with parse. Its errors name the file.
+func parseFile[T any](path string, parse func(io.Reader) (T, error)) (T, error) {
+	var zero T
+	f, err := os.Open(path)
+	if err != nil {
+		return zero, err // an *fs.PathError, which names the file
+	}
+	defer f.Close()
+	v, err := parse(f)
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", path, err)
+	}
+	return v, nil
+}
+
+// readAttr returns the trimmed content of a small file such as a sysfs
+// attribute, or "" if it cannot be read. Attributes come and go with
+// drivers: a virtio NIC has a speed of -1, and reading the speed of a
+// link that is down fails with EINVAL.
+func readAttr(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// readDir lists dir; a missing dir has no entries.
+func readDir(dir string) ([]fs.DirEntry, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return entries, err
+}
+
+// notDisks are the prefixes of block devices that are not whole disks:
+// loop, RAM and compressed-RAM devices, device-mapper and MD (RAID)
+// volumes built from disks that are listed themselves, and optical drives.
+var notDisks = []string{"loop", "ram", "zram", "dm-", "md", "sr"}
+
+// readDisks lists the whole disks in sysBlock (/sys/block), which has no
+// partitions. It leaves out devices without media (size 0) and the hidden
+// per-path devices of NVMe multipath.
+func readDisks(sysBlock string) ([]agentapi.Disk, error) {
+	entries, err := readDir(sysBlock)
+	if err != nil {
+		return nil, err
+	}
+	var disks []agentapi.Disk
+	for _, e := range entries {
+		name := e.Name()
+		if hasAnyPrefix(name, notDisks) {
+			continue
+		}
+		dir := filepath.Join(sysBlock, name)
+		// size is in 512-byte sectors whatever the disk's block size.
+		sectors, _ := strconv.ParseUint(readAttr(filepath.Join(dir, "size")), 10, 64)
+		if sectors == 0 || readAttr(filepath.Join(dir, "hidden")) == "1" {
+			continue
+		}
+		disks = append(disks, agentapi.Disk{
+			Name:  name,
+			Model: readAttr(filepath.Join(dir, "device", "model")),
+			// SCSI and NVMe disks have device/serial (NVMe also wwid);
+			// virtio disks have serial on the block device.
+			Serial:     firstNonEmpty(readAttr(filepath.Join(dir, "device", "serial")), readAttr(filepath.Join(dir, "device", "wwid")), readAttr(filepath.Join(dir, "serial"))),
+			SizeBytes:  sectors * 512,
+			Rotational: readAttr(filepath.Join(dir, "queue", "rotational")) == "1",
+		})
+	}
+	return disks, nil
+}
+
+// readNICs lists the physical network interfaces in sysNet
+// (/sys/class/net): those with a device behind them, which leaves out
+// loopback, bridges, bonds, VLANs and tunnels.
+func readNICs(sysNet string) ([]agentapi.NIC, error) {
+	entries, err := readDir(sysNet)
+	if err != nil {
+		return nil, err
+	}
+	var nics []agentapi.NIC
+	for _, e := range entries {
+		dir := filepath.Join(sysNet, e.Name())
+		if _, err := os.Stat(filepath.Join(dir, "device")); err != nil {
+			continue
+		}
+		nic := agentapi.NIC{
+			Name: e.Name(),
+			MAC:  readAttr(filepath.Join(dir, "address")),
+			Up:   readAttr(filepath.Join(dir, "operstate")) == "up",
+		}
+		// speed is -1 or unreadable when the driver does not know it.
+		if speed, err := strconv.Atoi(readAttr(filepath.Join(dir, "speed"))); err == nil && speed > 0 {
+			nic.SpeedMbps = speed
+		}
+		nics = append(nics, nic)
+	}
+	return nics, nil
+}
+
+// readGPUs lists the PCI devices in sysPCI (/sys/bus/pci/devices) of
+// class display controller (0x03xxxx) or processing accelerator
+// (0x12xxxx), but for a BMC's display chip.
+func readGPUs(sysPCI string) ([]agentapi.GPU, error) {
+	entries, err := readDir(sysPCI)
+	if err != nil {
+		return nil, err
+	}
+	var gpus []agentapi.GPU
+	for _, e := range entries {
+		dir := filepath.Join(sysPCI, e.Name())
+		class := readAttr(filepath.Join(dir, "class"))
+		if !hasAnyPrefix(class, []string{"0x03", "0x12"}) {
+			continue
+		}
+		vendor := readAttr(filepath.Join(dir, "vendor"))
+		if bmcDisplay[strings.ToLower(vendor)] {
+			continue // the BMC's own VGA chip, not an accelerator
+		}
+		gpus = append(gpus, agentapi.GPU{
+			PCIAddress: e.Name(),
+			VendorID:   vendor,
+			DeviceID:   readAttr(filepath.Join(dir, "device")),
+			Vendor:     vendorName(vendor),
+			Class:      class,
+		})
+	}
+	return gpus, nil
+}
+
+// bmcDisplay are the vendors of the display chips BMCs put on the host's
+// PCI bus for their remote console: ASPEED (most BMCs) and Matrox (HPE
+// iLO's G200).
+var bmcDisplay = map[string]bool{"0x1a03": true, "0x102b": true}
+
+// vendorName names the PCI vendors whose GPUs and accelerators Citadel
+// meets; any other is reported by its id.
+func vendorName(id string) string {
+	switch strings.ToLower(id) {
+	case "0x10de":
+		return "NVIDIA"
+	case "0x1002":
+		return "AMD"
+	case "0x8086":
+		return "Intel"
+	case "0x1af4":
+		return "Red Hat (virtio)"
+	}
+	return id
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
