@@ -46,7 +46,12 @@ func isStdlib(p string) bool { return !strings.Contains(strings.SplitN(p, "/", 2
 func TestImports(t *testing.T) {
 	// Pure packages do no I/O: the standard library (no net, os or
 	// database) and other pure packages only.
-	pure := map[string]bool{"internal/arm": true, "internal/network": true, "internal/authz": true, "internal/machine": true}
+	pure := map[string]bool{"internal/arm": true, "internal/network": true, "internal/authz": true, "internal/machine": true,
+		"internal/liveness": true, "internal/agentapi": true}
+	// The agent and the fleet simulator reach the control plane through
+	// its public APIs only, like a real machine.
+	outside := func(pkg string) bool { return strings.HasPrefix(pkg, "internal/agent/") || pkg == "internal/agent" || pkg == "internal/sim" }
+	controlPlane := []string{"internal/store", "internal/resource", "internal/server", "internal/fleet", "internal/agentauth", "internal/identity"}
 	impure := []string{"net", "net/http", "os", "os/exec", "database/sql", "io/fs"}
 	all := imports(t)
 	if !slices.ContainsFunc(all["internal/store"], func(p string) bool { return strings.HasPrefix(p, "go.etcd.io/etcd") }) {
@@ -68,6 +73,8 @@ func TestImports(t *testing.T) {
 				t.Errorf("%s imports internal/server: only main and servertest assemble a server", pkg)
 			case local == "internal/redfishsim" && pkg != "cmd/citadel" && !strings.HasPrefix(pkg, "internal/sim"):
 				t.Errorf("%s imports internal/redfishsim: the control plane drives simulated BMCs over HTTP like real ones", pkg)
+			case outside(pkg) && slices.Contains(controlPlane, local):
+				t.Errorf("%s imports %s: agents and the simulator talk to the control plane over its APIs", pkg, local)
 			case local == "internal/servertest" || local == "internal/store/storetest":
 				t.Errorf("%s imports %s in non-test code", pkg, local)
 			}

@@ -61,7 +61,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 	cfg := server.DefaultConfig()
-	cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
+	cfg.DataDir, cfg.Listen, cfg.AgentListen = dir, "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	progress("starting a server with embedded etcd in %s", dir)
 	srv, err := server.Start(ctx, cfg)

@@ -26,6 +26,7 @@ commands:
   audit    export the signed activity log, verify an export offline
   identity create service principals and users, assign roles (on a stopped server's data dir)
   redfish  talk to a machine's BMC: inventory, power on|off|restart|status
+  agent    run the node agent on this machine (join, inventory, heartbeats)
 
 Run 'citadel <command> -h' for a command's flags.
 `
@@ -52,6 +53,8 @@ func main() {
 		err = runIdentity(ctx, os.Args[2:], os.Stdin, os.Stdout)
 	case "redfish":
 		err = runRedfish(ctx, os.Args[2:], os.Stdout)
+	case "agent":
+		err = runAgent(ctx, os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return

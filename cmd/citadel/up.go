@@ -17,7 +17,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/citadel-cloud/citadel/internal/agentauth"
 	"github.com/citadel-cloud/citadel/internal/client"
+	"github.com/citadel-cloud/citadel/internal/liveness"
 	"github.com/citadel-cloud/citadel/internal/redfishsim"
 	"github.com/citadel-cloud/citadel/internal/server"
 	"github.com/citadel-cloud/citadel/internal/sim"
@@ -85,6 +87,9 @@ func runUp(ctx context.Context, args []string, out io.Writer) error {
 	if err := deploySite(ctx, c, creds, site, *version, progress); err != nil {
 		return err
 	}
+	if err := startAgents(ctx, s, creds, site, filepath.Join(simDir, "agents"), progress); err != nil {
+		return err
+	}
 
 	fmt.Fprintf(out, `
 Citadel is up: %d machines in %d racks, cluster %q Running.
@@ -92,6 +97,7 @@ Citadel is up: %d machines in %d racks, cluster %q Running.
   ARM endpoint      %s
   credentials       %s
   CA certificate    %s
+  agent API         %s
 
 Use it with az:
 
@@ -102,7 +108,7 @@ Use it with az:
   az resource list -g %s --resource-type Microsoft.NetworkCloud/bareMetalMachines -o table
 
 Press Ctrl-C to stop; a second run reuses %s.
-`, len(site.Machines), *racks+1, upCluster, creds.ARMEndpoint, s.CredentialsFile, creds.CACertFile,
+`, len(site.Machines), *racks+1, upCluster, creds.ARMEndpoint, s.CredentialsFile, creds.CACertFile, s.AgentURL,
 		creds.CACertFile, creds.ARMEndpoint, creds.ClientID, s.CredentialsFile, creds.TenantID, upGroup, cfg.DataDir)
 
 	select {
@@ -133,6 +139,46 @@ func startSite(dir string, creds client.Credentials, racks, perRack int) (*sim.S
 		BMC: redfishsim.Options{Username: "root", Password: password, PowerOnDelay: 500 * time.Millisecond,
 			PowerOffDelay: 200 * time.Millisecond, FetchImages: true, HTTPClient: images},
 	})
+}
+
+// startAgents runs the agent of every simulated machine, admitted with a
+// bootstrap token for the cluster (agents that kept a certificate in
+// stateDir from an earlier run need none), and waits until every one is
+// Ready.
+func startAgents(ctx context.Context, s *server.Server, creds client.Credentials, site *sim.Site, stateDir string, progress func(string, ...any)) error {
+	if s.Agents == nil {
+		return errors.New("the agent API is off (--agent-listen is empty): the simulated machines need it")
+	}
+	group := "/subscriptions/" + creds.SubscriptionID + "/resourceGroups/" + upGroup + "/providers/Microsoft.NetworkCloud/"
+	token, _, err := s.Agents.IssueToken(ctx, agentauth.Grant{Cluster: group + "clusters/" + upCluster}, time.Hour)
+	if err != nil {
+		return err
+	}
+	ca, err := os.ReadFile(creds.CACertFile)
+	if err != nil {
+		return err
+	}
+	if err := site.StartAgents(sim.AgentOptions{Server: s.AgentURL, ServerCA: ca, Token: token,
+		StateDir:  stateDir,
+		MachineID: func(name string) string { return group + "bareMetalMachines/" + name }}); err != nil {
+		return err
+	}
+	progress("starting %d agents (they join with a bootstrap token, then report over mTLS)", len(site.Machines))
+	for last := -1; ; {
+		ready := s.Fleet.Tracker().Stats().ByState[liveness.Ready]
+		if ready != last {
+			progress("agents ready: %d of %d", ready, len(site.Machines))
+			last = ready
+		}
+		if ready == len(site.Machines) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // keptSecret reads a secret from path, creating it the first time.

@@ -62,3 +62,66 @@ type OS struct {
 	Version string `json:"version"` // VERSION_ID
 	Kernel  string `json:"kernel"`
 }
+
+// The agent API's paths. Join is the only one an agent calls without its
+// client certificate.
+const (
+	PathJoin      = "/agent/v1/join"
+	PathRenew     = "/agent/v1/renew"
+	PathHeartbeat = "/agent/v1/heartbeat"
+	PathInventory = "/agent/v1/inventory"
+	PathDesired   = "/agent/v1/desired"
+)
+
+// JoinRequest admits a machine: its one-time bootstrap token, the ARM ID
+// of its bareMetalMachine resource, and a PEM certificate request for the
+// key the agent made (and keeps). The agent's certificate names the
+// machine by that ID.
+type JoinRequest struct {
+	Token   string `json:"token"`
+	Machine string `json:"machine"`
+	CSR     string `json:"csr"`
+}
+
+// Certificate is the answer to a join or a renewal: the agent's client
+// certificate and the node CA's, and how often it should send a
+// heartbeat.
+type Certificate struct {
+	Certificate      string `json:"certificate"`
+	CACertificate    string `json:"caCertificate"`
+	HeartbeatSeconds int    `json:"heartbeatSeconds"`
+}
+
+// RenewRequest asks for a new certificate for the key of CSR; the agent
+// authenticates with its current one.
+type RenewRequest struct {
+	CSR string `json:"csr"`
+}
+
+// Heartbeat is what an agent sends at each interval: who it is comes from
+// its certificate. Observed is its view of itself.
+type Heartbeat struct {
+	Observed Observed `json:"observed"`
+}
+
+// Observed is the state an agent reports about its machine.
+type Observed struct {
+	AgentVersion string   `json:"agentVersion"`
+	OSImage      string   `json:"osImage"`
+	Addresses    []string `json:"addresses"` // OAM addresses, CIDR form
+	// DesiredRevision is the revision of the desired state last applied.
+	DesiredRevision int64 `json:"desiredRevision"`
+}
+
+// HeartbeatReply tells the agent whether there is newer desired state.
+type HeartbeatReply struct {
+	DesiredRevision int64 `json:"desiredRevision"`
+}
+
+// Desired is what the control plane wants the machine to run. GET
+// PathDesired?after=N waits (long-poll) until the revision is above N.
+type Desired struct {
+	Revision int64  `json:"revision"`
+	OSImage  string `json:"osImage,omitempty"`
+	Cordoned bool   `json:"cordoned"`
+}

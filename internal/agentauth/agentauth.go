@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/http"
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/store"
@@ -315,7 +316,7 @@ func (a *Authority) Revoke(ctx context.Context, machine string) error {
 
 // Verify checks an agent's client certificate: signed by the node CA, in
 // its validity, for client authentication, and not revoked. It runs on
-// every TLS handshake of the agent API; revocations are read from memory.
+// every request of the agent API; revocations are read from memory.
 func (a *Authority) Verify(cert *x509.Certificate) error {
 	pool := x509.NewCertPool()
 	pool.AddCert(a.ca)
@@ -330,22 +331,29 @@ func (a *Authority) Verify(cert *x509.Certificate) error {
 }
 
 // ServerTLS is the agent API's TLS configuration on top of base (which
-// holds the server certificate): a client certificate is asked for and,
-// when given, verified with Verify. Joining needs none.
+// holds the server certificate): a client certificate is asked for but
+// not checked in the handshake, so that a revoked or expired one gets an
+// answer the agent understands; Peer checks it on each request.
 func (a *Authority) ServerTLS(base *tls.Config) *tls.Config {
 	c := base.Clone()
 	c.ClientAuth = tls.RequestClientCert
-	c.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-		if len(raw) == 0 {
-			return nil
-		}
-		cert, err := x509.ParseCertificate(raw[0])
-		if err != nil {
-			return err
-		}
-		return a.Verify(cert)
-	}
 	return c
+}
+
+// Peer verifies the client certificate of a request to the agent API and
+// returns the machine and cluster it names.
+func (a *Authority) Peer(r *http.Request) (machine, cluster string, err error) {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return "", "", errors.New("no client certificate: join first")
+	}
+	cert := r.TLS.PeerCertificates[0]
+	if err := a.Verify(cert); err != nil {
+		return "", "", err
+	}
+	if len(cert.Subject.Organization) > 0 {
+		cluster = cert.Subject.Organization[0]
+	}
+	return cert.Subject.CommonName, cluster, nil
 }
 
 func serial() *big.Int {

@@ -45,7 +45,7 @@ func freeAddr(t *testing.T) string {
 
 func (p *citadelProcess) start(t *testing.T) {
 	t.Helper()
-	p.cmd = exec.Command(p.bin, "server", "--data-dir", p.dataDir, "--listen", p.listen, "--log-level", "warn")
+	p.cmd = exec.Command(p.bin, "server", "--data-dir", p.dataDir, "--listen", p.listen, "--agent-listen", "", "--log-level", "warn")
 	p.cmd.Stdout = t.Output()
 	p.cmd.Stderr = t.Output()
 	if err := p.cmd.Start(); err != nil {

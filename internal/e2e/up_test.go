@@ -19,10 +19,10 @@ func TestCitadelUp(t *testing.T) {
 	requireAz(t)
 	t.Parallel()
 	bin := buildCitadel(t)
-	dir, addr := t.TempDir(), freeAddr(t)
+	dir, addr, agentAddr := t.TempDir(), freeAddr(t), freeAddr(t)
 	up := func(t *testing.T) *exec.Cmd {
 		t.Helper()
-		cmd := exec.Command(bin, "up", "--data-dir", dir, "--listen", addr, "--racks", "3", "--machines-per-rack", "2")
+		cmd := exec.Command(bin, "up", "--data-dir", dir, "--listen", addr, "--agent-listen", agentAddr, "--racks", "3", "--machines-per-rack", "2")
 		cmd.Stderr = t.Output()
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
@@ -89,11 +89,13 @@ func TestCitadelUp(t *testing.T) {
 		Properties struct {
 			DetailedStatus string `json:"detailedStatus"`
 			PowerState     string `json:"powerState"`
+			LivenessState  string `json:"livenessState"`
+			AgentVersion   string `json:"agentVersion"`
 		} `json:"properties"`
 	}
 	az.json(t, &m, "resource", "show", "-g", "citadel-site", "-n", "citadelr1m1", "--resource-type", "Microsoft.NetworkCloud/bareMetalMachines")
-	if m.Properties.DetailedStatus != "Provisioned" || m.Properties.PowerState != "On" {
-		t.Errorf("citadelr1m1 = %+v, want Provisioned and On", m.Properties)
+	if p := m.Properties; p.DetailedStatus != "Provisioned" || p.PowerState != "On" || p.LivenessState != "Ready" || p.AgentVersion == "" {
+		t.Errorf("citadelr1m1 = %+v, want Provisioned, On and its agent Ready", m.Properties)
 	}
 	stop(t, first)
 

@@ -123,3 +123,11 @@ func list(names []string) string {
 func hasRole(roles []string, role string) bool {
 	return slices.ContainsFunc(roles, func(r string) bool { return strings.EqualFold(r, role) })
 }
+
+// Ready says whether a machine takes workloads (its readyState): it is
+// provisioned, on and not cordoned, and its agent, once it has reported,
+// is alive (liveness "" before the first report, then "Ready").
+func Ready(detailedStatus, powerState, cordonStatus, liveness string) bool {
+	return detailedStatus == "Provisioned" && powerState == "On" && cordonStatus != "Cordoned" &&
+		(liveness == "" || liveness == "Ready")
+}

@@ -121,3 +121,23 @@ func BenchmarkCheckDisruption(b *testing.B) {
 		CheckDisruption(ms, "cp4", policy)
 	}
 }
+
+func TestReady(t *testing.T) {
+	tests := []struct {
+		status, power, cordon, liveness string
+		want                            bool
+	}{
+		{"Provisioned", "On", "Uncordoned", "", true},
+		{"Provisioned", "On", "Uncordoned", "Ready", true},
+		{"Provisioned", "On", "Uncordoned", "NotReady", false},
+		{"Provisioned", "On", "Uncordoned", "Unreachable", false},
+		{"Provisioned", "On", "Cordoned", "Ready", false},
+		{"Provisioned", "Off", "Uncordoned", "Ready", false},
+		{"Error", "On", "Uncordoned", "Ready", false},
+	}
+	for _, tt := range tests {
+		if got := Ready(tt.status, tt.power, tt.cordon, tt.liveness); got != tt.want {
+			t.Errorf("Ready(%s, %s, %s, %q) = %v, want %v", tt.status, tt.power, tt.cordon, tt.liveness, got, tt.want)
+		}
+	}
+}

@@ -25,10 +25,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/citadel-cloud/citadel/internal/agentauth"
 	"github.com/citadel-cloud/citadel/internal/audit"
 	"github.com/citadel-cloud/citadel/internal/client"
+	"github.com/citadel-cloud/citadel/internal/fleet"
 	"github.com/citadel-cloud/citadel/internal/frontdoor"
 	"github.com/citadel-cloud/citadel/internal/identity"
+	"github.com/citadel-cloud/citadel/internal/liveness"
 	"github.com/citadel-cloud/citadel/internal/machine"
 	"github.com/citadel-cloud/citadel/internal/providers/authorization"
 	"github.com/citadel-cloud/citadel/internal/providers/directory"
@@ -46,16 +49,23 @@ const DefaultAudience = "https://management.citadel.local/"
 
 // Config is `citadel server`'s configuration.
 type Config struct {
-	DataDir       string
-	Listen        string
-	EtcdEndpoints []string
-	EtcdCA        string
-	EtcdCert      string
-	EtcdKey       string
-	Location      string
-	TLSSANs       []string
-	TLSCert       string
-	TLSKey        string
+	DataDir string
+	Listen  string
+	// AgentListen is the agent API's address; empty serves none.
+	AgentListen string
+	// AgentHeartbeat is the interval agents are asked to keep (default
+	// 10 s), and Liveness the rules that judge their silence (zero fields
+	// take liveness.DefaultConfig's).
+	AgentHeartbeat time.Duration
+	Liveness       liveness.Config
+	EtcdEndpoints  []string
+	EtcdCA         string
+	EtcdCert       string
+	EtcdKey        string
+	Location       string
+	TLSSANs        []string
+	TLSCert        string
+	TLSKey         string
 	// AuditRetention is how long activity-log records stay in etcd before
 	// they move to signed archive segments under the data dir.
 	AuditRetention time.Duration
@@ -69,13 +79,15 @@ type Config struct {
 
 // DefaultConfig is the configuration of a single replica on this machine.
 func DefaultConfig() Config {
-	return Config{DataDir: "./citadel-data", Listen: "127.0.0.1:8443", Location: "local", AuditRetention: 90 * 24 * time.Hour}
+	return Config{DataDir: "./citadel-data", Listen: "127.0.0.1:8443", AgentListen: "127.0.0.1:8444", Location: "local",
+		AuditRetention: 90 * 24 * time.Hour}
 }
 
 // AddFlags binds the configuration to command-line flags.
 func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the embedded etcd, certificates and bootstrap credentials")
 	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTPS address to serve the ARM API on")
+	fs.StringVar(&c.AgentListen, "agent-listen", c.AgentListen, "HTTPS address of the agent API that machines' agents join and report to over mTLS (empty: none)")
 	fs.Func("etcd-endpoints", "comma-separated endpoints of an external etcd cluster (default: embedded etcd under the data dir)", func(s string) error {
 		c.EtcdEndpoints = splitList(s)
 		return nil
@@ -122,6 +134,11 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("--listen %q: %w", c.Listen, err)
 	}
+	if c.AgentListen != "" {
+		if _, _, err := net.SplitHostPort(c.AgentListen); err != nil {
+			return fmt.Errorf("--agent-listen %q: %w", c.AgentListen, err)
+		}
+	}
 	return nil
 }
 
@@ -135,8 +152,15 @@ type Server struct {
 	Identity        *identity.Issuer
 	Resources       *resource.Service
 	Audit           *audit.Log
+	// AgentURL is the agent API, "https://host:port", when it is served;
+	// Agents admits agents (it issues their bootstrap tokens) and Fleet
+	// holds their liveness.
+	AgentURL string
+	Agents   *agentauth.Authority
+	Fleet    *fleet.Server
 
 	http      *http.Server
+	agentHTTP *http.Server
 	cancel    context.CancelFunc
 	closeOnce sync.Once
 	closeErr  error
@@ -165,7 +189,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	s := &Server{errs: make(chan error, 3)} // one per background part, so none blocks
+	s := &Server{errs: make(chan error, 5)} // one per background part, so none blocks
 	ok := false
 	defer func() {
 		if !ok {
@@ -260,6 +284,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			s.errs <- err
 		}
 	})
+	if cfg.AgentListen != "" {
+		if err := s.serveAgents(ctx, runCtx, cfg, host, p, s.http.TLSConfig, log); err != nil {
+			return nil, err
+		}
+	}
 	s.ready.Store(true)
 	ok = true
 	log.InfoContext(ctx, "citadel server ready", "url", s.URL, "location", cfg.Location,
@@ -267,36 +296,67 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// serveAgents serves the agent API on its own listener, with the
+// server's certificate and agents' client certificates from the node CA,
+// and keeps the machines' liveness.
+func (s *Server) serveAgents(ctx, runCtx context.Context, cfg Config, host string, p *parts, base *tls.Config, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", cfg.AgentListen)
+	if err != nil {
+		return fmt.Errorf("agent listen: %w", err)
+	}
+	s.Agents, err = agentauth.Open(runCtx, s.Store, agentauth.Config{})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	s.Fleet = fleet.New(fleet.Config{Auth: s.Agents, Resources: s.Resources, BMCs: p.networkCloud,
+		Heartbeat: cfg.AgentHeartbeat, Liveness: cfg.Liveness, Logger: log})
+	s.agentHTTP = &http.Server{
+		Handler:           s.Fleet.Handler(),
+		TLSConfig:         s.Agents.ServerTLS(base),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	s.AgentURL = "https://" + net.JoinHostPort(host, fmt.Sprint(ln.Addr().(*net.TCPAddr).Port))
+	s.done.Go(func() { s.Fleet.Run(runCtx) })
+	s.done.Go(func() {
+		if err := s.agentHTTP.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.errs <- err
+		}
+	})
+	log.InfoContext(ctx, "agent API ready", "url", s.AgentURL)
+	return nil
+}
+
 // registerNetworkCloud serves Microsoft.NetworkCloud with the built-in SKU
 // catalog plus the operator's, and the OS images under the data dir.
-func registerNetworkCloud(svc *resource.Service, cfg Config, dataDir, publicURL string, log *slog.Logger) error {
+func registerNetworkCloud(svc *resource.Service, cfg Config, dataDir, publicURL string, log *slog.Logger) (*networkcloud.Provider, error) {
 	catalog := machine.Builtin()
 	if cfg.SKUFile != "" {
 		f, err := os.Open(cfg.SKUFile)
 		if err != nil {
-			return fmt.Errorf("--sku-file: %w", err)
+			return nil, fmt.Errorf("--sku-file: %w", err)
 		}
 		defer f.Close()
 		if err := catalog.Load(f); err != nil {
-			return fmt.Errorf("--sku-file %s: %w", cfg.SKUFile, err)
+			return nil, fmt.Errorf("--sku-file %s: %w", cfg.SKUFile, err)
 		}
 	}
 	var bmcCA []byte
 	if cfg.BMCCAFile != "" {
 		var err error
 		if bmcCA, err = os.ReadFile(cfg.BMCCAFile); err != nil {
-			return fmt.Errorf("--bmc-ca-file: %w", err)
+			return nil, fmt.Errorf("--bmc-ca-file: %w", err)
 		}
 	}
 	images := filepath.Join(dataDir, "images")
 	if err := os.MkdirAll(images, 0o755); err != nil {
-		return err
+		return nil, err
 	}
-	networkcloud.Register(svc, networkcloud.Config{
+	return networkcloud.Register(svc, networkcloud.Config{
 		Catalog: catalog, ImageDir: images, ImageURL: strings.TrimSuffix(publicURL, "/") + "/images",
 		BMCCACert: bmcCA, Logger: log,
-	})
-	return nil
+	}), nil
 }
 
 // publicHost is the host clients use: the first --tls-san, else the
@@ -323,6 +383,9 @@ func (s *Server) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		err := s.http.Shutdown(ctx)
+		if s.agentHTTP != nil {
+			err = errors.Join(err, s.agentHTTP.Shutdown(ctx))
+		}
 		s.cancel()
 		s.done.Wait()
 		s.closeErr = errors.Join(err, s.Store.Close())
@@ -340,6 +403,8 @@ type parts struct {
 	core      *resources.Provider
 	rbac      *authorization.Provider
 	boot      deployment
+	// networkCloud drives BMCs; the agent API asks it about silent machines.
+	networkCloud *networkcloud.Provider
 }
 
 // openParts opens the store and assembles the identity provider, the
@@ -389,7 +454,7 @@ func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL strin
 	fabric.Register(p.resources)
 	directory.Register(p.resources, p.identity)
 	extendedlocation.Register(p.resources)
-	if err := registerNetworkCloud(p.resources, cfg, dataDir, publicURL, log); err != nil {
+	if p.networkCloud, err = registerNetworkCloud(p.resources, cfg, dataDir, publicURL, log); err != nil {
 		return nil, err
 	}
 	if err := p.resources.CreateTenancy(ctx, p.boot.tenant(), p.boot.subscription()); err != nil {

@@ -31,7 +31,7 @@ func Start(t testing.TB, options ...func(*server.Config)) *ControlPlane {
 	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.DataDir = t.TempDir()
-	cfg.Listen = "127.0.0.1:0"
+	cfg.Listen, cfg.AgentListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	for _, o := range options {
 		o(&cfg)

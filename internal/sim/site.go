@@ -1,7 +1,9 @@
 // Package sim runs a simulated site in one process: racks of machines
 // built to catalog SKUs, each with a simulated BMC (package redfishsim) on
-// a loopback address of its own, and the ARM definition of the cluster
-// they form. `citadel up` and the end-to-end tests use it. The control
+// a loopback address of its own and, once started, the real agent code on
+// a simulated host; the ARM definition of the cluster they form; and the
+// faults a site suffers (a machine's power lost, an agent crashed, a rack
+// cut off). `citadel up` and the end-to-end tests use it. The control
 // plane reaches these BMCs over HTTPS like real ones; nothing here
 // touches it.
 package sim
@@ -84,6 +86,7 @@ type Site struct {
 	opts     Options
 	fleet    *redfishsim.Fleet
 	state    siteState
+	agents   *agents // once StartAgents ran
 }
 
 // siteState is what StateDir keeps.
@@ -268,5 +271,10 @@ func (s *Site) ClusterProperties(version, fabricGroup string) map[string]any {
 	}
 }
 
-// Close stops every BMC of the site.
-func (s *Site) Close() { s.fleet.Close() }
+// Close stops every agent and BMC of the site.
+func (s *Site) Close() {
+	if s.agents != nil {
+		s.agents.stop()
+	}
+	s.fleet.Close()
+}

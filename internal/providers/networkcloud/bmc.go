@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/citadel-cloud/citadel/internal/arm"
 	"github.com/citadel-cloud/citadel/internal/redfish"
 	"github.com/citadel-cloud/citadel/internal/resource"
 )
@@ -111,4 +112,24 @@ func hardwareInventory(inv *redfish.Inventory) map[string]any {
 		"interfaces": ifaces,
 		"nics":       nics,
 	}
+}
+
+// PowerState is machine's power as its BMC reports it now ("On", "Off",
+// "PoweringOn", ...); an error means the BMC cannot be reached or read.
+// The liveness tracker asks it before it declares a silent machine failed.
+func (p *Provider) PowerState(ctx context.Context, machine arm.ID) (string, error) {
+	r, err := p.svc.Lookup(ctx, machine)
+	if err != nil {
+		return "", err
+	}
+	bmc, err := p.dialBMC(ctx, r)
+	if err != nil {
+		return "", err
+	}
+	defer bmc.close(ctx)
+	s, err := bmc.client.System(ctx, bmc.system)
+	if err != nil {
+		return "", err
+	}
+	return s.PowerState, nil
 }

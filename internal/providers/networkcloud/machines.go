@@ -15,8 +15,10 @@ import (
 )
 
 // machineReadOnly are the machine properties users cannot change: all
-// but machineDetails. A replace changes the hardware identity.
-var machineReadOnly = []string{"actionStates", "associatedResourceIds", "bmcConnectionString", "bmcCredentials",
+// but machineDetails. A replace changes the hardware identity; the agent
+// reports agentInventory, agentVersion and the OAM addresses, and the
+// liveness tracker livenessState (Citadel's, beside the spec's).
+var machineReadOnly = []string{"actionStates", "agentInventory", "agentVersion", "associatedResourceIds", "livenessMessage", "livenessState", "bmcConnectionString", "bmcCredentials",
 	"bmcIpv4Address", "bmcIpv6Address", "bmcMacAddress", "bootMacAddress", "caCertificate", "clusterId",
 	"cordonStatus", "detailedStatus", "detailedStatusMessage", "hardwareInventory", "hardwareValidationStatus",
 	"hybridAksClustersAssociatedIds", "kubernetesNodeName", "kubernetesVersion", "machineClusterVersion",
@@ -224,10 +226,9 @@ func (p *Provider) runMachineAction(ctx context.Context, t *resource.Task, name 
 	return nil, nil
 }
 
-// setReadyState derives readyState: a machine takes workloads when it is
-// provisioned, on and not cordoned.
+// setReadyState derives readyState (machine.Ready).
 func setReadyState(props map[string]any) {
-	ready := str(props, "detailedStatus") == "Provisioned" && str(props, "powerState") == "On" && str(props, "cordonStatus") != "Cordoned"
+	ready := machine.Ready(str(props, "detailedStatus"), str(props, "powerState"), str(props, "cordonStatus"), str(props, "livenessState"))
 	props["readyState"] = map[bool]string{true: "True", false: "False"}[ready]
 }
 

@@ -119,7 +119,7 @@ func Register(svc *resource.Service, cfg Config) *Provider {
 			Namespace: Namespace, Name: "racks", APIVersions: APIVersions, Tracked: true, SystemManaged: true,
 			NamePattern: namePattern, NameRule: nameRule,
 			ReadOnly: []string{"availabilityZone", "clusterId", "detailedStatus", "detailedStatusMessage",
-				"rackSerialNumber", "rackSkuId"},
+				"livenessMessage", "livenessState", "rackSerialNumber", "rackSkuId"},
 		},
 		&resource.Type{
 			Namespace: Namespace, Name: "storageAppliances", APIVersions: APIVersions, Tracked: true, SystemManaged: true,

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"os"
+
+	"github.com/citadel-cloud/citadel/internal/agent"
+	"github.com/citadel-cloud/citadel/internal/agent/host"
+)
+
+// runAgent runs the node agent on this machine, with the real Linux host.
+func runAgent(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("citadel agent", flag.ContinueOnError)
+	server := fs.String("server", "", "the control plane's agent API, https://host:port")
+	caFile := fs.String("ca-file", "", "PEM file of the CA the agent API's certificate chains to")
+	machine := fs.String("machine", "", "the ARM ID of this machine's bareMetalMachine resource")
+	token := fs.String("token", os.Getenv("CITADEL_BOOTSTRAP_TOKEN"), "the one-time bootstrap token (first start only; default $CITADEL_BOOTSTRAP_TOKEN)")
+	stateDir := fs.String("state-dir", "/var/lib/citadel-agent", "where the agent keeps its key and certificate")
+	root := fs.String("root", "/", "the filesystem root to read /proc, /sys and /etc under")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *server == "" || *caFile == "" || *machine == "" {
+		return errors.New("--server, --ca-file and --machine are required")
+	}
+	ca, err := os.ReadFile(*caFile)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(os.Stderr, *level)
+	if err != nil {
+		return err
+	}
+	return agent.New(agent.Config{
+		Server: *server, ServerCA: ca, Machine: *machine, Token: *token, StateDir: *stateDir,
+		Host: host.NewLinux(*root), Logger: log,
+	}).Run(ctx)
+}

@@ -1,0 +1,365 @@
+// Package agent is `citadel agent`, which runs on every machine: it joins
+// the control plane with a one-time bootstrap token and a key of its own,
+// talks to it over mTLS afterwards, reports the machine's inventory,
+// sends heartbeats at a jittered interval, follows its desired state and
+// renews its certificate before it expires. What it knows of the machine
+// comes from a host.Host: the real Linux host, or a simulated one in the
+// fleet simulator, which runs this same code.
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"time"
+
+	"github.com/citadel-cloud/citadel/internal/agent/host"
+	"github.com/citadel-cloud/citadel/internal/agentapi"
+)
+
+// Version is the agent's version, reported with every heartbeat.
+const Version = "0.1.0"
+
+// Config configures an agent.
+type Config struct {
+	// Server is the agent API, https://host:port; ServerCA the PEM CA its
+	// certificate chains to.
+	Server   string
+	ServerCA []byte
+	// Machine is the ARM ID of the machine's bareMetalMachine resource.
+	Machine string
+	// Token is the bootstrap token, needed only until the agent holds a
+	// certificate.
+	Token string
+	// StateDir keeps the agent's key and certificate across restarts;
+	// empty keeps them in memory only (simulated agents).
+	StateDir string
+	Host     host.Host
+	// Interval overrides the heartbeat interval the control plane asks for.
+	Interval time.Duration
+	// Transport, if set, is the base of the agent's HTTP transport (the
+	// fleet simulator shares dialers); its TLS settings are the agent's.
+	Transport *http.Transport
+	Logger    *slog.Logger
+}
+
+// Agent is one running agent.
+type Agent struct {
+	cfg      Config
+	log      *slog.Logger
+	key      *ecdsa.PrivateKey
+	cert     *x509.Certificate
+	certPEM  []byte
+	client   *http.Client
+	interval time.Duration
+	applied  int64 // desired revision applied
+	reported agentapi.Inventory
+}
+
+// New prepares an agent; Run runs it.
+func New(cfg Config) *Agent {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "machine", cfg.Machine), interval: 10 * time.Second}
+}
+
+// Run joins (unless a certificate is kept) and then reports until ctx
+// ends. Transient failures are retried; a refused join or a revoked
+// certificate ends it with an error.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.load(); err != nil {
+		return err
+	}
+	if a.cert == nil {
+		if err := a.join(ctx); err != nil {
+			return err
+		}
+	}
+	a.client = a.httpClient()
+	for {
+		err := a.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var refused *refusal
+		if errors.As(err, &refused) {
+			return err
+		}
+		a.log.WarnContext(ctx, "agent: control plane unreachable, retrying", "err", err)
+		if !sleep(ctx, jitter(a.interval)) {
+			return nil
+		}
+	}
+}
+
+// session reports the inventory, then sends heartbeats until something
+// fails.
+func (a *Agent) session(ctx context.Context) error {
+	for {
+		if time.Until(a.cert.NotAfter) < a.cert.NotAfter.Sub(a.cert.NotBefore)/3 {
+			if err := a.renew(ctx); err != nil {
+				return err
+			}
+		}
+		inv, err := a.cfg.Host.Inventory(ctx)
+		if err != nil {
+			a.log.WarnContext(ctx, "agent: reading the inventory failed", "err", err)
+		} else if !reflect.DeepEqual(inv, a.reported) {
+			if err := a.call(ctx, http.MethodPut, agentapi.PathInventory, inv, nil); err != nil {
+				return err
+			}
+			a.reported = inv
+		}
+		var reply agentapi.HeartbeatReply
+		hb := agentapi.Heartbeat{Observed: agentapi.Observed{AgentVersion: Version, OSImage: inv.OS.Name, DesiredRevision: a.applied}}
+		if err := a.call(ctx, http.MethodPost, agentapi.PathHeartbeat, hb, &reply); err != nil {
+			return err
+		}
+		if reply.DesiredRevision > a.applied {
+			var d agentapi.Desired
+			if err := a.call(ctx, http.MethodGet, fmt.Sprintf("%s?after=%d", agentapi.PathDesired, a.applied), nil, &d); err != nil {
+				return err
+			}
+			a.log.InfoContext(ctx, "agent: desired state", "revision", d.Revision, "cordoned", d.Cordoned)
+			a.applied = d.Revision
+		}
+		if !sleep(ctx, jitter(a.interval)) {
+			return nil
+		}
+	}
+}
+
+// join makes a key, asks for a certificate with the bootstrap token and
+// keeps both.
+func (a *Agent) join(ctx context.Context) error {
+	if a.cfg.Token == "" {
+		return &refusal{errors.New("agent: no certificate and no bootstrap token to join with")}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	csr, err := makeCSR(key, a.cfg.Machine)
+	if err != nil {
+		return err
+	}
+	// Joining uses the server's CA only: there is no client certificate yet.
+	anon := &http.Client{Timeout: 30 * time.Second, Transport: a.transport(nil)}
+	var c agentapi.Certificate
+	req := agentapi.JoinRequest{Token: a.cfg.Token, Machine: a.cfg.Machine, CSR: string(csr)}
+	for {
+		err = do(ctx, anon, a.cfg.Server, http.MethodPost, agentapi.PathJoin, req, &c)
+		var refused *refusal
+		if err == nil || errors.As(err, &refused) || ctx.Err() != nil {
+			break
+		}
+		a.log.WarnContext(ctx, "agent: join failed, retrying", "err", err)
+		if !sleep(ctx, jitter(5*time.Second)) {
+			return ctx.Err()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	a.key = key
+	return a.keep(c)
+}
+
+// renew replaces the certificate before it expires, over mTLS.
+func (a *Agent) renew(ctx context.Context) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	csr, err := makeCSR(key, a.cfg.Machine)
+	if err != nil {
+		return err
+	}
+	var c agentapi.Certificate
+	if err := a.call(ctx, http.MethodPost, agentapi.PathRenew, agentapi.RenewRequest{CSR: string(csr)}, &c); err != nil {
+		return err
+	}
+	a.key = key
+	if err := a.keep(c); err != nil {
+		return err
+	}
+	a.client.CloseIdleConnections()
+	a.client = a.httpClient()
+	a.log.InfoContext(ctx, "agent: certificate renewed", "until", a.cert.NotAfter)
+	return nil
+}
+
+// keep takes a certificate answer into use and saves it with the key.
+func (a *Agent) keep(c agentapi.Certificate) error {
+	b, _ := pem.Decode([]byte(c.Certificate))
+	if b == nil {
+		return errors.New("agent: the control plane sent no certificate")
+	}
+	cert, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return err
+	}
+	a.cert, a.certPEM = cert, []byte(c.Certificate)
+	if c.HeartbeatSeconds > 0 {
+		a.interval = time.Duration(c.HeartbeatSeconds) * time.Second
+	}
+	if a.cfg.Interval > 0 {
+		a.interval = a.cfg.Interval
+	}
+	if a.cfg.StateDir == "" {
+		return nil
+	}
+	keyDER, err := x509.MarshalECPrivateKey(a.key)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(a.cfg.StateDir, 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(a.cfg.StateDir, "agent.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(a.cfg.StateDir, "agent.crt"), a.certPEM, 0o600)
+}
+
+// load reads a kept key and certificate, if any.
+func (a *Agent) load() error {
+	if a.cfg.StateDir == "" {
+		return nil
+	}
+	certPEM, err := os.ReadFile(filepath.Join(a.cfg.StateDir, "agent.crt"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(a.cfg.StateDir, "agent.key"))
+	if err != nil {
+		return err
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return fmt.Errorf("agent: the kept certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return err
+	}
+	key, ok := pair.PrivateKey.(*ecdsa.PrivateKey)
+	if !ok {
+		return errors.New("agent: the kept key is not ECDSA")
+	}
+	if time.Now().After(cert.NotAfter) {
+		return nil // expired: join again
+	}
+	a.key, a.cert, a.certPEM = key, cert, certPEM
+	return nil
+}
+
+func makeCSR(key *ecdsa.PrivateKey, machine string) ([]byte, error) {
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: machine}}, key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
+}
+
+// transport trusts the server's CA and presents cert, if any.
+func (a *Agent) transport(cert *tls.Certificate) *http.Transport {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(a.cfg.ServerCA)
+	t := &http.Transport{}
+	if a.cfg.Transport != nil {
+		t = a.cfg.Transport.Clone()
+	}
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		t.TLSClientConfig.Certificates = []tls.Certificate{*cert}
+	}
+	return t
+}
+
+func (a *Agent) httpClient() *http.Client {
+	cert := &tls.Certificate{Certificate: [][]byte{a.cert.Raw}, PrivateKey: a.key, Leaf: a.cert}
+	return &http.Client{Timeout: 30 * time.Second, Transport: a.transport(cert)}
+}
+
+func (a *Agent) call(ctx context.Context, method, path string, in, out any) error {
+	return do(ctx, a.client, a.cfg.Server, method, path, in, out)
+}
+
+// refusal is an answer that retrying will not change: a refused join or
+// a revoked certificate.
+type refusal struct{ err error }
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
+
+func do(ctx context.Context, c *http.Client, server, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, server+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	switch {
+	case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized:
+		return &refusal{fmt.Errorf("agent: %s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(b))}
+	case resp.StatusCode >= 300:
+		return fmt.Errorf("agent: %s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(b))
+	case out != nil && len(b) > 0:
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// jitter spreads d by ±10%, so that agents started together do not
+// heartbeat in step.
+func jitter(d time.Duration) time.Duration {
+	n, _ := rand.Int(rand.Reader, big.NewInt(int64(d/5)+1))
+	return d - d/10 + time.Duration(n.Int64())
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,168 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/citadel-cloud/citadel/internal/agent"
+	"github.com/citadel-cloud/citadel/internal/agent/host"
+	"github.com/citadel-cloud/citadel/internal/agentapi"
+	"github.com/citadel-cloud/citadel/internal/agentauth"
+	"github.com/citadel-cloud/citadel/internal/liveness"
+	"github.com/citadel-cloud/citadel/internal/server"
+	"github.com/citadel-cloud/citadel/internal/servertest"
+	"github.com/citadel-cloud/citadel/internal/sim"
+)
+
+// TestAgentsAndLiveness runs the real agent code on a simulated site of an
+// aggregator and 3 compute racks of 4 machines, with the liveness rules
+// shortened: every agent joins and reports; a bad, expired or reused
+// token and a revoked certificate are refused; an agent killed makes its
+// machine NotReady and, once its BMC says the power is off, Failed; a rack
+// cut off is Unreachable and none of its machines is declared Failed.
+func TestAgentsAndLiveness(t *testing.T) {
+	t.Parallel()
+	cp := servertest.Start(t, func(c *server.Config) {
+		c.AgentHeartbeat = time.Second
+		c.Liveness = liveness.Config{NotReadyAfter: 2 * time.Second, FailedAfter: 3 * time.Second,
+			PartitionWindow: 3 * time.Second, AskEvery: time.Second}
+	})
+	ncImage(t, cp.DataDir)
+	cl := newNCCluster(t, cp, sim.Spec{Name: "lv", ComputeRacks: 3, MachinesPerRack: 4}, nil, nil)
+	clusterID := ncDefine(t, cp, "lv", cl)
+	if st := ncOperation(t, cp.Client, http.MethodPost, clusterID+"/deploy?api-version="+ncAPI, map[string]any{}); st.Status != "Succeeded" {
+		t.Fatalf("deploy: %+v", st)
+	}
+	machineID := func(name string) string {
+		return strings.Replace(clusterID, "clusters/lv", "bareMetalMachines/"+name, 1)
+	}
+	ca, err := os.ReadFile(cp.Creds.CACertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	token, _, err := cp.Agents.IssueToken(ctx, agentauth.Grant{Cluster: clusterID}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// machineState reads what the resource says of a machine's liveness.
+	type state struct {
+		Properties struct {
+			LivenessState  string             `json:"livenessState"`
+			ReadyState     string             `json:"readyState"`
+			AgentVersion   string             `json:"agentVersion"`
+			AgentInventory agentapi.Inventory `json:"agentInventory"`
+		} `json:"properties"`
+	}
+	waitFor := func(t *testing.T, what string, within time.Duration, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within %v", what, within)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	liveState := func(name string) string {
+		var s state
+		ncGet(t, cp.Client, machineID(name), &s)
+		return s.Properties.LivenessState
+	}
+
+	if err := cl.StartAgents(sim.AgentOptions{Server: cp.AgentURL, ServerCA: ca, Token: token, Interval: 300 * time.Millisecond,
+		MachineID: machineID, StateDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("every agent joins and reports", func(t *testing.T) {
+		waitFor(t, "15 machines Ready", 30*time.Second, func() bool { return cp.Fleet.Tracker().Stats().ByState[liveness.Ready] == 15 })
+		var s state
+		ncGet(t, cp.Client, machineID("lvr1m1"), &s)
+		p := s.Properties
+		if p.LivenessState != "Ready" || p.ReadyState != "True" || p.AgentVersion != agent.Version ||
+			p.AgentInventory.CPU.Model != "Intel Xeon Gold 6548Y+" || !slices.Contains(p.AgentInventory.CPU.Flags, "amx_tile") ||
+			p.AgentInventory.MemoryBytes != 512<<30 || len(p.AgentInventory.NICs) != 4 {
+			t.Errorf("lvr1m1 = %+v, want Ready with its agent's version and the inventory of its SKU", p)
+		}
+	})
+
+	t.Run("join refused", func(t *testing.T) {
+		expired, _, _ := cp.Agents.IssueToken(ctx, agentauth.Grant{Cluster: clusterID}, time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+		for _, tc := range []struct{ name, token string }{
+			{"bad token", "not-a-token"},
+			{"expired token", expired},
+			{"token already used by this machine", token},
+		} {
+			ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			err := agent.New(agent.Config{Server: cp.AgentURL, ServerCA: ca, Machine: machineID("lvr1m2"), Token: tc.token,
+				Host: host.NewSim(agentapi.Inventory{})}).Run(ctx)
+			cancel()
+			if err == nil || !strings.Contains(err.Error(), "403") {
+				t.Errorf("%s: agent.Run = %v, want a refused join (403)", tc.name, err)
+			}
+		}
+	})
+
+	t.Run("revoked certificate refused", func(t *testing.T) {
+		const name = "lvr3m4"
+		if err := cp.Agents.Revoke(ctx, machineID(name)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, name+" NotReady after its revocation", 15*time.Second, func() bool { return liveState(name) == "NotReady" })
+		fresh, _, _ := cp.Agents.IssueToken(ctx, agentauth.Grant{Cluster: clusterID, Machine: machineID(name)}, time.Hour)
+		cl.StopAgent(name)
+		restarted := agent.New(agent.Config{Server: cp.AgentURL, ServerCA: ca, Machine: machineID(name), Token: fresh,
+			Host: host.NewSim(agentapi.Inventory{Hostname: name}), Interval: 300 * time.Millisecond})
+		runCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		go restarted.Run(runCtx)
+		waitFor(t, name+" Ready again after joining with a new token", 15*time.Second, func() bool { return liveState(name) == "Ready" })
+	})
+
+	t.Run("agent killed, then power off", func(t *testing.T) {
+		const name = "lvr1m1"
+		cl.StopAgent(name)
+		waitFor(t, name+" NotReady", 10*time.Second, func() bool { return liveState(name) == "NotReady" })
+		// The BMC says the machine is on: silence alone is not a failure.
+		time.Sleep(4 * time.Second)
+		if got := liveState(name); got != "NotReady" {
+			t.Fatalf("%s with its BMC On after the grace: %s, want NotReady", name, got)
+		}
+		if err := cl.Machine(name).BMC.SetPowerState("Off"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, name+" Failed once its BMC reports Off", 15*time.Second, func() bool { return liveState(name) == "Failed" })
+	})
+
+	t.Run("rack partition", func(t *testing.T) {
+		const rack = 2
+		cl.Partition(rack, true)
+		rackID := strings.Replace(clusterID, "clusters/lv", "racks/lv-rack2", 1)
+		rackState := func() string {
+			var r state
+			ncGet(t, cp.Client, rackID, &r)
+			return r.Properties.LivenessState
+		}
+		waitFor(t, "rack 2 Unreachable", 15*time.Second, func() bool { return rackState() == "Unreachable" })
+		time.Sleep(5 * time.Second) // past the grace, with every BMC of the rack unreachable
+		for _, m := range cl.Machines {
+			if m.Rack != rack {
+				continue
+			}
+			if got := liveState(m.Name); got != "Unreachable" {
+				t.Errorf("%s in the cut-off rack: %s, want Unreachable and never Failed", m.Name, got)
+			}
+		}
+		cl.Partition(rack, false)
+		waitFor(t, "rack 2 back", 20*time.Second, func() bool {
+			return rackState() == "Ready" && liveState("lvr2m1") == "Ready"
+		})
+	})
+}

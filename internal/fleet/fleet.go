@@ -1,0 +1,365 @@
+// Package fleet is the control plane's side of the agent path
+// (ARCHITECTURE.md): the agent API that machines' agents join and report
+// to over mTLS, the in-memory liveness of every machine, and the writes of
+// what changes (inventory, observed state, liveness transitions) to the
+// bareMetalMachine and rack resources. Heartbeats themselves are never
+// written.
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/citadel-cloud/citadel/internal/agentapi"
+	"github.com/citadel-cloud/citadel/internal/agentauth"
+	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/liveness"
+	"github.com/citadel-cloud/citadel/internal/machine"
+	"github.com/citadel-cloud/citadel/internal/resource"
+)
+
+// BMCs answers the liveness tracker's questions about a machine's power,
+// from its BMC (the NetworkCloud provider).
+type BMCs interface {
+	// PowerState is the machine's power as its BMC reports it ("On",
+	// "Off"); an error means the BMC cannot be reached.
+	PowerState(ctx context.Context, machine arm.ID) (string, error)
+}
+
+// Config configures the agent API.
+type Config struct {
+	Auth      *agentauth.Authority
+	Resources *resource.Service
+	BMCs      BMCs
+	// Heartbeat is the interval agents are asked to keep (default 10 s).
+	Heartbeat time.Duration
+	Liveness  liveness.Config
+	Now       func() time.Time
+	Logger    *slog.Logger
+}
+
+// Server is the agent API of one replica.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	tracker *liveness.Tracker
+
+	mu       sync.Mutex
+	observed map[string]agentapi.Observed // last written, by machine ID
+}
+
+// New returns the agent API; Run keeps liveness current.
+func New(cfg Config) *Server {
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Server{cfg: cfg, log: cfg.Logger.With("component", "fleet"), tracker: liveness.New(cfg.Liveness),
+		observed: map[string]agentapi.Observed{}}
+}
+
+// Handler serves the agent API.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+agentapi.PathJoin, s.join)
+	mux.HandleFunc("POST "+agentapi.PathRenew, s.authenticated(s.renew))
+	mux.HandleFunc("POST "+agentapi.PathHeartbeat, s.authenticated(s.heartbeat))
+	mux.HandleFunc("PUT "+agentapi.PathInventory, s.authenticated(s.inventory))
+	mux.HandleFunc("GET "+agentapi.PathDesired, s.authenticated(s.desired))
+	return mux
+}
+
+// peer is the machine a request comes from.
+type peer struct {
+	id      arm.ID
+	cluster string
+}
+
+func (s *Server) authenticated(h func(http.ResponseWriter, *http.Request, peer)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		machine, cluster, err := s.cfg.Auth.Peer(r)
+		if err != nil {
+			fail(w, http.StatusForbidden, err)
+			return
+		}
+		id, err := arm.ParseID(machine)
+		if err != nil {
+			fail(w, http.StatusForbidden, err)
+			return
+		}
+		h(w, r, peer{id: id, cluster: cluster})
+	}
+}
+
+func (s *Server) join(w http.ResponseWriter, r *http.Request) {
+	var req agentapi.JoinRequest
+	if err := decode(r, &req); err != nil {
+		fail(w, http.StatusBadRequest, err)
+		return
+	}
+	id, err := arm.ParseID(req.Machine)
+	if err != nil || !strings.EqualFold(id.Type(), "Microsoft.NetworkCloud/bareMetalMachines") {
+		fail(w, http.StatusBadRequest, fmt.Errorf("machine %q is not the ID of a bareMetalMachine", req.Machine))
+		return
+	}
+	m, err := s.cfg.Resources.Lookup(r.Context(), id)
+	if err != nil {
+		fail(w, http.StatusForbidden, agentauth.ErrBadToken) // say nothing of which machines exist
+		return
+	}
+	inCluster := func(_ context.Context, cluster, _ string) bool {
+		return strings.EqualFold(cluster, str(m.Properties, "clusterId"))
+	}
+	certPEM, err := s.cfg.Auth.Join(r.Context(), req.Token, m.ID, []byte(req.CSR), inCluster)
+	switch {
+	case errors.Is(err, agentauth.ErrBadToken):
+		fail(w, http.StatusForbidden, err)
+		return
+	case errors.Is(err, agentauth.ErrBadCSR):
+		fail(w, http.StatusBadRequest, err)
+		return
+	case err != nil:
+		fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	s.log.InfoContext(r.Context(), "agent joined", "machine", m.ID)
+	s.reply(w, agentapi.Certificate{Certificate: string(certPEM), CACertificate: string(s.cfg.Auth.CACertPEM()),
+		HeartbeatSeconds: int(s.cfg.Heartbeat / time.Second)})
+}
+
+func (s *Server) renew(w http.ResponseWriter, r *http.Request, _ peer) {
+	var req agentapi.RenewRequest
+	if err := decode(r, &req); err != nil {
+		fail(w, http.StatusBadRequest, err)
+		return
+	}
+	certPEM, err := s.cfg.Auth.Renew(r.TLS.PeerCertificates[0], []byte(req.CSR))
+	if err != nil {
+		fail(w, http.StatusBadRequest, err)
+		return
+	}
+	s.reply(w, agentapi.Certificate{Certificate: string(certPEM), CACertificate: string(s.cfg.Auth.CACertPEM()),
+		HeartbeatSeconds: int(s.cfg.Heartbeat / time.Second)})
+}
+
+// heartbeat records that the machine is alive, in memory, and writes its
+// observed state only when it changed.
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, p peer) {
+	var hb agentapi.Heartbeat
+	if err := decode(r, &hb); err != nil {
+		fail(w, http.StatusBadRequest, err)
+		return
+	}
+	key := p.id.String()
+	if !s.tracker.Known(key) {
+		if err := s.register(r.Context(), p.id); err != nil {
+			fail(w, http.StatusNotFound, err)
+			return
+		}
+	}
+	if tr, changed := s.tracker.Heartbeat(key, s.cfg.Now()); changed {
+		s.record(context.WithoutCancel(r.Context()), tr) // back from silence: rare, and worth the write
+	}
+	s.mu.Lock()
+	changed := !sameObserved(s.observed[key], hb.Observed)
+	s.mu.Unlock()
+	if changed {
+		if err := s.writeObserved(r.Context(), p.id, hb.Observed); err != nil {
+			fail(w, http.StatusInternalServerError, err)
+			return
+		}
+		s.mu.Lock()
+		s.observed[key] = hb.Observed
+		s.mu.Unlock()
+	}
+	s.reply(w, agentapi.HeartbeatReply{})
+}
+
+// register makes a machine known to the tracker, with its rack.
+func (s *Server) register(ctx context.Context, id arm.ID) error {
+	m, err := s.cfg.Resources.Lookup(ctx, id)
+	if err != nil {
+		return err
+	}
+	s.tracker.Register(m.ID, str(m.Properties, "rackId"))
+	return nil
+}
+
+func (s *Server) writeObserved(ctx context.Context, id arm.ID, o agentapi.Observed) error {
+	return s.update(ctx, id, func(props map[string]any) {
+		props["agentVersion"] = o.AgentVersion
+		v4, v6 := "", ""
+		for _, a := range o.Addresses {
+			ip, _, err := net.ParseCIDR(a)
+			switch {
+			case err != nil:
+			case ip.To4() != nil && v4 == "":
+				v4 = a
+			case ip.To4() == nil && v6 == "":
+				v6 = a
+			}
+		}
+		props["oamIpv4Address"], props["oamIpv6Address"] = v4, v6
+	})
+}
+
+func (s *Server) inventory(w http.ResponseWriter, r *http.Request, p peer) {
+	var inv agentapi.Inventory
+	if err := decode(r, &inv); err != nil {
+		fail(w, http.StatusBadRequest, err)
+		return
+	}
+	if err := s.update(r.Context(), p.id, func(props map[string]any) {
+		var v any
+		b, _ := json.Marshal(inv)
+		json.Unmarshal(b, &v)
+		props["agentInventory"] = v
+	}); err != nil {
+		fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// desired is the state the control plane wants the machine in.
+func (s *Server) desired(w http.ResponseWriter, r *http.Request, p peer) {
+	m, err := s.cfg.Resources.Lookup(r.Context(), p.id)
+	if err != nil {
+		fail(w, http.StatusNotFound, err)
+		return
+	}
+	rev, _ := revision(m.ETag)
+	s.reply(w, agentapi.Desired{Revision: rev, OSImage: str(m.Properties, "osImage"),
+		Cordoned: str(m.Properties, "cordonStatus") == "Cordoned"})
+}
+
+// update changes some properties of an existing machine.
+func (s *Server) update(ctx context.Context, id arm.ID, change func(props map[string]any)) error {
+	_, err := s.cfg.Resources.Upsert(ctx, id, func(r *resource.Resource, created bool) error {
+		if created {
+			return resource.ErrUnchanged // removed meanwhile
+		}
+		change(r.Properties)
+		return nil
+	})
+	return err
+}
+
+func sameObserved(a, b agentapi.Observed) bool {
+	return a.AgentVersion == b.AgentVersion && a.OSImage == b.OSImage && strings.Join(a.Addresses, ",") == strings.Join(b.Addresses, ",")
+}
+
+func str(props map[string]any, name string) string {
+	s, _ := props[name].(string)
+	return s
+}
+
+// revision reads an ETag made of a store revision (resource.etag).
+func revision(etag string) (int64, bool) {
+	var n int64
+	_, err := fmt.Sscanf(strings.Trim(etag, `"`), "%x", &n)
+	return n, err == nil
+}
+
+func decode(r *http.Request, v any) error {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+func (s *Server) reply(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+func fail(w http.ResponseWriter, status int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
+
+// Run applies the liveness rules every second until ctx ends: it writes
+// each transition to its machine or rack and asks the BMCs of silent
+// machines about their power, a few at a time.
+func (s *Server) Run(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	asking := make(chan struct{}, 16)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		changes, ask := s.tracker.Tick(s.cfg.Now())
+		for _, tr := range changes {
+			s.record(ctx, tr)
+		}
+		for _, m := range ask {
+			select {
+			case asking <- struct{}{}:
+				go func() {
+					defer func() { <-asking }()
+					s.askBMC(ctx, m)
+				}()
+			default: // busy: Tick asks again later
+			}
+		}
+	}
+}
+
+// askBMC reports a silent machine's power, from its BMC, to the tracker.
+func (s *Server) askBMC(ctx context.Context, machine string) {
+	id, err := arm.ParseID(machine)
+	if err != nil || s.cfg.BMCs == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	power, err := s.cfg.BMCs.PowerState(ctx, id)
+	s.tracker.ReportBMC(machine, liveness.Evidence{At: s.cfg.Now(), PowerOff: err == nil && power == "Off", BMCUnreachable: err != nil})
+}
+
+// record writes a transition to the resource it is about: livenessState
+// and its reason, and a machine's readyState.
+func (s *Server) record(ctx context.Context, tr liveness.Transition) {
+	target := tr.Machine
+	if target == "" {
+		target = tr.Rack
+	}
+	s.log.InfoContext(ctx, "liveness", "resource", target, "from", tr.From.String(), "to", tr.To.String(), "reason", tr.Reason)
+	id, err := arm.ParseID(target)
+	if err != nil {
+		return
+	}
+	err = s.update(ctx, id, func(props map[string]any) {
+		props["livenessState"], props["livenessMessage"] = tr.To.String(), tr.Reason
+		if tr.Machine != "" {
+			ready := machine.Ready(str(props, "detailedStatus"), str(props, "powerState"), str(props, "cordonStatus"), tr.To.String())
+			props["readyState"] = map[bool]string{true: "True", false: "False"}[ready]
+		}
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "liveness transition not recorded", "resource", target, "err", err)
+	}
+}
+
+// Tracker is the in-memory liveness of the machines, for tests and
+// benchmarks to read.
+func (s *Server) Tracker() *liveness.Tracker { return s.tracker }

@@ -1,0 +1,168 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/citadel-cloud/citadel/internal/agent"
+	"github.com/citadel-cloud/citadel/internal/agent/host"
+	"github.com/citadel-cloud/citadel/internal/agentapi"
+)
+
+// AgentOptions say how the site's machines run the real agent code, each
+// with a simulated host.
+type AgentOptions struct {
+	// Server is the control plane's agent API and ServerCA the CA of its
+	// certificate.
+	Server   string
+	ServerCA []byte
+	// MachineID is the ARM ID of a machine's bareMetalMachine, by name.
+	MachineID func(name string) string
+	// Token is a bootstrap token that admits every machine of the cluster.
+	Token string
+	// Interval overrides the heartbeat interval the control plane asks for.
+	Interval time.Duration
+	// StateDir keeps each agent's key and certificate in a directory of
+	// its own, so that an agent restarted after a crash or a partition
+	// does not need a new token; empty keeps them in memory only.
+	StateDir string
+	Logger   *slog.Logger
+}
+
+// agents are the running agents of a site.
+type agents struct {
+	opts    AgentOptions
+	mu      sync.Mutex
+	running map[string]context.CancelFunc
+	hosts   map[string]*host.Sim
+	wg      sync.WaitGroup
+}
+
+// StartAgents starts an agent on every machine of the site; StopAgent and
+// StartAgent simulate a crash and a restart. They stop with Close.
+func (s *Site) StartAgents(opts AgentOptions) error {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s.agents = &agents{opts: opts, running: map[string]context.CancelFunc{}, hosts: map[string]*host.Sim{}}
+	for _, m := range s.Machines {
+		s.agents.hosts[m.Name] = host.NewSim(s.inventory(m))
+		if err := s.StartAgent(m.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StartAgent starts (or restarts) the agent of machine name.
+func (s *Site) StartAgent(name string) error {
+	a := s.agents
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.running[name]; ok {
+		return nil
+	}
+	h, ok := a.hosts[name]
+	if !ok {
+		return fmt.Errorf("sim: no machine %q", name)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.running[name] = cancel
+	stateDir := ""
+	if a.opts.StateDir != "" {
+		stateDir = filepath.Join(a.opts.StateDir, name)
+	}
+	ag := agent.New(agent.Config{Server: a.opts.Server, ServerCA: a.opts.ServerCA, Machine: a.opts.MachineID(name),
+		Token: a.opts.Token, StateDir: stateDir, Host: h, Interval: a.opts.Interval, Logger: a.opts.Logger})
+	a.wg.Go(func() {
+		if err := ag.Run(ctx); err != nil {
+			a.opts.Logger.Warn("sim: agent stopped", "machine", name, "err", err)
+		}
+	})
+	return nil
+}
+
+// StopAgent stops the agent of machine name, as a crash would.
+func (s *Site) StopAgent(name string) {
+	a := s.agents
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if cancel, ok := a.running[name]; ok {
+		cancel()
+		delete(a.running, name)
+	}
+}
+
+// PowerOff cuts a machine's power: its BMC reports Off and its agent
+// stops.
+func (s *Site) PowerOff(name string) error {
+	m := s.Machine(name)
+	if m == nil {
+		return fmt.Errorf("sim: no machine %q", name)
+	}
+	s.StopAgent(name)
+	return m.BMC.SetPowerState("Off")
+}
+
+// Partition cuts a rack off the network: its agents and BMCs stop
+// answering (heal with Heal).
+func (s *Site) Partition(rack int, cut bool) {
+	for _, m := range s.Machines {
+		if m.Rack != rack {
+			continue
+		}
+		m.BMC.SetUnreachable(cut)
+		if cut {
+			s.StopAgent(m.Name)
+		} else {
+			s.StartAgent(m.Name)
+		}
+	}
+}
+
+// stopAgents stops every agent and waits for them.
+func (a *agents) stop() {
+	a.mu.Lock()
+	for name, cancel := range a.running {
+		cancel()
+		delete(a.running, name)
+	}
+	a.mu.Unlock()
+	a.wg.Wait()
+}
+
+// inventory is what the agent of m finds on its simulated host: the
+// hardware its SKU says.
+func (s *Site) inventory(m *Machine) agentapi.Inventory {
+	inv := agentapi.Inventory{Hostname: strings.ToLower(m.Name),
+		OS: agentapi.OS{Name: "Citadel Host OS", Version: "4.1", Kernel: "6.12.0-citadel"}}
+	if sku, ok := s.opts.Catalog.Machine(m.Hardware.SKU); ok {
+		inv.CPU = agentapi.CPU{Model: sku.CPUModel, Sockets: sku.CPUSockets, Cores: sku.CPUCores, Threads: sku.TotalThreads,
+			Flags: append([]string(nil), sku.CPUFeatures...)}
+	}
+	for _, d := range m.Hardware.DIMMs {
+		inv.MemoryBytes += uint64(d.CapacityMiB) << 20
+	}
+	for i, d := range m.Hardware.Drives {
+		inv.Disks = append(inv.Disks, agentapi.Disk{Name: fmt.Sprintf("nvme%dn1", i), Model: d.Model, Serial: d.SerialNumber,
+			SizeBytes: uint64(d.CapacityBytes)})
+	}
+	for i, n := range m.Hardware.NICs {
+		inv.NICs = append(inv.NICs, agentapi.NIC{Name: fmt.Sprintf("ens%df0", i+1), MAC: n.MACAddress, SpeedMbps: n.SpeedMbps, Up: true})
+	}
+	for i, p := range m.Hardware.Processors {
+		if p.ProcessorType != "GPU" {
+			continue
+		}
+		for j := range max(p.Count, 1) {
+			inv.GPUs = append(inv.GPUs, agentapi.GPU{PCIAddress: fmt.Sprintf("0000:%02x:00.0", 0x40+i*8+j), VendorID: "0x10de",
+				Vendor: "NVIDIA", Class: "0x030200"})
+		}
+	}
+	return inv
+}
