@@ -50,7 +50,9 @@ func TestImports(t *testing.T) {
 		"internal/liveness": true, "internal/agentapi": true}
 	// The agent and the fleet simulator reach the control plane through
 	// its public APIs only, like a real machine.
-	outside := func(pkg string) bool { return strings.HasPrefix(pkg, "internal/agent/") || pkg == "internal/agent" || pkg == "internal/sim" }
+	outside := func(pkg string) bool {
+		return strings.HasPrefix(pkg, "internal/agent/") || pkg == "internal/agent" || pkg == "internal/sim"
+	}
 	controlPlane := []string{"internal/store", "internal/resource", "internal/server", "internal/fleet", "internal/agentauth", "internal/identity"}
 	impure := []string{"net", "net/http", "os", "os/exec", "database/sql", "io/fs"}
 	all := imports(t)
