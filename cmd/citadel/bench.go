@@ -22,15 +22,23 @@ import (
 	"github.com/citadel-cloud/citadel/internal/store"
 )
 
-const benchUsage = `usage: citadel bench api [flags]
+const benchUsage = `usage: citadel bench api|fleet [flags]
 
-api   start a server with embedded etcd, drive concurrent ARM GETs and PUTs
-      for a fixed time, measure raw etcd Put/Get from as many clients in the
-      same run, and print JSON with p50/p99, throughput and their ratios.
+api    start a server with embedded etcd, drive concurrent ARM GETs and PUTs
+       for a fixed time, measure raw etcd Put/Get from as many clients in the
+       same run, and print JSON with p50/p99, throughput and their ratios.
+fleet  start a server and --nodes simulated agents in a second process;
+       measure registration, heartbeat handling, etcd writes per heartbeat,
+       how fast a killed machine is NotReady and memory per machine (JSON).
 `
 
 func runBench(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] != "api" {
+	switch {
+	case len(args) > 0 && args[0] == "fleet":
+		return runBenchFleet(ctx, args[1:], out)
+	case len(args) > 0 && args[0] == "fleet-agents": // the agents' process of bench fleet
+		return runFleetAgents(ctx, args[1:])
+	case len(args) == 0 || args[0] != "api":
 		fmt.Fprint(os.Stderr, benchUsage)
 		return errors.New("unknown or missing benchmark")
 	}

@@ -21,6 +21,7 @@ const usage = `usage: citadel <command> [flags]
 
 commands:
   up       run the control plane with a simulated multi-rack site, deployed and ready for az
+  sim      inject faults into the simulated site of citadel up: machines, fault ...
   server   run a control-plane replica (ARM API over HTTPS, token issuer, controllers)
   bench    measure a running system (bench api)
   audit    export the signed activity log, verify an export offline
@@ -43,6 +44,8 @@ func main() {
 	switch os.Args[1] {
 	case "up":
 		err = runUp(ctx, os.Args[2:], os.Stdout)
+	case "sim":
+		err = runSim(ctx, os.Args[2:], os.Stdout)
 	case "server":
 		err = runServer(ctx, os.Args[2:])
 	case "bench":

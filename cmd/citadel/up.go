@@ -46,6 +46,8 @@ func runUp(ctx context.Context, args []string, out io.Writer) error {
 	perRack := fs.Int("machines-per-rack", 16, "machines in each compute rack (1-16)")
 	version := fs.String("cluster-version", "4.1.0", "the cluster version to deploy")
 	level := fs.String("log-level", "warn", "the server's log level: debug, info, warn or error")
+	simControl := fs.String("sim-control", defaultSimControl,
+		"where to serve the simulated site's fault API for citadel sim: plain HTTP without authentication, loopback only (empty: off)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -57,6 +59,13 @@ func runUp(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	cfg.Logger = log
+	simLn, err := listenSimControl(*simControl)
+	if err != nil {
+		return err
+	}
+	if simLn != nil {
+		defer simLn.Close()
+	}
 	progress := func(format string, args ...any) { fmt.Fprintf(out, "citadel up: "+format+"\n", args...) }
 
 	progress("starting the control plane (data in %s)", cfg.DataDir)
@@ -90,6 +99,7 @@ func runUp(ctx context.Context, args []string, out io.Writer) error {
 	if err := startAgents(ctx, s, creds, site, filepath.Join(simDir, "agents"), progress); err != nil {
 		return err
 	}
+	simURL := serveSimControl(simLn, site)
 
 	fmt.Fprintf(out, `
 Citadel is up: %d machines in %d racks, cluster %q Running.
@@ -107,9 +117,17 @@ Use it with az:
   az login --service-principal -u %s -p "$(python3 -c 'import json; print(json.load(open("%s"))["clientSecret"])')" --tenant %s
   az resource list -g %s --resource-type Microsoft.NetworkCloud/bareMetalMachines -o table
 
-Press Ctrl-C to stop; a second run reuses %s.
 `, len(site.Machines), *racks+1, upCluster, creds.ARMEndpoint, s.CredentialsFile, creds.CACertFile, s.AgentURL,
-		creds.CACertFile, creds.ARMEndpoint, creds.ClientID, s.CredentialsFile, creds.TenantID, upGroup, cfg.DataDir)
+		creds.CACertFile, creds.ARMEndpoint, creds.ClientID, s.CredentialsFile, creds.TenantID, upGroup)
+	if simURL != "" {
+		fmt.Fprintf(out, `Inject faults into the simulated site (fault API %s, plain HTTP on loopback):
+
+  citadel sim machines --sim %s
+  citadel sim fault --sim %s power-off --machine %sr1m1
+
+`, simURL, simURL, simURL, upCluster)
+	}
+	fmt.Fprintf(out, "Press Ctrl-C to stop; a second run reuses %s.\n", cfg.DataDir)
 
 	select {
 	case <-ctx.Done():

@@ -289,7 +289,9 @@ func (a *Agent) transport(cert *tls.Certificate) *http.Transport {
 	if a.cfg.Transport != nil {
 		t = a.cfg.Transport.Clone()
 	}
-	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	// A session cache lets a reconnecting agent resume its TLS session
+	// instead of a full handshake.
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(1)}
 	if cert != nil {
 		t.TLSClientConfig.Certificates = []tls.Certificate{*cert}
 	}

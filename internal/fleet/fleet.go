@@ -25,6 +25,7 @@ import (
 	"github.com/citadel-cloud/citadel/internal/liveness"
 	"github.com/citadel-cloud/citadel/internal/machine"
 	"github.com/citadel-cloud/citadel/internal/resource"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // BMCs answers the liveness tracker's questions about a machine's power,
@@ -43,8 +44,10 @@ type Config struct {
 	// Heartbeat is the interval agents are asked to keep (default 10 s).
 	Heartbeat time.Duration
 	Liveness  liveness.Config
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// Metrics, if set, receives the agent API's metrics.
+	Metrics prometheus.Registerer
+	Now     func() time.Time
+	Logger  *slog.Logger
 }
 
 // Server is the agent API of one replica.
@@ -55,12 +58,24 @@ type Server struct {
 
 	mu       sync.Mutex
 	observed map[string]agentapi.Observed // last written, by machine ID
+
+	heartbeats prometheus.Histogram // how long handling one takes
 }
+
+// HeartbeatHistogram is the name of the histogram of heartbeat handling
+// times.
+const HeartbeatHistogram = "citadel_agent_heartbeat_duration_seconds"
 
 // New returns the agent API; Run keeps liveness current.
 func New(cfg Config) *Server {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 10 * time.Second
+	}
+	if cfg.Liveness.NotReadyAfter == 0 {
+		// A machine dies after its last heartbeat, and Run ticks every
+		// second: 2.5 intervals of silence make it NotReady within
+		// 30 s of its death, as the control plane promises.
+		cfg.Liveness.NotReadyAfter = cfg.Heartbeat * 5 / 2
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -68,8 +83,17 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Server{cfg: cfg, log: cfg.Logger.With("component", "fleet"), tracker: liveness.New(cfg.Liveness),
-		observed: map[string]agentapi.Observed{}}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "fleet"), tracker: liveness.New(cfg.Liveness),
+		observed: map[string]agentapi.Observed{},
+		heartbeats: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    HeartbeatHistogram,
+			Help:    "Time the agent API takes to handle a heartbeat, from the request to the answer.",
+			Buckets: prometheus.ExponentialBucketsRange(20e-6, 1, 40),
+		})}
+	if cfg.Metrics != nil {
+		cfg.Metrics.MustRegister(s.heartbeats)
+	}
+	return s
 }
 
 // Handler serves the agent API.
@@ -83,9 +107,11 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// peer is the machine a request comes from.
+// peer is the machine a request comes from: its ID as its certificate
+// names it (the stored resource's), parsed and as it is.
 type peer struct {
 	id      arm.ID
+	name    string
 	cluster string
 }
 
@@ -101,7 +127,7 @@ func (s *Server) authenticated(h func(http.ResponseWriter, *http.Request, peer))
 			fail(w, http.StatusForbidden, err)
 			return
 		}
-		h(w, r, peer{id: id, cluster: cluster})
+		h(w, r, peer{id: id, name: machine, cluster: cluster})
 	}
 }
 
@@ -159,12 +185,14 @@ func (s *Server) renew(w http.ResponseWriter, r *http.Request, _ peer) {
 // heartbeat records that the machine is alive, in memory, and writes its
 // observed state only when it changed.
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, p peer) {
+	start := time.Now()
+	defer func() { s.heartbeats.Observe(time.Since(start).Seconds()) }()
 	var hb agentapi.Heartbeat
 	if err := decode(r, &hb); err != nil {
 		fail(w, http.StatusBadRequest, err)
 		return
 	}
-	key := p.id.String()
+	key := p.name
 	if !s.tracker.Known(key) {
 		if err := s.register(r.Context(), p.id); err != nil {
 			fail(w, http.StatusNotFound, err)

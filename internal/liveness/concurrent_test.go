@@ -15,7 +15,7 @@ import (
 // for every machine, the transitions into and out of each state add up to
 // where it ended (Ready) less where it began (Unknown).
 func TestConcurrent(t *testing.T) {
-	const racks, perRack, beaters, ticks = 20, 16, 8, 1000
+	const racks, perRack, beaters, ticks = 20, 16, 8, 600
 	tr := New(Config{})
 	var names []string
 	rackOf := map[string]int{}
@@ -84,6 +84,7 @@ func TestConcurrent(t *testing.T) {
 			}
 			if i%100 == 0 {
 				tr.Stats()
+				time.Sleep(50 * time.Microsecond)
 			}
 		}
 	})

@@ -18,7 +18,7 @@
 //     reachable again.
 //   - Any heartbeat makes its machine Ready again.
 //
-// The replica that owns a cell's agents (the agent API) imports it. The
-// package is pure: it imports only the standard library, does no I/O and
+// internal/fleet, the agent API of the replica that owns a cell's
+// machines, imports it. The package is pure: it imports only the standard library, does no I/O and
 // never reads the clock; every call that needs the time is given it.
 package liveness

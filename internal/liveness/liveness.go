@@ -17,11 +17,16 @@ const (
 	// Unknown is a machine not heard from since the tracker started: a
 	// restarted replica does not know what its predecessor knew.
 	Unknown State = iota
+	// Ready is a machine heard from within NotReadyAfter, and a rack that
+	// is not partitioned.
 	Ready
+	// NotReady is a machine silent for NotReadyAfter or longer.
 	NotReady
 	// Unreachable is a silent machine in a partitioned rack, and the
 	// partitioned rack itself.
 	Unreachable
+	// Failed is a machine silent past FailedAfter whose BMC corroborates:
+	// its power is Off or the BMC cannot be reached.
 	Failed
 
 	numStates = int(Failed) + 1
@@ -147,25 +152,26 @@ const (
 type Stats struct {
 	Machines, Racks  int
 	PartitionedRacks int
-	ByState          [numStates]int // machines in each State
-	Heartbeats       uint64         // from registered machines
+	ByState          [numStates]int // machines in each State, indexed by it
 	Unregistered     uint64         // heartbeats from machines not registered, ignored
 	Transitions      uint64         // of machines and racks, reported by Heartbeat and Tick
 }
 
-// numShards spreads the machines over independent locks so that
-// heartbeats on many cores rarely meet.
-const numShards = 64
-
 // Tracker holds the liveness of a set of machines. It is safe for
-// concurrent use; Heartbeat takes no lock shared by all machines.
+// concurrent use. Heartbeat takes no lock: it finds its machine in an index
+// it only reads and changes the machine's state word alone, so heartbeats
+// on many cores do not slow each other down.
 type Tracker struct {
-	cfg Config
+	// Read by every heartbeat, written rarely.
+	index atomic.Pointer[index]
+	seed  maphash.Seed
+	cfg   Config
 	// The durations in microseconds, the unit of machine.word.
 	notReady, failed, window, askEvery int64
 
-	seed   maphash.Seed
-	shards [numShards]shard
+	_            [64]byte // keeps what follows off the cache line above
+	unregistered atomic.Uint64
+	hbChanges    atomic.Uint64 // transitions reported by Heartbeat
 
 	mu          sync.Mutex // serialises Tick, Register, Forget, ReportBMC and Stats
 	racks       map[string]*rack
@@ -174,31 +180,22 @@ type Tracker struct {
 	transitions uint64 // reported by Tick
 }
 
-// shard is a part of the index from machine name to machine.
-type shard struct {
-	mu           sync.RWMutex
-	byName       map[string]*machine
-	heartbeats   atomic.Uint64
-	unregistered atomic.Uint64
-	transitions  atomic.Uint64
-	_            [64]byte // keeps neighbouring shards off this cache line
-}
-
 // machine is one machine's liveness, kept small: 64 bytes, one cache line.
 type machine struct {
 	// word is the time of the last heartbeat in Unix microseconds,
 	// shifted left by timeShift, with the State and the heard bit in the
-	// low bits. Until the machine is heard from the time is when Tick
-	// first saw it (0 before that). Heartbeat and Tick change it only by compare-and-swap, so
-	// each transition is made, and reported, exactly once.
+	// low bits. Until the machine is heard from, the time is when Tick
+	// first saw it (0 before that). Heartbeat and Tick change it only by
+	// compare-and-swap, so each transition is made, and reported, once.
 	word atomic.Uint64
+	hash uint64 // of name
 	name string
 	rack atomic.Pointer[rack]
 
 	// Guarded by Tracker.mu.
 	evAt  int64 // when the newest BMC evidence was gathered, µs
 	asked int64 // when Tick last asked for BMC evidence, µs
-	index int32 // in rack.machines
+	pos   int32 // in rack.machines
 	ev    uint8 // evPowerOff | evUnreachable
 }
 
@@ -207,10 +204,12 @@ type machine struct {
 type rack struct {
 	name        string
 	machines    []*machine
-	index       int  // in Tracker.order
+	pos         int  // in Tracker.order
 	partitioned bool // Unreachable
-	cutoff      int64
-	healed      int64 // when the last partition ended, µs
+	// While partitioned, silences that began at or after cutoff (µs) count
+	// toward the partition: those that made it and any later ones.
+	cutoff int64
+	healed int64 // when the last partition ended, µs
 }
 
 // The low bits of machine.word: the State and whether the machine has
@@ -252,48 +251,36 @@ func New(cfg Config) *Tracker {
 		seed:     maphash.MakeSeed(),
 		racks:    map[string]*rack{},
 	}
-	for i := range t.shards {
-		t.shards[i].byName = map[string]*machine{}
-	}
+	t.index.Store(newIndex(0))
 	return t
 }
 
 // Config is the configuration in force, defaults filled in.
 func (t *Tracker) Config() Config { return t.cfg }
 
-func (t *Tracker) shard(name string) *shard {
-	return &t.shards[maphash.String(t.seed, name)%numShards]
-}
-
-func (t *Tracker) lookup(name string) (*shard, *machine) {
-	s := t.shard(name)
-	s.mu.RLock()
-	m := s.byName[name]
-	s.mu.RUnlock()
-	return s, m
+func (t *Tracker) lookup(name string) *machine {
+	return t.index.Load().find(name, maphash.String(t.seed, name))
 }
 
 // Register makes a machine known, in a rack, or moves it to another rack.
 // A new machine is Unknown until its first heartbeat; it becomes NotReady
 // if none comes within NotReadyAfter of the first Tick after Register, so
 // a replica should register every machine it owns when it starts. Machines
-// with an empty rack are never part of a partition.
+// with an empty rack are never part of a partition. Names are compared
+// exactly: the caller normalises them (ARM IDs are case-insensitive).
 func (t *Tracker) Register(machineName, rackName string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s, m := t.lookup(machineName)
-	if m != nil {
+	if m := t.lookup(machineName); m != nil {
 		if m.rack.Load().name != rackName {
 			t.detach(m)
 			t.attach(m, rackName)
 		}
 		return
 	}
-	m = &machine{name: strings.Clone(machineName)}
+	m := &machine{name: strings.Clone(machineName), hash: maphash.String(t.seed, machineName)}
 	t.attach(m, rackName)
-	s.mu.Lock()
-	s.byName[m.name] = m
-	s.mu.Unlock()
+	t.insert(m)
 	t.machines++
 }
 
@@ -302,13 +289,11 @@ func (t *Tracker) Register(machineName, rackName string) {
 func (t *Tracker) Forget(machineName string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s, m := t.lookup(machineName)
+	m := t.lookup(machineName)
 	if m == nil {
 		return false
 	}
-	s.mu.Lock()
-	delete(s.byName, machineName)
-	s.mu.Unlock()
+	t.index.Load().remove(m)
 	t.detach(m)
 	t.machines--
 	return true
@@ -318,11 +303,11 @@ func (t *Tracker) Forget(machineName string) bool {
 func (t *Tracker) attach(m *machine, rackName string) {
 	r := t.racks[rackName]
 	if r == nil {
-		r = &rack{name: strings.Clone(rackName), index: len(t.order)}
+		r = &rack{name: strings.Clone(rackName), pos: len(t.order)}
 		t.racks[r.name] = r
 		t.order = append(t.order, r)
 	}
-	m.index = int32(len(r.machines))
+	m.pos = int32(len(r.machines))
 	r.machines = append(r.machines, m)
 	m.rack.Store(r)
 }
@@ -333,7 +318,7 @@ func (t *Tracker) detach(m *machine) {
 	r := m.rack.Load()
 	last := len(r.machines) - 1
 	moved := r.machines[last]
-	r.machines[m.index], moved.index = moved, m.index
+	r.machines[m.pos], moved.pos = moved, m.pos
 	r.machines[last] = nil
 	r.machines = r.machines[:last]
 	if len(r.machines) > 0 {
@@ -341,15 +326,14 @@ func (t *Tracker) detach(m *machine) {
 	}
 	delete(t.racks, r.name)
 	lastRack := t.order[len(t.order)-1]
-	t.order[r.index], lastRack.index = lastRack, r.index
+	t.order[r.pos], lastRack.pos = lastRack, r.pos
 	t.order[len(t.order)-1] = nil
 	t.order = t.order[:len(t.order)-1]
 }
 
 // Known reports whether the machine is registered.
 func (t *Tracker) Known(machineName string) bool {
-	_, m := t.lookup(machineName)
-	return m != nil
+	return t.lookup(machineName) != nil
 }
 
 // Heartbeat records that the machine was heard from at now. It reports the
@@ -358,15 +342,14 @@ func (t *Tracker) Known(machineName string) bool {
 // it last wrote). A heartbeat from a machine that is not registered is
 // ignored and counted in Stats.Unregistered; use Known to tell.
 //
-// Heartbeat is the hot path: it takes only a read lock of one of many
-// shards and, for a Ready machine, does not allocate.
+// Heartbeat is the hot path: it takes no lock, writes only the machine's
+// state word and, for a Ready machine, does not allocate.
 func (t *Tracker) Heartbeat(machineName string, now time.Time) (Transition, bool) {
-	s, m := t.lookup(machineName)
+	m := t.lookup(machineName)
 	if m == nil {
-		s.unregistered.Add(1)
+		t.unregistered.Add(1)
 		return Transition{}, false
 	}
-	s.heartbeats.Add(1)
 	us := micros(now)
 	for {
 		old := m.word.Load()
@@ -384,7 +367,7 @@ func (t *Tracker) Heartbeat(machineName string, now time.Time) (Transition, bool
 		if from == Ready {
 			return Transition{}, false
 		}
-		s.transitions.Add(1)
+		t.hbChanges.Add(1)
 		return Transition{Machine: m.name, Rack: m.rack.Load().name, From: from, To: Ready, At: now, Reason: "heartbeat received"}, true
 	}
 }
@@ -392,7 +375,7 @@ func (t *Tracker) Heartbeat(machineName string, now time.Time) (Transition, bool
 // State is the machine's state and its last heartbeat (zero if it has not
 // been heard from since the tracker started). A machine that is not registered is Unknown.
 func (t *Tracker) State(machineName string) (State, time.Time) {
-	_, m := t.lookup(machineName)
+	m := t.lookup(machineName)
 	if m == nil {
 		return Unknown, time.Time{}
 	}
@@ -424,7 +407,7 @@ func (t *Tracker) RackState(rackName string) State {
 func (t *Tracker) ReportBMC(machineName string, ev Evidence) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	_, m := t.lookup(machineName)
+	m := t.lookup(machineName)
 	if m == nil {
 		return false
 	}
@@ -447,7 +430,8 @@ func (t *Tracker) ReportBMC(machineName string, ev Evidence) bool {
 func (t *Tracker) Stats() Stats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	st := Stats{Machines: t.machines, Racks: len(t.order), Transitions: t.transitions}
+	st := Stats{Machines: t.machines, Racks: len(t.order), Unregistered: t.unregistered.Load(),
+		Transitions: t.transitions + t.hbChanges.Load()}
 	for _, r := range t.order {
 		if r.partitioned {
 			st.PartitionedRacks++
@@ -456,12 +440,6 @@ func (t *Tracker) Stats() Stats {
 			_, s, _ := unpack(m.word.Load())
 			st.ByState[s]++
 		}
-	}
-	for i := range t.shards {
-		s := &t.shards[i]
-		st.Heartbeats += s.heartbeats.Load()
-		st.Unregistered += s.unregistered.Load()
-		st.Transitions += s.transitions.Load()
 	}
 	return st
 }

@@ -45,8 +45,6 @@ func (t *Tracker) tickRack(r *rack, now time.Time, us int64, changes []Transitio
 			if last >= cutoff {
 				silent++
 			}
-		} else if s != Ready && s != Unknown {
-			busy = true
 		}
 	}
 	if partitioned := r.name != "" && silent >= t.cfg.PartitionMin && 2*silent >= live; partitioned != r.partitioned {

@@ -158,6 +158,8 @@ type Server struct {
 	AgentURL string
 	Agents   *agentauth.Authority
 	Fleet    *fleet.Server
+	// Metrics is what GET /metrics serves.
+	Metrics *prometheus.Registry
 
 	http      *http.Server
 	agentHTTP *http.Server
@@ -241,6 +243,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 
 	metrics := prometheus.NewRegistry()
+	s.Metrics = metrics
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	other := http.NewServeMux()
 	s.Identity.Routes(other)
@@ -285,7 +288,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	})
 	if cfg.AgentListen != "" {
-		if err := s.serveAgents(ctx, runCtx, cfg, host, p, s.http.TLSConfig, log); err != nil {
+		if err := s.serveAgents(ctx, runCtx, cfg, host, p, s.http.TLSConfig, metrics, log); err != nil {
 			return nil, err
 		}
 	}
@@ -299,7 +302,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 // serveAgents serves the agent API on its own listener, with the
 // server's certificate and agents' client certificates from the node CA,
 // and keeps the machines' liveness.
-func (s *Server) serveAgents(ctx, runCtx context.Context, cfg Config, host string, p *parts, base *tls.Config, log *slog.Logger) error {
+func (s *Server) serveAgents(ctx, runCtx context.Context, cfg Config, host string, p *parts, base *tls.Config,
+	metrics prometheus.Registerer, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", cfg.AgentListen)
 	if err != nil {
 		return fmt.Errorf("agent listen: %w", err)
@@ -310,7 +314,7 @@ func (s *Server) serveAgents(ctx, runCtx context.Context, cfg Config, host strin
 		return err
 	}
 	s.Fleet = fleet.New(fleet.Config{Auth: s.Agents, Resources: s.Resources, BMCs: p.networkCloud,
-		Heartbeat: cfg.AgentHeartbeat, Liveness: cfg.Liveness, Logger: log})
+		Heartbeat: cfg.AgentHeartbeat, Liveness: cfg.Liveness, Metrics: metrics, Logger: log})
 	s.agentHTTP = &http.Server{
 		Handler:           s.Fleet.Handler(),
 		TLSConfig:         s.Agents.ServerTLS(base),

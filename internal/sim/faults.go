@@ -1,0 +1,378 @@
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/citadel-cloud/citadel/internal/agent/host"
+	"github.com/citadel-cloud/citadel/internal/agentapi"
+)
+
+// The errors of the fault operations. FaultHandler answers 404 to the
+// first two and 409 to the third.
+var (
+	ErrNoMachine = errors.New("no such machine")
+	ErrNoRack    = errors.New("no such rack")
+	// ErrNoAgents: every fault acts on agents (a power loss or a
+	// partition stops them, a failed part or drift changes what they
+	// report), so none can be injected before StartAgents.
+	ErrNoAgents = errors.New("the agents are not started")
+)
+
+// driftedKernel is the kernel release a drifted machine reports: one
+// installed by hand, not the image's.
+const driftedKernel = "6.14.2-local"
+
+// PowerOn restores a machine's power after PowerOff: its BMC reports On
+// (the host boots) and its agent starts again.
+func (s *Site) PowerOn(name string) error {
+	m, err := s.agentMachine(name)
+	if err != nil {
+		return err
+	}
+	if err := m.BMC.SetPowerState("On"); err != nil {
+		return fmt.Errorf("sim: power on %s: %w", name, err)
+	}
+	return s.StartAgent(name)
+}
+
+// PowerOffRack cuts the power of a whole rack, as a tripped breaker
+// would: each of its machines goes as with PowerOff.
+func (s *Site) PowerOffRack(rack int) error {
+	ms, err := s.rackMachines(rack)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if err := s.PowerOff(m.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PowerOnRack restores the power of a rack: each of its machines comes
+// back as with PowerOn.
+func (s *Site) PowerOnRack(rack int) error {
+	ms, err := s.rackMachines(rack)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if err := s.PowerOn(m.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FailDIMM fails the first healthy DIMM of a machine and returns its
+// index in Machine.Hardware.DIMMs. Its BMC marks it Critical and drops
+// its capacity from the memory total (redfishsim.BMC.FailDIMM), and the
+// agent's host reports that much less memory, as the machine would once
+// it runs without it. Faults that change one machine's inventory
+// (FailDIMM, Drift) must not run concurrently; FaultHandler serializes
+// them.
+func (s *Site) FailDIMM(name string) (int, error) {
+	m, err := s.agentMachine(name)
+	if err != nil {
+		return 0, err
+	}
+	for i, d := range m.Hardware.DIMMs {
+		// The BMC refuses a DIMM that already failed: try the next.
+		if m.BMC.FailDIMM(i) != nil {
+			continue
+		}
+		return i, s.changeInventory(name, func(inv *agentapi.Inventory) {
+			inv.MemoryBytes -= min(inv.MemoryBytes, uint64(d.CapacityMiB)<<20)
+		})
+	}
+	return 0, fmt.Errorf("sim: %s has no healthy DIMM left", name)
+}
+
+// Drift changes a machine behind the control plane's back: its kernel
+// becomes one installed by hand, which its agent reports with its
+// inventory, so the control plane can see that the machine no longer
+// runs what its image says.
+func (s *Site) Drift(name string) error {
+	if _, err := s.agentMachine(name); err != nil {
+		return err
+	}
+	return s.changeInventory(name, func(inv *agentapi.Inventory) { inv.OS.Kernel = driftedKernel })
+}
+
+// changeInventory changes what the agent of machine name finds on its
+// simulated host.
+func (s *Site) changeInventory(name string, change func(*agentapi.Inventory)) error {
+	h := s.host(name)
+	inv, err := h.Inventory(context.Background())
+	if err != nil {
+		return fmt.Errorf("sim: the inventory of %s: %w", name, err)
+	}
+	change(&inv)
+	h.SetInventory(inv)
+	return nil
+}
+
+// agentMachine returns the machine of that name once the agents run.
+func (s *Site) agentMachine(name string) (*Machine, error) {
+	m := s.Machine(name)
+	if m == nil {
+		return nil, fmt.Errorf("sim: machine %q: %w", name, ErrNoMachine)
+	}
+	if s.agents == nil {
+		return nil, fmt.Errorf("sim: machine %q: %w", name, ErrNoAgents)
+	}
+	return m, nil
+}
+
+// rackMachines returns the machines of a rack once the agents run.
+func (s *Site) rackMachines(rack int) ([]*Machine, error) {
+	if rack < 0 || rack > s.Spec.ComputeRacks {
+		return nil, fmt.Errorf("sim: rack %d (the site has racks 0 to %d): %w", rack, s.Spec.ComputeRacks, ErrNoRack)
+	}
+	if s.agents == nil {
+		return nil, fmt.Errorf("sim: rack %d: %w", rack, ErrNoAgents)
+	}
+	var ms []*Machine
+	for _, m := range s.Machines {
+		if m.Rack == rack {
+			ms = append(ms, m)
+		}
+	}
+	return ms, nil
+}
+
+// host is the simulated host of machine name's agent; the agents run.
+func (s *Site) host(name string) *host.Sim {
+	s.agents.mu.Lock()
+	defer s.agents.mu.Unlock()
+	return s.agents.hosts[name]
+}
+
+// agentRunning says whether the agent of machine name runs.
+func (s *Site) agentRunning(name string) bool {
+	if s.agents == nil {
+		return false
+	}
+	s.agents.mu.Lock()
+	defer s.agents.mu.Unlock()
+	_, ok := s.agents.running[name]
+	return ok
+}
+
+// Fault is a fault to inject: the body of POST /faults. Machine names the
+// machine of a machine fault, Rack the rack of a rack fault (0 is the
+// aggregator).
+type Fault struct {
+	Kind    string `json:"fault"`
+	Machine string `json:"machine,omitempty"`
+	Rack    *int   `json:"rack,omitempty"`
+}
+
+// FaultResult is the answer to POST /faults: the fault and what was done,
+// in words.
+type FaultResult struct {
+	Fault
+	Done string `json:"done"`
+}
+
+// MachineStatus is one machine in the answer to GET /machines.
+type MachineStatus struct {
+	Name         string `json:"name"`
+	Rack         int    `json:"rack"`
+	Slot         int    `json:"slot"`
+	Power        string `json:"power"` // the BMC's PowerState
+	AgentRunning bool   `json:"agentRunning"`
+}
+
+// faultKind is one fault POST /faults knows: whether it acts on a rack
+// or a machine, and how.
+type faultKind struct {
+	rack bool
+	do   func(s *Site, f Fault) (string, error)
+}
+
+// faultKinds are the faults POST /faults knows, by name.
+//
+// agent-hang stops the agent's heartbeats, which is all a hang shows the
+// control plane: the site cannot freeze a running agent's loop, so the
+// agent stops, and its key and certificate stay in AgentOptions.StateDir
+// (as in citadel up), so agent-resume carries on as the same machine
+// without a bootstrap token. Unlike a hung process it re-reads its
+// desired state and inventory when it resumes.
+var faultKinds = map[string]faultKind{
+	"power-off": {do: func(s *Site, f Fault) (string, error) {
+		return "power Off, agent stopped", s.PowerOff(f.Machine)
+	}},
+	"power-on": {do: func(s *Site, f Fault) (string, error) {
+		return "power On, agent started", s.PowerOn(f.Machine)
+	}},
+	"agent-crash": {do: func(s *Site, f Fault) (string, error) {
+		s.StopAgent(f.Machine)
+		return "agent stopped", nil
+	}},
+	"agent-start": {do: func(s *Site, f Fault) (string, error) {
+		return "agent started", s.startPoweredAgent(f.Machine)
+	}},
+	"agent-hang": {do: func(s *Site, f Fault) (string, error) {
+		s.StopAgent(f.Machine)
+		return "agent hung: no heartbeats until agent-resume", nil
+	}},
+	"agent-resume": {do: func(s *Site, f Fault) (string, error) {
+		return "agent resumed", s.startPoweredAgent(f.Machine)
+	}},
+	"rack-power-off": {rack: true, do: func(s *Site, f Fault) (string, error) {
+		return fmt.Sprintf("rack %d: power Off, agents stopped", *f.Rack), s.PowerOffRack(*f.Rack)
+	}},
+	"rack-power-on": {rack: true, do: func(s *Site, f Fault) (string, error) {
+		return fmt.Sprintf("rack %d: power On, agents started", *f.Rack), s.PowerOnRack(*f.Rack)
+	}},
+	"partition": {rack: true, do: func(s *Site, f Fault) (string, error) {
+		s.Partition(*f.Rack, true)
+		return fmt.Sprintf("rack %d cut off: its BMCs and agents do not answer until heal", *f.Rack), nil
+	}},
+	"heal": {rack: true, do: func(s *Site, f Fault) (string, error) {
+		s.Partition(*f.Rack, false)
+		return fmt.Sprintf("rack %d reachable again, its agents started", *f.Rack), nil
+	}},
+	"fail-dimm": {do: func(s *Site, f Fault) (string, error) {
+		i, err := s.FailDIMM(f.Machine)
+		if err != nil {
+			return "", err
+		}
+		m := s.Machine(f.Machine)
+		return fmt.Sprintf("DIMM%d failed: %d GiB less memory", i+1, m.Hardware.DIMMs[i].CapacityMiB/1024), nil
+	}},
+	"drift": {do: func(s *Site, f Fault) (string, error) {
+		return "the host reports kernel " + driftedKernel + ", installed by hand", s.Drift(f.Machine)
+	}},
+}
+
+// startPoweredAgent starts an agent, which needs its machine On.
+func (s *Site) startPoweredAgent(name string) error {
+	if p := s.Machine(name).BMC.PowerState(); p != "On" {
+		return fmt.Errorf("sim: machine %q is powered %s: power-on starts its agent", name, p)
+	}
+	return s.StartAgent(name)
+}
+
+// fieldError is a bad request: which field, and why.
+type fieldError struct{ field, reason string }
+
+func (e *fieldError) Error() string { return e.field + ": " + e.reason }
+
+// decodeFault reads and checks the body of POST /faults.
+func decodeFault(body io.Reader) (Fault, faultKind, error) {
+	var f Fault
+	d := json.NewDecoder(body)
+	d.DisallowUnknownFields()
+	if err := d.Decode(&f); err != nil {
+		if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok && te.Field != "" {
+			return f, faultKind{}, &fieldError{te.Field, "want " + te.Type.String() + ", got a JSON " + te.Value}
+		}
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return f, faultKind{}, &fieldError{"body", "larger than 64 KiB"}
+		}
+		return f, faultKind{}, &fieldError{"body", err.Error()}
+	}
+	if f.Kind == "" {
+		return f, faultKind{}, &fieldError{"fault", "required, one of " + strings.Join(faultNames(), ", ")}
+	}
+	k, ok := faultKinds[f.Kind]
+	switch {
+	case !ok:
+		return f, k, &fieldError{"fault", fmt.Sprintf("%q is not one of %s", f.Kind, strings.Join(faultNames(), ", "))}
+	case k.rack && f.Rack == nil:
+		return f, k, &fieldError{"rack", "required for " + f.Kind}
+	case k.rack && f.Machine != "":
+		return f, k, &fieldError{"machine", f.Kind + " acts on a rack, not a machine"}
+	case !k.rack && f.Machine == "":
+		return f, k, &fieldError{"machine", "required for " + f.Kind}
+	case !k.rack && f.Rack != nil:
+		return f, k, &fieldError{"rack", f.Kind + " acts on a machine, not a rack"}
+	}
+	return f, k, nil
+}
+
+// faultNames are the names of the faults, sorted.
+func faultNames() []string { return slices.Sorted(maps.Keys(faultKinds)) }
+
+// inject checks that the fault's machine or rack exists and the agents
+// run, then injects it.
+func (s *Site) inject(f Fault, k faultKind) (string, error) {
+	var err error
+	if k.rack {
+		_, err = s.rackMachines(*f.Rack)
+	} else {
+		_, err = s.agentMachine(f.Machine)
+	}
+	if err != nil {
+		return "", err
+	}
+	return k.do(s, f)
+}
+
+// FaultHandler is the site's fault API, for `citadel sim`:
+//
+//	GET  /machines  every machine: name, rack, slot, BMC power state, whether its agent runs
+//	POST /faults    {"fault": "power-off", "machine": "..."} or {"fault": "partition", "rack": 1}
+//
+// A fault answers 200 with what was done, 400 naming a bad field, 404
+// for an unknown machine or rack and 409 when it cannot be done now (the
+// agents are not started, no DIMM is left to fail). Faults run one at a
+// time. It has no authentication: serve it on loopback only.
+func (s *Site) FaultHandler() http.Handler {
+	var mu sync.Mutex
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /machines", func(w http.ResponseWriter, _ *http.Request) {
+		ms := make([]MachineStatus, 0, len(s.Machines))
+		for _, m := range s.Machines {
+			ms = append(ms, MachineStatus{Name: m.Name, Rack: m.Rack, Slot: m.Slot, Power: m.BMC.PowerState(),
+				AgentRunning: s.agentRunning(m.Name)})
+		}
+		writeJSON(w, http.StatusOK, ms)
+	})
+	mux.HandleFunc("POST /faults", func(w http.ResponseWriter, r *http.Request) {
+		f, k, err := decodeFault(http.MaxBytesReader(w, r.Body, 64<<10))
+		if err != nil {
+			writeFaultError(w, err)
+			return
+		}
+		mu.Lock()
+		done, err := s.inject(f, k)
+		mu.Unlock()
+		if err != nil {
+			writeFaultError(w, err)
+			return
+		}
+		s.agents.opts.Logger.InfoContext(r.Context(), "fault injected", "fault", f.Kind, "machine", f.Machine, "done", done)
+		writeJSON(w, http.StatusOK, FaultResult{Fault: f, Done: done})
+	})
+	return mux
+}
+
+// writeFaultError is the only place a fault's error becomes a status.
+func writeFaultError(w http.ResponseWriter, err error) {
+	status, body := http.StatusConflict, map[string]string{"error": err.Error()}
+	if fe, ok := errors.AsType[*fieldError](err); ok {
+		status, body["field"] = http.StatusBadRequest, fe.field
+	} else if errors.Is(err, ErrNoMachine) || errors.Is(err, ErrNoRack) {
+		status = http.StatusNotFound
+	}
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
