@@ -49,9 +49,9 @@ func TestSimCommands(t *testing.T) {
 		{[]string{"machines"}, "clir3m1  3     1     On     running"},
 		{[]string{"fault", "power-off", "--machine", "clir1m1"}, "power-off clir1m1: power Off, agent stopped"},
 		{[]string{"machines"}, "clir1m1  1     1     Off    stopped"},
-		{[]string{"fault", "--rack", "2", "partition"}, "partition rack 2: rack 2 cut off"},
-		{[]string{"fault", "heal", "--rack", "2"}, "heal rack 2: rack 2 reachable again"},
-		{[]string{"fault", "rack-power-off", "--rack", "0"}, "rack-power-off rack 0: rack 0: power Off"},
+		{[]string{"fault", "--rack", "2", "partition"}, "partition rack 2: cut off"},
+		{[]string{"fault", "heal", "--rack", "2"}, "heal rack 2: reachable again"},
+		{[]string{"fault", "rack-power-off", "--rack", "0"}, "rack-power-off rack 0: power Off, agents stopped"},
 		{[]string{"machines"}, "clic1    0     1     Off    stopped"},
 		{[]string{"fault", "drift", "--machine", "clir2m1"}, "drift clir2m1: the host reports kernel"},
 	} {

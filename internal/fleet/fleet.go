@@ -326,6 +326,9 @@ func fail(w http.ResponseWriter, status int, err error) {
 // each transition to its machine or rack and asks the BMCs of silent
 // machines about their power, a few at a time.
 func (s *Server) Run(ctx context.Context) {
+	if err := s.registerAll(ctx); err != nil && ctx.Err() == nil {
+		s.log.WarnContext(ctx, "liveness: the machines with agents could not be listed; they are tracked from their next heartbeat", "err", err)
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	asking := make(chan struct{}, 16)
@@ -350,6 +353,28 @@ func (s *Server) Run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// registerAll tracks every machine whose agent has reported before, so
+// that one that stays silent after this replica starts becomes NotReady
+// like any other.
+func (s *Server) registerAll(ctx context.Context) error {
+	subs, err := s.cfg.Resources.Subscriptions(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sub := range subs {
+		machines, err := s.cfg.Resources.Resources(ctx, arm.ID{Subscription: sub.ID}, "Microsoft.NetworkCloud/bareMetalMachines")
+		if err != nil {
+			return err
+		}
+		for _, m := range machines {
+			if str(m.Properties, "agentVersion") != "" {
+				s.tracker.Register(m.ID, str(m.Properties, "rackId"))
+			}
+		}
+	}
+	return nil
 }
 
 // askBMC reports a silent machine's power, from its BMC, to the tracker.

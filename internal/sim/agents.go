@@ -40,7 +40,69 @@ type agents struct {
 	mu      sync.Mutex
 	running map[string]context.CancelFunc
 	hosts   map[string]*host.Sim
+	hangs   map[string]*hangingHost
 	wg      sync.WaitGroup
+}
+
+// hangingHost is a machine's simulated host that can freeze its agent:
+// while hung, reading the inventory (which the agent does before every
+// heartbeat) blocks, so the agent stops in the middle of its loop with all
+// it holds, as a hung process would.
+type hangingHost struct {
+	host.Host
+	mu   sync.Mutex
+	hung chan struct{} // closed to resume; nil while running
+}
+
+func (h *hangingHost) Inventory(ctx context.Context) (agentapi.Inventory, error) {
+	h.mu.Lock()
+	hung := h.hung
+	h.mu.Unlock()
+	if hung != nil {
+		select {
+		case <-hung:
+		case <-ctx.Done():
+			return agentapi.Inventory{}, ctx.Err()
+		}
+	}
+	return h.Host.Inventory(ctx)
+}
+
+// set hangs (true) or resumes (false) the agent on this host.
+func (h *hangingHost) set(hang bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case hang && h.hung == nil:
+		h.hung = make(chan struct{})
+	case !hang && h.hung != nil:
+		close(h.hung)
+		h.hung = nil
+	}
+}
+
+// hang is the hangable host of machine name, made once.
+func (a *agents) hang(name string, h *host.Sim) *hangingHost {
+	if a.hangs[name] == nil {
+		a.hangs[name] = &hangingHost{Host: h}
+	}
+	return a.hangs[name]
+}
+
+// HangAgent freezes (true) or resumes (false) the agent of machine name
+// without stopping it.
+func (s *Site) HangAgent(name string, hang bool) error {
+	if s.agents == nil {
+		return ErrNoAgents
+	}
+	s.agents.mu.Lock()
+	h, ok := s.agents.hangs[name]
+	s.agents.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrNoMachine, name)
+	}
+	h.set(hang)
+	return nil
 }
 
 // StartAgents starts an agent on every machine of the site; StopAgent and
@@ -49,7 +111,7 @@ func (s *Site) StartAgents(opts AgentOptions) error {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s.agents = &agents{opts: opts, running: map[string]context.CancelFunc{}, hosts: map[string]*host.Sim{}}
+	s.agents = &agents{opts: opts, running: map[string]context.CancelFunc{}, hosts: map[string]*host.Sim{}, hangs: map[string]*hangingHost{}}
 	for _, m := range s.Machines {
 		s.agents.hosts[m.Name] = host.NewSim(s.inventory(m))
 		if err := s.StartAgent(m.Name); err != nil {
@@ -78,7 +140,7 @@ func (s *Site) StartAgent(name string) error {
 		stateDir = filepath.Join(a.opts.StateDir, name)
 	}
 	ag := agent.New(agent.Config{Server: a.opts.Server, ServerCA: a.opts.ServerCA, Machine: a.opts.MachineID(name),
-		Token: a.opts.Token, StateDir: stateDir, Host: h, Interval: a.opts.Interval, Logger: a.opts.Logger})
+		Token: a.opts.Token, StateDir: stateDir, Host: a.hang(name, h), Interval: a.opts.Interval, Logger: a.opts.Logger})
 	a.wg.Go(func() {
 		if err := ag.Run(ctx); err != nil {
 			a.opts.Logger.Warn("sim: agent stopped", "machine", name, "err", err)

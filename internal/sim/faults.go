@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"slices"
@@ -112,7 +113,7 @@ func (s *Site) Drift(name string) error {
 // changeInventory changes what the agent of machine name finds on its
 // simulated host.
 func (s *Site) changeInventory(name string, change func(*agentapi.Inventory)) error {
-	h := s.host(name)
+	h := s.agentHost(name)
 	inv, err := h.Inventory(context.Background())
 	if err != nil {
 		return fmt.Errorf("sim: the inventory of %s: %w", name, err)
@@ -151,8 +152,8 @@ func (s *Site) rackMachines(rack int) ([]*Machine, error) {
 	return ms, nil
 }
 
-// host is the simulated host of machine name's agent; the agents run.
-func (s *Site) host(name string) *host.Sim {
+// agentHost is the simulated host of machine name's agent; the agents run.
+func (s *Site) agentHost(name string) *host.Sim {
 	s.agents.mu.Lock()
 	defer s.agents.mu.Unlock()
 	return s.agents.hosts[name]
@@ -203,12 +204,8 @@ type faultKind struct {
 
 // faultKinds are the faults POST /faults knows, by name.
 //
-// agent-hang stops the agent's heartbeats, which is all a hang shows the
-// control plane: the site cannot freeze a running agent's loop, so the
-// agent stops, and its key and certificate stay in AgentOptions.StateDir
-// (as in citadel up), so agent-resume carries on as the same machine
-// without a bootstrap token. Unlike a hung process it re-reads its
-// desired state and inventory when it resumes.
+// agent-hang freezes the agent in its loop (Site.HangAgent): it stays up,
+// holding its connection state, and sends nothing until agent-resume.
 var faultKinds = map[string]faultKind{
 	"power-off": {do: func(s *Site, f Fault) (string, error) {
 		return "power Off, agent stopped", s.PowerOff(f.Machine)
@@ -224,25 +221,24 @@ var faultKinds = map[string]faultKind{
 		return "agent started", s.startPoweredAgent(f.Machine)
 	}},
 	"agent-hang": {do: func(s *Site, f Fault) (string, error) {
-		s.StopAgent(f.Machine)
-		return "agent hung: no heartbeats until agent-resume", nil
+		return "agent hung: no heartbeats until agent-resume", s.HangAgent(f.Machine, true)
 	}},
 	"agent-resume": {do: func(s *Site, f Fault) (string, error) {
-		return "agent resumed", s.startPoweredAgent(f.Machine)
+		return "agent resumed", s.HangAgent(f.Machine, false)
 	}},
 	"rack-power-off": {rack: true, do: func(s *Site, f Fault) (string, error) {
-		return fmt.Sprintf("rack %d: power Off, agents stopped", *f.Rack), s.PowerOffRack(*f.Rack)
+		return "power Off, agents stopped", s.PowerOffRack(*f.Rack)
 	}},
 	"rack-power-on": {rack: true, do: func(s *Site, f Fault) (string, error) {
-		return fmt.Sprintf("rack %d: power On, agents started", *f.Rack), s.PowerOnRack(*f.Rack)
+		return "power On, agents started", s.PowerOnRack(*f.Rack)
 	}},
 	"partition": {rack: true, do: func(s *Site, f Fault) (string, error) {
 		s.Partition(*f.Rack, true)
-		return fmt.Sprintf("rack %d cut off: its BMCs and agents do not answer until heal", *f.Rack), nil
+		return "cut off: its BMCs and agents do not answer until heal", nil
 	}},
 	"heal": {rack: true, do: func(s *Site, f Fault) (string, error) {
 		s.Partition(*f.Rack, false)
-		return fmt.Sprintf("rack %d reachable again, its agents started", *f.Rack), nil
+		return "reachable again, its agents started", nil
 	}},
 	"fail-dimm": {do: func(s *Site, f Fault) (string, error) {
 		i, err := s.FailDIMM(f.Machine)
@@ -354,7 +350,11 @@ func (s *Site) FaultHandler() http.Handler {
 			writeFaultError(w, err)
 			return
 		}
-		s.agents.opts.Logger.InfoContext(r.Context(), "fault injected", "fault", f.Kind, "machine", f.Machine, "done", done)
+		target := slog.String("machine", f.Machine)
+		if k.rack {
+			target = slog.Int("rack", *f.Rack)
+		}
+		s.agents.opts.Logger.InfoContext(r.Context(), "fault injected", "fault", f.Kind, target, "done", done)
 		writeJSON(w, http.StatusOK, FaultResult{Fault: f, Done: done})
 	})
 	return mux

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -94,7 +96,7 @@ func TestFaultRequests(t *testing.T) {
 func TestFaults(t *testing.T) {
 	s, api := faultSite(t, true)
 	memory := func(name string) uint64 {
-		inv, err := s.host(name).Inventory(t.Context())
+		inv, err := s.agentHost(name).Inventory(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,8 +122,10 @@ func TestFaults(t *testing.T) {
 		{body: `{"fault": "power-on", "machine": "fr1m1"}`, wantStatus: 200, want: map[string]state{"fr1m1": up}},
 		{body: `{"fault": "agent-crash", "machine": "fr1m1"}`, wantStatus: 200, want: map[string]state{"fr1m1": stopped}},
 		{body: `{"fault": "agent-start", "machine": "fr1m1"}`, wantStatus: 200, want: map[string]state{"fr1m1": up}},
-		{body: `{"fault": "agent-hang", "machine": "fc1"}`, wantStatus: 200, want: map[string]state{"fc1": stopped}},
-		{body: `{"fault": "agent-resume", "machine": "fc1"}`, wantStatus: 200, want: map[string]state{"fc1": up}},
+		{body: `{"fault": "agent-hang", "machine": "fc1"}`, wantStatus: 200, want: map[string]state{"fc1": up},
+			check: func() error { return answers(s, "fc1", false) }},
+		{body: `{"fault": "agent-resume", "machine": "fc1"}`, wantStatus: 200, want: map[string]state{"fc1": up},
+			check: func() error { return answers(s, "fc1", true) }},
 		{body: `{"fault": "rack-power-off", "rack": 0}`, wantStatus: 200,
 			want: map[string]state{"fc1": off, "fc2": off, "fc3": off, "fr1m1": up}},
 		{body: `{"fault": "rack-power-on", "rack": 0}`, wantStatus: 200, want: map[string]state{"fc1": up, "fc2": up, "fc3": up}},
@@ -136,7 +140,7 @@ func TestFaults(t *testing.T) {
 		{body: `{"fault": "fail-dimm", "machine": "fr3m1"}`, wantStatus: 200,
 			check: func() error { return wantMemory(memory("fr3m1"), full-dimm) }},
 		{body: `{"fault": "drift", "machine": "fr3m1"}`, wantStatus: 200, check: func() error {
-			if inv, _ := s.host("fr3m1").Inventory(t.Context()); inv.OS.Kernel != driftedKernel {
+			if inv, _ := s.agentHost("fr3m1").Inventory(t.Context()); inv.OS.Kernel != driftedKernel {
 				return fmt.Errorf("the host reports kernel %s, want %s", inv.OS.Kernel, driftedKernel)
 			}
 			return nil
@@ -227,4 +231,16 @@ func FuzzDecodeFault(f *testing.F) {
 			t.Fatalf("decodeFault(%q) = %+v without an error, want a machine or a rack as %q needs", body, fault, fault.Kind)
 		}
 	})
+}
+
+// answers checks whether the host of machine name answers its agent: a
+// hung agent is stuck reading it.
+func answers(s *Site, name string, want bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := s.agents.hangs[name].Inventory(ctx)
+	if got := err == nil; got != want {
+		return fmt.Errorf("the host of %s answers its agent: %v (%v), want %v", name, got, err, want)
+	}
+	return nil
 }
