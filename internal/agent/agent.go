@@ -128,7 +128,8 @@ func (a *Agent) session(ctx context.Context) error {
 			a.reported = inv
 		}
 		var reply agentapi.HeartbeatReply
-		hb := agentapi.Heartbeat{Observed: agentapi.Observed{AgentVersion: Version, OSImage: inv.OS.Name, DesiredRevision: a.applied}}
+		hb := agentapi.Heartbeat{Observed: agentapi.Observed{AgentVersion: Version, OSImage: inv.OS.Name,
+			Addresses: addresses(a.reported), DesiredRevision: a.applied}}
 		if err := a.call(ctx, http.MethodPost, agentapi.PathHeartbeat, hb, &reply); err != nil {
 			return err
 		}
@@ -364,4 +365,13 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// addresses are the machine's IP addresses, from its NICs.
+func addresses(inv agentapi.Inventory) []string {
+	var out []string
+	for _, n := range inv.NICs {
+		out = append(out, n.Addresses...)
+	}
+	return out
 }

@@ -44,6 +44,8 @@ type NIC struct {
 	MAC       string `json:"mac"` // aa:bb:cc:dd:ee:ff
 	SpeedMbps int    `json:"speedMbps,omitempty"`
 	Up        bool   `json:"up"`
+	// Addresses are its global unicast IP addresses, CIDR form.
+	Addresses []string `json:"addresses,omitempty"`
 }
 
 // GPU is a PCI display or 3D controller (class 0x03xx) or processing

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"slices"
@@ -57,6 +58,7 @@ func TestAgentsAndLiveness(t *testing.T) {
 			LivenessState  string             `json:"livenessState"`
 			ReadyState     string             `json:"readyState"`
 			AgentVersion   string             `json:"agentVersion"`
+			OAMIPv4Address string             `json:"oamIpv4Address"`
 			AgentInventory agentapi.Inventory `json:"agentInventory"`
 		} `json:"properties"`
 	}
@@ -87,8 +89,8 @@ func TestAgentsAndLiveness(t *testing.T) {
 		p := s.Properties
 		if p.LivenessState != "Ready" || p.ReadyState != "True" || p.AgentVersion != agent.Version ||
 			p.AgentInventory.CPU.Model != "Intel Xeon Gold 6548Y+" || !slices.Contains(p.AgentInventory.CPU.Flags, "amx_tile") ||
-			p.AgentInventory.MemoryBytes != 512<<30 || len(p.AgentInventory.NICs) != 4 {
-			t.Errorf("lvr1m1 = %+v, want Ready with its agent's version and the inventory of its SKU", p)
+			p.AgentInventory.MemoryBytes != 512<<30 || len(p.AgentInventory.NICs) != 4 || p.OAMIPv4Address != "10.1.1.10/24" {
+			t.Errorf("lvr1m1 = %+v, want Ready with its agent's version, OAM address and the inventory of its SKU", p)
 		}
 	})
 
@@ -110,6 +112,8 @@ func TestAgentsAndLiveness(t *testing.T) {
 		}
 	})
 
+	// The machine revoked below comes back as this very host, read by the
+	// real Linux host driver.
 	t.Run("revoked certificate refused", func(t *testing.T) {
 		const name = "lvr3m4"
 		if err := cp.Agents.Revoke(ctx, machineID(name)); err != nil {
@@ -119,11 +123,26 @@ func TestAgentsAndLiveness(t *testing.T) {
 		fresh, _, _ := cp.Agents.IssueToken(ctx, agentauth.Grant{Cluster: clusterID, Machine: machineID(name)}, time.Hour)
 		cl.StopAgent(name)
 		restarted := agent.New(agent.Config{Server: cp.AgentURL, ServerCA: ca, Machine: machineID(name), Token: fresh,
-			Host: host.NewSim(agentapi.Inventory{Hostname: name}), Interval: 300 * time.Millisecond})
+			Host: host.NewLinux("/"), Interval: 300 * time.Millisecond})
 		runCtx, stop := context.WithCancel(ctx)
 		defer stop()
 		go restarted.Run(runCtx)
 		waitFor(t, name+" Ready again after joining with a new token", 15*time.Second, func() bool { return liveState(name) == "Ready" })
+		var s state
+		ncGet(t, cp.Client, machineID(name), &s)
+		cpuinfo, _ := os.ReadFile("/proc/cpuinfo")
+		meminfo, _ := os.ReadFile("/proc/meminfo")
+		var memKB uint64
+		for _, line := range strings.Split(string(meminfo), "\n") {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				fmt.Sscan(v, &memKB)
+			}
+		}
+		inv := s.Properties.AgentInventory
+		if inv.CPU.Threads != strings.Count(string(cpuinfo), "\nprocessor")+1 || inv.MemoryBytes != memKB*1024 || inv.OS.Kernel == "" {
+			t.Errorf("%s reported %d threads, %d bytes, kernel %q; /proc says %d processors and MemTotal %d kB",
+				name, inv.CPU.Threads, inv.MemoryBytes, inv.OS.Kernel, strings.Count(string(cpuinfo), "\nprocessor")+1, memKB)
+		}
 	})
 
 	t.Run("agent killed, then power off", func(t *testing.T) {

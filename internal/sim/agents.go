@@ -217,6 +217,9 @@ func (s *Site) inventory(m *Machine) agentapi.Inventory {
 	for i, n := range m.Hardware.NICs {
 		inv.NICs = append(inv.NICs, agentapi.NIC{Name: fmt.Sprintf("ens%df0", i+1), MAC: n.MACAddress, SpeedMbps: n.SpeedMbps, Up: true})
 	}
+	if len(inv.NICs) > 0 { // the OAM network: 10.{rack}.{slot}.10 and its IPv6 twin
+		inv.NICs[0].Addresses = []string{fmt.Sprintf("10.%d.%d.10/24", m.Rack, m.Slot), fmt.Sprintf("fd00:%x:%x::10/64", m.Rack, m.Slot)}
+	}
 	for i, p := range m.Hardware.Processors {
 		if p.ProcessorType != "GPU" {
 			continue

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -50,6 +51,9 @@ func (l *Linux) Inventory(ctx context.Context) (agentapi.Inventory, error) {
 	}
 	if inv.NICs, err = readNICs(l.path("sys/class/net")); err != nil {
 		return agentapi.Inventory{}, err
+	}
+	if l.root == "/" {
+		addAddresses(inv.NICs) // the kernel's, not files: only on the machine itself
 	}
 	if inv.GPUs, err = readGPUs(l.path("sys/bus/pci/devices")); err != nil {
 		return agentapi.Inventory{}, err
@@ -182,6 +186,23 @@ func readNICs(sysNet string) ([]agentapi.NIC, error) {
 		nics = append(nics, nic)
 	}
 	return nics, nil
+}
+
+// addAddresses fills in each NIC's global unicast addresses from the
+// kernel.
+func addAddresses(nics []agentapi.NIC) {
+	for i := range nics {
+		iface, err := net.InterfaceByName(nics[i].Name)
+		if err != nil {
+			continue
+		}
+		addrs, _ := iface.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() {
+				nics[i].Addresses = append(nics[i].Addresses, n.String())
+			}
+		}
+	}
 }
 
 // readGPUs lists the PCI devices in sysPCI (/sys/bus/pci/devices) of
