@@ -354,7 +354,7 @@ func runFleetAgents(ctx context.Context, args []string) error {
 		actx, cancel := context.WithCancel(ctx)
 		cancels[m.ID] = cancel
 		a := agent.New(agent.Config{Server: spec.Server, ServerCA: []byte(spec.CA), Machine: m.ID, Token: m.Token,
-			Host: host.NewSim(inv), Transport: base, Logger: log})
+			Host: host.NewSim(inv), Transport: base, NoWatch: true, Logger: log})
 		wg.Go(func() {
 			if err := a.Run(actx); err != nil {
 				log.Error("agent ended", "machine", m.ID, "err", err)

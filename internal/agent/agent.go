@@ -27,6 +27,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/agent/host"
@@ -56,19 +58,24 @@ type Config struct {
 	// Transport, if set, is the base of the agent's HTTP transport (the
 	// fleet simulator shares dialers); its TLS settings are the agent's.
 	Transport *http.Transport
-	Logger    *slog.Logger
+	// NoWatch turns the long poll of the desired state off: the agent
+	// then fetches it when a heartbeat's answer says it changed (the
+	// fleet benchmark, whose agents keep no connection open).
+	NoWatch bool
+	Logger  *slog.Logger
 }
 
 // Agent is one running agent.
 type Agent struct {
 	cfg      Config
 	log      *slog.Logger
+	mu       sync.Mutex // guards key and cert, which a renewal replaces while the desired state is watched
 	key      *ecdsa.PrivateKey
 	cert     *x509.Certificate
 	certPEM  []byte
 	client   *http.Client
 	interval time.Duration
-	applied  int64 // desired revision applied
+	applied  atomic.Int64 // desired revision applied
 	reported agentapi.Inventory
 }
 
@@ -93,6 +100,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	a.client = a.httpClient()
+	if !a.cfg.NoWatch {
+		go a.watchDesired(ctx)
+	}
 	for {
 		err := a.session(ctx)
 		if ctx.Err() != nil {
@@ -129,22 +139,52 @@ func (a *Agent) session(ctx context.Context) error {
 		}
 		var reply agentapi.HeartbeatReply
 		hb := agentapi.Heartbeat{Observed: agentapi.Observed{AgentVersion: Version, OSImage: inv.OS.Name,
-			Addresses: addresses(a.reported), DesiredRevision: a.applied}}
+			Addresses: addresses(a.reported), DesiredRevision: a.applied.Load()}}
 		if err := a.call(ctx, http.MethodPost, agentapi.PathHeartbeat, hb, &reply); err != nil {
 			return err
 		}
-		if reply.DesiredRevision > a.applied {
-			var d agentapi.Desired
-			if err := a.call(ctx, http.MethodGet, fmt.Sprintf("%s?after=%d", agentapi.PathDesired, a.applied), nil, &d); err != nil {
+		if a.cfg.NoWatch && reply.DesiredRevision > a.applied.Load() {
+			if err := a.fetchDesired(ctx, a.client); err != nil {
 				return err
 			}
-			a.log.InfoContext(ctx, "agent: desired state", "revision", d.Revision, "cordoned", d.Cordoned)
-			a.applied = d.Revision
 		}
 		if !sleep(ctx, jitter(a.interval)) {
 			return nil
 		}
 	}
+}
+
+// watchDesired long-polls the desired state and applies each new one,
+// until ctx ends.
+func (a *Agent) watchDesired(ctx context.Context) {
+	for ctx.Err() == nil {
+		// A client of its own: the poll outlasts the usual timeout.
+		c := a.httpClient()
+		c.Timeout = 0
+		if err := a.fetchDesired(ctx, c); err != nil && ctx.Err() == nil {
+			a.log.WarnContext(ctx, "agent: waiting for the desired state failed", "err", err)
+			sleep(ctx, jitter(a.interval))
+		}
+	}
+}
+
+// fetchDesired gets the desired state newer than the applied one (the
+// control plane holds the request until there is one, or for a while)
+// and applies it.
+func (a *Agent) fetchDesired(ctx context.Context, c *http.Client) error {
+	var d agentapi.Desired
+	if err := do(ctx, c, a.cfg.Server, http.MethodGet, fmt.Sprintf("%s?after=%d", agentapi.PathDesired, a.applied.Load()), nil, &d); err != nil {
+		return err
+	}
+	if d.Revision <= a.applied.Load() {
+		return nil
+	}
+	if err := a.cfg.Host.Apply(ctx, d); err != nil {
+		return fmt.Errorf("applying the desired state: %w", err)
+	}
+	a.log.InfoContext(ctx, "agent: desired state applied", "revision", d.Revision, "cordoned", d.Cordoned, "osImage", d.OSImage)
+	a.applied.Store(d.Revision)
+	return nil
 }
 
 // join makes a key, asks for a certificate with the bootstrap token and
@@ -179,8 +219,7 @@ func (a *Agent) join(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.key = key
-	return a.keep(c)
+	return a.keep(key, c)
 }
 
 // renew replaces the certificate before it expires, over mTLS.
@@ -197,8 +236,7 @@ func (a *Agent) renew(ctx context.Context) error {
 	if err := a.call(ctx, http.MethodPost, agentapi.PathRenew, agentapi.RenewRequest{CSR: string(csr)}, &c); err != nil {
 		return err
 	}
-	a.key = key
-	if err := a.keep(c); err != nil {
+	if err := a.keep(key, c); err != nil {
 		return err
 	}
 	a.client.CloseIdleConnections()
@@ -207,8 +245,8 @@ func (a *Agent) renew(ctx context.Context) error {
 	return nil
 }
 
-// keep takes a certificate answer into use and saves it with the key.
-func (a *Agent) keep(c agentapi.Certificate) error {
+// keep takes a certificate answer for key into use and saves both.
+func (a *Agent) keep(key *ecdsa.PrivateKey, c agentapi.Certificate) error {
 	b, _ := pem.Decode([]byte(c.Certificate))
 	if b == nil {
 		return errors.New("agent: the control plane sent no certificate")
@@ -217,7 +255,9 @@ func (a *Agent) keep(c agentapi.Certificate) error {
 	if err != nil {
 		return err
 	}
-	a.cert, a.certPEM = cert, []byte(c.Certificate)
+	a.mu.Lock()
+	a.key, a.cert, a.certPEM = key, cert, []byte(c.Certificate)
+	a.mu.Unlock()
 	if c.HeartbeatSeconds > 0 {
 		a.interval = time.Duration(c.HeartbeatSeconds) * time.Second
 	}
@@ -227,7 +267,7 @@ func (a *Agent) keep(c agentapi.Certificate) error {
 	if a.cfg.StateDir == "" {
 		return nil
 	}
-	keyDER, err := x509.MarshalECPrivateKey(a.key)
+	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		return err
 	}
@@ -300,7 +340,9 @@ func (a *Agent) transport(cert *tls.Certificate) *http.Transport {
 }
 
 func (a *Agent) httpClient() *http.Client {
+	a.mu.Lock()
 	cert := &tls.Certificate{Certificate: [][]byte{a.cert.Raw}, PrivateKey: a.key, Leaf: a.cert}
+	a.mu.Unlock()
 	return &http.Client{Timeout: 30 * time.Second, Transport: a.transport(cert)}
 }
 

@@ -94,6 +94,24 @@ func TestAgentsAndLiveness(t *testing.T) {
 		}
 	})
 
+	t.Run("desired state", func(t *testing.T) {
+		const name = "lvr2m2"
+		if st := ncOperation(t, cp.Client, http.MethodPost, machineID(name)+"/cordon?api-version="+ncAPI, map[string]string{"evacuate": "False"}); st.Status != "Succeeded" {
+			t.Fatalf("cordon: %+v", st)
+		}
+		waitFor(t, name+"'s agent applies the cordon", 10*time.Second, func() bool {
+			d, err := cl.Desired(name)
+			return err == nil && d.Cordoned && strings.HasSuffix(d.OSImage, ".iso")
+		})
+		if st := ncOperation(t, cp.Client, http.MethodPost, machineID(name)+"/uncordon?api-version="+ncAPI, map[string]any{}); st.Status != "Succeeded" {
+			t.Fatalf("uncordon: %+v", st)
+		}
+		waitFor(t, name+"'s agent applies the uncordon", 10*time.Second, func() bool {
+			d, err := cl.Desired(name)
+			return err == nil && !d.Cordoned
+		})
+	})
+
 	t.Run("join refused", func(t *testing.T) {
 		expired, _, _ := cp.Agents.IssueToken(ctx, agentauth.Grant{Cluster: clusterID}, time.Millisecond)
 		time.Sleep(5 * time.Millisecond)

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/agentapi"
@@ -60,6 +61,10 @@ type Server struct {
 	observed map[string]agentapi.Observed // last written, by machine ID
 
 	heartbeats prometheus.Histogram // how long handling one takes
+
+	// machines mirrors the bareMetalMachines once Run has started, so
+	// that heartbeats learn of a new desired state without a read.
+	machines atomic.Pointer[resource.TypeMirror]
 }
 
 // HeartbeatHistogram is the name of the histogram of heartbeat handling
@@ -214,7 +219,19 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, p peer) {
 		s.observed[key] = hb.Observed
 		s.mu.Unlock()
 	}
-	s.reply(w, agentapi.HeartbeatReply{})
+	var reply agentapi.HeartbeatReply
+	if m, ok := s.mirrored(p.id); ok {
+		reply.DesiredRevision = desiredOf(m).Revision
+	}
+	s.reply(w, reply)
+}
+
+// mirrored is the machine as the mirror has it, once there is one.
+func (s *Server) mirrored(id arm.ID) (*resource.Resource, bool) {
+	if mirror := s.machines.Load(); mirror != nil {
+		return mirror.Get(id)
+	}
+	return nil, false
 }
 
 // register makes a machine known to the tracker, with its rack.
@@ -263,16 +280,44 @@ func (s *Server) inventory(w http.ResponseWriter, r *http.Request, p peer) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// desired is the state the control plane wants the machine in.
+// desired answers GET desired?after=N: the state the control plane wants
+// the machine in, as soon as its revision is above N (a long poll of at
+// most desiredWait; the agent asks again when it ends).
 func (s *Server) desired(w http.ResponseWriter, r *http.Request, p peer) {
-	m, err := s.cfg.Resources.Lookup(r.Context(), p.id)
-	if err != nil {
-		fail(w, http.StatusNotFound, err)
-		return
+	var after int64
+	fmt.Sscan(r.URL.Query().Get("after"), &after)
+	deadline := time.Now().Add(desiredWait)
+	for {
+		m, ok := s.mirrored(p.id)
+		if !ok {
+			var err error
+			if m, err = s.cfg.Resources.Lookup(r.Context(), p.id); err != nil {
+				fail(w, http.StatusNotFound, err)
+				return
+			}
+		}
+		d := desiredOf(m)
+		if d.Revision > after || time.Now().After(deadline) {
+			s.reply(w, d)
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
+}
+
+// desiredWait is how long a GET of the desired state waits for a change.
+const desiredWait = 30 * time.Second
+
+// desiredOf is what the machine resource m asks of its machine. Its
+// revision is the resource's: any write makes the agent look again.
+func desiredOf(m *resource.Resource) agentapi.Desired {
 	rev, _ := revision(m.ETag)
-	s.reply(w, agentapi.Desired{Revision: rev, OSImage: str(m.Properties, "osImage"),
-		Cordoned: str(m.Properties, "cordonStatus") == "Cordoned"})
+	return agentapi.Desired{Revision: rev, OSImage: str(m.Properties, "osImage"),
+		Cordoned: str(m.Properties, "cordonStatus") == "Cordoned"}
 }
 
 // update changes some properties of an existing machine.
@@ -326,6 +371,11 @@ func fail(w http.ResponseWriter, status int, err error) {
 // each transition to its machine or rack and asks the BMCs of silent
 // machines about their power, a few at a time.
 func (s *Server) Run(ctx context.Context) {
+	if mirror, err := s.cfg.Resources.MirrorType(ctx, "Microsoft.NetworkCloud/bareMetalMachines"); err == nil {
+		s.machines.Store(mirror)
+	} else if ctx.Err() == nil {
+		s.log.WarnContext(ctx, "fleet: machines not mirrored; desired state is read per request", "err", err)
+	}
 	if err := s.registerAll(ctx); err != nil && ctx.Err() == nil {
 		s.log.WarnContext(ctx, "liveness: the machines with agents could not be listed; they are tracked from their next heartbeat", "err", err)
 	}

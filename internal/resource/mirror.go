@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/citadel-cloud/citadel/internal/arm"
 	"github.com/citadel-cloud/citadel/internal/store"
 )
 
@@ -37,3 +38,14 @@ func (tm *TypeMirror) All() ([]*Resource, uint64) {
 
 // Version changes whenever the resources do.
 func (tm *TypeMirror) Version() uint64 { return tm.m.Version() }
+
+// Get returns the resource with id, with its ETag, as the mirror has it.
+func (tm *TypeMirror) Get(id arm.ID) (*Resource, bool) {
+	it, ok := tm.m.Get(id.Key())
+	if !ok {
+		return nil, false
+	}
+	r := it.Value.Resource
+	r.ETag = etag(it.Revision)
+	return &r, true
+}

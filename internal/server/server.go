@@ -288,7 +288,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	})
 	if cfg.AgentListen != "" {
-		if err := s.serveAgents(ctx, runCtx, cfg, host, p, s.http.TLSConfig, metrics, log); err != nil {
+		// A TLS configuration of its own: the ARM server's changes once it serves.
+		agentTLS := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if err := s.serveAgents(ctx, runCtx, cfg, host, p, agentTLS, metrics, log); err != nil {
 			return nil, err
 		}
 	}

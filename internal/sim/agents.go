@@ -231,3 +231,18 @@ func (s *Site) inventory(m *Machine) agentapi.Inventory {
 	}
 	return inv
 }
+
+// Desired is the desired state the agent of machine name last applied to
+// its host.
+func (s *Site) Desired(name string) (agentapi.Desired, error) {
+	if s.agents == nil {
+		return agentapi.Desired{}, ErrNoAgents
+	}
+	s.agents.mu.Lock()
+	h, ok := s.agents.hosts[name]
+	s.agents.mu.Unlock()
+	if !ok {
+		return agentapi.Desired{}, fmt.Errorf("%w: %q", ErrNoMachine, name)
+	}
+	return h.Desired(), nil
+}

@@ -1,8 +1,8 @@
 // Package host is how `citadel agent` sees the machine it runs on. Linux
 // reads the real machine from /proc, /sys and /etc; Sim is a simulated
 // machine for the fleet simulator and tests, which run the same agent
-// code. Today a Host only reports its inventory; the methods that apply
-// desired state (OS image, cordon) will join Inventory here.
+// code. A Host reports its inventory and takes the desired state the
+// control plane sends.
 //
 // The agent, the fleet simulator (internal/sim) and main import it.
 package host
@@ -18,6 +18,10 @@ type Host interface {
 	// Inventory reads what the machine is now. Two calls on an unchanged
 	// machine return equal values, so the agent reports only changes.
 	Inventory(ctx context.Context) (agentapi.Inventory, error)
+	// Apply brings the machine to the desired state. What it can do on
+	// its own machine it does; the rest (a new OS image comes through the
+	// BMC) it records for the machine's tools to see.
+	Apply(ctx context.Context, d agentapi.Desired) error
 }
 
 var (

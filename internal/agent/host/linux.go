@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -272,4 +273,27 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+// Apply writes the desired state to <root>/run/citadel/desired.json, where
+// the machine's own tools (and its operators) find what the control plane
+// wants of it: whether it is cordoned, which OS image it should run. The
+// image itself arrives through the BMC.
+func (l *Linux) Apply(ctx context.Context, d agentapi.Desired) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return err
+	}
+	dir := l.path("run/citadel")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, ".desired.json")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "desired.json"))
 }

@@ -13,8 +13,9 @@ import (
 // to inject faults the agent should report, such as a failed DIMM
 // (MemoryBytes shrinks) or a pulled disk. It is safe for concurrent use.
 type Sim struct {
-	mu  sync.Mutex
-	inv agentapi.Inventory
+	mu      sync.Mutex
+	inv     agentapi.Inventory
+	desired agentapi.Desired
 }
 
 // NewSim returns a simulated machine that reports inv.
@@ -48,4 +49,22 @@ func clone(inv agentapi.Inventory) agentapi.Inventory {
 	inv.NICs = slices.Clone(inv.NICs)
 	inv.GPUs = slices.Clone(inv.GPUs)
 	return inv
+}
+
+// Apply records the desired state, which Desired returns.
+func (s *Sim) Apply(ctx context.Context, d agentapi.Desired) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.desired = d
+	return nil
+}
+
+// Desired is the desired state last applied.
+func (s *Sim) Desired() agentapi.Desired {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.desired
 }
