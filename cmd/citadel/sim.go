@@ -10,11 +10,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/citadel-cloud/citadel/internal/client"
 	"github.com/citadel-cloud/citadel/internal/sim"
 )
 
@@ -22,10 +24,17 @@ import (
 // API, and where citadel sim looks for it.
 const defaultSimControl = "127.0.0.1:8445"
 
-const simUsage = `usage: citadel sim <command> [--sim URL] [flags]
+const simUsage = `usage: citadel sim <command> [flags]
 
-Inject faults into the simulated site of citadel up, through its fault API
-(--sim, default http://` + defaultSimControl + `):
+Run a simulated multi-rack site against a control plane, through its ARM
+and agent APIs:
+
+  run [--credentials FILE] [--control-plane URL] [--agent-api URL] [--name N]
+      [--racks 3] [--machines-per-rack 16] [--aggregator SKU] [--state-dir D]
+      [--sim-control 127.0.0.1:8446]
+
+Inject faults into a simulated site (citadel up's or citadel sim run's),
+through its fault API (--sim, default http://` + defaultSimControl + `):
 
   machines                       list the machines: rack, slot, power, whether the agent runs
   fault FAULT --machine NAME     power-off, power-on, agent-crash, agent-start,
@@ -42,6 +51,8 @@ func runSim(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("citadel sim "+args[0], flag.ContinueOnError)
 	api := fs.String("sim", "http://"+defaultSimControl, "the fault API of the simulated site (citadel up --sim-control)")
 	switch args[0] {
+	case "run":
+		return runSimSite(ctx, args[1:], out)
 	case "machines":
 		if rest, err := parseInterleaved(fs, args[1:]); err != nil {
 			return err
@@ -170,4 +181,64 @@ func serveSimControl(ln net.Listener, site *sim.Site) string {
 	srv := &http.Server{Handler: site.FaultHandler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return "http://" + ln.Addr().String()
+}
+
+// runSimSite is citadel sim run: a simulated site of its own, defined,
+// deployed and reporting to a control plane that runs elsewhere.
+func runSimSite(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("citadel sim run", flag.ContinueOnError)
+	credsFile := fs.String("credentials", "citadel-data/bootstrap/admin.json", "the control plane's credentials file (citadel server writes it)")
+	controlPlane := fs.String("control-plane", "", "the ARM endpoint, https://host:port/ (default: the credentials file's)")
+	agentAPI := fs.String("agent-api", "", "the agent API, https://host:port (default: the ARM endpoint's host, port 8444)")
+	name := fs.String("name", "sim", "the cluster's name; its machines are named after it")
+	racks := fs.Int("racks", 3, "compute racks (an aggregator rack comes with them)")
+	perRack := fs.Int("machines-per-rack", 16, "machines in each compute rack (1-16)")
+	aggregator := fs.String("aggregator", "", "the aggregator rack's SKU (default: the built-in citadel-aggregator)")
+	version := fs.String("cluster-version", "4.1.0", "the cluster version to deploy: its image must be in the control plane's catalog")
+	stateDir := fs.String("state-dir", "citadel-sim", "where the site keeps its BMCs' certificate and addresses and its agents' keys")
+	control := fs.String("sim-control", "127.0.0.1:8446", "where to serve the fault API (loopback only; empty: off)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *racks < 3 || *perRack < 1 || *perRack > 16 {
+		return errors.New("a multi-rack site needs --racks 3 or more and --machines-per-rack from 1 to 16")
+	}
+	creds, err := client.LoadCredentials(*credsFile)
+	if err != nil {
+		return err
+	}
+	if *controlPlane != "" {
+		creds.ARMEndpoint = strings.TrimSuffix(*controlPlane, "/") + "/"
+	}
+	if *agentAPI == "" {
+		u, err := url.Parse(creds.ARMEndpoint)
+		if err != nil {
+			return err
+		}
+		*agentAPI = "https://" + net.JoinHostPort(u.Hostname(), "8444")
+	}
+	c, err := client.New(creds)
+	if err != nil {
+		return err
+	}
+	ln, err := listenSimControl(*control)
+	if err != nil {
+		return err
+	}
+	if ln != nil {
+		defer ln.Close()
+	}
+	progress := func(format string, args ...any) { fmt.Fprintf(out, "citadel sim: "+format+"\n", args...) }
+	site, err := runSite(ctx, c, creds, *agentAPI, *stateDir,
+		sim.Spec{Name: *name, ComputeRacks: *racks, MachinesPerRack: *perRack, AggregatorRack: *aggregator}, *version, progress)
+	if err != nil {
+		return err
+	}
+	defer site.Close()
+	if u := serveSimControl(ln, site); u != "" {
+		progress("fault API on %s: citadel sim fault --sim %s power-off --machine %sr1m1", u, u, *name)
+	}
+	progress("%d machines up; Ctrl-C stops them", len(site.Machines))
+	<-ctx.Done()
+	return nil
 }

@@ -17,22 +17,24 @@ import (
 	"strings"
 	"time"
 
-	"github.com/citadel-cloud/citadel/internal/agentauth"
 	"github.com/citadel-cloud/citadel/internal/client"
-	"github.com/citadel-cloud/citadel/internal/liveness"
 	"github.com/citadel-cloud/citadel/internal/redfishsim"
 	"github.com/citadel-cloud/citadel/internal/server"
 	"github.com/citadel-cloud/citadel/internal/sim"
 )
 
-// The names citadel up gives what it creates.
+// The name of citadel up's cluster (its resource group is "citadel-site",
+// its manager "citadel-cm"), and the API versions it speaks.
 const (
-	upGroup          = "citadel-site"
-	upClusterManager = "citadel-cm"
-	upCluster        = "citadel"
-	upAPI            = "2026-07-01"
-	groupAPI         = "2021-04-01"
+	upCluster = "citadel"
+	upAPI     = "2026-07-01"
+	groupAPI  = "2021-04-01"
 )
+
+// siteGroup is the resource group of a simulated site's cluster, and
+// siteManager its cluster manager.
+func siteGroup(cluster string) string   { return cluster + "-site" }
+func siteManager(cluster string) string { return cluster + "-cm" }
 
 // runUp runs the whole thing on this machine: the control plane, a
 // simulated multi-rack site whose BMCs it manages over Redfish, and the
@@ -83,22 +85,15 @@ func runUp(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 
-	simDir := filepath.Join(cfg.DataDir, "sim")
-	site, err := startSite(simDir, creds, *racks, *perRack)
+	if err := ensureImage(filepath.Join(cfg.DataDir, "images"), *version, progress); err != nil {
+		return err
+	}
+	site, err := runSite(ctx, c, creds, s.AgentURL, filepath.Join(cfg.DataDir, "sim"),
+		sim.Spec{Name: upCluster, ComputeRacks: *racks, MachinesPerRack: *perRack}, *version, progress)
 	if err != nil {
 		return err
 	}
 	defer site.Close()
-	progress("simulated site: an aggregator rack and %d compute racks, %d BMCs on 127.0.0.1", *racks, len(site.Machines))
-	if err := ensureImage(filepath.Join(cfg.DataDir, "images"), *version, progress); err != nil {
-		return err
-	}
-	if err := deploySite(ctx, c, creds, site, *version, progress); err != nil {
-		return err
-	}
-	if err := startAgents(ctx, s, creds, site, filepath.Join(simDir, "agents"), progress); err != nil {
-		return err
-	}
 	simURL := serveSimControl(simLn, site)
 
 	fmt.Fprintf(out, `
@@ -118,7 +113,7 @@ Use it with az:
   az resource list -g %s --resource-type Microsoft.NetworkCloud/bareMetalMachines -o table
 
 `, len(site.Machines), *racks+1, upCluster, creds.ARMEndpoint, s.CredentialsFile, creds.CACertFile, s.AgentURL,
-		creds.CACertFile, creds.ARMEndpoint, creds.ClientID, s.CredentialsFile, creds.TenantID, upGroup)
+		creds.CACertFile, creds.ARMEndpoint, creds.ClientID, s.CredentialsFile, creds.TenantID, siteGroup(upCluster))
 	if simURL != "" {
 		fmt.Fprintf(out, `Inject faults into the simulated site (fault API %s, plain HTTP on loopback):
 
@@ -138,9 +133,31 @@ Use it with az:
 	}
 }
 
+// runSite runs a simulated site against a control plane, through its
+// public APIs only: it starts the BMCs (their state kept under dir),
+// defines and deploys their cluster through ARM, and starts the agents
+// with a bootstrap token from the cluster's issueAgentToken action.
+func runSite(ctx context.Context, c *client.Client, creds client.Credentials, agentAPI, dir string, spec sim.Spec, version string,
+	progress func(string, ...any)) (*sim.Site, error) {
+	site, err := startSite(dir, creds, spec)
+	if err != nil {
+		return nil, err
+	}
+	progress("simulated site: an aggregator rack and %d compute racks, %d BMCs on 127.0.0.1", spec.ComputeRacks, len(site.Machines))
+	if err := deploySite(ctx, c, creds, site, version, progress); err != nil {
+		site.Close()
+		return nil, err
+	}
+	if err := startAgents(ctx, c, creds, agentAPI, site, filepath.Join(dir, "agents"), progress); err != nil {
+		site.Close()
+		return nil, err
+	}
+	return site, nil
+}
+
 // startSite starts the simulated BMCs, which fetch images from the
 // control plane and trust its CA, with a password kept under dir.
-func startSite(dir string, creds client.Credentials, racks, perRack int) (*sim.Site, error) {
+func startSite(dir string, creds client.Credentials, spec sim.Spec) (*sim.Site, error) {
 	password, err := keptSecret(filepath.Join(dir, "bmc-password"))
 	if err != nil {
 		return nil, err
@@ -152,7 +169,7 @@ func startSite(dir string, creds client.Credentials, racks, perRack int) (*sim.S
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca)
 	images := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	return sim.Start(sim.Spec{Name: upCluster, ComputeRacks: racks, MachinesPerRack: perRack}, sim.Options{
+	return sim.Start(spec, sim.Options{
 		StateDir: dir,
 		BMC: redfishsim.Options{Username: "root", Password: password, PowerOnDelay: 500 * time.Millisecond,
 			PowerOffDelay: 200 * time.Millisecond, FetchImages: true, HTTPClient: images},
@@ -160,41 +177,66 @@ func startSite(dir string, creds client.Credentials, racks, perRack int) (*sim.S
 }
 
 // startAgents runs the agent of every simulated machine, admitted with a
-// bootstrap token for the cluster (agents that kept a certificate in
-// stateDir from an earlier run need none), and waits until every one is
-// Ready.
-func startAgents(ctx context.Context, s *server.Server, creds client.Credentials, site *sim.Site, stateDir string, progress func(string, ...any)) error {
-	if s.Agents == nil {
-		return errors.New("the agent API is off (--agent-listen is empty): the simulated machines need it")
-	}
-	group := "/subscriptions/" + creds.SubscriptionID + "/resourceGroups/" + upGroup + "/providers/Microsoft.NetworkCloud/"
-	token, _, err := s.Agents.IssueToken(ctx, agentauth.Grant{Cluster: group + "clusters/" + upCluster}, time.Hour)
+// bootstrap token from the cluster's issueAgentToken action (agents that
+// kept a certificate in stateDir from an earlier run need none), and
+// waits until the control plane has every one Ready.
+func startAgents(ctx context.Context, c *client.Client, creds client.Credentials, agentAPI string, site *sim.Site, stateDir string,
+	progress func(string, ...any)) error {
+	nc := "/subscriptions/" + creds.SubscriptionID + "/resourceGroups/" + siteGroup(site.Spec.Name) + "/providers/Microsoft.NetworkCloud/"
+	r, err := c.Do(ctx, http.MethodPost, nc+"clusters/"+site.Spec.Name+"/issueAgentToken?api-version="+upAPI, map[string]any{"validForMinutes": 60})
 	if err != nil {
 		return err
+	}
+	if err := r.Expect(202); err != nil {
+		return fmt.Errorf("issueAgentToken: %w", err)
+	}
+	op, err := c.Wait(ctx, r, nil)
+	if err != nil {
+		return fmt.Errorf("issueAgentToken: %w", err)
+	}
+	var token struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(op.Properties, &token); err != nil || token.Token == "" {
+		return fmt.Errorf("issueAgentToken returned no token: %s", op.Properties)
 	}
 	ca, err := os.ReadFile(creds.CACertFile)
 	if err != nil {
 		return err
 	}
-	if err := site.StartAgents(sim.AgentOptions{Server: s.AgentURL, ServerCA: ca, Token: token,
-		StateDir:  stateDir,
-		MachineID: func(name string) string { return group + "bareMetalMachines/" + name }}); err != nil {
+	if err := site.StartAgents(sim.AgentOptions{Server: agentAPI, ServerCA: ca, Token: token.Token, StateDir: stateDir,
+		MachineID: func(name string) string { return nc + "bareMetalMachines/" + name }}); err != nil {
 		return err
 	}
 	progress("starting %d agents (they join with a bootstrap token, then report over mTLS)", len(site.Machines))
 	for last := -1; ; {
-		ready := s.Fleet.Tracker().Stats().ByState[liveness.Ready]
+		var list struct {
+			Value []struct {
+				Properties struct {
+					LivenessState string `json:"livenessState"`
+				} `json:"properties"`
+			} `json:"value"`
+		}
+		if err := getJSON(ctx, c, nc+"bareMetalMachines?api-version="+upAPI, &list); err != nil {
+			return err
+		}
+		ready := 0
+		for _, m := range list.Value {
+			if m.Properties.LivenessState == "Ready" {
+				ready++
+			}
+		}
 		if ready != last {
 			progress("agents ready: %d of %d", ready, len(site.Machines))
 			last = ready
 		}
-		if ready == len(site.Machines) {
+		if ready >= len(site.Machines) {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }
@@ -231,7 +273,8 @@ func ensureImage(dir, version string, progress func(string, ...any)) error {
 // the ARM API if they do not exist yet, defines the cluster of the site's
 // machines and deploys it.
 func deploySite(ctx context.Context, c *client.Client, creds client.Credentials, site *sim.Site, version string, progress func(string, ...any)) error {
-	group := "/subscriptions/" + creds.SubscriptionID + "/resourceGroups/" + upGroup
+	name := site.Spec.Name
+	group := "/subscriptions/" + creds.SubscriptionID + "/resourceGroups/" + siteGroup(name)
 	ncID := func(typ, name string) string { return group + "/providers/Microsoft.NetworkCloud/" + typ + "/" + name }
 	put := func(what, path, api string, body any) error {
 		if r, err := c.Do(ctx, http.MethodGet, path+"?api-version="+api, nil); err != nil {
@@ -250,12 +293,12 @@ func deploySite(ctx context.Context, c *client.Client, creds client.Credentials,
 		_, err = c.Wait(ctx, r, nil)
 		return err
 	}
-	if err := put("resource group "+upGroup, group, groupAPI, map[string]any{"location": creds.Location}); err != nil {
+	if err := put("resource group "+siteGroup(name), group, groupAPI, map[string]any{"location": creds.Location}); err != nil {
 		return err
 	}
-	cm := ncID("clusterManagers", upClusterManager)
-	if err := put("cluster manager "+upClusterManager, cm, upAPI, map[string]any{"location": creds.Location, "properties": map[string]any{
-		"fabricControllerId": group + "/providers/Microsoft.ManagedNetworkFabric/networkFabricControllers/" + upCluster + "-nfc",
+	cm := ncID("clusterManagers", siteManager(name))
+	if err := put("cluster manager "+siteManager(name), cm, upAPI, map[string]any{"location": creds.Location, "properties": map[string]any{
+		"fabricControllerId": group + "/providers/Microsoft.ManagedNetworkFabric/networkFabricControllers/" + name + "-nfc",
 	}}); err != nil {
 		return err
 	}
@@ -267,7 +310,7 @@ func deploySite(ctx context.Context, c *client.Client, creds client.Credentials,
 	if err := getJSON(ctx, c, cm+"?api-version="+upAPI, &manager); err != nil {
 		return err
 	}
-	cluster := ncID("clusters", upCluster)
+	cluster := ncID("clusters", name)
 	props := site.ClusterProperties(version, group)
 	props["computeDeploymentThreshold"] = map[string]any{"type": "PercentSuccess", "grouping": "PerCluster", "value": 90}
 	props["updateStrategy"] = map[string]any{"strategyType": "Rack", "maxUnavailable": 2, "thresholdType": "PercentSuccess",
@@ -275,7 +318,7 @@ func deploySite(ctx context.Context, c *client.Client, creds client.Credentials,
 	// The cluster is PUT on every run, so that its definition follows the
 	// site's flags, and deployed: a deploy skips the machines already
 	// provisioned, so a second run only checks.
-	progress("defining cluster %s", upCluster)
+	progress("defining cluster %s", name)
 	r, err := c.Do(ctx, http.MethodPut, cluster+"?api-version="+upAPI, map[string]any{
 		"location":         creds.Location,
 		"extendedLocation": map[string]string{"name": manager.Properties.ManagerExtendedLocation.Name, "type": "CustomLocation"},
@@ -285,12 +328,12 @@ func deploySite(ctx context.Context, c *client.Client, creds client.Credentials,
 		return err
 	}
 	if err := r.Expect(200, 201); err != nil {
-		return fmt.Errorf("cluster %s: %w", upCluster, err)
+		return fmt.Errorf("cluster %s: %w", name, err)
 	}
 	if _, err := c.Wait(ctx, r, nil); err != nil {
-		return fmt.Errorf("cluster %s: %w", upCluster, err)
+		return fmt.Errorf("cluster %s: %w", name, err)
 	}
-	progress("deploying cluster %s: validating and imaging %d machines through their BMCs", upCluster, len(site.Machines))
+	progress("deploying cluster %s: validating and imaging %d machines through their BMCs", name, len(site.Machines))
 	r, err = c.Do(ctx, http.MethodPost, cluster+"/deploy?api-version="+upAPI, map[string]any{})
 	if err != nil {
 		return err
@@ -302,7 +345,7 @@ func deploySite(ctx context.Context, c *client.Client, creds client.Credentials,
 	if _, err := c.Wait(ctx, r, func(p float64) { progress("deploy %3.0f%%", p) }); err != nil {
 		return fmt.Errorf("deploy: %w", err)
 	}
-	progress("cluster %s is Running (deployed in %v)", upCluster, time.Since(start).Round(100*time.Millisecond))
+	progress("cluster %s is Running (deployed in %v)", name, time.Since(start).Round(100*time.Millisecond))
 	return nil
 }
 

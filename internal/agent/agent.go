@@ -73,6 +73,7 @@ type Agent struct {
 	key      *ecdsa.PrivateKey
 	cert     *x509.Certificate
 	certPEM  []byte
+	renewAt  time.Time // when two thirds of the certificate's life, as the agent got it, are gone
 	client   *http.Client
 	interval time.Duration
 	applied  atomic.Int64 // desired revision applied
@@ -123,7 +124,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // fails.
 func (a *Agent) session(ctx context.Context) error {
 	for {
-		if time.Until(a.cert.NotAfter) < a.cert.NotAfter.Sub(a.cert.NotBefore)/3 {
+		if time.Now().After(a.renewAt) {
 			if err := a.renew(ctx); err != nil {
 				return err
 			}
@@ -258,6 +259,7 @@ func (a *Agent) keep(key *ecdsa.PrivateKey, c agentapi.Certificate) error {
 	a.mu.Lock()
 	a.key, a.cert, a.certPEM = key, cert, []byte(c.Certificate)
 	a.mu.Unlock()
+	a.renewAt = renewTime(cert)
 	if c.HeartbeatSeconds > 0 {
 		a.interval = time.Duration(c.HeartbeatSeconds) * time.Second
 	}
@@ -311,7 +313,16 @@ func (a *Agent) load() error {
 		return nil // expired: join again
 	}
 	a.key, a.cert, a.certPEM = key, cert, certPEM
+	a.renewAt = renewTime(cert)
 	return nil
+}
+
+// renewTime is when a certificate held from now should be renewed: with
+// a third of its remaining life left. (Its NotBefore is backdated for
+// clocks that lag, so it does not say when it was issued.)
+func renewTime(cert *x509.Certificate) time.Time {
+	now := time.Now()
+	return now.Add(cert.NotAfter.Sub(now) * 2 / 3)
 }
 
 func makeCSR(key *ecdsa.PrivateKey, machine string) ([]byte, error) {

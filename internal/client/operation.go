@@ -18,7 +18,9 @@ type Operation struct {
 	PercentComplete float64 `json:"percentComplete"`
 	StartTime       string  `json:"startTime"`
 	EndTime         string  `json:"endTime"`
-	Error           *struct {
+	// Properties is what an action returned, if anything.
+	Properties json.RawMessage `json:"properties,omitempty"`
+	Error      *struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`

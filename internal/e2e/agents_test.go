@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -29,7 +30,7 @@ import (
 func TestAgentsAndLiveness(t *testing.T) {
 	t.Parallel()
 	cp := servertest.Start(t, func(c *server.Config) {
-		c.AgentHeartbeat = time.Second
+		c.AgentHeartbeat, c.AgentCertTTL = time.Second, 30*time.Second
 		c.Liveness = liveness.Config{NotReadyAfter: 2 * time.Second, FailedAfter: 3 * time.Second,
 			PartitionWindow: 3 * time.Second, AskEvery: time.Second}
 	})
@@ -78,8 +79,9 @@ func TestAgentsAndLiveness(t *testing.T) {
 		return s.Properties.LivenessState
 	}
 
+	agentState := t.TempDir()
 	if err := cl.StartAgents(sim.AgentOptions{Server: cp.AgentURL, ServerCA: ca, Token: token, Interval: 300 * time.Millisecond,
-		MachineID: machineID, StateDir: t.TempDir()}); err != nil {
+		MachineID: machineID, StateDir: agentState}); err != nil {
 		t.Fatal(err)
 	}
 	t.Run("every agent joins and reports", func(t *testing.T) {
@@ -91,6 +93,22 @@ func TestAgentsAndLiveness(t *testing.T) {
 			p.AgentInventory.CPU.Model != "Intel Xeon Gold 6548Y+" || !slices.Contains(p.AgentInventory.CPU.Flags, "amx_tile") ||
 			p.AgentInventory.MemoryBytes != 512<<30 || len(p.AgentInventory.NICs) != 4 || p.OAMIPv4Address != "10.1.1.10/24" {
 			t.Errorf("lvr1m1 = %+v, want Ready with its agent's version, OAM address and the inventory of its SKU", p)
+		}
+	})
+
+	t.Run("certificates renewed before they expire", func(t *testing.T) {
+		// Certificates last 30 s here; an agent renews with a third left.
+		first, err := os.ReadFile(filepath.Join(agentState, "lvr1m2", "agent.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "lvr1m2 renewed its certificate", 25*time.Second, func() bool {
+			now, _ := os.ReadFile(filepath.Join(agentState, "lvr1m2", "agent.crt"))
+			return len(now) > 0 && string(now) != string(first)
+		})
+		time.Sleep(time.Second) // a heartbeat on the new certificate
+		if got := liveState("lvr1m2"); got != "Ready" {
+			t.Errorf("lvr1m2 after renewing its certificate: %s, want Ready", got)
 		}
 	})
 

@@ -204,6 +204,8 @@ func TestEveryMutatingRouteIsAuthorizedAndAudited(t *testing.T) {
 			map[string]any{"tags": map[string]string{"walk": "yes"}}, ncNS + "/clusters/write", 404, "ResourceNotFound"},
 		rwRow{"POST deploy on missing cluster", "POST action", ncNS + "/clusters", "POST", nc("clusters", "rw-cluster/deploy"),
 			map[string]any{}, ncNS + "/clusters/deploy/action", 404, "ResourceNotFound"},
+		rwRow{"POST issueAgentToken on missing cluster", "POST action", ncNS + "/clusters", "POST", nc("clusters", "rw-cluster/issueAgentToken"),
+			map[string]any{}, ncNS + "/clusters/issueAgentToken/action", 404, "ResourceNotFound"},
 		rwRow{"DELETE missing cluster", "DELETE resource", ncNS + "/clusters", "DELETE", nc("clusters", "rw-cluster"),
 			nil, ncNS + "/clusters/delete", 204, ""},
 		rwRow{"PUT rackSku", "PUT resource", ncNS + "/rackSkus", "PUT", v("/subscriptions/"+sub+"/providers/"+ncNS+"/rackSkus/rw-sku", ncAPI),

@@ -58,14 +58,16 @@ type Config struct {
 	// take liveness.DefaultConfig's).
 	AgentHeartbeat time.Duration
 	Liveness       liveness.Config
-	EtcdEndpoints  []string
-	EtcdCA         string
-	EtcdCert       string
-	EtcdKey        string
-	Location       string
-	TLSSANs        []string
-	TLSCert        string
-	TLSKey         string
+	// AgentCertTTL is how long agents' certificates last (default 24 h).
+	AgentCertTTL  time.Duration
+	EtcdEndpoints []string
+	EtcdCA        string
+	EtcdCert      string
+	EtcdKey       string
+	Location      string
+	TLSSANs       []string
+	TLSCert       string
+	TLSKey        string
 	// AuditRetention is how long activity-log records stay in etcd before
 	// they move to signed archive segments under the data dir.
 	AuditRetention time.Duration
@@ -310,11 +312,7 @@ func (s *Server) serveAgents(ctx, runCtx context.Context, cfg Config, host strin
 	if err != nil {
 		return fmt.Errorf("agent listen: %w", err)
 	}
-	s.Agents, err = agentauth.Open(runCtx, s.Store, agentauth.Config{})
-	if err != nil {
-		ln.Close()
-		return err
-	}
+	s.Agents = p.agents
 	s.Fleet = fleet.New(fleet.Config{Auth: s.Agents, Resources: s.Resources, BMCs: p.networkCloud,
 		Heartbeat: cfg.AgentHeartbeat, Liveness: cfg.Liveness, Metrics: metrics, Logger: log})
 	s.agentHTTP = &http.Server{
@@ -336,7 +334,7 @@ func (s *Server) serveAgents(ctx, runCtx context.Context, cfg Config, host strin
 
 // registerNetworkCloud serves Microsoft.NetworkCloud with the built-in SKU
 // catalog plus the operator's, and the OS images under the data dir.
-func registerNetworkCloud(svc *resource.Service, cfg Config, dataDir, publicURL string, log *slog.Logger) (*networkcloud.Provider, error) {
+func registerNetworkCloud(svc *resource.Service, agents *agentauth.Authority, cfg Config, dataDir, publicURL string, log *slog.Logger) (*networkcloud.Provider, error) {
 	catalog := machine.Builtin()
 	if cfg.SKUFile != "" {
 		f, err := os.Open(cfg.SKUFile)
@@ -361,7 +359,7 @@ func registerNetworkCloud(svc *resource.Service, cfg Config, dataDir, publicURL 
 	}
 	return networkcloud.Register(svc, networkcloud.Config{
 		Catalog: catalog, ImageDir: images, ImageURL: strings.TrimSuffix(publicURL, "/") + "/images",
-		BMCCACert: bmcCA, Logger: log,
+		BMCCACert: bmcCA, AgentTokens: agents, Logger: log,
 	}), nil
 }
 
@@ -411,6 +409,8 @@ type parts struct {
 	boot      deployment
 	// networkCloud drives BMCs; the agent API asks it about silent machines.
 	networkCloud *networkcloud.Provider
+	// agents admits machines' agents; clusters issue its tokens.
+	agents *agentauth.Authority
 }
 
 // openParts opens the store and assembles the identity provider, the
@@ -460,7 +460,10 @@ func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL strin
 	fabric.Register(p.resources)
 	directory.Register(p.resources, p.identity)
 	extendedlocation.Register(p.resources)
-	if p.networkCloud, err = registerNetworkCloud(p.resources, cfg, dataDir, publicURL, log); err != nil {
+	if p.agents, err = agentauth.Open(runCtx, p.store, agentauth.Config{CertTTL: cfg.AgentCertTTL}); err != nil {
+		return nil, err
+	}
+	if p.networkCloud, err = registerNetworkCloud(p.resources, p.agents, cfg, dataDir, publicURL, log); err != nil {
 		return nil, err
 	}
 	if err := p.resources.CreateTenancy(ctx, p.boot.tenant(), p.boot.subscription()); err != nil {

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/citadel-cloud/citadel/internal/agentauth"
 	"github.com/citadel-cloud/citadel/internal/arm"
 	"github.com/citadel-cloud/citadel/internal/machine"
 	"github.com/citadel-cloud/citadel/internal/resource"
@@ -68,6 +69,9 @@ type Config struct {
 	PowerTimeout, GracefulTimeout time.Duration
 	// Parallelism is how many machines a deploy works on at once.
 	Parallelism int
+	// AgentTokens issues the bootstrap tokens that admit machines'
+	// agents (a cluster's issueAgentToken action).
+	AgentTokens *agentauth.Authority
 	Logger      *slog.Logger
 }
 
@@ -113,7 +117,10 @@ func Register(svc *resource.Service, cfg Config) *Provider {
 			Validate:    p.validateCluster,
 			Provision:   p.provisionCluster,
 			Deprovision: p.deprovisionCluster,
-			Actions:     map[string]resource.Action{"deploy": {Validate: p.validateDeploy, Run: p.deploy}},
+			Actions: map[string]resource.Action{
+				"deploy":          {Validate: p.validateDeploy, Run: p.deploy},
+				"issueAgentToken": {Validate: p.validateAgentToken, Run: p.issueAgentToken},
+			},
 		},
 		&resource.Type{
 			Namespace: Namespace, Name: "racks", APIVersions: APIVersions, Tracked: true, SystemManaged: true,
