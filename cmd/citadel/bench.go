@@ -63,24 +63,12 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 		defer pprof.StopCPUProfile()
 	}
 	progress := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", a...) }
-	dir, err := os.MkdirTemp("", "citadel-bench-")
+	progress("starting a server with embedded etcd")
+	srv, creds, stop, err := startBenchServer(ctx, nil)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	cfg := server.DefaultConfig()
-	cfg.DataDir, cfg.Listen, cfg.AgentListen = dir, "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	progress("starting a server with embedded etcd in %s", dir)
-	srv, err := server.Start(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	creds, err := client.LoadCredentials(srv.CredentialsFile)
-	if err != nil {
-		return err
-	}
+	defer stop()
 	// Each benchmark client is its own client, with its own connection,
 	// as separate users would be.
 	b := &apiBench{group: "/subscriptions/" + creds.SubscriptionID + "/resourceGroups/bench"}
@@ -105,7 +93,8 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	// embedded etcd, just as each ARM client has its own HTTPS connection.
 	etcdClients := make([]*store.Store, *clients)
 	for i := range etcdClients {
-		if etcdClients[i], err = store.Open(ctx, store.Config{Endpoints: []string{srv.Store.ClientURL()}, Logger: cfg.Logger}); err != nil {
+		if etcdClients[i], err = store.Open(ctx, store.Config{Endpoints: []string{srv.Store.ClientURL()},
+			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}); err != nil {
 			return err
 		}
 		defer etcdClients[i].Close()
@@ -350,4 +339,30 @@ func settle(ctx context.Context, srv *server.Server) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// startBenchServer starts a server on loopback ports with its data in a
+// temporary directory, changed by change if not nil; stop stops it and
+// removes the directory.
+func startBenchServer(ctx context.Context, change func(*server.Config)) (srv *server.Server, creds client.Credentials, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "citadel-bench-")
+	if err != nil {
+		return nil, creds, nil, err
+	}
+	cfg := server.DefaultConfig()
+	cfg.DataDir, cfg.Listen, cfg.AgentListen = dir, "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if change != nil {
+		change(&cfg)
+	}
+	if srv, err = server.Start(ctx, cfg); err != nil {
+		os.RemoveAll(dir)
+		return nil, creds, nil, err
+	}
+	stop = func() { srv.Close(); os.RemoveAll(dir) }
+	if creds, err = client.LoadCredentials(srv.CredentialsFile); err != nil {
+		stop()
+		return nil, creds, nil, err
+	}
+	return srv, creds, stop, nil
 }

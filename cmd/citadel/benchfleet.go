@@ -87,23 +87,11 @@ func runBenchFleet(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	progress := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "bench fleet: "+format+"\n", a...) }
-	dir, err := os.MkdirTemp("", "citadel-bench-fleet-")
+	srv, creds, stop, err := startBenchServer(ctx, func(c *server.Config) { c.AgentHeartbeat = *heartbeat })
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	cfg := server.DefaultConfig()
-	cfg.DataDir, cfg.Listen, cfg.AgentListen, cfg.AgentHeartbeat = dir, "127.0.0.1:0", "127.0.0.1:0", *heartbeat
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := server.Start(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	creds, err := client.LoadCredentials(srv.CredentialsFile)
-	if err != nil {
-		return err
-	}
+	defer stop()
 	c, err := client.New(creds)
 	if err != nil {
 		return err
@@ -119,7 +107,7 @@ func runBenchFleet(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	spec.Server, spec.CA, spec.Heartbeat = srv.AgentURL, string(ca), *heartbeat
-	specFile := filepath.Join(dir, "agents.json")
+	specFile := filepath.Join(srv.DataDir, "agents.json")
 	b, _ := json.Marshal(spec)
 	if err := os.WriteFile(specFile, b, 0o600); err != nil {
 		return err
@@ -234,7 +222,7 @@ const clusterMachines = 3 + 16*16
 func defineFleet(ctx context.Context, c *client.Client, srv *server.Server, creds client.Credentials, n int,
 	progress func(string, ...any)) (benchAgents, error) {
 	var spec benchAgents
-	if err := ensureImage(filepath.Join(filepath.Dir(filepath.Dir(srv.CredentialsFile)), "images"), "4.1.0", func(string, ...any) {}); err != nil {
+	if err := ensureImage(filepath.Join(srv.DataDir, "images"), "4.1.0", func(string, ...any) {}); err != nil {
 		return spec, err
 	}
 	group := "/subscriptions/" + creds.SubscriptionID + "/resourceGroups/fleet"

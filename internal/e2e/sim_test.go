@@ -1,14 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"net/http"
-	"os/exec"
-	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/citadel-cloud/citadel/internal/servertest"
 )
@@ -21,36 +16,8 @@ func TestCitadelSim(t *testing.T) {
 	bin := buildCitadel(t)
 	cp := servertest.Start(t)
 	ncImage(t, cp.DataDir)
-	cmd := exec.Command(bin, "sim", "run", "--credentials", cp.CredentialsFile, "--agent-api", cp.AgentURL,
+	cmd := startUntil(t, bin, "6 machines up", "sim", "run", "--credentials", cp.CredentialsFile, "--agent-api", cp.AgentURL,
 		"--name", "remote", "--racks", "3", "--machines-per-rack", "1", "--state-dir", t.TempDir(), "--sim-control", "")
-	cmd.Stderr = t.Output()
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	up := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			t.Log(sc.Text())
-			if strings.Contains(sc.Text(), "6 machines up") {
-				up <- true
-			}
-		}
-		close(up)
-	}()
-	select {
-	case ok := <-up:
-		if !ok {
-			t.Fatal("citadel sim run ended before its machines were up")
-		}
-	case <-time.After(2 * time.Minute):
-		t.Fatal("citadel sim run: machines not up after 2 minutes")
-	}
 	path := "/subscriptions/" + cp.Creds.SubscriptionID + "/resourceGroups/remote-site/providers/Microsoft.NetworkCloud/bareMetalMachines?api-version=" + ncAPI
 	r, err := cp.Client.Do(t.Context(), http.MethodGet, path, nil)
 	if err != nil || r.Status != http.StatusOK {
@@ -76,15 +43,5 @@ func TestCitadelSim(t *testing.T) {
 			t.Errorf("%s = %+v, want Provisioned and Ready", m.Name, m.Properties)
 		}
 	}
-	cmd.Process.Signal(syscall.SIGINT)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("citadel sim run after Ctrl-C: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Error("citadel sim run did not stop within 30 s of Ctrl-C")
-	}
+	interrupt(t, cmd)
 }

@@ -150,10 +150,12 @@ type Server struct {
 	URL string
 	// CredentialsFile is the admin credentials written on the first start.
 	CredentialsFile string
-	Store           *store.Store
-	Identity        *identity.Issuer
-	Resources       *resource.Service
-	Audit           *audit.Log
+	// DataDir is the data directory, absolute.
+	DataDir   string
+	Store     *store.Store
+	Identity  *identity.Issuer
+	Resources *resource.Service
+	Audit     *audit.Log
 	// AgentURL is the agent API, "https://host:port", when it is served;
 	// Agents admits agents (it issues their bootstrap tokens) and Fleet
 	// holds their liveness.
@@ -233,7 +235,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.Store, s.Identity, s.Audit, s.Resources = p.store, p.identity, p.audit, p.resources
 	core, rbac, boot := p.core, p.rbac, p.boot
-	s.CredentialsFile = filepath.Join(dataDir, "bootstrap", "admin.json")
+	s.CredentialsFile, s.DataDir = filepath.Join(dataDir, "bootstrap", "admin.json"), dataDir
 	if err := ensureAdminCredentials(ctx, s.Store, s.Identity, boot, client.Credentials{
 		TenantID: boot.TenantID, SubscriptionID: boot.SubscriptionID, ARMEndpoint: s.URL,
 		Audience: boot.Audience, CACertFile: ca.CertFile(), Location: cfg.Location,
