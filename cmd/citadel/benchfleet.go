@@ -97,11 +97,15 @@ func runBenchFleet(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 
+	// The base is the control plane before any machine exists: what a
+	// machine costs includes its resources, held in the machines' mirror.
+	heapBase := heapMiB()
 	spec, err := defineFleet(ctx, c, srv, creds, *nodes, progress)
 	if err != nil {
 		return err
 	}
-	report := fleetReport{Nodes: *nodes, Clusters: (*nodes + clusterMachines - 1) / clusterMachines, HeartbeatSeconds: heartbeat.Seconds()}
+	report := fleetReport{Nodes: *nodes, Clusters: (*nodes + clusterMachines - 1) / clusterMachines, HeartbeatSeconds: heartbeat.Seconds(),
+		HeapBaseMiB: heapBase}
 	ca, err := os.ReadFile(creds.CACertFile)
 	if err != nil {
 		return err
@@ -112,7 +116,6 @@ func runBenchFleet(ctx context.Context, args []string, out io.Writer) error {
 	if err := os.WriteFile(specFile, b, 0o600); err != nil {
 		return err
 	}
-	report.HeapBaseMiB = heapMiB()
 
 	self, err := os.Executable()
 	if err != nil {

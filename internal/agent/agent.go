@@ -101,8 +101,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	a.client = a.httpClient()
+	defer func() { a.client.CloseIdleConnections() }()
 	if !a.cfg.NoWatch {
-		go a.watchDesired(ctx)
+		watch, stop := context.WithCancel(ctx)
+		defer stop() // a refused agent stops watching too
+		go a.watchDesired(watch)
 	}
 	for {
 		err := a.session(ctx)
@@ -158,15 +161,31 @@ func (a *Agent) session(ctx context.Context) error {
 // watchDesired long-polls the desired state and applies each new one,
 // until ctx ends.
 func (a *Agent) watchDesired(ctx context.Context) {
+	var c *http.Client // its own: the poll outlasts the usual timeout
+	var made *x509.Certificate
 	for ctx.Err() == nil {
-		// A client of its own: the poll outlasts the usual timeout.
-		c := a.httpClient()
-		c.Timeout = 0
+		if cert := a.certificate(); cert != made { // renewed: present the new one
+			if c != nil {
+				c.CloseIdleConnections()
+			}
+			c, made = a.httpClient(), cert
+			c.Timeout = 0
+		}
 		if err := a.fetchDesired(ctx, c); err != nil && ctx.Err() == nil {
 			a.log.WarnContext(ctx, "agent: waiting for the desired state failed", "err", err)
 			sleep(ctx, jitter(a.interval))
 		}
 	}
+	if c != nil {
+		c.CloseIdleConnections()
+	}
+}
+
+// certificate is the agent's current certificate.
+func (a *Agent) certificate() *x509.Certificate {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cert
 }
 
 // fetchDesired gets the desired state newer than the applied one (the

@@ -26,6 +26,8 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/store"
@@ -56,6 +58,10 @@ type Authority struct {
 	caPEM   []byte
 	key     *ecdsa.PrivateKey
 	revoked *store.Mirror[revocation]
+	// verified remembers certificates whose chain checked out: SHA-256 of
+	// the certificate → its NotAfter.
+	verified      sync.Map
+	verifiedCount atomic.Uint64
 }
 
 // caRecord is the node CA as kept in etcd.
@@ -318,14 +324,39 @@ func (a *Authority) Revoke(ctx context.Context, machine string) error {
 // its validity, for client authentication, and not revoked. It runs on
 // every request of the agent API; revocations are read from memory.
 func (a *Authority) Verify(cert *x509.Certificate) error {
-	pool := x509.NewCertPool()
-	pool.AddCert(a.ca)
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: a.cfg.Now(),
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+	now := a.cfg.Now()
+	if err := a.verifyChain(cert, now); err != nil {
 		return err
 	}
 	if r, ok := a.revoked.Get(cert.Subject.CommonName); ok && !cert.NotBefore.Add(backdate).After(r.Value.At) {
 		return fmt.Errorf("%w: %s since %s", ErrRevoked, cert.Subject.CommonName, r.Value.At.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// verifyChain checks that the node CA signed cert for client
+// authentication and that now is in its validity. A certificate that
+// passed is remembered by its hash until it expires, so that the
+// signature is checked once per certificate rather than per heartbeat.
+func (a *Authority) verifyChain(cert *x509.Certificate, now time.Time) error {
+	key := sha256.Sum256(cert.Raw)
+	if until, ok := a.verified.Load(key); ok && now.Before(until.(time.Time)) && !now.Before(cert.NotBefore) {
+		return nil
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(a.ca)
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return err
+	}
+	a.verified.Store(key, cert.NotAfter)
+	if a.verifiedCount.Add(1)%1024 == 0 { // now and then, forget the expired
+		a.verified.Range(func(k, until any) bool {
+			if !now.Before(until.(time.Time)) {
+				a.verified.Delete(k)
+			}
+			return true
+		})
 	}
 	return nil
 }

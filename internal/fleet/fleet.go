@@ -106,7 +106,12 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+agentapi.PathJoin, s.join)
 	mux.HandleFunc("POST "+agentapi.PathRenew, s.authenticated(s.renew))
-	mux.HandleFunc("POST "+agentapi.PathHeartbeat, s.authenticated(s.heartbeat))
+	heartbeat := s.authenticated(s.heartbeat)
+	mux.HandleFunc("POST "+agentapi.PathHeartbeat, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now() // the whole handling, the certificate's check included
+		heartbeat(w, r)
+		s.heartbeats.Observe(time.Since(start).Seconds())
+	})
 	mux.HandleFunc("PUT "+agentapi.PathInventory, s.authenticated(s.inventory))
 	mux.HandleFunc("GET "+agentapi.PathDesired, s.authenticated(s.desired))
 	return mux
@@ -190,8 +195,6 @@ func (s *Server) renew(w http.ResponseWriter, r *http.Request, _ peer) {
 // heartbeat records that the machine is alive, in memory, and writes its
 // observed state only when it changed.
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, p peer) {
-	start := time.Now()
-	defer func() { s.heartbeats.Observe(time.Since(start).Seconds()) }()
 	var hb agentapi.Heartbeat
 	if err := decode(r, &hb); err != nil {
 		fail(w, http.StatusBadRequest, err)
