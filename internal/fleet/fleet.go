@@ -62,9 +62,10 @@ type Server struct {
 
 	heartbeats prometheus.Histogram // how long handling one takes
 
-	// machines mirrors the bareMetalMachines once Run has started, so
-	// that heartbeats learn of a new desired state without a read.
-	machines atomic.Pointer[resource.TypeMirror]
+	// machines mirrors what the bareMetalMachines ask of their machines
+	// once Run has started, so that heartbeats learn of a new desired
+	// state without a read.
+	machines atomic.Pointer[resource.Projection[desiredProps]]
 }
 
 // HeartbeatHistogram is the name of the histogram of heartbeat handling
@@ -223,18 +224,34 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, p peer) {
 		s.mu.Unlock()
 	}
 	var reply agentapi.HeartbeatReply
-	if m, ok := s.mirrored(p.id); ok {
-		reply.DesiredRevision = desiredOf(m).Revision
+	if d, ok := s.mirrored(p.id); ok {
+		reply.DesiredRevision = d.Revision
 	}
 	s.reply(w, reply)
 }
 
-// mirrored is the machine as the mirror has it, once there is one.
-func (s *Server) mirrored(id arm.ID) (*resource.Resource, bool) {
+// desiredProps are the properties of a machine that say what its agent
+// should do.
+type desiredProps struct {
+	OSImage      string `json:"osImage"`
+	CordonStatus string `json:"cordonStatus"`
+}
+
+// desired is what props, written at revision, ask of the machine. Any
+// write to the machine makes the agent look again.
+func (d desiredProps) desired(revision int64) agentapi.Desired {
+	return agentapi.Desired{Revision: revision, OSImage: d.OSImage, Cordoned: d.CordonStatus == "Cordoned"}
+}
+
+// mirrored is the machine's desired state as the mirror has it, once
+// there is one.
+func (s *Server) mirrored(id arm.ID) (agentapi.Desired, bool) {
 	if mirror := s.machines.Load(); mirror != nil {
-		return mirror.Get(id)
+		if props, rev, ok := mirror.Get(id); ok {
+			return props.desired(rev), true
+		}
 	}
-	return nil, false
+	return agentapi.Desired{}, false
 }
 
 // register makes a machine known to the tracker, with its rack.
@@ -291,15 +308,16 @@ func (s *Server) desired(w http.ResponseWriter, r *http.Request, p peer) {
 	fmt.Sscan(r.URL.Query().Get("after"), &after)
 	deadline := time.Now().Add(desiredWait)
 	for {
-		m, ok := s.mirrored(p.id)
+		d, ok := s.mirrored(p.id)
 		if !ok {
-			var err error
-			if m, err = s.cfg.Resources.Lookup(r.Context(), p.id); err != nil {
+			m, err := s.cfg.Resources.Lookup(r.Context(), p.id)
+			if err != nil {
 				fail(w, http.StatusNotFound, err)
 				return
 			}
+			rev, _ := revision(m.ETag)
+			d = desiredProps{OSImage: str(m.Properties, "osImage"), CordonStatus: str(m.Properties, "cordonStatus")}.desired(rev)
 		}
-		d := desiredOf(m)
 		if d.Revision > after || time.Now().After(deadline) {
 			s.reply(w, d)
 			return
@@ -314,14 +332,6 @@ func (s *Server) desired(w http.ResponseWriter, r *http.Request, p peer) {
 
 // desiredWait is how long a GET of the desired state waits for a change.
 const desiredWait = 30 * time.Second
-
-// desiredOf is what the machine resource m asks of its machine. Its
-// revision is the resource's: any write makes the agent look again.
-func desiredOf(m *resource.Resource) agentapi.Desired {
-	rev, _ := revision(m.ETag)
-	return agentapi.Desired{Revision: rev, OSImage: str(m.Properties, "osImage"),
-		Cordoned: str(m.Properties, "cordonStatus") == "Cordoned"}
-}
 
 // update changes some properties of an existing machine.
 func (s *Server) update(ctx context.Context, id arm.ID, change func(props map[string]any)) error {
@@ -374,7 +384,7 @@ func fail(w http.ResponseWriter, status int, err error) {
 // each transition to its machine or rack and asks the BMCs of silent
 // machines about their power, a few at a time.
 func (s *Server) Run(ctx context.Context) {
-	if mirror, err := s.cfg.Resources.MirrorType(ctx, "Microsoft.NetworkCloud/bareMetalMachines"); err == nil {
+	if mirror, err := resource.MirrorProjection[desiredProps](ctx, s.cfg.Resources, "Microsoft.NetworkCloud/bareMetalMachines"); err == nil {
 		s.machines.Store(mirror)
 	} else if ctx.Err() == nil {
 		s.log.WarnContext(ctx, "fleet: machines not mirrored; desired state is read per request", "err", err)
