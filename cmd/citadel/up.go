@@ -204,8 +204,10 @@ func startAgents(ctx context.Context, c *client.Client, creds client.Credentials
 	if err != nil {
 		return err
 	}
+	// Hundreds of agents keep their connections; more open one per request.
 	if err := site.StartAgents(sim.AgentOptions{Server: agentAPI, ServerCA: ca, Token: token.Token, StateDir: stateDir,
-		MachineID: func(name string) string { return nc + "bareMetalMachines/" + name }}); err != nil {
+		PerRequest: len(site.Machines) > 500,
+		MachineID:  func(name string) string { return nc + "bareMetalMachines/" + name }}); err != nil {
 		return err
 	}
 	progress("starting %d agents (they join with a bootstrap token, then report over mTLS)", len(site.Machines))

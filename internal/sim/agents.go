@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -31,7 +32,13 @@ type AgentOptions struct {
 	// its own, so that an agent restarted after a crash or a partition
 	// does not need a new token; empty keeps them in memory only.
 	StateDir string
-	Logger   *slog.Logger
+	// PerRequest has the agents keep no connection open: one per request
+	// (TLS sessions resumed) and no long poll of the desired state (a
+	// heartbeat's answer says when to fetch it). Each agent has a TLS
+	// identity of its own, so connections cannot be shared; this is what
+	// keeps thousands of agents within the open-file limit.
+	PerRequest bool
+	Logger     *slog.Logger
 }
 
 // agents are the running agents of a site.
@@ -139,8 +146,12 @@ func (s *Site) StartAgent(name string) error {
 	if a.opts.StateDir != "" {
 		stateDir = filepath.Join(a.opts.StateDir, name)
 	}
-	ag := agent.New(agent.Config{Server: a.opts.Server, ServerCA: a.opts.ServerCA, Machine: a.opts.MachineID(name),
-		Token: a.opts.Token, StateDir: stateDir, Host: a.hang(name, h), Interval: a.opts.Interval, Logger: a.opts.Logger})
+	cfg := agent.Config{Server: a.opts.Server, ServerCA: a.opts.ServerCA, Machine: a.opts.MachineID(name),
+		Token: a.opts.Token, StateDir: stateDir, Host: a.hang(name, h), Interval: a.opts.Interval, Logger: a.opts.Logger}
+	if a.opts.PerRequest {
+		cfg.Transport, cfg.NoWatch = &http.Transport{DisableKeepAlives: true}, true
+	}
+	ag := agent.New(cfg)
 	a.wg.Go(func() {
 		if err := ag.Run(ctx); err != nil {
 			a.opts.Logger.Warn("sim: agent stopped", "machine", name, "err", err)
