@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -156,10 +157,11 @@ func TestAgentsAndLiveness(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor(t, name+" NotReady after its revocation", 15*time.Second, func() bool { return liveState(name) == "NotReady" })
+		desiredFile := filepath.Join(t.TempDir(), "desired.json")
 		fresh, _, _ := cp.Agents.IssueToken(ctx, agentauth.Grant{Cluster: clusterID, Machine: machineID(name)}, time.Hour)
 		cl.StopAgent(name)
 		restarted := agent.New(agent.Config{Server: cp.AgentURL, ServerCA: ca, Machine: machineID(name), Token: fresh,
-			Host: host.NewLinux("/"), Interval: 300 * time.Millisecond})
+			Host: host.NewLinux("/").DesiredAt(desiredFile), Interval: 300 * time.Millisecond})
 		runCtx, stop := context.WithCancel(ctx)
 		defer stop()
 		go restarted.Run(runCtx)
@@ -174,6 +176,11 @@ func TestAgentsAndLiveness(t *testing.T) {
 				fmt.Sscan(v, &memKB)
 			}
 		}
+		waitFor(t, name+"'s Linux host writes its desired state", 10*time.Second, func() bool {
+			var applied agentapi.Desired
+			b, err := os.ReadFile(desiredFile)
+			return err == nil && json.Unmarshal(b, &applied) == nil && applied.Revision > 0 && applied.OSImage != ""
+		})
 		inv := s.Properties.AgentInventory
 		if inv.CPU.Threads != strings.Count(string(cpuinfo), "\nprocessor")+1 || inv.MemoryBytes != memKB*1024 || inv.OS.Kernel == "" {
 			t.Errorf("%s reported %d threads, %d bytes, kernel %q; /proc says %d processors and MemTotal %d kB",

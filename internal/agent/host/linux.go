@@ -20,13 +20,23 @@ import (
 // directory. It keeps nothing between calls, so every Inventory sees the
 // machine as it is now (a link gone down, a disk pulled).
 type Linux struct {
-	root string
+	root    string
+	desired string // where Apply writes the desired state
 }
 
 // NewLinux returns the machine whose filesystem is at root: "/" in
 // production, a directory laid out like /proc, /sys and /etc in tests.
+// Apply writes to <root>/run/citadel/desired.json unless DesiredAt says
+// otherwise.
 func NewLinux(root string) *Linux {
-	return &Linux{root: root}
+	return &Linux{root: root, desired: filepath.Join(root, "run", "citadel", "desired.json")}
+}
+
+// DesiredAt makes Apply write the desired state to path instead (tests
+// that read the real machine but must not write to its /run).
+func (l *Linux) DesiredAt(path string) *Linux {
+	l.desired = path
+	return l
 }
 
 // Inventory reads the machine. Only /proc/cpuinfo and /proc/meminfo must
@@ -275,10 +285,10 @@ func firstNonEmpty(ss ...string) string {
 	return ""
 }
 
-// Apply writes the desired state to <root>/run/citadel/desired.json, where
-// the machine's own tools (and its operators) find what the control plane
-// wants of it: whether it is cordoned, which OS image it should run. The
-// image itself arrives through the BMC.
+// Apply writes the desired state to /run/citadel/desired.json (or where
+// DesiredAt said), where the machine's own tools (and its operators) find
+// what the control plane wants of it: whether it is cordoned, which OS
+// image it should run. The image itself arrives through the BMC.
 func (l *Linux) Apply(ctx context.Context, d agentapi.Desired) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -287,13 +297,12 @@ func (l *Linux) Apply(ctx context.Context, d agentapi.Desired) error {
 	if err != nil {
 		return err
 	}
-	dir := l.path("run/citadel")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(l.desired), 0o755); err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, ".desired.json")
+	tmp := l.desired + ".tmp"
 	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
 		return err
 	}
-	return os.Rename(tmp, filepath.Join(dir, "desired.json"))
+	return os.Rename(tmp, l.desired)
 }
