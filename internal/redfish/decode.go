@@ -14,7 +14,9 @@ type link struct {
 	ID string `json:"@odata.id"`
 }
 
-type status struct {
+// Status is a resource's Redfish Status: State (Enabled, Absent,
+// Disabled, ...) and Health (OK, Warning, Critical).
+type Status struct {
 	State, Health string
 }
 

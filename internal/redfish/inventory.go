@@ -39,18 +39,10 @@ type Processor struct {
 	TotalCores    int
 	TotalThreads  int
 	MaxSpeedMHz   int
-	State, Health string
+	Status        `json:"Status"`
 }
 
-func decodeProcessor(b []byte) (Processor, error) {
-	v, err := decode[struct {
-		Processor
-		Status status
-	}](b)
-	p := v.Processor
-	p.State, p.Health = v.Status.State, v.Status.Health
-	return p, err
-}
+func decodeProcessor(b []byte) (Processor, error) { return decode[Processor](b) }
 
 // DIMM is one memory slot; an empty one has State Absent.
 type DIMM struct {
@@ -61,18 +53,10 @@ type DIMM struct {
 	Manufacturer      string
 	PartNumber        string
 	SerialNumber      string
-	State, Health     string
+	Status            `json:"Status"`
 }
 
-func decodeDIMM(b []byte) (DIMM, error) {
-	v, err := decode[struct {
-		DIMM
-		Status status
-	}](b)
-	d := v.DIMM
-	d.State, d.Health = v.Status.State, v.Status.Health
-	return d, err
-}
+func decodeDIMM(b []byte) (DIMM, error) { return decode[DIMM](b) }
 
 // Drive is a disk, from Storage or, on older services, SimpleStorage
 // (which gives no Id).
@@ -86,18 +70,10 @@ type Drive struct {
 	MediaType     string // HDD, SSD, SMR
 	Protocol      string // SAS, SATA, NVMe, ...
 	CapacityBytes int64
-	State, Health string
+	Status        `json:"Status"`
 }
 
-func decodeDrive(b []byte) (Drive, error) {
-	v, err := decode[struct {
-		Drive
-		Status status
-	}](b)
-	d := v.Drive
-	d.State, d.Health = v.Status.State, v.Status.Health
-	return d, err
-}
+func decodeDrive(b []byte) (Drive, error) { return decode[Drive](b) }
 
 func decodeStorage(b []byte) ([]string, error) {
 	v, err := decode[struct{ Drives []link }](b)
@@ -111,19 +87,8 @@ func decodeStorage(b []byte) ([]string, error) {
 }
 
 func decodeSimpleStorage(b []byte) ([]Drive, error) {
-	v, err := decode[struct {
-		Devices []struct {
-			Drive
-			Status status
-		}
-	}](b)
-	var out []Drive
-	for _, x := range v.Devices {
-		d := x.Drive
-		d.State, d.Health = x.Status.State, x.Status.Health
-		out = append(out, d)
-	}
-	return out, err
+	v, err := decode[struct{ Devices []Drive }](b)
+	return v.Devices, err
 }
 
 // NIC is a system Ethernet interface.

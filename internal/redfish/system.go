@@ -66,7 +66,7 @@ func decodeSystem(b []byte) (*System, error) {
 		UUID             string
 		BiosVersion      string
 		PowerState       string
-		Status           status
+		Status           Status
 		ProcessorSummary ProcessorSummary
 		MemorySummary    struct{ TotalSystemMemoryGiB float64 }
 		Boot             struct {
