@@ -310,13 +310,9 @@ func (s *Server) desired(w http.ResponseWriter, r *http.Request, p peer) {
 	for {
 		d, ok := s.mirrored(p.id)
 		if !ok {
-			m, err := s.cfg.Resources.Lookup(r.Context(), p.id)
-			if err != nil {
-				fail(w, http.StatusNotFound, err)
-				return
-			}
-			rev, _ := revision(m.ETag)
-			d = desiredProps{OSImage: str(m.Properties, "osImage"), CordonStatus: str(m.Properties, "cordonStatus")}.desired(rev)
+			// The mirror starts with Run; a machine not in it is gone.
+			fail(w, http.StatusNotFound, fmt.Errorf("no desired state for %s yet", p.id))
+			return
 		}
 		if d.Revision > after || time.Now().After(deadline) {
 			s.reply(w, d)
@@ -352,13 +348,6 @@ func sameObserved(a, b agentapi.Observed) bool {
 func str(props map[string]any, name string) string {
 	s, _ := props[name].(string)
 	return s
-}
-
-// revision reads an ETag made of a store revision (resource.etag).
-func revision(etag string) (int64, bool) {
-	var n int64
-	_, err := fmt.Sscanf(strings.Trim(etag, `"`), "%x", &n)
-	return n, err == nil
 }
 
 func decode(r *http.Request, v any) error {
@@ -467,8 +456,7 @@ func (s *Server) record(ctx context.Context, tr liveness.Transition) {
 	err = s.update(ctx, id, func(props map[string]any) {
 		props["livenessState"], props["livenessMessage"] = tr.To.String(), tr.Reason
 		if tr.Machine != "" {
-			ready := machine.Ready(str(props, "detailedStatus"), str(props, "powerState"), str(props, "cordonStatus"), tr.To.String())
-			props["readyState"] = map[bool]string{true: "True", false: "False"}[ready]
+			props["readyState"] = machine.ReadyState(str(props, "detailedStatus"), str(props, "powerState"), str(props, "cordonStatus"), tr.To.String())
 		}
 	})
 	if err != nil {

@@ -253,6 +253,33 @@ func (c *Catalog) Load(r io.Reader) error {
 // holds c.mu) and returns them canonicalised: enum values in their declared
 // spelling, SKU references spelled as the referenced id, defaults filled.
 // It collects every problem rather than stopping at the first.
+// describe names entry i of a document's list (machineSkus, rackSkus) in
+// a message: by its id when it has one.
+func describe(list, kind string, i int, id string) string {
+	if id == "" {
+		return fmt.Sprintf("%s[%d]", list, i)
+	}
+	return fmt.Sprintf("%s %q", kind, id)
+}
+
+// claim records v in fresh under id unless the id is malformed, is taken
+// in the catalog (taken, by lower-case key) or repeats one of the
+// document; it says what is wrong, or "".
+func claim[T any](id, kind string, taken func(key string) (string, bool), fresh map[string]T, v T) string {
+	key := strings.ToLower(id)
+	if msg := checkID(id); msg != "" {
+		return msg
+	}
+	if old, ok := taken(key); ok {
+		return fmt.Sprintf("the catalog already has %s %q", kind, old)
+	}
+	if _, ok := fresh[key]; ok {
+		return "the id appears more than once in the document"
+	}
+	fresh[key] = v
+	return ""
+}
+
 func (c *Catalog) check(machines []MachineSKU, racks []RackSKU) ([]*MachineSKU, []*RackSKU, error) {
 	var errs []error
 	fail := func(what, field, format string, args ...any) {
@@ -263,19 +290,15 @@ func (c *Catalog) check(machines []MachineSKU, racks []RackSKU) ([]*MachineSKU, 
 	ms := make([]*MachineSKU, 0, len(machines))
 	for i := range machines {
 		m := &machines[i]
-		what := fmt.Sprintf("machineSkus[%d]", i)
-		if m.ID != "" {
-			what = fmt.Sprintf("machine SKU %q", m.ID)
-		}
-		key := strings.ToLower(m.ID)
-		if msg := checkID(m.ID); msg != "" {
+		what := describe("machineSkus", "machine SKU", i, m.ID)
+		if msg := claim(m.ID, "machine SKU", func(key string) (string, bool) {
+			old, ok := c.machines[key]
+			if !ok {
+				return "", false
+			}
+			return old.ID, true
+		}, newMachines, m); msg != "" {
 			fail(what, "id", "%s", msg)
-		} else if old, ok := c.machines[key]; ok {
-			fail(what, "id", "the catalog already has machine SKU %q", old.ID)
-		} else if _, ok := newMachines[key]; ok {
-			fail(what, "id", "the id appears more than once in the document")
-		} else {
-			newMachines[key] = m
 		}
 		checkMachine(m, func(field, format string, args ...any) { fail(what, field, format, args...) })
 		ms = append(ms, m)
@@ -286,19 +309,15 @@ func (c *Catalog) check(machines []MachineSKU, racks []RackSKU) ([]*MachineSKU, 
 	newRacks := map[string]*RackSKU{}
 	for i := range racks {
 		r := &racks[i]
-		what := fmt.Sprintf("rackSkus[%d]", i)
-		if r.ID != "" {
-			what = fmt.Sprintf("rack SKU %q", r.ID)
-		}
-		key := strings.ToLower(r.ID)
-		if msg := checkID(r.ID); msg != "" {
+		what := describe("rackSkus", "rack SKU", i, r.ID)
+		if msg := claim(r.ID, "rack SKU", func(key string) (string, bool) {
+			old, ok := c.racks[key]
+			if !ok {
+				return "", false
+			}
+			return old.sku.ID, true
+		}, newRacks, r); msg != "" {
 			fail(what, "id", "%s", msg)
-		} else if old, ok := c.racks[key]; ok {
-			fail(what, "id", "the catalog already has rack SKU %q", old.sku.ID)
-		} else if _, ok := newRacks[key]; ok {
-			fail(what, "id", "the id appears more than once in the document")
-		} else {
-			newRacks[key] = r
 		}
 		if t, ok := oneOf(r.Type, RackAggregator, RackCompute, RackSingle); ok {
 			r.Type = t

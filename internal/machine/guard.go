@@ -124,10 +124,13 @@ func hasRole(roles []string, role string) bool {
 	return slices.ContainsFunc(roles, func(r string) bool { return strings.EqualFold(r, role) })
 }
 
-// Ready says whether a machine takes workloads (its readyState): it is
-// provisioned, on and not cordoned, and its agent, once it has reported,
-// is alive (liveness "" before the first report, then "Ready").
-func Ready(detailedStatus, powerState, cordonStatus, liveness string) bool {
-	return detailedStatus == "Provisioned" && powerState == "On" && cordonStatus != "Cordoned" &&
-		(liveness == "" || liveness == "Ready")
+// ReadyState is a machine's readyState, "True" when it takes workloads:
+// it is provisioned, on and not cordoned, and its agent, once it has
+// reported, is alive (liveness "" before the first report, then "Ready").
+func ReadyState(detailedStatus, powerState, cordonStatus, liveness string) string {
+	if detailedStatus == "Provisioned" && powerState == "On" && cordonStatus != "Cordoned" &&
+		(liveness == "" || liveness == "Ready") {
+		return "True"
+	}
+	return "False"
 }

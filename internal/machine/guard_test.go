@@ -122,22 +122,22 @@ func BenchmarkCheckDisruption(b *testing.B) {
 	}
 }
 
-func TestReady(t *testing.T) {
+func TestReadyState(t *testing.T) {
 	tests := []struct {
 		status, power, cordon, liveness string
-		want                            bool
+		want                            string
 	}{
-		{"Provisioned", "On", "Uncordoned", "", true},
-		{"Provisioned", "On", "Uncordoned", "Ready", true},
-		{"Provisioned", "On", "Uncordoned", "NotReady", false},
-		{"Provisioned", "On", "Uncordoned", "Unreachable", false},
-		{"Provisioned", "On", "Cordoned", "Ready", false},
-		{"Provisioned", "Off", "Uncordoned", "Ready", false},
-		{"Error", "On", "Uncordoned", "Ready", false},
+		{"Provisioned", "On", "Uncordoned", "", "True"},
+		{"Provisioned", "On", "Uncordoned", "Ready", "True"},
+		{"Provisioned", "On", "Uncordoned", "NotReady", "False"},
+		{"Provisioned", "On", "Uncordoned", "Unreachable", "False"},
+		{"Provisioned", "On", "Cordoned", "Ready", "False"},
+		{"Provisioned", "Off", "Uncordoned", "Ready", "False"},
+		{"Error", "On", "Uncordoned", "Ready", "False"},
 	}
 	for _, tt := range tests {
-		if got := Ready(tt.status, tt.power, tt.cordon, tt.liveness); got != tt.want {
-			t.Errorf("Ready(%s, %s, %s, %q) = %v, want %v", tt.status, tt.power, tt.cordon, tt.liveness, got, tt.want)
+		if got := ReadyState(tt.status, tt.power, tt.cordon, tt.liveness); got != tt.want {
+			t.Errorf("ReadyState(%s, %s, %s, %q) = %s, want %s", tt.status, tt.power, tt.cordon, tt.liveness, got, tt.want)
 		}
 	}
 }

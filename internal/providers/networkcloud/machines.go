@@ -226,10 +226,9 @@ func (p *Provider) runMachineAction(ctx context.Context, t *resource.Task, name 
 	return nil, nil
 }
 
-// setReadyState derives readyState (machine.Ready).
+// setReadyState derives readyState (machine.ReadyState).
 func setReadyState(props map[string]any) {
-	ready := machine.Ready(str(props, "detailedStatus"), str(props, "powerState"), str(props, "cordonStatus"), str(props, "livenessState"))
-	props["readyState"] = map[bool]string{true: "True", false: "False"}[ready]
+	props["readyState"] = machine.ReadyState(str(props, "detailedStatus"), str(props, "powerState"), str(props, "cordonStatus"), str(props, "livenessState"))
 }
 
 func (p *Provider) powerOff(ctx context.Context, t *resource.Task, in machineInput, tr *tracker) error {
