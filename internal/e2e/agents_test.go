@@ -87,8 +87,12 @@ func TestAgentsAndLiveness(t *testing.T) {
 	}
 	t.Run("every agent joins and reports", func(t *testing.T) {
 		waitFor(t, "15 machines Ready", 30*time.Second, func() bool { return cp.Fleet.Tracker().Stats().ByState[liveness.Ready] == 15 })
+		// The tracker knows first; the machine's resource follows its writes.
 		var s state
-		ncGet(t, cp.Client, machineID("lvr1m1"), &s)
+		waitFor(t, "lvr1m1's resource shows what its agent reported", 10*time.Second, func() bool {
+			ncGet(t, cp.Client, machineID("lvr1m1"), &s)
+			return s.Properties.LivenessState == "Ready" && s.Properties.AgentVersion != "" && s.Properties.OAMIPv4Address != ""
+		})
 		p := s.Properties
 		if p.LivenessState != "Ready" || p.ReadyState != "True" || p.AgentVersion != agent.Version ||
 			p.AgentInventory.CPU.Model != "Intel Xeon Gold 6548Y+" || !slices.Contains(p.AgentInventory.CPU.Flags, "amx_tile") ||
