@@ -208,9 +208,8 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, p peer) {
 			return
 		}
 	}
-	if tr, changed := s.tracker.Heartbeat(key, s.cfg.Now()); changed {
-		s.record(context.WithoutCancel(r.Context()), tr) // back from silence: rare, and worth the write
-	}
+	// What the agent observed is written before the machine shows Ready,
+	// so that a Ready machine's resource says what it reported.
 	s.mu.Lock()
 	changed := !sameObserved(s.observed[key], hb.Observed)
 	s.mu.Unlock()
@@ -222,6 +221,9 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, p peer) {
 		s.mu.Lock()
 		s.observed[key] = hb.Observed
 		s.mu.Unlock()
+	}
+	if tr, changed := s.tracker.Heartbeat(key, s.cfg.Now()); changed {
+		s.record(context.WithoutCancel(r.Context()), tr) // back from silence: rare, and worth the write
 	}
 	var reply agentapi.HeartbeatReply
 	if d, ok := s.mirrored(p.id); ok {
