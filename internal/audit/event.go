@@ -144,7 +144,7 @@ func NewEvent(info EventInfo) Event {
 	if text, ok := httpStatusText[info.StatusCode]; ok {
 		code = text
 		if subStatus.Value == "" {
-			subStatus = LocalizableString{text, fmt.Sprintf("%s (HTTP Status Code: %d)", spaced(text), info.StatusCode)}
+			subStatus = LocalizableString{text, httpSubStatus(info.StatusCode)}
 		}
 	}
 	sub0, rg, provider, typ := parseResourceID(info.ResourceID)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,14 +24,17 @@ import (
 // there is no change without its record and no record of a change that
 // did not happen; it is never rewritten. The chainer, on one replica at a
 // time, takes events in commit order and appends a small link per event
-// to audit/links/{seq}: the event's id and the hash of the record (seq,
-// previous hash, event bytes). It signs checkpoints over the head. Writers
+// per event: the event's id and the hash of the record (seq, previous
+// hash, event bytes). The links of one chaining transaction are stored
+// together under audit/links/{seq of the last}, a key per batch rather
+// than per event, since every key is a cost on etcd's commit path. It
+// signs checkpoints over the head, which is always the end of a batch. Writers
 // never contend on the chain's head: only the chainer moves it. Records
 // are assembled from links and events when read, so a change to an event
 // or a link in etcd shows as a broken chain.
 var (
 	eventsPrefix = "audit/events/"
-	links        = store.NewCollection[link]("audit/links/")
+	links        = store.NewCollection[[]link]("audit/links/")
 	checkpoints  = store.NewCollection[Checkpoint]("audit/checkpoints/")
 	heads        = store.NewCollection[chainHead]("audit/")
 )
@@ -218,16 +222,15 @@ func (l *Log) append(ctx context.Context, events []store.KV) error {
 		if n == 0 {
 			return nil
 		}
-		ops := make([]store.Op, 0, n+1)
+		batch := make([]link, 0, n)
 		for _, kv := range events[:n] {
 			seq := head.Seq + 1
 			hash := Digest(sha256.Sum256(encodeRecord(seq, head.Hash, kv.Value)))
-			ops = append(ops, links.Create(seqName(seq), link{Event: kv.Key[len(eventsPrefix):], Hash: hash}))
+			batch = append(batch, link{Event: kv.Key[len(eventsPrefix):], Hash: hash})
 			head.Head = Head{Seq: seq, Hash: hash}
 			head.Revision = kv.Created
 		}
-		ops = append(ops, heads.Update(headName, head, headRev))
-		if _, err := l.store.Txn(ctx, ops...); err != nil {
+		if _, err := l.store.Txn(ctx, links.Create(seqName(head.Seq), batch), heads.Update(headName, head, headRev)); err != nil {
 			return err
 		}
 		events = events[n:]
@@ -294,41 +297,46 @@ func (l *Log) Records(ctx context.Context, first uint64, limit int) ([]Record, b
 		// to the mark's hash.
 		first, prev = mark.Seq+1, mark.Hash
 	}
+	var out []Record
 	after := ""
 	if first > 1 {
-		after = seqName(first - 2) // the link before, for the first record's prev
+		after = seqName(first - 2) // from the batch holding the link before, for the first record's prev
 	}
-	fetch := limit
-	if fetch > 0 {
-		fetch++
-	}
-	items, more, err := links.List(ctx, l.store, "", after, fetch)
-	if err != nil {
-		return nil, false, err
-	}
-	out := make([]Record, 0, len(items))
-	for _, it := range items {
-		var seq uint64
-		fmt.Sscanf(it.Name, "%d", &seq)
-		if seq < first {
-			prev = it.Value.Hash
-			continue
-		}
-		if limit > 0 && len(out) == limit {
-			return out, true, nil
-		}
-		kv, err := l.store.Get(ctx, eventsPrefix+it.Value.Event)
-		if err == nil {
-			var e Event
-			if err := strictUnmarshal(kv.Value, &e); err == nil {
-				out = append(out, Record{Seq: seq, Prev: prev, Event: e.canonical()})
-			}
-		} else if !errors.Is(err, store.ErrNotFound) {
+	for {
+		batches, more, err := links.List(ctx, l.store, "", after, 16)
+		if err != nil {
 			return nil, false, err
 		}
-		prev = it.Value.Hash
+		for _, b := range batches {
+			last, err := strconv.ParseUint(b.Name, 10, 64)
+			if err != nil {
+				return nil, false, fmt.Errorf("audit: link batch %q: %w", b.Name, err)
+			}
+			for i, lk := range b.Value {
+				seq := last + 1 - uint64(len(b.Value)-i)
+				if seq < first {
+					prev = lk.Hash
+					continue
+				}
+				if limit > 0 && len(out) == limit {
+					return out, true, nil
+				}
+				kv, err := l.store.Get(ctx, eventsPrefix+lk.Event)
+				if err == nil {
+					if e, err := decodeEvent(kv.Value); err == nil {
+						out = append(out, Record{Seq: seq, Prev: prev, Event: e})
+					}
+				} else if !errors.Is(err, store.ErrNotFound) {
+					return nil, false, err
+				}
+				prev = lk.Hash
+			}
+			after = b.Name
+		}
+		if !more {
+			return out, false, nil
+		}
 	}
-	return out, more, nil
 }
 
 // Checkpoints reads every checkpoint, oldest first.
@@ -496,22 +504,26 @@ func (l *Log) dropArchived(ctx context.Context, mark *Checkpoint) error {
 		return nil
 	}
 	for {
-		items, _, err := links.List(ctx, l.store, "", "", maxBatch/2)
+		batches, _, err := links.List(ctx, l.store, "", "", 1)
 		if err != nil {
 			return err
 		}
-		var ops []store.Op
-		for _, it := range items {
-			if it.Name > seqName(mark.Seq) {
-				break
-			}
-			ops = append(ops, links.Delete(it.Name), store.Delete(eventsPrefix+it.Value.Event))
-		}
-		if len(ops) == 0 {
+		if len(batches) == 0 || batches[0].Name > seqName(mark.Seq) {
 			break
 		}
-		if _, err := l.store.Txn(ctx, ops...); err != nil {
-			return err
+		// The events first, the batch last: a crash in between leaves the
+		// batch to be dropped again.
+		var ops []store.Op
+		for _, lk := range batches[0].Value {
+			ops = append(ops, store.Delete(eventsPrefix+lk.Event))
+		}
+		ops = append(ops, links.Delete(batches[0].Name))
+		for len(ops) > 0 {
+			n := min(len(ops), maxBatch)
+			if _, err := l.store.Txn(ctx, ops[:n]...); err != nil {
+				return err
+			}
+			ops = ops[n:]
 		}
 	}
 	cps, _, err := checkpoints.List(ctx, l.store, "", "", 0)

@@ -77,9 +77,9 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 // recordWire is the JSON shape of a Record, for decoding. Encoding is done
 // by encodeRecord so that its byte layout is fixed.
 type recordWire struct {
-	Seq   *uint64 `json:"seq"`
-	Prev  *Digest `json:"prev"`
-	Event *Event  `json:"event"`
+	Seq   *uint64         `json:"seq"`
+	Prev  *Digest         `json:"prev"`
+	Event json.RawMessage `json:"event"`
 }
 
 // DecodeRecord parses a record's JSON strictly: seq, prev and event must be
@@ -100,7 +100,11 @@ func DecodeRecord(b []byte) (Record, error) {
 	case w.Event == nil:
 		return Record{}, errors.New("decode record: no event")
 	}
-	return Record{Seq: *w.Seq, Prev: *w.Prev, Event: w.Event.canonical()}, nil
+	e, err := decodeEvent(w.Event)
+	if err != nil {
+		return Record{}, fmt.Errorf("decode record: event: %w", err)
+	}
+	return Record{Seq: *w.Seq, Prev: *w.Prev, Event: e}, nil
 }
 
 // strictUnmarshal decodes exactly one JSON value into v, rejecting unknown
@@ -115,15 +119,6 @@ func strictUnmarshal(b []byte, v any) error {
 		return errors.New("data after the JSON value")
 	}
 	return nil
-}
-
-func encodeEvent(e Event) []byte {
-	b, err := json.Marshal(e.canonical())
-	if err != nil {
-		// Only strings, maps of strings and in-range times: this cannot fail.
-		panic(fmt.Sprintf("audit: encode event: %v", err))
-	}
-	return b
 }
 
 // encodeRecord lays out a record around its encoded event. Verify uses it

@@ -13,31 +13,56 @@ import (
 	"github.com/citadel-cloud/citadel/internal/audit"
 )
 
+// TestRecordEncode pins the bytes a record's hash covers: the event's
+// facts, with every field NewEvent derives left out, and an override for
+// each derivable field whose value is not the derived one.
 func TestRecordEncode(t *testing.T) {
-	e := audit.Event{
-		Caller:         "alice",
-		Claims:         map[string]string{"oid": "o1", "appid": "a1", "Z": "z"},
-		EventTimestamp: time.Date(2026, 1, 2, 4, 4, 5, 600, time.FixedZone("", 3600)),
-		Properties:     map[string]string{"b": "<&>", "a": "ü"},
-		Status:         audit.LocalizableString{Value: "Succeeded", LocalizedValue: "Succeeded"},
+	at := time.Date(2026, 1, 2, 4, 4, 5, 600, time.FixedZone("", 3600))
+	tests := []struct {
+		name string
+		e    audit.Event
+		want string
+	}{
+		{"built by NewEvent", audit.NewEvent(audit.EventInfo{
+			Time: at, EventDataID: "e1", CorrelationID: "c1", OperationName: "Microsoft.Resources/subscriptions/resourceGroups/write",
+			Caller: "alice", Claims: map[string]string{"oid": "o1"}, Method: "PUT", ClientIP: "10.0.0.1",
+			ResourceID: "/subscriptions/s1/resourceGroups/rg1", Status: audit.StatusSucceeded, StatusCode: 201,
+			Properties: map[string]string{"requestbody": "{}"},
+		}), `{"caller":"alice","claims":{"oid":"o1"},"correlationId":"c1","eventDataId":"e1",` +
+			`"eventTimestamp":"2026-01-02T03:04:05.0000006Z","httpRequest":{"clientIpAddress":"10.0.0.1","method":"PUT"},` +
+			`"operationName":"Microsoft.Resources/subscriptions/resourceGroups/write","properties":{"requestbody":"{}"},` +
+			`"resourceId":"/subscriptions/s1/resourceGroups/rg1","status":"Succeeded","subStatus":"Created"}`},
+		{"built by hand", audit.Event{
+			Caller:         "alice",
+			Claims:         map[string]string{"oid": "o1", "appid": "a1", "Z": "z"},
+			EventTimestamp: at,
+			Properties:     map[string]string{"b": "<&>", "a": "ü"},
+			Status:         audit.LocalizableString{Value: "Succeeded", LocalizedValue: "Succeeded"},
+		}, `{"caller":"alice","claims":{"Z":"z","appid":"a1","oid":"o1"},"eventDataId":"","eventTimestamp":"2026-01-02T03:04:05.0000006Z",` +
+			`"submissionTimestamp":"0001-01-01T00:00:00Z","properties":{"a":"ü","b":"\u003c\u0026\u003e"},"status":"Succeeded",` +
+			`"overrides":{"category.value":"","channels":"","eventName.value":"","id":"","level":""}}`},
 	}
-	r := audit.Record{Seq: 7, Prev: audit.Digest{0xab}, Event: e}
-	want := `{"seq":7,"prev":"ab00000000000000000000000000000000000000000000000000000000000000","event":{` +
-		`"caller":"alice","channels":"","claims":{"Z":"z","appid":"a1","oid":"o1"},"correlationId":"","description":"","eventDataId":"",` +
-		`"eventName":{"value":"","localizedValue":""},"category":{"value":"","localizedValue":""},` +
-		`"eventTimestamp":"2026-01-02T03:04:05.0000006Z","id":"","level":"","operationId":"",` +
-		`"operationName":{"value":"","localizedValue":""},"properties":{"a":"ü","b":"\u003c\u0026\u003e"},"resourceGroupName":"",` +
-		`"resourceProviderName":{"value":"","localizedValue":""},"resourceId":"","resourceType":{"value":"","localizedValue":""},` +
-		`"status":{"value":"Succeeded","localizedValue":"Succeeded"},"subStatus":{"value":"","localizedValue":""},"subscriptionId":"","tenantId":""}}`
-	got := string(r.Encode())
-	if got != want {
-		t.Errorf("Encode() =\n%s\nwant\n%s", got, want)
-	}
-	if h, want := r.Hash(), audit.Digest(sha256.Sum256([]byte(want))); h != want {
-		t.Errorf("Hash() = %v, want SHA-256 of the encoding %v", h, want)
-	}
-	if b, err := json.Marshal(r); err != nil || string(b) != want {
-		t.Errorf("json.Marshal(Record) = %s, %v; want the canonical encoding", b, err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := audit.Record{Seq: 7, Prev: audit.Digest{0xab}, Event: tt.e}
+			want := `{"seq":7,"prev":"ab00000000000000000000000000000000000000000000000000000000000000","event":` + tt.want + `}`
+			if got := string(r.Encode()); got != want {
+				t.Errorf("Encode() =\n%s\nwant\n%s", got, want)
+			}
+			if h, want := r.Hash(), audit.Digest(sha256.Sum256([]byte(want))); h != want {
+				t.Errorf("Hash() = %v, want SHA-256 of the encoding %v", h, want)
+			}
+			if b, err := json.Marshal(r); err != nil || string(b) != want {
+				t.Errorf("json.Marshal(Record) = %s, %v; want the canonical encoding", b, err)
+			}
+			back, err := audit.DecodeRecord([]byte(want))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(audit.Next(r.Prev, r.Seq, tt.e), back, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("decoded event differs (-encoded +decoded):\n%s", diff)
+			}
+		})
 	}
 }
 
@@ -144,5 +169,70 @@ func TestDigestText(t *testing.T) {
 	var h audit.Head
 	if err := json.Unmarshal(b, &h); err != nil || h.Hash != d {
 		t.Errorf("json.Unmarshal(%s) = %v, %v; want hash %v", b, h, err, d)
+	}
+}
+
+// TestDecodeRecordOverrides checks the overrides of a stored event: an
+// unknown one or a null for a field is an error, a null property is one the
+// event does not have, and an override equal to its derivation decodes but
+// is not canonical, so Verify reports the line as edited.
+func TestDecodeRecordOverrides(t *testing.T) {
+	const head = `{"seq":1,"prev":"0000000000000000000000000000000000000000000000000000000000000000","event":`
+	base := `"eventDataId":"e1","eventTimestamp":"2026-01-02T03:04:05Z","operationName":"A/b/write","resourceId":"/subscriptions/s1","status":"Succeeded","subStatus":"OK"`
+	tests := []struct {
+		name, overrides string
+		wantErr         string
+		canonical       bool
+		check           func(audit.Event) string
+	}{
+		{"none", ``, "", true, func(e audit.Event) string {
+			if e.Properties["statusCode"] != "OK" || e.SubStatus.LocalizedValue != "OK (HTTP Status Code: 200)" || e.Level != "Informational" {
+				return "derived fields not filled in"
+			}
+			return ""
+		}},
+		{"unknown", `"nope":"x"`, `unknown override "nope"`, false, nil},
+		{"unknown property", `"properties.nope":"x"`, `unknown override "properties.nope"`, false, nil},
+		{"null field", `"level":null`, "override level: null", false, nil},
+		{"absent property", `"properties.statusCode":null`, "", true, func(e audit.Event) string {
+			if _, ok := e.Properties["statusCode"]; ok {
+				return "statusCode present"
+			}
+			return ""
+		}},
+		{"different", `"level":"Warning"`, "", true, func(e audit.Event) string {
+			if e.Level != "Warning" {
+				return "level " + e.Level
+			}
+			return ""
+		}},
+		{"equal to derived", `"level":"Informational"`, "", false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			line := head + `{` + base
+			if tt.overrides != "" {
+				line += `,"overrides":{` + tt.overrides + `}`
+			}
+			line += `}}`
+			r, err := audit.DecodeRecord([]byte(line))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("DecodeRecord: %v, want an error containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(r.Encode()) == line; got != tt.canonical {
+				t.Errorf("canonical = %v, want %v: %s", got, tt.canonical, r.Encode())
+			}
+			if tt.check != nil {
+				if msg := tt.check(r.Event); msg != "" {
+					t.Error(msg)
+				}
+			}
+		})
 	}
 }

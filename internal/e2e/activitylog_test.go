@@ -649,19 +649,22 @@ func TestAuditTamper(t *testing.T) {
 	})
 
 	// Tampering in etcd, under the chain: the export shows it. Each event
-	// is stored once under audit/events/{id}; the chain's link for seq
-	// names it.
+	// is stored once under audit/events/{id}; the chainer's links, stored a
+	// batch per key under audit/links/{seq of the batch's last}, name it.
 	eventKey := func(t *testing.T, seq uint64) string {
 		t.Helper()
-		kv, err := cp.Store.Get(t.Context(), fmt.Sprintf("audit/links/%020d", seq))
-		if err != nil {
-			t.Fatalf("store Get(link %d) = %v", seq, err)
+		page, err := cp.Store.List(t.Context(), "audit/links/", fmt.Sprintf("audit/links/%020d", seq-1), 1)
+		if err != nil || len(page.KVs) == 0 {
+			t.Fatalf("store List(links from %d) = %v, %v", seq, page, err)
 		}
-		var l struct{ Event string }
-		if err := json.Unmarshal(kv.Value, &l); err != nil || l.Event == "" {
-			t.Fatalf("link %d = %s: %v", seq, kv.Value, err)
+		kv := page.KVs[0]
+		var last uint64
+		fmt.Sscanf(strings.TrimPrefix(kv.Key, "audit/links/"), "%d", &last)
+		var batch []struct{ Event string }
+		if err := json.Unmarshal(kv.Value, &batch); err != nil || uint64(len(batch)) <= last-seq {
+			t.Fatalf("link batch %s = %s: %v", kv.Key, kv.Value, err)
 		}
-		return "audit/events/" + l.Event
+		return "audit/events/" + batch[len(batch)-1-int(last-seq)].Event
 	}
 	get := func(t *testing.T, key string) []byte {
 		t.Helper()
@@ -686,11 +689,14 @@ func TestAuditTamper(t *testing.T) {
 		{"modify a record", func(t *testing.T) []store.Op {
 			key := eventKey(t, k)
 			orig := get(t, key)
-			var e audit.Event
+			// The stored event, with the caller and claims of mallory's.
+			var e map[string]any
 			if err := json.Unmarshal(orig, &e); err != nil {
 				t.Fatal(err)
 			}
-			forged, err := json.Marshal(mallory(e))
+			fake := mallory(audit.Event{})
+			e["caller"], e["claims"] = fake.Caller, fake.Claims
+			forged, err := json.Marshal(e)
 			if err != nil {
 				t.Fatal(err)
 			}
