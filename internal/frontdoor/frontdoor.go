@@ -5,6 +5,7 @@
 package frontdoor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -161,6 +162,31 @@ func (f *FrontDoor) serve(r *http.Request, correlationID string) (resp *resource
 	if err != nil {
 		return nil, err
 	}
+	return f.serveAs(r, principal, correlationID)
+}
+
+// Do serves one ARM request made inside the server on behalf of p, such
+// as a deployment creating the resources of its template: the same
+// routing, authorization, locks and activity log as a request over HTTPS.
+// pathAndQuery is the request URI, with its api-version.
+func (f *FrontDoor) Do(ctx context.Context, p identity.Principal, correlationID, method, pathAndQuery string, body []byte) (*resource.Response, error) {
+	r, err := http.NewRequestWithContext(ctx, method, "https://"+internalHost+pathAndQuery, bytes.NewReader(body))
+	if err != nil {
+		return nil, arm.Errorf(http.StatusBadRequest, arm.CodeInvalidRequestContent, "The request URI '%s' is not valid.", pathAndQuery)
+	}
+	if !isARM(r.URL.Path) {
+		return nil, arm.Errorf(http.StatusBadRequest, arm.CodeInvalidRequestContent, "The request URI '%s' is not an ARM path.", pathAndQuery)
+	}
+	r.Header.Set("Content-Type", "application/json")
+	return f.serveAs(r, p, correlationID)
+}
+
+// internalHost is the host of requests made inside the server; the links in
+// their answers (operation status, next pages) are for the caller inside.
+const internalHost = "citadel.internal"
+
+// serveAs serves r for an authenticated principal.
+func (f *FrontDoor) serveAs(r *http.Request, principal identity.Principal, correlationID string) (resp *resource.Response, err error) {
 	// From here on the caller is known: every mutating request leaves a
 	// record, whatever becomes of it.
 	req := &resource.Request{Path: r.URL.Path}

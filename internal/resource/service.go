@@ -324,6 +324,11 @@ func (s *Service) Put(ctx context.Context, req *Request) (*Response, error) {
 	if err := s.validateName(t, req.ID); err != nil {
 		return nil, err
 	}
+	if t.NormalizeBody != nil {
+		if req.Body, err = t.NormalizeBody(req.Body); err != nil {
+			return nil, err
+		}
+	}
 	var body putBody
 	if err := arm.DecodeStrict(req.Body, &body); err != nil {
 		return nil, err
@@ -830,6 +835,11 @@ func (s *Service) Action(ctx context.Context, req *Request, name string) (*Respo
 	t, err := req.typeOf(s)
 	if err != nil {
 		return nil, err
+	}
+	for n, query := range t.Queries {
+		if strings.EqualFold(n, name) {
+			return query(ctx, req)
+		}
 	}
 	var action Action
 	found := false
