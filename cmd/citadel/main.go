@@ -28,6 +28,7 @@ commands:
   identity create service principals and users, assign roles (on a stopped server's data dir)
   redfish  talk to a machine's BMC: inventory, power on|off|restart|status
   agent    run the node agent on this machine (join, inventory, heartbeats)
+  template expand an ARM template or evaluate an expression, offline
 
 Run 'citadel <command> -h' for a command's flags.
 `
@@ -58,6 +59,8 @@ func main() {
 		err = runRedfish(ctx, os.Args[2:], os.Stdout)
 	case "agent":
 		err = runAgent(ctx, os.Args[2:])
+	case "template":
+		err = runTemplate(ctx, os.Args[2:], os.Stdout)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return
