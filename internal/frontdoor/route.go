@@ -37,6 +37,15 @@ func checked(action, scope string, serve func(ctx context.Context) (*resource.Re
 // route maps a parsed path and method to its route (arm-contract §1, §3).
 func (f *FrontDoor) route(method string, p arm.Path, req *resource.Request, expand string) (route, error) {
 	id := p.ID
+	if id.Namespace == "" && id.ResourceGroup != "" && len(p.Tail) >= 2 && strings.EqualFold(p.Tail[0], "deployments") {
+		// A group's deployments also answer at ARM's older path without
+		// providers/Microsoft.Resources (az lists deployment operations there).
+		p.ID = arm.ID{Subscription: id.Subscription, ResourceGroup: id.ResourceGroup,
+			Namespace: "Microsoft.Resources", Types: []string{"deployments"}, Names: []string{p.Tail[1]}}
+		p.Tail = p.Tail[2:]
+		req.ID, req.Path = p.ID, p.ID.String()+tailPath(p.Tail)
+		return f.route(method, p, req, expand)
+	}
 	switch {
 	case id.IsZero():
 		return f.routeTenant(method, p.Tail, req)

@@ -15,6 +15,10 @@ import (
 // name ending in "[]" steps into each element of an array, as in
 // "racks[].credentials.password". Elements of an array pair up by index.
 
+// Shown is what clients see of a resource's properties: props without
+// the type's sensitive values (a what-if compares a template with it).
+func (t *Type) Shown(props map[string]any) map[string]any { return withoutSensitive(props, t.Sensitive) }
+
 // withoutSensitive returns props without the values at paths. It copies
 // the maps and arrays on the way to a value it removes and shares the
 // rest, so the stored properties are not changed.

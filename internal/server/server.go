@@ -28,6 +28,7 @@ import (
 	"github.com/citadel-cloud/citadel/internal/agentauth"
 	"github.com/citadel-cloud/citadel/internal/audit"
 	"github.com/citadel-cloud/citadel/internal/client"
+	"github.com/citadel-cloud/citadel/internal/deploy"
 	"github.com/citadel-cloud/citadel/internal/fleet"
 	"github.com/citadel-cloud/citadel/internal/frontdoor"
 	"github.com/citadel-cloud/citadel/internal/identity"
@@ -268,6 +269,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Resources: s.Resources, Core: core, Identity: s.Identity, Authz: rbac, Insights: insights.New(s.Audit), Audit: s.Audit,
 		Other: other, Logger: log, Metrics: metrics,
 	})
+	p.deployments.Attach(fd)
 	s.http = &http.Server{
 		Handler:           fd,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
@@ -411,6 +413,8 @@ type parts struct {
 	boot      deployment
 	// networkCloud drives BMCs; the agent API asks it about silent machines.
 	networkCloud *networkcloud.Provider
+	// deployments creates templates' resources through the front door.
+	deployments *deploy.Provider
 	// agents admits machines' agents; clusters issue its tokens.
 	agents *agentauth.Authority
 }
@@ -468,6 +472,7 @@ func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL strin
 	if p.networkCloud, err = registerNetworkCloud(p.resources, p.agents, cfg, dataDir, publicURL, log); err != nil {
 		return nil, err
 	}
+	p.deployments = deploy.Register(deploy.Config{Resources: p.resources, Authz: p.rbac, Groups: p.identity.GroupsOf, Logger: log})
 	if err := p.resources.CreateTenancy(ctx, p.boot.tenant(), p.boot.subscription()); err != nil {
 		return nil, err
 	}
