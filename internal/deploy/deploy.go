@@ -81,20 +81,22 @@ func Register(cfg Config) *Provider {
 		p.parallel = 8
 	}
 	p.svc.Register(&resource.Type{
-		Namespace:     "Microsoft.Resources",
-		Name:          "deployments",
-		APIVersions:   APIVersions,
-		Scope:         resource.ScopeAny,
-		NamePattern:   regexp.MustCompile(`^[-\w._()]{1,64}$`),
-		NameRule:      "It must have 1 to 64 letters, digits, '-', '_', '.', '(' or ')'.",
-		ReadOnly:      []string{"correlationId", "timestamp", "duration", "outputs", "outputResources", "dependencies", "providers", "templateHash", "error", "validatedResources"},
-		Sensitive:     []string{"template", "secureParameters"},
-		NormalizeBody: normalizeBody,
-		Validate:      p.validatePut,
-		Provision:     p.provision,
+		Namespace:        "Microsoft.Resources",
+		Name:             "deployments",
+		APIVersions:      APIVersions,
+		Scope:            resource.ScopeAny,
+		LocationOptional: true,
+		NamePattern:      regexp.MustCompile(`^[-\w._()]{1,64}$`),
+		NameRule:         "It must have 1 to 64 letters, digits, '-', '_', '.', '(' or ')'.",
+		ReadOnly:         []string{cancelRequested, "correlationId", "timestamp", "duration", "outputs", "outputResources", "dependencies", "providers", "templateHash", "error", "validatedResources"},
+		Sensitive:        []string{"template", "secureParameters"},
+		NormalizeBody:    normalizeBody,
+		Validate:         p.validatePut,
+		Provision:        p.provision,
 		Queries: map[string]func(context.Context, *resource.Request) (*resource.Response, error){
 			"validate": p.validateQuery,
 			"whatIf":   p.whatIf,
+			"cancel":   p.cancel,
 		},
 	}, &resource.Type{
 		Namespace:     "Microsoft.Resources",
@@ -109,6 +111,10 @@ func Register(cfg Config) *Provider {
 // Attach gives the provider the front door it creates resources through.
 func (p *Provider) Attach(d Doer) { p.do = d }
 
+// cancelRequested is the property cancel sets on a running deployment;
+// the engine starts no resource after it sees it.
+const cancelRequested = "cancelRequested"
+
 // properties is a deployment's request (arm-contract §3.6).
 type properties struct {
 	Mode                        string                     `json:"mode"`
@@ -120,6 +126,7 @@ type properties struct {
 	OnErrorDeployment           *onError                   `json:"onErrorDeployment"`
 	ExpressionEvaluationOptions map[string]any             `json:"expressionEvaluationOptions"`
 	SecureParameters            map[string]any             `json:"secureParameters"`
+	CancelRequested             bool                       `json:"cancelRequested"`
 	ProvisioningState           string                     `json:"provisioningState"`
 	// Set by the engine, ignored on input.
 	CorrelationID      string         `json:"correlationId"`
@@ -134,9 +141,12 @@ type properties struct {
 	ValidatedResources []any          `json:"validatedResources"`
 }
 
+// onError is onErrorDeployment: what to redeploy when this deployment
+// fails; provisioningState is the answer's, ignored on input.
 type onError struct {
-	Type           string `json:"type"`
-	DeploymentName string `json:"deploymentName"`
+	Type              string `json:"type"`
+	DeploymentName    string `json:"deploymentName,omitempty"`
+	ProvisioningState string `json:"provisioningState,omitempty"`
 }
 
 // request is a deployment as the engine needs it: the parsed template and
@@ -313,7 +323,7 @@ func (p *Provider) validatePut(ctx context.Context, w *resource.Write) error {
 	w.New.Properties["parameters"] = shown
 	w.New.Properties["secureParameters"] = secure
 	w.New.Properties["templateHash"] = templateHash(r.source)
-	for _, k := range []string{"outputs", "outputResources", "dependencies", "providers", "error", "duration", "correlationId", "timestamp", "validatedResources"} {
+	for _, k := range []string{cancelRequested, "outputs", "outputResources", "dependencies", "providers", "error", "duration", "correlationId", "timestamp", "validatedResources"} {
 		delete(w.New.Properties, k)
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/controller"
 	"github.com/citadel-cloud/citadel/internal/identity"
 	"github.com/citadel-cloud/citadel/internal/resource"
 	"github.com/citadel-cloud/citadel/internal/template"
@@ -33,7 +34,10 @@ func (p *Provider) provision(ctx context.Context, t *resource.Task) error {
 	}
 	req, err := parseRequest(t.Resource.Properties)
 	if err != nil {
-		return err
+		return controller.Terminal(err) // validatePut accepted it: this cannot change
+	}
+	if req.props.CancelRequested {
+		return resource.Canceled(arm.Errorf(http.StatusConflict, "DeploymentCanceled", "The deployment was canceled before it started."))
 	}
 	who, err := p.principalOf(ctx, t.Op)
 	if err != nil {
@@ -47,13 +51,16 @@ func (p *Provider) provision(ctx context.Context, t *resource.Task) error {
 	if err := t.Save(ctx); err != nil {
 		return err
 	}
-	fail := func(ae *arm.Error) error {
+	end := func(ae *arm.Error, asError func(*arm.Error) error) error {
 		props["error"] = ae
 		props["duration"] = duration(time.Since(start))
 		if err := t.Save(ctx); err != nil {
 			return err
 		}
-		return ae
+		return asError(ae)
+	}
+	fail := func(ae *arm.Error) error {
+		return end(ae, func(ae *arm.Error) error { return controller.Terminal(ae) })
 	}
 	d, err := p.expand(ctx, id, t.Resource.Location, req)
 	if err != nil {
@@ -72,12 +79,20 @@ func (p *Provider) provision(ctx context.Context, t *resource.Task) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	if e.isCanceled() {
+		props["outputResources"] = e.outputResources()
+		return end(arm.Errorf(http.StatusConflict, "DeploymentCanceled",
+			"The deployment was canceled; the resources it created before stay as they are."), resource.Canceled)
+	}
 	if len(failures) == 0 && req.props.Mode == "Complete" {
 		failures = e.deleteOthers(ctx, id)
 	}
 	props["outputResources"] = e.outputResources()
 	props["dependencies"] = dependencies(d)
 	if len(failures) > 0 {
+		if req.props.OnErrorDeployment != nil {
+			props["onErrorDeployment"] = p.rollBack(ctx, e, req.props.OnErrorDeployment)
+		}
 		return fail(deploymentFailed(failures))
 	}
 	outputs, err := d.EvaluateOutputs(e)
@@ -123,6 +138,7 @@ type engine struct {
 	total         int
 
 	mu       sync.Mutex
+	canceled bool
 	done     int
 	deployed []string                  // ids, in the order they succeeded
 	outputs  map[string]map[string]any // a nested deployment's outputs by its lower-case id
@@ -166,6 +182,10 @@ func (e *engine) deploy(ctx context.Context, d *template.Deployment) []*arm.Erro
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():
+				return
+			}
+			if e.checkCanceled(ctx) {
+				<-slots
 				return
 			}
 			errs := e.one(ctx, n.r)
@@ -238,6 +258,28 @@ func (e *engine) nested(ctx context.Context, r *template.Resource, ev *template.
 	e.record(ctx, r, started, "Succeeded", "OK", nil)
 	e.succeeded(ctx, "")
 	return nil
+}
+
+// checkCanceled reports whether a user has canceled the deployment
+// (cancel sets cancelRequested on it); from then on no resource starts.
+func (e *engine) checkCanceled(ctx context.Context) bool {
+	if e.isCanceled() {
+		return true
+	}
+	d, err := e.p.svc.Lookup(ctx, e.deployment)
+	if err != nil || d.Properties[cancelRequested] != true {
+		return false
+	}
+	e.mu.Lock()
+	e.canceled = true
+	e.mu.Unlock()
+	return true
+}
+
+func (e *engine) isCanceled() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.canceled
 }
 
 // await follows a long-running answer to its end: the Azure-AsyncOperation

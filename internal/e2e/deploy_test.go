@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -276,5 +278,144 @@ func TestDeployments(t *testing.T) {
 		// Nothing of it exists: the refusal came before any resource.
 		az.fail(t, []string{"ResourceNotFound"}, "resource", "show", "--ids", groupID+"/providers/Microsoft.ManagedNetworkFabric/ipPrefixes/dc2-prefix-0")
 		az.fail(t, []string{"ResourceNotFound"}, "resource", "show", "--ids", groupID+"/providers/Microsoft.NetworkCloud/clusterManagers/cm2")
+	})
+}
+
+// prefixTemplate deploys count fabric ipPrefixes one after another
+// (a serial copy loop), named {base}-{i}, with the given prefix length.
+func prefixTemplate(base string, count, length int) string {
+	return fmt.Sprintf(`{
+  "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+  "contentVersion": "1.0.0.0",
+  "resources": [{
+    "type": "Microsoft.ManagedNetworkFabric/ipPrefixes",
+    "apiVersion": "2025-07-15",
+    "name": "[format('%s-{0}', copyIndex())]",
+    "location": "[resourceGroup().location]",
+    "copy": {"name": "prefixes", "count": %d, "mode": "serial", "batchSize": 1},
+    "properties": {"ipPrefixRules": [{"action": "Permit", "sequenceNumber": 10, "networkPrefix": "[format('10.{0}.0.0/%d', copyIndex())]", "condition": "EqualTo", "subnetMaskLength": "16"}]}
+  }]
+}`, base, count, length)
+}
+
+// TestDeploymentModes covers what a deployment does besides creating:
+// cancel, redeploying the last success on error, Complete mode, and a
+// deployment at subscription scope.
+func TestDeploymentModes(t *testing.T) {
+	requireAz(t)
+	t.Parallel()
+	cp := servertest.Start(t)
+	az := newAzCLI(t, cp)
+	c := cp.Creds
+	sub := c.SubscriptionID
+	dir := t.TempDir()
+	file := func(name, text string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	prefixID := func(group, name string) string {
+		return "/subscriptions/" + sub + "/resourceGroups/" + group + "/providers/Microsoft.ManagedNetworkFabric/ipPrefixes/" + name
+	}
+	type deployment struct {
+		Properties struct {
+			ProvisioningState string `json:"provisioningState"`
+			Timestamp         string `json:"timestamp"`
+			OnErrorDeployment struct {
+				Type           string `json:"type"`
+				DeploymentName string `json:"deploymentName"`
+			} `json:"onErrorDeployment"`
+			Error struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		} `json:"properties"`
+	}
+	show := func(t *testing.T, group, name string) deployment {
+		var d deployment
+		az.json(t, &d, "deployment", "group", "show", "-g", group, "-n", name)
+		return d
+	}
+	if !t.Run("login", func(t *testing.T) {
+		az.ok(t, "cloud", "register", "-n", "citadel", "--endpoint-resource-manager", c.ARMEndpoint)
+		az.ok(t, "cloud", "set", "-n", "citadel")
+		az.ok(t, "login", "--service-principal", "-u", c.ClientID, "-p", c.ClientSecret, "--tenant", c.TenantID)
+		for _, g := range []string{"cancel", "rollback", "complete"} {
+			az.ok(t, "group", "create", "-n", g, "-l", "local")
+		}
+	}) {
+		t.FailNow()
+	}
+
+	t.Run("cancel", func(t *testing.T) {
+		az.ok(t, "deployment", "group", "create", "-g", "cancel", "-n", "slow", "--template-file", file("slow.json", prefixTemplate("slow", 60, 16)), "--no-wait")
+		az.ok(t, "deployment", "group", "cancel", "-g", "cancel", "-n", "slow")
+		var d deployment
+		deadline := time.Now().Add(30 * time.Second)
+		for d = show(t, "cancel", "slow"); d.Properties.ProvisioningState != "Canceled" && time.Now().Before(deadline); d = show(t, "cancel", "slow") {
+			time.Sleep(200 * time.Millisecond)
+		}
+		if d.Properties.ProvisioningState != "Canceled" || d.Properties.Error.Code != "DeploymentCanceled" {
+			t.Fatalf("canceled deployment = %+v", d)
+		}
+		az.fail(t, []string{"ResourceNotFound"}, "resource", "show", "--ids", prefixID("cancel", "slow-59"))
+		az.fail(t, []string{"DeploymentCannotBeCanceled"}, "deployment", "group", "cancel", "-g", "cancel", "-n", "slow")
+	})
+
+	t.Run("redeploy the last success on error", func(t *testing.T) {
+		az.ok(t, "deployment", "group", "create", "-g", "rollback", "-n", "good", "--template-file", file("good.json", prefixTemplate("good", 1, 16)))
+		before := show(t, "rollback", "good").Properties.Timestamp
+		// A prefix length of 40 expands, and the provider refuses it.
+		az.fail(t, []string{"DeploymentFailed"}, "deployment", "group", "create", "-g", "rollback", "-n", "bad",
+			"--template-file", file("bad.json", prefixTemplate("bad", 1, 40)), "--rollback-on-error")
+		bad := show(t, "rollback", "bad")
+		if bad.Properties.ProvisioningState != "Failed" || bad.Properties.OnErrorDeployment.DeploymentName != "good" {
+			t.Fatalf("failed deployment = %+v, want Failed with onErrorDeployment good", bad)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			good := show(t, "rollback", "good")
+			if good.Properties.ProvisioningState == "Succeeded" && good.Properties.Timestamp > before {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the last successful deployment did not run again: %+v", good)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+
+	t.Run("complete mode deletes what the template lacks", func(t *testing.T) {
+		az.ok(t, "deployment", "group", "create", "-g", "complete", "-n", "three", "--template-file", file("three.json", prefixTemplate("p", 3, 16)))
+		az.ok(t, "deployment", "group", "create", "-g", "complete", "-n", "one", "--mode", "Complete", "--template-file", file("one.json", prefixTemplate("p", 1, 16)))
+		az.ok(t, "resource", "show", "--ids", prefixID("complete", "p-0"))
+		for _, gone := range []string{"p-1", "p-2"} {
+			az.fail(t, []string{"ResourceNotFound"}, "resource", "show", "--ids", prefixID("complete", gone))
+		}
+	})
+
+	t.Run("subscription scope", func(t *testing.T) {
+		subTemplate := file("sub.json", `{
+  "$schema": "https://schema.management.azure.com/schemas/2018-05-01/subscriptionDeploymentTemplate.json#",
+  "contentVersion": "1.0.0.0",
+  "resources": [{"type": "Microsoft.Resources/resourceGroups", "apiVersion": "2021-04-01", "name": "from-template", "location": "local", "tags": {"made": "by template"}}],
+  "outputs": {"group": {"type": "string", "value": "[subscriptionResourceId('Microsoft.Resources/resourceGroups', 'from-template')]"}}
+}`)
+		var d struct {
+			Properties struct {
+				ProvisioningState string                         `json:"provisioningState"`
+				Outputs           map[string]struct{ Value any } `json:"outputs"`
+			} `json:"properties"`
+		}
+		az.json(t, &d, "deployment", "sub", "create", "-l", "local", "-n", "groups", "--template-file", subTemplate)
+		if d.Properties.ProvisioningState != "Succeeded" || d.Properties.Outputs["group"].Value != "/subscriptions/"+sub+"/resourceGroups/from-template" {
+			t.Errorf("subscription deployment = %+v", d)
+		}
+		var g struct{ Tags map[string]string }
+		az.json(t, &g, "group", "show", "-n", "from-template")
+		if g.Tags["made"] != "by template" {
+			t.Errorf("group from the template = %+v", g)
+		}
 	})
 }

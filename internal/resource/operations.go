@@ -258,10 +258,25 @@ func canceled(msg string) *opEnd {
 	return &opEnd{status: OpCanceled, err: arm.Errorf(http.StatusConflict, "OperationCanceled", "%s", msg)}
 }
 
+// cancellation is the error of work that stopped because a user canceled it.
+type cancellation struct{ err *arm.Error }
+
+func (c cancellation) Error() string { return c.err.Error() }
+func (c cancellation) Unwrap() error { return c.err }
+
+// Canceled is what a provider's work returns when a user canceled it (a
+// deployment's cancel): the operation ends Canceled, not Failed, with err,
+// and is not retried.
+func Canceled(err *arm.Error) error { return controller.Terminal(cancellation{err}) }
+
 // failure turns a provider's error into the operation's: an *arm.Error is
 // passed on as it is; anything else is reported without internal details,
 // which reconcileOperation has logged.
 func failure(err error) *opEnd {
+	var c cancellation
+	if errors.As(err, &c) {
+		return &opEnd{status: OpCanceled, err: c.err}
+	}
 	var ae *arm.Error
 	if errors.As(err, &ae) {
 		return &opEnd{status: OpFailed, err: ae}
@@ -296,7 +311,10 @@ func (s *Service) finish(ctx context.Context, op *Operation, opRev int64, rec *r
 			rec.OperationID = ""
 			if op.Kind != "action" {
 				state := StateSucceeded
-				if end != nil {
+				switch {
+				case end != nil && end.status == OpCanceled:
+					state = StateCanceled
+				case end != nil:
 					state = StateFailed
 				}
 				rec.Resource.Properties["provisioningState"] = state

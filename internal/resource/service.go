@@ -399,7 +399,7 @@ func (s *Service) putOnce(ctx context.Context, req *Request, t *Type, body *putB
 		CreatedTime: now,
 		ChangedTime: now,
 	}
-	if t.Tracked {
+	if t.Tracked || t.LocationOptional && body.Location != "" {
 		loc, err := s.checkLocation(body.Location, old)
 		if err != nil {
 			return nil, err

@@ -42,6 +42,9 @@ type Type struct {
 	Scope       Scope
 	// Tracked types have a location and tags; proxy types have neither.
 	Tracked bool
+	// LocationOptional types keep a location when one is sent, without
+	// requiring it (a deployment has one at subscription scope only).
+	LocationOptional bool
 	// SystemManaged types are created and deleted by the system (a
 	// cluster's racks and machines): users may read them, PATCH them and
 	// call their actions, but their PUT and DELETE are refused.
