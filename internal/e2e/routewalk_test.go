@@ -227,6 +227,25 @@ func TestEveryMutatingRouteIsAuthorizedAndAudited(t *testing.T) {
 		rows = append(rows, rwRow{"POST " + action + " on missing machine", "POST action", ncNS + "/bareMetalMachines", "POST",
 			nc("bareMetalMachines", "rwmissing/"+action), map[string]any{}, ncNS + "/bareMetalMachines/" + action + "/action", 404, "ResourceNotFound"})
 	}
+	// Template deployments: the PUT is long-running; validate, whatIf and
+	// cancel are authorized as actions; operations are the system's.
+	depType := "Microsoft.Resources/deployments"
+	dep := func(name string) string { return v(group+"/providers/"+depType+"/"+name, "2021-04-01") }
+	emptyTemplate := map[string]any{"properties": map[string]any{"mode": "Incremental", "template": map[string]any{
+		"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#", "contentVersion": "1.0.0.0", "resources": []any{}}}}
+	depOps := depType + "/operations"
+	rows = append(rows,
+		rwRow{"PUT deployment", "PUT resource", depType, "PUT", dep("rw-dep"), emptyTemplate, depType + "/write", 201, ""},
+		rwRow{"PUT deployment without template", "PUT resource", depType, "PUT", dep("rw-dep2"), map[string]any{"properties": map[string]any{}}, depType + "/write", 400, "InvalidRequestContent"},
+		rwRow{"PATCH missing deployment", "PATCH resource", depType, "PATCH", dep("rw-missing"), map[string]any{"tags": map[string]string{"walk": "yes"}}, depType + "/write", 404, "ResourceNotFound"},
+		rwRow{"POST validate", "POST action", depType, "POST", strings.Replace(dep("rw-dep3"), "?", "/validate?", 1), emptyTemplate, depType + "/validate/action", 200, ""},
+		rwRow{"POST whatIf", "POST action", depType, "POST", strings.Replace(dep("rw-dep3"), "?", "/whatIf?", 1), emptyTemplate, depType + "/whatIf/action", 200, ""},
+		rwRow{"POST cancel on missing deployment", "POST action", depType, "POST", strings.Replace(dep("rw-missing"), "?", "/cancel?", 1), map[string]any{}, depType + "/cancel/action", 404, "ResourceNotFound"},
+		rwRow{"DELETE missing deployment", "DELETE resource", depType, "DELETE", dep("rw-missing"), nil, depType + "/delete", 204, ""},
+		rwRow{"PUT deployment operation", "PUT resource", depOps, "PUT", v(group+"/providers/"+depType+"/rw-dep/operations/0123", "2021-04-01"), map[string]any{"properties": map[string]any{}}, depOps + "/write", 405, "SystemManagedResource"},
+		rwRow{"PATCH missing deployment operation", "PATCH resource", depOps, "PATCH", v(group+"/providers/"+depType+"/rw-dep/operations/0123", "2021-04-01"), map[string]any{"tags": map[string]string{"walk": "yes"}}, depOps + "/write", 404, "ResourceNotFound"},
+		rwRow{"DELETE deployment operation", "DELETE resource", depOps, "DELETE", v(group+"/providers/"+depType+"/rw-dep/operations/0123", "2021-04-01"), nil, depOps + "/delete", 405, "SystemManagedResource"},
+	)
 	rows = append(rows, deleteGroup)
 	// Identities: names that are not valid for the kind are refused after
 	// authorization, and recorded.
@@ -261,7 +280,18 @@ func TestEveryMutatingRouteIsAuthorizedAndAudited(t *testing.T) {
 					t.Errorf("no row sends %s to a %s; add one", m, typ.FullName())
 				}
 			}
-			for action := range typ.Actions {
+			for action := range func(yield func(string) bool) {
+				for a := range typ.Actions {
+					if !yield(a) {
+						return
+					}
+				}
+				for q := range typ.Queries {
+					if !yield(q) {
+						return
+					}
+				}
+			} {
 				found := false
 				for _, r := range rows {
 					found = found || r.typ == typ.FullName() && r.action == typ.FullName()+"/"+action+"/action"
