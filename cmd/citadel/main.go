@@ -29,6 +29,7 @@ commands:
   redfish  talk to a machine's BMC: inventory, power on|off|restart|status
   agent    run the node agent on this machine (join, inventory, heartbeats)
   template expand an ARM template or evaluate an expression, offline
+  policy   check Azure Policy definitions, evaluate a resource against one, offline
 
 Run 'citadel <command> -h' for a command's flags.
 `
@@ -61,6 +62,8 @@ func main() {
 		err = runAgent(ctx, os.Args[2:])
 	case "template":
 		err = runTemplate(ctx, os.Args[2:], os.Stdout)
+	case "policy":
+		err = runPolicy(ctx, os.Args[2:], os.Stdout)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return
