@@ -47,7 +47,8 @@ func TestImports(t *testing.T) {
 	// Pure packages do no I/O: the standard library (no net, os or
 	// database) and other pure packages only.
 	pure := map[string]bool{"internal/arm": true, "internal/network": true, "internal/authz": true, "internal/machine": true,
-		"internal/liveness": true, "internal/agentapi": true, "internal/armexpr": true, "internal/template": true, "internal/policy": true}
+		"internal/liveness": true, "internal/agentapi": true, "internal/armexpr": true, "internal/template": true, "internal/policy": true,
+		"internal/compliance": true}
 	// The agent and the fleet simulator reach the control plane through
 	// its public APIs only, like a real machine.
 	outside := func(pkg string) bool {

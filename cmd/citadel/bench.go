@@ -48,6 +48,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	resources := fs.Int("resources", 256, "resources created for the GET phase")
 	only := fs.String("phases", "get,put,put-sync,etcd-get,etcd-put,etcd-get-inprocess,etcd-put-inprocess", "the phases to run, comma-separated")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	assignments := fs.Int("policy-assignments", 0, "Azure Policy assignments in force on every write (audit and deny definitions at the subscription)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -87,6 +88,12 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	progress("creating %d resources", *resources)
 	if err := b.setup(ctx, *resources); err != nil {
 		return err
+	}
+	if *assignments > 0 {
+		progress("assigning %d policies", *assignments)
+		if err := b.assignPolicies(ctx, "/subscriptions/"+creds.SubscriptionID, *assignments); err != nil {
+			return err
+		}
 	}
 	// The etcd baseline is what etcd's own clients get: one clientv3
 	// connection per benchmark client over loopback gRPC, to the same
@@ -280,6 +287,45 @@ func (b *apiBench) setup(ctx context.Context, n int) error {
 	}
 	for i := range n {
 		r, err := b.clients[0].Do(ctx, http.MethodPut, b.id(fmt.Sprintf("get-%d", i)), prefixBody(1))
+		if err != nil {
+			return err
+		}
+		if err := r.Expect(200, 201); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// benchPolicies are the definitions bench api assigns in turn: each reads
+// the written resource, none refuses what the benchmark writes.
+var benchPolicies = map[string]string{
+	"bench-audit-env": `{"if":{"allOf":[{"field":"type","equals":"Microsoft.ManagedNetworkFabric/ipPrefixes"},{"field":"tags['env']","exists":"false"}]},"then":{"effect":"audit"}}`,
+	"bench-deny-sequence": `{"if":{"allOf":[{"field":"type","equals":"Microsoft.ManagedNetworkFabric/ipPrefixes"},` +
+		`{"count":{"field":"Microsoft.ManagedNetworkFabric/ipPrefixes/ipPrefixRules[*]","where":{"field":"Microsoft.ManagedNetworkFabric/ipPrefixes/ipPrefixRules[*].sequenceNumber","greater":4000000000}},"greater":0}]},"then":{"effect":"deny"}}`,
+	"bench-location": `{"if":{"not":{"field":"location","in":["local","global"]}},"then":{"effect":"deny"}}`,
+}
+
+// assignPolicies creates the bench definitions at scope and n assignments
+// of them in turn.
+func (b *apiBench) assignPolicies(ctx context.Context, scope string, n int) error {
+	var names []string
+	for name, rule := range benchPolicies {
+		path := scope + "/providers/Microsoft.Authorization/policyDefinitions/" + name + "?api-version=2021-06-01"
+		r, err := b.clients[0].Do(ctx, http.MethodPut, path, map[string]any{"properties": map[string]any{"mode": "All", "policyRule": json.RawMessage(rule)}})
+		if err != nil {
+			return err
+		}
+		if err := r.Expect(200, 201); err != nil {
+			return err
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for i := range n {
+		def := scope + "/providers/Microsoft.Authorization/policyDefinitions/" + names[i%len(names)]
+		path := fmt.Sprintf("%s/providers/Microsoft.Authorization/policyAssignments/bench-%d?api-version=2021-06-01", scope, i)
+		r, err := b.clients[0].Do(ctx, http.MethodPut, path, map[string]any{"properties": map[string]any{"policyDefinitionId": def}})
 		if err != nil {
 			return err
 		}

@@ -438,11 +438,14 @@ func duration(d time.Duration) string {
 
 // principalOf is the deployer, from the operation's record of the request.
 func (p *Provider) principalOf(ctx context.Context, op *resource.Operation) (identity.Principal, error) {
-	if op.Audit == nil || op.Audit.Claims["oid"] == "" {
-		return identity.Principal{}, fmt.Errorf("deployment %s: the operation does not record who deployed", op.ResourceID)
+	var pr identity.Principal
+	ok := false
+	if op.Audit != nil {
+		pr, ok = identity.FromClaims(op.Audit.Claims, op.Audit.Caller)
 	}
-	c := op.Audit.Claims
-	pr := identity.Principal{ObjectID: c["oid"], TenantID: c["tid"], AppID: c["appid"], Name: op.Audit.Caller, Type: c["idtyp"]}
+	if !ok {
+		return pr, fmt.Errorf("deployment %s: the operation does not record who deployed", op.ResourceID)
+	}
 	if p.groups != nil {
 		groups, err := p.groups(ctx, pr.ObjectID)
 		if err != nil {

@@ -179,7 +179,9 @@ func (p *Provider) whatIf(ctx context.Context, req *resource.Request) (*resource
 			changes = append(changes, change{ResourceID: e.ID, ChangeType: kind})
 		}
 	}
-	slices.SortFunc(changes, func(a, b change) int { return strings.Compare(strings.ToLower(a.ResourceID), strings.ToLower(b.ResourceID)) })
+	slices.SortFunc(changes, func(a, b change) int {
+		return strings.Compare(strings.ToLower(a.ResourceID), strings.ToLower(b.ResourceID))
+	})
 	return &resource.Response{Status: http.StatusOK, Body: map[string]any{
 		"status": "Succeeded", "properties": map[string]any{"changes": changes},
 	}}, nil

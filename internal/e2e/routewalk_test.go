@@ -246,6 +246,54 @@ func TestEveryMutatingRouteIsAuthorizedAndAudited(t *testing.T) {
 		rwRow{"PATCH missing deployment operation", "PATCH resource", depOps, "PATCH", v(group+"/providers/"+depType+"/rw-dep/operations/0123", "2021-04-01"), map[string]any{"tags": map[string]string{"walk": "yes"}}, depOps + "/write", 404, "ResourceNotFound"},
 		rwRow{"DELETE deployment operation", "DELETE resource", depOps, "DELETE", v(group+"/providers/"+depType+"/rw-dep/operations/0123", "2021-04-01"), nil, depOps + "/delete", 405, "SystemManagedResource"},
 	)
+	// Azure Policy: definitions and initiatives at the subscription,
+	// assignments, exemptions and remediations in the group; policy
+	// states are computed and answer queries.
+	polNS, insNS := "Microsoft.Authorization", "Microsoft.PolicyInsights"
+	polDef := "/subscriptions/" + sub + "/providers/" + polNS + "/policyDefinitions/rw-def"
+	polAssignment := group + "/providers/" + polNS + "/policyAssignments/rw-assignment"
+	pol := func(id string) string { return v(id, "2021-06-01") }
+	states := group + "/providers/" + insNS + "/policyStates/latest"
+	insights := func(tail string) string { return v(states+tail, "2019-10-01") }
+	rows = append(rows,
+		rwRow{"PUT policyDefinition", "PUT resource", polNS + "/policyDefinitions", "PUT", pol(polDef),
+			map[string]any{"properties": map[string]any{"mode": "All", "policyRule": map[string]any{
+				"if": map[string]any{"field": "type", "equals": "Microsoft.Nothing/here"}, "then": map[string]any{"effect": "audit"}}}},
+			polNS + "/policyDefinitions/write", 201, ""},
+		rwRow{"PATCH missing policyDefinition", "PATCH resource", polNS + "/policyDefinitions", "PATCH", pol(polDef + "-missing"),
+			map[string]any{"properties": map[string]any{}}, polNS + "/policyDefinitions/write", 404, "ResourceNotFound"},
+		rwRow{"PUT policySetDefinition", "PUT resource", polNS + "/policySetDefinitions", "PUT", pol("/subscriptions/" + sub + "/providers/" + polNS + "/policySetDefinitions/rw-set"),
+			map[string]any{"properties": map[string]any{"policyDefinitions": []any{map[string]any{"policyDefinitionId": polDef}}}},
+			polNS + "/policySetDefinitions/write", 201, ""},
+		rwRow{"PATCH missing policySetDefinition", "PATCH resource", polNS + "/policySetDefinitions", "PATCH", pol("/subscriptions/" + sub + "/providers/" + polNS + "/policySetDefinitions/rw-missing"),
+			map[string]any{"properties": map[string]any{}}, polNS + "/policySetDefinitions/write", 404, "ResourceNotFound"},
+		rwRow{"DELETE policySetDefinition", "DELETE resource", polNS + "/policySetDefinitions", "DELETE", pol("/subscriptions/" + sub + "/providers/" + polNS + "/policySetDefinitions/rw-set"),
+			nil, polNS + "/policySetDefinitions/delete", 200, ""},
+		rwRow{"PUT policyAssignment", "PUT resource", polNS + "/policyAssignments", "PUT", pol(polAssignment),
+			map[string]any{"properties": map[string]any{"policyDefinitionId": polDef}}, polNS + "/policyAssignments/write", 201, ""},
+		rwRow{"PATCH missing policyAssignment", "PATCH resource", polNS + "/policyAssignments", "PATCH", pol(polAssignment + "-missing"),
+			map[string]any{"properties": map[string]any{}}, polNS + "/policyAssignments/write", 404, "ResourceNotFound"},
+		rwRow{"PUT policyExemption", "PUT resource", polNS + "/policyExemptions", "PUT", v(group+"/providers/"+polNS+"/policyExemptions/rw-exemption", "2020-07-01-preview"),
+			map[string]any{"properties": map[string]any{"policyAssignmentId": polAssignment, "exemptionCategory": "Waiver"}}, polNS + "/policyExemptions/write", 201, ""},
+		rwRow{"PATCH missing policyExemption", "PATCH resource", polNS + "/policyExemptions", "PATCH", v(group+"/providers/"+polNS+"/policyExemptions/rw-missing", "2020-07-01-preview"),
+			map[string]any{"properties": map[string]any{}}, polNS + "/policyExemptions/write", 404, "ResourceNotFound"},
+		rwRow{"DELETE policyExemption", "DELETE resource", polNS + "/policyExemptions", "DELETE", v(group+"/providers/"+polNS+"/policyExemptions/rw-exemption", "2020-07-01-preview"),
+			nil, polNS + "/policyExemptions/delete", 200, ""},
+		rwRow{"PUT remediation", "PUT resource", insNS + "/remediations", "PUT", v(group+"/providers/"+insNS+"/remediations/rw-remediation", "2021-10-01"),
+			map[string]any{"properties": map[string]any{"policyAssignmentId": polAssignment}}, insNS + "/remediations/write", 201, ""},
+		rwRow{"PATCH missing remediation", "PATCH resource", insNS + "/remediations", "PATCH", v(group+"/providers/"+insNS+"/remediations/rw-missing", "2021-10-01"),
+			map[string]any{"properties": map[string]any{}}, insNS + "/remediations/write", 404, "ResourceNotFound"},
+		rwRow{"DELETE missing remediation", "DELETE resource", insNS + "/remediations", "DELETE", v(group+"/providers/"+insNS+"/remediations/rw-missing", "2021-10-01"),
+			nil, insNS + "/remediations/delete", 204, ""},
+		rwRow{"PUT policyStates", "PUT resource", insNS + "/policyStates", "PUT", insights(""), map[string]any{"properties": map[string]any{}}, insNS + "/policyStates/write", 405, "MethodNotAllowed"},
+		rwRow{"PATCH policyStates", "PATCH resource", insNS + "/policyStates", "PATCH", insights(""), map[string]any{"properties": map[string]any{}}, insNS + "/policyStates/write", 404, "ResourceNotFound"},
+		rwRow{"DELETE policyStates", "DELETE resource", insNS + "/policyStates", "DELETE", insights(""), nil, insNS + "/policyStates/delete", 204, ""},
+		rwRow{"POST queryResults", "POST action", insNS + "/policyStates", "POST", insights("/queryResults"), nil, insNS + "/policyStates/queryResults/action", 200, ""},
+		rwRow{"POST summarize", "POST action", insNS + "/policyStates", "POST", insights("/summarize"), nil, insNS + "/policyStates/summarize/action", 200, ""},
+		rwRow{"POST triggerEvaluation", "POST action", insNS + "/policyStates", "POST", insights("/triggerEvaluation"), nil, insNS + "/policyStates/triggerEvaluation/action", 200, ""},
+		rwRow{"DELETE policyAssignment", "DELETE resource", polNS + "/policyAssignments", "DELETE", pol(polAssignment), nil, polNS + "/policyAssignments/delete", 200, ""},
+		rwRow{"DELETE policyDefinition", "DELETE resource", polNS + "/policyDefinitions", "DELETE", pol(polDef), nil, polNS + "/policyDefinitions/delete", 200, ""},
+	)
 	rows = append(rows, deleteGroup)
 	// Identities: names that are not valid for the kind are refused after
 	// authorization, and recorded.

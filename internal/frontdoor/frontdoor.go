@@ -42,6 +42,18 @@ type Authorizer interface {
 	CanRead(who authz.Principal, typ, id string) bool
 }
 
+// PolicyEnforcer applies Azure Policy to writes (package
+// providers/policies).
+type PolicyEnforcer interface {
+	// Enforce refuses a create or update that policy denies, or returns
+	// the body after append and modify; nil when they change nothing.
+	Enforce(ctx context.Context, id arm.ID, body map[string]any, apiVersion string) (map[string]any, error)
+	// EnforceDelete refuses a delete that a denyAction blocks.
+	EnforceDelete(ctx context.Context, id arm.ID) error
+	// Written hears that a resource changed, to evaluate its compliance.
+	Written(id arm.ID)
+}
+
 // Config wires the front door to what it serves.
 type Config struct {
 	Resources *resource.Service
@@ -53,6 +65,9 @@ type Config struct {
 	// ones, say); the resource framework records the others with their
 	// changes.
 	Audit *audit.Log
+	// Policy, when set, enforces Azure Policy on every create, update
+	// and delete, and hears of every change for compliance.
+	Policy PolicyEnforcer
 	// Other serves every path that is not ARM: the token issuer, health
 	// and metrics.
 	Other   http.Handler
@@ -68,6 +83,7 @@ type FrontDoor struct {
 	authz    Authorizer
 	insights *insights.Provider
 	audit    *audit.Log
+	policy   PolicyEnforcer
 	other    http.Handler
 	log      *slog.Logger
 	requests *prometheus.CounterVec
@@ -77,7 +93,7 @@ type FrontDoor struct {
 // New builds the front door.
 func New(cfg Config) *FrontDoor {
 	f := &FrontDoor{
-		svc: cfg.Resources, core: cfg.Core, identity: cfg.Identity, authz: cfg.Authz, insights: cfg.Insights, audit: cfg.Audit, other: cfg.Other,
+		svc: cfg.Resources, core: cfg.Core, identity: cfg.Identity, authz: cfg.Authz, insights: cfg.Insights, audit: cfg.Audit, policy: cfg.Policy, other: cfg.Other,
 		log: cfg.Logger.With("component", "frontdoor"),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "citadel_arm_requests_total", Help: "ARM requests by method and status code.",
@@ -262,7 +278,71 @@ func (f *FrontDoor) serveAs(r *http.Request, principal identity.Principal, corre
 	case mutating(r.Method):
 		return nil, fmt.Errorf("route for %s %s has no authorization action", r.Method, r.URL.Path)
 	}
-	return rt.serve(r.Context())
+	if rt.change == "" || f.policy == nil {
+		return rt.serve(r.Context())
+	}
+	if err := f.enforcePolicy(r.Context(), rt.change, req); err != nil {
+		return nil, err
+	}
+	resp, err = rt.serve(r.Context())
+	if err == nil {
+		f.policy.Written(req.ID)
+	}
+	return resp, err
+}
+
+// enforcePolicy applies Azure Policy to a create, update or delete before
+// it reaches the resource framework: a PUT's body is evaluated (and
+// changed by append and modify), a PATCH's result is evaluated for deny,
+// a DELETE for denyAction.
+func (f *FrontDoor) enforcePolicy(ctx context.Context, method string, req *resource.Request) error {
+	if method == http.MethodDelete {
+		return f.policy.EnforceDelete(ctx, req.ID)
+	}
+	var body map[string]any
+	if json.Unmarshal(req.Body, &body) != nil || body == nil {
+		return nil // not a JSON object: the framework refuses it
+	}
+	if method == http.MethodPatch {
+		current, err := f.svc.Lookup(ctx, req.ID)
+		if err != nil {
+			return nil // nothing to patch: the framework answers
+		}
+		var merged map[string]any
+		b, _ := json.Marshal(current)
+		json.Unmarshal(b, &merged)
+		_, err = f.policy.Enforce(ctx, req.ID, mergePatch(merged, body), req.APIVersion)
+		return err
+	}
+	changed, err := f.policy.Enforce(ctx, req.ID, body, req.APIVersion)
+	if err != nil {
+		return err
+	}
+	if changed != nil {
+		if req.Body, err = json.Marshal(changed); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mergePatch applies a JSON merge patch (RFC 7396), as ARM's PATCH does.
+func mergePatch(target, patch map[string]any) map[string]any {
+	for k, v := range patch {
+		switch pv := v.(type) {
+		case nil:
+			delete(target, k)
+		case map[string]any:
+			t, _ := target[k].(map[string]any)
+			if t == nil {
+				t = map[string]any{}
+			}
+			target[k] = mergePatch(t, pv)
+		default:
+			target[k] = v
+		}
+	}
+	return target
 }
 
 // mutating reports whether a method changes state.
@@ -360,7 +440,7 @@ func auditInfo(r *http.Request, p identity.Principal, correlationID string) *aud
 		Time:            time.Now().UTC(), // when the request arrived: the Started record's date
 		CorrelationID:   correlationID,
 		Caller:          caller,
-		Claims:          map[string]string{"oid": p.ObjectID, "appid": p.AppID, "tid": p.TenantID, "idtyp": p.Type},
+		Claims:          p.Claims(),
 		ClientIP:        ip,
 		ClientRequestID: r.Header.Get("x-ms-client-request-id"),
 		Method:          r.Method,

@@ -21,6 +21,9 @@ type route struct {
 	action string
 	scope  string
 	serve  func(ctx context.Context) (*resource.Response, error)
+	// change is set on the routes that create, update or delete a
+	// resource: Azure Policy applies to them.
+	change string // http.MethodPut, http.MethodPatch or http.MethodDelete
 }
 
 // open is a route with no action: a read everyone may make, or a list
@@ -209,9 +212,13 @@ func (f *FrontDoor) crud(method string, req *resource.Request) (route, error) {
 	default:
 		return route{}, methodNotAllowed(method)
 	}
-	return checked(authz.Operation(req.ID.Type(), method, ""), req.ID.String(), func(ctx context.Context) (*resource.Response, error) {
+	r := checked(authz.Operation(req.ID.Type(), method, ""), req.ID.String(), func(ctx context.Context) (*resource.Response, error) {
 		return fn(ctx, req)
-	}), nil
+	})
+	if method == http.MethodPut || method == http.MethodPatch || method == http.MethodDelete {
+		r.change = method
+	}
+	return r, nil
 }
 
 // core is a Microsoft.Resources endpoint: GET only, core api-versions.

@@ -285,3 +285,18 @@ func (c *tokenCache) put(k [sha256.Size]byte, v validToken, now int64) {
 	}
 	c.m[k] = v
 }
+
+// Claims are the principal's claims as the activity log records them
+// (oid, appid, tid, idtyp).
+func (p Principal) Claims() map[string]string {
+	return map[string]string{"oid": p.ObjectID, "appid": p.AppID, "tid": p.TenantID, "idtyp": p.Type}
+}
+
+// FromClaims is the principal whose Claims these are, named name: work
+// that runs later on a caller's behalf (a deployment, a remediation)
+// acts as the caller its operation recorded. Groups are not in the claims:
+// look them up.
+func FromClaims(claims map[string]string, name string) (Principal, bool) {
+	p := Principal{ObjectID: claims["oid"], AppID: claims["appid"], TenantID: claims["tid"], Type: claims["idtyp"], Name: name}
+	return p, p.ObjectID != ""
+}

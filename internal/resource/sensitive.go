@@ -17,7 +17,9 @@ import (
 
 // Shown is what clients see of a resource's properties: props without
 // the type's sensitive values (a what-if compares a template with it).
-func (t *Type) Shown(props map[string]any) map[string]any { return withoutSensitive(props, t.Sensitive) }
+func (t *Type) Shown(props map[string]any) map[string]any {
+	return withoutSensitive(props, t.Sensitive)
+}
 
 // withoutSensitive returns props without the values at paths. It copies
 // the maps and arrays on the way to a value it removes and shares the

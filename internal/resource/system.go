@@ -40,7 +40,18 @@ func (s *Service) Lookup(ctx context.Context, id arm.ID) (*Resource, error) {
 // scope (a resource group or a parent resource; a subscription for every
 // group in it), in key order.
 func (s *Service) Resources(ctx context.Context, scope arm.ID, fullName string) ([]*Resource, error) {
-	prefix := strings.ToLower(fullName) + "|" + scope.Key() + "/"
+	return s.resourcesUnder(ctx, strings.ToLower(fullName)+"|"+scope.Key()+"/", func(id arm.ID) bool {
+		return len(id.Types) == len(scope.Types)+1 // not a deeper descendant that shares the prefix
+	})
+}
+
+// ResourcesOfType lists every stored resource of type fullName, wherever
+// it is, in key order: for work that looks at everything (a policy scan).
+func (s *Service) ResourcesOfType(ctx context.Context, fullName string) ([]*Resource, error) {
+	return s.resourcesUnder(ctx, strings.ToLower(fullName)+"|", func(arm.ID) bool { return true })
+}
+
+func (s *Service) resourcesUnder(ctx context.Context, prefix string, keep func(arm.ID) bool) ([]*Resource, error) {
 	var out []*Resource
 	after := ""
 	for {
@@ -50,11 +61,8 @@ func (s *Service) Resources(ctx context.Context, scope arm.ID, fullName string) 
 		}
 		for _, it := range items {
 			id, err := arm.ParseID(it.Value.Resource.ID)
-			if err != nil {
+			if err != nil || !keep(id) {
 				continue
-			}
-			if len(id.Types) != len(scope.Types)+1 {
-				continue // a deeper descendant that shares the prefix
 			}
 			r := it.Value.Resource
 			r.ETag, r.Busy = etag(it.Revision), it.Value.OperationID != ""

@@ -34,12 +34,14 @@ import (
 	"github.com/citadel-cloud/citadel/internal/identity"
 	"github.com/citadel-cloud/citadel/internal/liveness"
 	"github.com/citadel-cloud/citadel/internal/machine"
+	"github.com/citadel-cloud/citadel/internal/policy"
 	"github.com/citadel-cloud/citadel/internal/providers/authorization"
 	"github.com/citadel-cloud/citadel/internal/providers/directory"
 	"github.com/citadel-cloud/citadel/internal/providers/extendedlocation"
 	"github.com/citadel-cloud/citadel/internal/providers/fabric"
 	"github.com/citadel-cloud/citadel/internal/providers/insights"
 	"github.com/citadel-cloud/citadel/internal/providers/networkcloud"
+	"github.com/citadel-cloud/citadel/internal/providers/policies"
 	"github.com/citadel-cloud/citadel/internal/providers/resources"
 	"github.com/citadel-cloud/citadel/internal/resource"
 	"github.com/citadel-cloud/citadel/internal/store"
@@ -77,13 +79,21 @@ type Config struct {
 	SKUFile string
 	// BMCCAFile, when set, is the CA that BMC certificates chain to.
 	BMCCAFile string
-	Logger    *slog.Logger
+	// PolicyPack, when set, is a directory of built-in policy definitions
+	// and initiatives (an offline policy pack); PolicyAliases a file of
+	// Azure's policy aliases (CSV, gzip allowed) for definitions written
+	// for Azure's types. PolicyScan is how often every resource's
+	// compliance is evaluated again (default 10 minutes).
+	PolicyPack    string
+	PolicyAliases string
+	PolicyScan    time.Duration
+	Logger        *slog.Logger
 }
 
 // DefaultConfig is the configuration of a single replica on this machine.
 func DefaultConfig() Config {
 	return Config{DataDir: "./citadel-data", Listen: "127.0.0.1:8443", AgentListen: "127.0.0.1:8444", Location: "local",
-		AuditRetention: 90 * 24 * time.Hour}
+		AuditRetention: 90 * 24 * time.Hour, PolicyScan: 10 * time.Minute}
 }
 
 // AddFlags binds the configuration to command-line flags.
@@ -107,6 +117,9 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "key of --tls-cert")
 	fs.StringVar(&c.SKUFile, "sku-file", c.SKUFile, "JSON file of operator rack and machine SKUs to add to the built-in catalog")
 	fs.StringVar(&c.BMCCAFile, "bmc-ca-file", c.BMCCAFile, "CA certificate (PEM) that BMC certificates chain to, for BMCs whose connection string pins no fingerprint")
+	fs.StringVar(&c.PolicyPack, "policy-pack", c.PolicyPack, "directory of built-in Azure Policy definitions and initiatives (JSON files) to serve as BuiltIn")
+	fs.StringVar(&c.PolicyAliases, "policy-aliases", c.PolicyAliases, "Azure's policy alias list (CSV, .gz allowed), for definitions written for Azure's resource types")
+	fs.DurationVar(&c.PolicyScan, "policy-scan-interval", c.PolicyScan, "how often every resource's policy compliance is evaluated again")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", c.AuditRetention, "how long activity-log records stay in etcd before moving to signed archive segments under <data-dir>/audit/archive (0: keep them all)")
 }
 
@@ -267,9 +280,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	fd := frontdoor.New(frontdoor.Config{
 		Resources: s.Resources, Core: core, Identity: s.Identity, Authz: rbac, Insights: insights.New(s.Audit), Audit: s.Audit,
-		Other: other, Logger: log, Metrics: metrics,
+		Policy: p.policies, Other: other, Logger: log, Metrics: metrics,
 	})
 	p.deployments.Attach(fd)
+	p.policies.Attach(fd)
 	s.http = &http.Server{
 		Handler:           fd,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
@@ -415,6 +429,8 @@ type parts struct {
 	networkCloud *networkcloud.Provider
 	// deployments creates templates' resources through the front door.
 	deployments *deploy.Provider
+	// policies enforces Azure Policy on writes and evaluates compliance.
+	policies *policies.Provider
 	// agents admits machines' agents; clusters issue its tokens.
 	agents *agentauth.Authority
 }
@@ -473,6 +489,9 @@ func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL strin
 		return nil, err
 	}
 	p.deployments = deploy.Register(deploy.Config{Resources: p.resources, Authz: p.rbac, Groups: p.identity.GroupsOf, Logger: log})
+	if p.policies, err = registerPolicies(p.resources, p.identity.GroupsOf, cfg, log); err != nil {
+		return nil, err
+	}
 	if err := p.resources.CreateTenancy(ctx, p.boot.tenant(), p.boot.subscription()); err != nil {
 		return nil, err
 	}
@@ -482,6 +501,36 @@ func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL strin
 	if err := p.rbac.Start(runCtx); err != nil {
 		return nil, err
 	}
+	if err := p.policies.Start(runCtx); err != nil {
+		return nil, err
+	}
 	ok = true
+	return p, nil
+}
+
+// registerPolicies loads the policy aliases (Citadel's, and Azure's when
+// given) and the policy pack, and registers the policy types.
+func registerPolicies(svc *resource.Service, groups func(context.Context, string) ([]string, error), cfg Config, log *slog.Logger) (*policies.Provider, error) {
+	lists := [][]policy.Alias{policy.CitadelAliases()}
+	if cfg.PolicyAliases != "" {
+		f, err := os.Open(cfg.PolicyAliases)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		azure, err := policy.ReadAliasCSV(f)
+		if err != nil {
+			return nil, fmt.Errorf("--policy-aliases: %w", err)
+		}
+		lists = append(lists, azure)
+	}
+	pc := policies.Config{Resources: svc, Aliases: policy.NewAliases(lists...), ScanInterval: cfg.PolicyScan, Groups: groups, Logger: log}
+	if cfg.PolicyPack != "" {
+		pc.Pack = os.DirFS(cfg.PolicyPack)
+	}
+	p, err := policies.Register(pc)
+	if err != nil {
+		return nil, fmt.Errorf("--policy-pack: %w", err)
+	}
 	return p, nil
 }

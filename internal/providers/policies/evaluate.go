@@ -1,0 +1,229 @@
+package policies
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/policy"
+	"github.com/citadel-cloud/citadel/internal/resource"
+)
+
+// Compliance states are derived data: a pure function of the stored
+// resources and the policy in force. Each replica keeps the latest
+// evaluation of every resource against every assignment in memory,
+// computed on every write and by a full scan at start and every
+// ScanInterval; a replica that starts recomputes them, so they are not
+// stored.
+
+// evaluated is the latest result of one assignment (or initiative member)
+// on one resource.
+type evaluated struct {
+	result   policy.Result
+	state    string // Compliant, NonCompliant, Unknown or Exempt
+	resource *resource.Resource
+	assigned *assigned
+	at       time.Time
+}
+
+// stateStore holds the latest evaluations by resource.
+type stateStore struct {
+	mu         sync.RWMutex
+	byResource map[string][]evaluated // lower(resource id) → its evaluations
+	scanned    time.Time
+}
+
+func newStateStore() *stateStore { return &stateStore{byResource: map[string][]evaluated{}} }
+
+func (s *stateStore) set(id string, evs []evaluated) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(evs) == 0 {
+		delete(s.byResource, strings.ToLower(id))
+		return
+	}
+	s.byResource[strings.ToLower(id)] = evs
+}
+
+func (s *stateStore) replace(all map[string][]evaluated, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.byResource, s.scanned = all, at
+}
+
+// within returns the evaluations of the resources at or below scope.
+func (s *stateStore) within(scope string) []evaluated {
+	scope = normScope(scope)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []evaluated
+	for id, evs := range s.byResource {
+		if within(id, scope) {
+			out = append(out, evs...)
+		}
+	}
+	return out
+}
+
+// Written tells the provider that a resource was created, changed or
+// deleted: its compliance is evaluated again shortly, off the request
+// path.
+func (p *Provider) Written(id arm.ID) {
+	select {
+	case p.dirty <- id.String():
+	default:
+		p.log.Debug("policy evaluation queue full; the next scan covers the resource", "resource", id.String())
+	}
+}
+
+func (p *Provider) evaluateWrites(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-p.dirty:
+			rid, err := arm.ParseID(id)
+			if err != nil {
+				continue
+			}
+			r, err := p.svc.Lookup(ctx, rid)
+			if err != nil {
+				p.states.set(id, nil) // deleted
+				continue
+			}
+			p.states.set(id, p.evaluate(ctx, p.snapshot(), r, time.Now().UTC()))
+		}
+	}
+}
+
+func (p *Provider) scanEvery(ctx context.Context) {
+	for {
+		if _, err := p.Scan(ctx); err != nil && ctx.Err() == nil {
+			p.log.Error("policy compliance scan failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(p.interval):
+		}
+	}
+}
+
+// Scan evaluates every stored resource against the policy in force and
+// replaces the compliance states; it returns how many resources it
+// evaluated.
+func (p *Provider) Scan(ctx context.Context) (int, error) {
+	s := p.snapshot()
+	now := time.Now().UTC()
+	all := map[string][]evaluated{}
+	n := 0
+	for _, t := range p.svc.Types() {
+		if t.Keeper != nil || t.Virtual != nil && t.List != nil {
+			continue // kept elsewhere or computed: identities, built-in roles
+		}
+		rs, err := p.svc.ResourcesOfType(ctx, t.FullName())
+		if err != nil {
+			return n, err
+		}
+		for _, r := range rs {
+			n++
+			if evs := p.evaluate(ctx, s, r, now); len(evs) > 0 {
+				all[strings.ToLower(r.ID)] = evs
+			}
+		}
+	}
+	p.states.replace(all, now)
+	p.log.Info("policy compliance scanned", "resources", n, "assignments", len(s.assignments), "took", time.Since(now))
+	return n, nil
+}
+
+// evaluate gives r's compliance with every assignment in scope.
+func (p *Provider) evaluate(ctx context.Context, s *snapshot, r *resource.Resource, now time.Time) []evaluated {
+	in := s.inScope(r.ID)
+	if len(in) == 0 {
+		return nil
+	}
+	body := resourceMap(r)
+	id := mustID(r.ID)
+	pctx := p.context(ctx, id, "")
+	var out []evaluated
+	for _, a := range in {
+		for _, res := range a.compiled.Evaluate(body, pctx) {
+			if res.State == "" {
+				continue // the definition does not apply to this resource
+			}
+			state := res.State
+			if res.Existence != nil && res.Matched {
+				state = p.existenceState(ctx, r, res.Existence)
+			}
+			if ok, _ := s.exempt(r.ID, res, now); ok {
+				state = "Exempt"
+			}
+			out = append(out, evaluated{result: res, state: state, resource: r, assigned: a, at: now})
+		}
+	}
+	return out
+}
+
+// existenceState decides an if-not-exists effect: compliant when a related
+// resource of the type, in the scope the details name, meets the
+// existence condition.
+func (p *Provider) existenceState(ctx context.Context, r *resource.Resource, x *policy.Existence) string {
+	id := mustID(r.ID)
+	scope := arm.ID{Subscription: id.Subscription, ResourceGroup: id.ResourceGroup}
+	if x.ResourceGroupName != "" {
+		scope.ResourceGroup = x.ResourceGroupName
+	}
+	if strings.EqualFold(x.ExistenceScope, "Subscription") {
+		scope.ResourceGroup = ""
+	}
+	if strings.HasPrefix(strings.ToLower(x.Type), strings.ToLower(r.Type)+"/") {
+		scope = id // a child of the evaluated resource
+	}
+	related, err := p.svc.Resources(ctx, scope, x.Type)
+	if err != nil {
+		return policy.Unknown
+	}
+	for _, rel := range related {
+		if x.Name != "" && !nameMatches(rel.Name, x.Name) {
+			continue
+		}
+		if ok, err := x.Satisfied(resourceMap(rel)); err == nil && ok {
+			return policy.Compliant
+		}
+	}
+	return policy.NonCompliant
+}
+
+// nameMatches compares a related resource's name with the details' name,
+// whose last segment may be the wildcard "?".
+func nameMatches(name, want string) bool {
+	if i := strings.LastIndex(want, "/"); i >= 0 {
+		want = want[i+1:]
+	}
+	return want == "?" || strings.EqualFold(name, want)
+}
+
+// resourceMap is a stored resource as policy rules read it.
+func resourceMap(r *resource.Resource) map[string]any {
+	var m map[string]any
+	b, _ := json.Marshal(r)
+	json.Unmarshal(b, &m)
+	return m
+}
+
+// triggerEvaluation answers POST …/policyStates/latest/triggerEvaluation:
+// a full scan now, answered when it is done.
+func (p *Provider) triggerEvaluation(ctx context.Context, req *resource.Request) (*resource.Response, error) {
+	if !strings.EqualFold(req.ID.Name(), "latest") {
+		return nil, arm.Errorf(http.StatusBadRequest, "InvalidPolicyStatesResource", "Evaluation is triggered on policyStates/latest.")
+	}
+	if _, err := p.Scan(ctx); err != nil {
+		return nil, err
+	}
+	return &resource.Response{Status: http.StatusOK}, nil
+}

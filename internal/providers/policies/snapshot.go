@@ -1,0 +1,366 @@
+package policies
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/policy"
+	"github.com/citadel-cloud/citadel/internal/resource"
+)
+
+var regexpName = regexp.MustCompile(`^[^<>*%&:\\?.+/\x00-\x1f]{1,64}$`)
+
+// assigned is a compiled assignment with what decides where it applies.
+type assigned struct {
+	resource   *resource.Resource
+	props      assignmentProperties
+	scope      string // lower-case, without a trailing "/"
+	notScopes  []string
+	enforce    bool
+	compiled   *policy.Assignment
+	definition *resource.Resource // the definition or initiative assigned
+}
+
+// exemption takes an assignment (or some members of an initiative) off a
+// scope until it expires.
+type exemption struct {
+	scope      string
+	assignment string // lower-case id
+	references []string
+	category   string
+	expires    time.Time
+}
+
+// snapshot is the policy in force: every assignment compiled, with the
+// exemptions.
+type snapshot struct {
+	assignments []*assigned
+	exemptions  []exemption
+}
+
+// snapshot returns the current snapshot, rebuilt when a definition,
+// initiative, assignment or exemption has changed.
+func (p *Provider) snapshot() *snapshot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	versions := [4]uint64{p.definitions.Version(), p.sets.Version(), p.assignments.Version(), p.exemptions.Version()}
+	if p.snap != nil && versions == p.versions {
+		return p.snap
+	}
+	s := &snapshot{}
+	all, _ := p.assignments.All()
+	for _, r := range all {
+		a, err := p.compile(context.Background(), r)
+		if err != nil {
+			p.log.Warn("policy assignment not in force: its definition no longer loads", "assignment", r.ID, "err", err)
+			continue
+		}
+		s.assignments = append(s.assignments, a)
+	}
+	exs, _ := p.exemptions.All()
+	for _, r := range exs {
+		scope, _ := mustID(r.ID).Parent()
+		e := exemption{scope: normScope(scopeString(scope)), assignment: strings.ToLower(str(r.Properties["policyAssignmentId"])),
+			category: str(r.Properties["exemptionCategory"])}
+		if refs, ok := r.Properties["policyDefinitionReferenceIds"].([]any); ok {
+			for _, ref := range refs {
+				e.references = append(e.references, strings.ToLower(str(ref)))
+			}
+		}
+		if t, err := time.Parse(time.RFC3339, str(r.Properties["expiresOn"])); err == nil {
+			e.expires = t
+		}
+		s.exemptions = append(s.exemptions, e)
+	}
+	p.snap, p.versions = s, versions
+	return s
+}
+
+// compile binds an assignment to its definition or initiative.
+func (p *Provider) compile(ctx context.Context, r *resource.Resource) (*assigned, error) {
+	a := &assigned{resource: r}
+	if err := resource.DecodeProperties(r, &a.props); err != nil {
+		return nil, err
+	}
+	def, err := p.definitionByID(ctx, a.props.PolicyDefinitionID)
+	if err != nil {
+		return nil, arm.FieldError("properties.policyDefinitionId", "The policy definition '%s' was not found.", a.props.PolicyDefinitionID)
+	}
+	a.definition = def
+	params := map[string]any{}
+	for name, raw := range a.props.Parameters {
+		var v struct {
+			Value any `json:"value"`
+		}
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, arm.FieldError("properties.parameters."+name, "The parameter '%s' must be an object with a value.", name)
+		}
+		params[name] = v.Value
+	}
+	if strings.HasSuffix(strings.ToLower(def.Type), "/policysetdefinitions") {
+		set, err := policy.ParseSetDefinition(resourceJSON(def))
+		if err != nil {
+			return nil, invalid("InvalidPolicySetDefinition", err)
+		}
+		a.compiled, err = policy.NewSetAssignment(r.ID, set, params, func(id string) (*policy.Definition, bool) {
+			d, err := p.definitionByID(ctx, id)
+			if err != nil {
+				return nil, false
+			}
+			parsed, err := policy.ParseDefinition(resourceJSON(d), p.aliases)
+			return parsed, err == nil
+		})
+		if err != nil {
+			return nil, arm.FieldError("properties.parameters", "%s", err)
+		}
+	} else {
+		parsed, err := policy.ParseDefinition(resourceJSON(def), p.aliases)
+		if err != nil {
+			return nil, invalid("InvalidPolicyRule", err)
+		}
+		if a.compiled, err = policy.NewAssignment(r.ID, parsed, params); err != nil {
+			return nil, arm.FieldError("properties.parameters", "%s", err)
+		}
+	}
+	a.scope = normScope(str(r.Properties["scope"]))
+	for _, ns := range a.props.NotScopes {
+		a.notScopes = append(a.notScopes, normScope(ns))
+	}
+	a.enforce = !strings.EqualFold(a.props.EnforcementMode, "DoNotEnforce")
+	return a, nil
+}
+
+func normScope(s string) string { return strings.TrimSuffix(strings.ToLower(s), "/") }
+
+// within reports whether id is at or below scope ("" is the tenant root).
+func within(id, scope string) bool {
+	return scope == "" || id == scope || strings.HasPrefix(id, scope+"/")
+}
+
+// inScope lists the assignments that apply to the resource id.
+func (s *snapshot) inScope(id string) []*assigned {
+	id = normScope(id)
+	var out []*assigned
+	for _, a := range s.assignments {
+		if !within(id, a.scope) {
+			continue
+		}
+		excluded := false
+		for _, ns := range a.notScopes {
+			excluded = excluded || within(id, ns)
+		}
+		if !excluded {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// exempt reports whether a result on resource id is exempted, and how.
+func (s *snapshot) exempt(id string, r policy.Result, now time.Time) (bool, string) {
+	id = normScope(id)
+	for _, e := range s.exemptions {
+		if e.assignment != strings.ToLower(r.AssignmentID) || !within(id, e.scope) {
+			continue
+		}
+		if !e.expires.IsZero() && now.After(e.expires) {
+			continue
+		}
+		if len(e.references) > 0 && !containsFold(e.references, r.ReferenceID) {
+			continue
+		}
+		return true, e.category
+	}
+	return false, ""
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Enforce applies the policy in force to a create or update of the
+// resource id with body (what the request sends, for PUT; the resource as
+// it will be, for PATCH): it refuses the write with 403
+// RequestDisallowedByPolicy when a deny applies, and otherwise returns the
+// body after append and modify, or nil when they change nothing.
+// apiVersion is the request's.
+func (p *Provider) Enforce(ctx context.Context, id arm.ID, body map[string]any, apiVersion string) (map[string]any, error) {
+	s := p.snapshot()
+	var enforced []*policy.Assignment
+	byID := map[string]*assigned{}
+	for _, a := range s.inScope(id.String()) {
+		if a.enforce {
+			enforced = append(enforced, a.compiled)
+			byID[strings.ToLower(a.resource.ID)] = a
+		}
+	}
+	if len(enforced) == 0 {
+		return nil, nil
+	}
+	full := withIdentity(body, id)
+	d := policy.EvaluateRequest(enforced, full, p.context(ctx, id, apiVersion))
+	now := time.Now()
+	var denied []policy.Result
+	for _, r := range d.Denied() {
+		if ok, _ := s.exempt(id.String(), r, now); !ok {
+			denied = append(denied, r)
+		}
+	}
+	if len(denied) > 0 {
+		return nil, disallowed(id, denied, byID)
+	}
+	if sameMap(d.Body, full) {
+		return nil, nil
+	}
+	out := make(map[string]any, len(d.Body))
+	for k, v := range d.Body {
+		if k != "id" && k != "name" && k != "type" {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+// withIdentity is body with the id, name and type ARM gives the resource.
+func withIdentity(body map[string]any, id arm.ID) map[string]any {
+	full := make(map[string]any, len(body)+3)
+	for k, v := range body {
+		full[k] = v
+	}
+	full["id"], full["name"], full["type"] = id.String(), id.Name(), id.Type()
+	return full
+}
+
+func sameMap(a, b map[string]any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
+
+// context is what requestContext(), resourceGroup() and subscription()
+// return for a resource.
+func (p *Provider) context(ctx context.Context, id arm.ID, apiVersion string) *policy.Context {
+	c := &policy.Context{APIVersion: apiVersion}
+	if id.Subscription != "" {
+		c.Subscription = map[string]any{"id": "/subscriptions/" + id.Subscription, "subscriptionId": id.Subscription, "displayName": id.Subscription}
+		if sub, err := p.svc.Subscription(ctx, id.Subscription); err == nil {
+			c.Subscription["tenantId"], c.Subscription["displayName"] = sub.TenantID, sub.DisplayName
+		}
+	}
+	if id.ResourceGroup != "" {
+		rgID := arm.ID{Subscription: id.Subscription, ResourceGroup: id.ResourceGroup}
+		c.ResourceGroup = map[string]any{"id": rgID.String(), "name": id.ResourceGroup, "type": "Microsoft.Resources/resourceGroups"}
+		if rg, err := p.svc.Lookup(ctx, rgID); err == nil {
+			c.ResourceGroup["name"], c.ResourceGroup["location"], c.ResourceGroup["tags"] = rg.Name, rg.Location, rg.Tags
+		}
+	}
+	return c
+}
+
+// disallowed is ARM's refusal of a write by policy, naming each
+// assignment and definition (additionalInfo PolicyViolation).
+func disallowed(id arm.ID, denied []policy.Result, byID map[string]*assigned) error {
+	var idents []map[string]any
+	var messages []string
+	e := arm.Errorf(http.StatusForbidden, "RequestDisallowedByPolicy", "")
+	for _, r := range denied {
+		a := byID[strings.ToLower(r.AssignmentID)]
+		defName := lastSegment(r.DefinitionID)
+		idents = append(idents, map[string]any{
+			"policyAssignment": map[string]any{"name": a.resource.Name, "id": a.resource.ID},
+			"policyDefinition": map[string]any{"name": defName, "id": r.DefinitionID},
+		})
+		for _, m := range a.props.NonComplianceMessages {
+			if m.PolicyDefinitionReferenceID == "" || strings.EqualFold(m.PolicyDefinitionReferenceID, r.ReferenceID) {
+				messages = append(messages, m.Message)
+			}
+		}
+		var expressions []map[string]any
+		for _, reason := range r.Reasons {
+			expressions = append(expressions, map[string]any{
+				"result": map[bool]string{true: "True", false: "False"}[reason.Result], "expressionKind": reason.Kind,
+				"expression": reason.Expression, "path": reason.Path, "expressionValue": reason.Value,
+				"targetValue": reason.Target, "operator": reason.Operator,
+			})
+		}
+		info := map[string]any{
+			"evaluationDetails":           map[string]any{"evaluatedExpressions": expressions},
+			"policyDefinitionId":          r.DefinitionID,
+			"policyDefinitionName":        defName,
+			"policyDefinitionEffect":      string(r.Effect),
+			"policyAssignmentId":          a.resource.ID,
+			"policyAssignmentName":        a.resource.Name,
+			"policyAssignmentDisplayName": a.props.DisplayName,
+			"policyAssignmentScope":       a.props.Scope,
+			"policyAssignmentParameters":  a.props.Parameters,
+		}
+		if a.definition != nil {
+			info["policyDefinitionDisplayName"] = a.definition.Properties["displayName"]
+		}
+		if r.SetDefinitionID != "" {
+			info["policySetDefinitionId"], info["policyDefinitionReferenceId"] = r.SetDefinitionID, r.ReferenceID
+		}
+		if r.Err != nil {
+			info["evaluationError"] = r.Err.Error()
+		}
+		e.AdditionalInfo = append(e.AdditionalInfo, arm.AdditionalInfo{Type: "PolicyViolation", Info: info})
+	}
+	b, _ := json.Marshal(idents)
+	e.Message = "Resource '" + id.Name() + "' was disallowed by policy."
+	if len(messages) > 0 {
+		e.Message += " Reasons: '" + strings.Join(messages, "', '") + "'."
+	}
+	e.Message += " Policy identifiers: '" + string(b) + "'."
+	e.Target = id.Name()
+	return e
+}
+
+// EnforceDelete refuses a delete that a denyAction assignment blocks.
+func (p *Provider) EnforceDelete(ctx context.Context, id arm.ID) error {
+	s := p.snapshot()
+	var enforced []*policy.Assignment
+	byID := map[string]*assigned{}
+	for _, a := range s.inScope(id.String()) {
+		if a.enforce {
+			enforced = append(enforced, a.compiled)
+			byID[strings.ToLower(a.resource.ID)] = a
+		}
+	}
+	if len(enforced) == 0 {
+		return nil
+	}
+	r, err := p.svc.Lookup(ctx, id)
+	if err != nil {
+		return nil // nothing to delete: the service answers
+	}
+	var res map[string]any
+	b, _ := json.Marshal(r)
+	json.Unmarshal(b, &res)
+	denied := policy.EvaluateDelete(enforced, res, p.context(ctx, id, ""))
+	if len(denied) == 0 {
+		return nil
+	}
+	err = disallowed(id, denied, byID)
+	var ae *arm.Error
+	if errors.As(err, &ae) {
+		ae.Code = "DenyActionDisallowedByPolicy"
+	}
+	return err
+}
+
+func lastSegment(id string) string { return id[strings.LastIndex(id, "/")+1:] }
+
+func str(v any) string { s, _ := v.(string); return s }
+
+func mustID(s string) arm.ID { id, _ := arm.ParseID(s); return id }
