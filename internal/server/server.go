@@ -178,6 +178,8 @@ type Server struct {
 	Fleet    *fleet.Server
 	// Metrics is what GET /metrics serves.
 	Metrics *prometheus.Registry
+	// Policies enforces Azure Policy and keeps compliance.
+	Policies *policies.Provider
 
 	http      *http.Server
 	agentHTTP *http.Server
@@ -247,7 +249,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Store, s.Identity, s.Audit, s.Resources = p.store, p.identity, p.audit, p.resources
+	s.Store, s.Identity, s.Audit, s.Resources, s.Policies = p.store, p.identity, p.audit, p.resources, p.policies
 	core, rbac, boot := p.core, p.rbac, p.boot
 	s.CredentialsFile, s.DataDir = filepath.Join(dataDir, "bootstrap", "admin.json"), dataDir
 	if err := ensureAdminCredentials(ctx, s.Store, s.Identity, boot, client.Credentials{

@@ -23,7 +23,7 @@ import (
 // evaluated is the latest result of one assignment (or initiative member)
 // on one resource.
 type evaluated struct {
-	result   policy.Result
+	result   *policy.Result
 	state    string // Compliant, NonCompliant, Unknown or Exempt
 	resource *resource.Resource
 	assigned *assigned
@@ -95,7 +95,7 @@ func (p *Provider) evaluateWrites(ctx context.Context) {
 				p.states.set(id, nil) // deleted
 				continue
 			}
-			p.states.set(id, p.evaluate(ctx, p.snapshot(), r, time.Now().UTC()))
+			p.states.set(id, p.evaluate(ctx, p.snapshot(), r, p.context(ctx, rid, ""), time.Now().UTC()))
 		}
 	}
 }
@@ -121,6 +121,16 @@ func (p *Provider) Scan(ctx context.Context) (int, error) {
 	now := time.Now().UTC()
 	all := map[string][]evaluated{}
 	n := 0
+	contexts := map[string]*policy.Context{} // by resource group: one read of each
+	contextOf := func(id arm.ID) *policy.Context {
+		key := strings.ToLower(id.Subscription + "/" + id.ResourceGroup)
+		c, ok := contexts[key]
+		if !ok {
+			c = p.context(ctx, id, "")
+			contexts[key] = c
+		}
+		return c
+	}
 	for _, t := range p.svc.Types() {
 		if t.Keeper != nil || t.Virtual != nil && t.List != nil {
 			continue // kept elsewhere or computed: identities, built-in roles
@@ -131,7 +141,7 @@ func (p *Provider) Scan(ctx context.Context) (int, error) {
 		}
 		for _, r := range rs {
 			n++
-			if evs := p.evaluate(ctx, s, r, now); len(evs) > 0 {
+			if evs := p.evaluate(ctx, s, r, contextOf(mustID(r.ID)), now); len(evs) > 0 {
 				all[strings.ToLower(r.ID)] = evs
 			}
 		}
@@ -141,18 +151,19 @@ func (p *Provider) Scan(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// evaluate gives r's compliance with every assignment in scope.
-func (p *Provider) evaluate(ctx context.Context, s *snapshot, r *resource.Resource, now time.Time) []evaluated {
+// evaluate gives r's compliance with every assignment in scope; pctx is
+// what resourceGroup() and subscription() see for it.
+func (p *Provider) evaluate(ctx context.Context, s *snapshot, r *resource.Resource, pctx *policy.Context, now time.Time) []evaluated {
 	in := s.inScope(r.ID)
 	if len(in) == 0 {
 		return nil
 	}
 	body := resourceMap(r)
-	id := mustID(r.ID)
-	pctx := p.context(ctx, id, "")
-	var out []evaluated
+	out := make([]evaluated, 0, len(in))
 	for _, a := range in {
-		for _, res := range a.compiled.Evaluate(body, pctx) {
+		results := a.compiled.Evaluate(body, pctx)
+		for i := range results {
+			res := &results[i]
 			if res.State == "" {
 				continue // the definition does not apply to this resource
 			}
@@ -160,7 +171,7 @@ func (p *Provider) evaluate(ctx context.Context, s *snapshot, r *resource.Resour
 			if res.Existence != nil && res.Matched {
 				state = p.existenceState(ctx, r, res.Existence)
 			}
-			if ok, _ := s.exempt(r.ID, res, now); ok {
+			if ok, _ := s.exempt(r.ID, *res, now); ok {
 				state = "Exempt"
 			}
 			out = append(out, evaluated{result: res, state: state, resource: r, assigned: a, at: now})

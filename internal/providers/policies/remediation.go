@@ -159,7 +159,7 @@ func (p *Provider) remediate(ctx context.Context, t *resource.Task) error {
 
 // evaluateOne evaluates the assignment of ev on the resource as it is now.
 func (p *Provider) evaluateOne(ctx context.Context, s *snapshot, r *resource.Resource, ev evaluated, now time.Time) *evaluated {
-	for _, fresh := range p.evaluate(ctx, s, r, now) {
+	for _, fresh := range p.evaluate(ctx, s, r, p.context(ctx, mustID(r.ID), ""), now) {
 		if strings.EqualFold(fresh.result.AssignmentID, ev.result.AssignmentID) && fresh.result.ReferenceID == ev.result.ReferenceID {
 			return &fresh
 		}
