@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/citadel-cloud/citadel/internal/server"
 	"github.com/citadel-cloud/citadel/internal/servertest"
 )
 
@@ -169,4 +171,46 @@ func TestPolicy(t *testing.T) {
 		az.ok(t, create("reported", nil)...)
 		stateOf(t, prefixID("reported"), "require-env-report", "NonCompliant")
 	})
+}
+
+// TestPolicyPack serves the corpus's built-in definitions as an offline
+// policy pack, with Azure's alias list: az shows them as BuiltIn, and an
+// assignment of Azure's own "Require a tag on resources" denies an
+// untagged resource.
+func TestPolicyPack(t *testing.T) {
+	requireAz(t)
+	t.Parallel()
+	const corpus = "../../../shared/corpora/azure-policy"
+	if _, err := os.Stat(corpus + "/policyDefinitions"); err != nil {
+		msg := "the Azure Policy corpus is missing (shared/corpora/azure-policy): " + err.Error()
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	cp := servertest.Start(t, func(c *server.Config) {
+		c.PolicyPack, c.PolicyAliases = corpus+"/policyDefinitions", corpus+"/aliases/policy-aliases.csv.gz"
+	})
+	az := newAzCLI(t, cp)
+	c := cp.Creds
+	const requireTag = "871b6d14-10aa-478d-b590-94f262ecfa99"
+	az.ok(t, "cloud", "register", "-n", "citadel", "--endpoint-resource-manager", c.ARMEndpoint)
+	az.ok(t, "cloud", "set", "-n", "citadel")
+	az.ok(t, "login", "--service-principal", "-u", c.ClientID, "-p", c.ClientSecret, "--tenant", c.TenantID)
+	az.ok(t, "group", "create", "-n", "pack", "-l", "local")
+	var def struct {
+		ID         string `json:"id"`
+		PolicyType string `json:"policyType"`
+	}
+	az.json(t, &def, "policy", "definition", "show", "-n", requireTag)
+	if def.PolicyType != "BuiltIn" || def.ID != "/providers/Microsoft.Authorization/policyDefinitions/"+requireTag {
+		t.Fatalf("built-in definition = %+v", def)
+	}
+	az.ok(t, "policy", "assignment", "create", "-n", "cost-center", "--policy", requireTag, "-g", "pack",
+		"--params", `{"tagName":{"value":"costCenter"}}`)
+	body := `{"location":"local","properties":{"ipPrefixRules":[{"action":"Permit","sequenceNumber":10,"networkPrefix":"10.0.0.0/8","condition":"EqualTo","subnetMaskLength":"8"}]}}`
+	az.fail(t, []string{"RequestDisallowedByPolicy", requireTag}, "resource", "create", "-g", "pack", "-n", "untagged",
+		"--resource-type", "Microsoft.ManagedNetworkFabric/ipPrefixes", "--is-full-object", "-p", body)
+	az.ok(t, "resource", "create", "-g", "pack", "-n", "tagged", "--resource-type", "Microsoft.ManagedNetworkFabric/ipPrefixes",
+		"--is-full-object", "-p", strings.Replace(body, `"location":"local"`, `"location":"local","tags":{"costCenter":"42"}`, 1))
 }
