@@ -165,6 +165,26 @@ func TestPolicy(t *testing.T) {
 		stateOf(t, prefixID("tagged"), "owner", "Compliant")
 	})
 
+	t.Run("append and denyAction", func(t *testing.T) {
+		az.ok(t, "policy", "definition", "create", "-n", "append-reviewed", "--mode", "Indexed", "--rules",
+			`{"if":{"field":"type","equals":"`+prefixType+`"},"then":{"effect":"append","details":[{"field":"tags['reviewed']","value":"no"}]}}`)
+		az.ok(t, "policy", "definition", "create", "-n", "keep-protected", "--mode", "Indexed", "--rules",
+			`{"if":{"allOf":[{"field":"type","equals":"`+prefixType+`"},{"field":"tags['protect']","equals":"yes"}]},`+
+				`"then":{"effect":"denyAction","details":{"actionNames":["delete"]}}}`)
+		az.ok(t, "policy", "assignment", "create", "-n", "append-reviewed", "--policy", "append-reviewed", "-g", group)
+		az.ok(t, "policy", "assignment", "create", "-n", "keep-protected", "--policy", "keep-protected", "-g", group)
+		az.ok(t, create("protected", map[string]string{"env": "dev", "protect": "yes"})...)
+		var r struct{ Tags map[string]string }
+		az.json(t, &r, "resource", "show", "--ids", prefixID("protected"))
+		if r.Tags["reviewed"] != "no" {
+			t.Errorf("tags after append = %v, want reviewed=no", r.Tags)
+		}
+		az.fail(t, []string{"RequestDisallowedByPolicy", "keep-protected"}, "resource", "delete", "--verbose", "--ids", prefixID("protected"))
+		az.ok(t, "resource", "show", "--ids", prefixID("protected"))
+		az.ok(t, "policy", "assignment", "delete", "-n", "keep-protected", "-g", group)
+		az.ok(t, "resource", "delete", "--ids", prefixID("protected"))
+	})
+
 	t.Run("do not enforce", func(t *testing.T) {
 		az.ok(t, "policy", "assignment", "delete", "-n", "require-env", "-g", group)
 		az.ok(t, "policy", "assignment", "create", "-n", "require-env-report", "--policy", "require-env-tag", "-g", group, "--enforcement-mode", "DoNotEnforce")

@@ -3,7 +3,6 @@ package policies
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"regexp"
 	"strings"
@@ -337,7 +336,7 @@ func (p *Provider) EnforceDelete(ctx context.Context, id arm.ID) error {
 			byID[strings.ToLower(a.resource.ID)] = a
 		}
 	}
-	if len(enforced) == 0 {
+	if len(enforced) == 0 || denyActionExempt(id.Type()) {
 		return nil
 	}
 	r, err := p.svc.Lookup(ctx, id)
@@ -351,12 +350,20 @@ func (p *Provider) EnforceDelete(ctx context.Context, id arm.ID) error {
 	if len(denied) == 0 {
 		return nil
 	}
-	err = disallowed(id, denied, byID)
-	var ae *arm.Error
-	if errors.As(err, &ae) {
-		ae.Code = "DenyActionDisallowedByPolicy"
+	return disallowed(id, denied, byID)
+}
+
+// denyActionExempt are the types denyAction never blocks, so that nobody
+// is locked out (Azure's list).
+func denyActionExempt(typ string) bool {
+	for _, t := range []string{"Microsoft.Authorization/policyAssignments", "Microsoft.Authorization/denyAssignments",
+		"Microsoft.Authorization/locks", "Microsoft.Resources/subscriptions", "Microsoft.Resources/deploymentStacks",
+		"Microsoft.Blueprint/blueprintAssignments"} {
+		if strings.EqualFold(typ, t) {
+			return true
+		}
 	}
-	return err
+	return false
 }
 
 func lastSegment(id string) string { return id[strings.LastIndex(id, "/")+1:] }
