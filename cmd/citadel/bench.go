@@ -303,7 +303,7 @@ var benchPolicies = map[string]string{
 	"bench-audit-env": `{"if":{"allOf":[{"field":"type","equals":"Microsoft.ManagedNetworkFabric/ipPrefixes"},{"field":"tags['env']","exists":"false"}]},"then":{"effect":"audit"}}`,
 	"bench-deny-sequence": `{"if":{"allOf":[{"field":"type","equals":"Microsoft.ManagedNetworkFabric/ipPrefixes"},` +
 		`{"count":{"field":"Microsoft.ManagedNetworkFabric/ipPrefixes/ipPrefixRules[*]","where":{"field":"Microsoft.ManagedNetworkFabric/ipPrefixes/ipPrefixRules[*].sequenceNumber","greater":4000000000}},"greater":0}]},"then":{"effect":"deny"}}`,
-	"bench-location": `{"if":{"not":{"field":"location","in":["local","global"]}},"then":{"effect":"deny"}}`,
+	"bench-location": `{"if":{"allOf":[{"field":"location","exists":true},{"not":{"field":"location","in":["local","global"]}}]},"then":{"effect":"deny"}}`,
 }
 
 // assignPolicies creates the bench definitions at scope and n assignments

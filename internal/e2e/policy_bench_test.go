@@ -43,7 +43,7 @@ func BenchmarkPolicyScan(b *testing.B) {
 	}
 	scope := "/subscriptions/" + sub
 	for name, rule := range map[string]string{
-		"scan-env": `{"if":{"allOf":[{"field":"type","equals":"Microsoft.ManagedNetworkFabric/ipPrefixes"},{"field":"tags['env']","exists":"false"}]},"then":{"effect":"audit"}}`,
+		"scan-env":   `{"if":{"allOf":[{"field":"type","equals":"Microsoft.ManagedNetworkFabric/ipPrefixes"},{"field":"tags['env']","exists":"false"}]},"then":{"effect":"audit"}}`,
 		"scan-rules": `{"if":{"count":{"field":"Microsoft.ManagedNetworkFabric/ipPrefixes/ipPrefixRules[*]","where":{"field":"Microsoft.ManagedNetworkFabric/ipPrefixes/ipPrefixRules[*].action","equals":"Deny"}},"greater":0},"then":{"effect":"audit"}}`,
 	} {
 		r, err := cp.Client.Do(b.Context(), http.MethodPut, scope+"/providers/Microsoft.Authorization/policyDefinitions/"+name+"?api-version=2021-06-01",

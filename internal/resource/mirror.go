@@ -25,13 +25,15 @@ func (s *Service) MirrorType(ctx context.Context, fullName string) (*TypeMirror,
 	return &TypeMirror{m: m}, nil
 }
 
-// All returns the resources and the mirror's version, which changes
-// whenever they do.
+// All returns the resources, with their ETags, and the mirror's version,
+// which changes whenever they do.
 func (tm *TypeMirror) All() ([]*Resource, uint64) {
 	items, version := tm.m.All()
 	out := make([]*Resource, len(items))
 	for i := range items {
-		out[i] = &items[i].Value.Resource
+		r := items[i].Value.Resource
+		r.ETag = etag(items[i].Revision)
+		out[i] = &r
 	}
 	return out, version
 }

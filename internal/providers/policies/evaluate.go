@@ -154,7 +154,7 @@ func (p *Provider) Scan(ctx context.Context) (int, error) {
 // evaluate gives r's compliance with every assignment in scope; pctx is
 // what resourceGroup() and subscription() see for it.
 func (p *Provider) evaluate(ctx context.Context, s *snapshot, r *resource.Resource, pctx *policy.Context, now time.Time) []evaluated {
-	in := s.inScope(r.ID)
+	in := s.inScope(r.ID, r.Type)
 	if len(in) == 0 {
 		return nil
 	}

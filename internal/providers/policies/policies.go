@@ -70,9 +70,14 @@ type Provider struct {
 	assignments *resource.TypeMirror
 	exemptions  *resource.TypeMirror
 
-	mu       sync.Mutex
-	snap     *snapshot
-	versions [4]uint64
+	mu           sync.Mutex
+	snap         *snapshot
+	versions     [4]uint64
+	compiled     map[string]*assigned // by lower-case assignment id, for the definitions at compiledDefs
+	compiledDefs [2]uint64            // versions of the definitions and initiatives mirrors
+
+	parsedMu sync.Mutex
+	parsed   map[string]parsed // definitions and initiatives by lower-case id
 
 	states *stateStore
 	dirty  chan string // resource ids written, to evaluate
@@ -84,7 +89,7 @@ type Provider struct {
 // Register declares the types and loads the policy pack.
 func Register(cfg Config) (*Provider, error) {
 	p := &Provider{svc: cfg.Resources, aliases: cfg.Aliases, interval: cfg.ScanInterval, log: cfg.Logger,
-		builtIns: map[string]*resource.Resource{}, states: newStateStore(), dirty: make(chan string, 4096), groups: cfg.Groups}
+		builtIns: map[string]*resource.Resource{}, parsed: map[string]parsed{}, states: newStateStore(), dirty: make(chan string, 4096), groups: cfg.Groups}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -357,7 +362,7 @@ func (p *Provider) validateAssignment(ctx context.Context, w *resource.Write) er
 	}
 	scope, _ := w.ID.Parent()
 	w.New.Properties["scope"] = scopeString(scope)
-	if _, err := p.compile(ctx, w.New); err != nil {
+	if _, err := p.compile(ctx, w.New, p.definitionByID); err != nil {
 		return err
 	}
 	return nil

@@ -52,16 +52,46 @@ func (p *Provider) snapshot() *snapshot {
 	if p.snap != nil && versions == p.versions {
 		return p.snap
 	}
+	// Assignments are compiled again only when they or the definitions
+	// changed, and definitions parsed again only when they changed: a
+	// bulk of new assignments costs one compile each, not a rebuild each.
+	defsVersion := [2]uint64{versions[0], versions[1]}
+	if defsVersion != p.compiledDefs {
+		p.compiled, p.compiledDefs = map[string]*assigned{}, defsVersion
+	}
+	defs := map[string]*resource.Resource{}
+	for _, m := range []*resource.TypeMirror{p.definitions, p.sets} {
+		rs, _ := m.All()
+		for _, r := range rs {
+			defs[strings.ToLower(r.ID)] = r
+		}
+	}
+	lookup := func(_ context.Context, id string) (*resource.Resource, error) {
+		if r, ok := p.builtIns[strings.ToLower(id)]; ok {
+			return r, nil
+		}
+		if r, ok := defs[strings.ToLower(id)]; ok {
+			return r, nil
+		}
+		return nil, arm.Errorf(http.StatusNotFound, arm.CodeResourceNotFound, "The policy definition '%s' was not found.", id)
+	}
 	s := &snapshot{}
 	all, _ := p.assignments.All()
+	compiled := make(map[string]*assigned, len(all))
 	for _, r := range all {
-		a, err := p.compile(context.Background(), r)
-		if err != nil {
-			p.log.Warn("policy assignment not in force: its definition no longer loads", "assignment", r.ID, "err", err)
-			continue
+		key := strings.ToLower(r.ID)
+		a, ok := p.compiled[key]
+		if !ok || a.resource.ETag != r.ETag {
+			var err error
+			if a, err = p.compile(context.Background(), r, lookup); err != nil {
+				p.log.Warn("policy assignment not in force: its definition no longer loads", "assignment", r.ID, "err", err)
+				continue
+			}
 		}
+		compiled[key] = a
 		s.assignments = append(s.assignments, a)
 	}
+	p.compiled = compiled
 	exs, _ := p.exemptions.All()
 	for _, r := range exs {
 		scope, _ := mustID(r.ID).Parent()
@@ -81,13 +111,14 @@ func (p *Provider) snapshot() *snapshot {
 	return s
 }
 
-// compile binds an assignment to its definition or initiative.
-func (p *Provider) compile(ctx context.Context, r *resource.Resource) (*assigned, error) {
+// compile binds an assignment to its definition or initiative, found with
+// lookup.
+func (p *Provider) compile(ctx context.Context, r *resource.Resource, lookup func(context.Context, string) (*resource.Resource, error)) (*assigned, error) {
 	a := &assigned{resource: r}
 	if err := resource.DecodeProperties(r, &a.props); err != nil {
 		return nil, err
 	}
-	def, err := p.definitionByID(ctx, a.props.PolicyDefinitionID)
+	def, err := lookup(ctx, a.props.PolicyDefinitionID)
 	if err != nil {
 		return nil, arm.FieldError("properties.policyDefinitionId", "The policy definition '%s' was not found.", a.props.PolicyDefinitionID)
 	}
@@ -103,23 +134,23 @@ func (p *Provider) compile(ctx context.Context, r *resource.Resource) (*assigned
 		params[name] = v.Value
 	}
 	if strings.HasSuffix(strings.ToLower(def.Type), "/policysetdefinitions") {
-		set, err := policy.ParseSetDefinition(resourceJSON(def))
+		set, err := p.parsedSet(def)
 		if err != nil {
 			return nil, invalid("InvalidPolicySetDefinition", err)
 		}
 		a.compiled, err = policy.NewSetAssignment(r.ID, set, params, func(id string) (*policy.Definition, bool) {
-			d, err := p.definitionByID(ctx, id)
+			d, err := lookup(ctx, id)
 			if err != nil {
 				return nil, false
 			}
-			parsed, err := policy.ParseDefinition(resourceJSON(d), p.aliases)
+			parsed, err := p.parsedDefinition(d)
 			return parsed, err == nil
 		})
 		if err != nil {
 			return nil, arm.FieldError("properties.parameters", "%s", err)
 		}
 	} else {
-		parsed, err := policy.ParseDefinition(resourceJSON(def), p.aliases)
+		parsed, err := p.parsedDefinition(def)
 		if err != nil {
 			return nil, invalid("InvalidPolicyRule", err)
 		}
@@ -135,6 +166,42 @@ func (p *Provider) compile(ctx context.Context, r *resource.Resource) (*assigned
 	return a, nil
 }
 
+// parsed is a definition or initiative as loaded, for the ETag it had.
+type parsed struct {
+	etag string
+	def  *policy.Definition
+	set  *policy.SetDefinition
+	err  error
+}
+
+// parsedDefinition loads a definition, once per version of it.
+func (p *Provider) parsedDefinition(r *resource.Resource) (*policy.Definition, error) {
+	e := p.parse(r, func(b []byte) parsed { d, err := policy.ParseDefinition(b, p.aliases); return parsed{def: d, err: err} })
+	return e.def, e.err
+}
+
+// parsedSet loads an initiative, once per version of it.
+func (p *Provider) parsedSet(r *resource.Resource) (*policy.SetDefinition, error) {
+	e := p.parse(r, func(b []byte) parsed { s, err := policy.ParseSetDefinition(b); return parsed{set: s, err: err} })
+	return e.set, e.err
+}
+
+func (p *Provider) parse(r *resource.Resource, load func([]byte) parsed) parsed {
+	key := strings.ToLower(r.ID)
+	p.parsedMu.Lock()
+	e, ok := p.parsed[key]
+	p.parsedMu.Unlock()
+	if ok && e.etag == r.ETag {
+		return e
+	}
+	e = load(resourceJSON(r))
+	e.etag = r.ETag
+	p.parsedMu.Lock()
+	p.parsed[key] = e
+	p.parsedMu.Unlock()
+	return e
+}
+
 func normScope(s string) string { return strings.TrimSuffix(strings.ToLower(s), "/") }
 
 // within reports whether id is at or below scope ("" is the tenant root).
@@ -142,12 +209,14 @@ func within(id, scope string) bool {
 	return scope == "" || id == scope || strings.HasPrefix(id, scope+"/")
 }
 
-// inScope lists the assignments that apply to the resource id.
-func (s *snapshot) inScope(id string) []*assigned {
+// inScope lists the assignments that apply to the resource id of type
+// typ: assigned at or above it, not excluded, and with a definition that
+// can apply to the type.
+func (s *snapshot) inScope(id, typ string) []*assigned {
 	id = normScope(id)
 	var out []*assigned
 	for _, a := range s.assignments {
-		if !within(id, a.scope) {
+		if !within(id, a.scope) || !a.compiled.AppliesTo(typ) {
 			continue
 		}
 		excluded := false
@@ -198,7 +267,7 @@ func (p *Provider) Enforce(ctx context.Context, id arm.ID, body map[string]any, 
 	s := p.snapshot()
 	var enforced []*policy.Assignment
 	byID := map[string]*assigned{}
-	for _, a := range s.inScope(id.String()) {
+	for _, a := range s.inScope(id.String(), id.Type()) {
 		if a.enforce {
 			enforced = append(enforced, a.compiled)
 			byID[strings.ToLower(a.resource.ID)] = a
@@ -330,7 +399,7 @@ func (p *Provider) EnforceDelete(ctx context.Context, id arm.ID) error {
 	s := p.snapshot()
 	var enforced []*policy.Assignment
 	byID := map[string]*assigned{}
-	for _, a := range s.inScope(id.String()) {
+	for _, a := range s.inScope(id.String(), id.Type()) {
 		if a.enforce {
 			enforced = append(enforced, a.compiled)
 			byID[strings.ToLower(a.resource.ID)] = a
