@@ -87,14 +87,10 @@ func intersect(a, b []string) []string {
 // AppliesTo reports whether the definition can apply to resources of the
 // type: false when its if condition requires another type.
 func (d *Definition) AppliesTo(resourceType string) bool {
-	if d.rule == nil {
+	if !d.typed {
 		return true
 	}
-	types, restricted := ruleTypes(d.rule.cond)
-	if !restricted {
-		return true
-	}
-	for _, t := range types {
+	for _, t := range d.types {
 		if strings.EqualFold(t, resourceType) {
 			return true
 		}
@@ -107,6 +103,26 @@ func (d *Definition) AppliesTo(resourceType string) bool {
 func (a *Assignment) AppliesTo(resourceType string) bool {
 	for _, m := range a.members {
 		if m.def.AppliesTo(resourceType) {
+			return true
+		}
+	}
+	return false
+}
+
+// Affects reports whether the assignment can refuse or change a request
+// of the kind: a create or update (deny, append, modify) or a delete
+// (denyAction). The others only report compliance, so a request need not
+// evaluate them. An effect that could not be decided counts, as it
+// denies.
+func (a *Assignment) Affects(delete bool) bool {
+	for _, m := range a.members {
+		if m.effErr != nil {
+			return true
+		}
+		switch {
+		case delete && m.effect == DenyAction:
+			return true
+		case !delete && (m.effect == Deny || m.effect == Append || m.effect == Modify):
 			return true
 		}
 	}

@@ -277,6 +277,10 @@ type Definition struct {
 
 	rpMode bool // a resource provider mode (Microsoft.KeyVault.Data...): its RP evaluates it, never ARM requests
 	rule   *rule
+	// types are the lower-case resource types the rule can match, when
+	// typed (its if condition requires literal types); see AppliesTo.
+	types []string
+	typed bool
 }
 
 // modes are the definition modes; the Microsoft.*.Data ones are resource
@@ -323,6 +327,9 @@ func ParseDefinition(data []byte, aliases *Aliases) (*Definition, error) {
 	}
 	if err := p.err(); err != nil {
 		return nil, err
+	}
+	if d.rule != nil {
+		d.types, d.typed = ruleTypes(d.rule.cond)
 	}
 	return d, nil
 }

@@ -230,6 +230,20 @@ func (s *snapshot) inScope(id, typ string) []*assigned {
 	return out
 }
 
+// enforced lists the assignments in force on a create or update (or a
+// delete) of id that can refuse or change it, and them by lower-case id.
+func (s *snapshot) enforced(id arm.ID, delete bool) ([]*policy.Assignment, map[string]*assigned) {
+	var out []*policy.Assignment
+	byID := map[string]*assigned{}
+	for _, a := range s.inScope(id.String(), id.Type()) {
+		if a.enforce && a.compiled.Affects(delete) {
+			out = append(out, a.compiled)
+			byID[strings.ToLower(a.resource.ID)] = a
+		}
+	}
+	return out, byID
+}
+
 // exempt reports whether a result on resource id is exempted, and how.
 func (s *snapshot) exempt(id string, r policy.Result, now time.Time) (bool, string) {
 	id = normScope(id)
@@ -265,14 +279,7 @@ func containsFold(list []string, s string) bool {
 // apiVersion is the request's.
 func (p *Provider) Enforce(ctx context.Context, id arm.ID, body map[string]any, apiVersion string) (map[string]any, error) {
 	s := p.snapshot()
-	var enforced []*policy.Assignment
-	byID := map[string]*assigned{}
-	for _, a := range s.inScope(id.String(), id.Type()) {
-		if a.enforce {
-			enforced = append(enforced, a.compiled)
-			byID[strings.ToLower(a.resource.ID)] = a
-		}
-	}
+	enforced, byID := s.enforced(id, false)
 	if len(enforced) == 0 {
 		return nil, nil
 	}
@@ -397,14 +404,7 @@ func disallowed(id arm.ID, denied []policy.Result, byID map[string]*assigned) er
 // EnforceDelete refuses a delete that a denyAction assignment blocks.
 func (p *Provider) EnforceDelete(ctx context.Context, id arm.ID) error {
 	s := p.snapshot()
-	var enforced []*policy.Assignment
-	byID := map[string]*assigned{}
-	for _, a := range s.inScope(id.String(), id.Type()) {
-		if a.enforce {
-			enforced = append(enforced, a.compiled)
-			byID[strings.ToLower(a.resource.ID)] = a
-		}
-	}
+	enforced, byID := s.enforced(id, true)
 	if len(enforced) == 0 || denyActionExempt(id.Type()) {
 		return nil
 	}
