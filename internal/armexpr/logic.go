@@ -1,6 +1,7 @@
 package armexpr
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -49,7 +50,7 @@ func compareValues(a, b any) (int, error) {
 		case int64, float64:
 			if ai, ok := a.(int64); ok {
 				if bi, ok := b.(int64); ok {
-					return cmpInt64(ai, bi), nil
+					return cmp.Compare(ai, bi), nil
 				}
 			}
 			fa, fb := toFloat(a), toFloat(b)
@@ -63,16 +64,6 @@ func compareValues(a, b any) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("can't compare a value of type '%s' with a value of type '%s': both must be numbers or both strings", typeName(a), typeName(b))
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // logical is and() (all true) or or() (any true); every argument is

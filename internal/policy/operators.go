@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -247,7 +248,7 @@ func toInt(v any) (int64, bool) {
 func compare(a, b any) (int, error) {
 	if fa, ok := toFloat(a); ok {
 		if fb, ok := toFloat(b); ok {
-			return cmpFloat(fa, fb), nil
+			return cmp.Compare(fa, fb), nil
 		}
 	}
 	sa, okA := a.(string)
@@ -261,16 +262,6 @@ func compare(a, b any) (int, error) {
 		}
 	}
 	return strings.Compare(strings.ToLower(sa), strings.ToLower(sb)), nil
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // like matches a whole string against a pattern where * stands for any
