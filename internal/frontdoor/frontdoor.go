@@ -45,11 +45,10 @@ type Authorizer interface {
 // PolicyEnforcer applies Azure Policy to writes (package
 // providers/policies).
 type PolicyEnforcer interface {
-	// Enforce refuses a create or update that policy denies, or returns
-	// the body after append and modify; nil when they change nothing.
-	Enforce(ctx context.Context, id arm.ID, body map[string]any, apiVersion string) (map[string]any, error)
-	// EnforceDelete refuses a delete that a denyAction blocks.
-	EnforceDelete(ctx context.Context, id arm.ID) error
+	// Enforce refuses a PUT, PATCH or DELETE of id that policy denies, or
+	// returns the body after append and modify; nil when they change
+	// nothing.
+	Enforce(ctx context.Context, method string, id arm.ID, body []byte, apiVersion string) ([]byte, error)
 	// Written hears that a resource changed, to evaluate its compliance.
 	Written(id arm.ID)
 }
@@ -292,57 +291,16 @@ func (f *FrontDoor) serveAs(r *http.Request, principal identity.Principal, corre
 }
 
 // enforcePolicy applies Azure Policy to a create, update or delete before
-// it reaches the resource framework: a PUT's body is evaluated (and
-// changed by append and modify), a PATCH's result is evaluated for deny,
-// a DELETE for denyAction.
+// it reaches the resource framework; append and modify change the body.
 func (f *FrontDoor) enforcePolicy(ctx context.Context, method string, req *resource.Request) error {
-	if method == http.MethodDelete {
-		return f.policy.EnforceDelete(ctx, req.ID)
-	}
-	var body map[string]any
-	if json.Unmarshal(req.Body, &body) != nil || body == nil {
-		return nil // not a JSON object: the framework refuses it
-	}
-	if method == http.MethodPatch {
-		current, err := f.svc.Lookup(ctx, req.ID)
-		if err != nil {
-			return nil // nothing to patch: the framework answers
-		}
-		var merged map[string]any
-		b, _ := json.Marshal(current)
-		json.Unmarshal(b, &merged)
-		_, err = f.policy.Enforce(ctx, req.ID, mergePatch(merged, body), req.APIVersion)
-		return err
-	}
-	changed, err := f.policy.Enforce(ctx, req.ID, body, req.APIVersion)
+	changed, err := f.policy.Enforce(ctx, method, req.ID, req.Body, req.APIVersion)
 	if err != nil {
 		return err
 	}
 	if changed != nil {
-		if req.Body, err = json.Marshal(changed); err != nil {
-			return err
-		}
+		req.Body = changed
 	}
 	return nil
-}
-
-// mergePatch applies a JSON merge patch (RFC 7396), as ARM's PATCH does.
-func mergePatch(target, patch map[string]any) map[string]any {
-	for k, v := range patch {
-		switch pv := v.(type) {
-		case nil:
-			delete(target, k)
-		case map[string]any:
-			t, _ := target[k].(map[string]any)
-			if t == nil {
-				t = map[string]any{}
-			}
-			target[k] = mergePatch(t, pv)
-		default:
-			target[k] = v
-		}
-	}
-	return target
 }
 
 // mutating reports whether a method changes state.

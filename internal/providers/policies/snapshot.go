@@ -271,19 +271,33 @@ func containsFold(list []string, s string) bool {
 	return false
 }
 
-// Enforce applies the policy in force to a create or update of the
-// resource id with body (what the request sends, for PUT; the resource as
-// it will be, for PATCH): it refuses the write with 403
-// RequestDisallowedByPolicy when a deny applies, and otherwise returns the
-// body after append and modify, or nil when they change nothing.
-// apiVersion is the request's.
-func (p *Provider) Enforce(ctx context.Context, id arm.ID, body map[string]any, apiVersion string) (map[string]any, error) {
+// Enforce applies the policy in force to a request on the resource id:
+// a PUT's body is evaluated and changed by append and modify (the changed
+// body is returned; nil when nothing changed), a PATCH's result (the
+// stored resource with the patch merged) is evaluated for deny, a DELETE
+// for denyAction. A refusal is 403 RequestDisallowedByPolicy naming each
+// assignment and definition. apiVersion is the request's.
+func (p *Provider) Enforce(ctx context.Context, method string, id arm.ID, body []byte, apiVersion string) ([]byte, error) {
+	if method == http.MethodDelete {
+		return nil, p.enforceDelete(ctx, id)
+	}
 	s := p.snapshot()
 	enforced, byID := s.enforced(id, false)
 	if len(enforced) == 0 {
 		return nil, nil
 	}
-	full := withIdentity(body, id)
+	var req map[string]any
+	if json.Unmarshal(body, &req) != nil || req == nil {
+		return nil, nil // not a JSON object: the framework refuses it
+	}
+	full := withIdentity(req, id)
+	if method == http.MethodPatch {
+		current, err := p.svc.Lookup(ctx, id)
+		if err != nil {
+			return nil, nil // nothing to patch: the framework answers
+		}
+		full = withIdentity(mergePatch(resourceMap(current), req), id)
+	}
 	d := policy.EvaluateRequest(enforced, full, p.context(ctx, id, apiVersion))
 	now := time.Now()
 	var denied []policy.Result
@@ -295,7 +309,7 @@ func (p *Provider) Enforce(ctx context.Context, id arm.ID, body map[string]any, 
 	if len(denied) > 0 {
 		return nil, disallowed(id, denied, byID)
 	}
-	if sameMap(d.Body, full) {
+	if method == http.MethodPatch || sameMap(d.Body, full) {
 		return nil, nil
 	}
 	out := make(map[string]any, len(d.Body))
@@ -304,7 +318,26 @@ func (p *Provider) Enforce(ctx context.Context, id arm.ID, body map[string]any, 
 			out[k] = v
 		}
 	}
-	return out, nil
+	return json.Marshal(out)
+}
+
+// mergePatch applies a JSON merge patch (RFC 7396), as ARM's PATCH does.
+func mergePatch(target, patch map[string]any) map[string]any {
+	for k, v := range patch {
+		switch pv := v.(type) {
+		case nil:
+			delete(target, k)
+		case map[string]any:
+			t, _ := target[k].(map[string]any)
+			if t == nil {
+				t = map[string]any{}
+			}
+			target[k] = mergePatch(t, pv)
+		default:
+			target[k] = v
+		}
+	}
+	return target
 }
 
 // withIdentity is body with the id, name and type ARM gives the resource.
@@ -401,8 +434,8 @@ func disallowed(id arm.ID, denied []policy.Result, byID map[string]*assigned) er
 	return e
 }
 
-// EnforceDelete refuses a delete that a denyAction assignment blocks.
-func (p *Provider) EnforceDelete(ctx context.Context, id arm.ID) error {
+// enforceDelete refuses a delete that a denyAction assignment blocks.
+func (p *Provider) enforceDelete(ctx context.Context, id arm.ID) error {
 	s := p.snapshot()
 	enforced, byID := s.enforced(id, true)
 	if len(enforced) == 0 || denyActionExempt(id.Type()) {
@@ -412,10 +445,7 @@ func (p *Provider) EnforceDelete(ctx context.Context, id arm.ID) error {
 	if err != nil {
 		return nil // nothing to delete: the service answers
 	}
-	var res map[string]any
-	b, _ := json.Marshal(r)
-	json.Unmarshal(b, &res)
-	denied := policy.EvaluateDelete(enforced, res, p.context(ctx, id, ""))
+	denied := policy.EvaluateDelete(enforced, resourceMap(r), p.context(ctx, id, ""))
 	if len(denied) == 0 {
 		return nil
 	}
