@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -229,30 +230,16 @@ func parseRequest(raw map[string]any) (*request, error) {
 
 // invalidTemplate is ARM's answer to a template that cannot be deployed.
 func invalidTemplate(err error) *arm.Error {
-	if ae, ok := err.(*arm.Error); ok {
+	var ae *arm.Error
+	if errors.As(err, &ae) {
 		return ae
 	}
 	e := arm.Errorf(http.StatusBadRequest, "InvalidTemplate", "Deployment template validation failed: '%s'.", err.Error())
 	var pe *template.ParseError
-	if asParseError(err, &pe) {
+	if errors.As(err, &pe) {
 		e.Target = pe.Path
 	}
 	return e
-}
-
-func asParseError(err error, target **template.ParseError) bool {
-	for err != nil {
-		if pe, ok := err.(*template.ParseError); ok {
-			*target = pe
-			return true
-		}
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return false
-		}
-		err = u.Unwrap()
-	}
-	return false
 }
 
 // context is where a deployment runs.
