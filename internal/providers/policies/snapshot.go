@@ -214,7 +214,7 @@ func within(id, scope string) bool {
 // can apply to the type.
 func (s *snapshot) inScope(id, typ string) []*assigned {
 	id = normScope(id)
-	var out []*assigned
+	out := make([]*assigned, 0, len(s.assignments))
 	for _, a := range s.assignments {
 		if !within(id, a.scope) || !a.compiled.AppliesTo(typ) {
 			continue
@@ -231,17 +231,18 @@ func (s *snapshot) inScope(id, typ string) []*assigned {
 }
 
 // enforced lists the assignments in force on a create or update (or a
-// delete) of id that can refuse or change it, and them by lower-case id.
-func (s *snapshot) enforced(id arm.ID, delete bool) ([]*policy.Assignment, map[string]*assigned) {
-	var out []*policy.Assignment
-	byID := map[string]*assigned{}
-	for _, a := range s.inScope(id.String(), id.Type()) {
+// delete) of id that can refuse or change it: compiled, and as assigned.
+func (s *snapshot) enforced(id arm.ID, delete bool) ([]*policy.Assignment, []*assigned) {
+	in := s.inScope(id.String(), id.Type())
+	compiled := make([]*policy.Assignment, 0, len(in))
+	kept := in[:0]
+	for _, a := range in {
 		if a.enforce && a.compiled.Affects(delete) {
-			out = append(out, a.compiled)
-			byID[strings.ToLower(a.resource.ID)] = a
+			compiled = append(compiled, a.compiled)
+			kept = append(kept, a)
 		}
 	}
-	return out, byID
+	return compiled, kept
 }
 
 // exempt reports whether a result on resource id is exempted, and how.
@@ -282,7 +283,7 @@ func (p *Provider) Enforce(ctx context.Context, method string, id arm.ID, body [
 		return nil, p.enforceDelete(ctx, id)
 	}
 	s := p.snapshot()
-	enforced, byID := s.enforced(id, false)
+	enforced, in := s.enforced(id, false)
 	if len(enforced) == 0 {
 		return nil, nil
 	}
@@ -307,7 +308,7 @@ func (p *Provider) Enforce(ctx context.Context, method string, id arm.ID, body [
 		}
 	}
 	if len(denied) > 0 {
-		return nil, disallowed(id, denied, byID)
+		return nil, disallowed(id, denied, in)
 	}
 	if method == http.MethodPatch || sameMap(d.Body, full) {
 		return nil, nil
@@ -378,12 +379,17 @@ func (p *Provider) context(ctx context.Context, id arm.ID, apiVersion string) *p
 
 // disallowed is ARM's refusal of a write by policy, naming each
 // assignment and definition (additionalInfo PolicyViolation).
-func disallowed(id arm.ID, denied []policy.Result, byID map[string]*assigned) error {
+func disallowed(id arm.ID, denied []policy.Result, in []*assigned) error {
 	var idents []map[string]any
 	var messages []string
 	e := arm.Errorf(http.StatusForbidden, "RequestDisallowedByPolicy", "")
 	for _, r := range denied {
-		a := byID[strings.ToLower(r.AssignmentID)]
+		var a *assigned
+		for _, x := range in {
+			if strings.EqualFold(x.resource.ID, r.AssignmentID) {
+				a = x
+			}
+		}
 		defName := lastSegment(r.DefinitionID)
 		idents = append(idents, map[string]any{
 			"policyAssignment": map[string]any{"name": a.resource.Name, "id": a.resource.ID},
@@ -437,7 +443,7 @@ func disallowed(id arm.ID, denied []policy.Result, byID map[string]*assigned) er
 // enforceDelete refuses a delete that a denyAction assignment blocks.
 func (p *Provider) enforceDelete(ctx context.Context, id arm.ID) error {
 	s := p.snapshot()
-	enforced, byID := s.enforced(id, true)
+	enforced, in := s.enforced(id, true)
 	if len(enforced) == 0 || denyActionExempt(id.Type()) {
 		return nil
 	}
@@ -449,7 +455,7 @@ func (p *Provider) enforceDelete(ctx context.Context, id arm.ID) error {
 	if len(denied) == 0 {
 		return nil
 	}
-	return disallowed(id, denied, byID)
+	return disallowed(id, denied, in)
 }
 
 // denyActionExempt are the types denyAction never blocks, so that nobody
