@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os/exec"
@@ -21,6 +24,7 @@ import (
 type citadelProcess struct {
 	bin, dataDir, listen string
 	cmd                  *exec.Cmd
+	exited               chan struct{} // closed when cmd has exited
 }
 
 func buildCitadel(t *testing.T) string {
@@ -43,30 +47,83 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// start starts the server and waits until it is ready. A port that
+// freeAddr found free can be taken by a parallel test before the server
+// binds it: the server then exits at once, and start tries another port
+// (the server writes its new endpoint into the credentials it keeps).
 func (p *citadelProcess) start(t *testing.T) {
 	t.Helper()
-	p.cmd = exec.Command(p.bin, "server", "--data-dir", p.dataDir, "--listen", p.listen, "--agent-listen", "", "--log-level", "warn")
-	p.cmd.Stdout = t.Output()
-	p.cmd.Stderr = t.Output()
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
+	for attempt := 1; ; attempt++ {
+		var stderr lockedBuffer
+		p.cmd = exec.Command(p.bin, "server", "--data-dir", p.dataDir, "--listen", p.listen, "--agent-listen", "", "--log-level", "warn")
+		p.cmd.Stdout = t.Output()
+		p.cmd.Stderr = io.MultiWriter(t.Output(), &stderr)
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmd, exited := p.cmd, make(chan struct{})
+		p.exited = exited
+		go func() { cmd.Wait(); close(exited) }()
+		t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+		switch p.waitReady(exited) {
+		case nil:
+			return
+		case errExited:
+			if strings.Contains(stderr.String(), "address already in use") && attempt < 3 {
+				p.listen = freeAddr(t)
+				continue
+			}
+			t.Fatalf("citadel server exited before it was ready")
+		default:
+			t.Fatal("citadel server did not become ready in 60s")
+		}
 	}
-	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
+}
+
+var errExited = errors.New("exited")
+
+// waitReady polls the server's health until it answers, it exits, or a
+// minute passes.
+func (p *citadelProcess) waitReady(exited <-chan struct{}) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if creds, err := client.LoadCredentials(filepath.Join(p.dataDir, "bootstrap", "admin.json")); err == nil {
+		select {
+		case <-exited:
+			return errExited
+		default:
+		}
+		if creds, err := client.LoadCredentials(filepath.Join(p.dataDir, "bootstrap", "admin.json")); err == nil &&
+			strings.Contains(creds.ARMEndpoint, p.listen) {
 			if c, err := client.New(creds); err == nil {
 				if resp, err := c.HTTP.Get(creds.ARMEndpoint + "healthz"); err == nil {
 					resp.Body.Close()
 					if resp.StatusCode == http.StatusOK {
-						return
+						return nil
 					}
 				}
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatal("citadel server did not become ready in 60s")
+	return errors.New("not ready")
+}
+
+// lockedBuffer collects a process's output while it runs.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func (p *citadelProcess) kill(t *testing.T) {
@@ -74,7 +131,7 @@ func (p *citadelProcess) kill(t *testing.T) {
 	if err := p.cmd.Process.Kill(); err != nil { // SIGKILL: no shutdown code runs
 		t.Fatal(err)
 	}
-	p.cmd.Wait()
+	<-p.exited
 }
 
 // TestCrashDuringPuts kills the server with SIGKILL in the middle of a
@@ -132,6 +189,10 @@ func TestCrashDuringPuts(t *testing.T) {
 	t.Logf("%d PUTs acknowledged before SIGKILL", len(acked))
 
 	p.start(t)
+	// Reloaded: the server may have come back on another port.
+	if creds, err = client.LoadCredentials(filepath.Join(p.dataDir, "bootstrap", "admin.json")); err != nil {
+		t.Fatal(err)
+	}
 	c, err = client.New(creds)
 	if err != nil {
 		t.Fatal(err)

@@ -67,10 +67,18 @@ func TestIdentityCLI(t *testing.T) {
 	}
 
 	p.start(t)
+	// The server may have come back on another port (start's retry):
+	// every credential points at where it is now.
+	now, err := client.LoadCredentials(filepath.Join(p.dataDir, "bootstrap", "admin.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin.ARMEndpoint = now.ARMEndpoint
 	ops, err := client.LoadCredentials(credsFile)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ops.ARMEndpoint = now.ARMEndpoint
 	c, err := client.New(ops)
 	if err != nil {
 		t.Fatal(err)
