@@ -297,6 +297,12 @@ func (l *Log) Records(ctx context.Context, first uint64, limit int) ([]Record, b
 		// to the mark's hash.
 		first, prev = mark.Seq+1, mark.Hash
 	}
+	// Up to the head as it is now: while writes go on, the chain grows
+	// faster than a reader could catch up with it.
+	head, _, err := l.head(ctx)
+	if err != nil {
+		return nil, false, err
+	}
 	var out []Record
 	after := ""
 	if first > 1 {
@@ -314,6 +320,9 @@ func (l *Log) Records(ctx context.Context, first uint64, limit int) ([]Record, b
 			}
 			for i, lk := range b.Value {
 				seq := last + 1 - uint64(len(b.Value)-i)
+				if seq > head.Seq {
+					return out, false, nil
+				}
 				if seq < first {
 					prev = lk.Hash
 					continue
