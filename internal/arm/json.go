@@ -236,9 +236,11 @@ func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c =
 
 // DecodeLenient decodes a body that az 2.45 sends for deployments: its
 // template is spliced in as `, template:{...}` (an unquoted key) and may hold
-// JSONC comments. Outside string literals it quotes a template key that
-// follows '{', '[' or ',' and strips // and /* */ comments, then decodes as
-// [DecodeStrict]. Byte offsets in syntax errors refer to the rewritten body.
+// JSONC comments and trailing commas, which ARM's template engine accepts.
+// Outside string literals it quotes a template key that follows '{', '[' or
+// ',', strips // and /* */ comments and drops a comma before '}' or ']',
+// then decodes as [DecodeStrict]. Byte offsets in syntax errors refer to
+// the rewritten body.
 func DecodeLenient(data []byte, v any) error {
 	return DecodeStrict(lenient(data), v)
 }
@@ -246,7 +248,7 @@ func DecodeLenient(data []byte, v any) error {
 // lenient rewrites az's JSONC into JSON. It copies string literals verbatim,
 // so "http://x" and "template:" inside strings are left alone.
 func lenient(data []byte) []byte {
-	if bytes.IndexByte(data, '/') < 0 && !bytes.Contains(data, []byte("template")) {
+	if bytes.IndexByte(data, '/') < 0 && bytes.IndexByte(data, ',') < 0 && !bytes.Contains(data, []byte("template")) {
 		return data
 	}
 	out := make([]byte, 0, len(data)+2)
@@ -275,6 +277,8 @@ func lenient(data []byte) []byte {
 		case c == 't' && (last == '{' || last == '[' || last == ',') && isTemplateKey(data[i:]):
 			out = append(out, `"template"`...)
 			last, i = '"', i+len("template")
+		case c == ',' && closesNext(data[i+1:]):
+			i++ // a trailing comma
 		default:
 			out = append(out, c)
 			if !isJSONSpace(c) {
@@ -284,6 +288,32 @@ func lenient(data []byte) []byte {
 		}
 	}
 	return out
+}
+
+// closesNext reports whether the next token of b, past spaces and
+// comments, closes an object or an array.
+func closesNext(b []byte) bool {
+	for i := 0; i < len(b); {
+		switch c := b[i]; {
+		case isJSONSpace(c):
+			i++
+		case c == '/' && i+1 < len(b) && b[i+1] == '/':
+			j := bytes.IndexByte(b[i:], '\n')
+			if j < 0 {
+				return false
+			}
+			i += j
+		case c == '/' && i+1 < len(b) && b[i+1] == '*':
+			j := bytes.Index(b[i+2:], []byte("*/"))
+			if j < 0 {
+				return false
+			}
+			i += 2 + j + 2
+		default:
+			return c == '}' || c == ']'
+		}
+	}
+	return false
 }
 
 // isTemplateKey reports whether b starts with `template`, optional space and ':'.

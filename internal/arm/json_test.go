@@ -155,6 +155,8 @@ func TestDecodeLenient(t *testing.T) {
 		{"line comment at end", "{\"a\": 1} // done", `{"a":1}`},
 		{"comment between tokens keeps them apart", `{"a": [1/**/,2]}`, `{"a":[1,2]}`},
 		{"crlf", "{\r\n  // c\r\n  \"a\": 1\r\n}", `{"a":1}`},
+		{"trailing commas", `{"a": [1, 2, /* c */], "b": {"c": 1, // d
+}, "e": ",]",}`, `{"a":[1,2],"b":{"c":1},"e":",]"}`},
 		{"ARM template with comments",
 			`{"properties":{"mode":"Incremental", template:{
   "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",

@@ -10,7 +10,6 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -91,7 +90,7 @@ func Register(cfg Config) *Provider {
 		NameRule:         "It must have 1 to 64 letters, digits, '-', '_', '.', '(' or ')'.",
 		ReadOnly:         []string{cancelRequested, "correlationId", "timestamp", "duration", "outputs", "outputResources", "dependencies", "providers", "templateHash", "error", "validatedResources"},
 		Sensitive:        []string{"template", "secureParameters"},
-		NormalizeBody:    normalizeBody,
+		LenientBody:      true,
 		Validate:         p.validatePut,
 		Provision:        p.provision,
 		Queries: map[string]func(context.Context, *resource.Request) (*resource.Response, error){
@@ -359,63 +358,6 @@ func templateHash(source []byte) string {
 	h := fnv.New64a()
 	h.Write(source)
 	return strconv.FormatUint(h.Sum64(), 10)
-}
-
-// normalizeBody turns az 2.45's deployment body into strict JSON: az
-// appends the template file verbatim under an unquoted "template" key, and
-// the file may have comments and trailing commas (arm-contract §3.6).
-func normalizeBody(body []byte) ([]byte, error) {
-	body = quoteTemplateKey(body)
-	v, err := armexpr.ParseJSON(body)
-	if err != nil {
-		return nil, arm.Errorf(http.StatusBadRequest, arm.CodeInvalidRequestContent, "The request content is not valid JSON: %s.", err)
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSpace(buf.Bytes()), nil
-}
-
-// quoteTemplateKey quotes a bare `template` key outside strings.
-func quoteTemplateKey(b []byte) []byte {
-	const key = "template"
-	inString, escaped := false, false
-	last := byte(0) // the last byte outside strings that is not a space
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-			continue
-		case c == '"':
-			inString = true
-		case (last == '{' || last == ',') && bytes.HasPrefix(b[i:], []byte(key)):
-			j := i + len(key)
-			for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
-				j++
-			}
-			if j < len(b) && b[j] == ':' {
-				out := make([]byte, 0, len(b)+2)
-				out = append(append(append(out, b[:i]...), '"'), key...)
-				out = append(append(out, '"'), b[i+len(key):]...)
-				return out
-			}
-		}
-		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
-			last = c
-		}
-	}
-	return b
 }
 
 // duration formats d as ISO 8601, as deployments report it: "PT1.2345S".

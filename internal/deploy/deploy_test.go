@@ -1,68 +1,10 @@
 package deploy
 
 import (
-	"encoding/json"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 )
-
-// TestNormalizeBody checks the reading of az 2.45's deployment bodies: the
-// template under an unquoted key, with comments and trailing commas.
-func TestNormalizeBody(t *testing.T) {
-	tests := []struct {
-		name, in, want string
-		wantErr        bool
-	}{
-		{"strict", `{"properties":{"mode":"Incremental","template":{"a":1}}}`, `{"properties":{"mode":"Incremental","template":{"a":1}}}`, false},
-		{"az 2.45", `{"properties": {"mode": "Incremental", "parameters": {}, template:{
-  // a comment
-  "resources": [], /* another */
-}}}`, `{"properties":{"mode":"Incremental","parameters":{},"template":{"resources":[]}}}`, false},
-		{"key inside a string stays", `{"properties":{"description":"{ template: x }","template":{}}}`, `{"properties":{"description":"{ template: x }","template":{}}}`, false},
-		{"escaped quote before", `{"properties":{"d":"a\", template: b", template:{}}}`, `{"properties":{"d":"a\", template: b","template":{}}}`, false},
-		{"not JSON", `{"properties": template}`, "", true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := normalizeBody([]byte(tt.in))
-			if tt.wantErr {
-				if err == nil {
-					t.Fatalf("normalizeBody = %s, want an error", got)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			var g, w any
-			if err := json.Unmarshal(got, &g); err != nil {
-				t.Fatalf("normalizeBody = %s: not strict JSON: %v", got, err)
-			}
-			json.Unmarshal([]byte(tt.want), &w)
-			if diff := cmp.Diff(w, g); diff != "" {
-				t.Errorf("normalizeBody mismatch (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
-// FuzzNormalizeBody: any input either fails or becomes strict JSON.
-func FuzzNormalizeBody(f *testing.F) {
-	f.Add([]byte(`{"properties": {"mode": "Incremental", template:{ // c
-"resources": [],}}}`))
-	f.Add([]byte(`{"a":"template:"}`))
-	f.Add([]byte(`[template:1]`))
-	f.Fuzz(func(t *testing.T, in []byte) {
-		out, err := normalizeBody(in)
-		if err != nil {
-			return
-		}
-		if !json.Valid(out) {
-			t.Fatalf("normalizeBody(%q) = %q: not JSON", in, out)
-		}
-	})
-}
 
 // TestDiff checks what-if's property deltas: only what the template sets
 // is compared; secrets and server-owned properties are not.

@@ -21,8 +21,9 @@ import (
 
 // queryBody is the body of validate and whatIf: a deployment, as for PUT.
 type queryBody struct {
-	Location   string         `json:"location"`
-	Properties map[string]any `json:"properties"`
+	Location   string            `json:"location"`
+	Tags       map[string]string `json:"tags"`
+	Properties map[string]any    `json:"properties"`
 }
 
 // prepare reads a validate or whatIf request and expands its template.
@@ -31,12 +32,11 @@ func (p *Provider) prepare(ctx context.Context, req *resource.Request) (*request
 	if err := checkScope(req.ID); err != nil {
 		return nil, nil, who, err
 	}
-	body, err := normalizeBody(req.Body)
-	if err != nil {
+	var q queryBody
+	if err := arm.DecodeLenient(req.Body, &q); err != nil {
 		return nil, nil, who, err
 	}
-	var q queryBody
-	if err := json.Unmarshal(body, &q); err != nil || q.Properties == nil {
+	if q.Properties == nil {
 		return nil, nil, who, arm.FieldError("properties", "The request must be a deployment with properties.")
 	}
 	delete(q.Properties, "whatIfSettings")

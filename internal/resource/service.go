@@ -324,13 +324,12 @@ func (s *Service) Put(ctx context.Context, req *Request) (*Response, error) {
 	if err := s.validateName(t, req.ID); err != nil {
 		return nil, err
 	}
-	if t.NormalizeBody != nil {
-		if req.Body, err = t.NormalizeBody(req.Body); err != nil {
-			return nil, err
-		}
+	decode := arm.DecodeStrict
+	if t.LenientBody {
+		decode = arm.DecodeLenient
 	}
 	var body putBody
-	if err := arm.DecodeStrict(req.Body, &body); err != nil {
+	if err := decode(req.Body, &body); err != nil {
 		return nil, err
 	}
 	props, err := decodeProperties(body.Properties)

@@ -80,10 +80,9 @@ type Type struct {
 	// once, whether or not the instance exists: a deployment's validate
 	// and whatIf. They are authorized as actions.
 	Queries map[string]func(ctx context.Context, req *Request) (*Response, error)
-	// NormalizeBody, when set, turns a PUT body that clients send in a
-	// lenient form into strict JSON before it is decoded (az 2.45 sends a
-	// deployment's template under an unquoted key, with comments).
-	NormalizeBody func(body []byte) ([]byte, error)
+	// LenientBody decodes PUT bodies with arm.DecodeLenient: az 2.45
+	// sends a deployment's template under an unquoted key, with comments.
+	LenientBody bool
 	// List, when set, answers collection GETs of the type in place of the
 	// generic list: for types whose lists are not "what is stored directly
 	// below" (role assignments list what applies at a scope, built-in role
