@@ -417,7 +417,7 @@ func (e *engine) deleteOthers(ctx context.Context, id arm.ID) []*arm.Error {
 	if id.ResourceGroup == "" {
 		return nil
 	}
-	existing, err := e.groupResources(ctx, id)
+	existing, err := listGroup(ctx, e.p.do, e.who, e.correlationID, id)
 	if err != nil {
 		return []*arm.Error{asARM(err, "DeploymentFailed")}
 	}
@@ -430,7 +430,7 @@ func (e *engine) deleteOthers(ctx context.Context, id arm.ID) []*arm.Error {
 		if keep[strings.ToLower(r.ID)] || strings.EqualFold(r.Type, deploymentsType) {
 			continue
 		}
-		version := e.p.apiVersion(r.Type)
+		version := e.p.svc.LatestAPIVersion(r.Type)
 		resp, err := e.p.do.Do(ctx, e.who, e.correlationID, http.MethodDelete, r.ID+"?api-version="+version, nil)
 		if err == nil {
 			_, err = e.await(ctx, resp)
@@ -450,12 +450,8 @@ type listed struct {
 	Type string `json:"type"`
 }
 
-// groupResources lists every resource in the deployment's group, as the
-// deployer may read them.
-func (e *engine) groupResources(ctx context.Context, id arm.ID) ([]listed, error) {
-	return listGroup(ctx, e.p.do, e.who, e.correlationID, id)
-}
-
+// listGroup lists every resource in a deployment's group, as who may
+// read them.
 func listGroup(ctx context.Context, do Doer, who identity.Principal, correlationID string, id arm.ID) ([]listed, error) {
 	var out []listed
 	link := fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/resources?api-version=2021-04-01", id.Subscription, id.ResourceGroup)
@@ -484,24 +480,6 @@ func listGroup(ctx context.Context, do Doer, who identity.Principal, correlation
 	return out, nil
 }
 
-// typeOf is the type served here with this full name, or nil.
-func (p *Provider) typeOf(fullName string) *resource.Type {
-	for _, t := range p.svc.Types() {
-		if strings.EqualFold(t.FullName(), fullName) {
-			return t
-		}
-	}
-	return nil
-}
-
-// apiVersion is the newest stable api-version of a type served here.
-func (p *Provider) apiVersion(fullName string) string {
-	if t := p.typeOf(fullName); t != nil {
-		return t.SortedAPIVersions()[0]
-	}
-	return ""
-}
-
 // The engine is the template's runtime: reference(), list*() and
 // providers() read through the front door as the deployer.
 
@@ -523,7 +501,7 @@ func (e *engine) Reference(id, apiVersion string, full bool) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		apiVersion = e.p.apiVersion(rid.Type())
+		apiVersion = e.p.svc.LatestAPIVersion(rid.Type())
 	}
 	resp, err := e.p.do.Do(e.ctx, e.who, e.correlationID, http.MethodGet, id+"?api-version="+url.QueryEscape(apiVersion), nil)
 	if err != nil {

@@ -131,7 +131,7 @@ func (p *Provider) whatIf(ctx context.Context, req *resource.Request) (*resource
 		}
 		inTemplate[strings.ToLower(res.ID)] = true
 		after := normalize(ev.Body)
-		if t := p.typeOf(res.Type); t != nil {
+		if t, ok := p.svc.TypeOf(res.Type); ok {
 			// Secrets are write-only: a GET never shows them to compare.
 			if props, ok := after["properties"].(map[string]any); ok {
 				after["properties"] = t.Shown(props)

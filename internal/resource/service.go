@@ -94,6 +94,19 @@ func (s *Service) Start(ctx context.Context) error {
 // Types lists the registered types, sorted by full name.
 func (s *Service) Types() []*Type { return s.types.sorted() }
 
+// LatestAPIVersion is the newest stable api-version of the type with this
+// full name, "" when it is not served: for requests the server makes on
+// its own (a deployment's reference(), a remediation's re-write).
+func (s *Service) LatestAPIVersion(fullName string) string {
+	if t, ok := s.types.lookup(fullName); ok {
+		return t.SortedAPIVersions()[0]
+	}
+	return ""
+}
+
+// TypeOf is the type with this full name, if it is served.
+func (s *Service) TypeOf(fullName string) (*Type, bool) { return s.types.lookup(fullName) }
+
 // Location is the region this control plane serves.
 func (s *Service) Location() string { return s.location }
 

@@ -186,7 +186,7 @@ func (p *Provider) rewrite(ctx context.Context, who identity.Principal, correlat
 	if err != nil {
 		return err
 	}
-	_, err = p.do.Do(ctx, who, correlationID, http.MethodPut, r.ID+"?api-version="+p.apiVersion(r.Type), b)
+	_, err = p.do.Do(ctx, who, correlationID, http.MethodPut, r.ID+"?api-version="+p.svc.LatestAPIVersion(r.Type), b)
 	return err
 }
 
@@ -210,16 +210,6 @@ func (p *Provider) deployFor(ctx context.Context, who identity.Principal, correl
 	}
 	_, err = p.do.Do(ctx, who, correlationID, http.MethodPut, target+"?api-version=2021-04-01", b)
 	return err
-}
-
-// apiVersion is the newest stable api-version of a type served here.
-func (p *Provider) apiVersion(fullName string) string {
-	for _, t := range p.svc.Types() {
-		if strings.EqualFold(t.FullName(), fullName) {
-			return t.SortedAPIVersions()[0]
-		}
-	}
-	return ""
 }
 
 func asARM(err error) *arm.Error {

@@ -297,7 +297,16 @@ func (p *Provider) Enforce(ctx context.Context, method string, id arm.ID, body [
 		if err != nil {
 			return nil, nil // nothing to patch: the framework answers
 		}
-		full = withIdentity(mergePatch(resourceMap(current), req), id)
+		stored, _ := json.Marshal(current)
+		merged, err := arm.MergePatch(stored, body)
+		if err != nil {
+			return nil, nil // a patch that is not an object: the framework refuses it
+		}
+		var m map[string]any
+		if err := json.Unmarshal(merged, &m); err != nil {
+			return nil, err
+		}
+		full = withIdentity(m, id)
 	}
 	d := policy.EvaluateRequest(enforced, full, p.context(ctx, id, apiVersion))
 	now := time.Now()
@@ -320,25 +329,6 @@ func (p *Provider) Enforce(ctx context.Context, method string, id arm.ID, body [
 		}
 	}
 	return json.Marshal(out)
-}
-
-// mergePatch applies a JSON merge patch (RFC 7396), as ARM's PATCH does.
-func mergePatch(target, patch map[string]any) map[string]any {
-	for k, v := range patch {
-		switch pv := v.(type) {
-		case nil:
-			delete(target, k)
-		case map[string]any:
-			t, _ := target[k].(map[string]any)
-			if t == nil {
-				t = map[string]any{}
-			}
-			target[k] = mergePatch(t, pv)
-		default:
-			target[k] = v
-		}
-	}
-	return target
 }
 
 // withIdentity is body with the id, name and type ARM gives the resource.
@@ -390,7 +380,7 @@ func disallowed(id arm.ID, denied []policy.Result, in []*assigned) error {
 				a = x
 			}
 		}
-		defName := lastSegment(r.DefinitionID)
+		defName := mustID(r.DefinitionID).Name()
 		idents = append(idents, map[string]any{
 			"policyAssignment": map[string]any{"name": a.resource.Name, "id": a.resource.ID},
 			"policyDefinition": map[string]any{"name": defName, "id": r.DefinitionID},
@@ -470,8 +460,6 @@ func denyActionExempt(typ string) bool {
 	}
 	return false
 }
-
-func lastSegment(id string) string { return id[strings.LastIndex(id, "/")+1:] }
 
 func str(v any) string { s, _ := v.(string); return s }
 

@@ -25,14 +25,14 @@ func (ev evaluated) report() compliance.State {
 		PolicyAssignmentParameters:  jsonString(a.props.Parameters),
 		PolicyAssignmentScope:       a.props.Scope,
 		PolicyDefinitionID:          r.DefinitionID,
-		PolicyDefinitionName:        lastSegment(r.DefinitionID),
+		PolicyDefinitionName:        mustID(r.DefinitionID).Name(),
 		PolicyDefinitionAction:      strings.ToLower(string(r.Effect)),
 		PolicyDefinitionReferenceID: r.ReferenceID,
 		PolicyDefinitionGroupNames:  r.GroupNames,
 		ComplianceState:             ev.state,
 	}
 	if r.SetDefinitionID != "" {
-		s.PolicySetDefinitionID, s.PolicySetDefinitionName = r.SetDefinitionID, lastSegment(r.SetDefinitionID)
+		s.PolicySetDefinitionID, s.PolicySetDefinitionName = r.SetDefinitionID, mustID(r.SetDefinitionID).Name()
 	}
 	if meta, ok := a.definition.Properties["metadata"].(map[string]any); ok {
 		category, _ := meta["category"].(string)
