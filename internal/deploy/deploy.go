@@ -1,5 +1,7 @@
 // Package deploy serves Microsoft.Resources/deployments: ARM template
-// deployments at resource-group and subscription scope. A PUT validates
+// deployments at resource-group and subscription scope, and the template
+// specs (Microsoft.Resources/templateSpecs) they can deploy, which hold
+// linked templates inside the boundary. A PUT validates
 // the template and starts a long-running operation in which the engine
 // creates the template's resources in dependency order, in parallel where
 // dependsOn allows, each through the front door on behalf of the caller
@@ -80,6 +82,7 @@ func Register(cfg Config) *Provider {
 	if p.parallel <= 0 {
 		p.parallel = 8
 	}
+	p.registerTemplateSpecs()
 	p.svc.Register(&resource.Type{
 		Namespace:        "Microsoft.Resources",
 		Name:             "deployments",
@@ -89,7 +92,7 @@ func Register(cfg Config) *Provider {
 		NamePattern:      regexp.MustCompile(`^[-\w._()]{1,64}$`),
 		NameRule:         "It must have 1 to 64 letters, digits, '-', '_', '.', '(' or ')'.",
 		ReadOnly:         []string{cancelRequested, "correlationId", "timestamp", "duration", "outputs", "outputResources", "dependencies", "providers", "templateHash", "error", "validatedResources"},
-		Sensitive:        []string{"template", "secureParameters"},
+		Sensitive:        []string{"template", "secureParameters", specSnapshot},
 		LenientBody:      true,
 		Validate:         p.validatePut,
 		Provision:        p.provision,
@@ -126,6 +129,7 @@ type properties struct {
 	OnErrorDeployment           *onError                   `json:"onErrorDeployment"`
 	ExpressionEvaluationOptions map[string]any             `json:"expressionEvaluationOptions"`
 	SecureParameters            map[string]any             `json:"secureParameters"`
+	TemplateSpecSnapshot        map[string]any             `json:"templateSpecSnapshot"`
 	CancelRequested             bool                       `json:"cancelRequested"`
 	ProvisioningState           string                     `json:"provisioningState"`
 	// Set by the engine, ignored on input.
@@ -156,10 +160,55 @@ type request struct {
 	tmpl   *template.Template
 	params map[string]any
 	source []byte // the template as sent, for templateHash
+	// spec is the template spec version deployed (templateLink.id), as
+	// the deployment's snapshot of it keeps it.
+	spec *specTemplates
+	// who, when set, is the deployer, who must be allowed to read every
+	// template spec version the deployment reads.
+	who *authz.Principal
+}
+
+// specSnapshot is the hidden property in which a deployment from a
+// template spec version keeps the version's templates.
+const specSnapshot = "templateSpecSnapshot"
+
+// parse reads a deployment's properties: parseRequest, and the template
+// spec version a templateLink.id names, from the deployment's snapshot
+// when it has one, otherwise from the store (read as who, when set).
+func (p *Provider) parse(ctx context.Context, raw map[string]any, who *authz.Principal) (*request, error) {
+	r, err := parseRequest(raw)
+	if err != nil {
+		return nil, err
+	}
+	r.who = who
+	link := r.props.TemplateLink
+	if link == nil {
+		return r, nil
+	}
+	if r.props.TemplateSpecSnapshot != nil {
+		if r.spec, err = specFromSnapshot(r.props.TemplateSpecSnapshot); err != nil {
+			return nil, err
+		}
+	} else {
+		s, _ := link["id"].(string)
+		id, err := arm.ParseID(s)
+		if err != nil {
+			return nil, arm.FieldError("properties.templateLink.id", "'%s' is not a resource ID: %s", s, err)
+		}
+		if r.spec, err = p.readSpec(ctx, id, who); err != nil {
+			return nil, err
+		}
+	}
+	r.source = r.spec.main
+	if r.tmpl, err = template.Parse(r.source); err != nil {
+		return nil, invalidTemplate(err)
+	}
+	return r, nil
 }
 
 // parseRequest reads a deployment's properties. Secure parameter values
-// come from secureParameters, where validatePut moved them.
+// come from secureParameters, where validatePut moved them. The template
+// of a deployment from a template spec version is left for parse.
 func parseRequest(raw map[string]any) (*request, error) {
 	b, err := json.Marshal(raw)
 	if err != nil {
@@ -182,21 +231,23 @@ func parseRequest(raw map[string]any) (*request, error) {
 	default:
 		return nil, arm.FieldError("properties.mode", "The deployment mode '%s' is not valid: it must be Incremental or Complete.", r.props.Mode)
 	}
+	link := r.props.TemplateLink
 	switch {
-	case r.props.TemplateLink != nil:
+	case link != nil && link["uri"] != nil || link != nil && link["id"] == nil:
 		return nil, arm.FieldError("properties.templateLink",
-			"A linked template cannot be fetched: the boundary has no connection to the outside. Send the template in properties.template (relative links inside it are resolved).")
+			"A linked template cannot be fetched: the boundary has no connection to the outside. Deploy a template spec version (templateLink.id), or send the template in properties.template.")
 	case r.props.ParametersLink != nil:
 		return nil, arm.FieldError("properties.parametersLink",
 			"A parameters link cannot be fetched: the boundary has no connection to the outside. Send the values in properties.parameters.")
-	case r.props.Template == nil:
-		return nil, arm.FieldError("properties.template", "The deployment has no template: properties.template is required.")
-	}
-	if r.source, err = json.Marshal(r.props.Template); err != nil {
-		return nil, err
-	}
-	if r.tmpl, err = template.Parse(r.source); err != nil {
-		return nil, invalidTemplate(err)
+	case link == nil && r.props.Template == nil:
+		return nil, arm.FieldError("properties.template", "The deployment has no template: properties.template or properties.templateLink is required.")
+	case link == nil:
+		if r.source, err = json.Marshal(r.props.Template); err != nil {
+			return nil, err
+		}
+		if r.tmpl, err = template.Parse(r.source); err != nil {
+			return nil, invalidTemplate(err)
+		}
 	}
 	r.params = map[string]any{}
 	for name, v := range r.props.Parameters {
@@ -273,7 +324,12 @@ func (p *Provider) expand(ctx context.Context, id arm.ID, location string, r *re
 	if err != nil {
 		return nil, err
 	}
-	d, err := template.Expand(r.tmpl, template.Options{Context: c, Parameters: r.params})
+	opts := template.Options{Context: c, Parameters: r.params,
+		Load: func(loc string) ([]byte, error) { return p.loadLinked(ctx, r, loc) }}
+	if r.spec != nil {
+		opts.Source = specLocation(r.spec.id)
+	}
+	d, err := template.Expand(r.tmpl, opts)
 	if err != nil {
 		return nil, invalidTemplate(err)
 	}
@@ -297,12 +353,25 @@ func (p *Provider) validatePut(ctx context.Context, w *resource.Write) error {
 		return err
 	}
 	w.New.Properties["secureParameters"] = nil
-	r, err := parseRequest(w.New.Properties)
+	w.New.Properties[specSnapshot] = nil // read the template spec version again
+	who, err := p.principal(ctx, w.Caller)
+	if err != nil {
+		return err
+	}
+	r, err := p.parse(ctx, w.New.Properties, &authz.Principal{ObjectID: who.ObjectID, Groups: who.Groups})
 	if err != nil {
 		return err
 	}
 	if _, err := p.expand(ctx, w.ID, w.New.Location, r); err != nil {
 		return err
+	}
+	if r.spec != nil {
+		snap, err := r.spec.snapshot()
+		if err != nil {
+			return err
+		}
+		w.New.Properties[specSnapshot] = snap
+		w.New.Properties["template"] = nil // the version's, in the snapshot
 	}
 	w.New.Properties["mode"] = r.props.Mode
 	shown, secure := splitParameters(r)
@@ -365,6 +434,17 @@ func duration(d time.Duration) string {
 	return "PT" + strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "S"
 }
 
+// principal is the caller with their groups.
+func (p *Provider) principal(ctx context.Context, c resource.Caller) (identity.Principal, error) {
+	who := identity.Principal{ObjectID: c.ObjectID, Name: c.Name}
+	if p.groups == nil {
+		return who, nil
+	}
+	var err error
+	who.Groups, err = p.groups(ctx, who.ObjectID)
+	return who, err
+}
+
 // principalOf is the deployer, from the operation's record of the request.
 func (p *Provider) principalOf(ctx context.Context, op *resource.Operation) (identity.Principal, error) {
 	var pr identity.Principal
@@ -396,16 +476,22 @@ func (p *Provider) authorizeAll(who identity.Principal, d *template.Deployment) 
 		}
 		action := authz.Operation(r.Type, http.MethodPut, "")
 		if _, err := p.authz.Authorize(authz.Principal{ObjectID: who.ObjectID, Groups: who.Groups}, action, r.ID); err != nil {
-			ae, ok := err.(*arm.Error)
-			if !ok {
-				ae = arm.Errorf(http.StatusForbidden, "AuthorizationFailed", "%s", err)
-			}
-			named := *ae
-			named.Target = r.ID
-			errs = append(errs, &named)
+			errs = append(errs, refusal(err, r.ID))
 		}
 	})
 	return errs
+}
+
+// refusal is an authorization error as a deployment reports it, naming
+// the resource refused.
+func refusal(err error, id string) *arm.Error {
+	ae, ok := err.(*arm.Error)
+	if !ok {
+		ae = arm.Errorf(http.StatusForbidden, "AuthorizationFailed", "%s", err)
+	}
+	named := *ae
+	named.Target = id
+	return &named
 }
 
 const deploymentsType = "Microsoft.Resources/deployments"

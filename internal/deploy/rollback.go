@@ -120,7 +120,13 @@ func rollBackProperties(d *resource.Resource) map[string]any {
 			params[name] = map[string]any{"value": v}
 		}
 	}
-	return map[string]any{"mode": d.Properties["mode"], "template": d.Properties["template"], "parameters": params}
+	props := map[string]any{"mode": d.Properties["mode"], "parameters": params}
+	if link, ok := d.Properties["templateLink"]; ok && link != nil {
+		props["templateLink"] = link // a template spec version, read again
+	} else {
+		props["template"] = d.Properties["template"]
+	}
+	return props
 }
 
 func stringProp(r *resource.Resource, key string) string {

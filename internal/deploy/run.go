@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/authz"
 	"github.com/citadel-cloud/citadel/internal/controller"
 	"github.com/citadel-cloud/citadel/internal/identity"
 	"github.com/citadel-cloud/citadel/internal/resource"
@@ -32,16 +33,16 @@ func (p *Provider) provision(ctx context.Context, t *resource.Task) error {
 	if err != nil {
 		return err
 	}
-	req, err := parseRequest(t.Resource.Properties)
-	if err != nil {
-		return controller.Terminal(err) // validatePut accepted it: this cannot change
-	}
-	if req.props.CancelRequested {
-		return resource.Canceled(arm.Errorf(http.StatusConflict, "DeploymentCanceled", "The deployment was canceled before it started."))
-	}
 	who, err := p.principalOf(ctx, t.Op)
 	if err != nil {
 		return err
+	}
+	req, err := p.parse(ctx, t.Resource.Properties, &authz.Principal{ObjectID: who.ObjectID, Groups: who.Groups})
+	if err != nil {
+		return controller.Terminal(err) // validatePut accepted it, and kept the template spec it read
+	}
+	if req.props.CancelRequested {
+		return resource.Canceled(arm.Errorf(http.StatusConflict, "DeploymentCanceled", "The deployment was canceled before it started."))
 	}
 	start := time.Now().UTC()
 	props := t.Resource.Properties
@@ -241,7 +242,7 @@ func (e *engine) one(ctx context.Context, r *template.Resource) []*arm.Error {
 func (e *engine) nested(ctx context.Context, r *template.Resource, ev *template.Evaluated, started time.Time) []*arm.Error {
 	if ev.Deployment == nil {
 		return []*arm.Error{e.failed(ctx, r, started, arm.Errorf(http.StatusBadRequest, "InvalidTemplate",
-			"The linked template '%s' of deployment '%s' is not available: the boundary has no connection to the outside.", r.TemplateLink, r.Name))}
+			"The linked template '%s' of deployment '%s' could not be read.", r.TemplateLink, r.Name))}
 	}
 	e.record(ctx, r, started, "Running", "", nil)
 	if failures := e.deploy(ctx, ev.Deployment); len(failures) > 0 {

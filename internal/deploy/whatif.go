@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/authz"
 	"github.com/citadel-cloud/citadel/internal/identity"
 	"github.com/citadel-cloud/citadel/internal/resource"
 	"github.com/citadel-cloud/citadel/internal/template"
@@ -40,19 +41,18 @@ func (p *Provider) prepare(ctx context.Context, req *resource.Request) (*request
 		return nil, nil, who, arm.FieldError("properties", "The request must be a deployment with properties.")
 	}
 	delete(q.Properties, "whatIfSettings")
-	r, err := parseRequest(q.Properties)
+	delete(q.Properties, specSnapshot)
+	who, err := p.principal(ctx, req.Caller)
+	if err != nil {
+		return nil, nil, who, err
+	}
+	r, err := p.parse(ctx, q.Properties, &authz.Principal{ObjectID: who.ObjectID, Groups: who.Groups})
 	if err != nil {
 		return nil, nil, who, err
 	}
 	d, err := p.expand(ctx, req.ID, q.Location, r)
 	if err != nil {
 		return nil, nil, who, err
-	}
-	who = identity.Principal{ObjectID: req.Caller.ObjectID, Name: req.Caller.Name}
-	if p.groups != nil {
-		if who.Groups, err = p.groups(ctx, who.ObjectID); err != nil {
-			return nil, nil, who, err
-		}
 	}
 	return r, d, who, nil
 }

@@ -246,6 +246,19 @@ func TestEveryMutatingRouteIsAuthorizedAndAudited(t *testing.T) {
 		rwRow{"PATCH missing deployment operation", "PATCH resource", depOps, "PATCH", v(group+"/providers/"+depType+"/rw-dep/operations/0123", "2021-04-01"), map[string]any{"tags": map[string]string{"walk": "yes"}}, depOps + "/write", 404, "ResourceNotFound"},
 		rwRow{"DELETE deployment operation", "DELETE resource", depOps, "DELETE", v(group+"/providers/"+depType+"/rw-dep/operations/0123", "2021-04-01"), nil, depOps + "/delete", 405, "SystemManagedResource"},
 	)
+	// Template specs and their versions are plain tracked resources.
+	specType := "Microsoft.Resources/templateSpecs"
+	spec := group + "/providers/" + specType + "/rw-spec"
+	specAPI := func(id string) string { return v(id, "2021-05-01") }
+	rows = append(rows,
+		rwRow{"PUT templateSpec", "PUT resource", specType, "PUT", specAPI(spec), map[string]any{"location": loc, "properties": map[string]any{"description": "walk"}}, specType + "/write", 201, ""},
+		rwRow{"PATCH templateSpec", "PATCH resource", specType, "PATCH", specAPI(spec), map[string]any{"tags": map[string]string{"walk": "yes"}}, specType + "/write", 200, ""},
+		rwRow{"PUT templateSpec version", "PUT resource", specType + "/versions", "PUT", specAPI(spec + "/versions/1.0"),
+			map[string]any{"location": loc, "properties": map[string]any{"mainTemplate": map[string]any{"resources": []any{}}}}, specType + "/versions/write", 201, ""},
+		rwRow{"PATCH templateSpec version", "PATCH resource", specType + "/versions", "PATCH", specAPI(spec + "/versions/1.0"), map[string]any{"tags": map[string]string{"walk": "yes"}}, specType + "/versions/write", 200, ""},
+		rwRow{"DELETE templateSpec version", "DELETE resource", specType + "/versions", "DELETE", specAPI(spec + "/versions/1.0"), nil, specType + "/versions/delete", 200, ""},
+		rwRow{"DELETE templateSpec", "DELETE resource", specType, "DELETE", specAPI(spec), nil, specType + "/delete", 200, ""},
+	)
 	// Azure Policy: definitions and initiatives at the subscription,
 	// assignments, exemptions and remediations in the group; policy
 	// states are computed and answer queries.

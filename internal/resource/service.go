@@ -362,7 +362,7 @@ func (s *Service) Put(ctx context.Context, req *Request) (*Response, error) {
 
 // putKept hands a PUT to the type's Keeper, with the record of the change.
 func (s *Service) putKept(ctx context.Context, req *Request, t *Type, props map[string]any) (*Response, error) {
-	w := &Write{ID: req.ID, APIVersion: req.APIVersion, New: &Resource{
+	w := &Write{ID: req.ID, APIVersion: req.APIVersion, Caller: req.Caller, New: &Resource{
 		ID: req.ID.String(), Name: req.ID.Name(), Type: t.FullName(), Properties: props,
 	}}
 	if t.Virtual != nil {
@@ -435,7 +435,7 @@ func (s *Service) putOnce(ctx context.Context, req *Request, t *Type, body *putB
 	}
 	rec.Resource.SystemData = systemData(oldRes, req.Caller, now)
 	if t.Validate != nil {
-		if err := t.Validate(ctx, &Write{ID: req.ID, APIVersion: req.APIVersion, New: &rec.Resource, Old: oldRes}); err != nil {
+		if err := t.Validate(ctx, &Write{ID: req.ID, APIVersion: req.APIVersion, Caller: req.Caller, New: &rec.Resource, Old: oldRes}); err != nil {
 			return nil, err
 		}
 	}
@@ -720,7 +720,7 @@ func (s *Service) patchOnce(ctx context.Context, req *Request, t *Type, body *pu
 	rec.ChangedTime = now
 	rec.Resource.SystemData = systemData(&old.Resource, req.Caller, now)
 	if t.Validate != nil {
-		if err := t.Validate(ctx, &Write{ID: req.ID, APIVersion: req.APIVersion, New: &rec.Resource, Old: &old.Resource}); err != nil {
+		if err := t.Validate(ctx, &Write{ID: req.ID, APIVersion: req.APIVersion, Caller: req.Caller, New: &rec.Resource, Old: &old.Resource}); err != nil {
 			return nil, err
 		}
 	}

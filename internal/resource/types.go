@@ -145,6 +145,7 @@ type Write struct {
 	APIVersion string
 	New        *Resource // what will be stored; Validate may set defaults
 	Old        *Resource // nil on create
+	Caller     Caller    // who is writing
 }
 
 // DecodeProperties decodes r's properties into v (a provider's typed

@@ -33,12 +33,15 @@ type Options struct {
 	Context    Context
 	Parameters map[string]any // parameter values by name (not expressions)
 	// Source is where the template was read from, a path or URI; a
-	// templateLink.relativePath resolves against it.
+	// templateLink.relativePath resolves against its directory. A
+	// template spec version's main template is at the version's ID
+	// followed by '/': the version is the directory of its templates.
 	Source string
 	// Load reads a linked template (templateLink.uri, a resolved
-	// relativePath or a template spec ID). A link it can't serve
+	// relativePath or a template spec version ID). A link it can't serve
 	// (ErrNotAvailable, or no Load at all) stays unexpanded: its Resource
-	// has TemplateLink and no Deployment.
+	// has TemplateLink and no Deployment; any other error fails the
+	// expansion, naming the link.
 	Load func(location string) ([]byte, error)
 }
 
@@ -744,7 +747,7 @@ func (x *expansion) expandNested(r *Resource, e evaluator, rt Runtime) error {
 			return nil
 		}
 		if err != nil {
-			return errorf(keyPath(p, "templateLink"), "loading %s: %v", loc, err)
+			return errorf(keyPath(p, "templateLink"), "loading %s: %w", loc, err)
 		}
 		if t, err = Parse(data); err != nil {
 			return nest(keyPath(p, "templateLink")+" ("+loc+")", err)
@@ -786,13 +789,15 @@ func (x *expansion) expandNested(r *Resource, e evaluator, rt Runtime) error {
 }
 
 // linkLocation is where a templateLink points: its uri, its id (a
-// template spec), or its relativePath resolved against this template's
+// template spec version, as the directory of its templates: the ID
+// followed by '/'), or its relativePath resolved against this template's
 // own location.
 func (x *expansion) linkLocation(link map[string]any, p string) (string, error) {
-	for _, key := range []string{"uri", "id"} {
-		if s, ok := link[key].(string); ok && s != "" {
-			return s, nil
-		}
+	if s, ok := link["uri"].(string); ok && s != "" {
+		return s, nil
+	}
+	if s, ok := link["id"].(string); ok && s != "" {
+		return strings.TrimSuffix(s, "/") + "/", nil
 	}
 	rel, ok := link["relativePath"].(string)
 	if !ok || rel == "" {

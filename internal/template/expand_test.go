@@ -290,6 +290,31 @@ func TestLinkedTemplates(t *testing.T) {
 		t.Errorf("an unavailable link: %v, %+v; want it left unexpanded", err, d.Resources[0])
 	}
 
+	// In a template spec version, relative paths start from the version,
+	// and a link to another version (by id) starts from that one.
+	const spec = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Resources/templateSpecs/ts/versions/"
+	specFiles := map[string]string{
+		spec + "1.0/nested/child.json": `{"parameters": {"n": {"type": "string"}}, "resources": [{"type": "Microsoft.Resources/deployments", "apiVersion": "2020-10-01", "name": "grandchild",
+		  "properties": {"mode": "Incremental", "templateLink": {"id": "` + spec + `2.0"}}}]}`,
+		spec + "2.0/": `{"resources": [{"type": "Microsoft.Resources/deployments", "apiVersion": "2020-10-01", "name": "leaf",
+		  "properties": {"mode": "Incremental", "templateLink": {"relativePath": "../leaf.json"}}}]}`,
+		spec + "leaf.json": `{"resources": [{"type": "My.Rp/t", "apiVersion": "1", "name": "leaf"}]}`,
+	}
+	asked = nil
+	d, err = template.Expand(tmpl, template.Options{Context: testContext, Source: spec + "1.0/", Load: func(loc string) ([]byte, error) {
+		asked = append(asked, loc)
+		if f, ok := specFiles[loc]; ok {
+			return []byte(f), nil
+		}
+		return nil, fmt.Errorf("no %s", loc)
+	}})
+	if err != nil {
+		t.Fatalf("Expand() in a template spec: %v", err)
+	}
+	if want := []string{spec + "1.0/nested/child.json", spec + "2.0/", spec + "leaf.json"}; !slices.Equal(asked, want) {
+		t.Errorf("loaded %v, want %v", asked, want)
+	}
+
 	// Parameters from a parametersLink.
 	tmpl, err = template.Parse([]byte(`{"resources": [{"type": "Microsoft.Resources/deployments", "apiVersion": "2020-10-01", "name": "linked",
 	  "properties": {"mode": "Incremental", "templateLink": {"uri": "https://example.com/child.json"}, "parametersLink": {"uri": "https://example.com/child.parameters.json"}}}]}`))
