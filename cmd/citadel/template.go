@@ -145,11 +145,11 @@ func parameterPair(t *template.Template, pair string) (string, any, error) {
 	return name, v, nil
 }
 
-// loadLocal reads linked templates from local files; links to URIs stay
-// unexpanded.
+// loadLocal reads linked templates from local files; links to URIs and
+// template spec versions stay unexpanded.
 func loadLocal(location string) ([]byte, error) {
-	if u, err := url.Parse(location); err == nil && u.Scheme != "" && len(u.Scheme) > 1 {
-		return nil, template.ErrNotAvailable
+	if u, err := url.Parse(location); err == nil && u.Scheme != "" && len(u.Scheme) > 1 || strings.HasSuffix(location, "/") {
+		return nil, template.ErrNotAvailable // a URI, or a template spec version (templateLink.id)
 	}
 	return os.ReadFile(filepath.FromSlash(location))
 }
