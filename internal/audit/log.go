@@ -19,15 +19,17 @@ import (
 
 // The activity log in the store.
 //
-// A mutation's event is written once, in canonical form, to
-// audit/events/{eventDataId} in the same transaction as the mutation, so
-// there is no change without its record and no record of a change that
-// did not happen; it is never rewritten. The chainer, on one replica at a
-// time, takes events in commit order and appends a small link per event
-// per event: the event's id and the hash of the record (seq, previous
-// hash, event bytes). The links of one chaining transaction are stored
-// together under audit/links/{seq of the last}, a key per batch rather
-// than per event, since every key is a cost on etcd's commit path. It
+// A mutation's events are written once, in canonical form, to
+// audit/events/{eventDataId of the first} in the same transaction as the
+// mutation, so there is no change without its record and no record of a
+// change that did not happen; they are never rewritten. The events of
+// one transaction (a long-running request's Started and Accepted) share
+// one key (see encodeEvents), since every key and byte is a cost on
+// etcd's commit path. The chainer, on one replica at a time, takes events in commit
+// order and appends a small link per event: the event's key, its line,
+// and the hash of the record (seq, previous hash, event bytes). The links
+// of one chaining transaction are stored together under
+// audit/links/{seq of the last}, a key per batch rather than per event. It
 // signs checkpoints over the head, which is always the end of a batch. Writers
 // never contend on the chain's head: only the chainer moves it. Records
 // are assembled from links and events when read, so a change to an event
@@ -41,8 +43,9 @@ var (
 
 // link places one event in the chain.
 type link struct {
-	Event string `json:"event"` // eventDataId: the key under audit/events/
-	Hash  Digest `json:"hash"`  // of the record seq, prev, event
+	Event string `json:"event"`          // the key under audit/events/: the eventDataId of its first event
+	Line  int    `json:"line,omitempty"` // which of the key's events
+	Hash  Digest `json:"hash"`           // of the record seq, prev, event
 }
 
 // chainHead is the end of the chain and how far through the events'
@@ -103,9 +106,11 @@ func NewLog(cfg LogConfig) *Log {
 // PublicKey is the key that signs the checkpoints.
 func (l *Log) PublicKey() []byte { return l.signer.PublicKey() }
 
-// Op is the write that records e: put it in the transaction of the change
-// it describes.
-func (l *Log) Op(e Event) store.Op { return store.Create(eventsPrefix+e.EventDataID, encodeEvent(e)) }
+// Op is the write that records events, in this order: put it in the
+// transaction of the change they describe.
+func (l *Log) Op(events ...Event) store.Op {
+	return store.Create(eventsPrefix+events[0].EventDataID, encodeEvents(events))
+}
 
 // Record writes e on its own, for a request that changed nothing (one that
 // was refused, say).
@@ -133,8 +138,8 @@ func (l *Log) RunChainer(ctx context.Context, replicaID string) error {
 	})
 }
 
-// maxBatch keeps a chaining transaction under etcd's limit of 128
-// operations (one per record, plus the head).
+// maxBatch bounds the event keys one chaining transaction takes: their
+// links are one value, which etcd limits in size.
 const maxBatch = 100
 
 // chain catches up with every event committed since the head, then
@@ -224,10 +229,12 @@ func (l *Log) append(ctx context.Context, events []store.KV) error {
 		}
 		batch := make([]link, 0, n)
 		for _, kv := range events[:n] {
-			seq := head.Seq + 1
-			hash := Digest(sha256.Sum256(encodeRecord(seq, head.Hash, kv.Value)))
-			batch = append(batch, link{Event: kv.Key[len(eventsPrefix):], Hash: hash})
-			head.Head = Head{Seq: seq, Hash: hash}
+			for line, event := range eventLines(kv.Value) {
+				seq := head.Seq + 1
+				hash := Digest(sha256.Sum256(encodeRecord(seq, head.Hash, event)))
+				batch = append(batch, link{Event: kv.Key[len(eventsPrefix):], Line: line, Hash: hash})
+				head.Head = Head{Seq: seq, Hash: hash}
+			}
 			head.Revision = kv.Created
 		}
 		if _, err := l.store.Txn(ctx, links.Create(seqName(head.Seq), batch), heads.Update(headName, head, headRev)); err != nil {
@@ -332,8 +339,10 @@ func (l *Log) Records(ctx context.Context, first uint64, limit int) ([]Record, b
 				}
 				kv, err := l.store.Get(ctx, eventsPrefix+lk.Event)
 				if err == nil {
-					if e, err := decodeEvent(kv.Value); err == nil {
-						out = append(out, Record{Seq: seq, Prev: prev, Event: e})
+					if lines := eventLines(kv.Value); lk.Line < len(lines) {
+						if e, err := decodeEvent(lines[lk.Line]); err == nil {
+							out = append(out, Record{Seq: seq, Prev: prev, Event: e})
+						}
 					}
 				} else if !errors.Is(err, store.ErrNotFound) {
 					return nil, false, err
@@ -524,7 +533,9 @@ func (l *Log) dropArchived(ctx context.Context, mark *Checkpoint) error {
 		// batch to be dropped again.
 		var ops []store.Op
 		for _, lk := range batches[0].Value {
-			ops = append(ops, store.Delete(eventsPrefix+lk.Event))
+			if lk.Line == 0 { // a key's later events go with its first
+				ops = append(ops, store.Delete(eventsPrefix+lk.Event))
+			}
 		}
 		ops = append(ops, links.Delete(batches[0].Name))
 		for len(ops) > 0 {

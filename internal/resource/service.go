@@ -60,8 +60,9 @@ type Service struct {
 
 // AuditLog is where the records of changes go (package audit's Log).
 type AuditLog interface {
-	// Op is the write that records e, for the change's transaction.
-	Op(e audit.Event) store.Op
+	// Op is the write that records events, in order, for the change's
+	// transaction.
+	Op(events ...audit.Event) store.Op
 }
 
 // NewService returns a Service with no types; providers Register theirs.
@@ -153,17 +154,18 @@ func (s *Service) auditOps(info *audit.EventInfo, resourceID, status string, cod
 
 // acceptedOps are the records of a long-running request accepted: Started,
 // dated when the request arrived (info.Time, set by the front door), and
-// Accepted; the operation's end adds Succeeded or Failed.
+// Accepted, in one write; the operation's end adds Succeeded or Failed.
 func (s *Service) acceptedOps(info *audit.EventInfo, resourceID string, code int) []store.Op {
 	if s.audit == nil || info == nil {
 		return nil
 	}
-	started := *info
+	started, accepted := *info, *info
 	if started.Time.IsZero() {
 		started.Time = s.now().UTC()
 	}
 	started.ResourceID, started.Status, started.StatusCode = resourceID, audit.StatusStarted, 0
-	return append([]store.Op{s.audit.Op(audit.NewEvent(started))}, s.auditOps(info, resourceID, audit.StatusAccepted, code)...)
+	accepted.Time, accepted.ResourceID, accepted.Status, accepted.StatusCode = s.now().UTC(), resourceID, audit.StatusAccepted, code
+	return []store.Op{s.audit.Op(audit.NewEvent(started), audit.NewEvent(accepted))}
 }
 
 // Response is what the front door writes back.

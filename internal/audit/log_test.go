@@ -1,0 +1,55 @@
+package audit_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/citadel-cloud/citadel/internal/audit"
+	"github.com/citadel-cloud/citadel/internal/store"
+	"github.com/citadel-cloud/citadel/internal/store/storetest"
+)
+
+// TestLogChainsEveryEventOfAWrite: the events of one write (a
+// long-running request's Started and Accepted) share a key, and each is a
+// record of its own, in the order written, chained to the one before.
+func TestLogChainsEveryEventOfAWrite(t *testing.T) {
+	st := storetest.Start(t)
+	l := audit.NewLog(audit.LogConfig{Store: st, Signer: testSigner(t, 1)})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- l.RunChainer(ctx, "test") }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	writes := [][]audit.Event{{testEvent(4), testEvent(1)}, {testEvent(0)}, {testEvent(9), testEvent(6), testEvent(5)}}
+	var want []string
+	for _, events := range writes {
+		if _, err := st.Txn(t.Context(), store.Put("resource", []byte("changed")), l.Op(events...)); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range events {
+			want = append(want, e.EventDataID)
+		}
+	}
+	if err := l.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	recs, more, err := l.Records(t.Context(), 1, 0)
+	if err != nil || more {
+		t.Fatalf("Records = %v, more %v", err, more)
+	}
+	if len(recs) != len(want) {
+		t.Fatalf("%d records, want %d", len(recs), len(want))
+	}
+	var prev audit.Digest
+	for i, r := range recs {
+		if r.Seq != uint64(i+1) || r.Event.EventDataID != want[i] || r.Prev != prev {
+			t.Errorf("record %d = seq %d, event %s, prev %x; want seq %d, event %s, prev %x", i, r.Seq, r.Event.EventDataID, r.Prev, i+1, want[i], prev)
+		}
+		prev = r.Hash()
+	}
+	// Reading from the middle of a write's events starts there.
+	recs, _, err = l.Records(t.Context(), 5, 0)
+	if err != nil || len(recs) != 2 || recs[0].Event.EventDataID != want[4] {
+		t.Errorf("Records(from 5) = %d records, %v; want %s first", len(recs), err, want[4])
+	}
+}
