@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,67 +14,34 @@ import (
 	"github.com/citadel-cloud/citadel/internal/servertest"
 )
 
-// specMain deploys a prefix and a linked template by relative path,
-// which links the next one in turn: main.json → nested/child.json →
-// nested/leaf.json.
-const specMain = `{
+// linkedPrefixTemplate deploys the prefix {prefix}-{suffix} and, when
+// next is set, the template at that relative path as the deployment
+// "{suffix}-next", passing the prefix on. Its output "leaf" is the name
+// of the last prefix of the chain.
+func linkedPrefixTemplate(suffix, network, next string) string {
+	link, leaf := "", fmt.Sprintf("[format('{0}-%s', parameters('prefix'))]", suffix)
+	if next != "" {
+		link = fmt.Sprintf(`,
+    {
+      "type": "Microsoft.Resources/deployments", "apiVersion": "2021-04-01", "name": "%[1]s-next",
+      "properties": {"mode": "Incremental", "templateLink": {"relativePath": %[2]q}, "parameters": {"prefix": {"value": "[parameters('prefix')]"}}}
+    }`, suffix, next)
+		leaf = fmt.Sprintf("[reference('%s-next').outputs.leaf.value]", suffix)
+	}
+	return fmt.Sprintf(`{
   "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
   "contentVersion": "1.0.0.0",
   "parameters": {"prefix": {"type": "string"}},
   "resources": [
     {
       "type": "Microsoft.ManagedNetworkFabric/ipPrefixes", "apiVersion": "2025-07-15",
-      "name": "[format('{0}-main', parameters('prefix'))]", "location": "[resourceGroup().location]",
-      "properties": {"ipPrefixRules": [{"action": "Permit", "sequenceNumber": 10, "networkPrefix": "10.1.0.0/16", "condition": "EqualTo", "subnetMaskLength": "16"}]}
-    },
-    {
-      "type": "Microsoft.Resources/deployments", "apiVersion": "2021-04-01", "name": "child",
-      "properties": {
-        "mode": "Incremental",
-        "templateLink": {"relativePath": "nested/child.json"},
-        "parameters": {"prefix": {"value": "[parameters('prefix')]"}}
-      }
-    }
+      "name": "[format('{0}-%s', parameters('prefix'))]", "location": "[resourceGroup().location]",
+      "properties": {"ipPrefixRules": [{"action": "Permit", "sequenceNumber": 10, "networkPrefix": %q, "condition": "EqualTo", "subnetMaskLength": "16"}]}
+    }%s
   ],
-  "outputs": {"leaf": {"type": "string", "value": "[reference('child').outputs.leaf.value]"}}
-}`
-
-const specChild = `{
-  "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
-  "contentVersion": "1.0.0.0",
-  "parameters": {"prefix": {"type": "string"}},
-  "resources": [
-    {
-      "type": "Microsoft.ManagedNetworkFabric/ipPrefixes", "apiVersion": "2025-07-15",
-      "name": "[format('{0}-child', parameters('prefix'))]", "location": "[resourceGroup().location]",
-      "properties": {"ipPrefixRules": [{"action": "Permit", "sequenceNumber": 10, "networkPrefix": "10.2.0.0/16", "condition": "EqualTo", "subnetMaskLength": "16"}]}
-    },
-    {
-      "type": "Microsoft.Resources/deployments", "apiVersion": "2021-04-01", "name": "leaf",
-      "properties": {
-        "mode": "Incremental",
-        "templateLink": {"relativePath": "leaf.json"},
-        "parameters": {"prefix": {"value": "[parameters('prefix')]"}}
-      }
-    }
-  ],
-  "outputs": {"leaf": {"type": "string", "value": "[reference('leaf').outputs.name.value]"}}
-}`
-
-const specLeaf = `{
-  "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
-  "contentVersion": "1.0.0.0",
-  "parameters": {"prefix": {"type": "string"}},
-  "variables": {"name": "[format('{0}-leaf', parameters('prefix'))]"},
-  "resources": [
-    {
-      "type": "Microsoft.ManagedNetworkFabric/ipPrefixes", "apiVersion": "2025-07-15",
-      "name": "[variables('name')]", "location": "[resourceGroup().location]",
-      "properties": {"ipPrefixRules": [{"action": "Permit", "sequenceNumber": 10, "networkPrefix": "10.3.0.0/16", "condition": "EqualTo", "subnetMaskLength": "16"}]}
-    }
-  ],
-  "outputs": {"name": {"type": "string", "value": "[variables('name')]"}}
-}`
+  "outputs": {"leaf": {"type": "string", "value": %q}}
+}`, suffix, network, link, leaf)
+}
 
 // TestTemplateSpecs keeps linked templates inside the boundary with az
 // 2.45: `az ts create` packs a template and the templates it links by
@@ -90,7 +58,13 @@ func TestTemplateSpecs(t *testing.T) {
 	c := cp.Creds
 	sub := c.SubscriptionID
 	dir := t.TempDir()
-	for name, text := range map[string]string{"main.json": specMain, "nested/child.json": specChild, "nested/leaf.json": specLeaf} {
+	// main.json → nested/child.json → nested/leaf.json, each by a path
+	// relative to the template linking it.
+	for name, text := range map[string]string{
+		"main.json":         linkedPrefixTemplate("main", "10.1.0.0/16", "nested/child.json"),
+		"nested/child.json": linkedPrefixTemplate("child", "10.2.0.0/16", "leaf.json"),
+		"nested/leaf.json":  linkedPrefixTemplate("leaf", "10.3.0.0/16", ""),
+	} {
 		path := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
@@ -106,9 +80,7 @@ func TestTemplateSpecs(t *testing.T) {
 		return groupID + "app/providers/Microsoft.ManagedNetworkFabric/ipPrefixes/" + name
 	}
 	if !t.Run("login", func(t *testing.T) {
-		az.ok(t, "cloud", "register", "-n", "citadel", "--endpoint-resource-manager", c.ARMEndpoint)
-		az.ok(t, "cloud", "set", "-n", "citadel")
-		az.ok(t, "login", "--service-principal", "-u", c.ClientID, "-p", c.ClientSecret, "--tenant", c.TenantID)
+		rbacAzLogin(t, az, c.ClientID, c.ClientSecret, c.ARMEndpoint, c.TenantID, sub)
 		az.ok(t, "group", "create", "-n", "specs", "-l", "local")
 		az.ok(t, "group", "create", "-n", "app", "-l", "local")
 	}) {
