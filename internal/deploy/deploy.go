@@ -163,9 +163,9 @@ type request struct {
 	// spec is the template spec version deployed (templateLink.id), as
 	// the deployment's snapshot of it keeps it.
 	spec *specTemplates
-	// who, when set, is the deployer, who must be allowed to read every
-	// template spec version the deployment reads.
-	who *authz.Principal
+	// who is the deployer, who must be allowed to read every template
+	// spec version the deployment reads.
+	who identity.Principal
 }
 
 // specSnapshot is the hidden property in which a deployment from a
@@ -174,8 +174,8 @@ const specSnapshot = "templateSpecSnapshot"
 
 // parse reads a deployment's properties: parseRequest, and the template
 // spec version a templateLink.id names, from the deployment's snapshot
-// when it has one, otherwise from the store (read as who, when set).
-func (p *Provider) parse(ctx context.Context, raw map[string]any, who *authz.Principal) (*request, error) {
+// when it has one, otherwise from the store (read as who).
+func (p *Provider) parse(ctx context.Context, raw map[string]any, who identity.Principal) (*request, error) {
 	r, err := parseRequest(raw)
 	if err != nil {
 		return nil, err
@@ -233,7 +233,7 @@ func parseRequest(raw map[string]any) (*request, error) {
 	}
 	link := r.props.TemplateLink
 	switch {
-	case link != nil && link["uri"] != nil || link != nil && link["id"] == nil:
+	case link != nil && (link["uri"] != nil || link["id"] == nil):
 		return nil, arm.FieldError("properties.templateLink",
 			"A linked template cannot be fetched: the boundary has no connection to the outside. Deploy a template spec version (templateLink.id), or send the template in properties.template.")
 	case r.props.ParametersLink != nil:
@@ -358,7 +358,7 @@ func (p *Provider) validatePut(ctx context.Context, w *resource.Write) error {
 	if err != nil {
 		return err
 	}
-	r, err := p.parse(ctx, w.New.Properties, &authz.Principal{ObjectID: who.ObjectID, Groups: who.Groups})
+	r, err := p.parse(ctx, w.New.Properties, who)
 	if err != nil {
 		return err
 	}
@@ -445,6 +445,11 @@ func (p *Provider) principal(ctx context.Context, c resource.Caller) (identity.P
 	return who, err
 }
 
+// subject is who as the authorizer knows principals.
+func subject(who identity.Principal) authz.Principal {
+	return authz.Principal{ObjectID: who.ObjectID, Groups: who.Groups}
+}
+
 // principalOf is the deployer, from the operation's record of the request.
 func (p *Provider) principalOf(ctx context.Context, op *resource.Operation) (identity.Principal, error) {
 	var pr identity.Principal
@@ -475,7 +480,7 @@ func (p *Provider) authorizeAll(who identity.Principal, d *template.Deployment) 
 			return
 		}
 		action := authz.Operation(r.Type, http.MethodPut, "")
-		if _, err := p.authz.Authorize(authz.Principal{ObjectID: who.ObjectID, Groups: who.Groups}, action, r.ID); err != nil {
+		if _, err := p.authz.Authorize(subject(who), action, r.ID); err != nil {
 			errs = append(errs, refusal(err, r.ID))
 		}
 	})

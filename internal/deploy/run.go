@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
-	"github.com/citadel-cloud/citadel/internal/authz"
 	"github.com/citadel-cloud/citadel/internal/controller"
 	"github.com/citadel-cloud/citadel/internal/identity"
 	"github.com/citadel-cloud/citadel/internal/resource"
@@ -37,7 +36,7 @@ func (p *Provider) provision(ctx context.Context, t *resource.Task) error {
 	if err != nil {
 		return err
 	}
-	req, err := p.parse(ctx, t.Resource.Properties, &authz.Principal{ObjectID: who.ObjectID, Groups: who.Groups})
+	req, err := p.parse(ctx, t.Resource.Properties, who)
 	if err != nil {
 		return controller.Terminal(err) // validatePut accepted it, and kept the template spec it read
 	}

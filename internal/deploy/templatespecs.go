@@ -12,7 +12,7 @@ import (
 	"strings"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
-	"github.com/citadel-cloud/citadel/internal/authz"
+	"github.com/citadel-cloud/citadel/internal/identity"
 	"github.com/citadel-cloud/citadel/internal/resource"
 	"github.com/citadel-cloud/citadel/internal/store"
 	"github.com/citadel-cloud/citadel/internal/template"
@@ -221,15 +221,13 @@ type specTemplates struct {
 }
 
 // readSpec reads a template spec version's templates from the store, as
-// who when set: who must be allowed to read the version.
-func (p *Provider) readSpec(ctx context.Context, id arm.ID, who *authz.Principal) (*specTemplates, error) {
+// who: who must be allowed to read the version.
+func (p *Provider) readSpec(ctx context.Context, id arm.ID, who identity.Principal) (*specTemplates, error) {
 	if !strings.EqualFold(id.Type(), templateSpecVersionsType) {
 		return nil, arm.FieldError("properties.templateLink.id", "'%s' is not a template spec version: a templateLink's id names one, '…/providers/Microsoft.Resources/templateSpecs/{name}/versions/{version}'.", id)
 	}
-	if who != nil {
-		if _, err := p.authz.Authorize(*who, templateSpecVersionsType+"/read", id.String()); err != nil {
-			return nil, refusal(err, id.String())
-		}
+	if _, err := p.authz.Authorize(subject(who), templateSpecVersionsType+"/read", id.String()); err != nil {
+		return nil, refusal(err, id.String())
 	}
 	r, err := p.svc.Lookup(ctx, id)
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
-	"github.com/citadel-cloud/citadel/internal/authz"
 	"github.com/citadel-cloud/citadel/internal/identity"
 	"github.com/citadel-cloud/citadel/internal/resource"
 	"github.com/citadel-cloud/citadel/internal/template"
@@ -46,7 +45,7 @@ func (p *Provider) prepare(ctx context.Context, req *resource.Request) (*request
 	if err != nil {
 		return nil, nil, who, err
 	}
-	r, err := p.parse(ctx, q.Properties, &authz.Principal{ObjectID: who.ObjectID, Groups: who.Groups})
+	r, err := p.parse(ctx, q.Properties, who)
 	if err != nil {
 		return nil, nil, who, err
 	}
