@@ -41,14 +41,14 @@ func TestNetworkCloud(t *testing.T) {
 
 	const (
 		badMemory = "nc1r3m4" // has 256 of the SKU's 512 GiB
-		slowOff   = "nc1r2m1" // takes 1.5 s to shut down
+		slowOff   = "nc1r2m1" // takes 6 s to shut down: longer than az takes to start on a busy machine
 	)
 	cl := newNCCluster(t, cp, sim.Spec{Name: "nc1", ComputeRacks: 3, MachinesPerRack: 4}, nil, func(name string, m *redfishsim.Machine, o *redfishsim.Options) {
 		switch name {
 		case badMemory:
 			m.DIMMs = m.DIMMs[:8]
 		case slowOff:
-			o.PowerOffDelay = 1500 * time.Millisecond
+			o.PowerOffDelay = 6 * time.Second
 		}
 	})
 	cl.props["computeDeploymentThreshold"] = map[string]any{"type": "PercentSuccess", "grouping": "PerCluster", "value": 80}

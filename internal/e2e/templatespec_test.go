@@ -112,6 +112,18 @@ func TestTemplateSpecs(t *testing.T) {
 		if len(specs) != 1 || specs[0].Name != "prefixes" || specs[0].Description != "prefixes, linked" {
 			t.Errorf("az ts list = %+v", specs)
 		}
+		az.json(t, &specs, "ts", "list", "-g", "specs", "-n", "prefixes")
+		if len(specs) != 1 || specs[0].Name != "1.0" {
+			t.Errorf("az ts list -n prefixes (its versions) = %+v", specs)
+		}
+		// az ts export unpacks the version into the files it was packed from.
+		out := t.TempDir()
+		az.ok(t, "ts", "export", "--template-spec", versionID, "--output-folder", out)
+		for _, f := range []string{"prefixes.JSON", "nested/child.json", "nested/leaf.json"} {
+			if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+				t.Errorf("az ts export: %v", err)
+			}
+		}
 	}) {
 		t.FailNow()
 	}
