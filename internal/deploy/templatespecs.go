@@ -10,6 +10,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
 	"github.com/citadel-cloud/citadel/internal/identity"
@@ -66,6 +67,7 @@ func (p *Provider) registerTemplateSpecs() {
 		NameRule:    "It must have 1 to 90 letters, digits, '-', '_', '.', '(' or ')'.",
 		ReadOnly:    []string{"versions"},
 		Validate:    validateTemplateSpec,
+		Computed:    p.specVersions,
 	}, &resource.Type{
 		Namespace:   "Microsoft.Resources",
 		Name:        "templateSpecs/versions",
@@ -89,6 +91,36 @@ func validateTemplateSpec(_ context.Context, w *resource.Write) error {
 	case len(s.DisplayName) > 64:
 		return arm.FieldError("properties.displayName", "The display name has %d characters; at most 64 are allowed.", len(s.DisplayName))
 	}
+	return nil
+}
+
+// specVersions shows a template spec's versions, as az ts show reads
+// them: by name, with their description and times.
+func (p *Provider) specVersions(ctx context.Context, r *resource.Resource) error {
+	id, err := arm.ParseID(r.ID)
+	if err != nil {
+		return err
+	}
+	versions, err := p.svc.Resources(ctx, id, templateSpecVersionsType)
+	if err != nil {
+		return err
+	}
+	shown := map[string]any{}
+	for _, v := range versions {
+		info := map[string]any{}
+		if d, ok := v.Properties["description"].(string); ok && d != "" {
+			info["description"] = d
+		}
+		if v.SystemData != nil {
+			info["timeCreated"] = v.SystemData.CreatedAt.Format(time.RFC3339Nano)
+			info["timeModified"] = v.SystemData.LastModifiedAt.Format(time.RFC3339Nano)
+		}
+		shown[v.Name] = info
+	}
+	if r.Properties == nil {
+		r.Properties = map[string]any{}
+	}
+	r.Properties["versions"] = shown
 	return nil
 }
 

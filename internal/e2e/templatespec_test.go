@@ -112,6 +112,13 @@ func TestTemplateSpecs(t *testing.T) {
 		if len(specs) != 1 || specs[0].Name != "prefixes" || specs[0].Description != "prefixes, linked" {
 			t.Errorf("az ts list = %+v", specs)
 		}
+		var spec struct {
+			Versions []string `json:"versions"`
+		}
+		az.json(t, &spec, "ts", "show", "-g", "specs", "-n", "prefixes")
+		if !slices.Equal(spec.Versions, []string{"1.0"}) {
+			t.Errorf("az ts show -n prefixes: versions %v, want [1.0]", spec.Versions)
+		}
 		az.json(t, &specs, "ts", "list", "-g", "specs", "-n", "prefixes")
 		if len(specs) != 1 || specs[0].Name != "1.0" {
 			t.Errorf("az ts list -n prefixes (its versions) = %+v", specs)

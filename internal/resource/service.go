@@ -209,7 +209,7 @@ func typePrefix(t *Type) string { return strings.ToLower(t.FullName()) + "|" }
 // Get answers GET on a resource.
 // The resource is passed through as stored, with its ETag added: the hot
 // path decodes and encodes no JSON of its own, unless the type has
-// sensitive properties to leave out.
+// sensitive properties to leave out or computed ones to add.
 func (s *Service) Get(ctx context.Context, req *Request) (*Response, error) {
 	t, err := req.typeOf(s)
 	if err != nil {
@@ -227,10 +227,15 @@ func (s *Service) Get(ctx context.Context, req *Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(t.Sensitive) > 0 {
+	if len(t.Sensitive) > 0 || t.Computed != nil {
 		var r Resource
 		if err := json.Unmarshal(it.Value.Resource, &r); err != nil {
 			return nil, err
+		}
+		if t.Computed != nil {
+			if err := t.Computed(ctx, &r); err != nil {
+				return nil, err
+			}
 		}
 		return s.resourceResponse(http.StatusOK, t, &r, it.Revision), nil
 	}

@@ -93,6 +93,10 @@ type Type struct {
 	// (the built-in role definitions, which exist at every scope). GET
 	// serves them; DELETE refuses them unless a Keeper deletes them.
 	Virtual func(ctx context.Context, id arm.ID) (*Resource, bool)
+	// Computed, when set, fills in the properties a GET of an instance
+	// shows without their being stored (a template spec's versions, which
+	// are its children).
+	Computed func(ctx context.Context, r *Resource) error
 	// Keeper, when set, keeps the instances outside the resource store
 	// (the identity provider keeps principals with their credential
 	// hashes): PUT and DELETE go to it, GET and lists to Virtual and List.
