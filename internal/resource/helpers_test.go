@@ -239,7 +239,15 @@ func testTypes(p *fakeProvider) []*resource.Type {
 		{Namespace: ns, Name: "widgets/gears", APIVersions: widgetVersions},
 		// widgetSets shares its first letters with widgets: in store key
 		// order "test.widgets/widgets|" sorts after "test.widgets/widgetsets|".
-		{Namespace: ns, Name: "widgetSets", APIVersions: widgetVersions, Tracked: true},
+		// A widget set's GET shows a label computed from its name.
+		{Namespace: ns, Name: "widgetSets", APIVersions: widgetVersions, Tracked: true,
+			Computed: func(_ context.Context, r *resource.Resource) error {
+				if r.Properties == nil {
+					r.Properties = map[string]any{}
+				}
+				r.Properties["label"] = "set " + r.Name
+				return nil
+			}},
 		{
 			Namespace:   ns,
 			Name:        "slowWidgets",

@@ -72,3 +72,22 @@ func TestSensitive(t *testing.T) {
 	hidden("PATCH response", resourceOf(t, must(t, "Patch", resp, err)))
 	stored("after a PATCH", "s2", "ka", "kb2")
 }
+
+// TestComputed: a widget set's label is shown by GET and not stored.
+func TestComputed(t *testing.T) {
+	e := newEnv(t)
+	e.putGroup(t, "rg")
+	id := widgetSetID("rg", "ws1")
+	e.put(t, id, `{"location":"local","properties":{"size":1}}`)
+	if got := e.mustGet(t, id).Properties["label"]; got != "set ws1" {
+		t.Errorf("GET label = %v, want it computed", got)
+	}
+	pid, _ := arm.ParseID(id)
+	r, err := e.svc.Lookup(t.Context(), pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.Properties["label"]; ok || r.Properties["size"] != float64(1) {
+		t.Errorf("stored properties %v, want size and no label", r.Properties)
+	}
+}
