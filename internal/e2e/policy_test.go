@@ -2,10 +2,14 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/citadel-cloud/citadel/internal/server"
 	"github.com/citadel-cloud/citadel/internal/servertest"
@@ -233,4 +237,122 @@ func TestPolicyPack(t *testing.T) {
 		"--resource-type", "Microsoft.ManagedNetworkFabric/ipPrefixes", "--is-full-object", "-p", body)
 	az.ok(t, "resource", "create", "-g", "pack", "-n", "tagged", "--resource-type", "Microsoft.ManagedNetworkFabric/ipPrefixes",
 		"--is-full-object", "-p", strings.Replace(body, `"location":"local"`, `"location":"local","tags":{"costCenter":"42"}`, 1))
+}
+
+// TestPolicyDeployIfNotExists: an assignment with a system-assigned
+// identity, given Contributor on the group, deploys what its definition
+// requires for every prefix written there (a "-backup" prefix), acting as
+// that identity; without the role nothing is deployed, and the resource
+// stays NonCompliant. az 2.45 creates the definition and the assignment.
+func TestPolicyDeployIfNotExists(t *testing.T) {
+	requireAz(t)
+	t.Parallel()
+	cp := servertest.Start(t)
+	az := newAzCLI(t, cp)
+	c := cp.Creds
+	sub := c.SubscriptionID
+	const group, prefixType = "dine", "Microsoft.ManagedNetworkFabric/ipPrefixes"
+	groupID := "/subscriptions/" + sub + "/resourceGroups/" + group
+	prefixID := func(name string) string { return groupID + "/providers/" + prefixType + "/" + name }
+	rules := map[string]any{"action": "Permit", "sequenceNumber": 10, "networkPrefix": "10.0.0.0/8", "condition": "EqualTo", "subnetMaskLength": "8"}
+	prefix, _ := json.Marshal(map[string]any{"location": "local", "properties": map[string]any{"ipPrefixRules": []any{rules}}})
+	rule, _ := json.Marshal(map[string]any{
+		"if": map[string]any{"allOf": []any{
+			map[string]any{"field": "type", "equals": prefixType},
+			map[string]any{"field": "name", "notLike": "*-backup"},
+		}},
+		"then": map[string]any{"effect": "deployIfNotExists", "details": map[string]any{
+			"type":              prefixType,
+			"name":              "[concat(field('name'), '-backup')]",
+			"roleDefinitionIds": []string{"/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c"},
+			"deployment": map[string]any{"properties": map[string]any{
+				"mode":       "incremental",
+				"parameters": map[string]any{"name": map[string]any{"value": "[concat(field('name'), '-backup')]"}},
+				"template": map[string]any{
+					"$schema":        "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+					"contentVersion": "1.0.0.0",
+					"parameters":     map[string]any{"name": map[string]any{"type": "string"}},
+					"resources": []any{map[string]any{
+						"type": prefixType, "apiVersion": "2025-07-15", "name": "[parameters('name')]", "location": "[resourceGroup().location]",
+						"properties": map[string]any{"ipPrefixRules": []any{rules}},
+					}},
+				},
+			}},
+		}},
+	})
+	waitFor := func(t *testing.T, id string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			r, err := cp.Client.Do(t.Context(), http.MethodGet, id+"?api-version=2025-07-15", nil)
+			if err == nil && r.Status == http.StatusOK {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s was not deployed: %v %v", id, r, err)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+
+	rbacAzLogin(t, az, c.ClientID, c.ClientSecret, c.ARMEndpoint, c.TenantID, sub)
+	az.ok(t, "group", "create", "-n", group, "-l", "local")
+	az.ok(t, "policy", "definition", "create", "-n", "prefix-backup", "--mode", "Indexed", "--rules", string(rule))
+	var assignment struct {
+		Identity struct {
+			Type        string `json:"type"`
+			PrincipalID string `json:"principalId"`
+			TenantID    string `json:"tenantId"`
+		} `json:"identity"`
+	}
+	az.json(t, &assignment, "policy", "assignment", "create", "-n", "backups", "--policy", "prefix-backup", "-g", group,
+		"--mi-system-assigned", "--location", "local")
+	if assignment.Identity.Type != "SystemAssigned" || assignment.Identity.PrincipalID == "" || assignment.Identity.TenantID != c.TenantID {
+		t.Fatalf("assignment identity = %+v, want SystemAssigned with a principal in tenant %s", assignment.Identity, c.TenantID)
+	}
+
+	// Without a role the identity may not deploy: the prefix stays
+	// without its backup.
+	az.ok(t, "resource", "create", "-g", group, "-n", "early", "--resource-type", prefixType, "--is-full-object", "-p", string(prefix))
+	time.Sleep(3 * time.Second)
+	if r, err := cp.Client.Do(t.Context(), http.MethodGet, prefixID("early-backup")+"?api-version=2025-07-15", nil); err != nil || r.Status != http.StatusNotFound {
+		t.Errorf("GET early-backup before the identity had a role = %v %v, want 404", r, err)
+	}
+
+	r, err := cp.Client.Do(t.Context(), http.MethodPut, groupID+"/providers/Microsoft.Authorization/roleAssignments/"+uuid.NewString()+"?api-version=2022-04-01", map[string]any{
+		"properties": map[string]any{"roleDefinitionId": "/subscriptions/" + sub + "/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c",
+			"principalId": assignment.Identity.PrincipalID, "principalType": "ServicePrincipal"},
+	})
+	if err != nil || r.Status >= 300 {
+		t.Fatalf("role assignment for the identity: %v %v", r, err)
+	}
+	az.ok(t, "resource", "create", "-g", group, "-n", "web", "--resource-type", prefixType, "--is-full-object", "-p", string(prefix))
+	waitFor(t, prefixID("web-backup"))
+
+	// The deployment ran as the assignment's identity.
+	var deployments []struct {
+		Name       string `json:"name"`
+		Properties struct {
+			ProvisioningState string `json:"provisioningState"`
+		} `json:"properties"`
+	}
+	az.json(t, &deployments, "deployment", "group", "list", "-g", group)
+	if len(deployments) != 1 || !strings.HasPrefix(deployments[0].Name, "PolicyDeployment_") {
+		t.Fatalf("deployments = %+v, want the policy's one", deployments)
+	}
+	var events []struct {
+		Caller        string                 `json:"caller"`
+		OperationName struct{ Value string } `json:"operationName"`
+		ResourceID    string                 `json:"resourceId"`
+	}
+	az.json(t, &events, "monitor", "activity-log", "list", "-g", group, "--offset", "1h")
+	if !slices.ContainsFunc(events, func(e struct {
+		Caller        string                 `json:"caller"`
+		OperationName struct{ Value string } `json:"operationName"`
+		ResourceID    string                 `json:"resourceId"`
+	}) bool {
+		return strings.EqualFold(e.ResourceID, prefixID("web-backup")) && e.Caller == "policy assignment backups"
+	}) {
+		t.Errorf("no activity-log record of web-backup written by the assignment's identity among %d events", len(events))
+	}
 }

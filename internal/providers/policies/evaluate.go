@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/citadel-cloud/citadel/internal/arm"
 	"github.com/citadel-cloud/citadel/internal/policy"
 	"github.com/citadel-cloud/citadel/internal/resource"
@@ -95,10 +97,46 @@ func (p *Provider) evaluateWrites(ctx context.Context) {
 				p.states.set(id, nil) // deleted
 				continue
 			}
-			p.states.set(id, p.evaluate(ctx, p.snapshot(), r, p.context(ctx, rid, ""), time.Now().UTC()))
+			evs := p.evaluate(ctx, p.snapshot(), r, p.context(ctx, rid, ""), time.Now().UTC())
+			p.states.set(id, evs)
+			p.deployMissing(ctx, r, evs)
 		}
 	}
 }
+
+// deployMissing is deployIfNotExists on a write: for each enforced
+// assignment with an identity whose related resource is missing, the
+// assignment's deployment runs as that identity once the written resource
+// is provisioned (Azure's AfterProvisioning), so under the roles given to
+// it. An assignment without an identity reports NonCompliant, and a
+// remediation deploys acting for whoever created it.
+func (p *Provider) deployMissing(ctx context.Context, r *resource.Resource, evs []evaluated) {
+	for i := range evs {
+		ev := &evs[i]
+		if ev.state != policy.NonCompliant || ev.result.Effect != policy.DeployIfNotExists || !ev.assigned.enforce {
+			continue
+		}
+		who, ok := identityOf(ev.assigned.resource)
+		if !ok {
+			continue
+		}
+		switch r.ProvisioningState() {
+		case resource.StateSucceeded:
+		case resource.StateFailed, resource.StateCanceled:
+			return
+		default: // still provisioning: look again shortly
+			time.AfterFunc(provisioningPoll, func() { p.Written(mustID(r.ID)) })
+			return
+		}
+		if err := p.deployFor(ctx, who, uuid.NewString(), r, ev); err != nil {
+			p.log.WarnContext(ctx, "deployIfNotExists did not start", "resource", r.ID, "assignment", ev.result.AssignmentID, "err", err)
+		}
+	}
+}
+
+// provisioningPoll is how often deployIfNotExists looks again at a
+// written resource that is still provisioning.
+const provisioningPoll = 2 * time.Second
 
 func (p *Provider) scanEvery(ctx context.Context) {
 	for {

@@ -21,7 +21,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/identity"
 	"github.com/citadel-cloud/citadel/internal/policy"
 	"github.com/citadel-cloud/citadel/internal/resource"
 )
@@ -365,7 +368,64 @@ func (p *Provider) validateAssignment(ctx context.Context, w *resource.Write) er
 	if _, err := p.compile(ctx, w.New, p.definitionByID); err != nil {
 		return err
 	}
+	return p.assignIdentity(ctx, w)
+}
+
+// assignmentIdentity is an assignment's identity block.
+type assignmentIdentity struct {
+	Type                   string         `json:"type"`
+	PrincipalID            string         `json:"principalId,omitempty"`
+	TenantID               string         `json:"tenantId,omitempty"`
+	UserAssignedIdentities map[string]any `json:"userAssignedIdentities,omitempty"`
+}
+
+// assignIdentity gives an assignment with a system-assigned identity its
+// principal: an object ID derived from the assignment's ID, so it stays
+// the same across updates and needs no directory object. Role
+// assignments name it to let the assignment's deployIfNotExists act.
+func (p *Provider) assignIdentity(ctx context.Context, w *resource.Write) error {
+	if len(w.New.Identity) == 0 || string(w.New.Identity) == "null" {
+		return nil
+	}
+	var id assignmentIdentity
+	if err := json.Unmarshal(w.New.Identity, &id); err != nil {
+		return arm.FieldError("identity", "The identity must be an object with a type.")
+	}
+	switch strings.ToLower(id.Type) {
+	case "none":
+		return nil
+	case "systemassigned":
+	case "userassigned":
+		return arm.FieldError("identity.type", "User-assigned identities are not served: use SystemAssigned.")
+	default:
+		return arm.FieldError("identity.type", "The identity type '%s' is not valid: it must be SystemAssigned or None.", id.Type)
+	}
+	sub, err := p.svc.Subscription(ctx, w.ID.Subscription)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(assignmentIdentity{Type: "SystemAssigned", PrincipalID: managedIdentity(w.ID), TenantID: sub.TenantID})
+	if err != nil {
+		return err
+	}
+	w.New.Identity = b
 	return nil
+}
+
+// managedIdentity is the object ID of an assignment's system-assigned
+// identity.
+func managedIdentity(assignment arm.ID) string {
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("citadel:policyAssignment:"+strings.ToLower(assignment.String()))).String()
+}
+
+// identityOf is the principal an assignment's identity acts as; ok is
+// false for an assignment without one.
+func identityOf(a *resource.Resource) (who identity.Principal, ok bool) {
+	var id assignmentIdentity
+	if len(a.Identity) == 0 || json.Unmarshal(a.Identity, &id) != nil || id.PrincipalID == "" {
+		return who, false
+	}
+	return identity.Principal{ObjectID: id.PrincipalID, TenantID: id.TenantID, Name: "policy assignment " + a.Name}, true
 }
 
 func (p *Provider) validateExemption(ctx context.Context, w *resource.Write) error {
