@@ -311,6 +311,14 @@ func TestPolicyDeployIfNotExists(t *testing.T) {
 		t.Fatalf("assignment identity = %+v, want SystemAssigned with a principal in tenant %s", assignment.Identity, c.TenantID)
 	}
 
+	bad, err := cp.Client.Do(t.Context(), http.MethodPut, groupID+"/providers/Microsoft.Authorization/policyAssignments/user-assigned?api-version=2021-06-01", map[string]any{
+		"location": "local", "identity": map[string]any{"type": "UserAssigned"},
+		"properties": map[string]any{"policyDefinitionId": "/subscriptions/" + sub + "/providers/Microsoft.Authorization/policyDefinitions/prefix-backup"},
+	})
+	if err != nil || bad.Status != http.StatusBadRequest || !strings.Contains(string(bad.Body), `"target":"identity.type"`) {
+		t.Errorf("PUT an assignment with a user-assigned identity = %v %v, want 400 naming identity.type", bad, err)
+	}
+
 	// Without a role the identity may not deploy: the prefix stays
 	// without its backup.
 	az.ok(t, "resource", "create", "-g", group, "-n", "early", "--resource-type", prefixType, "--is-full-object", "-p", string(prefix))
