@@ -125,7 +125,13 @@ func (p *Provider) deployMissing(ctx context.Context, r *resource.Resource, evs 
 		case resource.StateFailed, resource.StateCanceled:
 			return
 		default: // still provisioning: look again shortly
-			time.AfterFunc(provisioningPoll, func() { p.Written(mustID(r.ID)) })
+			key := strings.ToLower(r.ID)
+			if _, waiting := p.provisioning.LoadOrStore(key, true); !waiting {
+				time.AfterFunc(provisioningPoll, func() {
+					p.provisioning.Delete(key)
+					p.Written(mustID(r.ID))
+				})
+			}
 			return
 		}
 		if err := p.deployFor(ctx, who, uuid.NewString(), r, ev); err != nil {

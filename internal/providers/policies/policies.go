@@ -84,6 +84,9 @@ type Provider struct {
 
 	states *stateStore
 	dirty  chan string // resource ids written, to evaluate
+	// provisioning holds the lower-case ids of written resources that a
+	// deployIfNotExists waits on to be provisioned: one wait each.
+	provisioning sync.Map
 
 	do     Doer
 	groups func(ctx context.Context, objectID string) ([]string, error)
