@@ -43,33 +43,9 @@ func TestPolicy(t *testing.T) {
 	create := func(name string, tags map[string]string) []string {
 		return []string{"resource", "create", "-g", group, "-n", name, "--resource-type", prefixType, "--is-full-object", "-p", prefix(tags)}
 	}
-	type state struct {
-		ResourceID           string `json:"resourceId"`
-		ComplianceState      string `json:"complianceState"`
-		PolicyAssignmentName string `json:"policyAssignmentName"`
-		IsCompliant          bool   `json:"isCompliant"`
-	}
-	// stateOf waits for the compliance of a resource under an assignment.
 	stateOf := func(t *testing.T, id, assignment, want string) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			var states []state
-			az.json(t, &states, "policy", "state", "list", "-g", group)
-			got := ""
-			for _, s := range states {
-				if strings.EqualFold(s.ResourceID, id) && s.PolicyAssignmentName == assignment {
-					got = s.ComplianceState
-				}
-			}
-			if got == want {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("compliance of %s under %s = %q, want %s (states %+v)", id, assignment, got, want, states)
-			}
-			time.Sleep(300 * time.Millisecond)
-		}
+		waitPolicyState(t, az, group, id, assignment, want)
 	}
 	if !t.Run("login", func(t *testing.T) {
 		az.ok(t, "cloud", "register", "-n", "citadel", "--endpoint-resource-manager", c.ARMEndpoint)
@@ -254,8 +230,8 @@ func TestPolicyDeployIfNotExists(t *testing.T) {
 	const group, prefixType = "dine", "Microsoft.ManagedNetworkFabric/ipPrefixes"
 	groupID := "/subscriptions/" + sub + "/resourceGroups/" + group
 	prefixID := func(name string) string { return groupID + "/providers/" + prefixType + "/" + name }
-	rules := map[string]any{"action": "Permit", "sequenceNumber": 10, "networkPrefix": "10.0.0.0/8", "condition": "EqualTo", "subnetMaskLength": "8"}
-	prefix, _ := json.Marshal(map[string]any{"location": "local", "properties": map[string]any{"ipPrefixRules": []any{rules}}})
+	rules := []prefixRule{{Action: "Permit", SequenceNumber: 10, NetworkPrefix: "10.0.0.0/8", Condition: "EqualTo", SubnetMaskLength: "8"}}
+	prefix, _ := json.Marshal(ipPrefix("local", rules))
 	rule, _ := json.Marshal(map[string]any{
 		"if": map[string]any{"allOf": []any{
 			map[string]any{"field": "type", "equals": prefixType},
@@ -274,7 +250,7 @@ func TestPolicyDeployIfNotExists(t *testing.T) {
 					"parameters":     map[string]any{"name": map[string]any{"type": "string"}},
 					"resources": []any{map[string]any{
 						"type": prefixType, "apiVersion": "2025-07-15", "name": "[parameters('name')]", "location": "[resourceGroup().location]",
-						"properties": map[string]any{"ipPrefixRules": []any{rules}},
+						"properties": map[string]any{"ipPrefixRules": rules},
 					}},
 				},
 			}},
@@ -319,13 +295,43 @@ func TestPolicyDeployIfNotExists(t *testing.T) {
 		t.Errorf("PUT an assignment with a user-assigned identity = %v %v, want 400 naming identity.type", bad, err)
 	}
 
-	// Without a role the identity may not deploy: the prefix stays
-	// without its backup.
+	type event struct {
+		Caller        string                 `json:"caller"`
+		Status        struct{ Value string } `json:"status"`
+		OperationName struct{ Value string } `json:"operationName"`
+		ResourceID    string                 `json:"resourceId"`
+		Properties    map[string]string      `json:"properties"`
+	}
+	// waitEvent waits for an activity-log record of the group that match
+	// accepts.
+	waitEvent := func(t *testing.T, what string, match func(e event) bool) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			var events []event
+			az.json(t, &events, "monitor", "activity-log", "list", "-g", group, "--offset", "1h")
+			if slices.ContainsFunc(events, match) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no activity-log record of %s among %d events", what, len(events))
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	const identityName = "policy assignment backups"
+
+	// Without a role the identity may not deploy: its deployment is
+	// refused, the prefix stays without its backup and NonCompliant.
 	az.ok(t, "resource", "create", "-g", group, "-n", "early", "--resource-type", prefixType, "--is-full-object", "-p", string(prefix))
-	time.Sleep(3 * time.Second)
+	waitEvent(t, "the identity's refused deployment", func(e event) bool {
+		return e.Caller == identityName && e.Status.Value == "Failed" && e.OperationName.Value == "Microsoft.Resources/deployments/write" &&
+			strings.Contains(e.Properties["statusMessage"], "AuthorizationFailed")
+	})
 	if r, err := cp.Client.Do(t.Context(), http.MethodGet, prefixID("early-backup")+"?api-version=2025-07-15", nil); err != nil || r.Status != http.StatusNotFound {
 		t.Errorf("GET early-backup before the identity had a role = %v %v, want 404", r, err)
 	}
+	waitPolicyState(t, az, group, prefixID("early"), "backups", "NonCompliant")
 
 	r, err := cp.Client.Do(t.Context(), http.MethodPut, groupID+"/providers/Microsoft.Authorization/roleAssignments/"+uuid.NewString()+"?api-version=2022-04-01", map[string]any{
 		"properties": map[string]any{"roleDefinitionId": "/subscriptions/" + sub + "/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c",
@@ -348,19 +354,37 @@ func TestPolicyDeployIfNotExists(t *testing.T) {
 	if len(deployments) != 1 || !strings.HasPrefix(deployments[0].Name, "PolicyDeployment_") {
 		t.Fatalf("deployments = %+v, want the policy's one", deployments)
 	}
-	var events []struct {
-		Caller        string                 `json:"caller"`
-		OperationName struct{ Value string } `json:"operationName"`
-		ResourceID    string                 `json:"resourceId"`
+	waitEvent(t, "web-backup written by the assignment's identity", func(e event) bool {
+		return strings.EqualFold(e.ResourceID, prefixID("web-backup")) && e.Caller == identityName
+	})
+	waitPolicyState(t, az, group, prefixID("web"), "backups", "Compliant")
+}
+
+// waitPolicyState waits until az policy state list shows the compliance
+// of a resource under an assignment (named) as want.
+func waitPolicyState(t *testing.T, az *azCLI, group, id, assignment, want string) {
+	t.Helper()
+	type state struct {
+		ResourceID           string `json:"resourceId"`
+		ComplianceState      string `json:"complianceState"`
+		PolicyAssignmentName string `json:"policyAssignmentName"`
 	}
-	az.json(t, &events, "monitor", "activity-log", "list", "-g", group, "--offset", "1h")
-	if !slices.ContainsFunc(events, func(e struct {
-		Caller        string                 `json:"caller"`
-		OperationName struct{ Value string } `json:"operationName"`
-		ResourceID    string                 `json:"resourceId"`
-	}) bool {
-		return strings.EqualFold(e.ResourceID, prefixID("web-backup")) && e.Caller == "policy assignment backups"
-	}) {
-		t.Errorf("no activity-log record of web-backup written by the assignment's identity among %d events", len(events))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var states []state
+		az.json(t, &states, "policy", "state", "list", "-g", group)
+		got := ""
+		for _, s := range states {
+			if strings.EqualFold(s.ResourceID, id) && s.PolicyAssignmentName == assignment {
+				got = s.ComplianceState
+			}
+		}
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("compliance of %s under %s = %q, want %s (states %+v)", id, assignment, got, want, states)
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
 }

@@ -32,29 +32,91 @@ type evaluated struct {
 	at       time.Time
 }
 
-// stateStore holds the latest evaluations by resource.
+// stateStore holds the latest evaluations by resource, and which
+// resources have if-not-exists results by the type of resource they look
+// for.
 type stateStore struct {
 	mu         sync.RWMutex
-	byResource map[string][]evaluated // lower(resource id) → its evaluations
+	byResource map[string][]evaluated       // lower(resource id) → its evaluations
+	byRelated  map[string]map[string]string // lower(related type) → lower(resource id) → resource id
 	scanned    time.Time
 }
 
-func newStateStore() *stateStore { return &stateStore{byResource: map[string][]evaluated{}} }
+func newStateStore() *stateStore {
+	return &stateStore{byResource: map[string][]evaluated{}, byRelated: map[string]map[string]string{}}
+}
 
 func (s *stateStore) set(id string, evs []evaluated) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	key := strings.ToLower(id)
+	s.unindex(key)
 	if len(evs) == 0 {
-		delete(s.byResource, strings.ToLower(id))
+		delete(s.byResource, key)
 		return
 	}
-	s.byResource[strings.ToLower(id)] = evs
+	s.byResource[key] = evs
+	s.index(key, evs)
 }
 
 func (s *stateStore) replace(all map[string][]evaluated, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.byResource, s.scanned = all, at
+	s.byResource, s.byRelated, s.scanned = all, map[string]map[string]string{}, at
+	for key, evs := range all {
+		s.index(key, evs)
+	}
+}
+
+func (s *stateStore) index(key string, evs []evaluated) {
+	for _, ev := range evs {
+		if x := ev.result.Existence; x != nil {
+			typ := strings.ToLower(x.Type)
+			if s.byRelated[typ] == nil {
+				s.byRelated[typ] = map[string]string{}
+			}
+			s.byRelated[typ][key] = ev.resource.ID
+		}
+	}
+}
+
+func (s *stateStore) unindex(key string) {
+	for _, ev := range s.byResource[key] {
+		if x := ev.result.Existence; x != nil {
+			delete(s.byRelated[strings.ToLower(x.Type)], key)
+		}
+	}
+}
+
+// relatedTo returns the resources, other than id, whose if-not-exists
+// results look for a resource of id's type in id's resource group (or
+// subscription, for a subscription-wide existence scope).
+func (s *stateStore) relatedTo(id arm.ID) []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	self := strings.ToLower(id.String())
+	var out []string
+	for key, rid := range s.byRelated[strings.ToLower(id.Type())] {
+		dep, err := arm.ParseID(rid)
+		if key == self || err != nil || !strings.EqualFold(dep.Subscription, id.Subscription) {
+			continue
+		}
+		if strings.EqualFold(dep.ResourceGroup, id.ResourceGroup) || s.subscriptionWide(key, id.Type()) {
+			out = append(out, rid)
+		}
+	}
+	return out
+}
+
+// subscriptionWide reports whether a resource has an if-not-exists
+// result looking for typ anywhere in its subscription.
+func (s *stateStore) subscriptionWide(key, typ string) bool {
+	for _, ev := range s.byResource[key] {
+		if x := ev.result.Existence; x != nil && strings.EqualFold(x.Type, typ) && strings.EqualFold(x.ExistenceScope, "subscription") {
+			return true
+		}
+	}
+	return false
 }
 
 // within returns the evaluations of the resources at or below scope.
@@ -71,14 +133,25 @@ func (s *stateStore) within(scope string) []evaluated {
 	return out
 }
 
+// dirty is a resource whose compliance may have changed: written (or
+// deleted) itself, or a related resource of its if-not-exists results
+// was.
+type dirty struct {
+	id      string
+	written bool
+}
+
 // Written tells the provider that a resource was created, changed or
 // deleted: its compliance is evaluated again shortly, off the request
-// path.
-func (p *Provider) Written(id arm.ID) {
+// path, and so is that of the resources whose if-not-exists results look
+// for a resource like it.
+func (p *Provider) Written(id arm.ID) { p.queue(dirty{id: id.String(), written: true}) }
+
+func (p *Provider) queue(d dirty) {
 	select {
-	case p.dirty <- id.String():
+	case p.dirty <- d:
 	default:
-		p.log.Debug("policy evaluation queue full; the next scan covers the resource", "resource", id.String())
+		p.log.Debug("policy evaluation queue full; the next scan covers the resource", "resource", d.id)
 	}
 }
 
@@ -87,20 +160,35 @@ func (p *Provider) evaluateWrites(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case id := <-p.dirty:
-			rid, err := arm.ParseID(id)
+		case d := <-p.dirty:
+			rid, err := arm.ParseID(d.id)
 			if err != nil {
 				continue
+			}
+			if d.written {
+				p.queueDependents(rid)
 			}
 			r, err := p.svc.Lookup(ctx, rid)
 			if err != nil {
-				p.states.set(id, nil) // deleted
+				p.states.set(d.id, nil) // deleted
 				continue
 			}
 			evs := p.evaluate(ctx, p.snapshot(), r, p.context(ctx, rid, ""), time.Now().UTC())
-			p.states.set(id, evs)
-			p.deployMissing(ctx, r, evs)
+			p.states.set(d.id, evs)
+			if d.written {
+				p.deployMissing(ctx, r, evs)
+			}
 		}
+	}
+}
+
+// queueDependents queues the resources whose if-not-exists results look
+// for a resource of id's type where id is: writing or deleting a related
+// resource changes their compliance (a deployIfNotExists deployment makes
+// the resource it ran for compliant).
+func (p *Provider) queueDependents(id arm.ID) {
+	for _, dep := range p.states.relatedTo(id) {
+		p.queue(dirty{id: dep})
 	}
 }
 

@@ -83,7 +83,7 @@ type Provider struct {
 	parsed   map[string]parsed // definitions and initiatives by lower-case id
 
 	states *stateStore
-	dirty  chan string // resource ids written, to evaluate
+	dirty  chan dirty // resources to evaluate again
 	// provisioning holds the lower-case ids of written resources that a
 	// deployIfNotExists waits on to be provisioned: one wait each.
 	provisioning sync.Map
@@ -95,7 +95,7 @@ type Provider struct {
 // Register declares the types and loads the policy pack.
 func Register(cfg Config) (*Provider, error) {
 	p := &Provider{svc: cfg.Resources, aliases: cfg.Aliases, interval: cfg.ScanInterval, log: cfg.Logger,
-		builtIns: map[string]*resource.Resource{}, parsed: map[string]parsed{}, states: newStateStore(), dirty: make(chan string, 4096), groups: cfg.Groups}
+		builtIns: map[string]*resource.Resource{}, parsed: map[string]parsed{}, states: newStateStore(), dirty: make(chan dirty, 4096), groups: cfg.Groups}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
