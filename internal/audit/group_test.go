@@ -62,22 +62,3 @@ func TestEventLines(t *testing.T) {
 		t.Errorf("the line after a broken one = %v, %v", e.EventDataID, err)
 	}
 }
-
-func FuzzEventLines(f *testing.F) {
-	f.Add(encodeEvents([]Event{groupEvent(1, StatusStarted, nil), groupEvent(2, StatusAccepted, nil)}))
-	f.Add([]byte("{}\n{\"status\":null}\n\n"))
-	f.Fuzz(func(t *testing.T, value []byte) {
-		lines := eventLines(value)
-		if len(lines) != bytes.Count(value, []byte{'\n'})+1 {
-			t.Errorf("%d lines from %d newlines", len(lines), bytes.Count(value, []byte{'\n'}))
-		}
-		for _, line := range lines {
-			if e, err := decodeEvent(line); err == nil {
-				// What decodes, round-trips.
-				if again, err := decodeEvent(encodeEvent(e)); err != nil || !bytes.Equal(encodeEvent(again), encodeEvent(e)) {
-					t.Errorf("%s does not round-trip: %v", line, err)
-				}
-			}
-		}
-	})
-}
