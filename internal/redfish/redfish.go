@@ -20,11 +20,6 @@ package redfish
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -37,6 +32,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/citadel-cloud/citadel/internal/devicetls"
 )
 
 // Config says how to reach and trust one BMC.
@@ -83,12 +80,6 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 // Validate reports the first problem with the configuration.
 func (c *Config) Validate() error {
 	u, err := url.Parse(c.Endpoint)
-	trust := 0
-	for _, set := range []bool{len(c.CACertPEM) > 0, c.Fingerprint != "", c.Insecure} {
-		if set {
-			trust++
-		}
-	}
 	switch {
 	case c.Endpoint == "":
 		return errors.New("--endpoint is required")
@@ -98,65 +89,14 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--endpoint %q must look like https://host[:port]", c.Endpoint)
 	case c.Username == "":
 		return errors.New("--username is required")
-	case trust > 1:
-		return errors.New("a CA certificate, --fingerprint and --insecure exclude each other")
 	case c.RequestTimeout < 0 || c.PowerTimeout < 0:
 		return errors.New("timeouts cannot be negative")
 	}
-	if c.Fingerprint != "" {
-		if _, err := parseFingerprint(c.Fingerprint); err != nil {
-			return fmt.Errorf("--fingerprint: %w", err)
-		}
-	}
-	return nil
+	return c.trust().Validate()
 }
 
-// parseFingerprint reads a SHA-256 fingerprint: 64 hex digits, colons or
-// spaces optional, either case.
-func parseFingerprint(s string) ([]byte, error) {
-	b, err := hex.DecodeString(strings.NewReplacer(":", "", " ", "").Replace(s))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) != sha256.Size {
-		return nil, fmt.Errorf("%d bytes, want a SHA-256 (32 bytes)", len(b))
-	}
-	return b, nil
-}
-
-// tlsConfig is the per-BMC trust. A pinned fingerprint replaces chain
-// verification: BMC certificates are self-signed and often odd (SHA-1,
-// CN=hostname, no IP SAN), which Go's verifier rejects.
-func tlsConfig(cfg Config) (*tls.Config, error) {
-	switch {
-	case cfg.Fingerprint != "":
-		want, err := parseFingerprint(cfg.Fingerprint)
-		if err != nil {
-			return nil, err
-		}
-		return &tls.Config{
-			InsecureSkipVerify: true, // replaced by the fingerprint check below
-			VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-				if len(raw) == 0 {
-					return errors.New("the BMC sent no certificate")
-				}
-				got := sha256.Sum256(raw[0])
-				if subtle.ConstantTimeCompare(got[:], want) != 1 {
-					return fmt.Errorf("certificate fingerprint %x does not match the pinned %x", got, want)
-				}
-				return nil
-			},
-		}, nil
-	case len(cfg.CACertPEM) > 0:
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(cfg.CACertPEM) {
-			return nil, errors.New("no certificate in the CA PEM")
-		}
-		return &tls.Config{RootCAs: pool}, nil
-	case cfg.Insecure:
-		return &tls.Config{InsecureSkipVerify: true}, nil // the operator asked for it
-	}
-	return nil, nil // system roots
+func (c *Config) trust() devicetls.Trust {
+	return devicetls.Trust{CACertPEM: c.CACertPEM, Fingerprint: c.Fingerprint, Insecure: c.Insecure}
 }
 
 // Client talks to one BMC. It is safe for concurrent use.
@@ -195,7 +135,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	tlsCfg, err := tlsConfig(cfg)
+	tlsCfg, err := cfg.trust().ClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("redfish %s: trust: %w", cfg.Endpoint, err)
 	}
