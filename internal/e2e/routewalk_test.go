@@ -223,6 +223,24 @@ func TestEveryMutatingRouteIsAuthorizedAndAudited(t *testing.T) {
 			rwRow{"DELETE " + typ, "DELETE resource", ncNS + "/" + typ, "DELETE", id, nil, ncNS + "/" + typ + "/delete", 405, "SystemManagedResource"},
 		)
 	}
+	for _, action := range []string{"runReadCommands", "enableRemoteVendorManagement", "disableRemoteVendorManagement"} {
+		rows = append(rows, rwRow{"POST " + action + " on missing appliance", "POST action", ncNS + "/storageAppliances", "POST",
+			nc("storageAppliances", "rwmissing/"+action), map[string]any{}, ncNS + "/storageAppliances/" + action + "/action", 404, "ResourceNotFound"})
+	}
+	// A volume needs a cluster's custom location; without one its PUT is
+	// refused naming extendedLocation (TestStorage drives the rest).
+	rows = append(rows,
+		rwRow{"PUT volume without extendedLocation", "PUT resource", ncNS + "/volumes", "PUT", nc("volumes", "rw-volume"),
+			map[string]any{"location": loc, "properties": map[string]any{"sizeMiB": 1}}, ncNS + "/volumes/write", 400, "InvalidRequestContent"},
+		rwRow{"PATCH missing volume", "PATCH resource", ncNS + "/volumes", "PATCH", nc("volumes", "rw-volume"),
+			map[string]any{"tags": map[string]string{"walk": "yes"}}, ncNS + "/volumes/write", 404, "ResourceNotFound"},
+		rwRow{"POST attach on missing volume", "POST action", ncNS + "/volumes", "POST", nc("volumes", "rw-volume/attach"),
+			map[string]any{}, ncNS + "/volumes/attach/action", 404, "ResourceNotFound"},
+		rwRow{"POST detach on missing volume", "POST action", ncNS + "/volumes", "POST", nc("volumes", "rw-volume/detach"),
+			map[string]any{}, ncNS + "/volumes/detach/action", 404, "ResourceNotFound"},
+		rwRow{"DELETE missing volume", "DELETE resource", ncNS + "/volumes", "DELETE", nc("volumes", "rw-volume"),
+			nil, ncNS + "/volumes/delete", 204, ""},
+	)
 	for _, action := range []string{"powerOff", "start", "restart", "reimage", "replace", "cordon", "uncordon"} {
 		rows = append(rows, rwRow{"POST " + action + " on missing machine", "POST action", ncNS + "/bareMetalMachines", "POST",
 			nc("bareMetalMachines", "rwmissing/"+action), map[string]any{}, ncNS + "/bareMetalMachines/" + action + "/action", 404, "ResourceNotFound"})

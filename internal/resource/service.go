@@ -807,6 +807,11 @@ func (s *Service) deleteOnce(ctx context.Context, req *Request, t *Type) (*Respo
 		}
 		return nil, err
 	}
+	if t.ValidateDelete != nil {
+		if err := t.ValidateDelete(ctx, &old.Resource); err != nil {
+			return nil, err
+		}
+	}
 	if t.Deprovision == nil {
 		ops := append(s.deleteOps(t, req.ID), resources.DeleteAt(key, oldRev))
 		ops = append(ops, s.auditOps(req.Audit, old.Resource.ID, audit.StatusSucceeded, http.StatusOK)...)

@@ -66,6 +66,10 @@ type Type struct {
 	// returns an *arm.Error that names the field, and must not write
 	// anything.
 	Validate func(ctx context.Context, w *Write) error
+	// ValidateDelete, when set, may refuse a DELETE of the stored resource
+	// r before anything is written (a volume still attached), with an
+	// *arm.Error that says why.
+	ValidateDelete func(ctx context.Context, r *Resource) error
 	// Provision, when set, makes PUT and PATCH long-running: the request is
 	// acknowledged with provisioningState Accepted and Provision runs later
 	// in the operations controller. It must be idempotent: after a crash

@@ -44,6 +44,7 @@ import (
 	"github.com/citadel-cloud/citadel/internal/providers/policies"
 	"github.com/citadel-cloud/citadel/internal/providers/resources"
 	"github.com/citadel-cloud/citadel/internal/resource"
+	"github.com/citadel-cloud/citadel/internal/storage"
 	"github.com/citadel-cloud/citadel/internal/store"
 )
 
@@ -87,13 +88,18 @@ type Config struct {
 	PolicyPack    string
 	PolicyAliases string
 	PolicyScan    time.Duration
-	Logger        *slog.Logger
+	// StorageOvercommit is how far the volumes on a storage appliance may
+	// together exceed its capacity (thin provisioning; 1 is not at all);
+	// ApplianceCheck is how often each appliance is asked how it is.
+	StorageOvercommit float64
+	ApplianceCheck    time.Duration
+	Logger            *slog.Logger
 }
 
 // DefaultConfig is the configuration of a single replica on this machine.
 func DefaultConfig() Config {
 	return Config{DataDir: "./citadel-data", Listen: "127.0.0.1:8443", AgentListen: "127.0.0.1:8444", Location: "local",
-		AuditRetention: 90 * 24 * time.Hour, PolicyScan: 10 * time.Minute}
+		AuditRetention: 90 * 24 * time.Hour, PolicyScan: 10 * time.Minute, StorageOvercommit: 1, ApplianceCheck: 10 * time.Second}
 }
 
 // AddFlags binds the configuration to command-line flags.
@@ -120,6 +126,8 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.PolicyPack, "policy-pack", c.PolicyPack, "directory of built-in Azure Policy definitions and initiatives (JSON files) to serve as BuiltIn")
 	fs.StringVar(&c.PolicyAliases, "policy-aliases", c.PolicyAliases, "Azure's policy alias list (CSV, .gz allowed), for definitions written for Azure's resource types")
 	fs.DurationVar(&c.PolicyScan, "policy-scan-interval", c.PolicyScan, "how often every resource's policy compliance is evaluated again")
+	fs.Float64Var(&c.StorageOvercommit, "storage-overcommit-ratio", c.StorageOvercommit, "how far the volumes on a storage appliance may together exceed its capacity (thin provisioning; 1: not at all)")
+	fs.DurationVar(&c.ApplianceCheck, "appliance-check-interval", c.ApplianceCheck, "how often each storage appliance is asked how it is")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", c.AuditRetention, "how long activity-log records stay in etcd before moving to signed archive segments under <data-dir>/audit/archive (0: keep them all)")
 }
 
@@ -146,6 +154,10 @@ func (c *Config) Validate() error {
 		return errors.New("--etcd-cert and --etcd-key go together")
 	case c.AuditRetention < 0:
 		return errors.New("--audit-retention cannot be negative")
+	case c.StorageOvercommit < 0 || c.StorageOvercommit > 0 && c.StorageOvercommit < 1:
+		return fmt.Errorf("--storage-overcommit-ratio %g must be at least 1", c.StorageOvercommit)
+	case c.ApplianceCheck < 0:
+		return errors.New("--appliance-check-interval cannot be negative")
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("--listen %q: %w", c.Listen, err)
@@ -305,6 +317,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	})
 	s.done.Go(func() {
+		s.Store.Lead(runCtx, "storage-appliances", replicaID, p.networkCloud.WatchAppliances)
+	})
+	s.done.Go(func() {
 		if err := s.http.ServeTLS(listener, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.errs <- err
 		}
@@ -354,7 +369,7 @@ func (s *Server) serveAgents(ctx, runCtx context.Context, cfg Config, host strin
 
 // registerNetworkCloud serves Microsoft.NetworkCloud with the built-in SKU
 // catalog plus the operator's, and the OS images under the data dir.
-func registerNetworkCloud(svc *resource.Service, agents *agentauth.Authority, cfg Config, dataDir, publicURL string, log *slog.Logger) (*networkcloud.Provider, error) {
+func registerNetworkCloud(svc *resource.Service, st *store.Store, agents *agentauth.Authority, cfg Config, dataDir, publicURL string, log *slog.Logger) (*networkcloud.Provider, error) {
 	catalog := machine.Builtin()
 	if cfg.SKUFile != "" {
 		f, err := os.Open(cfg.SKUFile)
@@ -379,7 +394,8 @@ func registerNetworkCloud(svc *resource.Service, agents *agentauth.Authority, cf
 	}
 	return networkcloud.Register(svc, networkcloud.Config{
 		Catalog: catalog, ImageDir: images, ImageURL: strings.TrimSuffix(publicURL, "/") + "/images",
-		BMCCACert: bmcCA, AgentTokens: agents, Logger: log,
+		BMCCACert: bmcCA, AgentTokens: agents, Ledger: storage.NewLedger(st),
+		OvercommitRatio: cfg.StorageOvercommit, ApplianceCheckInterval: cfg.ApplianceCheck, Logger: log,
 	}), nil
 }
 
@@ -487,7 +503,7 @@ func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL strin
 	if p.agents, err = agentauth.Open(runCtx, p.store, agentauth.Config{CertTTL: cfg.AgentCertTTL}); err != nil {
 		return nil, err
 	}
-	if p.networkCloud, err = registerNetworkCloud(p.resources, p.agents, cfg, dataDir, publicURL, log); err != nil {
+	if p.networkCloud, err = registerNetworkCloud(p.resources, p.store, p.agents, cfg, dataDir, publicURL, log); err != nil {
 		return nil, err
 	}
 	p.deployments = deploy.Register(deploy.Config{Resources: p.resources, Authz: p.rbac, Groups: p.identity.GroupsOf, Logger: log})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/citadel-cloud/citadel/internal/machine"
 	"github.com/citadel-cloud/citadel/internal/providers/extendedlocation"
 	"github.com/citadel-cloud/citadel/internal/resource"
+	"github.com/citadel-cloud/citadel/internal/storage"
 )
 
 // Cluster managers.
@@ -114,10 +116,14 @@ type machineConfig struct {
 }
 
 type applianceConfig struct {
-	AdminCredentials     credentials `json:"adminCredentials"`
-	RackSlot             int         `json:"rackSlot"`
-	SerialNumber         string      `json:"serialNumber"`
-	StorageApplianceName string      `json:"storageApplianceName"`
+	AdminCredentials credentials `json:"adminCredentials"`
+	// ManagementConnectionString is Citadel's: where the appliance's
+	// management API is, "https://host:port?fingerprint=…" (the spec
+	// finds it through the fabric, which Citadel does not manage yet).
+	ManagementConnectionString string `json:"managementConnectionString"`
+	RackSlot                   int    `json:"rackSlot"`
+	SerialNumber               string `json:"serialNumber"`
+	StorageApplianceName       string `json:"storageApplianceName"`
 }
 
 type rackDefinition struct {
@@ -345,6 +351,11 @@ func validateFields(c *clusterProperties) error {
 			case a.RackSlot < 1 || a.RackSlot > 256:
 				return arm.FieldError(af+".rackSlot", "rackSlot must be from 1 to 256, not %d.", a.RackSlot)
 			}
+			if a.ManagementConnectionString != "" {
+				if _, err := storage.ParseConnection(a.ManagementConnectionString); err != nil {
+					return arm.FieldError(af+".managementConnectionString", "managementConnectionString %v", err)
+				}
+			}
 		}
 	}
 	return nil
@@ -457,7 +468,7 @@ func (p *Provider) provisionCluster(ctx context.Context, t *resource.Task) error
 		if zone == "" {
 			zone = fmt.Sprint(i)
 		}
-		if _, err := p.svc.Upsert(ctx, rackID, func(r *resource.Resource, created bool) error {
+		if _, err := p.upsertDeclared(ctx, rackID, func(r *resource.Resource, created bool) error {
 			if err := own(r, created); err != nil {
 				return err
 			}
@@ -480,7 +491,7 @@ func (p *Provider) provisionCluster(ctx context.Context, t *resource.Task) error
 					capacity["disk"] += disk.CapacityGB
 				}
 			}
-			if _, err := p.svc.Upsert(ctx, mid, func(r *resource.Resource, created bool) error {
+			if _, err := p.upsertDeclared(ctx, mid, func(r *resource.Resource, created bool) error {
 				if err := own(r, created); err != nil {
 					return err
 				}
@@ -521,16 +532,27 @@ func (p *Provider) provisionCluster(ctx context.Context, t *resource.Task) error
 				}
 			}
 			capacity["appliance"] += size
-			if _, err := p.svc.Upsert(ctx, aid, func(r *resource.Resource, created bool) error {
+			if _, err := p.upsertDeclared(ctx, aid, func(r *resource.Resource, created bool) error {
 				if err := own(r, created); err != nil {
 					return err
 				}
+				if created {
+					// What the appliance reports replaces these once it answers.
+					set(r.Properties, map[string]any{
+						"model": model, "capacity": size, "capacityUsed": 0,
+						"detailedStatus": "Provisioning", "detailedStatusMessage": "The storage appliance has not answered yet.",
+						"remoteVendorManagementFeature": "Unsupported", "remoteVendorManagementStatus": "Unsupported",
+					})
+				}
+				conn := a.ManagementConnectionString
 				set(r.Properties, map[string]any{
 					"administratorCredentials": jsonValue(a.AdminCredentials), "rackId": rackID.String(), "rackSlot": a.RackSlot,
-					"serialNumber": a.SerialNumber, "storageApplianceSkuId": model, "model": model, "capacity": size,
-					"capacityUsed": 0, "detailedStatus": "Available", "detailedStatusMessage": "The storage appliance is available.",
-					"remoteVendorManagementFeature": "Unsupported", "remoteVendorManagementStatus": "Unsupported",
+					"serialNumber": a.SerialNumber, "storageApplianceSkuId": model,
+					"managementConnectionString": conn, "managementIpv4Address": applianceHost(conn),
 				})
+				if conn == "" && created {
+					set(r.Properties, map[string]any{"detailedStatus": "Available", "detailedStatusMessage": "The storage appliance is declared without a management API; Citadel does not manage its volumes."})
+				}
 				return nil
 			}); err != nil {
 				return err
@@ -551,6 +573,36 @@ func (p *Provider) provisionCluster(ctx context.Context, t *resource.Task) error
 		"clusterConnectionStatus": "Connected", "clusterManagerConnectionStatus": "Connected",
 	})
 	return nil
+}
+
+// upsertDeclared is Upsert for what a cluster declares: a resource the
+// definition leaves as it was is not written again, so that a change to
+// one rack (an appliance added) touches nothing else.
+func (p *Provider) upsertDeclared(ctx context.Context, id arm.ID, change func(r *resource.Resource, created bool) error) (*resource.Resource, error) {
+	return p.svc.Upsert(ctx, id, func(r *resource.Resource, created bool) error {
+		before, _ := json.Marshal(r)
+		if err := change(r, created); err != nil {
+			return err
+		}
+		if after, _ := json.Marshal(r); !created && string(after) == string(before) {
+			return resource.ErrUnchanged
+		}
+		return nil
+	})
+}
+
+// applianceHost is the host of a management connection string, "" when
+// it has none.
+func applianceHost(conn string) string {
+	c, err := storage.ParseConnection(conn)
+	if err != nil {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(c.Host)
+	if err != nil {
+		return c.Host
+	}
+	return host
 }
 
 // set copies values into props.

@@ -9,6 +9,7 @@ package networkcloud
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -23,6 +24,7 @@ import (
 	"github.com/citadel-cloud/citadel/internal/arm"
 	"github.com/citadel-cloud/citadel/internal/machine"
 	"github.com/citadel-cloud/citadel/internal/resource"
+	"github.com/citadel-cloud/citadel/internal/storage"
 )
 
 // Namespace is the provider namespace this package serves.
@@ -39,17 +41,20 @@ const (
 	rackType             = Namespace + "/racks"
 	machineType          = Namespace + "/bareMetalMachines"
 	storageApplianceType = Namespace + "/storageAppliances"
+	volumeType           = Namespace + "/volumes"
 )
 
 var (
 	namePattern        = regexp.MustCompile(`^([a-zA-Z0-9][a-zA-Z0-9-_]{0,28}[a-zA-Z0-9])$`)
 	machineNamePattern = regexp.MustCompile(`^([a-zA-Z0-9][a-zA-Z0-9]{0,62}[a-zA-Z0-9])$`)
+	volumeNamePattern  = regexp.MustCompile(`^([a-zA-Z0-9][a-zA-Z0-9-_]{0,62}[a-zA-Z0-9])$`)
 	macPattern         = regexp.MustCompile(`^([0-9A-Fa-f]{2}[:-]){5}([0-9A-Fa-f]{2})$`)
 )
 
 const (
 	nameRule        = "It must have 2 to 30 letters, digits, '-' or '_', and start and end with a letter or digit."
 	machineNameRule = "It must have 2 to 64 letters or digits."
+	volumeNameRule  = "It must have 2 to 64 letters, digits, '-' or '_', and start and end with a letter or digit."
 )
 
 // Config configures the provider.
@@ -72,7 +77,15 @@ type Config struct {
 	// AgentTokens issues the bootstrap tokens that admit machines'
 	// agents (a cluster's issueAgentToken action).
 	AgentTokens *agentauth.Authority
-	Logger      *slog.Logger
+	// Ledger keeps the storage appliances' thin-provisioned capacity;
+	// OvercommitRatio is how far volumes may together exceed an
+	// appliance's capacity (1, the default, is not at all).
+	Ledger          *storage.Ledger
+	OvercommitRatio float64
+	// ApplianceCheckInterval is how often the storage appliances are
+	// asked how they are (default 10s).
+	ApplianceCheckInterval time.Duration
+	Logger                 *slog.Logger
 }
 
 // Provider serves Microsoft.NetworkCloud.
@@ -95,6 +108,12 @@ func Register(svc *resource.Service, cfg Config) *Provider {
 	}
 	if cfg.Parallelism == 0 {
 		cfg.Parallelism = 32
+	}
+	if cfg.OvercommitRatio == 0 {
+		cfg.OvercommitRatio = 1
+	}
+	if cfg.ApplianceCheckInterval == 0 {
+		cfg.ApplianceCheckInterval = 10 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -128,14 +147,8 @@ func Register(svc *resource.Service, cfg Config) *Provider {
 			ReadOnly: []string{"availabilityZone", "clusterId", "detailedStatus", "detailedStatusMessage",
 				"livenessMessage", "livenessState", "rackSerialNumber", "rackSkuId"},
 		},
-		&resource.Type{
-			Namespace: Namespace, Name: "storageAppliances", APIVersions: APIVersions, Tracked: true, SystemManaged: true,
-			NamePattern: namePattern, NameRule: nameRule,
-			ReadOnly: []string{"administratorCredentials", "capacity", "capacityUsed", "clusterId", "detailedStatus",
-				"detailedStatusMessage", "managementIpv4Address", "manufacturer", "model", "rackId", "rackSlot",
-				"remoteVendorManagementFeature", "remoteVendorManagementStatus", "serialNumber", "storageApplianceSkuId", "version"},
-			Sensitive: []string{"administratorCredentials.password"},
-		},
+		p.applianceType(),
+		p.volumeType(),
 		&resource.Type{
 			Namespace: Namespace, Name: "bareMetalMachines", APIVersions: APIVersions, Tracked: true, SystemManaged: true,
 			NamePattern: machineNamePattern, NameRule: machineNameRule,
@@ -218,4 +231,10 @@ func (p *Provider) inCluster(ctx context.Context, cluster arm.ID, fullName strin
 		}
 	}
 	return out, nil
+}
+
+// isNotFound reports whether err says a resource does not exist.
+func isNotFound(err error) bool {
+	var e *arm.Error
+	return errors.As(err, &e) && e.Code == arm.CodeResourceNotFound
 }
