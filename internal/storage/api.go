@@ -1,9 +1,9 @@
 // Package storage is Citadel's shared SAN storage: the management API a
 // storage appliance serves (its wire types and the client the control
-// plane calls it with), the placement of volumes on appliances and the
-// ledger that keeps their thin-provisioned capacity from being
-// over-allocated. The appliance service itself, with its drivers, is
-// package storage/appliance.
+// plane calls it with) and the placement of volumes on appliances. The
+// appliance service itself, with its drivers, is package
+// storage/appliance; the record of each appliance's thin-provisioned
+// capacity is package storage/ledger.
 //
 // The API is HTTPS with Basic authentication by the appliance's
 // administrator credentials (the cluster definition's adminCredentials):

@@ -1,4 +1,4 @@
-package storage
+package ledger
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 
 func TestLedger(t *testing.T) {
 	ctx := context.Background()
-	l := NewLedger(storetest.Start(t))
+	l := New(storetest.Start(t))
 	const sa = "/subscriptions/s/resourceGroups/g/providers/Microsoft.NetworkCloud/storageAppliances/SA1"
 	steps := []struct {
 		name    string
@@ -48,7 +48,7 @@ func TestLedger(t *testing.T) {
 // exactly the reservations that succeeded.
 func TestLedgerConcurrent(t *testing.T) {
 	ctx := context.Background()
-	l := NewLedger(storetest.Start(t))
+	l := New(storetest.Start(t))
 	for round := range 3 {
 		sa := fmt.Sprintf("sa%d", round)
 		r := rand.New(rand.NewPCG(uint64(round), 7))

@@ -1,4 +1,9 @@
-package storage
+// Package ledger records the thin-provisioned capacity of Citadel's
+// storage appliances in etcd: per appliance, the size of every volume
+// placed on it, so that however many volumes are created at once, what an
+// appliance promises never exceeds its limit (each reservation is a
+// compare-and-swap of the appliance's entry).
+package ledger
 
 import (
 	"context"
@@ -10,10 +15,7 @@ import (
 	"github.com/citadel-cloud/citadel/internal/store"
 )
 
-// Ledger records, per appliance, the size of every volume placed on it,
-// so that the thin-provisioned capacity it promises never exceeds its
-// limit, however many volumes are created at once: each reservation is a
-// compare-and-swap of the appliance's entry.
+// Ledger is the record of every appliance's volumes.
 type Ledger struct {
 	store *store.Store
 }
@@ -25,8 +27,8 @@ type pool struct {
 
 var pools = store.NewCollection[pool]("storage/pools/")
 
-// NewLedger keeps the ledger in st.
-func NewLedger(st *store.Store) *Ledger { return &Ledger{store: st} }
+// New keeps the ledger in st.
+func New(st *store.Store) *Ledger { return &Ledger{store: st} }
 
 // ErrOvercommitted is returned by Reserve when the volume does not fit.
 var ErrOvercommitted = errors.New("the storage appliance's thin-provisioning limit would be exceeded")
