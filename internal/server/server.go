@@ -44,7 +44,7 @@ import (
 	"github.com/citadel-cloud/citadel/internal/providers/policies"
 	"github.com/citadel-cloud/citadel/internal/providers/resources"
 	"github.com/citadel-cloud/citadel/internal/resource"
-	"github.com/citadel-cloud/citadel/internal/storage"
+	"github.com/citadel-cloud/citadel/internal/storage/ledger"
 	"github.com/citadel-cloud/citadel/internal/store"
 )
 
@@ -394,7 +394,7 @@ func registerNetworkCloud(svc *resource.Service, st *store.Store, agents *agenta
 	}
 	return networkcloud.Register(svc, networkcloud.Config{
 		Catalog: catalog, ImageDir: images, ImageURL: strings.TrimSuffix(publicURL, "/") + "/images",
-		BMCCACert: bmcCA, AgentTokens: agents, Ledger: storage.NewLedger(st),
+		BMCCACert: bmcCA, AgentTokens: agents, Ledger: ledger.New(st),
 		OvercommitRatio: cfg.StorageOvercommit, ApplianceCheckInterval: cfg.ApplianceCheck, Logger: log,
 	}), nil
 }

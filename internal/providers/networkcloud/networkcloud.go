@@ -24,7 +24,7 @@ import (
 	"github.com/citadel-cloud/citadel/internal/arm"
 	"github.com/citadel-cloud/citadel/internal/machine"
 	"github.com/citadel-cloud/citadel/internal/resource"
-	"github.com/citadel-cloud/citadel/internal/storage"
+	"github.com/citadel-cloud/citadel/internal/storage/ledger"
 )
 
 // Namespace is the provider namespace this package serves.
@@ -80,7 +80,7 @@ type Config struct {
 	// Ledger keeps the storage appliances' thin-provisioned capacity;
 	// OvercommitRatio is how far volumes may together exceed an
 	// appliance's capacity (1, the default, is not at all).
-	Ledger          *storage.Ledger
+	Ledger          *ledger.Ledger
 	OvercommitRatio float64
 	// ApplianceCheckInterval is how often the storage appliances are
 	// asked how they are (default 10s).

@@ -19,6 +19,7 @@ import (
 	"github.com/citadel-cloud/citadel/internal/providers/extendedlocation"
 	"github.com/citadel-cloud/citadel/internal/resource"
 	"github.com/citadel-cloud/citadel/internal/storage"
+	"github.com/citadel-cloud/citadel/internal/storage/ledger"
 )
 
 // volumeReadOnly are the volume properties the server owns; attachments
@@ -227,7 +228,7 @@ func (p *Provider) provisionVolume(ctx context.Context, t *resource.Task) error 
 			"The storage appliance '%s' is not one of the cluster '%s'.", target, cluster))
 	}
 	limit := storage.Limit(cands[i].CapacityMiB, p.cfg.OvercommitRatio)
-	if err := p.cfg.Ledger.Reserve(ctx, target, v.SerialNumber, v.SizeMiB, limit); errors.Is(err, storage.ErrOvercommitted) {
+	if err := p.cfg.Ledger.Reserve(ctx, target, v.SerialNumber, v.SizeMiB, limit); errors.Is(err, ledger.ErrOvercommitted) {
 		return controller.Terminal(arm.Errorf(http.StatusBadRequest, "InsufficientStorageCapacity",
 			"The storage appliance '%s' cannot take %d MiB: %s (overcommit ratio %g).", mustID(target).Name(), v.SizeMiB, err, p.cfg.OvercommitRatio))
 	} else if err != nil {
