@@ -28,6 +28,7 @@ commands:
   identity create service principals and users, assign roles (on a stopped server's data dir)
   redfish  talk to a machine's BMC: inventory, power on|off|restart|status
   agent    run the node agent on this machine (join, inventory, heartbeats)
+  storage-agent  run a storage appliance on this machine (volumes served over NBD with TLS-PSK)
   template expand an ARM template or evaluate an expression, offline
   policy   check Azure Policy definitions, evaluate a resource against one, offline
 
@@ -60,6 +61,8 @@ func main() {
 		err = runRedfish(ctx, os.Args[2:], os.Stdout)
 	case "agent":
 		err = runAgent(ctx, os.Args[2:])
+	case "storage-agent":
+		err = runStorageAgent(ctx, os.Args[2:])
 	case "template":
 		err = runTemplate(ctx, os.Args[2:], os.Stdout)
 	case "policy":

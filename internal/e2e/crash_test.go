@@ -23,6 +23,7 @@ import (
 // a test can kill it with SIGKILL.
 type citadelProcess struct {
 	bin, dataDir, listen string
+	args                 []string // more flags for `citadel server`
 	cmd                  *exec.Cmd
 	exited               chan struct{} // closed when cmd has exited
 }
@@ -55,7 +56,7 @@ func (p *citadelProcess) start(t *testing.T) {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
 		var stderr lockedBuffer
-		p.cmd = exec.Command(p.bin, "server", "--data-dir", p.dataDir, "--listen", p.listen, "--agent-listen", "", "--log-level", "warn")
+		p.cmd = exec.Command(p.bin, append([]string{"server", "--data-dir", p.dataDir, "--listen", p.listen, "--agent-listen", "", "--log-level", "warn"}, p.args...)...)
 		p.cmd.Stdout = t.Output()
 		p.cmd.Stderr = io.MultiWriter(t.Output(), &stderr)
 		if err := p.cmd.Start(); err != nil {

@@ -10,15 +10,16 @@ import (
 )
 
 // startUntil starts the citadel binary with args and waits until a line
-// of its output contains ready; the output goes to the test log.
+// of its output (stdout or its log on stderr) contains ready; the output
+// goes to the test log.
 func startUntil(t *testing.T, bin, ready string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.Stderr = t.Output()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

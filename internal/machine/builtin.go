@@ -140,15 +140,19 @@ func builtinRacks() []RackSKU {
 		}
 		return s
 	}
-	flashArray := func(n int) []ApplianceSlot {
-		return []ApplianceSlot{{RackSlot: n, Model: "Pure Storage FlashArray//X70 R4", CapacityGB: 100000}}
+	flashArrays := func(first, last int) []ApplianceSlot {
+		var s []ApplianceSlot
+		for n := first; n <= last; n++ {
+			s = append(s, ApplianceSlot{RackSlot: n, Model: "Pure Storage FlashArray//X70 R4", CapacityGB: 100000})
+		}
+		return s
 	}
 	return []RackSKU{
 		{
 			ID: RackSKUAggregator, Type: RackAggregator,
-			Description:        "Aggregator rack: network aggregation, 3 control-plane servers and the SAN for up to 16 compute racks",
+			Description:        "Aggregator rack: network aggregation, 3 control-plane servers and the SAN (1 to 4 storage appliances) for up to 16 compute racks",
 			ControllerMachines: slots(1, 3, SKUController),
-			StorageAppliances:  flashArray(4),
+			StorageAppliances:  flashArrays(4, 7),
 			MaxClusterSlots:    16,
 			SupportedRackSKUs:  []string{RackSKUCompute8, RackSKUCompute16},
 		},
@@ -167,7 +171,7 @@ func builtinRacks() []RackSKU {
 			Description:        "Disaggregated single rack: 3 control-plane and 61 compute servers on a SAN",
 			ControllerMachines: slots(1, 3, SKUController),
 			ComputeMachines:    slots(4, 64, SKUCompute),
-			StorageAppliances:  flashArray(65),
+			StorageAppliances:  flashArrays(65, 65),
 		},
 		{
 			ID: RackSKUHyperconverged, Type: RackSingle, Topology: Hyperconverged,

@@ -54,7 +54,7 @@ func TestBuiltin(t *testing.T) {
 		controllers      int
 		supportedCompute bool
 	}{
-		{RackSKUAggregator, RackAggregator, "", 3, 1, 16, 3, true},
+		{RackSKUAggregator, RackAggregator, "", 3, 4, 16, 3, true},
 		{RackSKUCompute8, RackCompute, "", 8, 0, 0, 0, false},
 		{RackSKUCompute16, RackCompute, "", 16, 0, 0, 0, false},
 		{RackSKUSingle, RackSingle, Disaggregated, 64, 1, 0, 3, false},

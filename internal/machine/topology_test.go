@@ -148,8 +148,8 @@ func TestValidateTopology(t *testing.T) {
 			c.Racks[1].Machines[0].Name, c.Racks[1].Machines[1].Slot = "", 1
 		},
 			want: []Violation{{m(0, 1) + ".rackSlot", "rack slot 1 is already used by " + m(0, 0)}}},
-		{name: "appliance outside the SKU's appliance slots", spec: multiRack(3, 4, RackSKUCompute8), edit: func(c *ClusterSpec) { c.Racks[0].Appliances[0].Slot = 5 },
-			want: []Violation{{agg + ".storageApplianceConfigurationData[0].rackSlot", `rack slot 5 is not a storage appliance slot of rack SKU "citadel-aggregator" (appliance slots: 4)`}}},
+		{name: "appliance outside the SKU's appliance slots", spec: multiRack(3, 4, RackSKUCompute8), edit: func(c *ClusterSpec) { c.Racks[0].Appliances[0].Slot = 8 },
+			want: []Violation{{agg + ".storageApplianceConfigurationData[0].rackSlot", `rack slot 8 is not a storage appliance slot of rack SKU "citadel-aggregator" (appliance slots: 4-7)`}}},
 		{name: "two appliances in one slot", spec: multiRack(3, 4, RackSKUCompute8), edit: func(c *ClusterSpec) {
 			c.Racks[0].Appliances = append(c.Racks[0].Appliances, ApplianceSpec{Name: "sa2", Serial: "SA-2", Slot: 4})
 		},
