@@ -29,7 +29,9 @@ func TestLedger(t *testing.T) {
 		{"release", func() error { return l.Release(ctx, sa, "v2") }, nil, 600},
 		{"release again", func() error { return l.Release(ctx, sa, "v2") }, nil, 600},
 		{"grow", func() error { return l.Reserve(ctx, sa, "v1", 900, 1000) }, nil, 900},
-		{"case-insensitive appliance", func() error { return l.Reserve(ctx, "/SUBSCRIPTIONS/s/resourcegroups/g/providers/microsoft.networkcloud/storageappliances/sa1", "v3", 101, 1000) }, ErrOvercommitted, 900},
+		{"case-insensitive appliance", func() error {
+			return l.Reserve(ctx, "/SUBSCRIPTIONS/s/resourcegroups/g/providers/microsoft.networkcloud/storageappliances/sa1", "v3", 101, 1000)
+		}, ErrOvercommitted, 900},
 	}
 	for _, s := range steps {
 		err := s.do()
