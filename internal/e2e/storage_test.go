@@ -384,6 +384,9 @@ func TestStorageCrash(t *testing.T) {
 		} `json:"properties"`
 	}
 	ncGet(t, c, ncID("clusters", "cr"), &cluster)
+	stWait(t, c, ncID("storageAppliances", "san"), "appliance available", func(v map[string]any) bool {
+		return v["properties"].(map[string]any)["detailedStatus"] == "Available"
+	})
 	machine := ncID("bareMetalMachines", site.Machines[0].Name)
 	volume := func(i int) string { return ncID("volumes", fmt.Sprintf("v%d", i)) }
 	// Ten volumes exist and are attached before the burst.
@@ -415,39 +418,45 @@ func TestStorageCrash(t *testing.T) {
 	p.start(t)
 	c = processClient(t, p)
 
-	// Every volume's operation ends; then a few checks of the appliance
-	// reconcile it.
+	// Every volume's PUT or DELETE ends; attaches and the appliance's
+	// reconciliation may take a little longer, so the API is read afresh
+	// until it and the appliance agree.
 	deadline := time.Now().Add(time.Minute)
-	wanted := map[string]stVolume{}
-	for i := range 30 {
-		for {
-			r, err := c.Do(t.Context(), http.MethodGet, volume(i)+"?api-version="+ncAPI, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var v stVolume
-			json.Unmarshal(r.Body, &v)
-			if r.Status == http.StatusNotFound {
-				break
-			}
-			if s := v.Properties.ProvisioningState; s == "Succeeded" || s == "Failed" || s == "Canceled" {
-				if v.Properties.AllocatedSizeMiB > 0 {
-					wanted[v.Properties.SerialNumber] = v
+	apiVolumes := func() map[string]stVolume {
+		wanted := map[string]stVolume{}
+		for i := range 30 {
+			for {
+				r, err := c.Do(t.Context(), http.MethodGet, volume(i)+"?api-version="+ncAPI, nil)
+				if err != nil {
+					t.Fatal(err)
 				}
-				break
+				var v stVolume
+				json.Unmarshal(r.Body, &v)
+				if r.Status == http.StatusNotFound {
+					break
+				}
+				if s := v.Properties.ProvisioningState; s == "Succeeded" || s == "Failed" || s == "Canceled" {
+					if v.Properties.AllocatedSizeMiB > 0 {
+						wanted[v.Properties.SerialNumber] = v
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("v%d still %s a minute after the restart", i, v.Properties.ProvisioningState)
+				}
+				time.Sleep(100 * time.Millisecond)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("v%d still %s a minute after the restart", i, v.Properties.ProvisioningState)
-			}
-			time.Sleep(100 * time.Millisecond)
 		}
+		return wanted
 	}
+	var wanted map[string]stVolume
 	sc := san.client(t)
 	for {
 		vs, err := sc.Volumes(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
+		wanted = apiVolumes()
 		var diffs []string
 		for _, v := range vs {
 			w, ok := wanted[v.SerialNumber]
