@@ -10,15 +10,19 @@ package sim
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/citadel-cloud/citadel/internal/machine"
 	"github.com/citadel-cloud/citadel/internal/redfishsim"
+	"github.com/citadel-cloud/citadel/internal/storage/appliance"
 )
 
 // Spec is the shape of a multi-rack site: an aggregator rack (three
@@ -87,6 +91,12 @@ type Site struct {
 	fleet    *redfishsim.Fleet
 	state    siteState
 	agents   *agents // once StartAgents ran
+	// SAN is the aggregator rack's storage appliance: the real appliance
+	// service with the sim driver, when the rack SKU has an appliance.
+	SAN     *appliance.Service
+	sanStop context.CancelFunc
+	sanDone chan struct{}
+	sanTemp string // its data directory when the site keeps no state
 }
 
 // siteState is what StateDir keeps.
@@ -94,6 +104,7 @@ type siteState struct {
 	CertificatePEM string            `json:"certificatePem"`
 	KeyPEM         string            `json:"keyPem"`
 	Addresses      map[string]string `json:"addresses"` // machine name → host:port
+	SANAddress     string            `json:"sanAddress,omitempty"`
 }
 
 const stateFile = "site.json"
@@ -134,12 +145,59 @@ func Start(spec Spec, opts Options) (*Site, error) {
 			}
 		}
 	}
+	if len(agg.StorageAppliances) > 0 {
+		if err := s.startSAN(agg.StorageAppliances[0]); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	if err := s.saveState(); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
+
+// startSAN starts the aggregator's storage appliance with the sim driver,
+// at its kept address and with its kept certificate when the site keeps
+// state.
+func (s *Site) startSAN(slot machine.ApplianceSlot) error {
+	cfg := appliance.DefaultConfig()
+	cfg.Driver, cfg.Listen = "sim", cmp.Or(s.state.SANAddress, "127.0.0.1:0")
+	cfg.Username, cfg.Password = sanUser, cmp.Or(s.opts.BMC.Password, "sim-appliance")
+	cfg.SerialNumber, cfg.CapacityMiB, cfg.SimUsedFraction = s.sanSerial(), int64(slot.CapacityGB)*1024, 0.25
+	cfg.Logger = cmp.Or(s.opts.BMC.Logger, slog.New(slog.DiscardHandler))
+	if s.opts.StateDir != "" {
+		cfg.DataDir = filepath.Join(s.opts.StateDir, "san")
+	} else {
+		dir, err := os.MkdirTemp("", "citadel-sim-san-")
+		if err != nil {
+			return err
+		}
+		cfg.DataDir, s.sanTemp = dir, dir
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	svc, err := appliance.Start(ctx, cfg)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("sim: storage appliance: %w", err)
+	}
+	s.SAN, s.sanStop, s.sanDone = svc, cancel, make(chan struct{})
+	go func() {
+		defer close(s.sanDone)
+		svc.Run(ctx)
+	}()
+	u, err := url.Parse(svc.ConnectionString())
+	if err != nil {
+		return err
+	}
+	s.state.SANAddress = u.Host
+	return nil
+}
+
+const sanUser = "pureuser"
+
+func (s *Site) sanSerial() string { return strings.ToUpper(s.Spec.Name) + "-SAN" }
 
 // startFleet starts the fleet with the kept certificate, or a new one.
 func (s *Site) startFleet() error {
@@ -253,11 +311,15 @@ func (s *Site) ClusterProperties(version, fabricGroup string) map[string]any {
 		r["bareMetalMachineConfigurationData"] = append(r["bareMetalMachineConfigurationData"].([]any), m.Config())
 	}
 	if agg, ok := s.opts.Catalog.Rack(s.Spec.AggregatorRack); ok && len(agg.StorageAppliances) > 0 {
-		racks[0]["storageApplianceConfigurationData"] = []any{map[string]any{
+		san := map[string]any{
 			"storageApplianceName": s.Spec.Name + "-san", "rackSlot": agg.StorageAppliances[0].RackSlot,
-			"serialNumber":     strings.ToUpper(s.Spec.Name) + "-SAN",
-			"adminCredentials": map[string]string{"username": "pureuser", "password": s.opts.BMC.Password},
-		}}
+			"serialNumber":     s.sanSerial(),
+			"adminCredentials": map[string]string{"username": sanUser, "password": cmp.Or(s.opts.BMC.Password, "sim-appliance")},
+		}
+		if s.SAN != nil {
+			san["managementConnectionString"] = s.SAN.ConnectionString()
+		}
+		racks[0]["storageApplianceConfigurationData"] = []any{san}
 	}
 	compute := make([]any, 0, len(racks)-1)
 	for _, r := range racks[1:] {
@@ -275,6 +337,13 @@ func (s *Site) ClusterProperties(version, fabricGroup string) map[string]any {
 func (s *Site) Close() {
 	if s.agents != nil {
 		s.agents.stop()
+	}
+	if s.SAN != nil {
+		s.sanStop()
+		<-s.sanDone
+	}
+	if s.sanTemp != "" {
+		os.RemoveAll(s.sanTemp)
 	}
 	s.fleet.Close()
 }

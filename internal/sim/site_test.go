@@ -5,11 +5,13 @@ import (
 
 	"github.com/citadel-cloud/citadel/internal/machine"
 	"github.com/citadel-cloud/citadel/internal/redfishsim"
+	"github.com/citadel-cloud/citadel/internal/storage"
 )
 
 // TestSiteRestart: a site started again on its state directory serves
-// every BMC at the same URL with the same certificate, and its cluster
-// definition names the machines of each rack.
+// every BMC and its storage appliance at the same URL with the same
+// certificate, and its cluster definition names the machines of each
+// rack and the appliance.
 func TestSiteRestart(t *testing.T) {
 	dir := t.TempDir()
 	spec := Spec{Name: "s1", ComputeRacks: 3, MachinesPerRack: 2}
@@ -33,6 +35,22 @@ func TestSiteRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer second.Close()
+	san := props["aggregatorOrSingleRackDefinition"].(map[string]any)["storageApplianceConfigurationData"].([]any)[0].(map[string]any)
+	if got := second.SAN.ConnectionString(); san["managementConnectionString"] != got {
+		t.Errorf("the SAN is at %s after the restart, want %s", got, san["managementConnectionString"])
+	}
+	conn, err := storage.ParseConnection(second.SAN.ConnectionString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := storage.Dial(conn, sanUser, "pw", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if st, err := c.Status(t.Context()); err != nil || st.SerialNumber != "S1-SAN" || st.Driver != "sim" || st.CapacityMiB == 0 {
+		t.Errorf("SAN status = %+v, %v, want S1-SAN on the sim driver with its SKU's capacity", st, err)
+	}
 	for _, m := range second.Machines {
 		if m.BMC.PowerState() != "On" {
 			t.Errorf("%s is %s after the restart, want On", m.Name, m.BMC.PowerState())
