@@ -381,13 +381,9 @@ func exportName(consumer string) string {
 // attach exports the volume to the consumer's machine with a new key, or
 // returns the export it has.
 func (p *Provider) attach(ctx context.Context, t *resource.Task) (any, error) {
-	var in attachInput
-	if err := t.Input(&in); err != nil {
-		return nil, controller.Terminal(err)
-	}
-	v, err := volumeOf(t.Resource)
+	in, v, err := attachTask(t)
 	if err != nil {
-		return nil, controller.Terminal(err)
+		return nil, err
 	}
 	name := exportName(in.AttachedTo)
 	i := slices.IndexFunc(v.Attachments, func(a attachment) bool { return a.ExportName == name })
@@ -410,13 +406,9 @@ func (p *Provider) attach(ctx context.Context, t *resource.Task) (any, error) {
 		}
 	}
 	a := v.Attachments[i]
-	sa, err := p.svc.Lookup(ctx, mustID(v.AssignedStorageApplianceID))
+	sa, c, err := p.applianceOf(ctx, v)
 	if err != nil {
 		return nil, err
-	}
-	c, err := p.applianceClient(sa)
-	if err != nil {
-		return nil, controller.Terminal(err)
 	}
 	defer c.Close()
 	e, err := c.PutExport(ctx, v.SerialNumber, a.ExportName, storage.ExportSpec{PSKIdentity: a.PSKIdentity, PSK: a.PSK})
@@ -428,6 +420,32 @@ func (p *Provider) attach(ctx context.Context, t *resource.Task) (any, error) {
 	t.Note("attachedTo", a.AttachedTo)
 	return attachResult{AttachedTo: a.AttachedTo, BareMetalMachineID: a.BareMetalMachineID, NBDURI: e.URI(),
 		Host: e.Host, Port: e.Port, ExportName: e.ExportName, PSKIdentity: e.PSKIdentity, PSK: a.PSK}, nil
+}
+
+// attachTask reads an attach or detach task's input and volume.
+func attachTask(t *resource.Task) (attachInput, volumeProperties, error) {
+	var in attachInput
+	if err := t.Input(&in); err != nil {
+		return in, volumeProperties{}, controller.Terminal(err)
+	}
+	v, err := volumeOf(t.Resource)
+	if err != nil {
+		return in, v, controller.Terminal(err)
+	}
+	return in, v, nil
+}
+
+// applianceOf is the appliance volume v is placed on, and a client of it.
+func (p *Provider) applianceOf(ctx context.Context, v volumeProperties) (*resource.Resource, *storage.Client, error) {
+	sa, err := p.svc.Lookup(ctx, mustID(v.AssignedStorageApplianceID))
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := p.applianceClient(sa)
+	if err != nil {
+		return nil, nil, controller.Terminal(err)
+	}
+	return sa, c, nil
 }
 
 // setAttachments writes attachments and the attachedTo the spec shows.
@@ -453,25 +471,17 @@ func (p *Provider) validateDetach(_ context.Context, r *resource.Resource, input
 // detach ends the consumer's export; detaching what is not attached
 // succeeds.
 func (p *Provider) detach(ctx context.Context, t *resource.Task) (any, error) {
-	var in attachInput
-	if err := t.Input(&in); err != nil {
-		return nil, controller.Terminal(err)
-	}
-	v, err := volumeOf(t.Resource)
+	in, v, err := attachTask(t)
 	if err != nil {
-		return nil, controller.Terminal(err)
+		return nil, err
 	}
 	name := exportName(in.AttachedTo)
 	if !slices.ContainsFunc(v.Attachments, func(a attachment) bool { return a.ExportName == name }) {
 		return nil, nil
 	}
-	sa, err := p.svc.Lookup(ctx, mustID(v.AssignedStorageApplianceID))
+	sa, c, err := p.applianceOf(ctx, v)
 	if err != nil {
 		return nil, err
-	}
-	c, err := p.applianceClient(sa)
-	if err != nil {
-		return nil, controller.Terminal(err)
 	}
 	defer c.Close()
 	if err := c.DeleteExport(ctx, v.SerialNumber, name); err != nil {
