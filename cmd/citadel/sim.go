@@ -41,6 +41,7 @@ through its fault API (--sim, default http://` + defaultSimControl + `):
                                  agent-hang, agent-resume, fail-dimm, drift
   fault FAULT --rack N           rack-power-off, rack-power-on, partition, heal
                                  (rack 0 is the aggregator)
+  fault FAULT                    san-degrade, san-recover (the aggregator's storage appliance)
 `
 
 func runSim(ctx context.Context, args []string, out io.Writer) error {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/citadel-cloud/citadel/internal/agent/host"
 	"github.com/citadel-cloud/citadel/internal/agentapi"
+	"github.com/citadel-cloud/citadel/internal/storage/appliance"
 )
 
 // The errors of the fault operations. FaultHandler answers 404 to the
@@ -195,11 +197,23 @@ type MachineStatus struct {
 	AgentRunning bool   `json:"agentRunning"`
 }
 
-// faultKind is one fault POST /faults knows: whether it acts on a rack
-// or a machine, and how.
+// faultKind is one fault POST /faults knows: what it acts on, and how.
 type faultKind struct {
-	rack bool
-	do   func(s *Site, f Fault) (string, error)
+	target faultTarget
+	do     func(s *Site, f Fault) (string, error)
+}
+
+// faultTarget is what a fault acts on.
+type faultTarget int
+
+const (
+	onMachine faultTarget = iota
+	onRack
+	onSAN // the aggregator's storage appliance
+)
+
+func (t faultTarget) String() string {
+	return [...]string{"a machine", "a rack", "the storage appliance"}[t]
 }
 
 // faultKinds are the faults POST /faults knows, by name.
@@ -226,17 +240,17 @@ var faultKinds = map[string]faultKind{
 	"agent-resume": {do: func(s *Site, f Fault) (string, error) {
 		return "agent resumed", s.HangAgent(f.Machine, false)
 	}},
-	"rack-power-off": {rack: true, do: func(s *Site, f Fault) (string, error) {
+	"rack-power-off": {target: onRack, do: func(s *Site, f Fault) (string, error) {
 		return "power Off, agents stopped", s.PowerOffRack(*f.Rack)
 	}},
-	"rack-power-on": {rack: true, do: func(s *Site, f Fault) (string, error) {
+	"rack-power-on": {target: onRack, do: func(s *Site, f Fault) (string, error) {
 		return "power On, agents started", s.PowerOnRack(*f.Rack)
 	}},
-	"partition": {rack: true, do: func(s *Site, f Fault) (string, error) {
+	"partition": {target: onRack, do: func(s *Site, f Fault) (string, error) {
 		s.Partition(*f.Rack, true)
 		return "cut off: its BMCs and agents do not answer until heal", nil
 	}},
-	"heal": {rack: true, do: func(s *Site, f Fault) (string, error) {
+	"heal": {target: onRack, do: func(s *Site, f Fault) (string, error) {
 		s.Partition(*f.Rack, false)
 		return "reachable again, its agents started", nil
 	}},
@@ -251,6 +265,28 @@ var faultKinds = map[string]faultKind{
 	"drift": {do: func(s *Site, f Fault) (string, error) {
 		return "the host reports kernel " + driftedKernel + ", installed by hand", s.Drift(f.Machine)
 	}},
+	"san-degrade": {target: onSAN, do: func(s *Site, f Fault) (string, error) {
+		return "the storage appliance reports itself Degraded: " + sanDegraded, s.DegradeSAN(sanDegraded)
+	}},
+	"san-recover": {target: onSAN, do: func(s *Site, f Fault) (string, error) {
+		return "the storage appliance reports itself Available", s.DegradeSAN("")
+	}},
+}
+
+// sanDegraded is why a degraded simulated appliance says it is.
+const sanDegraded = "controller CT1 failed; CT0 serves alone without redundancy"
+
+// ErrNoSAN: the site's aggregator rack has no storage appliance.
+var ErrNoSAN = errors.New("the site has no storage appliance")
+
+// DegradeSAN makes the site's storage appliance report itself Degraded
+// with reason, or Available again when reason is "".
+func (s *Site) DegradeSAN(reason string) error {
+	if s.SAN == nil {
+		return ErrNoSAN
+	}
+	s.SAN.Driver().(*appliance.Sim).SetDegraded(reason)
+	return nil
 }
 
 // startPoweredAgent starts an agent, which needs its machine On.
@@ -287,14 +323,14 @@ func decodeFault(body io.Reader) (Fault, faultKind, error) {
 	switch {
 	case !ok:
 		return f, k, &fieldError{"fault", fmt.Sprintf("%q is not one of %s", f.Kind, strings.Join(faultNames(), ", "))}
-	case k.rack && f.Rack == nil:
+	case k.target == onRack && f.Rack == nil:
 		return f, k, &fieldError{"rack", "required for " + f.Kind}
-	case k.rack && f.Machine != "":
-		return f, k, &fieldError{"machine", f.Kind + " acts on a rack, not a machine"}
-	case !k.rack && f.Machine == "":
+	case k.target == onMachine && f.Machine == "":
 		return f, k, &fieldError{"machine", "required for " + f.Kind}
-	case !k.rack && f.Rack != nil:
-		return f, k, &fieldError{"rack", f.Kind + " acts on a machine, not a rack"}
+	case k.target != onMachine && f.Machine != "":
+		return f, k, &fieldError{"machine", f.Kind + " acts on " + k.target.String() + ", not a machine"}
+	case k.target != onRack && f.Rack != nil:
+		return f, k, &fieldError{"rack", f.Kind + " acts on " + k.target.String() + ", not a rack"}
 	}
 	return f, k, nil
 }
@@ -306,9 +342,10 @@ func faultNames() []string { return slices.Sorted(maps.Keys(faultKinds)) }
 // run, then injects it.
 func (s *Site) inject(f Fault, k faultKind) (string, error) {
 	var err error
-	if k.rack {
+	switch k.target {
+	case onRack:
 		_, err = s.rackMachines(*f.Rack)
-	} else {
+	case onMachine:
 		_, err = s.agentMachine(f.Machine)
 	}
 	if err != nil {
@@ -351,10 +388,17 @@ func (s *Site) FaultHandler() http.Handler {
 			return
 		}
 		target := slog.String("machine", f.Machine)
-		if k.rack {
+		switch k.target {
+		case onRack:
 			target = slog.Int("rack", *f.Rack)
+		case onSAN:
+			target = slog.String("appliance", s.sanSerial())
 		}
-		s.agents.opts.Logger.InfoContext(r.Context(), "fault injected", "fault", f.Kind, target, "done", done)
+		log := cmp.Or(s.opts.BMC.Logger, slog.Default())
+		if s.agents != nil {
+			log = s.agents.opts.Logger
+		}
+		log.InfoContext(r.Context(), "fault injected", "fault", f.Kind, target, "done", done)
 		writeJSON(w, http.StatusOK, FaultResult{Fault: f, Done: done})
 	})
 	return mux
@@ -365,7 +409,7 @@ func writeFaultError(w http.ResponseWriter, err error) {
 	status, body := http.StatusConflict, map[string]string{"error": err.Error()}
 	if fe, ok := errors.AsType[*fieldError](err); ok {
 		status, body["field"] = http.StatusBadRequest, fe.field
-	} else if errors.Is(err, ErrNoMachine) || errors.Is(err, ErrNoRack) {
+	} else if errors.Is(err, ErrNoMachine) || errors.Is(err, ErrNoRack) || errors.Is(err, ErrNoSAN) {
 		status = http.StatusNotFound
 	}
 	writeJSON(w, status, body)

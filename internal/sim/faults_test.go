@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/citadel-cloud/citadel/internal/storage"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/citadel-cloud/citadel/internal/redfishsim"
@@ -60,7 +62,7 @@ func post(t *testing.T, api *httptest.Server, body string) (int, map[string]any)
 }
 
 func TestFaultRequests(t *testing.T) {
-	_, api := faultSite(t, false)
+	site, api := faultSite(t, false)
 	for _, tc := range []struct {
 		body       string
 		wantStatus int
@@ -82,6 +84,10 @@ func TestFaultRequests(t *testing.T) {
 		{`{"fault": "agent-crash", "machine": "fr1m1"}`, 409, ""},
 		{`{"fault": "power-off", "machine": "fr1m1"}`, 409, ""},
 		{`{"fault": "partition", "rack": 0}`, 409, ""},
+		{`{"fault": "san-degrade", "machine": "fr1m1"}`, 400, "machine"},
+		{`{"fault": "san-recover", "rack": 0}`, 400, "rack"},
+		// The storage appliance has no agent.
+		{`{"fault": "san-degrade"}`, 200, ""},
 	} {
 		status, out := post(t, api, tc.body)
 		if field, _ := out["field"].(string); status != tc.wantStatus || field != tc.wantField {
@@ -90,6 +96,9 @@ func TestFaultRequests(t *testing.T) {
 		if status == 409 && !strings.Contains(out["error"].(string), "agents are not started") {
 			t.Errorf("POST /faults %s: error %q, want one saying the agents are not started", tc.body, out["error"])
 		}
+	}
+	if health, why := site.SAN.Driver().Health(); health != storage.HealthDegraded || why != sanDegraded {
+		t.Errorf("after san-degrade the appliance is %s (%q), want Degraded", health, why)
 	}
 }
 
@@ -219,6 +228,7 @@ func FuzzDecodeFault(f *testing.F) {
 	f.Add([]byte(`{"fault": "power-off", "machine": "m"}`))
 	f.Add([]byte(`{"fault": "partition", "rack": 1}`))
 	f.Add([]byte(`{"fault": "heal", "rack": "x", "machine": 1}`))
+	f.Add([]byte(`{"fault": "san-degrade"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		fault, k, err := decodeFault(bytes.NewReader(body))
 		if err != nil {
@@ -227,8 +237,8 @@ func FuzzDecodeFault(f *testing.F) {
 			}
 			return
 		}
-		if k.rack != (fault.Rack != nil) || k.rack == (fault.Machine != "") {
-			t.Fatalf("decodeFault(%q) = %+v without an error, want a machine or a rack as %q needs", body, fault, fault.Kind)
+		if (k.target == onRack) != (fault.Rack != nil) || (k.target == onMachine) != (fault.Machine != "") {
+			t.Fatalf("decodeFault(%q) = %+v without an error, want a machine, a rack or neither as %q needs", body, fault, fault.Kind)
 		}
 	})
 }

@@ -231,6 +231,10 @@ func loadCertificate(cfg Config, host string) (*devicetls.Certificate, error) {
 	return cert, nil
 }
 
+// Driver is the service's storage driver: the simulator reaches the sim
+// driver's fault injection through it.
+func (s *Service) Driver() Driver { return s.driver }
+
 // ConnectionString is how the control plane reaches the appliance,
 // "https://host:port?fingerprint=<hex>", its certificate pinned.
 func (s *Service) ConnectionString() string { return s.connection }
