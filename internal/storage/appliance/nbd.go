@@ -254,9 +254,13 @@ func (n *NBD) Capacity() (Capacity, error) {
 	return c, nil
 }
 
-// allocatedMiB is what the volume's file takes on disk, rounded up.
+// allocatedMiB is what the volume's file takes on disk, rounded up; a
+// file gone from under the service takes nothing (Health reports it).
 func (n *NBD) allocatedMiB(serial string) (int64, error) {
 	fi, err := os.Stat(n.volumePath(serial))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
 	if err != nil {
 		return 0, fmt.Errorf("volume %q: %w", serial, err)
 	}
@@ -267,12 +271,16 @@ func (n *NBD) allocatedMiB(serial string) (int64, error) {
 	return (st.Blocks*512 + mib - 1) / mib, nil
 }
 
-// Health is Degraded while an export is not served.
+// Health is Degraded while a volume's file is missing or an export is
+// not served.
 func (n *NBD) Health() (string, string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var problems []string
 	for _, serial := range slices.Sorted(maps.Keys(n.cat.Volumes)) {
+		if _, err := os.Stat(n.volumePath(serial)); err != nil {
+			problems = append(problems, fmt.Sprintf("the file of volume %s cannot be read: %v", serial, err))
+		}
 		for _, name := range slices.Sorted(maps.Keys(n.cat.Volumes[serial].Exports)) {
 			key := exportKey{serial, name}
 			var reason error

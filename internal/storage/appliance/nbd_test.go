@@ -388,3 +388,25 @@ func FuzzDecodeCatalog(f *testing.F) {
 		}
 	})
 }
+
+// TestNBDMissingFile: a volume's file removed from under the service
+// makes the appliance Degraded, naming the volume; listing still works.
+func TestNBDMissingFile(t *testing.T) {
+	cfg := nbdConfig(t)
+	svc := startService(t, cfg)
+	c, _ := run(t, svc, cfg)
+	ctx := t.Context()
+	if _, err := c.PutVolume(ctx, "vol-1", 16); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(cfg.DataDir, "volumes", "vol-1.img")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil || st.Health != storage.HealthDegraded || !strings.Contains(st.HealthMessage, "vol-1") {
+		t.Errorf("Status() = %s %q, %v; want Degraded naming vol-1", st.Health, st.HealthMessage, err)
+	}
+	if vs, err := c.Volumes(ctx); err != nil || len(vs) != 1 {
+		t.Errorf("Volumes() = %v, %v; want vol-1 listed", vs, err)
+	}
+}
