@@ -246,6 +246,21 @@ func TestStorage(t *testing.T) {
 		if err != nil || until.Before(time.Now().Add(25*time.Minute)) || until.After(time.Now().Add(31*time.Minute)) {
 			t.Errorf("expiry %v, %v: want in 30 minutes", until, err)
 		}
+		// The switch is audited: the activity log records who turned it on, until when.
+		alFlush(t, cp)
+		var events []struct {
+			OperationName struct{ Value string } `json:"operationName"`
+			Properties    map[string]string      `json:"properties"`
+		}
+		az.json(t, &events, "monitor", "activity-log", "list", "--offset", "1h", "--resource-id", applianceID)
+		audited := false
+		for _, e := range events {
+			audited = audited || strings.HasSuffix(e.OperationName.Value, "enableRemoteVendorManagement/action") &&
+				e.Properties["remoteVendorManagementExpiry"] == until.Format(time.RFC3339)
+		}
+		if !audited {
+			t.Errorf("the activity log of the appliance has no record of vendor management enabled until %s: %+v", until, events)
+		}
 		az.ok(t, "resource", "invoke-action", "--ids", applianceID, "--api-version", ncAPI, "--action", "disableRemoteVendorManagement")
 		stWait(t, c, applianceID, "vendor management off", func(v map[string]any) bool {
 			return v["properties"].(map[string]any)["remoteVendorManagementStatus"] == "Disabled"
@@ -508,4 +523,69 @@ func processClient(t *testing.T, p *citadelProcess) *client.Client {
 	}
 	c.PollInterval = 50 * time.Millisecond
 	return c
+}
+
+// TestStorageSim uses the fleet simulator's storage appliance (the sim
+// driver behind the same management API): a volume is placed on it and
+// attached, and when the appliance reports itself degraded, so does the
+// volume, with the appliance's reason, until it recovers.
+func TestStorageSim(t *testing.T) {
+	t.Parallel()
+	cp := servertest.Start(t, func(c *server.Config) { c.ApplianceCheck = 200 * time.Millisecond })
+	ncImage(t, cp.DataDir)
+	c := cp.Client
+	sub := cp.Creds.SubscriptionID
+	rg := "/subscriptions/" + sub + "/resourceGroups/sims"
+	ncID := func(typ, name string) string { return rg + "/providers/Microsoft.NetworkCloud/" + typ + "/" + name }
+	if r, err := c.Do(t.Context(), http.MethodPut, rg+"?api-version=2021-04-01", map[string]any{"location": "local"}); err != nil || r.Status/100 != 2 {
+		t.Fatalf("create group: %v %v", err, r)
+	}
+	cl := newNCCluster(t, cp, sim.Spec{Name: "ss", ComputeRacks: 3, MachinesPerRack: 1}, nil, nil)
+	ncOperation(t, c, http.MethodPut, ncID("clusterManagers", "cm")+"?api-version="+ncAPI, map[string]any{"location": "local",
+		"properties": map[string]any{"fabricControllerId": "/subscriptions/" + sub + "/resourceGroups/fabric/providers/Microsoft.ManagedNetworkFabric/networkFabricControllers/nfc"}})
+	var cm struct {
+		Properties struct {
+			ManagerExtendedLocation struct{ Name string } `json:"managerExtendedLocation"`
+		} `json:"properties"`
+	}
+	ncGet(t, c, ncID("clusterManagers", "cm"), &cm)
+	if st := ncOperation(t, c, http.MethodPut, ncID("clusters", "ss")+"?api-version="+ncAPI, cl.body(sub, cm.Properties.ManagerExtendedLocation.Name)); st.Status != "Succeeded" {
+		t.Fatalf("cluster: %+v", st)
+	}
+	var cluster struct {
+		Properties struct {
+			ClusterExtendedLocation map[string]string `json:"clusterExtendedLocation"`
+		} `json:"properties"`
+	}
+	ncGet(t, c, ncID("clusters", "ss"), &cluster)
+	san := ncID("storageAppliances", "ss-san")
+	sa := stWait(t, c, san, "the simulated appliance available", func(v map[string]any) bool {
+		return v["properties"].(map[string]any)["detailedStatus"] == "Available"
+	})
+	if p := sa["properties"].(map[string]any); p["capacity"] != 100000.0 || p["serialNumber"] != "SS-SAN" {
+		t.Errorf("appliance = %v, want the SKU's 100,000 GiB and serial SS-SAN", p)
+	}
+	vol := ncID("volumes", "data")
+	if st := ncOperation(t, c, http.MethodPut, vol+"?api-version="+ncAPI, map[string]any{"location": "local",
+		"extendedLocation": cluster.Properties.ClusterExtendedLocation, "properties": map[string]any{"sizeMiB": 10240}}); st.Status != "Succeeded" {
+		t.Fatalf("volume: %+v", st)
+	}
+	machine := ncID("bareMetalMachines", cl.Machines[len(cl.Machines)-1].Name)
+	if st := ncOperation(t, c, http.MethodPost, vol+"/attach?api-version="+ncAPI, map[string]any{"attachedTo": machine}); st.Status != "Succeeded" {
+		t.Fatalf("attach: %+v", st)
+	}
+	if err := cl.DegradeSAN("controller CT1 failed"); err != nil {
+		t.Fatal(err)
+	}
+	v := stWait(t, c, vol, "volume Degraded", func(v stVolume) bool { return v.Properties.DetailedStatus == "Degraded" })
+	if !strings.Contains(v.Properties.DetailedStatusMessage, "controller CT1 failed") {
+		t.Errorf("volume message %q: want the appliance's reason", v.Properties.DetailedStatusMessage)
+	}
+	stWait(t, c, san, "appliance Degraded", func(v map[string]any) bool {
+		return v["properties"].(map[string]any)["detailedStatus"] == "Degraded"
+	})
+	if err := cl.DegradeSAN(""); err != nil {
+		t.Fatal(err)
+	}
+	stWait(t, c, vol, "volume Active again", func(v stVolume) bool { return v.Properties.DetailedStatus == "Active" })
 }
