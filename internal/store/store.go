@@ -107,7 +107,7 @@ func startEmbedded(dir string) (*embed.Etcd, error) {
 	}
 	cfg := embed.NewConfig()
 	cfg.Dir = filepath.Join(dir, "member-data")
-	cfg.Name = "citadel"
+	cfg.Name = memberName
 	// etcd logs at error level when it is closed normally; its real
 	// failures reach us as errors from the client.
 	cfg.LogLevel = "fatal"
@@ -337,3 +337,6 @@ func (s *Store) Created(ctx context.Context, prefix string, after, upTo int64, l
 	}
 	return out, nil
 }
+
+// memberName is the embedded etcd's member name.
+const memberName = "citadel"
