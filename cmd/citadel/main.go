@@ -25,6 +25,8 @@ commands:
   server   run a control-plane replica (ARM API over HTTPS, token issuer, controllers)
   bench    measure a running system (bench api)
   audit    export the signed activity log, verify an export offline
+  backup   take an encrypted backup of a running control plane (Owner only)
+  restore  make a new data directory of a backup
   identity create service principals and users, assign roles (on a stopped server's data dir)
   redfish  talk to a machine's BMC: inventory, power on|off|restart|status
   agent    run the node agent on this machine (join, inventory, heartbeats)
@@ -55,6 +57,10 @@ func main() {
 		err = runBench(ctx, os.Args[2:], os.Stdout)
 	case "audit":
 		err = runAudit(ctx, os.Args[2:], os.Stdout)
+	case "backup":
+		err = runBackup(ctx, os.Args[2:], os.Stdout)
+	case "restore":
+		err = runRestore(ctx, os.Args[2:], os.Stdout)
 	case "identity":
 		err = runIdentity(ctx, os.Args[2:], os.Stdin, os.Stdout)
 	case "redfish":

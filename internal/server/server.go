@@ -287,6 +287,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		w.Write([]byte("ok\n"))
 	})
 	other.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	other.Handle("GET /citadel/backup", s.serveBackup(rbac, cfg.Location, log))
 	// BMCs fetch OS images from here when they reimage a machine.
 	images := os.DirFS(filepath.Join(dataDir, "images"))
 	other.HandleFunc("GET /images/{file}", func(w http.ResponseWriter, r *http.Request) {
