@@ -26,11 +26,11 @@ const (
 	serverCertFile = "server.crt"
 	serverKeyFile  = "server.key"
 
-	caValidity     = 10 * 365 * 24 * time.Hour
-	serverValidity = 365 * 24 * time.Hour
-	// serverRenewBefore: a server certificate with less validity left is
-	// replaced at start-up.
-	serverRenewBefore = 30 * 24 * time.Hour
+	caValidity = 10 * 365 * 24 * time.Hour
+	// ServerValidity is how long a server certificate is valid by
+	// default; one with less than a third of its validity left is
+	// replaced.
+	ServerValidity = 365 * 24 * time.Hour
 	// backdate covers clocks that are a little behind.
 	backdate = time.Hour
 )
@@ -162,10 +162,11 @@ func (ca *CA) Certificate() *x509.Certificate { return ca.cert }
 
 // ServerCertificate writes server.crt and server.key in dir: a server
 // certificate signed by the CA for hosts (DNS names or IP addresses) plus
-// localhost, 127.0.0.1 and ::1. Existing files are kept when the CA signed
-// them, they cover exactly the same hosts and are valid for more than 30
-// more days; otherwise they are replaced. It returns the absolute paths.
-func (ca *CA) ServerCertificate(dir string, hosts []string) (certFile, keyFile string, err error) {
+// localhost, 127.0.0.1 and ::1, valid for validity. Existing files are
+// kept when the CA signed them, they cover exactly the same hosts and more
+// than a third of validity is left; otherwise they are replaced. It
+// returns the absolute paths.
+func (ca *CA) ServerCertificate(dir string, hosts []string, validity time.Duration) (certFile, keyFile string, err error) {
 	dir, err = filepath.Abs(dir)
 	if err != nil {
 		return "", "", fmt.Errorf("identity: server certificate in %s: %w", dir, err)
@@ -175,7 +176,7 @@ func (ca *CA) ServerCertificate(dir string, hosts []string) (certFile, keyFile s
 	if err != nil {
 		return "", "", fmt.Errorf("identity: server certificate: %w", err)
 	}
-	if ca.serverCertCurrent(certFile, keyFile, dns, ips) {
+	if ca.serverCertCurrent(certFile, keyFile, dns, ips, validity/3) {
 		return certFile, keyFile, nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -194,7 +195,7 @@ func (ca *CA) ServerCertificate(dir string, hosts []string) (certFile, keyFile s
 		SerialNumber: serialNumber(),
 		Subject:      pkix.Name{CommonName: cn, Organization: []string{"Citadel"}},
 		NotBefore:    now.Add(-backdate),
-		NotAfter:     now.Add(serverValidity),
+		NotAfter:     now.Add(validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:     dns,
@@ -222,7 +223,7 @@ func (ca *CA) ServerCertificate(dir string, hosts []string) (certFile, keyFile s
 
 // serverCertCurrent reports whether the existing server certificate can be
 // kept.
-func (ca *CA) serverCertCurrent(certFile, keyFile string, dns []string, ips []net.IP) bool {
+func (ca *CA) serverCertCurrent(certFile, keyFile string, dns []string, ips []net.IP, renewBefore time.Duration) bool {
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile) // also checks the key matches
 	if err != nil {
 		return false
@@ -233,7 +234,7 @@ func (ca *CA) serverCertCurrent(certFile, keyFile string, dns []string, ips []ne
 			return false
 		}
 	}
-	if cert.CheckSignatureFrom(ca.cert) != nil || time.Until(cert.NotAfter) <= serverRenewBefore {
+	if cert.CheckSignatureFrom(ca.cert) != nil || time.Until(cert.NotAfter) <= renewBefore {
 		return false
 	}
 	haveDNS := slices.Clone(cert.DNSNames)

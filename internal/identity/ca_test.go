@@ -96,7 +96,7 @@ func TestServerCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	certFile, keyFile, err := ca.ServerCertificate(dir, []string{"citadel.example", "10.0.0.5", "Citadel.Example"})
+	certFile, keyFile, err := ca.ServerCertificate(dir, []string{"citadel.example", "10.0.0.5", "Citadel.Example"}, ServerValidity)
 	if err != nil {
 		t.Fatalf("ServerCertificate: %v", err)
 	}
@@ -137,14 +137,14 @@ func TestServerCertificate(t *testing.T) {
 
 	// Same hosts (in another order): kept.
 	before, _ := os.ReadFile(certFile)
-	if _, _, err := ca.ServerCertificate(dir, []string{"10.0.0.5", "citadel.example", "localhost"}); err != nil {
+	if _, _, err := ca.ServerCertificate(dir, []string{"10.0.0.5", "citadel.example", "localhost"}, ServerValidity); err != nil {
 		t.Fatal(err)
 	}
 	if after, _ := os.ReadFile(certFile); !bytes.Equal(before, after) {
 		t.Errorf("server certificate for the same hosts was regenerated")
 	}
 	// Other hosts: regenerated.
-	if _, _, err := ca.ServerCertificate(dir, []string{"citadel.example"}); err != nil {
+	if _, _, err := ca.ServerCertificate(dir, []string{"citadel.example"}, ServerValidity); err != nil {
 		t.Fatal(err)
 	}
 	if got := ipStrings(readCert(t, certFile).IPAddresses); strings.Contains(strings.Join(got, ","), "10.0.0.5") {
@@ -155,7 +155,7 @@ func TestServerCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := other.ServerCertificate(dir, []string{"citadel.example"}); err != nil {
+	if _, _, err := other.ServerCertificate(dir, []string{"citadel.example"}, ServerValidity); err != nil {
 		t.Fatal(err)
 	}
 	if err := readCert(t, certFile).CheckSignatureFrom(other.Certificate()); err != nil {
@@ -163,14 +163,14 @@ func TestServerCertificate(t *testing.T) {
 	}
 	// Expiring within 30 days: regenerated.
 	writeExpiringCert(t, other, certFile, keyFile, []string{"citadel.example", "localhost"}, 20*24*time.Hour)
-	if _, _, err := other.ServerCertificate(dir, []string{"citadel.example"}); err != nil {
+	if _, _, err := other.ServerCertificate(dir, []string{"citadel.example"}, ServerValidity); err != nil {
 		t.Fatal(err)
 	}
 	if left := time.Until(readCert(t, certFile).NotAfter); left < 300*24*time.Hour {
 		t.Errorf("expiring server certificate kept: %v left", left)
 	}
 	// A bad host name.
-	if _, _, err := other.ServerCertificate(dir, []string{"a b"}); err == nil {
+	if _, _, err := other.ServerCertificate(dir, []string{"a b"}, ServerValidity); err == nil {
 		t.Errorf("ServerCertificate(\"a b\") succeeded")
 	}
 }

@@ -5,8 +5,10 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -93,13 +95,20 @@ type Config struct {
 	// ApplianceCheck is how often each appliance is asked how it is.
 	StorageOvercommit float64
 	ApplianceCheck    time.Duration
-	Logger            *slog.Logger
+	// TLSCertValidity is how long the server certificate the CA issues is
+	// valid; it is renewed, without a restart, when a third is left.
+	// CertificateCheck is how often the served certificate is renewed or
+	// read again, and every certificate checked for its expiry.
+	TLSCertValidity  time.Duration
+	CertificateCheck time.Duration
+	Logger           *slog.Logger
 }
 
 // DefaultConfig is the configuration of a single replica on this machine.
 func DefaultConfig() Config {
 	return Config{DataDir: "./citadel-data", Listen: "127.0.0.1:8443", AgentListen: "127.0.0.1:8444", Location: "local",
-		AuditRetention: 90 * 24 * time.Hour, PolicyScan: 10 * time.Minute, StorageOvercommit: 1, ApplianceCheck: 10 * time.Second}
+		AuditRetention: 90 * 24 * time.Hour, PolicyScan: 10 * time.Minute, StorageOvercommit: 1, ApplianceCheck: 10 * time.Second,
+		TLSCertValidity: identity.ServerValidity, CertificateCheck: time.Hour}
 }
 
 // AddFlags binds the configuration to command-line flags.
@@ -120,7 +129,9 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 		return nil
 	})
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "server certificate to use instead of a generated one")
-	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "key of --tls-cert")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "key of --tls-cert (both files are read again when they change)")
+	fs.DurationVar(&c.TLSCertValidity, "tls-cert-validity", c.TLSCertValidity, "validity of the server certificate the CA issues; renewed without a restart when a third is left")
+	fs.DurationVar(&c.CertificateCheck, "certificate-check-interval", c.CertificateCheck, "how often the server certificate is renewed or read again and every certificate checked for its expiry")
 	fs.StringVar(&c.SKUFile, "sku-file", c.SKUFile, "JSON file of operator rack and machine SKUs to add to the built-in catalog")
 	fs.StringVar(&c.BMCCAFile, "bmc-ca-file", c.BMCCAFile, "CA certificate (PEM) that BMC certificates chain to, for BMCs whose connection string pins no fingerprint")
 	fs.StringVar(&c.PolicyPack, "policy-pack", c.PolicyPack, "directory of built-in Azure Policy definitions and initiatives (JSON files) to serve as BuiltIn")
@@ -158,6 +169,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--storage-overcommit-ratio %g must be at least 1", c.StorageOvercommit)
 	case c.ApplianceCheck < 0:
 		return errors.New("--appliance-check-interval cannot be negative")
+	case c.TLSCertValidity < 0 || c.CertificateCheck < 0:
+		return errors.New("--tls-cert-validity and --certificate-check-interval cannot be negative")
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("--listen %q: %w", c.Listen, err)
@@ -212,6 +225,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	cfg.TLSCertValidity = cmp.Or(cfg.TLSCertValidity, identity.ServerValidity)
+	cfg.CertificateCheck = cmp.Or(cfg.CertificateCheck, time.Hour)
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -241,17 +256,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	certFile, keyFile := cfg.TLSCert, cfg.TLSKey
 	host := publicHost(listener.Addr().(*net.TCPAddr), cfg.TLSSANs)
-	if certFile == "" {
-		hosts := append([]string{host}, cfg.TLSSANs...)
-		if certFile, keyFile, err = ca.ServerCertificate(filepath.Join(dataDir, "pki"), hosts); err != nil {
-			return nil, err
-		}
+	load := operatorCertificate(cfg.TLSCert, cfg.TLSKey)
+	if cfg.TLSCert == "" {
+		load = generatedCertificate(ca, filepath.Join(dataDir, "pki"), append([]string{host}, cfg.TLSSANs...), cfg.TLSCertValidity)
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	served, err := newServedCertificate(load)
 	if err != nil {
-		return nil, fmt.Errorf("server certificate: %w", err)
+		return nil, err
 	}
 	s.URL = "https://" + net.JoinHostPort(host, fmt.Sprint(listener.Addr().(*net.TCPAddr).Port)) + "/"
 
@@ -301,7 +313,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	p.policies.Attach(fd)
 	s.http = &http.Server{
 		Handler:           fd,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         &tls.Config{GetCertificate: served.get, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -321,13 +333,20 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.Store.Lead(runCtx, "storage-appliances", replicaID, p.networkCloud.WatchAppliances)
 	})
 	s.done.Go(func() {
+		s.watchCertificates(runCtx, served, []expiring{
+			{"server certificate", served.leaf},
+			{"HTTPS CA", ca.Certificate},
+			{"node CA", func() *x509.Certificate { return parsePEMCertificate(p.agents.CACertPEM()) }},
+		}, cfg.CertificateCheck, log)
+	})
+	s.done.Go(func() {
 		if err := s.http.ServeTLS(listener, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.errs <- err
 		}
 	})
 	if cfg.AgentListen != "" {
 		// A TLS configuration of its own: the ARM server's changes once it serves.
-		agentTLS := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		agentTLS := &tls.Config{GetCertificate: served.get, MinVersion: tls.VersionTLS12}
 		if err := s.serveAgents(ctx, runCtx, cfg, host, p, agentTLS, metrics, log); err != nil {
 			return nil, err
 		}
