@@ -46,17 +46,21 @@ type Config struct {
 	// CertTTL is how long an agent's certificate is valid (default 24h);
 	// agents renew it when a third is left.
 	CertTTL time.Duration
+	// CAValidity is how long a node CA is valid (default ten years); it is
+	// replaced when a third is left (RotateIfDue).
+	CAValidity time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
 
 // Authority is the node CA and the token and revocation books.
 type Authority struct {
-	st      *store.Store
-	cfg     Config
-	ca      *x509.Certificate
-	caPEM   []byte
-	key     *ecdsa.PrivateKey
+	st  *store.Store
+	cfg Config
+	// cas follows the node CA's record, which any replica may rotate;
+	// state is what was parsed of it, at the mirror's version.
+	cas     *store.Mirror[caRecord]
+	state   atomic.Pointer[caState]
 	revoked *store.Mirror[revocation]
 	// verified remembers certificates whose chain checked out: SHA-256 of
 	// the certificate → its NotAfter.
@@ -64,10 +68,29 @@ type Authority struct {
 	verifiedCount atomic.Uint64
 }
 
-// caRecord is the node CA as kept in etcd.
+// caRecord is the node CA as kept in etcd: the current one, which signs,
+// and those it replaced, still trusted until the last certificate they
+// signed has expired.
 type caRecord struct {
-	CertPEM string `json:"certPem"`
-	KeyPEM  string `json:"keyPem"`
+	CertPEM string      `json:"certPem"`
+	KeyPEM  string      `json:"keyPem"`
+	Retired []retiredCA `json:"retired,omitempty"`
+}
+
+type retiredCA struct {
+	CertPEM      string    `json:"certPem"`
+	TrustedUntil time.Time `json:"trustedUntil"`
+}
+
+// caState is a caRecord parsed: the signing CA, and the pool of every CA
+// an agent's certificate may chain to.
+type caState struct {
+	version uint64 // of the mirror it was parsed at
+	cert    *x509.Certificate
+	pem     []byte
+	key     *ecdsa.PrivateKey
+	retired []retiredCA
+	roots   []*x509.Certificate // the current CA, then the retired ones
 }
 
 // tokenRecord is a bootstrap token, kept under the SHA-256 of its value.
@@ -107,15 +130,21 @@ func Open(ctx context.Context, st *store.Store, cfg Config) (*Authority, error) 
 	if cfg.CertTTL <= 0 {
 		cfg.CertTTL = 24 * time.Hour
 	}
+	if cfg.CAValidity <= 0 {
+		cfg.CAValidity = 10 * 365 * 24 * time.Hour
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	a := &Authority{st: st, cfg: cfg}
-	rec, err := loadOrCreateCA(ctx, st, cfg.Now())
-	if err != nil {
+	if _, err := loadOrCreateCA(ctx, st, cfg.Now(), cfg.CAValidity); err != nil {
 		return nil, err
 	}
-	if err := a.useCA(rec); err != nil {
+	a.cas = store.NewMirror(ctx, st, caKeys)
+	if err := a.cas.Wait(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := a.current(); err != nil {
 		return nil, err
 	}
 	a.revoked = store.NewMirror(ctx, st, revocations)
@@ -125,7 +154,7 @@ func Open(ctx context.Context, st *store.Store, cfg Config) (*Authority, error) 
 	return a, nil
 }
 
-func loadOrCreateCA(ctx context.Context, st *store.Store, now time.Time) (caRecord, error) {
+func loadOrCreateCA(ctx context.Context, st *store.Store, now time.Time, validity time.Duration) (caRecord, error) {
 	it, err := caKeys.Get(ctx, st, caName)
 	if err == nil {
 		return it.Value, nil
@@ -133,19 +162,19 @@ func loadOrCreateCA(ctx context.Context, st *store.Store, now time.Time) (caReco
 	if !errors.Is(err, store.ErrNotFound) {
 		return caRecord{}, err
 	}
-	rec, err := newCA(now)
+	rec, err := newCA(now, validity)
 	if err != nil {
 		return caRecord{}, err
 	}
 	if _, err := st.Txn(ctx, caKeys.Create(caName, rec)); errors.Is(err, store.ErrConflict) {
-		return loadOrCreateCA(ctx, st, now) // another replica created it first
+		return loadOrCreateCA(ctx, st, now, validity) // another replica created it first
 	} else if err != nil {
 		return caRecord{}, err
 	}
 	return rec, nil
 }
 
-func newCA(now time.Time) (caRecord, error) {
+func newCA(now time.Time, validity time.Duration) (caRecord, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return caRecord{}, err
@@ -154,7 +183,7 @@ func newCA(now time.Time) (caRecord, error) {
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: "Citadel Node CA", Organization: []string{"Citadel"}},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.AddDate(10, 0, 0),
+		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
@@ -174,26 +203,106 @@ func newCA(now time.Time) (caRecord, error) {
 	}, nil
 }
 
-func (a *Authority) useCA(rec caRecord) error {
+// current is the node CA as the store has it now, parsed again when a
+// replica rotated it.
+func (a *Authority) current() (*caState, error) {
+	v := a.cas.Version()
+	if st := a.state.Load(); st != nil && st.version == v {
+		return st, nil
+	}
+	it, ok := a.cas.Get(caName)
+	if !ok {
+		return nil, errors.New("agentauth: the node CA is missing from the store")
+	}
+	st, err := parseCA(it.Value)
+	if err != nil {
+		return nil, err
+	}
+	st.version = v
+	a.state.Store(st)
+	return st, nil
+}
+
+func parseCA(rec caRecord) (*caState, error) {
 	pair, err := tls.X509KeyPair([]byte(rec.CertPEM), []byte(rec.KeyPEM))
 	if err != nil {
-		return fmt.Errorf("agentauth: node CA: %w", err)
+		return nil, fmt.Errorf("agentauth: node CA: %w", err)
 	}
 	key, ok := pair.PrivateKey.(*ecdsa.PrivateKey)
 	if !ok {
-		return errors.New("agentauth: node CA: the key is not ECDSA")
+		return nil, errors.New("agentauth: node CA: the key is not ECDSA")
 	}
 	cert, err := x509.ParseCertificate(pair.Certificate[0])
 	if err != nil {
-		return fmt.Errorf("agentauth: node CA: %w", err)
+		return nil, fmt.Errorf("agentauth: node CA: %w", err)
 	}
-	a.ca, a.caPEM, a.key = cert, []byte(rec.CertPEM), key
-	return nil
+	st := &caState{cert: cert, pem: []byte(rec.CertPEM), key: key, retired: rec.Retired, roots: []*x509.Certificate{cert}}
+	for _, r := range rec.Retired {
+		b, _ := pem.Decode([]byte(r.CertPEM))
+		if b == nil {
+			return nil, errors.New("agentauth: a retired node CA is not PEM")
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("agentauth: retired node CA: %w", err)
+		}
+		st.roots = append(st.roots, c)
+	}
+	return st, nil
 }
 
 // CACertPEM is the node CA's certificate, which agents' certificates
 // chain to.
-func (a *Authority) CACertPEM() []byte { return a.caPEM }
+func (a *Authority) CACertPEM() []byte {
+	st, err := a.current()
+	if err != nil {
+		return nil
+	}
+	return st.pem
+}
+
+// RotateIfDue replaces the node CA when a third of its validity is left,
+// and reports whether it did. The CA it replaces is still trusted until
+// every certificate it signed has expired (CertTTL), so agents keep
+// working and move to the new CA at their next renewal. Replicas may call
+// it at once: one rotates, the others see its rotation.
+func (a *Authority) RotateIfDue(ctx context.Context) (bool, error) {
+	st, err := a.current()
+	if err != nil {
+		return false, err
+	}
+	now := a.cfg.Now()
+	if st.cert.NotAfter.Sub(now) > st.cert.NotAfter.Sub(st.cert.NotBefore)/3 {
+		return false, nil
+	}
+	return true, a.Rotate(ctx)
+}
+
+// Rotate replaces the node CA now (see RotateIfDue).
+func (a *Authority) Rotate(ctx context.Context) error {
+	it, err := caKeys.Get(ctx, a.st, caName)
+	if err != nil {
+		return err
+	}
+	now := a.cfg.Now()
+	next, err := newCA(now, a.cfg.CAValidity)
+	if err != nil {
+		return err
+	}
+	for _, r := range it.Value.Retired {
+		if r.TrustedUntil.After(now) {
+			next.Retired = append(next.Retired, r)
+		}
+	}
+	next.Retired = append(next.Retired, retiredCA{CertPEM: it.Value.CertPEM, TrustedUntil: now.Add(a.cfg.CertTTL + backdate).UTC()})
+	// Every replica, this one too, moves to the new CA when its mirror
+	// sees the change; until then it signs with the old one, which stays
+	// trusted.
+	if _, err := a.st.Txn(ctx, caKeys.Update(caName, next, it.Revision)); err != nil && !errors.Is(err, store.ErrConflict) {
+		return err // a conflict: another replica rotated it first
+	}
+	return nil
+}
 
 // Grant says whom a token admits: one machine of a cluster, or any
 // machine of it when Machine is empty.
@@ -297,6 +406,10 @@ func parseCSR(csrPEM []byte) (*x509.CertificateRequest, error) {
 // sign issues the client certificate of machine in cluster for the key of
 // csr; the names come from the grant, never from the request.
 func (a *Authority) sign(csr *x509.CertificateRequest, machine, cluster string) ([]byte, error) {
+	st, err := a.current()
+	if err != nil {
+		return nil, err
+	}
 	now := a.cfg.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
@@ -306,7 +419,7 @@ func (a *Authority) sign(csr *x509.CertificateRequest, machine, cluster string) 
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.ca, csr.PublicKey, a.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, st.cert, csr.PublicKey, st.key)
 	if err != nil {
 		return nil, err
 	}
@@ -343,8 +456,16 @@ func (a *Authority) verifyChain(cert *x509.Certificate, now time.Time) error {
 	if until, ok := a.verified.Load(key); ok && now.Before(until.(time.Time)) && !now.Before(cert.NotBefore) {
 		return nil
 	}
+	st, err := a.current()
+	if err != nil {
+		return err
+	}
 	pool := x509.NewCertPool()
-	pool.AddCert(a.ca)
+	for i, root := range st.roots {
+		if i == 0 || st.retired[i-1].TrustedUntil.After(now) {
+			pool.AddCert(root)
+		}
+	}
 	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: now,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 		return err

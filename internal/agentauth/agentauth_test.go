@@ -174,3 +174,63 @@ func TestJoinRenewRevoke(t *testing.T) {
 		t.Error("a second Authority on the same store made another CA")
 	}
 }
+
+// TestRotateCA: the node CA is replaced when a third of its validity is
+// left; a certificate the old one signed stays valid, its renewal is
+// signed by the new one, and another replica follows.
+func TestRotateCA(t *testing.T) {
+	st := storetest.Start(t)
+	clk := &clock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	cfg := agentauth.Config{CertTTL: time.Hour, CAValidity: 30 * 24 * time.Hour, Now: clk.Now}
+	a, err := agentauth.Open(t.Context(), st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := agentauth.Open(t.Context(), st, cfg) // another replica
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	old := parse(t, a.CACertPEM())
+	if rotated, err := a.RotateIfDue(ctx); err != nil || rotated {
+		t.Fatalf("RotateIfDue with 30 days left = %v, %v, want nothing done", rotated, err)
+	}
+	clk.Advance(21 * 24 * time.Hour) // 9 of 30 days left
+	token, _, err := a.IssueToken(ctx, agentauth.Grant{Cluster: "c1", Machine: "m1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, err := a.Join(ctx, token, "m1", csr(t, "m1"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := parse(t, certPEM)
+	if rotated, err := a.RotateIfDue(ctx); err != nil || !rotated {
+		t.Fatalf("RotateIfDue with 9 of 30 days left = %v, %v, want rotated", rotated, err)
+	}
+	for _, r := range []*agentauth.Authority{a, other} {
+		for deadline := time.Now().Add(5 * time.Second); parse(t, r.CACertPEM()).Equal(old); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("a replica still has the old node CA 5 s after the rotation")
+			}
+		}
+	}
+	clk.Advance(10 * time.Minute)
+	if err := other.Verify(cert); err != nil {
+		t.Errorf("Verify of a certificate the old CA signed, after the rotation = %v", err)
+	}
+	renewedPEM, err := other.Renew(cert, csr(t, "m1"))
+	if err != nil {
+		t.Fatalf("Renew with a certificate of the old CA = %v", err)
+	}
+	renewed := parse(t, renewedPEM)
+	if err := renewed.CheckSignatureFrom(parse(t, a.CACertPEM())); err != nil {
+		t.Errorf("the renewed certificate is not signed by the new CA: %v", err)
+	}
+	if err := a.Verify(renewed); err != nil {
+		t.Errorf("Verify(renewed) = %v", err)
+	}
+	if rotated, err := a.RotateIfDue(ctx); err != nil || rotated {
+		t.Errorf("RotateIfDue right after a rotation = %v, %v, want nothing done", rotated, err)
+	}
+}

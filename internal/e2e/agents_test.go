@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"os"
@@ -101,19 +103,32 @@ func TestAgentsAndLiveness(t *testing.T) {
 		}
 	})
 
-	t.Run("certificates renewed before they expire", func(t *testing.T) {
+	t.Run("certificates renewed before they expire, across a node CA rotation", func(t *testing.T) {
 		// Certificates last 30 s here; an agent renews with a third left.
+		// The node CA is replaced first: the agent's certificate from the
+		// old one keeps working, and its renewal comes from the new one.
 		first, err := os.ReadFile(filepath.Join(agentState, "lvr1m2", "agent.crt"))
 		if err != nil {
 			t.Fatal(err)
 		}
+		oldCA := string(cp.Agents.CACertPEM())
+		if err := cp.Agents.Rotate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the new node CA in use", 5*time.Second, func() bool { return string(cp.Agents.CACertPEM()) != oldCA })
+		var renewed []byte
 		waitFor(t, "lvr1m2 renewed its certificate", 25*time.Second, func() bool {
-			now, _ := os.ReadFile(filepath.Join(agentState, "lvr1m2", "agent.crt"))
-			return len(now) > 0 && string(now) != string(first)
+			renewed, _ = os.ReadFile(filepath.Join(agentState, "lvr1m2", "agent.crt"))
+			return len(renewed) > 0 && string(renewed) != string(first)
 		})
 		time.Sleep(time.Second) // a heartbeat on the new certificate
-		if got := liveState("lvr1m2"); got != "Ready" {
-			t.Errorf("lvr1m2 after renewing its certificate: %s, want Ready", got)
+		for _, name := range []string{"lvr1m2", "lvr1m1", "lvr3m4"} {
+			if got := liveState(name); got != "Ready" {
+				t.Errorf("%s after the node CA rotation and renewals: %s, want Ready", name, got)
+			}
+		}
+		if err := parsePEMCert(t, renewed).CheckSignatureFrom(parsePEMCert(t, cp.Agents.CACertPEM())); err != nil {
+			t.Errorf("the renewed certificate is not from the new node CA: %v", err)
 		}
 	})
 
@@ -231,4 +246,17 @@ func TestAgentsAndLiveness(t *testing.T) {
 			return rackState() == "Ready" && liveState("lvr2m1") == "Ready"
 		})
 	})
+}
+
+func parsePEMCert(t *testing.T, b []byte) *x509.Certificate {
+	t.Helper()
+	block, _ := pem.Decode(b)
+	if block == nil {
+		t.Fatalf("not PEM: %q", b)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

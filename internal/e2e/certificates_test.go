@@ -68,7 +68,8 @@ func TestServerCertificateRenewal(t *testing.T) {
 
 // TestOperatorCertificate: an operator's certificate is read again when
 // its files change, without a restart, and one close to its expiry is a
-// Warning in the activity log.
+// Warning in the activity log. The node CA, valid for seconds here, is
+// replaced when a third is left, which the activity log records too.
 func TestOperatorCertificate(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -100,6 +101,7 @@ func TestOperatorCertificate(t *testing.T) {
 	start := time.Now()
 	cp := servertest.Start(t, func(c *server.Config) {
 		c.TLSCert, c.TLSKey, c.CertificateCheck = certFile, keyFile, 100*time.Millisecond
+		c.NodeCAValidity = 3 * time.Second
 	})
 	if got := servedSerial(t, cp.Creds.ARMEndpoint); got != "100" {
 		t.Fatalf("served serial %s, want the operator's 100", got)
@@ -113,16 +115,19 @@ func TestOperatorCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var warning *alEvent
-	for deadline := time.Now().Add(10 * time.Second); warning == nil; time.Sleep(100 * time.Millisecond) {
+	var warning, rotation *alEvent
+	for deadline := time.Now().Add(10 * time.Second); warning == nil || rotation == nil; time.Sleep(100 * time.Millisecond) {
 		alFlush(t, cp)
 		for _, e := range alEvents(t, alQuery(t, c, cp.Creds.SubscriptionID, url.Values{"$filter": {alFilter(start, time.Time{})}})) {
-			if e.OperationName == "Citadel.Platform/certificates/expiring" && strings.Contains(e.ResourceID, cp.Creds.SubscriptionID) {
+			switch {
+			case e.OperationName == "Citadel.Platform/certificates/expiring" && strings.Contains(e.ResourceID, cp.Creds.SubscriptionID):
 				warning = &e
+			case e.OperationName == "Citadel.Platform/nodeCA/rotate":
+				rotation = &e
 			}
 		}
-		if warning == nil && time.Now().After(deadline) {
-			t.Fatal("no Warning in the activity log for a certificate with a day left of ten")
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s on, the activity log has the expiry Warning: %v, the node CA rotation: %v", warning != nil, rotation != nil)
 		}
 	}
 	if warning.Level != "Warning" {

@@ -11,6 +11,7 @@ import (
 
 	"sync/atomic"
 
+	"github.com/citadel-cloud/citadel/internal/agentauth"
 	"github.com/citadel-cloud/citadel/internal/audit"
 	"github.com/citadel-cloud/citadel/internal/identity"
 	"github.com/citadel-cloud/citadel/internal/resource"
@@ -90,12 +91,13 @@ type expiring struct {
 }
 
 // watchCertificates keeps the served certificate current, checking every
-// period, and records an activity-log Warning, once a day for each, for
-// every certificate with less than a sixth of its lifetime left: the
-// served one (an operator's that was not replaced in time, or a generated
-// one whose renewal keeps failing), the HTTPS CA and the node CA. Each
-// replica watches its own.
-func (s *Server) watchCertificates(ctx context.Context, served *servedCertificate, watched []expiring, period time.Duration, log *slog.Logger) {
+// period; replaces the node CA when a third of its validity is left (an
+// Informational record in the activity log); and records an activity-log
+// Warning, once a day for each, for every certificate with less than a
+// sixth of its lifetime left: the served one (an operator's that was not
+// replaced in time, or a generated one whose renewal keeps failing), the
+// HTTPS CA and the node CA. Each replica watches its own.
+func (s *Server) watchCertificates(ctx context.Context, served *servedCertificate, nodeCA *agentauth.Authority, watched []expiring, period time.Duration, log *slog.Logger) {
 	warned := map[string]time.Time{}
 	tick := time.NewTicker(period)
 	defer tick.Stop()
@@ -105,6 +107,13 @@ func (s *Server) watchCertificates(ctx context.Context, served *servedCertificat
 		} else if changed {
 			log.InfoContext(ctx, "server certificate replaced", "serial", served.leaf().SerialNumber.String(),
 				"not_after", served.leaf().NotAfter)
+		}
+		if rotated, err := nodeCA.RotateIfDue(ctx); err != nil {
+			log.ErrorContext(ctx, "node CA not rotated", "err", err)
+		} else if rotated {
+			log.InfoContext(ctx, "node CA rotated")
+			s.recordPlatformEvent(ctx, "Citadel.Platform/nodeCA/rotate", "Informational",
+				"The node CA was replaced: agents move to the new one at their next renewal; the old one is trusted until their certificates expire.", nil, log)
 		}
 		for _, w := range watched {
 			c := w.cert()
@@ -126,25 +135,30 @@ func (s *Server) watchCertificates(ctx context.Context, served *servedCertificat
 	}
 }
 
-// recordExpiry writes the Warning that cert expires soon, at every
-// subscription, where operators look.
+// recordExpiry writes the Warning that cert expires soon.
 func (s *Server) recordExpiry(ctx context.Context, name string, cert *x509.Certificate, log *slog.Logger) {
-	subs, err := s.Resources.Subscriptions(ctx)
-	if err != nil {
-		log.ErrorContext(ctx, "certificate expiry not recorded", "err", err)
-		return
-	}
 	msg := fmt.Sprintf("The %s (%s, serial %s) expires at %s, in %s: replace it before then (docs/operations.md).",
 		name, cert.Subject.CommonName, cert.SerialNumber, cert.NotAfter.UTC().Format(time.RFC3339), time.Until(cert.NotAfter).Round(time.Second))
+	s.recordPlatformEvent(ctx, "Citadel.Platform/certificates/expiring", "Warning", msg,
+		map[string]string{"certificate": name, "notAfter": cert.NotAfter.UTC().Format(time.RFC3339)}, log)
+	log.WarnContext(ctx, "certificate expires soon", "certificate", name, "not_after", cert.NotAfter)
+}
+
+// recordPlatformEvent writes an activity-log record of the control plane
+// itself at every subscription, where operators look.
+func (s *Server) recordPlatformEvent(ctx context.Context, operation, level, msg string, props map[string]string, log *slog.Logger) {
+	subs, err := s.Resources.Subscriptions(ctx)
+	if err != nil {
+		log.ErrorContext(ctx, "platform event not recorded", "operation", operation, "err", err)
+		return
+	}
 	for _, sub := range subs {
-		e := audit.NewEvent(audit.EventInfo{Time: time.Now(), OperationName: "Citadel.Platform/certificates/expiring",
-			Caller: resource.SystemCaller.Name, ResourceID: "/subscriptions/" + sub.ID, Status: "Active", Level: "Warning",
-			Description: msg, TenantID: sub.TenantID, Properties: map[string]string{"certificate": name, "notAfter": cert.NotAfter.UTC().Format(time.RFC3339)}})
+		e := audit.NewEvent(audit.EventInfo{Time: time.Now(), OperationName: operation, Caller: resource.SystemCaller.Name,
+			ResourceID: "/subscriptions/" + sub.ID, Status: "Succeeded", Level: level, Description: msg, TenantID: sub.TenantID, Properties: props})
 		if err := s.Audit.Record(ctx, e); err != nil {
-			log.ErrorContext(ctx, "certificate expiry not recorded", "err", err)
+			log.ErrorContext(ctx, "platform event not recorded", "operation", operation, "err", err)
 		}
 	}
-	log.WarnContext(ctx, "certificate expires soon", "certificate", name, "not_after", cert.NotAfter)
 }
 
 // parsePEMCertificate reads the first certificate of a PEM block.

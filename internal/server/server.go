@@ -64,16 +64,19 @@ type Config struct {
 	// take liveness.DefaultConfig's).
 	AgentHeartbeat time.Duration
 	Liveness       liveness.Config
-	// AgentCertTTL is how long agents' certificates last (default 24 h).
-	AgentCertTTL  time.Duration
-	EtcdEndpoints []string
-	EtcdCA        string
-	EtcdCert      string
-	EtcdKey       string
-	Location      string
-	TLSSANs       []string
-	TLSCert       string
-	TLSKey        string
+	// AgentCertTTL is how long agents' certificates last (default 24 h);
+	// NodeCAValidity how long the node CA that signs them does (default
+	// ten years; replaced when a third is left).
+	AgentCertTTL   time.Duration
+	NodeCAValidity time.Duration
+	EtcdEndpoints  []string
+	EtcdCA         string
+	EtcdCert       string
+	EtcdKey        string
+	Location       string
+	TLSSANs        []string
+	TLSCert        string
+	TLSKey         string
 	// AuditRetention is how long activity-log records stay in etcd before
 	// they move to signed archive segments under the data dir.
 	AuditRetention time.Duration
@@ -333,7 +336,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.Store.Lead(runCtx, "storage-appliances", replicaID, p.networkCloud.WatchAppliances)
 	})
 	s.done.Go(func() {
-		s.watchCertificates(runCtx, served, []expiring{
+		s.watchCertificates(runCtx, served, p.agents, []expiring{
 			{"server certificate", served.leaf},
 			{"HTTPS CA", ca.Certificate},
 			{"node CA", func() *x509.Certificate { return parsePEMCertificate(p.agents.CACertPEM()) }},
@@ -520,7 +523,7 @@ func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL strin
 	fabric.Register(p.resources)
 	directory.Register(p.resources, p.identity)
 	extendedlocation.Register(p.resources)
-	if p.agents, err = agentauth.Open(runCtx, p.store, agentauth.Config{CertTTL: cfg.AgentCertTTL}); err != nil {
+	if p.agents, err = agentauth.Open(runCtx, p.store, agentauth.Config{CertTTL: cfg.AgentCertTTL, CAValidity: cfg.NodeCAValidity}); err != nil {
 		return nil, err
 	}
 	if p.networkCloud, err = registerNetworkCloud(p.resources, p.store, p.agents, cfg, dataDir, publicURL, log); err != nil {
