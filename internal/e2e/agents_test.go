@@ -39,7 +39,7 @@ func TestAgentsAndLiveness(t *testing.T) {
 	})
 	ncImage(t, cp.DataDir)
 	cl := newNCCluster(t, cp, sim.Spec{Name: "lv", ComputeRacks: 3, MachinesPerRack: 4}, nil, nil)
-	clusterID := ncDefine(t, cp, "lv", cl)
+	clusterID := ncDefine(t, cp.Client, "lv", cl)
 	if st := ncOperation(t, cp.Client, http.MethodPost, clusterID+"/deploy?api-version="+ncAPI, map[string]any{}); st.Status != "Succeeded" {
 		t.Fatalf("deploy: %+v", st)
 	}

@@ -29,7 +29,7 @@ func BenchmarkNetworkCloudDeploy(b *testing.B) {
 		i++
 		name := fmt.Sprintf("bd%d", i)
 		cl := newNCCluster(b, cp, sim.Spec{Name: name, ComputeRacks: racks, MachinesPerRack: perRack}, nil, nil)
-		clusterID := ncDefine(b, cp, name, cl)
+		clusterID := ncDefine(b, cp.Client, name, cl)
 		b.StartTimer()
 		t0 := time.Now()
 		st := ncOperation(b, cp.Client, http.MethodPost, clusterID+"/deploy?api-version="+ncAPI, map[string]any{})

@@ -38,7 +38,8 @@ func ncImage(t testing.TB, dataDir string) {
 // ncCluster is a simulated site and the cluster it forms.
 type ncCluster struct {
 	*sim.Site
-	props map[string]any // cluster properties on top of the site's rack definitions
+	props           map[string]any // cluster properties on top of the site's rack definitions
+	managerLocation string         // its cluster manager's custom location, once ncDefine made it
 }
 
 // newNCCluster starts the BMCs of a simulated site whose BMCs fetch
@@ -174,4 +175,12 @@ func ncWait(t testing.TB, c *client.Client, r *client.Response) ncStatus {
 	}
 	st.Operation = *op
 	return st
+}
+
+// setAppliances declares the storage appliances of the cluster's
+// aggregator rack in place of the site's own.
+func (c *ncCluster) setAppliances(sub string, appliances ...map[string]any) {
+	agg := c.ClusterProperties(ncVersion, "/subscriptions/"+sub+"/resourceGroups/fabric")["aggregatorOrSingleRackDefinition"].(map[string]any)
+	agg["storageApplianceConfigurationData"] = appliances
+	c.props["aggregatorOrSingleRackDefinition"] = agg
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/citadel-cloud/citadel/internal/client"
 	"github.com/citadel-cloud/citadel/internal/machine"
 	"github.com/citadel-cloud/citadel/internal/redfishsim"
 	"github.com/citadel-cloud/citadel/internal/server"
@@ -454,15 +455,15 @@ func TestNetworkCloud(t *testing.T) {
 
 // ncDefine creates a cluster manager and the cluster cl under resource
 // group rg with the admin client, and returns the cluster's ID.
-func ncDefine(t testing.TB, cp *servertest.ControlPlane, rg string, cl *ncCluster) string {
+func ncDefine(t testing.TB, c *client.Client, rg string, cl *ncCluster) string {
 	t.Helper()
-	sub := cp.Creds.SubscriptionID
+	sub := c.Creds.SubscriptionID
 	rgID := "/subscriptions/" + sub + "/resourceGroups/" + rg
-	if r, err := cp.Client.Do(t.Context(), http.MethodPut, rgID+"?api-version=2021-04-01", map[string]any{"location": "local"}); err != nil || r.Status >= 300 {
+	if r, err := c.Do(t.Context(), http.MethodPut, rgID+"?api-version=2021-04-01", map[string]any{"location": "local"}); err != nil || r.Status >= 300 {
 		t.Fatalf("PUT group: %v %v", r, err)
 	}
 	cmID := rgID + "/providers/Microsoft.NetworkCloud/clusterManagers/" + cl.Spec.Name + "-cm"
-	if st := ncOperation(t, cp.Client, http.MethodPut, cmID+"?api-version="+ncAPI, map[string]any{"location": "local", "properties": map[string]any{
+	if st := ncOperation(t, c, http.MethodPut, cmID+"?api-version="+ncAPI, map[string]any{"location": "local", "properties": map[string]any{
 		"fabricControllerId": rgID + "/providers/Microsoft.ManagedNetworkFabric/networkFabricControllers/nfc"}}); st.Status != "Succeeded" {
 		t.Fatalf("PUT cluster manager: %+v", st)
 	}
@@ -471,12 +472,26 @@ func ncDefine(t testing.TB, cp *servertest.ControlPlane, rg string, cl *ncCluste
 			ManagerExtendedLocation struct{ Name string } `json:"managerExtendedLocation"`
 		} `json:"properties"`
 	}
-	ncGet(t, cp.Client, cmID, &cm)
+	ncGet(t, c, cmID, &cm)
+	cl.managerLocation = cm.Properties.ManagerExtendedLocation.Name
 	clusterID := rgID + "/providers/Microsoft.NetworkCloud/clusters/" + cl.Spec.Name
-	if st := ncOperation(t, cp.Client, http.MethodPut, clusterID+"?api-version="+ncAPI, cl.body(sub, cm.Properties.ManagerExtendedLocation.Name)); st.Status != "Succeeded" {
+	if st := ncOperation(t, c, http.MethodPut, clusterID+"?api-version="+ncAPI, cl.body(sub, cl.managerLocation)); st.Status != "Succeeded" {
 		t.Fatalf("PUT cluster: %+v", st)
 	}
 	return clusterID
+}
+
+// ncClusterLocation is the extendedLocation of what is created in the
+// cluster (its volumes, say).
+func ncClusterLocation(t testing.TB, c *client.Client, clusterID string) map[string]string {
+	t.Helper()
+	var cluster struct {
+		Properties struct {
+			ClusterExtendedLocation map[string]string `json:"clusterExtendedLocation"`
+		} `json:"properties"`
+	}
+	ncGet(t, c, clusterID, &cluster)
+	return cluster.Properties.ClusterExtendedLocation
 }
 
 // TestNetworkCloudRestartMidReimage stops the control plane while a
@@ -494,7 +509,7 @@ func TestNetworkCloudRestartMidReimage(t *testing.T) {
 			o.PowerOnDelay = 3 * time.Second
 		}
 	})
-	clusterID := ncDefine(t, first, "rs", cl)
+	clusterID := ncDefine(t, first.Client, "rs", cl)
 	// The slow machine keeps the deploy at 5 of 6 machines for 3 s.
 	st := ncOperation(t, first.Client, http.MethodPost, clusterID+"/deploy?api-version="+ncAPI, map[string]any{})
 	if st.Status != "Succeeded" {
@@ -620,7 +635,7 @@ func TestNetworkCloudOperatorSKUs(t *testing.T) {
 	}
 	cl := newNCCluster(t, cp, sim.Spec{Name: "op", ComputeRacks: 3, MachinesPerRack: 2,
 		AggregatorRack: "acme-aggregator", ComputeRack: "acme-compute-4", ComputeMachine: "acme-compute-1s-96c"}, catalog, nil)
-	clusterID := ncDefine(t, cp, "op", cl)
+	clusterID := ncDefine(t, cp.Client, "op", cl)
 	if st := ncOperation(t, cp.Client, http.MethodPost, clusterID+"/deploy?api-version="+ncAPI, map[string]any{}); st.Status != "Succeeded" {
 		t.Fatalf("deploy: %+v", st)
 	}

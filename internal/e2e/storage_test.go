@@ -53,44 +53,17 @@ func TestStorage(t *testing.T) {
 
 	san1 := startAppliance(t, bin, "SAN-ONE", 4096)
 	cl := newNCCluster(t, cp, sim.Spec{Name: "st", ComputeRacks: 3, MachinesPerRack: 1}, nil, nil)
-	clusterID := ncID("clusters", "st")
+	cl.setAppliances(sub, san1.config(t, "san1", 4))
 	applianceID := ncID("storageAppliances", "san1")
 	machine := ncID("bareMetalMachines", cl.Machines[len(cl.Machines)-1].Name)
-	var managerLocation, customLocation string // the cluster's, and its volumes'
-	clusterBody := func(t *testing.T, appliances ...map[string]any) map[string]any {
-		body := cl.body(sub, managerLocation)
-		agg := body["properties"].(map[string]any)["aggregatorOrSingleRackDefinition"].(map[string]any)
-		agg["storageApplianceConfigurationData"] = appliances
-		return body
-	}
+	var clusterID string
+	var location map[string]string // the cluster's custom location, where volumes are
 	must("cluster", func(t *testing.T) {
 		az.ok(t, "cloud", "register", "-n", "citadel", "--endpoint-resource-manager", cp.Creds.ARMEndpoint)
 		az.ok(t, "cloud", "set", "-n", "citadel")
 		az.ok(t, "login", "--service-principal", "-u", cp.Creds.ClientID, "-p", cp.Creds.ClientSecret, "--tenant", cp.Creds.TenantID)
-		az.ok(t, "group", "create", "-n", "st", "-l", "local")
-		st := ncOperation(t, c, http.MethodPut, ncID("clusterManagers", "cm")+"?api-version="+ncAPI, map[string]any{"location": "local",
-			"properties": map[string]any{"fabricControllerId": "/subscriptions/" + sub + "/resourceGroups/fabric/providers/Microsoft.ManagedNetworkFabric/networkFabricControllers/nfc"}})
-		if st.Status != "Succeeded" {
-			t.Fatalf("cluster manager: %+v", st)
-		}
-		var cm struct {
-			Properties struct {
-				ManagerExtendedLocation struct{ Name string } `json:"managerExtendedLocation"`
-			} `json:"properties"`
-		}
-		ncGet(t, c, ncID("clusterManagers", "cm"), &cm)
-		managerLocation = cm.Properties.ManagerExtendedLocation.Name
-		st = ncOperation(t, c, http.MethodPut, clusterID+"?api-version="+ncAPI, clusterBody(t, san1.config(t, "san1", 4)))
-		if st.Status != "Succeeded" {
-			t.Fatalf("cluster: %+v", st)
-		}
-		var cluster struct {
-			Properties struct {
-				ClusterExtendedLocation struct{ Name string } `json:"clusterExtendedLocation"`
-			} `json:"properties"`
-		}
-		ncGet(t, c, clusterID, &cluster)
-		customLocation = cluster.Properties.ClusterExtendedLocation.Name
+		clusterID = ncDefine(t, c, "st", cl)
+		location = ncClusterLocation(t, c, clusterID)
 		sa := stWait(t, c, applianceID, "appliance available", func(v map[string]any) bool {
 			return v["properties"].(map[string]any)["detailedStatus"] == "Available"
 		})
@@ -104,7 +77,7 @@ func TestStorage(t *testing.T) {
 		for k, v := range extra {
 			props[k] = v
 		}
-		return map[string]any{"location": "local", "extendedLocation": map[string]string{"name": customLocation, "type": "CustomLocation"}, "properties": props}
+		return map[string]any{"location": "local", "extendedLocation": location, "properties": props}
 	}
 	jsonArg := func(v any) string {
 		b, _ := json.Marshal(v)
@@ -311,8 +284,8 @@ func TestStorage(t *testing.T) {
 			ncGet(t, c, ncID("bareMetalMachines", m.Name), &r)
 			etags[m.Name] = r.Etag
 		}
-		st := ncOperation(t, c, http.MethodPut, clusterID+"?api-version="+ncAPI,
-			clusterBody(t, san1.config(t, "san1", 4), san2.config(t, "san2", 5)))
+		cl.setAppliances(sub, san1.config(t, "san1", 4), san2.config(t, "san2", 5))
+		st := ncOperation(t, c, http.MethodPut, clusterID+"?api-version="+ncAPI, cl.body(sub, cl.managerLocation))
 		if st.Status != "Succeeded" {
 			t.Fatalf("cluster with a second appliance: %+v", st)
 		}
@@ -370,35 +343,14 @@ func TestStorageCrash(t *testing.T) {
 	sub := c.Creds.SubscriptionID
 	rg := "/subscriptions/" + sub + "/resourceGroups/crash"
 	ncID := func(typ, name string) string { return rg + "/providers/Microsoft.NetworkCloud/" + typ + "/" + name }
-	if r, err := c.Do(t.Context(), http.MethodPut, rg+"?api-version=2021-04-01", map[string]any{"location": "local"}); err != nil || r.Status/100 != 2 {
-		t.Fatalf("create group: %v %v", err, r)
-	}
 	site, err := sim.Start(sim.Spec{Name: "cr", ComputeRacks: 3, MachinesPerRack: 1}, sim.Options{BMC: redfishsim.Options{Username: bmcUser, Password: bmcPass}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(site.Close)
-	st := ncOperation(t, c, http.MethodPut, ncID("clusterManagers", "cm")+"?api-version="+ncAPI, map[string]any{"location": "local",
-		"properties": map[string]any{"fabricControllerId": "/subscriptions/" + sub + "/resourceGroups/fabric/providers/Microsoft.ManagedNetworkFabric/networkFabricControllers/nfc"}})
-	var cm struct {
-		Properties struct {
-			ManagerExtendedLocation struct{ Name string } `json:"managerExtendedLocation"`
-		} `json:"properties"`
-	}
-	ncGet(t, c, ncID("clusterManagers", "cm"), &cm)
-	props := site.ClusterProperties(ncVersion, "/subscriptions/"+sub+"/resourceGroups/fabric")
-	props["aggregatorOrSingleRackDefinition"].(map[string]any)["storageApplianceConfigurationData"] = []any{san.config(t, "san", 4)}
-	st = ncOperation(t, c, http.MethodPut, ncID("clusters", "cr")+"?api-version="+ncAPI, map[string]any{"location": "local",
-		"extendedLocation": map[string]string{"name": cm.Properties.ManagerExtendedLocation.Name, "type": "CustomLocation"}, "properties": props})
-	if st.Status != "Succeeded" {
-		t.Fatalf("cluster: %+v", st)
-	}
-	var cluster struct {
-		Properties struct {
-			ClusterExtendedLocation map[string]string `json:"clusterExtendedLocation"`
-		} `json:"properties"`
-	}
-	ncGet(t, c, ncID("clusters", "cr"), &cluster)
+	cl := &ncCluster{Site: site, props: map[string]any{}}
+	cl.setAppliances(sub, san.config(t, "san", 4))
+	location := ncClusterLocation(t, c, ncDefine(t, c, "crash", cl))
 	stWait(t, c, ncID("storageAppliances", "san"), "appliance available", func(v map[string]any) bool {
 		return v["properties"].(map[string]any)["detailedStatus"] == "Available"
 	})
@@ -407,7 +359,7 @@ func TestStorageCrash(t *testing.T) {
 	// Ten volumes exist and are attached before the burst.
 	for i := range 10 {
 		if st := ncOperation(t, c, http.MethodPut, volume(i)+"?api-version="+ncAPI, map[string]any{"location": "local",
-			"extendedLocation": cluster.Properties.ClusterExtendedLocation, "properties": map[string]any{"sizeMiB": 64}}); st.Status != "Succeeded" {
+			"extendedLocation": location, "properties": map[string]any{"sizeMiB": 64}}); st.Status != "Succeeded" {
 			t.Fatalf("v%d: %+v", i, st)
 		}
 	}
@@ -419,7 +371,7 @@ func TestStorageCrash(t *testing.T) {
 	}
 	for i := 10; i < 30; i++ {
 		send(http.MethodPut, volume(i), map[string]any{"location": "local",
-			"extendedLocation": cluster.Properties.ClusterExtendedLocation, "properties": map[string]any{"sizeMiB": 64}})
+			"extendedLocation": location, "properties": map[string]any{"sizeMiB": 64}})
 	}
 	for i := range 10 {
 		send(http.MethodPost, volume(i)+"/attach", map[string]any{"attachedTo": machine})
@@ -537,27 +489,8 @@ func TestStorageSim(t *testing.T) {
 	sub := cp.Creds.SubscriptionID
 	rg := "/subscriptions/" + sub + "/resourceGroups/sims"
 	ncID := func(typ, name string) string { return rg + "/providers/Microsoft.NetworkCloud/" + typ + "/" + name }
-	if r, err := c.Do(t.Context(), http.MethodPut, rg+"?api-version=2021-04-01", map[string]any{"location": "local"}); err != nil || r.Status/100 != 2 {
-		t.Fatalf("create group: %v %v", err, r)
-	}
 	cl := newNCCluster(t, cp, sim.Spec{Name: "ss", ComputeRacks: 3, MachinesPerRack: 1}, nil, nil)
-	ncOperation(t, c, http.MethodPut, ncID("clusterManagers", "cm")+"?api-version="+ncAPI, map[string]any{"location": "local",
-		"properties": map[string]any{"fabricControllerId": "/subscriptions/" + sub + "/resourceGroups/fabric/providers/Microsoft.ManagedNetworkFabric/networkFabricControllers/nfc"}})
-	var cm struct {
-		Properties struct {
-			ManagerExtendedLocation struct{ Name string } `json:"managerExtendedLocation"`
-		} `json:"properties"`
-	}
-	ncGet(t, c, ncID("clusterManagers", "cm"), &cm)
-	if st := ncOperation(t, c, http.MethodPut, ncID("clusters", "ss")+"?api-version="+ncAPI, cl.body(sub, cm.Properties.ManagerExtendedLocation.Name)); st.Status != "Succeeded" {
-		t.Fatalf("cluster: %+v", st)
-	}
-	var cluster struct {
-		Properties struct {
-			ClusterExtendedLocation map[string]string `json:"clusterExtendedLocation"`
-		} `json:"properties"`
-	}
-	ncGet(t, c, ncID("clusters", "ss"), &cluster)
+	location := ncClusterLocation(t, c, ncDefine(t, c, "sims", cl))
 	san := ncID("storageAppliances", "ss-san")
 	sa := stWait(t, c, san, "the simulated appliance available", func(v map[string]any) bool {
 		return v["properties"].(map[string]any)["detailedStatus"] == "Available"
@@ -567,7 +500,7 @@ func TestStorageSim(t *testing.T) {
 	}
 	vol := ncID("volumes", "data")
 	if st := ncOperation(t, c, http.MethodPut, vol+"?api-version="+ncAPI, map[string]any{"location": "local",
-		"extendedLocation": cluster.Properties.ClusterExtendedLocation, "properties": map[string]any{"sizeMiB": 10240}}); st.Status != "Succeeded" {
+		"extendedLocation": location, "properties": map[string]any{"sizeMiB": 10240}}); st.Status != "Succeeded" {
 		t.Fatalf("volume: %+v", st)
 	}
 	machine := ncID("bareMetalMachines", cl.Machines[len(cl.Machines)-1].Name)

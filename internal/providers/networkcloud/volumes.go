@@ -1,6 +1,7 @@
 package networkcloud
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -148,7 +149,7 @@ func mustID(id string) arm.ID {
 // checkRoom refuses growing v by mib when no appliance it may go to has
 // that much room now.
 func (p *Provider) checkRoom(ctx context.Context, cluster arm.ID, v volumeProperties, mib int64) error {
-	cands, err := p.candidates(ctx, cluster, cmpOr(v.AssignedStorageApplianceID, v.StorageApplianceID))
+	cands, err := p.candidates(ctx, cluster, cmp.Or(v.AssignedStorageApplianceID, v.StorageApplianceID))
 	if err != nil {
 		return err
 	}
@@ -158,13 +159,6 @@ func (p *Provider) checkRoom(ctx context.Context, cluster arm.ID, v volumeProper
 		return e
 	}
 	return nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // candidates are the appliances of cluster a volume may be placed on:
@@ -212,7 +206,7 @@ func (p *Provider) provisionVolume(ctx context.Context, t *resource.Task) error 
 	if err != nil {
 		return controller.Terminal(err)
 	}
-	target := cmpOr(v.AssignedStorageApplianceID, v.StorageApplianceID)
+	target := cmp.Or(v.AssignedStorageApplianceID, v.StorageApplianceID)
 	cands, err := p.candidates(ctx, cluster, target)
 	if err != nil {
 		return err
