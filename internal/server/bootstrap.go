@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -181,4 +182,81 @@ func assignRole(ctx context.Context, svc *resource.Service, principalID, princip
 		return "", fmt.Errorf("assign role %s to %s at %s: %w", roleGUID, principalID, scope, err)
 	}
 	return rid.String(), nil
+}
+
+// sharedKeyFiles are the data directory's files every replica must hold
+// alike: the HTTPS CA that clients trust, and the key that signs the
+// activity log's checkpoints (slash-separated, under the data directory).
+var sharedKeyFiles = []string{"pki/ca.crt", "pki/ca.key", "audit/" + audit.KeyFile, "audit/" + audit.PublicKeyFile}
+
+// replicaKeys are sharedKeyFiles' contents, as the first replica made them.
+type replicaKeys struct {
+	Files map[string]string `json:"files"`
+}
+
+var keyRecords = store.NewCollection[replicaKeys]("bootstrap/keys/")
+
+// shareKeys gives this replica the keys every replica shares: the store's,
+// written into dataDir, or, on the very first start of the first replica,
+// its own, put in the store. Replicas starting together agree through a
+// create-if-absent.
+func shareKeys(ctx context.Context, st *store.Store, dataDir string) error {
+	for {
+		it, err := keyRecords.Get(ctx, st, "replica")
+		if err == nil {
+			return writeKeyFiles(dataDir, it.Value)
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		// The first replica: its keys (made now if it has none) become
+		// everyone's.
+		if _, err := identity.LoadOrCreateCA(filepath.Join(dataDir, "pki")); err != nil {
+			return err
+		}
+		if _, err := audit.LoadOrCreateKey(filepath.Join(dataDir, "audit")); err != nil {
+			return err
+		}
+		keys := replicaKeys{Files: map[string]string{}}
+		for _, f := range sharedKeyFiles {
+			b, err := os.ReadFile(filepath.Join(dataDir, filepath.FromSlash(f)))
+			if err != nil {
+				return fmt.Errorf("shared keys: %w", err)
+			}
+			keys.Files[f] = string(b)
+		}
+		if _, err := st.Txn(ctx, keyRecords.Create("replica", keys)); !errors.Is(err, store.ErrConflict) {
+			return err // nil: ours are everyone's; a conflict: another replica was first, read again
+		}
+	}
+}
+
+// writeKeyFiles makes dataDir's shared key files the store's; a file that
+// differs is replaced (the replica ran alone before joining).
+func writeKeyFiles(dataDir string, keys replicaKeys) error {
+	for _, f := range sharedKeyFiles {
+		content, ok := keys.Files[f]
+		if !ok {
+			return fmt.Errorf("shared keys: the store has no %s", f)
+		}
+		path := filepath.Join(dataDir, filepath.FromSlash(f))
+		if b, err := os.ReadFile(path); err == nil && string(b) == content {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return fmt.Errorf("shared keys: %w", err)
+		}
+		mode := os.FileMode(0o600) // keys
+		if strings.HasSuffix(f, ".crt") || strings.HasSuffix(f, ".pub") {
+			mode = 0o644
+		}
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(content), mode); err != nil {
+			return fmt.Errorf("shared keys: %w", err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return fmt.Errorf("shared keys: %w", err)
+		}
+	}
+	return nil
 }

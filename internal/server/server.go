@@ -255,19 +255,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 
-	ca, err := identity.LoadOrCreateCA(filepath.Join(dataDir, "pki"))
-	if err != nil {
-		return nil, err
-	}
 	host := publicHost(listener.Addr().(*net.TCPAddr), cfg.TLSSANs)
-	load := operatorCertificate(cfg.TLSCert, cfg.TLSKey)
-	if cfg.TLSCert == "" {
-		load = generatedCertificate(ca, filepath.Join(dataDir, "pki"), append([]string{host}, cfg.TLSSANs...), cfg.TLSCertValidity)
-	}
-	served, err := newServedCertificate(load)
-	if err != nil {
-		return nil, err
-	}
 	s.URL = "https://" + net.JoinHostPort(host, fmt.Sprint(listener.Addr().(*net.TCPAddr).Port)) + "/"
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -277,6 +265,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.Store, s.Identity, s.Audit, s.Resources, s.Policies = p.store, p.identity, p.audit, p.resources, p.policies
+	// The CA is the replicas' shared one (openParts took it from the store).
+	ca, err := identity.LoadOrCreateCA(filepath.Join(dataDir, "pki"))
+	if err != nil {
+		return nil, err
+	}
+	load := operatorCertificate(cfg.TLSCert, cfg.TLSKey)
+	if cfg.TLSCert == "" {
+		load = generatedCertificate(ca, filepath.Join(dataDir, "pki"), append([]string{host}, cfg.TLSSANs...), cfg.TLSCertValidity)
+	}
+	served, err := newServedCertificate(load)
+	if err != nil {
+		return nil, err
+	}
 	core, rbac, boot := p.core, p.rbac, p.boot
 	s.CredentialsFile, s.DataDir = filepath.Join(dataDir, "bootstrap", "admin.json"), dataDir
 	if err := ensureAdminCredentials(ctx, s.Store, s.Identity, boot, client.Credentials{
@@ -498,6 +499,9 @@ func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL strin
 		}
 	}()
 	if p.boot, err = bootstrap(ctx, p.store, cfg.Location); err != nil {
+		return nil, err
+	}
+	if err := shareKeys(ctx, p.store, dataDir); err != nil {
 		return nil, err
 	}
 	if p.identity, err = identity.New(identity.Config{

@@ -1,0 +1,355 @@
+package e2e
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/citadel-cloud/citadel/internal/client"
+)
+
+// etcdTLS is a CA and the certificates of an etcd cluster's members and
+// of its clients, as files.
+type etcdTLS struct {
+	dir, ca, cert, key string // the CA, and the certificate and key every member and client uses
+}
+
+func newEtcdTLS(t *testing.T) etcdTLS {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(name, typ string, der []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "etcd CA"}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "etcd"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	return etcdTLS{dir: dir, ca: write("ca.crt", "CERTIFICATE", caDER), cert: write("etcd.crt", "CERTIFICATE", der), key: write("etcd.key", "PRIVATE KEY", keyDER)}
+}
+
+// startEtcdCluster starts three Debian etcd members on loopback, TLS
+// between them and from clients, and returns the client endpoints.
+func startEtcdCluster(t *testing.T, tl etcdTLS) []string {
+	t.Helper()
+	bin, err := exec.LookPath("etcd")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("etcd is not installed; the README's test command installs etcd-server")
+		}
+		t.Skip("etcd is not installed (apt-get install etcd-server)")
+	}
+	const n = 3
+	var peers, clients, cluster []string
+	for i := range n {
+		peers = append(peers, "https://"+freeAddr(t))
+		clients = append(clients, "https://"+freeAddr(t))
+		cluster = append(cluster, fmt.Sprintf("m%d=%s", i, peers[i]))
+	}
+	for i := range n {
+		cmd := exec.Command(bin, "--name", fmt.Sprintf("m%d", i), "--data-dir", t.TempDir(),
+			"--listen-client-urls", clients[i], "--advertise-client-urls", clients[i],
+			"--listen-peer-urls", peers[i], "--initial-advertise-peer-urls", peers[i],
+			"--initial-cluster", strings.Join(cluster, ","), "--initial-cluster-state", "new",
+			"--cert-file", tl.cert, "--key-file", tl.key, "--trusted-ca-file", tl.ca, "--client-cert-auth",
+			"--peer-cert-file", tl.cert, "--peer-key-file", tl.key, "--peer-trusted-ca-file", tl.ca, "--peer-client-cert-auth",
+			"--log-level", "error")
+		cmd.Stdout, cmd.Stderr = t.Output(), t.Output()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	}
+	return clients
+}
+
+// kvInput and kvOutput are one operation on a register per key (a
+// resource group's tag), for porcupine.
+type kvInput struct {
+	write      bool
+	key, value string
+}
+
+type kvOutput struct{ value string }
+
+// kvModel is a register per key: a read returns the last value written.
+var kvModel = porcupine.Model{
+	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[string][]porcupine.Operation{}
+		for _, op := range history {
+			k := op.Input.(kvInput).key
+			byKey[k] = append(byKey[k], op)
+		}
+		var out [][]porcupine.Operation
+		for _, ops := range byKey {
+			out = append(out, ops)
+		}
+		return out
+	},
+	Init: func() interface{} { return "" },
+	Step: func(state, input, output interface{}) (bool, interface{}) {
+		in := input.(kvInput)
+		if in.write {
+			return true, in.value
+		}
+		return output.(kvOutput).value == state.(string), state
+	},
+	DescribeOperation: func(input, output interface{}) string {
+		in := input.(kvInput)
+		if in.write {
+			return fmt.Sprintf("put(%s, %s)", in.key, in.value)
+		}
+		return fmt.Sprintf("get(%s) -> %s", in.key, output.(kvOutput).value)
+	},
+}
+
+// TestFailover runs three replicas on a three-member etcd cluster (TLS
+// between members and from clients) under load through all of them, and
+// kills one with SIGKILL. The clients retry a failed request on the next
+// replica, and none of them sees an error; the history of writes and
+// reads of every key is linearizable (porcupine); every long-running
+// operation accepted by the killed replica ends; the window in which
+// requests to the live replicas failed is measured.
+func TestFailover(t *testing.T) {
+	t.Parallel()
+	failover(t, false, func(t *testing.T, p *citadelProcess) { p.kill(t) })
+}
+
+// TestFreeze is TestFailover with the replica frozen (SIGSTOP) for 20 s
+// and then let go: it holds its connections and its leases lapse; when it
+// comes back it serves again, and the history stays linearizable.
+func TestFreeze(t *testing.T) {
+	t.Parallel()
+	failover(t, true, func(t *testing.T, p *citadelProcess) {
+		p.cmd.Process.Signal(syscall.SIGSTOP)
+		time.Sleep(20 * time.Second)
+		p.cmd.Process.Signal(syscall.SIGCONT)
+	})
+}
+
+// failover runs the load, injects fault into one replica, and checks;
+// comesBack says the replica serves again after the fault.
+func failover(t *testing.T, comesBack bool, fault func(t *testing.T, p *citadelProcess)) {
+	tl := newEtcdTLS(t)
+	endpoints := startEtcdCluster(t, tl)
+	bin := buildCitadel(t)
+	replicas := make([]*citadelProcess, 3)
+	for i := range replicas {
+		replicas[i] = &citadelProcess{bin: bin, dataDir: t.TempDir(), listen: freeAddr(t), args: []string{
+			"--etcd-endpoints", strings.Join(endpoints, ","), "--etcd-ca", tl.ca, "--etcd-cert", tl.cert, "--etcd-key", tl.key}}
+		replicas[i].start(t)
+	}
+	// One admin client per replica; the CA is the replicas' shared one.
+	clients := make([]*client.Client, len(replicas))
+	for i, r := range replicas {
+		clients[i] = processClient(t, r)
+	}
+	sub := "/subscriptions/" + clients[0].Creds.SubscriptionID
+	for i := range clients {
+		if clients[i].Creds.CACertFile != clients[0].Creds.CACertFile {
+			if a, b := mustRead(t, clients[i].Creds.CACertFile), mustRead(t, clients[0].Creds.CACertFile); a != b {
+				t.Fatalf("replica %d has another HTTPS CA than replica 0", i)
+			}
+		}
+	}
+
+	const keys = 8
+	group := func(k int) string { return fmt.Sprintf("%s/resourceGroups/ha-%d?api-version=2021-04-01", sub, k) }
+	for k := range keys {
+		if r, err := clients[k%3].Do(t.Context(), http.MethodPut, group(k), map[string]any{"location": "local"}); err != nil || r.Status/100 != 2 {
+			t.Fatalf("create group %d: %v %v", k, r, err)
+		}
+	}
+
+	// Long-running operations sent to the replica about to die until it
+	// dies: the last ones are in flight when it does.
+	victim := 1
+	var lros []string
+	lroDone := make(chan struct{})
+	go func() {
+		defer close(lroDone)
+		for i := 0; ; i++ {
+			path := fmt.Sprintf("%s/resourceGroups/ha-0/providers/Microsoft.ManagedNetworkFabric/ipPrefixes/prefix%d?api-version=2025-07-15", sub, i)
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+			r, err := clients[victim].Do(ctx, http.MethodPut, path, map[string]any{"location": "local", "properties": map[string]any{"ipPrefixRules": []any{
+				map[string]any{"action": "Permit", "sequenceNumber": 1, "networkPrefix": "10.0.0.0/8"}}}})
+			cancel()
+			if err != nil || r.Status/100 != 2 {
+				return // the replica is gone or frozen
+			}
+			lros = append(lros, strings.TrimPrefix(r.Header.Get("Azure-AsyncOperation"), strings.TrimSuffix(clients[victim].Creds.ARMEndpoint, "/")))
+		}
+	}()
+
+	// The load: workers write and read the keys through every replica in
+	// turn, retrying a failed attempt on the next replica.
+	start := time.Now()
+	// Attempts on the dead replica fail until a client stops sending
+	// there (a load balancer's health check would); what counts is how
+	// long requests to the live replicas fail.
+	var (
+		mu                      sync.Mutex
+		history                 []porcupine.Operation
+		firstFailure, lastFail  time.Time
+		onDead, onLive, errored int
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	attempt := func(c *client.Client, method, path string, body any) (*client.Response, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second) // a frozen replica answers nothing
+		defer cancel()
+		r, err := c.Do(ctx, method, path, body)
+		if err == nil && r.Status >= 500 {
+			err = fmt.Errorf("%d %s", r.Status, r.Body)
+		}
+		return r, err
+	}
+	for w := range 6 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := (w + i) % keys
+				in := kvInput{write: i%2 == 0, key: fmt.Sprint(k), value: fmt.Sprintf("w%d-%d", w, i)}
+				call := time.Since(start).Nanoseconds()
+				var out kvOutput
+				var err error
+				for try := 0; try < 20; try++ {
+					replica := (w + i + try) % len(clients)
+					c := clients[replica]
+					var r *client.Response
+					if in.write {
+						r, err = attempt(c, http.MethodPut, group(k), map[string]any{"location": "local", "tags": map[string]string{"v": in.value}})
+						if err == nil && r.Status/100 != 2 {
+							err = fmt.Errorf("write: %d %s", r.Status, r.Body)
+						}
+					} else {
+						r, err = attempt(c, http.MethodGet, group(k), nil)
+						if err == nil {
+							var g struct{ Tags map[string]string }
+							err = json.Unmarshal(r.Body, &g)
+							out.value = g.Tags["v"]
+						}
+					}
+					if err == nil {
+						break
+					}
+					mu.Lock()
+					if replica == victim {
+						onDead++
+					} else {
+						onLive++
+						if firstFailure.IsZero() {
+							firstFailure = time.Now()
+						}
+						lastFail = time.Now()
+					}
+					mu.Unlock()
+					time.Sleep(100 * time.Millisecond)
+				}
+				mu.Lock()
+				if err != nil {
+					errored++
+					t.Errorf("worker %d: %v after 20 attempts", w, err)
+				} else {
+					history = append(history, porcupine.Operation{ClientId: w, Input: in, Call: call, Output: out, Return: time.Since(start).Nanoseconds()})
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(2 * time.Second)
+	killed := time.Now()
+	fault(t, replicas[victim])
+	<-lroDone
+	time.Sleep(5 * time.Second)
+	close(stop)
+	wg.Wait()
+
+	t.Logf("%d operations; %d attempts on the dead replica and %d on live ones failed and were retried", len(history), onDead, onLive)
+	if onLive > 0 {
+		t.Logf("requests to live replicas failed from %v to %v after the kill: a window of %v", firstFailure.Sub(killed).Round(time.Millisecond),
+			lastFail.Sub(killed).Round(time.Millisecond), lastFail.Sub(firstFailure).Round(time.Millisecond))
+	} else {
+		t.Log("no request to a live replica failed")
+	}
+	if errored > 0 {
+		t.Errorf("%d operations failed for clients that retry", errored)
+	}
+	if len(history) < 100 {
+		t.Fatalf("only %d operations in the history: the load did not run", len(history))
+	}
+	if !porcupine.CheckOperations(kvModel, history) {
+		t.Error("the history of writes and reads is not linearizable")
+	}
+	if comesBack {
+		if r, err := attempt(clients[victim], http.MethodGet, group(0), nil); err != nil || r.Status != http.StatusOK {
+			t.Errorf("the replica does not serve again after the fault: %v %v", r, err)
+		}
+	}
+	// Every long-running operation the killed replica accepted ends.
+	t.Logf("%d long-running operations accepted by the replica before it died", len(lros))
+	survivor := clients[0]
+	for _, op := range lros {
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			r, err := survivor.Do(t.Context(), http.MethodGet, op, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var st struct{ Status string }
+			json.Unmarshal(r.Body, &st)
+			if st.Status == "Succeeded" || st.Status == "Failed" || st.Status == "Canceled" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("operation %s is still %q a minute after its replica died", op, st.Status)
+			}
+		}
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return string(b)
+}
