@@ -257,12 +257,17 @@ func (s *Server) deleteVolume(r *http.Request) (any, error) {
 	return nil, nil
 }
 
-func (s *Server) putExport(r *http.Request) (any, error) {
-	serial, err := pathName(r, "serial", "volume serial number")
-	if err != nil {
-		return nil, err
+// exportPath reads the volume and export names of an export's route.
+func exportPath(r *http.Request) (serial, name string, err error) {
+	if serial, err = pathName(r, "serial", "volume serial number"); err != nil {
+		return "", "", err
 	}
-	name, err := pathName(r, "name", "export name")
+	name, err = pathName(r, "name", "export name")
+	return serial, name, err
+}
+
+func (s *Server) putExport(r *http.Request) (any, error) {
+	serial, name, err := exportPath(r)
 	if err != nil {
 		return nil, err
 	}
@@ -290,11 +295,7 @@ func (s *Server) putExport(r *http.Request) (any, error) {
 }
 
 func (s *Server) deleteExport(r *http.Request) (any, error) {
-	serial, err := pathName(r, "serial", "volume serial number")
-	if err != nil {
-		return nil, err
-	}
-	name, err := pathName(r, "name", "export name")
+	serial, name, err := exportPath(r)
 	if err != nil {
 		return nil, err
 	}
