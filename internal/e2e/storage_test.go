@@ -305,6 +305,24 @@ func TestStorage(t *testing.T) {
 		if st.Status != "Succeeded" || !strings.HasSuffix(v.Properties.AssignedStorageApplianceID, "/san2") {
 			t.Errorf("a 5,000 MiB volume: %s on %q, want Succeeded on san2, which has room", st.Status, v.Properties.AssignedStorageApplianceID)
 		}
+		// A volume pinned to an appliance stays there; a PUT that leaves
+		// the appliance out keeps it, one that names another is refused.
+		pinned := ncID("volumes", "pinned")
+		if st := ncOperation(t, c, http.MethodPut, pinned+"?api-version="+ncAPI, volume("pinned", 50, map[string]any{"storageApplianceId": applianceID})); st.Status != "Succeeded" {
+			t.Fatalf("a volume pinned to san1: %+v", st)
+		}
+		if st := ncOperation(t, c, http.MethodPut, pinned+"?api-version="+ncAPI, volume("pinned", 90, nil)); st.Status != "Succeeded" {
+			t.Fatalf("growing it with a PUT that leaves the appliance out: %+v", st)
+		}
+		var p stVolume
+		ncGet(t, c, pinned, &p)
+		if !strings.HasSuffix(p.Properties.AssignedStorageApplianceID, "/san1") || p.Properties.AllocatedSizeMiB != 90 {
+			t.Errorf("the pinned volume is %+v, want 90 MiB on san1 (which has 96 MiB left)", p.Properties)
+		}
+		r, err := c.Do(t.Context(), http.MethodPut, pinned+"?api-version="+ncAPI, volume("pinned", 90, map[string]any{"storageApplianceId": ncID("storageAppliances", "san2")}))
+		if err != nil || r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "cannot change") {
+			t.Errorf("moving the pinned volume to san2 = %v %v, want 400 naming storageApplianceId", r, err)
+		}
 	})
 	must("detach and delete", func(t *testing.T) {
 		st := ncOperation(t, c, http.MethodPost, vol.ID+"/detach?api-version="+ncAPI, map[string]any{"attachedTo": machine})

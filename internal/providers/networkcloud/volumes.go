@@ -109,6 +109,10 @@ func (p *Provider) validateVolume(ctx context.Context, w *resource.Write) error 
 		if v.SizeMiB < old.SizeMiB {
 			return arm.FieldError("properties.sizeMiB", "A volume cannot shrink: sizeMiB %d is less than its %d MiB.", v.SizeMiB, old.SizeMiB)
 		}
+		if v.StorageApplianceID == "" && old.StorageApplianceID != "" { // a PUT that leaves it out keeps it
+			v.StorageApplianceID = old.StorageApplianceID
+			w.New.Properties["storageApplianceId"] = old.StorageApplianceID
+		}
 		if !strings.EqualFold(v.StorageApplianceID, old.StorageApplianceID) {
 			return arm.FieldError("properties.storageApplianceId", "storageApplianceId cannot change after the volume is created.")
 		}
