@@ -30,6 +30,11 @@ var ErrNotFound = errors.New("store: not found")
 // operation was guarded by: somebody else wrote it first.
 var ErrConflict = errors.New("store: conflict")
 
+// ErrFenced is the error of a write made as the leader of an election
+// (with the context Lead gave) after this replica stopped leading it: its
+// lease lapsed, and another replica may lead now. It must not be retried.
+var ErrFenced = errors.New("store: no longer the leader")
+
 // Config says where the state lives.
 type Config struct {
 	// Dir holds the embedded etcd's data. Used when Endpoints is empty.
@@ -291,11 +296,18 @@ func (s *Store) Txn(ctx context.Context, ops ...Op) (int64, error) {
 			writes = append(writes, clientv3.OpPut(k, string(op.value)))
 		}
 	}
+	f, fenced := ctx.Value(fenceKey{}).(fence)
+	if fenced {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(f.key), "=", f.rev))
+	}
 	resp, err := s.client.Txn(ctx).If(cmps...).Then(writes...).Commit()
 	if err != nil {
 		return 0, fmt.Errorf("store: txn: %w", err)
 	}
 	if !resp.Succeeded {
+		if fenced && !s.leads(ctx, f) {
+			return 0, fmt.Errorf("%w of %q", ErrFenced, f.election)
+		}
 		return 0, ErrConflict
 	}
 	return resp.Header.Revision, nil

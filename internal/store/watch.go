@@ -90,7 +90,11 @@ func (s *Store) leadOnce(ctx context.Context, name, id string, fn func(ctx conte
 	if err := election.Campaign(ctx, id); err != nil {
 		return fmt.Errorf("store: election %q: campaign: %w", name, err)
 	}
-	leaderCtx, cancel := context.WithCancel(ctx)
+	// Every write made with leaderCtx is fenced by the election's key: it
+	// fails once the session's lease has lapsed, even before this replica
+	// notices, so a deposed leader cannot write after the next one starts.
+	leaderCtx, cancel := context.WithCancel(context.WithValue(ctx, fenceKey{},
+		fence{election: name, key: election.Key(), rev: election.Rev()}))
 	defer cancel()
 	go func() {
 		select {
@@ -105,4 +109,20 @@ func (s *Store) leadOnce(ctx context.Context, name, id string, fn func(ctx conte
 	defer done()
 	_ = election.Resign(resignCtx) // the lease expiring does the same
 	return nil
+}
+
+// fence is the leadership a write depends on: the election's key, as
+// created by this replica's campaign.
+type fence struct {
+	election, key string
+	rev           int64
+}
+
+type fenceKey struct{}
+
+// leads reports whether the fence's key is still the one this replica's
+// campaign created.
+func (s *Store) leads(ctx context.Context, f fence) bool {
+	resp, err := s.client.Get(context.WithoutCancel(ctx), f.key)
+	return err == nil && len(resp.Kvs) == 1 && resp.Kvs[0].CreateRevision == f.rev
 }
