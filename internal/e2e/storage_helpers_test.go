@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -45,11 +46,16 @@ type applianceProcess struct {
 	capacityMiB              int64
 	cmd                      *exec.Cmd
 	owner                    *testing.T // the test the process lives as long as, not a subtest that restarts it
+	ports                    string     // its NBD port range
 }
+
+var appliancePorts atomic.Int32
 
 func startAppliance(t *testing.T, bin, serial string, capacityMiB int64) *applianceProcess {
 	t.Helper()
-	a := &applianceProcess{bin: bin, dir: t.TempDir(), listen: freeAddr(t), serial: serial, capacityMiB: capacityMiB, owner: t}
+	first := 21000 + 100*int(appliancePorts.Add(1)%30) // a range of its own, so that its exports get their ports back after a restart
+	a := &applianceProcess{bin: bin, dir: t.TempDir(), listen: freeAddr(t), serial: serial, capacityMiB: capacityMiB, owner: t,
+		ports: fmt.Sprintf("%d-%d", first, first+99)}
 	a.start()
 	return a
 }
@@ -58,7 +64,7 @@ func (a *applianceProcess) start() {
 	a.owner.Helper()
 	a.cmd = startUntil(a.owner, a.bin, "storage agent started", "storage-agent", "--listen", a.listen, "--data-dir", a.dir,
 		"--username", applianceUser, "--password", appliancePass, "--serial-number", a.serial,
-		"--capacity-mib", fmt.Sprint(a.capacityMiB), "--log-level", "info")
+		"--capacity-mib", fmt.Sprint(a.capacityMiB), "--nbd-ports", a.ports, "--log-level", "info")
 }
 
 // kill stops the service with SIGKILL: its NBD daemons die with it.

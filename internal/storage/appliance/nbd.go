@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/citadel-cloud/citadel/internal/storage"
 )
@@ -556,7 +557,21 @@ func listenNoDelay(ctx context.Context, addr string) (*os.File, error) {
 		}
 		return err
 	}}
-	ln, err := lc.Listen(ctx, "tcp", addr)
+	// After a crash of the service its daemons die with it, but not at
+	// once: an export's port may still be held for a moment.
+	var ln net.Listener
+	var err error
+	for wait := 50 * time.Millisecond; ; wait *= 2 {
+		ln, err = lc.Listen(ctx, "tcp", addr)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || wait > 2*time.Second {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

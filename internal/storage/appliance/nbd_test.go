@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -43,8 +44,14 @@ func nbdConfig(t testing.TB) Config {
 		t.Fatal(err)
 	}
 	cfg.QemuStorageDaemon = path
+	// A range of its own: tests that run at once (and the end-to-end
+	// tests, from 21000) must not take the ports a restart gets back.
+	first := 24000 + 50*int(nbdTestPorts.Add(1)%40)
+	cfg.NBDPorts = PortRange{First: first, Last: first + 49}
 	return cfg
 }
+
+var nbdTestPorts atomic.Int32
 
 func randomKey(t testing.TB) string {
 	b := make([]byte, 32)
