@@ -275,6 +275,35 @@ func TestStorage(t *testing.T) {
 		if out, ok := qemuIO(t, att, att.PSK, "read -P 0xab 0 1M"); !ok {
 			t.Fatalf("the volume's own export went with the orphan: %s", out)
 		}
+		// An export the appliance lost is served again with the
+		// attachment's key, and the volume says where.
+		var shown stVolume
+		ncGet(t, c, vol.ID, &shown)
+		if len(shown.Properties.Attachments) != 1 {
+			t.Fatalf("attachments = %v, want one", shown.Properties.Attachments)
+		}
+		name, _ := shown.Properties.Attachments[0]["exportName"].(string)
+		if err := sc.DeleteExport(t.Context(), vol.Properties.SerialNumber, name); err != nil {
+			t.Fatal(err)
+		}
+		v := stWait(t, c, vol.ID, "the lost export served again", func(v stVolume) bool {
+			vs, err := sc.Volumes(t.Context())
+			if err != nil {
+				return false
+			}
+			for _, av := range vs {
+				for _, e := range av.Exports {
+					if e.Name == name && len(v.Properties.Attachments) == 1 && v.Properties.Attachments[0]["nbdUri"] == e.URI() {
+						att.Port = e.Port
+						return true
+					}
+				}
+			}
+			return false
+		})
+		if out, ok := qemuIO(t, att, att.PSK, "read -P 0xab 0 1M"); !ok {
+			t.Fatalf("the restored export (%v): %s", v.Properties.Attachments, out)
+		}
 	})
 	must("a second appliance adds capacity without touching compute", func(t *testing.T) {
 		san2 := startAppliance(t, bin, "SAN-TWO", 8192)

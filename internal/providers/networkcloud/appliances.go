@@ -199,10 +199,11 @@ func vendorManagementProperties(vm storage.VendorManagement, now time.Time) map[
 
 // WatchAppliances asks every storage appliance how it is, every
 // ApplianceCheckInterval, until ctx ends: it shows what each reports
-// (capacity, health, the vendor management switch), marks an appliance
-// that stops answering and its volumes Error, naming what uses them, and
-// removes from each appliance what no volume accounts for (a volume or
-// export a crash left half-made). Run it on one replica.
+// (capacity, health, the vendor management switch); marks an appliance
+// that stops answering and its volumes Error, naming what uses them;
+// serves again the exports of attachments an appliance lost; and removes
+// from each appliance what no volume accounts for (a volume or export a
+// crash left half-made). Run it on one replica.
 func (p *Provider) WatchAppliances(ctx context.Context) {
 	w := &applianceWatch{p: p, silentSince: map[string]time.Time{}}
 	tick := time.NewTicker(p.cfg.ApplianceCheckInterval)
@@ -395,7 +396,8 @@ func usedBy(users []string) string {
 }
 
 // reconcileAppliance removes from the appliance the volumes and exports
-// that no volume accounts for, and from the ledger the reservations of
+// that no volume accounts for, serves again the exports of attachments
+// the appliance lost, and removes from the ledger the reservations of
 // volumes that are gone. It reads the appliance before the store, so a
 // volume created meanwhile is always seen: its resource is written
 // before the appliance is asked to create it.
@@ -435,6 +437,24 @@ func (p *Provider) reconcileAppliance(ctx context.Context, sa *resource.Resource
 				return err
 			}
 		}
+		if r.Busy {
+			continue // an attach or detach in flight makes its own export
+		}
+		for _, a := range v.Attachments {
+			if slices.ContainsFunc(av.Exports, func(e storage.Export) bool { return e.Name == a.ExportName }) {
+				continue
+			}
+			// The appliance lost it (its state restored from before the
+			// attach, say): the attachment's key serves it again.
+			p.log.InfoContext(ctx, "missing export restored", "appliance", sa.Name, "volume", av.SerialNumber, "export", a.ExportName)
+			e, err := c.PutExport(ctx, av.SerialNumber, a.ExportName, storage.ExportSpec{PSKIdentity: a.PSKIdentity, PSK: a.PSK})
+			if err != nil {
+				return err
+			}
+			if e.URI() != a.NBDURI {
+				p.setExportURI(ctx, mustID(r.ID), a.ExportName, e.URI())
+			}
+		}
 	}
 	reserved, err := p.cfg.Ledger.Volumes(ctx, sa.ID)
 	if err != nil {
@@ -466,6 +486,26 @@ func (p *Provider) keeps(r *resource.Resource, appliance string) bool {
 		return allocated(r)
 	}
 	return true
+}
+
+// setExportURI records where an attachment's export is served now.
+func (p *Provider) setExportURI(ctx context.Context, volume arm.ID, exportName, uri string) {
+	_, err := p.svc.Upsert(ctx, volume, func(r *resource.Resource, created bool) error {
+		v, err := volumeOf(r)
+		if created || err != nil {
+			return resource.ErrUnchanged
+		}
+		i := slices.IndexFunc(v.Attachments, func(a attachment) bool { return a.ExportName == exportName })
+		if i < 0 || v.Attachments[i].NBDURI == uri {
+			return resource.ErrUnchanged
+		}
+		v.Attachments[i].NBDURI = uri
+		p.setAttachments(r, v.Attachments)
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		p.log.WarnContext(ctx, "export address not recorded", "volume", volume, "err", err)
+	}
 }
 
 // removeOrphan deletes a volume no resource accounts for, exports first.
