@@ -95,6 +95,7 @@ func New(creds Credentials) (*Client, error) {
 	tr := &http.Transport{
 		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second, // before the server's 2 minutes, so a connection is never reused as the server closes it
 	}
 	return &Client{Creds: creds, HTTP: &http.Client{Transport: tr, Timeout: 60 * time.Second}}, nil
 }

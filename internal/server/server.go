@@ -319,7 +319,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Handler:           fd,
 		TLSConfig:         &tls.Config{GetCertificate: served.get, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// Without it an idle keep-alive connection is closed by the
+		// header timeout after 10 s, racing a client that reuses it.
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
 	replicaID := uuid.NewString()
@@ -378,7 +381,10 @@ func (s *Server) serveAgents(ctx, runCtx context.Context, cfg Config, host strin
 		Handler:           s.Fleet.Handler(),
 		TLSConfig:         s.Agents.ServerTLS(base),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// Without it an idle keep-alive connection is closed by the
+		// header timeout after 10 s, racing a client that reuses it.
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	s.AgentURL = "https://" + net.JoinHostPort(host, fmt.Sprint(ln.Addr().(*net.TCPAddr).Port))
 	s.done.Go(func() { s.Fleet.Run(runCtx) })
