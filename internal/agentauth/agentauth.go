@@ -261,6 +261,15 @@ func (a *Authority) CACertPEM() []byte {
 	return st.pem
 }
 
+// CACertificate is the node CA's certificate, parsed.
+func (a *Authority) CACertificate() *x509.Certificate {
+	st, err := a.current()
+	if err != nil {
+		return nil
+	}
+	return st.cert
+}
+
 // RotateIfDue replaces the node CA when a third of its validity is left,
 // and reports whether it did. The CA it replaces is still trusted until
 // every certificate it signed has expired (CertTTL), so agents keep

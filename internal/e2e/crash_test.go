@@ -142,14 +142,8 @@ func (p *citadelProcess) kill(t *testing.T) {
 func TestCrashDuringPuts(t *testing.T) {
 	p := &citadelProcess{bin: buildCitadel(t), dataDir: t.TempDir(), listen: freeAddr(t)}
 	p.start(t)
-	creds, err := client.LoadCredentials(filepath.Join(p.dataDir, "bootstrap", "admin.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(creds)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := p.client(t)
+	creds := c.Creds
 	ctx := t.Context()
 	group := fmt.Sprintf("/subscriptions/%s/resourceGroups/crash", creds.SubscriptionID)
 	if r, err := c.Do(ctx, http.MethodPut, group+"?api-version=2021-04-01", map[string]any{"location": "local"}); err != nil || r.Expect(201) != nil {
@@ -190,14 +184,8 @@ func TestCrashDuringPuts(t *testing.T) {
 	t.Logf("%d PUTs acknowledged before SIGKILL", len(acked))
 
 	p.start(t)
-	// Reloaded: the server may have come back on another port.
-	if creds, err = client.LoadCredentials(filepath.Join(p.dataDir, "bootstrap", "admin.json")); err != nil {
-		t.Fatal(err)
-	}
-	c, err = client.New(creds)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c = p.client(t) // the server may have come back on another port
+	creds = c.Creds
 	deadline := time.Now().Add(60 * time.Second)
 	for _, a := range acked {
 		r, err := c.Do(ctx, http.MethodGet, a.id+"?api-version=2025-07-15", nil)
@@ -205,21 +193,43 @@ func TestCrashDuringPuts(t *testing.T) {
 			t.Errorf("GET %s after restart = %v %v, want 200: an acknowledged PUT was lost", a.id, r, err)
 			continue
 		}
-		statusPath := strings.TrimPrefix(a.statusURL, strings.TrimSuffix(creds.ARMEndpoint, "/"))
-		for {
-			r, err := c.Do(ctx, http.MethodGet, statusPath, nil)
-			if err != nil || r.Status != http.StatusOK {
-				t.Fatalf("GET operation %s = %v %v", statusPath, r, err)
-			}
-			var st struct{ Status string }
-			json.Unmarshal(r.Body, &st)
-			if st.Status == "Succeeded" || st.Status == "Failed" || st.Status == "Canceled" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("operation %s still %s 60s after restart", statusPath, st.Status)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		waitEnded(t, c, strings.TrimPrefix(a.statusURL, strings.TrimSuffix(creds.ARMEndpoint, "/")), deadline)
 	}
+}
+
+// waitEnded polls an operation's status until it ends (Succeeded, Failed
+// or Canceled), failing the test if it has not by deadline.
+func waitEnded(t *testing.T, c *client.Client, statusPath string, deadline time.Time) {
+	t.Helper()
+	for {
+		r, err := c.Do(t.Context(), http.MethodGet, statusPath, nil)
+		if err != nil || r.Status != http.StatusOK {
+			t.Fatalf("GET operation %s = %v %v", statusPath, r, err)
+		}
+		var st struct{ Status string }
+		json.Unmarshal(r.Body, &st)
+		if st.Status == "Succeeded" || st.Status == "Failed" || st.Status == "Canceled" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("operation %s is still %s", statusPath, st.Status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// client is an admin client of the server, which may have come back on
+// another port: it writes its endpoint into the credentials it keeps.
+func (p *citadelProcess) client(t *testing.T) *client.Client {
+	t.Helper()
+	creds, err := client.LoadCredentials(filepath.Join(p.dataDir, "bootstrap", "admin.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.PollInterval = 50 * time.Millisecond
+	return c
 }

@@ -176,7 +176,7 @@ func failover(t *testing.T, comesBack bool, fault func(t *testing.T, p *citadelP
 	// One admin client per replica; the CA is the replicas' shared one.
 	clients := make([]*client.Client, len(replicas))
 	for i, r := range replicas {
-		clients[i] = processClient(t, r)
+		clients[i] = r.client(t)
 	}
 	sub := "/subscriptions/" + clients[0].Creds.SubscriptionID
 	for i := range clients {
@@ -327,21 +327,9 @@ func failover(t *testing.T, comesBack bool, fault func(t *testing.T, p *citadelP
 	// Every long-running operation the killed replica accepted ends.
 	t.Logf("%d long-running operations accepted by the replica before it died", len(lros))
 	survivor := clients[0]
+	deadline := time.Now().Add(time.Minute)
 	for _, op := range lros {
-		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-			r, err := survivor.Do(t.Context(), http.MethodGet, op, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var st struct{ Status string }
-			json.Unmarshal(r.Body, &st)
-			if st.Status == "Succeeded" || st.Status == "Failed" || st.Status == "Canceled" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("operation %s is still %q a minute after its replica died", op, st.Status)
-			}
-		}
+		waitEnded(t, survivor, op, deadline)
 	}
 }
 

@@ -2,13 +2,14 @@ package e2e
 
 import (
 	"encoding/json"
-	"github.com/google/uuid"
 	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/citadel-cloud/citadel/internal/client"
 )

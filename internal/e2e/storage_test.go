@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/citadel-cloud/citadel/internal/client"
 	"github.com/citadel-cloud/citadel/internal/redfishsim"
 	"github.com/citadel-cloud/citadel/internal/server"
 	"github.com/citadel-cloud/citadel/internal/servertest"
@@ -386,7 +385,7 @@ func TestStorageCrash(t *testing.T) {
 	p := &citadelProcess{bin: bin, dataDir: t.TempDir(), listen: freeAddr(t), args: []string{"--appliance-check-interval", "300ms"}}
 	p.start(t)
 	ncImage(t, p.dataDir)
-	c := processClient(t, p)
+	c := p.client(t)
 	sub := c.Creds.SubscriptionID
 	rg := "/subscriptions/" + sub + "/resourceGroups/crash"
 	ncID := func(typ, name string) string { return rg + "/providers/Microsoft.NetworkCloud/" + typ + "/" + name }
@@ -430,7 +429,7 @@ func TestStorageCrash(t *testing.T) {
 	wg.Wait()
 	p.kill(t)
 	p.start(t)
-	c = processClient(t, p)
+	c = p.client(t)
 
 	// Every volume's PUT or DELETE ends; attaches and the appliance's
 	// reconciliation may take a little longer, so the API is read afresh
@@ -506,22 +505,6 @@ func TestStorageCrash(t *testing.T) {
 	if !strings.Contains(string(res.Properties), fmt.Sprint(total)) {
 		t.Errorf("the appliance's provisioned capacity is not the API's %d MiB: %s", total, res.Properties)
 	}
-}
-
-// processClient is an admin client of a citadel server process, which may
-// have come back on another port.
-func processClient(t *testing.T, p *citadelProcess) *client.Client {
-	t.Helper()
-	creds, err := client.LoadCredentials(filepath.Join(p.dataDir, "bootstrap", "admin.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.PollInterval = 50 * time.Millisecond
-	return c
 }
 
 // TestStorageSim uses the fleet simulator's storage appliance (the sim

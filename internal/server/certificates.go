@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"time"
@@ -159,17 +158,4 @@ func (s *Server) recordPlatformEvent(ctx context.Context, operation, level, msg 
 			log.ErrorContext(ctx, "platform event not recorded", "operation", operation, "err", err)
 		}
 	}
-}
-
-// parsePEMCertificate reads the first certificate of a PEM block.
-func parsePEMCertificate(b []byte) *x509.Certificate {
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return nil
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil
-	}
-	return c
 }

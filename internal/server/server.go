@@ -8,7 +8,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -343,7 +342,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.watchCertificates(runCtx, served, p.agents, []expiring{
 			{"server certificate", served.leaf},
 			{"HTTPS CA", ca.Certificate},
-			{"node CA", func() *x509.Certificate { return parsePEMCertificate(p.agents.CACertPEM()) }},
+			{"node CA", p.agents.CACertificate},
 		}, cfg.CertificateCheck, log)
 	})
 	s.done.Go(func() {

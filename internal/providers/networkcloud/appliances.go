@@ -370,11 +370,8 @@ func (p *Provider) volumesOn(ctx context.Context, appliance string) ([]*resource
 	return out, users, nil
 }
 
-func allocated(r *resource.Resource) bool {
-	n, _ := r.Properties["allocatedSizeMiB"].(float64)
-	i, _ := r.Properties["allocatedSizeMiB"].(int)
-	return n > 0 || i > 0
-}
+// allocated reports whether a stored volume was created on its appliance.
+func allocated(r *resource.Resource) bool { return num(r.Properties, "allocatedSizeMiB") > 0 }
 
 // volumeUsers names what a volume is attached to.
 func volumeUsers(r *resource.Resource) []string {

@@ -216,6 +216,13 @@ func str(props map[string]any, name string) string {
 	return s
 }
 
+// num is a number property of a stored resource (JSON numbers decode
+// as float64), 0 when it has none.
+func num(props map[string]any, name string) float64 {
+	n, _ := props[name].(float64)
+	return n
+}
+
 func now() string { return time.Now().UTC().Format(time.RFC3339) }
 
 // inCluster lists the resources of type fullName that cluster declared.

@@ -191,13 +191,7 @@ func (p *Provider) candidates(ctx context.Context, cluster arm.ID, only string) 
 }
 
 // capacityMiB is an appliance's capacity (its property is GiB).
-func capacityMiB(sa *resource.Resource) int64 {
-	gib, _ := sa.Properties["capacity"].(float64)
-	if n, ok := sa.Properties["capacity"].(int); ok {
-		gib = float64(n)
-	}
-	return int64(gib * 1024)
-}
+func capacityMiB(sa *resource.Resource) int64 { return int64(num(sa.Properties, "capacity") * 1024) }
 
 // provisionVolume places the volume (or keeps it where it is), reserves
 // its size on the appliance, and creates or grows it there.
