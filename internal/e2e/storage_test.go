@@ -428,6 +428,21 @@ func TestStorageCrash(t *testing.T) {
 	}
 	wg.Wait()
 	p.kill(t)
+	// The kill must have caught work in flight: each export starts a
+	// qemu-storage-daemon, one at a time, so ten cannot all be served in
+	// the moment between their acknowledgement and the kill.
+	before, err := san.client(t).Volumes(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	exports := 0
+	for _, v := range before {
+		exports += len(v.Exports)
+	}
+	t.Logf("at the kill the appliance held %d volumes and %d of the 10 exports", len(before), exports)
+	if exports == 10 {
+		t.Fatal("every export was served before the kill: nothing was in flight, the test proves nothing")
+	}
 	p.start(t)
 	c = p.client(t)
 
