@@ -336,6 +336,33 @@ func validScope(s string) error {
 	return err
 }
 
+// Permissions returns the permissions of every role assigned to who (or
+// one of its groups) at scope or above it, one entry per permission of
+// each role, as ARM's Permissions API lists them. Deny assignments are not
+// reflected: like Azure's, the answer is what the roles grant.
+func (p *Policy) Permissions(who Principal, scope string) []Permission {
+	scope = scopeKey(scope)
+	var out []Permission
+	seen := map[*role]bool{}
+	for i := range len(who.Groups) + 1 {
+		id := who.ObjectID
+		if i > 0 {
+			id = who.Groups[i-1]
+		}
+		pr := p.principals[lower(id)]
+		if pr == nil {
+			continue
+		}
+		for _, g := range pr.grants {
+			if covers(g.scope, scope) && !seen[g.role] {
+				seen[g.role] = true
+				out = append(out, clonePermissions(g.role.def.Permissions)...)
+			}
+		}
+	}
+	return out
+}
+
 // HasAssignmentWithin reports whether who (or one of its groups) holds a
 // role assignment at scope or anywhere below it. Azure lists a
 // subscription to everyone who holds a role inside it, so that a user

@@ -364,3 +364,34 @@ func TestAssignableAt(t *testing.T) {
 		}
 	}
 }
+
+func TestPermissions(t *testing.T) {
+	p := newPolicy(t, []Assignment{
+		assign(alice, ReaderRole, sub),
+		assign(alice, ReaderRole, rg1), // the same role twice: listed once
+		assign(ops, ContributorRole, rg1),
+		assign(bob, OwnerRole, rg2),
+	}, nil, nil)
+	reader, _ := p.Role(ReaderRole)
+	contributor, _ := p.Role(ContributorRole)
+	tests := []struct {
+		name  string
+		who   Principal
+		scope string
+		want  []Permission
+	}{
+		{"inherited from the subscription", Principal{ObjectID: alice}, rg2, reader.Permissions},
+		{"held at the scope", Principal{ObjectID: alice}, bmm1, reader.Permissions},
+		{"through a group", Principal{ObjectID: alice, Groups: []string{ops}}, bmm1, append(append([]Permission{}, reader.Permissions...), contributor.Permissions...)},
+		{"not above the assignment", Principal{ObjectID: bob}, sub, nil},
+		{"a sibling group", Principal{ObjectID: bob}, rg1, nil},
+		{"nobody", Principal{ObjectID: "cccccccc-0000-0000-0000-000000000003"}, rg1, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if d := cmp.Diff(tt.want, p.Permissions(tt.who, tt.scope)); d != "" {
+				t.Errorf("Permissions (-want +got):\n%s", d)
+			}
+		})
+	}
+}

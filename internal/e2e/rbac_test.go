@@ -310,6 +310,34 @@ func testRBACCustomRole(t *testing.T, e *sdkEnv) {
 		return err
 	})
 
+	t.Run("permissions", func(t *testing.T) {
+		// What the Permissions API tells the editor it may do, in its
+		// group and in another.
+		pc, err := armauthorization.NewPermissionsClient(e.sub, sp.cred, e.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			group string
+			want  [][]string
+		}{{group, [][]string{ipPrefixEditorActions}}, {other, nil}} {
+			var got [][]string
+			pager := pc.NewListForResourceGroupPager(tc.group, nil)
+			for pager.More() {
+				page, err := pager.NextPage(ctx)
+				if err != nil {
+					t.Fatalf("Permissions.NewListForResourceGroupPager(%s) = %v", tc.group, err)
+				}
+				for _, p := range page.Value {
+					got = append(got, derefAll(p.Actions))
+				}
+			}
+			if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("Permissions.NewListForResourceGroupPager(%s) as the editor (-want +got):\n%s", tc.group, diff)
+			}
+		}
+	})
+
 	prefix := e.ipPrefixID(group, "pfx1")
 	t.Run("allowed", func(t *testing.T) {
 		g, err := as.groups.Get(ctx, group, nil)

@@ -40,6 +40,8 @@ type Authorizer interface {
 	Authorize(who authz.Principal, action, scope string) (role string, err error)
 	// CanRead reports whether who may read resource id of type typ.
 	CanRead(who authz.Principal, typ, id string) bool
+	// Permissions lists what the roles who holds at scope allow.
+	Permissions(who authz.Principal, scope string) []authz.Permission
 }
 
 // PolicyEnforcer applies Azure Policy to writes (package
@@ -251,18 +253,18 @@ func (f *FrontDoor) serveAs(r *http.Request, principal identity.Principal, corre
 			return nil, err
 		}
 	}
-	rt, err := f.route(r.Method, path, req, q.Get("$expand"))
-	if err != nil {
-		return nil, err
-	}
-	if req.Audit != nil {
-		req.Audit.OperationName, req.Audit.Scope = rt.action, rt.scope
-	}
 	who := authz.Principal{ObjectID: principal.ObjectID, Groups: principal.Groups}
 	if principal.HasGroupOverflow { // too many groups for the token: look them up
 		if who.Groups, err = f.identity.GroupsOf(r.Context(), principal.ObjectID); err != nil {
 			return nil, err
 		}
+	}
+	rt, err := f.route(r.Method, path, req, q.Get("$expand"), who)
+	if err != nil {
+		return nil, err
+	}
+	if req.Audit != nil {
+		req.Audit.OperationName, req.Audit.Scope = rt.action, rt.scope
 	}
 	req.CanRead = func(typ, id string) bool { return f.authz.CanRead(who, typ, id) }
 	switch {

@@ -3,10 +3,12 @@ package frontdoor
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
 	"github.com/citadel-cloud/citadel/internal/authz"
+	"github.com/citadel-cloud/citadel/internal/providers/authorization"
 	"github.com/citadel-cloud/citadel/internal/providers/resources"
 	"github.com/citadel-cloud/citadel/internal/resource"
 )
@@ -38,7 +40,7 @@ func checked(action, scope string, serve func(ctx context.Context) (*resource.Re
 }
 
 // route maps a parsed path and method to its route (arm-contract §1, §3).
-func (f *FrontDoor) route(method string, p arm.Path, req *resource.Request, expand string) (route, error) {
+func (f *FrontDoor) route(method string, p arm.Path, req *resource.Request, expand string, who authz.Principal) (route, error) {
 	id := p.ID
 	if id.Namespace == "" && id.ResourceGroup != "" && len(p.Tail) >= 2 && strings.EqualFold(p.Tail[0], "deployments") {
 		// A group's deployments also answer at ARM's older path without
@@ -47,7 +49,7 @@ func (f *FrontDoor) route(method string, p arm.Path, req *resource.Request, expa
 			Namespace: "Microsoft.Resources", Types: []string{"deployments"}, Names: []string{p.Tail[1]}}
 		p.Tail = p.Tail[2:]
 		req.ID, req.Path = p.ID, p.ID.String()+tailPath(p.Tail)
-		return f.route(method, p, req, expand)
+		return f.route(method, p, req, expand, who)
 	}
 	switch {
 	case id.IsZero():
@@ -57,7 +59,7 @@ func (f *FrontDoor) route(method string, p arm.Path, req *resource.Request, expa
 	case id.Namespace == "":
 		return f.routeGroup(method, p.Tail, req, expand)
 	case len(id.Types) == 0:
-		return f.routeNamespace(method, p.Tail, req)
+		return f.routeNamespace(method, p.Tail, req, who)
 	case isActivityLog(id, p.Tail) && f.insights != nil:
 		scope := "/"
 		if id.Subscription != "" {
@@ -165,13 +167,26 @@ func (f *FrontDoor) routeGroup(method string, tail []string, req *resource.Reque
 // routeNamespace serves [{scope}]/providers/{ns}[/{type}|/register]: a
 // provider, its registration, or a collection at the tenant root, a
 // subscription, a group or a resource.
-func (f *FrontDoor) routeNamespace(method string, tail []string, req *resource.Request) (route, error) {
+func (f *FrontDoor) routeNamespace(method string, tail []string, req *resource.Request, who authz.Principal) (route, error) {
 	id := req.ID
 	atSubscription := id.Subscription != "" && id.ResourceGroup == "" && id.Scope == nil
 	switch {
 	case id.Subscription == "" && strings.EqualFold(id.Namespace, "Citadel.Audit") && is(tail, "export") && f.insights != nil:
 		return only(method, http.MethodGet, checked("Citadel.Audit/export/read", "/", func(ctx context.Context) (*resource.Response, error) {
 			return f.insights.Export(ctx, req, req.Query.Get("from"), req.Query.Get("to"))
+		}))
+	case id.Subscription != "" && strings.EqualFold(id.Namespace, "Microsoft.Authorization") && is(tail, "permissions"):
+		// What the caller's roles allow here: anyone may ask about
+		// themselves (the portal greys out what they cannot do).
+		scope := arm.ID{Subscription: id.Subscription, ResourceGroup: id.ResourceGroup}
+		if id.Scope != nil {
+			scope = *id.Scope
+		}
+		if !slices.Contains(authorization.PermissionsVersions, req.APIVersion) {
+			return route{}, arm.InvalidAPIVersion(req.APIVersion, authorization.PermissionsVersions)
+		}
+		return only(method, http.MethodGet, open(func(ctx context.Context) (*resource.Response, error) {
+			return permissionsResponse(f.authz.Permissions(who, scope.String())), nil
 		}))
 	case len(tail) == 0 && id.ResourceGroup == "" && id.Scope == nil:
 		return core(method, req, open(func(ctx context.Context) (*resource.Response, error) {
@@ -244,4 +259,24 @@ func methodNotAllowed(method string) error {
 
 func notFound(req *resource.Request) error {
 	return arm.Errorf(http.StatusNotFound, "NotFound", "No route matches the path '%s'.", req.Path)
+}
+
+// permissionsResponse is ARM's Permissions list: one entry per permission
+// of each role the caller holds.
+func permissionsResponse(ps []authz.Permission) *resource.Response {
+	value := make([]any, len(ps))
+	for i, p := range ps {
+		value[i] = map[string]any{
+			"actions": orEmpty(p.Actions), "notActions": orEmpty(p.NotActions),
+			"dataActions": orEmpty(p.DataActions), "notDataActions": orEmpty(p.NotDataActions),
+		}
+	}
+	return &resource.Response{Status: http.StatusOK, Body: map[string]any{"value": value}}
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

@@ -167,9 +167,13 @@ func (i *Issuer) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /adfs/.well-known/openid-configuration", i.serveADFSConfig)
 	mux.HandleFunc("GET /adfs/discovery/keys", i.serveJWKS)
 	mux.HandleFunc("POST /adfs/oauth2/token", i.serveToken)
+	mux.HandleFunc("GET /adfs/oauth2/authorize", i.serveAuthorize)
+	mux.HandleFunc("POST /adfs/oauth2/authorize", i.serveAuthorize)
 	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", i.serveTenantConfig)
 	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", i.serveTenantJWKS)
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", i.serveTenantToken)
+	mux.HandleFunc("GET /{tenant}/oauth2/v2.0/authorize", i.serveTenantAuthorize)
+	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/authorize", i.serveTenantAuthorize)
 }
 
 // knownTenant reports whether tenant names this control plane's tenant in a
@@ -213,6 +217,7 @@ type oidcConfig struct {
 	TokenEndpointAuthMeths []string `json:"token_endpoint_auth_methods_supported"`
 	GrantTypes             []string `json:"grant_types_supported"`
 	ScopesSupported        []string `json:"scopes_supported"`
+	CodeChallengeMethods   []string `json:"code_challenge_methods_supported"`
 }
 
 func (i *Issuer) oidcConfig(issuer, base string) oidcConfig {
@@ -224,7 +229,8 @@ func (i *Issuer) oidcConfig(issuer, base string) oidcConfig {
 		SubjectTypes:           []string{"pairwise"},
 		SigningAlgs:            []string{"RS256"},
 		TokenEndpointAuthMeths: []string{"client_secret_post", "client_secret_basic", "private_key_jwt"},
-		GrantTypes:             []string{"client_credentials", "password"},
+		GrantTypes:             []string{"client_credentials", "password", "authorization_code"},
+		CodeChallengeMethods:   []string{"S256"},
 		ScopesSupported:        []string{"openid", "profile", "offline_access"},
 	}
 }
@@ -260,6 +266,14 @@ func (i *Issuer) serveTenantJWKS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	i.serveJWKS(w, r)
+}
+
+func (i *Issuer) serveTenantAuthorize(w http.ResponseWriter, r *http.Request) {
+	if !i.knownTenant(r.PathValue("tenant")) {
+		writeSignInError(w, fmt.Sprintf("Tenant '%s' not found. This control plane's tenant is '%s'.", r.PathValue("tenant"), i.tenantID))
+		return
+	}
+	i.serveAuthorize(w, r)
 }
 
 func (i *Issuer) serveTenantToken(w http.ResponseWriter, r *http.Request) {

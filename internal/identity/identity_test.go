@@ -248,7 +248,8 @@ func TestDiscovery(t *testing.T) {
 			for k, v := range map[string]any{
 				"id_token_signing_alg_values_supported": []any{"RS256"},
 				"token_endpoint_auth_methods_supported": []any{"client_secret_post", "client_secret_basic", "private_key_jwt"},
-				"grant_types_supported":                 []any{"client_credentials", "password"},
+				"grant_types_supported":                 []any{"client_credentials", "password", "authorization_code"},
+				"code_challenge_methods_supported":      []any{"S256"},
 			} {
 				if d := cmp.Diff(v, body[k]); d != "" {
 					t.Errorf("GET %s %s (-want +got):\n%s", tt.path, k, d)

@@ -112,11 +112,13 @@ func (i *Issuer) grant(ctx context.Context, r *http.Request) (*tokenResponse, er
 		return i.clientCredentials(ctx, r)
 	case "password":
 		return i.passwordGrant(ctx, form)
+	case "authorization_code":
+		return i.codeGrant(ctx, form)
 	case "":
 		return nil, invalidRequest("The request body must contain the parameter 'grant_type'.")
 	default:
 		return nil, &oauthError{status: http.StatusBadRequest, Code: "unsupported_grant_type",
-			Description: fmt.Sprintf("The grant type '%s' is not supported; use client_credentials or password.", gt)}
+			Description: fmt.Sprintf("The grant type '%s' is not supported; use client_credentials, password or authorization_code.", gt)}
 	}
 }
 
@@ -380,6 +382,16 @@ func (i *Issuer) passwordGrant(ctx context.Context, form url.Values) (*tokenResp
 	if upn == "" || !form.Has("password") {
 		return nil, invalidRequest("The request body must contain the parameters 'username' and 'password'.")
 	}
+	u, err := i.authenticateUser(ctx, upn, password, "password")
+	if err != nil {
+		return nil, err
+	}
+	return i.userToken(ctx, u, form.Get("client_id"), openid, "password")
+}
+
+// authenticateUser checks a local user's password. A wrong user name or
+// password is invalid_grant, in the same time either way.
+func (i *Issuer) authenticateUser(ctx context.Context, upn, password, grant string) (*userDoc, error) {
 	refused := invalidGrant("Error validating credentials due to invalid username or password.")
 	it, err := i.getUser(ctx, upn)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -387,7 +399,7 @@ func (i *Issuer) passwordGrant(ctx context.Context, form url.Values) (*tokenResp
 	}
 	if err != nil {
 		burnHash(ctx, password)
-		i.log.InfoContext(ctx, "token refused", "grant", "password", "upn", upn, "reason", "unknown user")
+		i.log.InfoContext(ctx, "token refused", "grant", grant, "upn", upn, "reason", "unknown user")
 		return nil, refused
 	}
 	u := &it.Value
@@ -399,10 +411,15 @@ func (i *Issuer) passwordGrant(ctx context.Context, form url.Values) (*tokenResp
 		return nil, fmt.Errorf("identity: user %q: verify password: %w", upn, err)
 	}
 	if !ok {
-		i.log.InfoContext(ctx, "token refused", "grant", "password", "upn", upn, "reason", "wrong password")
+		i.log.InfoContext(ctx, "token refused", "grant", grant, "upn", upn, "reason", "wrong password")
 		return nil, refused
 	}
-	clientID := form.Get("client_id")
+	return u, nil
+}
+
+// userToken issues a local user's access token for clientID, with an
+// id_token when openid was asked for.
+func (i *Issuer) userToken(ctx context.Context, u *userDoc, clientID string, openid bool, grant string) (*tokenResponse, error) {
 	groups, err := i.GroupsOf(ctx, u.ObjectID)
 	if err != nil {
 		return nil, err
@@ -427,7 +444,7 @@ func (i *Issuer) passwordGrant(ctx context.Context, form url.Values) (*tokenResp
 			return nil, err
 		}
 	}
-	i.log.InfoContext(ctx, "token issued", "grant", "password", "upn", u.UPN, "object_id", u.ObjectID, "client_id", clientID, "kid", kid)
+	i.log.InfoContext(ctx, "token issued", "grant", grant, "upn", u.UPN, "object_id", u.ObjectID, "client_id", clientID, "kid", kid)
 	return resp, nil
 }
 

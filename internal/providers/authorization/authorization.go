@@ -30,6 +30,9 @@ var (
 	definitionVersions = []string{"2022-04-01", "2022-05-01-preview", "2018-01-01-preview", "2015-07-01"}
 	lockVersions       = []string{"2020-05-01", "2017-04-01", "2016-09-01", "2015-01-01"}
 	denyVersions       = []string{"2022-04-01", "2018-07-01-preview"}
+	// PermissionsVersions are those of the Permissions API (what the
+	// caller's roles allow at a scope), which the front door serves.
+	PermissionsVersions = []string{"2022-04-01", "2018-01-01-preview", "2015-07-01"}
 )
 
 var guidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -259,6 +262,11 @@ func (p *Provider) CanRead(who authz.Principal, typ, id string) bool {
 		return true
 	}
 	return strings.EqualFold(typ, "Microsoft.Resources/subscriptions") && pol.HasAssignmentWithin(who, id)
+}
+
+// Permissions lists what the roles who holds at scope allow.
+func (p *Provider) Permissions(who authz.Principal, scope string) []authz.Permission {
+	return p.Policy().Permissions(who, scope)
 }
 
 func badRequest(target, format string, args ...any) error {
