@@ -17,6 +17,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/citadel-cloud/citadel/internal/authz"
 	"github.com/citadel-cloud/citadel/internal/client"
 	"github.com/citadel-cloud/citadel/internal/redfishsim"
 	"github.com/citadel-cloud/citadel/internal/server"
@@ -95,10 +98,15 @@ func runUp(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer site.Close()
 	simURL := serveSimControl(simLn, site)
+	operator, passwordFile, err := ensureOperator(ctx, s, c, creds)
+	if err != nil {
+		return err
+	}
 
 	fmt.Fprintf(out, `
 Citadel is up: %d machines in %d racks, cluster %q Running.
 
+  portal            %sportal/  (user %s, password in %s)
   ARM endpoint      %s
   credentials       %s
   CA certificate    %s
@@ -112,7 +120,7 @@ Use it with az:
   az login --service-principal -u %s -p "$(python3 -c 'import json; print(json.load(open("%s"))["clientSecret"])')" --tenant %s
   az resource list -g %s --resource-type Microsoft.NetworkCloud/bareMetalMachines -o table
 
-`, len(site.Machines), *racks+1, upCluster, creds.ARMEndpoint, s.CredentialsFile, creds.CACertFile, s.AgentURL,
+`, len(site.Machines), *racks+1, upCluster, creds.ARMEndpoint, operator, passwordFile, creds.ARMEndpoint, s.CredentialsFile, creds.CACertFile, s.AgentURL,
 		creds.CACertFile, creds.ARMEndpoint, creds.ClientID, s.CredentialsFile, creds.TenantID, siteGroup(upCluster))
 	if simURL != "" {
 		fmt.Fprintf(out, `Inject faults into the simulated site (fault API %s, plain HTTP on loopback):
@@ -241,6 +249,39 @@ func startAgents(ctx context.Context, c *client.Client, creds client.Credentials
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// operatorUPN is the local user citadel up creates for the portal.
+const operatorUPN = "operator@citadel.local"
+
+// ensureOperator makes the site's operator: a local user, Owner of the
+// subscription, who signs in to the portal with the password kept in the
+// data directory. It returns the user and the password's file.
+func ensureOperator(ctx context.Context, s *server.Server, c *client.Client, creds client.Credentials) (string, string, error) {
+	passwordFile := filepath.Join(s.DataDir, "bootstrap", "operator-password")
+	password, err := keptSecret(passwordFile)
+	if err != nil {
+		return "", "", err
+	}
+	u, _, err := s.Identity.PutUser(ctx, operatorUPN, "Site operator", password, nil)
+	if err != nil {
+		return "", "", err
+	}
+	scope := "/subscriptions/" + creds.SubscriptionID
+	name := uuid.NewSHA1(uuid.NameSpaceURL, []byte("citadel:up:operator:"+u.ObjectID)).String()
+	r, err := c.Do(ctx, http.MethodPut, scope+"/providers/Microsoft.Authorization/roleAssignments/"+name+"?api-version=2022-04-01",
+		map[string]any{"properties": map[string]any{
+			"roleDefinitionId": scope + "/providers/Microsoft.Authorization/roleDefinitions/" + authz.OwnerRole,
+			"principalId":      u.ObjectID, "principalType": "User",
+			"description": "citadel up: the site's operator",
+		}})
+	if err != nil {
+		return "", "", err
+	}
+	if err := r.Expect(200, 201); err != nil {
+		return "", "", fmt.Errorf("making %s Owner: %w", operatorUPN, err)
+	}
+	return operatorUPN, passwordFile, nil
 }
 
 // keptSecret reads a secret from path, creating it the first time.

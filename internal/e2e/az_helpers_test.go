@@ -34,13 +34,7 @@ const azSlow = 15 * time.Second
 // saying why, elsewhere: the README's test command installs it.
 func requireAz(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("az"); err != nil {
-		msg := fmt.Sprintf("the az CLI (Debian azure-cli 2.45) is not on PATH: %v; the README's test command installs it", err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	requireTool(t, "az", "azure-cli 2.45")
 }
 
 // azCLI runs the real az CLI against one control plane, with a config

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"net/http"
-	"os"
 	"os/exec"
 	"testing"
 
@@ -14,13 +13,7 @@ import (
 // etcd-server), as a highly available deployment does, instead of the
 // embedded one.
 func TestExternalEtcd(t *testing.T) {
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("etcd is not installed; the README's test command installs etcd-server")
-		}
-		t.Skip("etcd is not installed (apt-get install etcd-server); the README's test command installs it")
-	}
+	bin := requireTool(t, "etcd", "etcd-server")
 	client, peer := "http://"+freeAddr(t), "http://"+freeAddr(t)
 	cmd := exec.Command(bin, "--data-dir", t.TempDir(), "--name", "e2e",
 		"--listen-client-urls", client, "--advertise-client-urls", client,

@@ -66,13 +66,7 @@ func newEtcdTLS(t *testing.T) etcdTLS {
 // between them and from clients, and returns the client endpoints.
 func startEtcdCluster(t *testing.T, tl etcdTLS) []string {
 	t.Helper()
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("etcd is not installed; the README's test command installs etcd-server")
-		}
-		t.Skip("etcd is not installed (apt-get install etcd-server)")
-	}
+	bin := requireTool(t, "etcd", "etcd-server")
 	const n = 3
 	var peers, clients, cluster []string
 	for i := range n {

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bufio"
+	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -60,4 +62,20 @@ func interrupt(t *testing.T, cmd *exec.Cmd) {
 	case <-time.After(30 * time.Second):
 		t.Errorf("%s did not stop within 30 s of Ctrl-C", cmd.Args[1])
 	}
+}
+
+// requireTool returns the path of a command a test needs, from the Debian
+// package pkg. Without it the test is skipped, or under CI=true fails:
+// the README's test command installs it.
+func requireTool(t *testing.T, tool, pkg string) string {
+	t.Helper()
+	path, err := exec.LookPath(tool)
+	if err != nil {
+		msg := fmt.Sprintf("%s is not installed (Debian %s); the README's test command installs it", tool, pkg)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return path
 }

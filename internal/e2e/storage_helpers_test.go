@@ -29,14 +29,8 @@ const (
 // client need (Debian qemu-system-common, qemu-utils), unless CI is set.
 func requireQemu(t *testing.T) {
 	t.Helper()
-	for _, tool := range []string{"qemu-storage-daemon", "qemu-io"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is missing: scripts/test installs it", tool)
-			}
-			t.Skipf("%s is missing (Debian qemu-system-common, qemu-utils)", tool)
-		}
-	}
+	requireTool(t, "qemu-storage-daemon", "qemu-system-common")
+	requireTool(t, "qemu-io", "qemu-utils")
 }
 
 // applianceProcess is `citadel storage-agent` with the nbd driver, as its

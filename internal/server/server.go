@@ -36,6 +36,7 @@ import (
 	"github.com/citadel-cloud/citadel/internal/liveness"
 	"github.com/citadel-cloud/citadel/internal/machine"
 	"github.com/citadel-cloud/citadel/internal/policy"
+	"github.com/citadel-cloud/citadel/internal/portal"
 	"github.com/citadel-cloud/citadel/internal/providers/authorization"
 	"github.com/citadel-cloud/citadel/internal/providers/directory"
 	"github.com/citadel-cloud/citadel/internal/providers/extendedlocation"
@@ -308,9 +309,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	other.HandleFunc("GET /images/{file}", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFileFS(w, r, images, r.PathValue("file"))
 	})
+	// The portal gets a mux of its own: /portal/ would clash with the
+	// issuer's /{tenant}/... patterns, being no more specific than them.
+	site := http.NewServeMux()
+	site.Handle("/portal/", portal.Handler())
+	site.Handle("GET /{$}", http.RedirectHandler("/portal/", http.StatusFound))
+	site.Handle("/", other)
 	fd := frontdoor.New(frontdoor.Config{
 		Resources: s.Resources, Core: core, Identity: s.Identity, Authz: rbac, Insights: insights.New(s.Audit), Audit: s.Audit,
-		Policy: p.policies, Other: other, Logger: log, Metrics: metrics,
+		Policy: p.policies, Other: site, Logger: log, Metrics: metrics,
 	})
 	p.deployments.Attach(fd)
 	p.policies.Attach(fd)
