@@ -38,7 +38,7 @@ through its fault API (--sim, default http://` + defaultSimControl + `):
 
   machines                       list the machines: rack, slot, power, whether the agent runs
   fault FAULT --machine NAME     power-off, power-on, agent-crash, agent-start,
-                                 agent-hang, agent-resume, fail-dimm, drift
+                                 agent-hang, agent-resume, fail-dimm, drift, update-fail
   fault FAULT --rack N           rack-power-off, rack-power-on, partition, heal
                                  (rack 0 is the aggregator)
   fault FAULT                    san-degrade, san-recover (the aggregator's storage appliance)
@@ -195,6 +195,7 @@ func runSimSite(ctx context.Context, args []string, out io.Writer) error {
 	racks := fs.Int("racks", 3, "compute racks (an aggregator rack comes with them)")
 	perRack := fs.Int("machines-per-rack", 16, "machines in each compute rack (1-16)")
 	aggregator := fs.String("aggregator", "", "the aggregator rack's SKU (default: the built-in citadel-aggregator)")
+	updates := updateBehaviorFlags(fs)
 	version := fs.String("cluster-version", "4.1.0", "the cluster version to deploy: its image must be in the control plane's catalog")
 	stateDir := fs.String("state-dir", "citadel-sim", "where the site keeps its BMCs' certificate and addresses and its agents' keys")
 	control := fs.String("sim-control", "127.0.0.1:8446", "where to serve the fault API (loopback only; empty: off)")
@@ -231,7 +232,7 @@ func runSimSite(ctx context.Context, args []string, out io.Writer) error {
 	}
 	progress := func(format string, args ...any) { fmt.Fprintf(out, "citadel sim: "+format+"\n", args...) }
 	site, err := runSite(ctx, c, creds, *agentAPI, *stateDir,
-		sim.Spec{Name: *name, ComputeRacks: *racks, MachinesPerRack: *perRack, AggregatorRack: *aggregator}, *version, progress)
+		sim.Spec{Name: *name, ComputeRacks: *racks, MachinesPerRack: *perRack, AggregatorRack: *aggregator, Updates: *updates}, *version, progress)
 	if err != nil {
 		return err
 	}

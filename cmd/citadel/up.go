@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/citadel-cloud/citadel/internal/agent/host"
 	"github.com/citadel-cloud/citadel/internal/authz"
 	"github.com/citadel-cloud/citadel/internal/client"
 	"github.com/citadel-cloud/citadel/internal/redfishsim"
@@ -33,6 +34,15 @@ const (
 	upAPI     = "2026-07-01"
 	groupAPI  = "2021-04-01"
 )
+
+// updateBehaviorFlags adds the flags that say how a simulated site's
+// machines take updates.
+func updateBehaviorFlags(fs *flag.FlagSet) *host.UpdateBehavior {
+	var b host.UpdateBehavior
+	fs.DurationVar(&b.Duration, "update-duration", 5*time.Second, "how long a simulated machine takes to switch cluster versions")
+	fs.Float64Var(&b.FailureRate, "update-failure-rate", 0, "the probability (0-1) that a simulated machine's update fails")
+	return &b
+}
 
 // siteGroup is the resource group of a simulated site's cluster, and
 // siteManager its cluster manager.
@@ -49,6 +59,7 @@ func runUp(ctx context.Context, args []string, out io.Writer) error {
 	cfg.AddFlags(fs)
 	racks := fs.Int("racks", 3, "compute racks of the simulated site (an aggregator rack comes with them)")
 	perRack := fs.Int("machines-per-rack", 16, "machines in each compute rack (1-16)")
+	updates := updateBehaviorFlags(fs)
 	version := fs.String("cluster-version", "4.1.0", "the cluster version to deploy")
 	level := fs.String("log-level", "warn", "the server's log level: debug, info, warn or error")
 	simControl := fs.String("sim-control", defaultSimControl,
@@ -92,7 +103,7 @@ func runUp(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	site, err := runSite(ctx, c, creds, s.AgentURL, filepath.Join(cfg.DataDir, "sim"),
-		sim.Spec{Name: upCluster, ComputeRacks: *racks, MachinesPerRack: *perRack}, *version, progress)
+		sim.Spec{Name: upCluster, ComputeRacks: *racks, MachinesPerRack: *perRack, Updates: *updates}, *version, progress)
 	if err != nil {
 		return err
 	}

@@ -77,6 +77,7 @@ type Agent struct {
 	client   *http.Client
 	interval time.Duration
 	applied  atomic.Int64 // desired revision applied
+	reportMu sync.Mutex   // serialises reports of the inventory, from heartbeats and from applying the desired state
 	reported agentapi.Inventory
 }
 
@@ -132,18 +133,13 @@ func (a *Agent) session(ctx context.Context) error {
 				return err
 			}
 		}
-		inv, err := a.cfg.Host.Inventory(ctx)
+		inv, err := a.report(ctx)
 		if err != nil {
-			a.log.WarnContext(ctx, "agent: reading the inventory failed", "err", err)
-		} else if !reflect.DeepEqual(inv, a.reported) {
-			if err := a.call(ctx, http.MethodPut, agentapi.PathInventory, inv, nil); err != nil {
-				return err
-			}
-			a.reported = inv
+			return err
 		}
 		var reply agentapi.HeartbeatReply
 		hb := agentapi.Heartbeat{Observed: agentapi.Observed{AgentVersion: Version, OSImage: inv.OS.Name,
-			Addresses: addresses(a.reported), DesiredRevision: a.applied.Load()}}
+			Addresses: addresses(inv), DesiredRevision: a.applied.Load()}}
 		if err := a.call(ctx, http.MethodPost, agentapi.PathHeartbeat, hb, &reply); err != nil {
 			return err
 		}
@@ -156,6 +152,26 @@ func (a *Agent) session(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// report sends the machine's inventory when it changed since the last
+// report, and returns what was last reported. A host that cannot be read
+// is logged and reported as before.
+func (a *Agent) report(ctx context.Context) (agentapi.Inventory, error) {
+	a.reportMu.Lock()
+	defer a.reportMu.Unlock()
+	inv, err := a.cfg.Host.Inventory(ctx)
+	if err != nil {
+		a.log.WarnContext(ctx, "agent: reading the inventory failed", "err", err)
+		return a.reported, nil
+	}
+	if !reflect.DeepEqual(inv, a.reported) {
+		if err := a.call(ctx, http.MethodPut, agentapi.PathInventory, inv, nil); err != nil {
+			return a.reported, err
+		}
+		a.reported = inv
+	}
+	return a.reported, nil
 }
 
 // watchDesired long-polls the desired state and applies each new one,
@@ -199,11 +215,49 @@ func (a *Agent) fetchDesired(ctx context.Context, c *http.Client) error {
 	if d.Revision <= a.applied.Load() {
 		return nil
 	}
+	if stager, ok := a.cfg.Host.(host.Stager); ok {
+		if err := a.stage(ctx, c, stager, d.Artifacts); err != nil {
+			return err
+		}
+	}
 	if err := a.cfg.Host.Apply(ctx, d); err != nil {
 		return fmt.Errorf("applying the desired state: %w", err)
 	}
-	a.log.InfoContext(ctx, "agent: desired state applied", "revision", d.Revision, "cordoned", d.Cordoned, "osImage", d.OSImage)
+	a.log.InfoContext(ctx, "agent: desired state applied", "revision", d.Revision, "cordoned", d.Cordoned, "osImage", d.OSImage,
+		"clusterVersion", d.ClusterVersion)
 	a.applied.Store(d.Revision)
+	// What applying changed (the release it runs) is reported now, not
+	// at the next heartbeat: an update waits for it.
+	_, err := a.report(ctx)
+	return err
+}
+
+// stage fetches the artifacts the host does not hold yet from the agent
+// API and hands them to it, which keeps each only if its digest matches.
+func (a *Agent) stage(ctx context.Context, c *http.Client, h host.Stager, artifacts []agentapi.Artifact) error {
+	for _, art := range artifacts {
+		if h.Staged(art.SHA256) {
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.cfg.Server+agentapi.PathArtifacts+art.SHA256, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return fmt.Errorf("fetching the artifact %s: %w", art.Name, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			return fmt.Errorf("fetching the artifact %s: %s", art.Name, resp.Status)
+		}
+		err = h.Stage(ctx, art, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		a.log.InfoContext(ctx, "agent: artifact staged", "name", art.Name, "sha256", art.SHA256, "size", art.Size)
+	}
 	return nil
 }
 

@@ -15,6 +15,21 @@ type Inventory struct {
 	NICs        []NIC  `json:"nics"`
 	GPUs        []GPU  `json:"gpus"`
 	OS          OS     `json:"os"`
+	// Runtime is the Citadel release the machine runs.
+	Runtime Runtime `json:"runtime"`
+}
+
+// Runtime is the Citadel release a machine runs and how its last update
+// went.
+type Runtime struct {
+	ClusterVersion string `json:"clusterVersion,omitempty"`
+	// Staged are the sha256 digests of the update artifacts the machine
+	// holds, each checked against the digest the control plane sent.
+	Staged []string `json:"staged,omitempty"`
+	// UpdateError says why the update to UpdateVersion failed; both are
+	// empty unless the last update failed.
+	UpdateVersion string `json:"updateVersion,omitempty"`
+	UpdateError   string `json:"updateError,omitempty"`
 }
 
 // CPU describes the processors: the model of the first, and totals.
@@ -73,6 +88,8 @@ const (
 	PathHeartbeat = "/agent/v1/heartbeat"
 	PathInventory = "/agent/v1/inventory"
 	PathDesired   = "/agent/v1/desired"
+	// PathArtifacts + an artifact's sha256 is the artifact's content.
+	PathArtifacts = "/agent/v1/artifacts/"
 )
 
 // JoinRequest admits a machine: its one-time bootstrap token, the ARM ID
@@ -126,4 +143,18 @@ type Desired struct {
 	Revision int64  `json:"revision"`
 	OSImage  string `json:"osImage,omitempty"`
 	Cordoned bool   `json:"cordoned"`
+	// ClusterVersion is the release the machine should run, and
+	// Artifacts that release's files for the machine (from an imported,
+	// verified update bundle), to fetch from PathArtifacts.
+	ClusterVersion string     `json:"clusterVersion,omitempty"`
+	Artifacts      []Artifact `json:"artifacts,omitempty"`
+}
+
+// Artifact is one file of a release.
+type Artifact struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind"` // nodeImage, agent, firmware, ...
+	Version string `json:"version"`
+	SHA256  string `json:"sha256"`
+	Size    int64  `json:"size"`
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,12 @@ type BMCs interface {
 	PowerState(ctx context.Context, machine arm.ID) (string, error)
 }
 
+// Artifacts opens an imported release's file by its sha256 (package
+// releases).
+type Artifacts interface {
+	Open(sha256 string) (*os.File, error)
+}
+
 // Config configures the agent API.
 type Config struct {
 	Auth      *agentauth.Authority
@@ -45,6 +52,9 @@ type Config struct {
 	// Heartbeat is the interval agents are asked to keep (default 10 s).
 	Heartbeat time.Duration
 	Liveness  liveness.Config
+	// Artifacts, if set, serves the files of imported releases to the
+	// agents that update their machines.
+	Artifacts Artifacts
 	// Metrics, if set, receives the agent API's metrics.
 	Metrics prometheus.Registerer
 	Now     func() time.Time
@@ -115,6 +125,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("PUT "+agentapi.PathInventory, s.authenticated(s.inventory))
 	mux.HandleFunc("GET "+agentapi.PathDesired, s.authenticated(s.desired))
+	mux.HandleFunc("GET "+agentapi.PathArtifacts+"{sha256}", s.authenticated(s.artifact))
 	return mux
 }
 
@@ -233,16 +244,40 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, p peer) {
 }
 
 // desiredProps are the properties of a machine that say what its agent
-// should do.
+// should do: the release it runs is the one an update targets, or else
+// the one it was provisioned with.
 type desiredProps struct {
-	OSImage      string `json:"osImage"`
-	CordonStatus string `json:"cordonStatus"`
+	OSImage               string         `json:"osImage"`
+	CordonStatus          string         `json:"cordonStatus"`
+	MachineClusterVersion string         `json:"machineClusterVersion"`
+	UpdateTarget          *machine.Target `json:"updateTarget"`
 }
 
 // desired is what props, written at revision, ask of the machine. Any
 // write to the machine makes the agent look again.
 func (d desiredProps) desired(revision int64) agentapi.Desired {
-	return agentapi.Desired{Revision: revision, OSImage: d.OSImage, Cordoned: d.CordonStatus == "Cordoned"}
+	out := agentapi.Desired{Revision: revision, OSImage: d.OSImage, Cordoned: d.CordonStatus == "Cordoned",
+		ClusterVersion: d.MachineClusterVersion}
+	if t := d.UpdateTarget; t != nil {
+		out.ClusterVersion, out.Artifacts = t.ClusterVersion, t.Artifacts
+	}
+	return out
+}
+
+// artifact serves a release's file to an agent.
+func (s *Server) artifact(w http.ResponseWriter, r *http.Request, _ peer) {
+	if s.cfg.Artifacts == nil {
+		fail(w, http.StatusNotFound, errors.New("this control plane holds no release artifacts"))
+		return
+	}
+	f, err := s.cfg.Artifacts.Open(r.PathValue("sha256"))
+	if err != nil {
+		fail(w, http.StatusNotFound, err)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	http.ServeContent(w, r, "", time.Time{}, f)
 }
 
 // mirrored is the machine's desired state as the mirror has it, once

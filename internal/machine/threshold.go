@@ -2,6 +2,7 @@ package machine
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -140,4 +141,16 @@ func (g group) failures() string {
 		}
 	}
 	return list(names)
+}
+
+// Reachable reports whether outcomes, the first of total machines, can
+// still meet the threshold: whether it is met if every machine still to
+// go succeeds.
+func (t Threshold) Reachable(outcomes []Outcome, total int) bool {
+	all := slices.Clone(outcomes)
+	for range total - len(outcomes) {
+		all = append(all, Outcome{OK: true})
+	}
+	met, _ := t.Evaluate(all)
+	return met
 }

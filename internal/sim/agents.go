@@ -120,7 +120,9 @@ func (s *Site) StartAgents(opts AgentOptions) error {
 	}
 	s.agents = &agents{opts: opts, running: map[string]context.CancelFunc{}, hosts: map[string]*host.Sim{}, hangs: map[string]*hangingHost{}}
 	for _, m := range s.Machines {
-		s.agents.hosts[m.Name] = host.NewSim(s.inventory(m))
+		h := host.NewSim(s.inventory(m))
+		h.SetUpdateBehavior(s.Spec.Updates)
+		s.agents.hosts[m.Name] = h
 		if err := s.StartAgent(m.Name); err != nil {
 			return err
 		}

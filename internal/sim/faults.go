@@ -112,6 +112,16 @@ func (s *Site) Drift(name string) error {
 	return s.changeInventory(name, func(inv *agentapi.Inventory) { inv.OS.Kernel = driftedKernel })
 }
 
+// FailNextUpdate makes the next update of machine name fail: its agent
+// reports the failure and the machine keeps the version it runs.
+func (s *Site) FailNextUpdate(name string) error {
+	if _, err := s.agentMachine(name); err != nil {
+		return err
+	}
+	s.agentHost(name).FailNextUpdate()
+	return nil
+}
+
 // changeInventory changes what the agent of machine name finds on its
 // simulated host.
 func (s *Site) changeInventory(name string, change func(*agentapi.Inventory)) error {
@@ -264,6 +274,9 @@ var faultKinds = map[string]faultKind{
 	}},
 	"drift": {do: func(s *Site, f Fault) (string, error) {
 		return "the host reports kernel " + driftedKernel + ", installed by hand", s.Drift(f.Machine)
+	}},
+	"update-fail": {do: func(s *Site, f Fault) (string, error) {
+		return "its next update will fail", s.FailNextUpdate(f.Machine)
 	}},
 	"san-degrade": {target: onSAN, do: func(s *Site, f Fault) (string, error) {
 		return "the storage appliance reports itself Degraded: " + sanDegraded, s.DegradeSAN(sanDegraded)

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/citadel-cloud/citadel/internal/agent/host"
 	"github.com/citadel-cloud/citadel/internal/machine"
 	"github.com/citadel-cloud/citadel/internal/redfishsim"
 	"github.com/citadel-cloud/citadel/internal/storage/appliance"
@@ -35,6 +36,9 @@ type Spec struct {
 	ComputeRacks, MachinesPerRack int
 	// The rack and machine SKUs; empty means the built-in ones.
 	AggregatorRack, ComputeRack, ComputeMachine string
+	// Updates is how the machines' updates go: how long switching to
+	// another cluster version takes, and how often it fails.
+	Updates host.UpdateBehavior
 }
 
 // Options are how the site's BMCs behave.

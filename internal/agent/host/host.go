@@ -9,6 +9,7 @@ package host
 
 import (
 	"context"
+	"io"
 
 	"github.com/citadel-cloud/citadel/internal/agentapi"
 )
@@ -24,7 +25,18 @@ type Host interface {
 	Apply(ctx context.Context, d agentapi.Desired) error
 }
 
+// Stager is a host that keeps a release's artifacts itself (the real
+// machine; a simulated one only switches versions). Before Apply, the
+// agent fetches each artifact of the desired state that is not Staged
+// yet and hands it to Stage, which keeps it only if its length and
+// sha256 are those given.
+type Stager interface {
+	Staged(sha256 string) bool
+	Stage(ctx context.Context, a agentapi.Artifact, content io.Reader) error
+}
+
 var (
-	_ Host = (*Linux)(nil)
-	_ Host = (*Sim)(nil)
+	_ Host   = (*Linux)(nil)
+	_ Host   = (*Sim)(nil)
+	_ Stager = (*Linux)(nil)
 )

@@ -2,6 +2,8 @@ package host
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -70,6 +73,9 @@ func (l *Linux) Inventory(ctx context.Context) (agentapi.Inventory, error) {
 		return agentapi.Inventory{}, err
 	}
 	inv.Hostname = readAttr(l.path("proc/sys/kernel/hostname"))
+	if inv.Runtime, err = l.readRuntime(); err != nil {
+		return agentapi.Inventory{}, err
+	}
 	return inv, nil
 }
 
@@ -288,21 +294,121 @@ func firstNonEmpty(ss ...string) string {
 // Apply writes the desired state to /run/citadel/desired.json (or where
 // DesiredAt said), where the machine's own tools (and its operators) find
 // what the control plane wants of it: whether it is cordoned, which OS
-// image it should run. The image itself arrives through the BMC.
+// image it should run. The image itself arrives through the BMC. A
+// desired cluster version whose artifacts are all staged becomes the
+// machine's (/var/lib/citadel/runtime.json): the node image it boots
+// next and the agent it runs are those staged.
 func (l *Linux) Apply(ctx context.Context, d agentapi.Desired) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(d, "", "  ")
+	if err := writeJSON(l.desired, d); err != nil {
+		return err
+	}
+	if d.ClusterVersion == "" {
+		return nil
+	}
+	for _, a := range d.Artifacts {
+		if !l.Staged(a.SHA256) {
+			return fmt.Errorf("host: the artifact %s (%s) of %s is not staged", a.Name, a.SHA256, d.ClusterVersion)
+		}
+	}
+	return writeJSON(l.path(runtimeFile), runtimeDoc{ClusterVersion: d.ClusterVersion})
+}
+
+// Where a Linux machine keeps the release it runs and its artifacts.
+const (
+	runtimeFile  = "var/lib/citadel/runtime.json"
+	artifactsDir = "var/lib/citadel/artifacts"
+)
+
+type runtimeDoc struct {
+	ClusterVersion string `json:"clusterVersion"`
+}
+
+// readRuntime reads the release the machine runs and the artifacts it
+// holds; a machine that never took one has neither.
+func (l *Linux) readRuntime() (agentapi.Runtime, error) {
+	var rt agentapi.Runtime
+	b, err := os.ReadFile(l.path(runtimeFile))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return rt, err
+	default:
+		var doc runtimeDoc
+		if err := json.Unmarshal(b, &doc); err != nil {
+			return rt, fmt.Errorf("host: %s: %w", runtimeFile, err)
+		}
+		rt.ClusterVersion = doc.ClusterVersion
+	}
+	entries, err := readDir(l.path(artifactsDir))
+	if err != nil {
+		return rt, err
+	}
+	for _, e := range entries {
+		if sha256Hex.MatchString(e.Name()) {
+			rt.Staged = append(rt.Staged, e.Name())
+		}
+	}
+	return rt, nil
+}
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// Staged reports whether the artifact with that digest is kept.
+func (l *Linux) Staged(digest string) bool {
+	if !sha256Hex.MatchString(digest) {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(l.path(artifactsDir), digest))
+	return err == nil
+}
+
+// Stage keeps content as the artifact a, under its digest, if its length
+// and sha256 are a's; otherwise nothing is kept.
+func (l *Linux) Stage(ctx context.Context, a agentapi.Artifact, content io.Reader) error {
+	if !sha256Hex.MatchString(a.SHA256) {
+		return fmt.Errorf("host: artifact %s: %q is not a sha256", a.Name, a.SHA256)
+	}
+	dir := l.path(artifactsDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".staging-*")
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(l.desired), 0o755); err != nil {
+	defer os.Remove(f.Name()) // after the rename, nothing to remove
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(content, a.Size+1))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("host: staging %s: %w", a.Name, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); n != a.Size || got != a.SHA256 {
+		return fmt.Errorf("host: artifact %s: got %d bytes with sha256 %s, want %d bytes with %s", a.Name, n, got, a.Size, a.SHA256)
+	}
+	return os.Rename(f.Name(), filepath.Join(dir, a.SHA256))
+}
+
+// writeJSON writes v to path atomically.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
 		return err
 	}
-	tmp := l.desired + ".tmp"
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
 		return err
 	}
-	return os.Rename(tmp, l.desired)
+	return os.Rename(tmp, path)
 }

@@ -1,7 +1,10 @@
 package host
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io/fs"
 	"os"
@@ -278,5 +281,53 @@ func TestLinuxInventoryCanceled(t *testing.T) {
 	cancel()
 	if _, err := NewLinux(serverRoot(t)).Inventory(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("Inventory(canceled) error = %v, want context.Canceled", err)
+	}
+}
+
+func TestLinuxStaging(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"proc/cpuinfo": "processor : 0\nmodel name : QEMU Virtual CPU\n",
+		"proc/meminfo": "MemTotal: 1024 kB\n",
+	})
+	l := NewLinux(root)
+	content := []byte("node image 4.2.0")
+	sum := sha256.Sum256(content)
+	art := agentapi.Artifact{Name: "node-image", Kind: "nodeImage", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(content))}
+	ctx := t.Context()
+
+	// A desired version whose artifacts are not staged is refused.
+	desired := agentapi.Desired{ClusterVersion: "4.2.0", Artifacts: []agentapi.Artifact{art}}
+	if err := l.Apply(ctx, desired); err == nil || !strings.Contains(err.Error(), "not staged") {
+		t.Fatalf("Apply before staging = %v, want not staged", err)
+	}
+	// Changed content is not kept.
+	for _, bad := range [][]byte{[]byte("node image 4.2.1"), append(content, 'x'), content[:3]} {
+		if err := l.Stage(ctx, art, bytes.NewReader(bad)); err == nil {
+			t.Errorf("Stage(%q) kept content whose digest is not the artifact's", bad)
+		}
+	}
+	if l.Staged(art.SHA256) || l.Staged("../../etc/passwd") {
+		t.Fatal("a refused artifact, or a path, counts as staged")
+	}
+	if err := l.Stage(ctx, agentapi.Artifact{Name: "x", SHA256: "../x", Size: 1}, bytes.NewReader([]byte("x"))); err == nil {
+		t.Error("Stage took a digest that is a path")
+	}
+	if err := l.Stage(ctx, art, bytes.NewReader(content)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Apply(ctx, desired); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := l.Inventory(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (agentapi.Runtime{ClusterVersion: "4.2.0", Staged: []string{art.SHA256}}); !cmp.Equal(want, inv.Runtime) {
+		t.Errorf("runtime = %+v, want %+v", inv.Runtime, want)
+	}
+	entries, _ := os.ReadDir(filepath.Join(root, artifactsDir))
+	if len(entries) != 1 {
+		t.Errorf("artifacts directory holds %d entries, want the one staged (no leftovers of refused ones)", len(entries))
 	}
 }

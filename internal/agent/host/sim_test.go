@@ -3,8 +3,11 @@ package host
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -89,5 +92,60 @@ func TestSimCanceled(t *testing.T) {
 	cancel()
 	if _, err := NewSim(simInventory()).Inventory(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("Inventory(canceled) error = %v, want context.Canceled", err)
+	}
+}
+
+func TestSimUpdates(t *testing.T) {
+	ctx := t.Context()
+	s := NewSim(simInventory())
+	runtime := func() agentapi.Runtime {
+		inv, _ := s.Inventory(ctx)
+		return inv.Runtime
+	}
+	apply := func(version string) {
+		t.Helper()
+		if err := s.Apply(ctx, agentapi.Desired{ClusterVersion: version,
+			Artifacts: []agentapi.Artifact{{Name: "node-image", SHA256: version + "-digest"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply("4.1.0") // the version its OS image was installed with: taken at once
+	if rt := runtime(); rt.ClusterVersion != "4.1.0" || len(rt.Staged) != 0 {
+		t.Errorf("after the first desired state: %+v, want 4.1.0 and nothing staged", rt)
+	}
+	s.SetUpdateBehavior(UpdateBehavior{Duration: 20 * time.Millisecond})
+	apply("4.2.0")
+	if rt := runtime(); rt.ClusterVersion != "4.2.0" || rt.UpdateError != "" || !slices.Contains(rt.Staged, "4.2.0-digest") {
+		t.Errorf("after an update: %+v, want 4.2.0 with its artifact", rt)
+	}
+
+	s.FailNextUpdate()
+	apply("4.3.0")
+	rt := runtime()
+	if rt.ClusterVersion != "4.2.0" || rt.UpdateVersion != "4.3.0" || !strings.Contains(rt.UpdateError, "failed") {
+		t.Errorf("after a failed update: %+v, want 4.2.0 kept and the failure of 4.3.0", rt)
+	}
+	apply("4.3.0") // asked again: still failed, until the desired version changes
+	if rt := runtime(); rt.UpdateError == "" {
+		t.Errorf("the failed update was retried on its own: %+v", rt)
+	}
+	apply("4.2.0") // rolled back
+	if rt := runtime(); rt.ClusterVersion != "4.2.0" || rt.UpdateError != "" || rt.UpdateVersion != "" {
+		t.Errorf("after the rollback: %+v, want 4.2.0 and no failure", rt)
+	}
+	apply("4.3.0") // tried again, succeeds
+	if rt := runtime(); rt.ClusterVersion != "4.3.0" {
+		t.Errorf("after the retry: %+v, want 4.3.0", rt)
+	}
+
+	s.SetUpdateBehavior(UpdateBehavior{FailureRate: 1})
+	apply("4.4.0")
+	if rt := runtime(); rt.UpdateError == "" {
+		t.Errorf("FailureRate 1 let the update through: %+v", rt)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.Apply(cancelled, agentapi.Desired{ClusterVersion: "4.5.0"}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Apply on a canceled context = %v", err)
 	}
 }
