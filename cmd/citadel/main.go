@@ -27,6 +27,7 @@ commands:
   audit    export the signed activity log, verify an export offline
   backup   take an encrypted backup of a running control plane (Owner only)
   restore  make a new data directory of a backup
+  update   air-gapped updates: vendor keys, roots and signed bundles (offline); trust add, import, releases (Owner)
   identity create service principals and users, assign roles (on a stopped server's data dir)
   redfish  talk to a machine's BMC: inventory, power on|off|restart|status
   agent    run the node agent on this machine (join, inventory, heartbeats)
@@ -61,6 +62,8 @@ func main() {
 		err = runBackup(ctx, os.Args[2:], os.Stdout)
 	case "restore":
 		err = runRestore(ctx, os.Args[2:], os.Stdout)
+	case "update":
+		err = runUpdate(ctx, os.Args[2:], os.Stdout)
 	case "identity":
 		err = runIdentity(ctx, os.Args[2:], os.Stdin, os.Stdout)
 	case "redfish":

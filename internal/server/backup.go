@@ -3,7 +3,6 @@ package server
 import (
 	"archive/tar"
 	"cmp"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,10 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/citadel-cloud/citadel/internal/arm"
 	"github.com/citadel-cloud/citadel/internal/audit"
-	"github.com/citadel-cloud/citadel/internal/authz"
-	"github.com/citadel-cloud/citadel/internal/identity"
 	"github.com/citadel-cloud/citadel/internal/store"
 )
 
@@ -57,74 +53,33 @@ type BackupManifest struct {
 	Files    []string  `json:"files"` // of the data directory, slash-separated
 }
 
-// backupAuthorizer decides who may take a backup.
-type backupAuthorizer interface {
-	Authorize(who authz.Principal, action, scope string) (string, error)
-}
-
 // serveBackup answers GET /citadel/backup with a backup of this control
 // plane. A backup holds every secret (the store, the CA's key, the
 // activity log's signing key), so only a principal that may assign roles
 // at every subscription (an Owner, who could grant itself anything) may
 // take one; each backup, and each refusal, is in the activity log.
-func (s *Server) serveBackup(rbac backupAuthorizer, location string, log *slog.Logger) http.HandlerFunc {
+func (s *Server) serveBackup(rbac operatorAuthorizer, location string, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		fail := func(err error) {
-			e, ok := errors.AsType[*arm.Error](err)
-			if !ok {
-				log.ErrorContext(ctx, "backup failed", "err", err)
-				e = arm.Errorf(http.StatusInternalServerError, "InternalServerError", "The backup failed; the server log says why.")
-			}
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(e.Status)
-			w.Write(arm.Envelope(e))
-		}
-		bearer, err := identity.ParseBearer(r.Header.Get("Authorization"))
-		if err != nil {
-			fail(err)
+		c := s.startCall(w, r, backupAction, "backup", log)
+		if c == nil {
 			return
 		}
-		p, err := s.Identity.Validate(ctx, bearer)
-		if err != nil {
-			fail(err)
+		c.description = "a backup of the control plane"
+		if err := c.authorize(rbac, true); err != nil {
+			c.fail(err)
 			return
-		}
-		subs, err := s.Resources.Subscriptions(ctx)
-		if err != nil {
-			fail(err)
-			return
-		}
-		caller := cmp.Or(p.Name, p.ObjectID)
-		record := func(status string, code int) {
-			for _, sub := range subs {
-				e := audit.NewEvent(audit.EventInfo{Time: time.Now(), CorrelationID: r.Header.Get("x-ms-correlation-request-id"),
-					OperationName: backupAction, Caller: caller, Claims: p.Claims(), ClientIP: r.RemoteAddr, Method: http.MethodPost,
-					ResourceID: "/subscriptions/" + sub.ID, Status: status, StatusCode: code, TenantID: p.TenantID,
-					Description: "a backup of the control plane"})
-				if err := s.Audit.Record(context.WithoutCancel(ctx), e); err != nil {
-					log.ErrorContext(ctx, "backup not recorded", "err", err)
-				}
-			}
-		}
-		who := authz.Principal{ObjectID: p.ObjectID, Groups: p.Groups}
-		for _, sub := range subs {
-			if _, err := rbac.Authorize(who, "Microsoft.Authorization/roleAssignments/write", "/subscriptions/"+sub.ID); err != nil {
-				record(audit.StatusFailed, http.StatusForbidden)
-				fail(err)
-				return
-			}
 		}
 		tmp, err := os.CreateTemp(s.DataDir, "backup-*.snapshot")
 		if err != nil {
-			fail(err)
+			c.fail(err)
 			return
 		}
 		defer os.Remove(tmp.Name())
 		defer tmp.Close()
 		rev, err := s.Store.Snapshot(ctx, tmp)
 		if err != nil {
-			fail(err)
+			c.fail(err)
 			return
 		}
 		w.Header().Set("Content-Type", "application/x-tar")
@@ -133,11 +88,11 @@ func (s *Server) serveBackup(rbac backupAuthorizer, location string, log *slog.L
 			// The status is sent: the client sees a truncated stream,
 			// which the CLI refuses.
 			log.ErrorContext(ctx, "backup interrupted", "err", err)
-			record(audit.StatusFailed, http.StatusInternalServerError)
+			c.record(audit.StatusFailed, http.StatusInternalServerError, nil)
 			return
 		}
-		record(audit.StatusSucceeded, http.StatusOK)
-		log.InfoContext(ctx, "backup taken", "caller", caller, "revision", rev)
+		c.record(audit.StatusSucceeded, http.StatusOK, map[string]string{"revision": strconv.FormatInt(rev, 10)})
+		log.InfoContext(ctx, "backup taken", "caller", cmp.Or(c.p.Name, c.p.ObjectID), "revision", rev)
 	}
 }
 

@@ -45,6 +45,7 @@ import (
 	"github.com/citadel-cloud/citadel/internal/providers/networkcloud"
 	"github.com/citadel-cloud/citadel/internal/providers/policies"
 	"github.com/citadel-cloud/citadel/internal/providers/resources"
+	"github.com/citadel-cloud/citadel/internal/releases"
 	"github.com/citadel-cloud/citadel/internal/resource"
 	"github.com/citadel-cloud/citadel/internal/storage/ledger"
 	"github.com/citadel-cloud/citadel/internal/store"
@@ -98,6 +99,9 @@ type Config struct {
 	// ApplianceCheck is how often each appliance is asked how it is.
 	StorageOvercommit float64
 	ApplianceCheck    time.Duration
+	// MachineUpdateTimeout bounds how long a cluster update waits for one
+	// machine to run the new release.
+	MachineUpdateTimeout time.Duration
 	// TLSCertValidity is how long the server certificate the CA issues is
 	// valid; it is renewed, without a restart, when a third is left.
 	// CertificateCheck is how often the served certificate is renewed or
@@ -142,6 +146,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PolicyScan, "policy-scan-interval", c.PolicyScan, "how often every resource's policy compliance is evaluated again")
 	fs.Float64Var(&c.StorageOvercommit, "storage-overcommit-ratio", c.StorageOvercommit, "how far the volumes on a storage appliance may together exceed its capacity (thin provisioning; 1: not at all)")
 	fs.DurationVar(&c.ApplianceCheck, "appliance-check-interval", c.ApplianceCheck, "how often each storage appliance is asked how it is")
+	fs.DurationVar(&c.MachineUpdateTimeout, "machine-update-timeout", c.MachineUpdateTimeout, "how long a cluster update waits for one machine to run the new release before counting it failed (0: 30 minutes)")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", c.AuditRetention, "how long activity-log records stay in etcd before moving to signed archive segments under <data-dir>/audit/archive (0: keep them all)")
 }
 
@@ -170,8 +175,8 @@ func (c *Config) Validate() error {
 		return errors.New("--audit-retention cannot be negative")
 	case c.StorageOvercommit < 0 || c.StorageOvercommit > 0 && c.StorageOvercommit < 1:
 		return fmt.Errorf("--storage-overcommit-ratio %g must be at least 1", c.StorageOvercommit)
-	case c.ApplianceCheck < 0:
-		return errors.New("--appliance-check-interval cannot be negative")
+	case c.ApplianceCheck < 0 || c.MachineUpdateTimeout < 0:
+		return errors.New("--appliance-check-interval and --machine-update-timeout cannot be negative")
 	case c.TLSCertValidity < 0 || c.CertificateCheck < 0:
 		return errors.New("--tls-cert-validity and --certificate-check-interval cannot be negative")
 	}
@@ -208,15 +213,19 @@ type Server struct {
 	Metrics *prometheus.Registry
 	// Policies enforces Azure Policy and keeps compliance.
 	Policies *policies.Provider
+	// Releases is the catalog of imported update releases, their
+	// artifacts under <data-dir>/updates.
+	Releases *releases.Catalog
 
-	http      *http.Server
-	agentHTTP *http.Server
-	cancel    context.CancelFunc
-	closeOnce sync.Once
-	closeErr  error
-	done      sync.WaitGroup
-	errs      chan error
-	ready     atomic.Bool
+	networkCloud *networkcloud.Provider // after an import, clusters list the new release
+	http         *http.Server
+	agentHTTP    *http.Server
+	cancel       context.CancelFunc
+	closeOnce    sync.Once
+	closeErr     error
+	done         sync.WaitGroup
+	errs         chan error
+	ready        atomic.Bool
 }
 
 // Start brings a replica up and returns once it serves requests.
@@ -265,6 +274,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.Store, s.Identity, s.Audit, s.Resources, s.Policies = p.store, p.identity, p.audit, p.resources, p.policies
+	s.Releases, s.networkCloud = p.releases, p.networkCloud
 	// The CA is the replicas' shared one (openParts took it from the store).
 	ca, err := identity.LoadOrCreateCA(filepath.Join(dataDir, "pki"))
 	if err != nil {
@@ -304,6 +314,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	other.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	other.Handle("GET /citadel/backup", s.serveBackup(rbac, cfg.Location, log))
+	s.serveUpdates(other, rbac, log)
 	// BMCs fetch OS images from here when they reimage a machine.
 	images := os.DirFS(filepath.Join(dataDir, "images"))
 	other.HandleFunc("GET /images/{file}", func(w http.ResponseWriter, r *http.Request) {
@@ -381,7 +392,7 @@ func (s *Server) serveAgents(ctx, runCtx context.Context, cfg Config, host strin
 		return fmt.Errorf("agent listen: %w", err)
 	}
 	s.Agents = p.agents
-	s.Fleet = fleet.New(fleet.Config{Auth: s.Agents, Resources: s.Resources, BMCs: p.networkCloud,
+	s.Fleet = fleet.New(fleet.Config{Auth: s.Agents, Resources: s.Resources, BMCs: p.networkCloud, Artifacts: p.releases,
 		Heartbeat: cfg.AgentHeartbeat, Liveness: cfg.Liveness, Metrics: metrics, Logger: log})
 	s.agentHTTP = &http.Server{
 		Handler:           s.Fleet.Handler(),
@@ -405,7 +416,7 @@ func (s *Server) serveAgents(ctx, runCtx context.Context, cfg Config, host strin
 
 // registerNetworkCloud serves Microsoft.NetworkCloud with the built-in SKU
 // catalog plus the operator's, and the OS images under the data dir.
-func registerNetworkCloud(svc *resource.Service, st *store.Store, agents *agentauth.Authority, cfg Config, dataDir, publicURL string, log *slog.Logger) (*networkcloud.Provider, error) {
+func registerNetworkCloud(p *parts, cfg Config, dataDir, publicURL string, log *slog.Logger) (*networkcloud.Provider, error) {
 	catalog := machine.Builtin()
 	if cfg.SKUFile != "" {
 		f, err := os.Open(cfg.SKUFile)
@@ -428,10 +439,11 @@ func registerNetworkCloud(svc *resource.Service, st *store.Store, agents *agenta
 	if err := os.MkdirAll(images, 0o755); err != nil {
 		return nil, err
 	}
-	return networkcloud.Register(svc, networkcloud.Config{
+	return networkcloud.Register(p.resources, networkcloud.Config{
 		Catalog: catalog, ImageDir: images, ImageURL: strings.TrimSuffix(publicURL, "/") + "/images",
-		BMCCACert: bmcCA, AgentTokens: agents, Ledger: ledger.New(st),
-		OvercommitRatio: cfg.StorageOvercommit, ApplianceCheckInterval: cfg.ApplianceCheck, Logger: log,
+		BMCCACert: bmcCA, AgentTokens: p.agents, Ledger: ledger.New(p.store),
+		OvercommitRatio: cfg.StorageOvercommit, ApplianceCheckInterval: cfg.ApplianceCheck,
+		Releases: p.releases, MachineUpdateTimeout: cfg.MachineUpdateTimeout, Audit: p.audit, Logger: log,
 	}), nil
 }
 
@@ -487,6 +499,8 @@ type parts struct {
 	policies *policies.Provider
 	// agents admits machines' agents; clusters issue its tokens.
 	agents *agentauth.Authority
+	// releases is the catalog of imported update releases.
+	releases *releases.Catalog
 }
 
 // openParts opens the store and assembles the identity provider, the
@@ -510,6 +524,7 @@ func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL strin
 			p.store.Close()
 		}
 	}()
+	p.releases = releases.New(p.store, filepath.Join(dataDir, "updates"))
 	if p.boot, err = bootstrap(ctx, p.store, cfg.Location); err != nil {
 		return nil, err
 	}
@@ -542,7 +557,7 @@ func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL strin
 	if p.agents, err = agentauth.Open(runCtx, p.store, agentauth.Config{CertTTL: cfg.AgentCertTTL, CAValidity: cfg.NodeCAValidity}); err != nil {
 		return nil, err
 	}
-	if p.networkCloud, err = registerNetworkCloud(p.resources, p.store, p.agents, cfg, dataDir, publicURL, log); err != nil {
+	if p.networkCloud, err = registerNetworkCloud(p, cfg, dataDir, publicURL, log); err != nil {
 		return nil, err
 	}
 	p.deployments = deploy.Register(deploy.Config{Resources: p.resources, Authz: p.rbac, Groups: p.identity.GroupsOf, Logger: log})

@@ -56,3 +56,24 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// FuzzParseRoot checks that no input makes ParseRoot panic and that what
+// it accepts can be the trusted root of a Verify.
+func FuzzParseRoot(f *testing.F) {
+	keys := testKeys(1)
+	root := newRoot(f, keys, t0.AddDate(5, 0, 0))
+	f.Add(root)
+	f.Add(rotateRoot(f, root, keys.Root, testKeys(4)))
+	f.Add([]byte(`{"signed":null,"signatures":[]}`))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if _, err := update.ParseRoot(data); err != nil {
+			return
+		}
+		if _, err := update.Verify(bytes.NewReader(nil), data, update.State{}, t0); err == nil {
+			t.Fatal("Verify of an empty bundle passed")
+		} else if _, ok := errors.AsType[*update.Error](err); !ok {
+			t.Fatalf("Verify with a root ParseRoot accepts = %v, want an *update.Error about the bundle", err)
+		}
+	})
+}

@@ -103,3 +103,21 @@ func (a semver) compare(b semver) int {
 	}
 	return cmp.Compare(len(a.pre), len(b.pre))
 }
+
+// CompareVersions orders cluster versions as Semantic Versioning 2.0.0
+// does: -1 when a is older than b, 0 when they are equal (build metadata
+// aside), +1 when a is newer. A string that is not a semantic version is
+// older than every version, and such strings compare as strings.
+func CompareVersions(a, b string) int {
+	x, errx := parseSemver(a)
+	y, erry := parseSemver(b)
+	switch {
+	case errx != nil && erry != nil:
+		return strings.Compare(a, b)
+	case errx != nil:
+		return -1
+	case erry != nil:
+		return 1
+	}
+	return x.compare(y)
+}

@@ -68,3 +68,22 @@ func FuzzSemver(f *testing.F) {
 		}
 	})
 }
+
+func TestCompareVersions(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want int
+	}{
+		{"4.2.0", "4.10.0", -1},
+		{"4.10.0", "4.2.0", 1},
+		{"4.2.0-rc.1", "4.2.0", -1},
+		{"4.2.0+build.7", "4.2.0", 0},
+		{"not a version", "0.0.1", -1},
+		{"0.0.1", "not a version", 1},
+		{"a", "b", -1},
+	} {
+		if got := CompareVersions(c.a, c.b); got != c.want {
+			t.Errorf("CompareVersions(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
+		}
+	}
+}

@@ -543,3 +543,62 @@ func TestKeys(t *testing.T) {
 		})
 	}
 }
+
+func TestParseRoot(t *testing.T) {
+	k1, k2 := testKeys(1), testKeys(4)
+	r1 := newRoot(t, k1, t0.AddDate(5, 0, 0))
+	r2 := rotateRoot(t, r1, k1.Root, k2)
+	var tampered map[string]any
+	if err := json.Unmarshal(r1, &tampered); err != nil {
+		t.Fatal(err)
+	}
+	tampered["signed"].(map[string]any)["expires"] = "2099-01-01T00:00:00Z"
+	tamperedJSON, _ := json.Marshal(tampered)
+	unsigned := bytes.Replace(r1, []byte(`"signatures"`), []byte(`"ignored"`), 1)
+	targets := bundleFile(t, build(t, options(k1, r1)), "metadata/targets.json")
+	for _, c := range []struct {
+		name    string
+		data    []byte
+		want    int64
+		wantErr string
+	}{
+		{name: "the first root", data: r1, want: 1},
+		{name: "a rotated root", data: r2, want: 2},
+		{name: "changed after signing", data: tamperedJSON, wantErr: "not signed by the threshold of its own root keys"},
+		{name: "no signatures", data: unsigned, wantErr: "root.json"},
+		{name: "targets.json", data: targets, wantErr: "root.json"},
+		{name: "not JSON", data: []byte("-----BEGIN PRIVATE KEY-----"), wantErr: "root.json"},
+		{name: "null", data: []byte("null"), wantErr: "root.json"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := update.ParseRoot(c.data)
+			if c.wantErr == "" {
+				if err != nil || got != c.want {
+					t.Fatalf("ParseRoot() = %d, %v; want %d", got, err, c.want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Fatalf("ParseRoot() = %d, %v; want an error containing %q", got, err, c.wantErr)
+			}
+		})
+	}
+}
+
+// bundleFile returns the content of the file name in a bundle.
+func bundleFile(t testing.TB, bundle []byte, name string) []byte {
+	t.Helper()
+	var data []byte
+	edit(t, bundle, func(files []file) []file {
+		for _, f := range files {
+			if f.name == name {
+				data = f.data
+			}
+		}
+		return files
+	})
+	if data == nil {
+		t.Fatalf("no %s in the bundle", name)
+	}
+	return data
+}

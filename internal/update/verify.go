@@ -170,6 +170,21 @@ func readArchive(r io.ReaderAt) (*archive, error) {
 	}
 }
 
+// ParseRoot checks that data is a root.json an operator can install as
+// the root of trust (NewRoot's output): well formed, and signed by the
+// threshold of its own root keys. It returns the root's version. It does
+// not check expiry: Verify does, with every bundle.
+func ParseRoot(data []byte) (version int64, err error) {
+	root, err := parseRoot(data)
+	if err != nil {
+		return 0, fmt.Errorf("update: root.json: %w", err)
+	}
+	if _, err := trustedmetadata.New(data); err != nil {
+		return 0, fmt.Errorf("update: root.json is not signed by the threshold of its own root keys: %w", err)
+	}
+	return root.Signed.Version, nil
+}
+
 // parseRoot parses a root.json and checks what go-tuf takes for granted.
 func parseRoot(data []byte) (*metadata.Metadata[metadata.RootType], error) {
 	root, err := metadata.Root().FromBytes(data)

@@ -291,8 +291,11 @@ func (p *Provider) validateCluster(ctx context.Context, w *resource.Write) error
 			return arm.FieldError("properties.computeDeploymentThreshold", "computeDeploymentThreshold is invalid: %v.", err)
 		}
 	}
-	if u := c.UpdateStrategy; u != nil && u.MaxUnavailable < 0 {
-		return arm.FieldError("properties.updateStrategy.maxUnavailable", "maxUnavailable must be at least 1.")
+	if u := c.UpdateStrategy; u != nil {
+		if err := machine.ValidateStrategy(u.StrategyType, u.ThresholdType, u.ThresholdValue, u.MaxUnavailable, u.WaitTimeMinutes); err != nil {
+			v := err.(machine.Violation)
+			return arm.FieldError("properties.updateStrategy."+v.Field, "updateStrategy.%s is invalid: %s.", v.Field, v.Message)
+		}
 	}
 	taken, err := p.takenIdentities(ctx, w.ID)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/citadel-cloud/citadel/internal/agentauth"
 	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/audit"
 	"github.com/citadel-cloud/citadel/internal/machine"
 	"github.com/citadel-cloud/citadel/internal/resource"
 	"github.com/citadel-cloud/citadel/internal/storage/ledger"
@@ -85,7 +86,14 @@ type Config struct {
 	// ApplianceCheckInterval is how often the storage appliances are
 	// asked how they are (default 10s).
 	ApplianceCheckInterval time.Duration
-	Logger                 *slog.Logger
+	// Releases are the imported releases clusters update to;
+	// MachineUpdateTimeout bounds the wait for one machine's update
+	// (default 30 minutes).
+	Releases             Releases
+	MachineUpdateTimeout time.Duration
+	// Audit, if set, records each step of an update in the activity log.
+	Audit  *audit.Log
+	Logger *slog.Logger
 }
 
 // Provider serves Microsoft.NetworkCloud.
@@ -137,8 +145,10 @@ func Register(svc *resource.Service, cfg Config) *Provider {
 			Provision:   p.provisionCluster,
 			Deprovision: p.deprovisionCluster,
 			Actions: map[string]resource.Action{
-				"deploy":          {Validate: p.validateDeploy, Run: p.deploy},
-				"issueAgentToken": {Validate: p.validateAgentToken, Run: p.issueAgentToken},
+				"deploy":                {Validate: p.validateDeploy, Run: p.deploy},
+				"issueAgentToken":       {Validate: p.validateAgentToken, Run: p.issueAgentToken},
+				"updateVersion":         {Validate: p.validateUpdateVersion, Run: p.updateVersion},
+				"continueUpdateVersion": {Validate: p.validateContinueUpdate, Run: p.continueUpdateVersion},
 			},
 		},
 		&resource.Type{
