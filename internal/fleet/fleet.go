@@ -247,9 +247,9 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, p peer) {
 // should do: the release it runs is the one an update targets, or else
 // the one it was provisioned with.
 type desiredProps struct {
-	OSImage               string         `json:"osImage"`
-	CordonStatus          string         `json:"cordonStatus"`
-	MachineClusterVersion string         `json:"machineClusterVersion"`
+	OSImage               string          `json:"osImage"`
+	CordonStatus          string          `json:"cordonStatus"`
+	MachineClusterVersion string          `json:"machineClusterVersion"`
 	UpdateTarget          *machine.Target `json:"updateTarget"`
 }
 

@@ -129,7 +129,6 @@ func (s *Sim) Apply(ctx context.Context, d agentapi.Desired) error {
 	return nil
 }
 
-
 // Desired is the desired state last applied.
 func (s *Sim) Desired() agentapi.Desired {
 	s.mu.Lock()
