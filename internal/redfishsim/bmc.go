@@ -58,8 +58,12 @@ type Options struct {
 	HTTPClient *http.Client
 	// Now is the clock for power transitions and session expiry; nil means
 	// time.Now.
-	Now    func() time.Time
-	Logger *slog.Logger
+	Now func() time.Time
+	// OnInstall, if set, is called, in a goroutine of its own, when the
+	// host boots from virtual media: a reimage installed image (the fleet
+	// simulator gives the machine a pristine OS then).
+	OnInstall func(image string)
+	Logger    *slog.Logger
 }
 
 var defaultClient = &http.Client{Timeout: 10 * time.Second}

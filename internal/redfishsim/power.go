@@ -207,6 +207,9 @@ func (b *BMC) boot() {
 		b.booted = image
 		b.reimages++
 		b.log.Debug("booted from virtual media", "system", b.system, "image", image)
+		if b.opts.OnInstall != nil {
+			go b.opts.OnInstall(image)
+		}
 	}
 }
 

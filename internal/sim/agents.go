@@ -127,6 +127,7 @@ func (s *Site) StartAgents(opts AgentOptions) error {
 			return err
 		}
 	}
+	s.agentsStarted.Store(true)
 	return nil
 }
 

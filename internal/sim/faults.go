@@ -112,6 +112,21 @@ func (s *Site) Drift(name string) error {
 	return s.changeInventory(name, func(inv *agentapi.Inventory) { inv.OS.Kernel = driftedKernel })
 }
 
+// installed gives machine name, whose BMC just installed an OS image, a
+// pristine OS: what was changed by hand (a drifted kernel) is gone. It
+// keeps the release it runs.
+func (s *Site) installed(name string) {
+	m := s.Machine(name)
+	if m == nil || !s.agentsStarted.Load() { // hosts start pristine
+		return
+	}
+	s.changeInventory(name, func(inv *agentapi.Inventory) {
+		pristine := s.inventory(m)
+		pristine.Runtime = inv.Runtime
+		*inv = pristine
+	})
+}
+
 // FailNextUpdate makes the next update of machine name fail: its agent
 // reports the failure and the machine keeps the version it runs.
 func (s *Site) FailNextUpdate(name string) error {

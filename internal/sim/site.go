@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/citadel-cloud/citadel/internal/agent/host"
 	"github.com/citadel-cloud/citadel/internal/machine"
@@ -95,6 +96,9 @@ type Site struct {
 	fleet    *redfishsim.Fleet
 	state    siteState
 	agents   *agents // once StartAgents ran
+	// agentsStarted is set once StartAgents has run: BMC callbacks, on
+	// goroutines of their own, read agents only then.
+	agentsStarted atomic.Bool
 	// SAN is the aggregator rack's storage appliance: the real appliance
 	// service with the sim driver, when the rack SKU has an appliance.
 	SAN     *appliance.Service
@@ -260,6 +264,7 @@ func (s *Site) start(name, sku, serial string) (*Machine, error) {
 		return nil, fmt.Errorf("sim: no machine SKU %q", sku)
 	}
 	hw, opts := redfishsim.ForSKU(ms, serial), s.opts.BMC
+	opts.OnInstall = func(string) { s.installed(name) }
 	if s.opts.Change != nil {
 		s.opts.Change(name, &hw, &opts)
 	}

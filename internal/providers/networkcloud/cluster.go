@@ -159,6 +159,9 @@ type clusterProperties struct {
 	ComputeDeploymentThreshold       *threshold       `json:"computeDeploymentThreshold"`
 	UpdateStrategy                   *updateStrategy  `json:"updateStrategy"`
 	ClusterLocation                  string           `json:"clusterLocation"`
+	// ConfigurationDriftMode is Citadel's: Audit (the default) reports a
+	// machine that drifted from its configuration, Enforce reimages it.
+	ConfigurationDriftMode string `json:"configurationDriftMode"`
 	// Settings Citadel keeps as given.
 	AnalyticsOutputSettings           json.RawMessage `json:"analyticsOutputSettings"`
 	AnalyticsWorkspaceID              json.RawMessage `json:"analyticsWorkspaceId"`
@@ -190,7 +193,7 @@ type clusterProperties struct {
 var clusterReadOnly = []string{"actionStates", "availableUpgradeVersions", "clusterCapacity", "clusterConnectionStatus",
 	"clusterExtendedLocation", "clusterManagerConnectionStatus", "clusterManagerId", "detailedStatus",
 	"detailedStatusMessage", "hybridAksExtendedLocation", "lastSuccessfulVersionUpdateTime", "managedCredentials",
-	"manualActionCount", "supportExpiryDate", "workloadResourceIds"}
+	"manualActionCount", "supportExpiryDate", "workloadResourceIds", "updateState"}
 
 // clusterSensitive are the passwords in a cluster's definition (the spec
 // marks them sensitive): stored, never shown.
@@ -285,6 +288,9 @@ func (p *Provider) validateCluster(ctx context.Context, w *resource.Write) error
 	}
 	if err := validateFields(&c); err != nil {
 		return err
+	}
+	if m := c.ConfigurationDriftMode; m != "" && m != driftAudit && m != driftEnforce {
+		return arm.FieldError("properties.configurationDriftMode", "configurationDriftMode must be Audit or Enforce, not '%s'.", m)
 	}
 	if t := c.ComputeDeploymentThreshold; t != nil {
 		if err := (machine.Threshold{Type: t.Type, Grouping: t.Grouping, Value: t.Value}).Validate(); err != nil {

@@ -17,14 +17,17 @@ import (
 // machineReadOnly are the machine properties users cannot change: all
 // but machineDetails. A replace changes the hardware identity; the agent
 // reports agentInventory, agentVersion and the OAM addresses, and the
-// liveness tracker livenessState (Citadel's, beside the spec's).
+// liveness tracker livenessState (Citadel's, beside the spec's); a
+// cluster update sets updateTarget and updateCordoned, and drift control
+// configurationDrift.
 var machineReadOnly = []string{"actionStates", "agentInventory", "agentVersion", "associatedResourceIds", "livenessMessage", "livenessState", "bmcConnectionString", "bmcCredentials",
 	"bmcIpv4Address", "bmcIpv6Address", "bmcMacAddress", "bootMacAddress", "caCertificate", "clusterId",
 	"cordonStatus", "detailedStatus", "detailedStatusMessage", "hardwareInventory", "hardwareValidationStatus",
 	"hybridAksClustersAssociatedIds", "kubernetesNodeName", "kubernetesVersion", "machineClusterVersion",
 	"machineName", "machineRoles", "machineSkuId", "monitoringConfigurationStatus", "oamIpv4Address",
 	"oamIpv6Address", "osImage", "powerState", "rackId", "rackSlot", "readyState", "runtimeProtectionStatus",
-	"secretRotationStatus", "serialNumber", "serviceTag", "virtualMachinesAssociatedIds"}
+	"secretRotationStatus", "serialNumber", "serviceTag", "virtualMachinesAssociatedIds",
+	"updateTarget", "updateCordoned", "configurationDrift"}
 
 // machineInput is the body of every machine action; each action reads the
 // fields it has (BT BareMetalMachine*Parameters). safeguardMode is the

@@ -91,6 +91,9 @@ type Config struct {
 	// (default 30 minutes).
 	Releases             Releases
 	MachineUpdateTimeout time.Duration
+	// DriftCheckInterval is how often machines are compared with their
+	// configuration (default 10 s).
+	DriftCheckInterval time.Duration
 	// Audit, if set, records each step of an update in the activity log.
 	Audit  *audit.Log
 	Logger *slog.Logger

@@ -272,7 +272,8 @@ func (p *Provider) rollOut(ctx context.Context, t *resource.Task, st updateState
 
 	msg := fmt.Sprintf("The cluster runs %s: %d machines in %d racks updated.", target.ClusterVersion, len(machines), len(plan))
 	delete(t.Resource.Properties, "updateState")
-	set(t.Resource.Properties, map[string]any{"clusterVersion": target.ClusterVersion, "detailedStatus": "Running", "detailedStatusMessage": msg})
+	set(t.Resource.Properties, map[string]any{"clusterVersion": target.ClusterVersion, "detailedStatus": "Running", "detailedStatusMessage": msg,
+		"lastSuccessfulVersionUpdateTime": now()})
 	if err := p.setUpgradeVersions(ctx, t.Resource); err != nil {
 		return nil, err
 	}

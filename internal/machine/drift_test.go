@@ -1,0 +1,65 @@
+package machine
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestDetectDrift(t *testing.T) {
+	m := func(name string, change func(*Configuration)) Configuration {
+		c := Configuration{Name: name, Cluster: "c1", SKU: "compute", Release: "4.2.0", Running: "4.2.0",
+			Kernel: "6.12.0-citadel", OS: "Citadel Host OS 4.2", Agent: "0.1.0", Network: "net-a"}
+		if change != nil {
+			change(&c)
+		}
+		return c
+	}
+	tests := []struct {
+		name string
+		ms   []Configuration
+		want map[string][]DriftItem
+	}{
+		{"in sync", []Configuration{m("m1", nil), m("m2", nil), m("m3", nil)}, map[string][]DriftItem{}},
+		{"a kernel installed by hand", []Configuration{m("m1", nil), m("m2", func(c *Configuration) { c.Kernel = "6.14.2-local" }), m("m3", nil)},
+			map[string][]DriftItem{"m2": {{DriftKernel, "6.12.0-citadel", "6.14.2-local"}}}},
+		{"another release running", []Configuration{m("m1", func(c *Configuration) { c.Running = "4.1.0" }), m("m2", nil)},
+			map[string][]DriftItem{"m1": {{DriftRelease, "4.2.0", "4.1.0"}}}},
+		{"an agent and a NIC changed", []Configuration{m("m1", nil), m("m2", nil),
+			m("m3", func(c *Configuration) { c.Agent, c.Network = "0.0.9", "net-b" })},
+			map[string][]DriftItem{"m3": {{DriftAgent, "0.1.0", "0.0.9"}, {DriftNetwork, "net-a", "net-b"}}}},
+		{"no majority: not judged", []Configuration{m("m1", nil), m("m2", func(c *Configuration) { c.Kernel = "other" })}, map[string][]DriftItem{}},
+		{"releases judged apart", []Configuration{
+			m("m1", nil), m("m2", nil),
+			m("m3", func(c *Configuration) { c.Release, c.Running, c.Kernel = "4.3.0", "4.3.0", "6.13.0-citadel" }),
+		}, map[string][]DriftItem{}},
+		{"clusters judged apart", []Configuration{
+			m("m1", nil), m("m2", func(c *Configuration) { c.Cluster, c.OS = "c2", "Citadel Host OS 4.2.1" }),
+		}, map[string][]DriftItem{}},
+		{"network by SKU", []Configuration{
+			m("m1", nil), m("m2", nil), m("m3", func(c *Configuration) { c.SKU, c.Network = "storage", "net-s" }),
+		}, map[string][]DriftItem{}},
+		{"an item no longer reported", []Configuration{m("m1", nil), m("m2", nil), m("m3", func(c *Configuration) { c.Kernel = "" })},
+			map[string][]DriftItem{"m3": {{DriftKernel, "6.12.0-citadel", ""}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if d := cmp.Diff(tt.want, DetectDrift(tt.ms)); d != "" {
+				t.Errorf("DetectDrift (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func BenchmarkDetectDrift(b *testing.B) {
+	var ms []Configuration
+	for i := range 1000 {
+		ms = append(ms, Configuration{Name: fmt.Sprint("m", i), Cluster: "c", SKU: "compute", Release: "4.2.0", Running: "4.2.0",
+			Kernel: "6.12.0-citadel", OS: "Citadel Host OS 4.2", Agent: "0.1.0", Network: "net"})
+	}
+	ms[17].Kernel = "6.14.2-local"
+	for b.Loop() {
+		DetectDrift(ms)
+	}
+}

@@ -1,0 +1,242 @@
+package networkcloud
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/citadel-cloud/citadel/internal/agentapi"
+	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/audit"
+	"github.com/citadel-cloud/citadel/internal/machine"
+	"github.com/citadel-cloud/citadel/internal/resource"
+)
+
+// Drift control: between updates, machines must not drift from what was
+// decided. WatchDrift compares what each provisioned machine's agent
+// reports with what the machine should run (machine.DetectDrift) and
+// records the difference on the machine as configurationDrift, with an
+// activity-log event when it appears or goes away. A cluster whose
+// configurationDriftMode is Enforce has a drifted machine reimaged, as a
+// reimage action the control plane itself requests: the disruption guard
+// decides, as for anyone's.
+
+// The configurationDriftMode values.
+const (
+	driftAudit   = "Audit"
+	driftEnforce = "Enforce"
+	// defaultDriftInterval is how often drift is checked: with the
+	// agents' reports, a drift shows within 20 s.
+	defaultDriftInterval = 10 * time.Second
+)
+
+// configurationDrift is a machine's drift as recorded on it.
+type configurationDrift struct {
+	Status       string              `json:"status"` // InSync or Drifted
+	Items        []machine.DriftItem `json:"items"`
+	DetectedTime string              `json:"detectedTime,omitempty"`
+	// Correction says what Enforce did about it: the reimage requested,
+	// or why it was refused.
+	Correction string `json:"correction,omitempty"`
+}
+
+// WatchDrift checks drift every DriftCheckInterval until ctx ends; it
+// runs on one leader.
+func (p *Provider) WatchDrift(ctx context.Context) {
+	tick := time.NewTicker(cmp.Or(p.cfg.DriftCheckInterval, defaultDriftInterval))
+	defer tick.Stop()
+	for {
+		if err := p.checkDrift(ctx); err != nil && ctx.Err() == nil {
+			p.log.WarnContext(ctx, "drift not checked", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// checkDrift checks every provisioned machine that is not being worked on
+// once.
+func (p *Provider) checkDrift(ctx context.Context) error {
+	machines, err := p.svc.ResourcesOfType(ctx, machineType)
+	if err != nil {
+		return err
+	}
+	clusters, err := p.svc.ResourcesOfType(ctx, clusterType)
+	if err != nil {
+		return err
+	}
+	mode := map[string]string{}
+	for _, c := range clusters {
+		mode[strings.ToLower(c.ID)] = cmp.Or(str(c.Properties, "configurationDriftMode"), driftAudit)
+	}
+	var configs []machine.Configuration
+	byName := map[string]*resource.Resource{}
+	for _, m := range machines {
+		c, ok := observedConfiguration(m)
+		if !ok {
+			continue
+		}
+		configs = append(configs, c)
+		byName[c.Name] = m
+	}
+	drifted := machine.DetectDrift(configs)
+	for name, m := range byName {
+		items := drifted[name]
+		if err := p.recordDrift(ctx, m, items); err != nil {
+			p.log.WarnContext(ctx, "drift not recorded", "machine", m.ID, "err", err)
+			continue
+		}
+		if len(items) > 0 && mode[strings.ToLower(str(m.Properties, "clusterId"))] == driftEnforce && !m.Busy {
+			p.correctDrift(ctx, m, items)
+		}
+	}
+	return nil
+}
+
+// observedConfiguration is what a machine runs, by its agent's report;
+// ok is false for a machine not to judge now: not provisioned, in an
+// update, being worked on, or whose agent has not reported.
+func observedConfiguration(m *resource.Resource) (machine.Configuration, bool) {
+	if str(m.Properties, "detailedStatus") != "Provisioned" || m.Properties["updateTarget"] != nil || m.Busy ||
+		m.Properties["agentInventory"] == nil {
+		return machine.Configuration{}, false
+	}
+	var inv agentapi.Inventory
+	if err := decode(m.Properties["agentInventory"], &inv); err != nil {
+		return machine.Configuration{}, false
+	}
+	running := inv.Runtime.ClusterVersion
+	release := str(m.Properties, "machineClusterVersion")
+	if running == "" { // an agent that has no release of its own to report runs what it was given
+		running = release
+	}
+	return machine.Configuration{
+		Name: m.ID, Cluster: strings.ToLower(str(m.Properties, "clusterId")), SKU: str(m.Properties, "machineSkuId"),
+		Release: release, Running: running,
+		Kernel: inv.OS.Kernel, OS: strings.TrimSpace(inv.OS.Name + " " + inv.OS.Version), Agent: str(m.Properties, "agentVersion"),
+		Network: networkDigest(inv.NICs),
+	}, true
+}
+
+// networkDigest sums up a machine's network interfaces as configured:
+// names, MAC addresses and speeds (not whether a link is up, which the
+// liveness of the machine tells).
+func networkDigest(nics []agentapi.NIC) string {
+	lines := make([]string, 0, len(nics))
+	for _, n := range nics {
+		lines = append(lines, fmt.Sprintf("%s %s %d", n.Name, strings.ToLower(n.MAC), n.SpeedMbps))
+	}
+	slices.Sort(lines)
+	sum := sha256.Sum256([]byte(strings.Join(lines, "\n")))
+	return hex.EncodeToString(sum[:8])
+}
+
+// recordDrift writes items as the machine's configurationDrift when they
+// changed, with an activity-log event when the machine drifts or comes
+// back in sync.
+func (p *Provider) recordDrift(ctx context.Context, m *resource.Resource, items []machine.DriftItem) error {
+	before := driftOf(m)
+	after := configurationDrift{Status: "InSync", Items: []machine.DriftItem{}}
+	if len(items) > 0 {
+		after = configurationDrift{Status: "Drifted", Items: items, DetectedTime: cmp.Or(before.DetectedTime, now()), Correction: before.Correction}
+	}
+	if before.Status != "" && slices.Equal(mustJSON(before), mustJSON(after)) {
+		return nil
+	}
+	if err := p.setDrift(ctx, m, after); err != nil {
+		return err
+	}
+	switch {
+	case after.Status == "Drifted" && before.Status != "Drifted":
+		p.driftEvent(ctx, m.ID, "Warning", fmt.Sprintf("%s drifted from its configuration: %s.", m.Name, describeDrift(items)))
+	case after.Status == "InSync" && before.Status == "Drifted":
+		p.driftEvent(ctx, m.ID, "Informational", fmt.Sprintf("%s is back in sync with its configuration.", m.Name))
+	}
+	return nil
+}
+
+func driftOf(m *resource.Resource) configurationDrift {
+	var d configurationDrift
+	decode(m.Properties["configurationDrift"], &d)
+	return d
+}
+
+func (p *Provider) setDrift(ctx context.Context, m *resource.Resource, d configurationDrift) error {
+	id, err := arm.ParseID(m.ID)
+	if err != nil {
+		return err
+	}
+	m.Properties["configurationDrift"] = jsonValue(d)
+	return p.updateProps(ctx, id, func(props map[string]any) { props["configurationDrift"] = jsonValue(d) })
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+func describeDrift(items []machine.DriftItem) string {
+	parts := make([]string, len(items))
+	for i, it := range items {
+		parts[i] = fmt.Sprintf("%s is %q, not %q", it.Item, it.Observed, it.Desired)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// driftOperation is the activity log's name for drift events.
+const driftOperation = "Citadel.Platform/configurationDrift/action"
+
+func (p *Provider) driftEvent(ctx context.Context, resourceID, level, description string) {
+	if p.cfg.Audit == nil {
+		return
+	}
+	e := audit.NewEvent(audit.EventInfo{Time: time.Now(), OperationName: driftOperation, Caller: resource.SystemCaller.Name,
+		ResourceID: resourceID, Status: "Succeeded", Level: level, Description: description})
+	if err := p.cfg.Audit.Record(ctx, e); err != nil {
+		p.log.WarnContext(ctx, "drift event not recorded", "resource", resourceID, "err", err)
+	}
+}
+
+// correctDrift has a drifted machine reimaged: the control plane asks
+// for it as any caller would, so the disruption guard may refuse, and
+// the request and its outcome are in the activity log.
+func (p *Provider) correctDrift(ctx context.Context, m *resource.Resource, items []machine.DriftItem) {
+	id, err := arm.ParseID(m.ID)
+	if err != nil {
+		return
+	}
+	why := fmt.Sprintf("Drift correction (configurationDriftMode Enforce): %s.", describeDrift(items))
+	req := &resource.Request{ID: id, APIVersion: APIVersions[0], Header: http.Header{}, Caller: resource.SystemCaller,
+		Body: []byte(`{}`), Audit: &audit.EventInfo{
+			CorrelationID: uuid.NewString(), Caller: resource.SystemCaller.Name, Method: http.MethodPost,
+			OperationName: machineType + "/reimage/action", Description: why,
+		}}
+	correction := "A reimage was requested."
+	if _, err := p.svc.Action(ctx, req, "reimage"); err != nil {
+		correction = "The reimage was refused: " + err.Error()
+	}
+	d := driftOf(m)
+	if d.Correction == correction {
+		return // refused again for the same reason: said already
+	}
+	d.Correction = correction
+	if err := p.setDrift(ctx, m, d); err != nil {
+		p.log.WarnContext(ctx, "drift correction not recorded", "machine", m.ID, "err", err)
+	}
+	p.log.InfoContext(ctx, "drift correction", "machine", m.ID, "drift", describeDrift(items), "correction", correction)
+	if correction != "A reimage was requested." {
+		p.driftEvent(ctx, m.ID, "Warning", fmt.Sprintf("%s was not reimaged to correct its drift: %s", m.Name, correction))
+	}
+}
