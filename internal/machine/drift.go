@@ -12,7 +12,7 @@ type Configuration struct {
 	Name, Cluster, SKU string
 	// Release is the cluster version the machine was given (provisioned
 	// or updated to); Running is the one its agent says it runs.
-	Release, Running string
+	Release, Running  string
 	Kernel, OS, Agent string
 	// Network is a digest of the machine's network interfaces.
 	Network string
