@@ -112,8 +112,10 @@ type ncActionState struct {
 	Status     string `json:"status"`
 	Message    string `json:"message"`
 	StepStates []struct {
-		StepName string `json:"stepName"`
-		Status   string `json:"status"`
+		StepName  string `json:"stepName"`
+		Status    string `json:"status"`
+		StartTime string `json:"startTime"`
+		EndTime   string `json:"endTime"`
 	} `json:"stepStates"`
 }
 

@@ -31,9 +31,10 @@ func TestPortal(t *testing.T) {
 	chromium := requireTool(t, "chromium", "chromium")
 	t.Parallel()
 	bin := buildCitadel(t)
-	dir, addr, agentAddr := t.TempDir(), freeAddr(t), freeAddr(t)
+	dir, addr, agentAddr, simAddr := t.TempDir(), freeAddr(t), freeAddr(t), freeAddr(t)
 	up := startUntil(t, bin, "Citadel is up: 9 machines in 4 racks",
-		"up", "--data-dir", dir, "--listen", addr, "--agent-listen", agentAddr, "--racks", "3", "--machines-per-rack", "2", "--sim-control", "")
+		"up", "--data-dir", dir, "--listen", addr, "--agent-listen", agentAddr, "--racks", "3", "--machines-per-rack", "2",
+		"--sim-control", simAddr, "--drift-check-interval", "1s")
 	defer interrupt(t, up)
 	creds, err := client.LoadCredentials(filepath.Join(dir, "bootstrap", "admin.json"))
 	if err != nil {
@@ -54,6 +55,16 @@ func TestPortal(t *testing.T) {
 	browser := newBrowser(t, chromium)
 	machineID := "/subscriptions/" + creds.SubscriptionID + "/resourceGroups/citadel-site/providers/Microsoft.NetworkCloud/bareMetalMachines/"
 	machineLink := func(name string) string { return `a.machine[data-id="` + machineID + name + `"]` }
+
+	// A machine changed by hand, which the fleet shows as drifted.
+	r, err := http.Post("http://"+simAddr+"/faults", "application/json", strings.NewReader(`{"fault": "drift", "machine": "citadelr3m2"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("drift fault: %s", r.Status)
+	}
 
 	t.Run("operator", func(t *testing.T) {
 		ctx := newTab(t, browser)
@@ -82,9 +93,10 @@ func TestPortal(t *testing.T) {
 			chromedp.Poll[chromedp.Void](`[...document.querySelectorAll("table#history tbody tr")].some(r =>
 				r.textContent.includes("Microsoft.NetworkCloud/bareMetalMachines/cordon/action") && r.textContent.includes("Succeeded"))`,
 				chromedp.WithPollingTimeout(portalTimeout)))
-		run(t, ctx, "citadelr1m1 cordoned on the fleet page",
+		run(t, ctx, "citadelr1m1 cordoned and citadelr3m2 drifted on the fleet page",
 			chromedp.Navigate(portal+"#/fleet"),
-			chromedp.WaitVisible(chromedp.CSS(machineLink("citadelr1m1")+`[data-cordon="Cordoned"]`)))
+			chromedp.WaitVisible(chromedp.CSS(machineLink("citadelr1m1")+`[data-cordon="Cordoned"]`)),
+			chromedp.WaitVisible(chromedp.CSS(machineLink("citadelr3m2")+`[data-drift="Drifted"]`)))
 		run(t, ctx, "the cordon in the activity log",
 			chromedp.Navigate(portal+"#/governance"),
 			chromedp.Poll[chromedp.Void](`[...document.querySelectorAll("table#activity tbody tr")].some(r =>

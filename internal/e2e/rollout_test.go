@@ -21,9 +21,8 @@ import (
 	"github.com/citadel-cloud/citadel/internal/update"
 )
 
-// rolloutSite is a deployed cluster of 12 machines (three control-plane
-// machines in the aggregator rack, three compute racks of three) whose
-// agents run, on a control plane that trusts a vendor's root.
+// rolloutSite is a deployed cluster whose agents run, on a control plane
+// that trusts a vendor's root.
 type rolloutSite struct {
 	cp        *servertest.ControlPlane
 	cl        *ncCluster
@@ -41,19 +40,30 @@ func rolloutOptions(c *server.Config) {
 	c.MachineUpdateTimeout = 20 * time.Second
 }
 
-func startRolloutSite(t *testing.T, name string, strategy map[string]any, options ...func(*server.Config)) *rolloutSite {
+// startRolloutSite starts one of 12 machines (three control-plane
+// machines in the aggregator rack, three compute racks of three), whose
+// updates take 300 ms.
+func startRolloutSite(t testing.TB, name string, strategy map[string]any, options ...func(*server.Config)) *rolloutSite {
 	t.Helper()
-	cp := servertest.Start(t, append([]func(*server.Config){rolloutOptions}, options...)...)
+	return startSiteOf(t, sim.Spec{Name: name, ComputeRacks: 3, MachinesPerRack: 3, Updates: host.UpdateBehavior{Duration: 300 * time.Millisecond}},
+		strategy, 300*time.Millisecond, append([]func(*server.Config){rolloutOptions}, options...)...)
+}
+
+// startSiteOf starts the site of spec with strategy, agents heartbeating
+// every interval (0: as the control plane asks).
+func startSiteOf(t testing.TB, spec sim.Spec, strategy map[string]any, interval time.Duration, options ...func(*server.Config)) *rolloutSite {
+	t.Helper()
+	name := spec.Name
+	cp := servertest.Start(t, options...)
 	ncImage(t, cp.DataDir)
-	cl := newNCCluster(t, cp, sim.Spec{Name: name, ComputeRacks: 3, MachinesPerRack: 3,
-		Updates: host.UpdateBehavior{Duration: 300 * time.Millisecond}}, nil, nil)
+	cl := newNCCluster(t, cp, spec, nil, nil)
 	cl.props["updateStrategy"] = strategy
 	clusterID := ncDefine(t, cp.Client, name, cl)
 	if st := ncOperation(t, cp.Client, http.MethodPost, clusterID+"/deploy?api-version="+ncAPI, map[string]any{}); st.Status != "Succeeded" {
 		t.Fatalf("deploy: %+v", st)
 	}
 	s := &rolloutSite{cp: cp, cl: cl, clusterID: clusterID}
-	s.startAgents(t)
+	s.startAgents(t, interval)
 	keys, err := update.GenerateKeys(1, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +77,9 @@ func startRolloutSite(t *testing.T, name string, strategy map[string]any, option
 	return s
 }
 
-func (s *rolloutSite) startAgents(t *testing.T) {
+// startAgents starts every machine's agent, heartbeating every interval
+// (0: as the control plane asks), and waits until all are Ready.
+func (s *rolloutSite) startAgents(t testing.TB, interval time.Duration) {
 	t.Helper()
 	ca, err := os.ReadFile(s.cp.Creds.CACertFile)
 	if err != nil {
@@ -77,11 +89,11 @@ func (s *rolloutSite) startAgents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.cl.StartAgents(sim.AgentOptions{Server: s.cp.AgentURL, ServerCA: ca, Token: token, Interval: 300 * time.Millisecond,
-		MachineID: s.machineID, StateDir: t.TempDir()}); err != nil {
+	if err := s.cl.StartAgents(sim.AgentOptions{Server: s.cp.AgentURL, ServerCA: ca, Token: token, Interval: interval,
+		MachineID: s.machineID, StateDir: t.TempDir(), PerRequest: len(s.cl.Machines) > 500}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "every agent Ready", 30*time.Second, func() bool {
+	waitUntil(t, "every agent Ready", 120*time.Second, func() bool {
 		return s.cp.Fleet.Tracker().Stats().ByState[liveness.Ready] == len(s.cl.Machines)
 	})
 }
@@ -92,7 +104,7 @@ func (s *rolloutSite) machineID(name string) string {
 
 // call sends body to one of the control plane's non-ARM endpoints and
 // checks the status.
-func (s *rolloutSite) call(t *testing.T, method, path string, body []byte, want int) []byte {
+func (s *rolloutSite) call(t testing.TB, method, path string, body []byte, want int) []byte {
 	t.Helper()
 	r, err := s.cp.Client.Do(t.Context(), method, path, body)
 	if err != nil {
@@ -106,7 +118,7 @@ func (s *rolloutSite) call(t *testing.T, method, path string, body []byte, want 
 
 // importRelease signs a release of version (a node image, the agent and a
 // firmware package) and imports it.
-func (s *rolloutSite) importRelease(t *testing.T, version string) {
+func (s *rolloutSite) importRelease(t testing.TB, version string) {
 	t.Helper()
 	s.bundles++
 	target := func(name string, kind update.Kind, sku string) update.Target {
@@ -139,7 +151,7 @@ type rolloutCluster struct {
 	} `json:"properties"`
 }
 
-func (s *rolloutSite) cluster(t *testing.T) rolloutCluster {
+func (s *rolloutSite) cluster(t testing.TB) rolloutCluster {
 	t.Helper()
 	var c rolloutCluster
 	ncGet(t, s.cp.Client, s.clusterID, &c)
@@ -217,7 +229,7 @@ func watchUnavailable(t *testing.T, st *store.Store, maxUnavailable int) func() 
 	}
 }
 
-func waitUntil(t *testing.T, what string, within time.Duration, ok func() bool) {
+func waitUntil(t testing.TB, what string, within time.Duration, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !ok() {

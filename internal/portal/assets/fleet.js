@@ -27,7 +27,11 @@ const LEGEND = [
   {key: 'cordoned', label: 'Cordoned', icon: '‖'},
   {key: 'notready', label: 'Not ready', icon: '✕'},
   {key: 'off', label: 'Off', icon: '○'},
+  {key: 'drifted', label: 'Drifted from its configuration (dashed outline)', icon: '△'},
 ];
+
+/** drifted says whether drift control found the machine changed. */
+const drifted = p => p.configurationDrift?.status === 'Drifted';
 
 const byName = (a, b) => a.name.localeCompare(b.name, undefined, {numeric: true});
 
@@ -75,7 +79,7 @@ export function model(clusters, racks, machines, appliances) {
 export function summary(machines) {
   const n = f => machines.filter(m => f(m.properties ?? {})).length;
   return `${machines.length} machines, ${n(p => p.readyState === 'True')} ready, ` +
-    `${n(p => p.cordonStatus === 'Cordoned')} cordoned, ${n(p => p.powerState === 'Off')} off`;
+    `${n(p => p.cordonStatus === 'Cordoned')} cordoned, ${n(p => p.powerState === 'Off')} off, ${n(drifted)} drifted`;
 }
 
 export async function render(container, {sub, signal}) {
@@ -182,15 +186,17 @@ function updateOccupant(el, item) {
     return;
   }
   const state = machineState(p);
+  const drift = drifted(p);
   setAttrs(el, {
-    class: `machine state-${state.key}`,
+    class: `machine state-${state.key}${drift ? ' drifted' : ''}`,
     'data-power': String(p.powerState ?? ''),
     'data-ready': String(p.readyState ?? ''),
     'data-cordon': String(p.cordonStatus ?? ''),
-    'aria-label': `${item.name}: ${p.powerState}, ready ${p.readyState}, ${p.cordonStatus}`,
+    'data-drift': drift ? 'Drifted' : String(p.configurationDrift?.status ?? ''),
+    'aria-label': `${item.name}: ${p.powerState}, ready ${p.readyState}, ${p.cordonStatus}${drift ? ', drifted from its configuration' : ''}`,
     title: tip,
   });
-  draw(el, state.icon, item.name, state.label);
+  draw(el, drift ? '△' : state.icon, item.name, drift ? `${state.label}, drifted` : state.label);
 }
 
 function draw(el, icon, name, state) {

@@ -206,8 +206,20 @@ function drawDetails(el, machine) {
     ])),
     section('Software', dl([
       ['OS image', p.osImage], ['Cluster version', p.machineClusterVersion], ['Kubernetes version', p.kubernetesVersion],
+      ['Update in progress', p.updateTarget?.clusterVersion],
     ]), agentInventory(p.agentInventory)),
+    section('Configuration drift', drift(p.configurationDrift)),
     section('Recent actions', actionStates(p.actionStates ?? [])));
+}
+
+function drift(d) {
+  if (!d) return h('p', {class: 'muted'}, 'Not checked yet.');
+  return [
+    dl([['Status', statusBadge(d.status)], ['Detected', time(d.detectedTime)], ['Correction', d.correction]]),
+    (d.items ?? []).length === 0 ? null : table({caption: 'What differs', id: 'drift', rows: d.items, columns: [
+      {label: 'Item', value: r => r.item}, {label: 'Should be', value: r => r.desired}, {label: 'Is', value: r => r.observed},
+    ]}),
+  ];
 }
 
 function interfaces(list) {
