@@ -66,16 +66,6 @@ func TestAgentsAndLiveness(t *testing.T) {
 			AgentInventory agentapi.Inventory `json:"agentInventory"`
 		} `json:"properties"`
 	}
-	waitFor := func(t *testing.T, what string, within time.Duration, ok func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(within)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within %v", what, within)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
 	liveState := func(name string) string {
 		var s state
 		ncGet(t, cp.Client, machineID(name), &s)
@@ -88,10 +78,10 @@ func TestAgentsAndLiveness(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("every agent joins and reports", func(t *testing.T) {
-		waitFor(t, "15 machines Ready", 30*time.Second, func() bool { return cp.Fleet.Tracker().Stats().ByState[liveness.Ready] == 15 })
+		waitUntil(t, "15 machines Ready", 30*time.Second, func() bool { return cp.Fleet.Tracker().Stats().ByState[liveness.Ready] == 15 })
 		// The tracker knows first; the machine's resource follows its writes.
 		var s state
-		waitFor(t, "lvr1m1's resource shows what its agent reported", 10*time.Second, func() bool {
+		waitUntil(t, "lvr1m1's resource shows what its agent reported", 10*time.Second, func() bool {
 			ncGet(t, cp.Client, machineID("lvr1m1"), &s)
 			return s.Properties.LivenessState == "Ready" && s.Properties.AgentVersion != "" && s.Properties.OAMIPv4Address != ""
 		})
@@ -115,9 +105,9 @@ func TestAgentsAndLiveness(t *testing.T) {
 		if err := cp.Agents.Rotate(ctx); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the new node CA in use", 5*time.Second, func() bool { return string(cp.Agents.CACertPEM()) != oldCA })
+		waitUntil(t, "the new node CA in use", 5*time.Second, func() bool { return string(cp.Agents.CACertPEM()) != oldCA })
 		var renewed []byte
-		waitFor(t, "lvr1m2 renewed its certificate", 25*time.Second, func() bool {
+		waitUntil(t, "lvr1m2 renewed its certificate", 25*time.Second, func() bool {
 			renewed, _ = os.ReadFile(filepath.Join(agentState, "lvr1m2", "agent.crt"))
 			return len(renewed) > 0 && string(renewed) != string(first)
 		})
@@ -137,14 +127,14 @@ func TestAgentsAndLiveness(t *testing.T) {
 		if st := ncOperation(t, cp.Client, http.MethodPost, machineID(name)+"/cordon?api-version="+ncAPI, map[string]string{"evacuate": "False"}); st.Status != "Succeeded" {
 			t.Fatalf("cordon: %+v", st)
 		}
-		waitFor(t, name+"'s agent applies the cordon", 10*time.Second, func() bool {
+		waitUntil(t, name+"'s agent applies the cordon", 10*time.Second, func() bool {
 			d, err := cl.Desired(name)
 			return err == nil && d.Cordoned && strings.HasSuffix(d.OSImage, ".iso")
 		})
 		if st := ncOperation(t, cp.Client, http.MethodPost, machineID(name)+"/uncordon?api-version="+ncAPI, map[string]any{}); st.Status != "Succeeded" {
 			t.Fatalf("uncordon: %+v", st)
 		}
-		waitFor(t, name+"'s agent applies the uncordon", 10*time.Second, func() bool {
+		waitUntil(t, name+"'s agent applies the uncordon", 10*time.Second, func() bool {
 			d, err := cl.Desired(name)
 			return err == nil && !d.Cordoned
 		})
@@ -175,7 +165,7 @@ func TestAgentsAndLiveness(t *testing.T) {
 		if err := cp.Agents.Revoke(ctx, machineID(name)); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, name+" NotReady after its revocation", 15*time.Second, func() bool { return liveState(name) == "NotReady" })
+		waitUntil(t, name+" NotReady after its revocation", 15*time.Second, func() bool { return liveState(name) == "NotReady" })
 		desiredFile := filepath.Join(t.TempDir(), "desired.json")
 		fresh, _, _ := cp.Agents.IssueToken(ctx, agentauth.Grant{Cluster: clusterID, Machine: machineID(name)}, time.Hour)
 		cl.StopAgent(name)
@@ -184,7 +174,7 @@ func TestAgentsAndLiveness(t *testing.T) {
 		runCtx, stop := context.WithCancel(ctx)
 		defer stop()
 		go restarted.Run(runCtx)
-		waitFor(t, name+" Ready again after joining with a new token", 15*time.Second, func() bool { return liveState(name) == "Ready" })
+		waitUntil(t, name+" Ready again after joining with a new token", 15*time.Second, func() bool { return liveState(name) == "Ready" })
 		var s state
 		ncGet(t, cp.Client, machineID(name), &s)
 		cpuinfo, _ := os.ReadFile("/proc/cpuinfo")
@@ -195,7 +185,7 @@ func TestAgentsAndLiveness(t *testing.T) {
 				fmt.Sscan(v, &memKB)
 			}
 		}
-		waitFor(t, name+"'s Linux host writes its desired state", 10*time.Second, func() bool {
+		waitUntil(t, name+"'s Linux host writes its desired state", 10*time.Second, func() bool {
 			var applied agentapi.Desired
 			b, err := os.ReadFile(desiredFile)
 			return err == nil && json.Unmarshal(b, &applied) == nil && applied.Revision > 0 && applied.OSImage != ""
@@ -210,7 +200,7 @@ func TestAgentsAndLiveness(t *testing.T) {
 	t.Run("agent killed, then power off", func(t *testing.T) {
 		const name = "lvr1m1"
 		cl.StopAgent(name)
-		waitFor(t, name+" NotReady", 10*time.Second, func() bool { return liveState(name) == "NotReady" })
+		waitUntil(t, name+" NotReady", 10*time.Second, func() bool { return liveState(name) == "NotReady" })
 		// The BMC says the machine is on: silence alone is not a failure.
 		time.Sleep(4 * time.Second)
 		if got := liveState(name); got != "NotReady" {
@@ -219,7 +209,7 @@ func TestAgentsAndLiveness(t *testing.T) {
 		if err := cl.Machine(name).BMC.SetPowerState("Off"); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, name+" Failed once its BMC reports Off", 15*time.Second, func() bool { return liveState(name) == "Failed" })
+		waitUntil(t, name+" Failed once its BMC reports Off", 15*time.Second, func() bool { return liveState(name) == "Failed" })
 	})
 
 	t.Run("rack partition", func(t *testing.T) {
@@ -231,7 +221,7 @@ func TestAgentsAndLiveness(t *testing.T) {
 			ncGet(t, cp.Client, rackID, &r)
 			return r.Properties.LivenessState
 		}
-		waitFor(t, "rack 2 Unreachable", 15*time.Second, func() bool { return rackState() == "Unreachable" })
+		waitUntil(t, "rack 2 Unreachable", 15*time.Second, func() bool { return rackState() == "Unreachable" })
 		time.Sleep(5 * time.Second) // past the grace, with every BMC of the rack unreachable
 		for _, m := range cl.Machines {
 			if m.Rack != rack {
@@ -242,7 +232,7 @@ func TestAgentsAndLiveness(t *testing.T) {
 			}
 		}
 		cl.Partition(rack, false)
-		waitFor(t, "rack 2 back", 20*time.Second, func() bool {
+		waitUntil(t, "rack 2 back", 20*time.Second, func() bool {
 			return rackState() == "Ready" && liveState("lvr2m1") == "Ready"
 		})
 	})

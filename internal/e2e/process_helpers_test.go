@@ -79,3 +79,16 @@ func requireTool(t *testing.T, tool, pkg string) string {
 	}
 	return path
 }
+
+// waitUntil polls ok every 50 ms and fails the test, saying what it
+// waited for, if ok is not true within the time given.
+func waitUntil(t testing.TB, what string, within time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -49,21 +49,13 @@ func startRolloutSite(t testing.TB, name string, strategy map[string]any, option
 		strategy, 300*time.Millisecond, append([]func(*server.Config){rolloutOptions}, options...)...)
 }
 
-// startSiteOf starts the site of spec with strategy, agents heartbeating
-// every interval (0: as the control plane asks).
+// startSiteOf starts a control plane that trusts a vendor's root and the
+// site of spec on it, with strategy, agents heartbeating every interval
+// (0: as the control plane asks).
 func startSiteOf(t testing.TB, spec sim.Spec, strategy map[string]any, interval time.Duration, options ...func(*server.Config)) *rolloutSite {
 	t.Helper()
-	name := spec.Name
 	cp := servertest.Start(t, options...)
 	ncImage(t, cp.DataDir)
-	cl := newNCCluster(t, cp, spec, nil, nil)
-	cl.props["updateStrategy"] = strategy
-	clusterID := ncDefine(t, cp.Client, name, cl)
-	if st := ncOperation(t, cp.Client, http.MethodPost, clusterID+"/deploy?api-version="+ncAPI, map[string]any{}); st.Status != "Succeeded" {
-		t.Fatalf("deploy: %+v", st)
-	}
-	s := &rolloutSite{cp: cp, cl: cl, clusterID: clusterID}
-	s.startAgents(t, interval)
 	keys, err := update.GenerateKeys(1, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -72,9 +64,24 @@ func startSiteOf(t testing.TB, spec sim.Spec, strategy map[string]any, interval 
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.keys, s.root = keys, root
+	s := &rolloutSite{cp: cp, keys: keys, root: root}
 	s.call(t, http.MethodPut, "/citadel/updates/trust", root, 200)
-	return s
+	return s.withCluster(t, spec, strategy, interval)
+}
+
+// withCluster deploys another cluster, of spec, on the same control plane
+// and starts its agents.
+func (s *rolloutSite) withCluster(t testing.TB, spec sim.Spec, strategy map[string]any, interval time.Duration) *rolloutSite {
+	t.Helper()
+	cl := newNCCluster(t, s.cp, spec, nil, nil)
+	cl.props["updateStrategy"] = strategy
+	clusterID := ncDefine(t, s.cp.Client, spec.Name, cl)
+	if st := ncOperation(t, s.cp.Client, http.MethodPost, clusterID+"/deploy?api-version="+ncAPI, map[string]any{}); st.Status != "Succeeded" {
+		t.Fatalf("deploy %s: %+v", spec.Name, st)
+	}
+	c := &rolloutSite{cp: s.cp, cl: cl, clusterID: clusterID, keys: s.keys, root: s.root, bundles: s.bundles}
+	c.startAgents(t, interval)
+	return c
 }
 
 // startAgents starts every machine's agent, heartbeating every interval
@@ -94,7 +101,12 @@ func (s *rolloutSite) startAgents(t testing.TB, interval time.Duration) {
 		t.Fatal(err)
 	}
 	waitUntil(t, "every agent Ready", 120*time.Second, func() bool {
-		return s.cp.Fleet.Tracker().Stats().ByState[liveness.Ready] == len(s.cl.Machines)
+		for _, m := range s.cl.Machines {
+			if st, _ := s.cp.Fleet.Tracker().State(s.machineID(m.Name)); st != liveness.Ready {
+				return false
+			}
+		}
+		return true
 	})
 }
 
@@ -226,17 +238,6 @@ func watchUnavailable(t *testing.T, st *store.Store, maxUnavailable int) func() 
 		mu.Lock()
 		defer mu.Unlock()
 		return most
-	}
-}
-
-func waitUntil(t testing.TB, what string, within time.Duration, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
