@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +19,31 @@ import (
 func TestConfigurationDrift(t *testing.T) {
 	t.Parallel()
 	s := startRolloutSite(t, "dri", map[string]any{"strategyType": "Rack", "thresholdType": "PercentSuccess", "thresholdValue": 100},
-		func(c *server.Config) { c.DriftCheck = 500 * time.Millisecond })
+		func(c *server.Config) { c.DriftCheck, c.PolicyScan = 500*time.Millisecond, time.Second })
+	sub := "/subscriptions/" + s.cp.Creds.SubscriptionID
+	// Citadel's built-in definition, assigned: drift shows in compliance.
+	if r, err := s.cp.Client.Do(t.Context(), http.MethodPut, sub+"/providers/Microsoft.Authorization/policyAssignments/machine-drift?api-version=2022-06-01",
+		map[string]any{"properties": map[string]any{"policyDefinitionId": "/providers/Microsoft.Authorization/policyDefinitions/be7d8a43-15ca-5bbb-bda2-5f8608d67f12"}}); err != nil || r.Status != http.StatusCreated {
+		t.Fatalf("assigning the built-in drift policy: %v %v", r, err)
+	}
+	nonCompliant := func() []string {
+		r, err := s.cp.Client.Do(t.Context(), http.MethodPost, sub+"/providers/Microsoft.PolicyInsights/policyStates/latest/queryResults?api-version=2019-10-01&$filter="+
+			url.QueryEscape("complianceState eq 'NonCompliant'"), nil)
+		if err != nil || r.Status != http.StatusOK {
+			t.Fatalf("policy states: %v %v", r, err)
+		}
+		var states struct {
+			Value []struct {
+				ResourceID string `json:"resourceId"`
+			} `json:"value"`
+		}
+		json.Unmarshal(r.Body, &states)
+		var ids []string
+		for _, v := range states.Value {
+			ids = append(ids, strings.ToLower(v.ResourceID))
+		}
+		return ids
+	}
 	type drift struct {
 		Properties struct {
 			DetailedStatus     string `json:"detailedStatus"`
@@ -57,6 +83,9 @@ func TestConfigurationDrift(t *testing.T) {
 	if !found {
 		t.Errorf("no drift event in the activity log for %s: %+v", machine, events)
 	}
+	waitUntil(t, "the drifted machine non-compliant", 30*time.Second, func() bool {
+		return slices.Equal(nonCompliant(), []string{strings.ToLower(machine)})
+	})
 	time.Sleep(2 * time.Second) // Audit: several checks, no correction
 	if d := get().Properties; d.ConfigurationDrift.Status != "Drifted" || d.ConfigurationDrift.Correction != "" || s.cl.Machine("drir2m1").BMC.Reimages() != 1 {
 		t.Errorf("in Audit mode: %+v, %d reimages; want the drift reported and left alone", d, s.cl.Machine("drir2m1").BMC.Reimages())
@@ -68,11 +97,16 @@ func TestConfigurationDrift(t *testing.T) {
 		t.Fatalf("PUT cluster with configurationDriftMode Enforce: %+v", st)
 	}
 	enforced := time.Now()
-	waitUntil(t, "the drift corrected", 60*time.Second, func() bool {
-		p := get().Properties
-		return p.ConfigurationDrift.Status == "InSync" && p.DetailedStatus == "Provisioned"
-	})
+	var last drift
+	deadline := time.Now().Add(60 * time.Second)
+	for last = get(); last.Properties.ConfigurationDrift.Status != "InSync" || last.Properties.DetailedStatus != "Provisioned"; last = get() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the drift not corrected within 60 s: %+v", last.Properties)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	t.Logf("drift corrected %v after Enforce", time.Since(enforced).Round(time.Millisecond))
+	waitUntil(t, "the corrected machine compliant again", 30*time.Second, func() bool { return len(nonCompliant()) == 0 })
 	if n := s.cl.Machine("drir2m1").BMC.Reimages(); n != 2 {
 		t.Errorf("drir2m1 was reimaged %d times in all, want twice (deploy, correction)", n)
 	}

@@ -31,10 +31,17 @@ type Alias struct {
 //go:embed citadel_aliases.csv
 var citadelAliasesCSV string
 
+// citadelExtensionAliasesCSV are the aliases of the properties Citadel
+// adds to its types beside the spec's (a machine's configurationDrift),
+// written by hand: the generator reads only the spec.
+//
+//go:embed citadel_extension_aliases.csv
+var citadelExtensionAliasesCSV string
+
 var citadelAliases = sync.OnceValue(func() []Alias {
-	aliases, err := ReadAliasCSV(strings.NewReader(citadelAliasesCSV))
+	aliases, err := ReadAliasCSV(strings.NewReader(citadelAliasesCSV + citadelExtensionAliasesCSV))
 	if err != nil {
-		panic("policy: the embedded citadel_aliases.csv is not valid: " + err.Error())
+		panic("policy: the embedded alias lists are not valid: " + err.Error())
 	}
 	return aliases
 })

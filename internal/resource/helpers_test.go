@@ -267,6 +267,7 @@ func testTypes(p *fakeProvider) []*resource.Type {
 			APIVersions:   widgetVersions,
 			Tracked:       true,
 			SystemManaged: true,
+			Reported:      []string{"observed"},
 			Actions:       map[string]resource.Action{"spin": {Run: p.spin}},
 		},
 		{Namespace: ns, Name: "sysWidgets/parts", APIVersions: widgetVersions},

@@ -87,7 +87,8 @@ func (t *Task) Save(ctx context.Context) error {
 
 // saveRecord writes rec (at rev) with ops, for the operation op that owns
 // it. When the record changed since rev it reads it again and writes the
-// current envelope with rec's properties, as long as op still owns it.
+// current envelope with rec's properties, as long as op still owns it:
+// all but the type's Reported ones, whose stored values it keeps.
 func (s *Service) saveRecord(ctx context.Context, op *Operation, rec *record, rev int64, ops []store.Op) (int64, error) {
 	key := storeKey(mustParseID(rec.Resource.ID))
 	owner := rec.OperationID // cleared when op is ending
@@ -107,6 +108,15 @@ func (s *Service) saveRecord(ctx context.Context, op *Operation, rec *record, re
 			return 0, store.ErrConflict // the conflict was elsewhere: the caller reads again
 		}
 		props := rec.Resource.Properties
+		if t, ok := s.types.lookup(it.Value.Resource.Type); ok {
+			for _, k := range t.Reported {
+				if v, ok := it.Value.Resource.Properties[k]; ok {
+					props[k] = v
+				} else {
+					delete(props, k)
+				}
+			}
+		}
 		*rec = it.Value
 		rec.Resource.Properties, rec.OperationID = props, owner
 		rev = it.Revision

@@ -103,16 +103,24 @@ func TestSystemManaged(t *testing.T) {
 }
 
 // TestTaskSave: an action's progress is visible on the resource while it
-// runs, and a user's tag change meanwhile survives the action's end.
+// runs, and a user's tag change and a system write of a Reported property
+// meanwhile survive the action's end.
 func TestTaskSave(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.putGroup(t, "rg")
 	runOperations(t, e.svc, "replica-1")
 	id := sysID("rg", "s2")
-	if _, err := e.svc.Upsert(t.Context(), mustID(t, id), func(*resource.Resource, bool) error { return nil }); err != nil {
-		t.Fatal(err)
+	observe := func(v string) {
+		t.Helper()
+		if _, err := e.svc.Upsert(t.Context(), mustID(t, id), func(r *resource.Resource, _ bool) error {
+			r.Properties["observed"] = v
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
+	observe("before")
 	open := e.p.gate("s2")
 	defer open()
 	resp, err := e.svc.Action(t.Context(), req(t, id, `{}`), "spin")
@@ -123,13 +131,15 @@ func TestTaskSave(t *testing.T) {
 	})
 	resp, err = e.svc.Patch(t.Context(), req(t, id, `{"tags":{"k":"v"}}`))
 	wantStatus(t, "Patch(tags) during the action", resp, err, http.StatusOK)
+	observe("during")
 	open()
 	if st := e.waitOp(t, op); st.Status != resource.OpSucceeded {
 		t.Fatalf("spin = %+v, want Succeeded", st)
 	}
 	got := e.mustGet(t, id)
 	want := map[string]string{"k": "v"}
-	if got.Properties["phase"] != "spun" || !cmp.Equal(got.Tags, want) {
-		t.Errorf("after spin: phase %v tags %v, want spun and %v", got.Properties["phase"], got.Tags, want)
+	if got.Properties["phase"] != "spun" || !cmp.Equal(got.Tags, want) || got.Properties["observed"] != "during" {
+		t.Errorf("after spin: phase %v tags %v observed %v, want spun, %v and the write made during the action", got.Properties["phase"],
+			got.Tags, got.Properties["observed"], want)
 	}
 }

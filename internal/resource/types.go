@@ -57,6 +57,11 @@ type Type struct {
 	// are ignored and the stored ones kept. provisioningState is always
 	// read-only.
 	ReadOnly []string
+	// Reported lists the properties that others than the resource's
+	// operations write while one runs (what a machine's agent reports):
+	// an operation's save keeps their stored values rather than those it
+	// read when it started.
+	Reported []string
 	// Sensitive lists the property paths of secrets, such as
 	// "bmcCredentials.password" or "racks[].credentials.password": stored,
 	// and seen by Validate and the provider, but left out of every

@@ -29,6 +29,12 @@ var machineReadOnly = []string{"actionStates", "agentInventory", "agentVersion",
 	"secretRotationStatus", "serialNumber", "serviceTag", "virtualMachinesAssociatedIds",
 	"updateTarget", "updateCordoned", "configurationDrift"}
 
+// machineReported are the machine properties written while an action
+// runs on it by others than the action: its agent's reports and
+// liveness, drift control, an update. The action's save keeps theirs.
+var machineReported = []string{"agentInventory", "agentVersion", "oamIpv4Address", "oamIpv6Address", "livenessState",
+	"livenessMessage", "configurationDrift", "updateTarget", "updateCordoned"}
+
 // machineInput is the body of every machine action; each action reads the
 // fields it has (BT BareMetalMachine*Parameters). safeguardMode is the
 // spec's on reimage and replace, and Citadel's on every disruptive action.

@@ -166,6 +166,7 @@ func Register(svc *resource.Service, cfg Config) *Provider {
 			Namespace: Namespace, Name: "bareMetalMachines", APIVersions: APIVersions, Tracked: true, SystemManaged: true,
 			NamePattern: machineNamePattern, NameRule: machineNameRule,
 			ReadOnly:  machineReadOnly,
+			Reported:  machineReported,
 			Sensitive: []string{"bmcCredentials.password"},
 			Actions:   p.machineActions(),
 		},

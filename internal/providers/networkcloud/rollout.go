@@ -215,7 +215,7 @@ func (p *Provider) rollOut(ctx context.Context, t *resource.Task, st updateState
 	}
 	tr := startTracking(ctx, t.Resource, t.Save, actionType, t.CorrelationID())
 	save("Updating", fmt.Sprintf("Updating to %s, rack by rack.", target.ClusterVersion))
-	ru.event(ctx, t.Resource.ID, "Started", fmt.Sprintf("The update of %s from %s to %s started.", t.Resource.Name, from.ClusterVersion, target.ClusterVersion), nil)
+	ru.event(ctx, t.Resource.ID, "Started", fmt.Sprintf("The update of %s from %s to %s started.", t.Resource.Name, from.ClusterVersion, target.ClusterVersion))
 
 	processed := false
 	for i, inc := range plan {
@@ -235,7 +235,7 @@ func (p *Provider) rollOut(ctx context.Context, t *resource.Task, st updateState
 		rackName := resourceName(inc.Rack)
 		tr.step(ctx, "Update rack "+rackName)
 		save("Updating", fmt.Sprintf("Updating rack %s (%d of %d) to %s.", rackName, i+1, len(plan), target.ClusterVersion))
-		ru.event(ctx, inc.Rack, "Started", fmt.Sprintf("Rack %s: update to %s started.", rackName, target.ClusterVersion), nil)
+		ru.event(ctx, inc.Rack, "Started", fmt.Sprintf("Rack %s: update to %s started.", rackName, target.ClusterVersion))
 		met, summary := ru.updateRack(ctx, inc, strategy)
 		if ctx.Err() != nil {
 			return nil, ctx.Err() // interrupted: the next leader resumes
@@ -249,20 +249,20 @@ func (p *Provider) rollOut(ctx context.Context, t *resource.Task, st updateState
 			st.FailedRack = inc.Rack
 			msg := fmt.Sprintf("The update to %s stopped at rack %s, which did not meet the threshold: %s %s", target.ClusterVersion, rackName, summary, rolledBack)
 			save("Degraded", msg)
-			ru.event(ctx, inc.Rack, "Failed", msg, nil)
+			ru.event(ctx, inc.Rack, "Failed", msg)
 			err := arm.Errorf(http.StatusBadRequest, "UpdateThresholdNotMet", "%s", msg)
 			tr.end(err)
 			return nil, controller.Terminal(err)
 		}
 		st.CompletedRacks = append(st.CompletedRacks, inc.Rack)
-		ru.event(ctx, inc.Rack, "Succeeded", fmt.Sprintf("Rack %s runs %s: %s", rackName, target.ClusterVersion, summary), nil)
+		ru.event(ctx, inc.Rack, "Succeeded", fmt.Sprintf("Rack %s runs %s: %s", rackName, target.ClusterVersion, summary))
 		remaining := slices.ContainsFunc(plan[i+1:], func(r machine.RackIncrement) bool { return !slices.Contains(st.CompletedRacks, r.Rack) })
 		if strategy.StrategyType == machine.StrategyPauseAfterRack && remaining {
 			st.PausedAfterRack = inc.Rack
 			msg := fmt.Sprintf("The update to %s paused after rack %s (%d of %d racks done); continueUpdateVersion goes on.",
 				target.ClusterVersion, rackName, len(st.CompletedRacks), len(plan))
 			save("UpdatePaused", msg)
-			ru.event(ctx, t.Resource.ID, "Succeeded", msg, nil)
+			ru.event(ctx, t.Resource.ID, "Succeeded", msg)
 			tr.message = msg
 			tr.end(nil)
 			return nil, nil
@@ -277,7 +277,7 @@ func (p *Provider) rollOut(ctx context.Context, t *resource.Task, st updateState
 	if err := p.setUpgradeVersions(ctx, t.Resource); err != nil {
 		return nil, err
 	}
-	ru.event(ctx, t.Resource.ID, "Succeeded", msg, nil)
+	ru.event(ctx, t.Resource.ID, "Succeeded", msg)
 	tr.message = msg
 	tr.end(nil)
 	return nil, nil
@@ -382,7 +382,7 @@ func (ru *rollout) updateMachine(ctx context.Context, m *resource.Resource, targ
 		return out
 	}
 	if cur.Properties["updateTarget"] == nil {
-		ru.event(ctx, m.ID, "Started", fmt.Sprintf("%s cordoned (its workloads evacuated) to run %s.", m.Name, target.ClusterVersion), nil)
+		ru.event(ctx, m.ID, "Started", fmt.Sprintf("%s cordoned (its workloads evacuated) to run %s.", m.Name, target.ClusterVersion))
 	}
 	if err := ru.p.updateProps(ctx, id, func(props map[string]any) {
 		if str(props, "cordonStatus") != "Cordoned" {
@@ -396,14 +396,14 @@ func (ru *rollout) updateMachine(ctx context.Context, m *resource.Resource, targ
 	}
 	if reason := ru.waitFor(ctx, id, target.ClusterVersion); reason != "" {
 		out.Reason = reason
-		ru.event(ctx, m.ID, "Failed", fmt.Sprintf("%s did not update to %s: %s", m.Name, target.ClusterVersion, reason), nil)
+		ru.event(ctx, m.ID, "Failed", fmt.Sprintf("%s did not update to %s: %s", m.Name, target.ClusterVersion, reason))
 		return out
 	}
 	if err := ru.p.updateProps(ctx, id, letBackIn(target.ClusterVersion)); err != nil {
 		out.Reason = err.Error()
 		return out
 	}
-	ru.event(ctx, m.ID, "Succeeded", fmt.Sprintf("%s runs %s, is Ready and uncordoned.", m.Name, target.ClusterVersion), nil)
+	ru.event(ctx, m.ID, "Succeeded", fmt.Sprintf("%s runs %s, is Ready and uncordoned.", m.Name, target.ClusterVersion))
 	out.OK = true
 	return out
 }
@@ -504,13 +504,13 @@ func (ru *rollout) rollBack(ctx context.Context, inc machine.RackIncrement, maxU
 
 // event records a step of the update in the activity log, as the
 // operation's: the same correlation id, on the resource the step is about.
-func (ru *rollout) event(ctx context.Context, resourceID, status, description string, props map[string]string) {
+func (ru *rollout) event(ctx context.Context, resourceID, status, description string) {
 	if ru.p.cfg.Audit == nil {
 		return
 	}
 	e := audit.NewEvent(audit.EventInfo{Time: time.Now(), CorrelationID: ru.t.CorrelationID(), OperationID: ru.t.Op.ID,
 		OperationName: updateAction, Caller: ru.t.Op.Caller.Name, ResourceID: resourceID, Status: status,
-		Description: description, Properties: props})
+		Description: description})
 	if err := ru.p.cfg.Audit.Record(ctx, e); err != nil {
 		ru.p.log.WarnContext(ctx, "update step not recorded in the activity log", "resource", resourceID, "err", err)
 	}

@@ -9,6 +9,7 @@ package policies
 
 import (
 	"context"
+	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,6 +104,9 @@ func Register(cfg Config) (*Provider, error) {
 	if p.interval <= 0 {
 		p.interval = 10 * time.Minute
 	}
+	if err := p.loadPack(citadelPack()); err != nil {
+		return nil, err
+	}
 	if cfg.Pack != nil {
 		if err := p.loadPack(cfg.Pack); err != nil {
 			return nil, err
@@ -163,6 +167,21 @@ func (p *Provider) Start(ctx context.Context) error {
 	go p.evaluateWrites(ctx)
 	go p.scanEvery(ctx)
 	return nil
+}
+
+// builtinPack holds Citadel's own built-in definitions, served with every
+// operator's pack: the checks of what Citadel itself records (a machine's
+// configuration drift).
+//
+//go:embed builtin
+var builtinPack embed.FS
+
+func citadelPack() fs.FS {
+	sub, err := fs.Sub(builtinPack, "builtin")
+	if err != nil {
+		panic(err) // the embedded tree always has builtin/
+	}
+	return sub
 }
 
 // loadPack reads every JSON file of the pack as a built-in definition or
