@@ -9,6 +9,7 @@ package agent
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -75,7 +76,7 @@ type Agent struct {
 	certPEM  []byte
 	renewAt  time.Time // when two thirds of the certificate's life, as the agent got it, are gone
 	client   *http.Client
-	interval time.Duration
+	interval atomic.Int64 // the heartbeat interval, in nanoseconds: Config.Interval, or the control plane's
 	applied  atomic.Int64 // desired revision applied
 	reportMu sync.Mutex   // serialises reports of the inventory, from heartbeats and from applying the desired state
 	reported agentapi.Inventory
@@ -86,7 +87,9 @@ func New(cfg Config) *Agent {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "machine", cfg.Machine), interval: 10 * time.Second}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "machine", cfg.Machine)}
+	a.setInterval(cmp.Or(cfg.Interval, 10*time.Second))
+	return a
 }
 
 // Run joins (unless a certificate is kept) and then reports until ctx
@@ -118,7 +121,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return err
 		}
 		a.log.WarnContext(ctx, "agent: control plane unreachable, retrying", "err", err)
-		if !sleep(ctx, jitter(a.interval)) {
+		if !sleep(ctx, jitter(a.heartbeatInterval())) {
 			return nil
 		}
 	}
@@ -143,16 +146,22 @@ func (a *Agent) session(ctx context.Context) error {
 		if err := a.call(ctx, http.MethodPost, agentapi.PathHeartbeat, hb, &reply); err != nil {
 			return err
 		}
+		if reply.HeartbeatSeconds > 0 && a.cfg.Interval == 0 {
+			a.setInterval(time.Duration(reply.HeartbeatSeconds) * time.Second)
+		}
 		if a.cfg.NoWatch && reply.DesiredRevision > a.applied.Load() {
 			if err := a.fetchDesired(ctx, a.client); err != nil {
 				return err
 			}
 		}
-		if !sleep(ctx, jitter(a.interval)) {
+		if !sleep(ctx, jitter(a.heartbeatInterval())) {
 			return nil
 		}
 	}
 }
+
+func (a *Agent) setInterval(d time.Duration)      { a.interval.Store(int64(d)) }
+func (a *Agent) heartbeatInterval() time.Duration { return time.Duration(a.interval.Load()) }
 
 // report sends the machine's inventory when it changed since the last
 // report, and returns what was last reported. A host that cannot be read
@@ -189,7 +198,7 @@ func (a *Agent) watchDesired(ctx context.Context) {
 		}
 		if err := a.fetchDesired(ctx, c); err != nil && ctx.Err() == nil {
 			a.log.WarnContext(ctx, "agent: waiting for the desired state failed", "err", err)
-			sleep(ctx, jitter(a.interval))
+			sleep(ctx, jitter(a.heartbeatInterval()))
 		}
 	}
 	if c != nil {
@@ -333,11 +342,8 @@ func (a *Agent) keep(key *ecdsa.PrivateKey, c agentapi.Certificate) error {
 	a.key, a.cert, a.certPEM = key, cert, []byte(c.Certificate)
 	a.mu.Unlock()
 	a.renewAt = renewTime(cert)
-	if c.HeartbeatSeconds > 0 {
-		a.interval = time.Duration(c.HeartbeatSeconds) * time.Second
-	}
-	if a.cfg.Interval > 0 {
-		a.interval = a.cfg.Interval
+	if c.HeartbeatSeconds > 0 && a.cfg.Interval == 0 {
+		a.setInterval(time.Duration(c.HeartbeatSeconds) * time.Second)
 	}
 	if a.cfg.StateDir == "" {
 		return nil

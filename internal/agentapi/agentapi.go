@@ -132,9 +132,13 @@ type Observed struct {
 	DesiredRevision int64 `json:"desiredRevision"`
 }
 
-// HeartbeatReply tells the agent whether there is newer desired state.
+// HeartbeatReply tells the agent whether there is newer desired state,
+// and how often to send heartbeats.
 type HeartbeatReply struct {
 	DesiredRevision int64 `json:"desiredRevision"`
+	// HeartbeatSeconds is the interval the control plane asks for now: an
+	// agent that restarted with a kept certificate learns it here.
+	HeartbeatSeconds int `json:"heartbeatSeconds,omitempty"`
 }
 
 // Desired is what the control plane wants the machine to run. GET

@@ -236,7 +236,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, p peer) {
 	if tr, changed := s.tracker.Heartbeat(key, s.cfg.Now()); changed {
 		s.record(context.WithoutCancel(r.Context()), tr) // back from silence: rare, and worth the write
 	}
-	var reply agentapi.HeartbeatReply
+	reply := agentapi.HeartbeatReply{HeartbeatSeconds: int(s.cfg.Heartbeat / time.Second)}
 	if d, ok := s.mirrored(p.id); ok {
 		reply.DesiredRevision = d.Revision
 	}

@@ -113,7 +113,47 @@ func (p *Provider) validateUpdateVersion(ctx context.Context, r *resource.Resour
 		return arm.FieldError("targetClusterVersion",
 			"No imported release is %s: import its signed bundle first (citadel update import); availableUpgradeVersions lists what can be applied.", in.TargetClusterVersion)
 	}
-	return nil
+	if in.SafeguardMode == "None" {
+		return nil
+	}
+	return p.checkMachinesUp(ctx, r)
+}
+
+// checkMachinesUp is updateVersion's safeguard: every machine of the
+// cluster is up, since an update counts on the capacity of the machines
+// it does not hold down.
+func (p *Provider) checkMachinesUp(ctx context.Context, cluster *resource.Resource) error {
+	id, err := arm.ParseID(cluster.ID)
+	if err != nil {
+		return err
+	}
+	machines, err := p.inCluster(ctx, id, machineType)
+	if err != nil {
+		return err
+	}
+	var down []string
+	for _, m := range machines {
+		var why []string
+		if s := str(m.Properties, "detailedStatus"); s != "Provisioned" {
+			why = append(why, s)
+		}
+		if s := str(m.Properties, "powerState"); s != "On" {
+			why = append(why, "power "+s)
+		}
+		if s := str(m.Properties, "livenessState"); s != "" && s != "Ready" {
+			why = append(why, "its agent "+s+" ("+str(m.Properties, "livenessMessage")+")")
+		}
+		if len(why) > 0 {
+			down = append(down, m.Name+": "+strings.Join(why, ", "))
+		}
+	}
+	if len(down) == 0 {
+		return nil
+	}
+	slices.Sort(down)
+	return arm.Errorf(http.StatusConflict, "UpdateSafeguardNotMet",
+		"%d machines of the cluster are not up (%s): the update would have fewer machines than its strategy counts on. Bring them back, or pass safeguardMode None.",
+		len(down), strings.Join(down, "; "))
 }
 
 func checkSafeguardMode(m string) error {
@@ -208,7 +248,8 @@ func (p *Provider) rollOut(ctx context.Context, t *resource.Task, st updateState
 	}
 	plan := machine.PlanRollout(members, strategy.MaxUnavailable)
 
-	ru := &rollout{p: p, t: t, target: target, from: from, byName: byName, total: len(machines)}
+	ru := &rollout{p: p, t: t, target: target, from: from, byName: byName, total: len(machines),
+		correlationID: t.CorrelationID(), operationID: t.Op.ID, caller: t.Op.Caller.Name}
 	save := func(status, message string) {
 		set(t.Resource.Properties, map[string]any{"detailedStatus": status, "detailedStatusMessage": message, "updateState": jsonValue(st)})
 		t.Save(ctx)
@@ -294,6 +335,9 @@ type rollout struct {
 	byName       map[string]*resource.Resource
 	total        int
 	done         counter
+	// The operation's, for the activity log: read once, as Progress
+	// writes the operation from the machines' goroutines.
+	correlationID, operationID, caller string
 }
 
 // counter counts machines done, for the operation's progress.
@@ -508,8 +552,8 @@ func (ru *rollout) event(ctx context.Context, resourceID, status, description st
 	if ru.p.cfg.Audit == nil {
 		return
 	}
-	e := audit.NewEvent(audit.EventInfo{Time: time.Now(), CorrelationID: ru.t.CorrelationID(), OperationID: ru.t.Op.ID,
-		OperationName: updateAction, Caller: ru.t.Op.Caller.Name, ResourceID: resourceID, Status: status,
+	e := audit.NewEvent(audit.EventInfo{Time: time.Now(), CorrelationID: ru.correlationID, OperationID: ru.operationID,
+		OperationName: updateAction, Caller: ru.caller, ResourceID: resourceID, Status: status,
 		Description: description})
 	if err := ru.p.cfg.Audit.Record(ctx, e); err != nil {
 		ru.p.log.WarnContext(ctx, "update step not recorded in the activity log", "resource", resourceID, "err", err)
