@@ -34,7 +34,7 @@ func TestPortal(t *testing.T) {
 	dir, addr, agentAddr, simAddr := t.TempDir(), freeAddr(t), freeAddr(t), freeAddr(t)
 	up := startUntil(t, bin, "Citadel is up: 9 machines in 4 racks",
 		"up", "--data-dir", dir, "--listen", addr, "--agent-listen", agentAddr, "--racks", "3", "--machines-per-rack", "2",
-		"--sim-control", simAddr, "--drift-check-interval", "1s")
+		"--sim-control", simAddr, "--drift-check-interval", "1s", "--update-duration", "300ms")
 	defer interrupt(t, up)
 	creds, err := client.LoadCredentials(filepath.Join(dir, "bootstrap", "admin.json"))
 	if err != nil {
@@ -50,6 +50,8 @@ func TestPortal(t *testing.T) {
 	}
 	const readerUPN, readerPassword = "reader@citadel.local", "reader-Password-1"
 	createUser(t, admin, creds, readerUPN, readerPassword, authz.ReaderRole)
+
+	importReleases(t, bin, filepath.Join(dir, "bootstrap", "admin.json"), "4.2.0", "4.3.0")
 
 	portal := creds.ARMEndpoint + "portal/"
 	browser := newBrowser(t, chromium)
@@ -102,6 +104,20 @@ func TestPortal(t *testing.T) {
 			chromedp.Poll[chromedp.Void](`[...document.querySelectorAll("table#activity tbody tr")].some(r =>
 				r.textContent.includes("bareMetalMachines/cordon/action") && r.textContent.includes("citadelr1m1"))`,
 				chromedp.WithPollingTimeout(portalTimeout)))
+		// The simulated site's strategy waits a minute between racks: the
+		// first rack done and the next waiting is the progress to see.
+		run(t, ctx, "the update to 4.2.0 going rack by rack",
+			chromedp.Navigate(portal+"#/updates"),
+			chromedp.WaitEnabled(chromedp.CSS(`button[data-action="updateVersion"]`)),
+			chromedp.Click(chromedp.CSS(`button[data-action="updateVersion"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`dialog#confirm button[value="confirm"]`)),
+			chromedp.Click(chromedp.CSS(`dialog#confirm button[value="confirm"]`)),
+			chromedp.Poll[chromedp.Void](`(() => {
+				const rows = [...document.querySelectorAll("table#rollout-citadel tbody tr")];
+				return rows.length === 4 && rows[0].textContent.includes("3 of 3") && rows[0].textContent.includes("Succeeded") &&
+					rows.slice(1).every(r => r.textContent.includes("Waiting")) &&
+					document.querySelector("main").textContent.includes("Rack citadel-rack0 done");
+			})()`, chromedp.WithPollingTimeout(portalTimeout)))
 	})
 
 	t.Run("reader", func(t *testing.T) {
@@ -118,6 +134,15 @@ func TestPortal(t *testing.T) {
 			chromedp.Evaluate[chromedp.Void](`void window.citadel.forceAction("cordon")`),
 			chromedp.Poll[chromedp.Void](`document.querySelector("#alert").textContent.includes("does not have authorization")`, chromedp.WithPollingTimeout(portalTimeout)))
 		alert := value(t, ctx, "the alert", chromedp.Text(chromedp.CSS("#alert")))
+		run(t, ctx, "the updates page",
+			chromedp.Navigate(portal+"#/updates"),
+			chromedp.WaitVisible(chromedp.CSS(`table#rollout-citadel`)))
+		if !value(t, ctx, "the update buttons", chromedp.Evaluate[bool](`(() => {
+			const bs = [...document.querySelectorAll('button[data-action="updateVersion"]')];
+			return bs.length === 2 && bs.every(b => b.disabled);
+		})()`)) {
+			t.Error("the Reader does not see Update to 4.2.0 and to 4.3.0 disabled")
+		}
 		if want := "does not have authorization to perform action 'Microsoft.NetworkCloud/bareMetalMachines/cordon/action'"; !strings.Contains(alert, want) {
 			t.Errorf("#alert = %q, want %q", alert, want)
 		}
@@ -134,6 +159,33 @@ func TestPortal(t *testing.T) {
 			t.Errorf("citadelr1m2 after the refused cordon = %d %s, want Uncordoned", r.Status, r.Body)
 		}
 	})
+}
+
+// importReleases signs releases of versions with a vendor key of its own
+// and imports them with the citadel CLI, as an operator would.
+func importReleases(t *testing.T, bin, credentials string, versions ...string) {
+	t.Helper()
+	dir := t.TempDir()
+	file := func(name string) string { return filepath.Join(dir, name) }
+	if err := os.WriteFile(file("agent"), []byte("the agent"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	steps := [][]string{
+		{"update", "keys", "--out", file("keys.json")},
+		{"update", "root", "--keys", file("keys.json"), "--out", file("root.json")},
+		{"update", "trust", "add", file("root.json"), "--credentials", credentials},
+	}
+	for i, v := range versions {
+		steps = append(steps,
+			[]string{"update", "bundle", "build", "--keys", file("keys.json"), "--root", file("root.json"), "--cluster-version", v,
+				"--version", fmt.Sprint(i + 1), "--target", "agent:citadel-agent:" + v + "=" + file("agent"), "--out", file(v + ".tar")},
+			[]string{"update", "import", file(v + ".tar"), "--credentials", credentials})
+	}
+	for _, args := range steps {
+		if out, code := alRunCitadel(t, bin, args...); code != 0 {
+			t.Fatalf("citadel %s = exit %d:\n%s", strings.Join(args, " "), code, out)
+		}
+	}
 }
 
 // createUser makes a local user through the ARM API and gives it role at
@@ -258,6 +310,11 @@ func value[T any](t *testing.T, ctx context.Context, what string, a chromedp.Act
 		short, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		page, _ := chromedp.Run(short, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText.slice(0, 2000)`))
+		if png, err := chromedp.Run(short, chromedp.CaptureScreenshot()); err == nil {
+			shot := filepath.Join(t.ArtifactDir(), "failed.png")
+			os.WriteFile(shot, png, 0o644)
+			t.Logf("the page when it failed: %s", shot)
+		}
 		t.Fatalf("%s: %v; the page:\n%s", what, err, page)
 	}
 	return v

@@ -11,8 +11,9 @@ import * as fleet from './fleet.js';
 import * as machine from './machine.js';
 import * as storage from './storage.js';
 import * as governance from './governance.js';
+import * as updates from './updates.js';
 
-const PAGES = {fleet, machine, storage, governance};
+const PAGES = {fleet, machine, storage, updates, governance};
 const SUBSCRIPTION_KEY = 'citadel.subscription';
 
 // Test hooks: forceAction runs a machine page action without confirmation,

@@ -2,10 +2,11 @@
 // actions (each confirmed in the dialog, disabled without the permission),
 // and its history from the activity log.
 
-import {NETWORK_CLOUD, arm, can, permissions, request, wait} from './api.js';
+import {NETWORK_CLOUD, arm, can, permissions, request} from './api.js';
+import {perform} from './operation.js';
 import {eventTable, events, row} from './activity.js';
 import {machineState} from './fleet.js';
-import {badge, clearAlert, confirm, dl, field, fill, h, progress, resourceName, section, showError, statusBadge, table, time} from './ui.js';
+import {badge, confirm, dl, field, fill, h, resourceName, section, showError, statusBadge, table, time} from './ui.js';
 
 export const title = 'Machine';
 
@@ -123,23 +124,7 @@ export async function runAction(name, {ask = true} = {}) {
     if (!answer) return;
     if (a.toBody) body = a.toBody(answer);
   }
-  const label = `${a.label} of ${page.name}`;
-  clearAlert();
-  try {
-    const started = await request(arm(`${page.id}/${a.action}`, NETWORK_CLOUD), {method: 'POST', body});
-    if (started?.asyncOperation) {
-      progress(`${label}: accepted`);
-      const st = await wait(started, s => progress(`${label}: ${s.status}` +
-        (s.percentComplete ? ` (${Math.round(s.percentComplete)} %)` : ''), s.percentComplete || undefined));
-      progress(`${label}: ${st.status}.`, 100, true);
-      if (st.status !== 'Succeeded') showError(st.error ?? {message: `The action ended ${st.status}.`}, label);
-    } else {
-      progress(`${label}: done.`, 100, true);
-    }
-  } catch (err) {
-    progress(`${label}: refused.`, undefined, true);
-    showError(err, label);
-  }
+  await perform(`${a.label} of ${page.name}`, arm(`${page.id}/${a.action}`, NETWORK_CLOUD), body);
   if (current === page) {
     try {
       await page.refresh();

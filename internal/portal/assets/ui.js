@@ -77,10 +77,11 @@ export function badge(label, tone = 'info') {
 export function tone(status) {
   switch (String(status ?? '').toLowerCase()) {
     case 'available': case 'active': case 'provisioned': case 'running': case 'succeeded':
-    case 'compliant': case 'completed': case 'pass': case 'true': case 'on':
+    case 'compliant': case 'completed': case 'pass': case 'true': case 'on': case 'insync':
       return 'ok';
     case 'degraded': case 'provisioning': case 'preparing': case 'deploying': case 'accepted':
-    case 'started': case 'inprogress': case 'cordoned': case 'warning':
+    case 'started': case 'inprogress': case 'cordoned': case 'warning': case 'updating': case 'updatepaused':
+    case 'paused': case 'drifted':
       return 'warn';
     case 'error': case 'failed': case 'noncompliant': case 'fail': case 'false': case 'canceled':
     case 'critical':
