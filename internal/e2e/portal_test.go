@@ -78,6 +78,9 @@ func TestPortal(t *testing.T) {
 		if !strings.Contains(user, "operator@citadel.local") {
 			t.Errorf("#user = %q, want the operator", user)
 		}
+		if unnamed := value(t, ctx, "controls without a name", chromedp.Evaluate[[]string](unnamedControls)); len(unnamed) > 0 {
+			t.Errorf("controls on the fleet page without an accessible name: %v", unnamed)
+		}
 		png := value(t, ctx, "a screenshot of the fleet", chromedp.CaptureScreenshot())
 		shot := filepath.Join(t.ArtifactDir(), "fleet.png")
 		if err := os.WriteFile(shot, png, 0o644); err != nil {
@@ -91,6 +94,9 @@ func TestPortal(t *testing.T) {
 			chromedp.Click(chromedp.CSS(`button[data-action="cordon"]`)),
 			chromedp.WaitVisible(chromedp.CSS(`dialog#confirm button[value="confirm"]`)),
 			chromedp.Click(chromedp.CSS(`dialog#confirm button[value="confirm"]`)))
+		if unnamed := value(t, ctx, "controls without a name", chromedp.Evaluate[[]string](unnamedControls)); len(unnamed) > 0 {
+			t.Errorf("controls on the machine page without an accessible name: %v", unnamed)
+		}
 		run(t, ctx, "the cordon in citadelr1m1's action history",
 			chromedp.Poll[chromedp.Void](`[...document.querySelectorAll("table#history tbody tr")].some(r =>
 				r.textContent.includes("Microsoft.NetworkCloud/bareMetalMachines/cordon/action") && r.textContent.includes("Succeeded"))`,
@@ -187,6 +193,18 @@ func importReleases(t *testing.T, bin, credentials string, versions ...string) {
 		}
 	}
 }
+
+// unnamedControls lists the page's links, buttons and form fields that a
+// screen reader could not name (no text, aria-label, title or label), or
+// that the keyboard cannot reach (a negative tabindex).
+const unnamedControls = `[...document.querySelectorAll("a[href], button, input:not([type=hidden]), select, textarea")]
+	.filter(el => !el.closest("dialog:not([open])"))
+	.filter(el => {
+		const named = (el.textContent || "").trim() || el.getAttribute("aria-label") || el.getAttribute("title") ||
+			(el.id && document.querySelector("label[for='" + el.id + "']")) || el.closest("label");
+		return !named || el.tabIndex < 0;
+	})
+	.map(el => el.outerHTML.slice(0, 80))`
 
 // createUser makes a local user through the ARM API and gives it role at
 // the subscription.
