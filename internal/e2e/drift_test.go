@@ -19,7 +19,7 @@ import (
 func TestConfigurationDrift(t *testing.T) {
 	t.Parallel()
 	s := startRolloutSite(t, "dri", map[string]any{"strategyType": "Rack", "thresholdType": "PercentSuccess", "thresholdValue": 100},
-		func(c *server.Config) { c.DriftCheck, c.PolicyScan = 500*time.Millisecond, time.Second })
+		func(c *server.Config) { c.DriftCheck, c.FirmwareCheck, c.PolicyScan = 500*time.Millisecond, time.Second, time.Second })
 	sub := "/subscriptions/" + s.cp.Creds.SubscriptionID
 	// Citadel's built-in definition, assigned: drift shows in compliance.
 	if r, err := s.cp.Client.Do(t.Context(), http.MethodPut, sub+"/providers/Microsoft.Authorization/policyAssignments/machine-drift?api-version=2022-06-01",
@@ -57,11 +57,12 @@ func TestConfigurationDrift(t *testing.T) {
 		} `json:"properties"`
 	}
 	machine := s.machineID("drir2m1")
-	get := func() drift {
+	getOf := func(id string) drift {
 		var d drift
-		ncGet(t, s.cp.Client, machine, &d)
+		ncGet(t, s.cp.Client, id, &d)
 		return d
 	}
+	get := func() drift { return getOf(machine) }
 	waitUntil(t, "drift checked", 20*time.Second, func() bool { return get().Properties.ConfigurationDrift.Status == "InSync" })
 
 	start := time.Now()
@@ -91,6 +92,17 @@ func TestConfigurationDrift(t *testing.T) {
 		t.Errorf("in Audit mode: %+v, %d reimages; want the drift reported and left alone", d, s.cl.Machine("drir2m1").BMC.Reimages())
 	}
 
+	// Firmware older than the SKU's baseline (2.1.0), flashed by hand.
+	flashed := s.machineID("drir1m1")
+	bios := s.cl.Machine("drir1m1").BMC
+	if err := bios.SetFirmwareVersion("BIOS", "1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the old firmware seen", 20*time.Second, func() bool { return getOf(flashed).Properties.ConfigurationDrift.Status == "Drifted" })
+	if d := getOf(flashed).Properties.ConfigurationDrift; len(d.Items) != 1 || d.Items[0].Item != "firmware/BIOS" || d.Items[0].Observed != "1.0.0" {
+		t.Errorf("drir1m1's drift = %+v, want its BIOS 1.0.0 below the baseline", d)
+	}
+
 	// Enforce: the machine is reimaged, and its pristine OS is in sync.
 	s.cl.props["configurationDriftMode"] = "Enforce"
 	if st := ncOperation(t, s.cp.Client, http.MethodPut, s.clusterID+"?api-version="+ncAPI, s.cl.body(s.cp.Creds.SubscriptionID, s.cl.managerLocation)); st.Status != "Succeeded" {
@@ -106,15 +118,25 @@ func TestConfigurationDrift(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("drift corrected %v after Enforce", time.Since(enforced).Round(time.Millisecond))
-	waitUntil(t, "the corrected machine compliant again", 30*time.Second, func() bool { return len(nonCompliant()) == 0 })
 	if n := s.cl.Machine("drir2m1").BMC.Reimages(); n != 2 {
 		t.Errorf("drir2m1 was reimaged %d times in all, want twice (deploy, correction)", n)
 	}
 	for _, m := range s.cl.Machines {
 		if m.Name != "drir2m1" && m.BMC.Reimages() != 1 {
-			t.Errorf("%s reimaged %d times: only the drifted machine should be", m.Name, m.BMC.Reimages())
+			t.Errorf("%s reimaged %d times: only the machine whose OS drifted should be", m.Name, m.BMC.Reimages())
 		}
 	}
+	// A reimage does not bring firmware up: Enforce says so and leaves it.
+	waitUntil(t, "the firmware's correction noted", 20*time.Second, func() bool {
+		return strings.Contains(getOf(flashed).Properties.ConfigurationDrift.Correction, "not corrected by a reimage")
+	})
+	if err := bios.SetFirmwareVersion("BIOS", "2.4.1"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the firmware back to the baseline", 20*time.Second, func() bool {
+		return getOf(flashed).Properties.ConfigurationDrift.Status == "InSync"
+	})
+	waitUntil(t, "the machines compliant again", 30*time.Second, func() bool { return len(nonCompliant()) == 0 })
 
 	r, err := s.cp.Client.Do(t.Context(), http.MethodPut, s.clusterID+"?api-version="+ncAPI, func() map[string]any {
 		s.cl.props["configurationDriftMode"] = "Sometimes"

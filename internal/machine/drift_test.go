@@ -63,3 +63,23 @@ func BenchmarkDetectDrift(b *testing.B) {
 		DetectDrift(ms)
 	}
 }
+
+func TestFirmwareDrift(t *testing.T) {
+	sku := &MachineSKU{Firmware: []FirmwareBaseline{{Component: "BIOS", MinVersion: "2.1.0"}, {Component: "BMC", MinVersion: "7.10.30.00"}}}
+	for _, tt := range []struct {
+		name     string
+		firmware map[string]string
+		want     []DriftItem
+	}{
+		{"at the baseline", map[string]string{"BIOS": "2.1.0", "BMC": "7.10.30.00"}, nil},
+		{"newer", map[string]string{"bios": "2.19.1", "BMC": "7.10.70.00"}, nil},
+		{"older", map[string]string{"BIOS": "1.0.0", "BMC": "7.10.30.00"}, []DriftItem{{"firmware/BIOS", "2.1.0", "1.0.0"}}},
+		{"not reported", map[string]string{"BIOS": "2.4.1"}, []DriftItem{{"firmware/BMC", "7.10.30.00", ""}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if d := cmp.Diff(tt.want, FirmwareDrift(sku, tt.firmware)); d != "" {
+				t.Errorf("FirmwareDrift (-want +got):\n%s", d)
+			}
+		})
+	}
+}

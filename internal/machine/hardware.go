@@ -107,17 +107,29 @@ func ValidateHardware(sku *MachineSKU, want Expected, inv Inventory) []Finding {
 	checkMemory(sku, inv, add)
 	checkDisks(sku, inv, add)
 	checkNICs(sku, want, inv, add)
-	for _, b := range sku.Firmware {
-		part := "firmware/" + b.Component
-		v, ok := firmwareVersion(inv.Firmware, b.Component)
-		switch {
-		case !ok:
-			add(part, "the machine does not report a version; the SKU needs at least %s", b.MinVersion)
-		case CompareVersions(v, b.MinVersion) < 0:
-			add(part, "version %s is older than the SKU's baseline %s", v, b.MinVersion)
+	for _, it := range FirmwareDrift(sku, inv.Firmware) {
+		if it.Observed == "" {
+			add(it.Item, "the machine does not report a version; the SKU needs at least %s", it.Desired)
+		} else {
+			add(it.Item, "version %s is older than the SKU's baseline %s", it.Observed, it.Desired)
 		}
 	}
 	return out
+}
+
+// FirmwareDrift compares the firmware a machine reports (component →
+// version) with its SKU's baseline: each component older than the
+// baseline's minimum, or not reported, is an item "firmware/{component}"
+// whose Desired is that minimum.
+func FirmwareDrift(sku *MachineSKU, firmware map[string]string) []DriftItem {
+	var items []DriftItem
+	for _, b := range sku.Firmware {
+		v, ok := firmwareVersion(firmware, b.Component)
+		if !ok || CompareVersions(v, b.MinVersion) < 0 {
+			items = append(items, DriftItem{Item: "firmware/" + b.Component, Desired: b.MinVersion, Observed: v})
+		}
+	}
+	return items
 }
 
 type addFunc = func(part, format string, args ...any)

@@ -104,6 +104,9 @@ type Config struct {
 	// are compared with their configuration.
 	MachineUpdateTimeout time.Duration
 	DriftCheck           time.Duration
+	// FirmwareCheck is how often each machine's BMC is asked for the
+	// firmware it runs, to compare with its SKU's baseline.
+	FirmwareCheck time.Duration
 	// TLSCertValidity is how long the server certificate the CA issues is
 	// valid; it is renewed, without a restart, when a third is left.
 	// CertificateCheck is how often the served certificate is renewed or
@@ -148,6 +151,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PolicyScan, "policy-scan-interval", c.PolicyScan, "how often every resource's policy compliance is evaluated again")
 	fs.Float64Var(&c.StorageOvercommit, "storage-overcommit-ratio", c.StorageOvercommit, "how far the volumes on a storage appliance may together exceed its capacity (thin provisioning; 1: not at all)")
 	fs.DurationVar(&c.ApplianceCheck, "appliance-check-interval", c.ApplianceCheck, "how often each storage appliance is asked how it is")
+	fs.DurationVar(&c.FirmwareCheck, "firmware-check-interval", c.FirmwareCheck, "how often each machine's BMC is asked for its firmware versions, compared with its SKU's baseline (0: 5 minutes)")
 	fs.DurationVar(&c.DriftCheck, "drift-check-interval", c.DriftCheck, "how often each machine is compared with the configuration it should run (0: 10 s)")
 	fs.DurationVar(&c.MachineUpdateTimeout, "machine-update-timeout", c.MachineUpdateTimeout, "how long a cluster update waits for one machine to run the new release before counting it failed (0: 30 minutes)")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", c.AuditRetention, "how long activity-log records stay in etcd before moving to signed archive segments under <data-dir>/audit/archive (0: keep them all)")
@@ -178,8 +182,8 @@ func (c *Config) Validate() error {
 		return errors.New("--audit-retention cannot be negative")
 	case c.StorageOvercommit < 0 || c.StorageOvercommit > 0 && c.StorageOvercommit < 1:
 		return fmt.Errorf("--storage-overcommit-ratio %g must be at least 1", c.StorageOvercommit)
-	case c.ApplianceCheck < 0 || c.MachineUpdateTimeout < 0 || c.DriftCheck < 0:
-		return errors.New("--appliance-check-interval, --machine-update-timeout and --drift-check-interval cannot be negative")
+	case c.ApplianceCheck < 0 || c.MachineUpdateTimeout < 0 || c.DriftCheck < 0 || c.FirmwareCheck < 0:
+		return errors.New("--appliance-check-interval, --machine-update-timeout, --drift-check-interval and --firmware-check-interval cannot be negative")
 	case c.TLSCertValidity < 0 || c.CertificateCheck < 0:
 		return errors.New("--tls-cert-validity and --certificate-check-interval cannot be negative")
 	}
@@ -449,7 +453,8 @@ func registerNetworkCloud(p *parts, cfg Config, dataDir, publicURL string, log *
 		Catalog: catalog, ImageDir: images, ImageURL: strings.TrimSuffix(publicURL, "/") + "/images",
 		BMCCACert: bmcCA, AgentTokens: p.agents, Ledger: ledger.New(p.store),
 		OvercommitRatio: cfg.StorageOvercommit, ApplianceCheckInterval: cfg.ApplianceCheck,
-		Releases: p.releases, MachineUpdateTimeout: cfg.MachineUpdateTimeout, DriftCheckInterval: cfg.DriftCheck, Audit: p.audit, Logger: log,
+		Releases: p.releases, MachineUpdateTimeout: cfg.MachineUpdateTimeout, DriftCheckInterval: cfg.DriftCheck, FirmwareCheckInterval: cfg.FirmwareCheck,
+		Audit: p.audit, Logger: log,
 	}), nil
 }
 

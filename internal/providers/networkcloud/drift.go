@@ -7,9 +7,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -37,6 +39,9 @@ const (
 	// defaultDriftInterval is how often drift is checked: with the
 	// agents' reports, a drift shows within 20 s.
 	defaultDriftInterval = 10 * time.Second
+	// defaultFirmwareInterval is how often each BMC is asked for the
+	// firmware it runs.
+	defaultFirmwareInterval = 5 * time.Minute
 )
 
 // configurationDrift is a machine's drift as recorded on it.
@@ -54,8 +59,9 @@ type configurationDrift struct {
 func (p *Provider) WatchDrift(ctx context.Context) {
 	tick := time.NewTicker(cmp.Or(p.cfg.DriftCheckInterval, defaultDriftInterval))
 	defer tick.Stop()
+	fw := &firmwareReadings{byMachine: map[string]firmwareReading{}}
 	for {
-		if err := p.checkDrift(ctx); err != nil && ctx.Err() == nil {
+		if err := p.checkDrift(ctx, fw); err != nil && ctx.Err() == nil {
 			p.log.WarnContext(ctx, "drift not checked", "err", err)
 		}
 		select {
@@ -66,9 +72,71 @@ func (p *Provider) WatchDrift(ctx context.Context) {
 	}
 }
 
+// firmwareReadings are the firmware versions last read from each
+// machine's BMC, and when: BMCs are asked every FirmwareCheckInterval,
+// not at every check.
+type firmwareReadings struct {
+	byMachine map[string]firmwareReading
+}
+
+type firmwareReading struct {
+	versions map[string]string
+	read     time.Time
+}
+
+// readFirmware reads the firmware of the machines whose reading is older than
+// FirmwareCheckInterval, a few BMCs at a time. A BMC that does not answer
+// keeps its last reading.
+func (p *Provider) readFirmware(ctx context.Context, fw *firmwareReadings, machines []*resource.Resource) {
+	every := cmp.Or(p.cfg.FirmwareCheckInterval, defaultFirmwareInterval)
+	var due []*resource.Resource
+	for _, m := range machines {
+		if time.Since(fw.byMachine[m.ID].read) >= every {
+			due = append(due, m)
+		}
+	}
+	read := make([]map[string]string, len(due))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(len(due), 16) {
+		wg.Go(func() {
+			for i := range work {
+				read[i] = p.firmwareOf(ctx, due[i])
+			}
+		})
+	}
+	for i := range due {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	for i, m := range due {
+		if read[i] != nil {
+			fw.byMachine[m.ID] = firmwareReading{versions: read[i], read: time.Now()}
+		}
+	}
+}
+
+// firmwareOf reads a machine's firmware versions from its BMC; nil when
+// the BMC does not answer.
+func (p *Provider) firmwareOf(ctx context.Context, m *resource.Resource) map[string]string {
+	bmc, err := p.dialBMC(ctx, m)
+	if err != nil {
+		p.log.DebugContext(ctx, "firmware not read", "machine", m.ID, "err", err)
+		return nil
+	}
+	defer bmc.close(ctx)
+	inv, err := bmc.client.Inventory(ctx, bmc.system)
+	if err != nil {
+		p.log.DebugContext(ctx, "firmware not read", "machine", m.ID, "err", err)
+		return nil
+	}
+	return inv.Hardware().Firmware
+}
+
 // checkDrift checks every provisioned machine that is not being worked on
 // once.
-func (p *Provider) checkDrift(ctx context.Context) error {
+func (p *Provider) checkDrift(ctx context.Context, fw *firmwareReadings) error {
 	machines, err := p.svc.ResourcesOfType(ctx, machineType)
 	if err != nil {
 		return err
@@ -92,8 +160,15 @@ func (p *Provider) checkDrift(ctx context.Context) error {
 		byName[c.Name] = m
 	}
 	drifted := machine.DetectDrift(configs)
+	judged := slices.Collect(maps.Values(byName))
+	p.readFirmware(ctx, fw, judged)
 	for name, m := range byName {
 		items := drifted[name]
+		if sku, ok := p.cfg.Catalog.Machine(str(m.Properties, "machineSkuId")); ok {
+			if r, ok := fw.byMachine[m.ID]; ok {
+				items = append(items, machine.FirmwareDrift(sku, r.versions)...)
+			}
+		}
 		if err := p.recordDrift(ctx, m, items); err != nil {
 			p.log.WarnContext(ctx, "drift not recorded", "machine", m.ID, "err", err)
 			continue
@@ -217,26 +292,39 @@ func (p *Provider) correctDrift(ctx context.Context, m *resource.Resource, items
 	if err != nil {
 		return
 	}
+	if !slices.ContainsFunc(items, func(it machine.DriftItem) bool { return !strings.HasPrefix(it.Item, "firmware/") }) {
+		p.noteCorrection(ctx, m, items, fmt.Sprintf("Firmware older than the SKU's baseline is not corrected by a reimage: roll out a release with firmware for %s.",
+			str(m.Properties, "machineSkuId")))
+		return
+	}
 	why := fmt.Sprintf("Drift correction (configurationDriftMode Enforce): %s.", describeDrift(items))
 	req := &resource.Request{ID: id, APIVersion: APIVersions[0], Header: http.Header{}, Caller: resource.SystemCaller,
 		Body: []byte(`{}`), Audit: &audit.EventInfo{
 			CorrelationID: uuid.NewString(), Caller: resource.SystemCaller.Name, Method: http.MethodPost,
 			OperationName: machineType + "/reimage/action", Description: why,
 		}}
-	correction := "A reimage was requested."
+	correction := reimageRequested
 	if _, err := p.svc.Action(ctx, req, "reimage"); err != nil {
 		correction = "The reimage was refused: " + err.Error()
 	}
+	p.noteCorrection(ctx, m, items, correction)
+}
+
+const reimageRequested = "A reimage was requested."
+
+// noteCorrection records what Enforce did about a machine's drift, once
+// per outcome; what it could not do is also an activity-log warning.
+func (p *Provider) noteCorrection(ctx context.Context, m *resource.Resource, items []machine.DriftItem, correction string) {
 	d := driftOf(m)
 	if d.Correction == correction {
-		return // refused again for the same reason: said already
+		return // the same outcome again: said already
 	}
 	d.Correction = correction
 	if err := p.setDrift(ctx, m, d); err != nil {
 		p.log.WarnContext(ctx, "drift correction not recorded", "machine", m.ID, "err", err)
 	}
 	p.log.InfoContext(ctx, "drift correction", "machine", m.ID, "drift", describeDrift(items), "correction", correction)
-	if correction != "A reimage was requested." {
-		p.driftEvent(ctx, m.ID, "Warning", fmt.Sprintf("%s was not reimaged to correct its drift: %s", m.Name, correction))
+	if correction != reimageRequested {
+		p.driftEvent(ctx, m.ID, "Warning", fmt.Sprintf("%s's drift was not corrected: %s", m.Name, correction))
 	}
 }

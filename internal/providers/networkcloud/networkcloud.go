@@ -92,8 +92,9 @@ type Config struct {
 	Releases             Releases
 	MachineUpdateTimeout time.Duration
 	// DriftCheckInterval is how often machines are compared with their
-	// configuration (default 10 s).
-	DriftCheckInterval time.Duration
+	// configuration (default 10 s); FirmwareCheckInterval how often each
+	// BMC is asked for the firmware it runs (default 5 minutes).
+	DriftCheckInterval, FirmwareCheckInterval time.Duration
 	// Audit, if set, records each step of an update in the activity log.
 	Audit  *audit.Log
 	Logger *slog.Logger
