@@ -19,7 +19,9 @@ import (
 func TestConfigurationDrift(t *testing.T) {
 	t.Parallel()
 	s := startRolloutSite(t, "dri", map[string]any{"strategyType": "Rack", "thresholdType": "PercentSuccess", "thresholdValue": 100},
-		func(c *server.Config) { c.DriftCheck, c.FirmwareCheck, c.PolicyScan = 500*time.Millisecond, time.Second, time.Second })
+		func(c *server.Config) {
+			c.DriftCheck, c.FirmwareCheck, c.PolicyScan = 500*time.Millisecond, time.Second, time.Second
+		})
 	sub := "/subscriptions/" + s.cp.Creds.SubscriptionID
 	// Citadel's built-in definition, assigned: drift shows in compliance.
 	if r, err := s.cp.Client.Do(t.Context(), http.MethodPut, sub+"/providers/Microsoft.Authorization/policyAssignments/machine-drift?api-version=2022-06-01",
