@@ -33,11 +33,7 @@ func (p *Provider) validateDeploy(ctx context.Context, r *resource.Resource, inp
 	if err := arm.DecodeStrict(input, &in); err != nil {
 		return err
 	}
-	id, err := arm.ParseID(r.ID)
-	if err != nil {
-		return err
-	}
-	machines, err := p.inCluster(ctx, id, machineType)
+	machines, err := p.clusterMachines(ctx, r)
 	if err != nil {
 		return err
 	}

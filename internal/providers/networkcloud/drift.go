@@ -5,10 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -227,7 +227,7 @@ func (p *Provider) recordDrift(ctx context.Context, m *resource.Resource, items 
 	if len(items) > 0 {
 		after = configurationDrift{Status: "Drifted", Items: items, DetectedTime: cmp.Or(before.DetectedTime, now()), Correction: before.Correction}
 	}
-	if before.Status != "" && slices.Equal(mustJSON(before), mustJSON(after)) {
+	if before.Status != "" && reflect.DeepEqual(before, after) {
 		return nil
 	}
 	if err := p.setDrift(ctx, m, after); err != nil {
@@ -255,11 +255,6 @@ func (p *Provider) setDrift(ctx context.Context, m *resource.Resource, d configu
 	}
 	m.Properties["configurationDrift"] = jsonValue(d)
 	return p.updateProps(ctx, id, func(props map[string]any) { props["configurationDrift"] = jsonValue(d) })
-}
-
-func mustJSON(v any) []byte {
-	b, _ := json.Marshal(v)
-	return b
 }
 
 func describeDrift(items []machine.DriftItem) string {

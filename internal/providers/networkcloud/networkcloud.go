@@ -240,6 +240,15 @@ func num(props map[string]any, name string) float64 {
 
 func now() string { return time.Now().UTC().Format(time.RFC3339) }
 
+// clusterMachines lists the bareMetalMachines cluster declared.
+func (p *Provider) clusterMachines(ctx context.Context, cluster *resource.Resource) ([]*resource.Resource, error) {
+	id, err := arm.ParseID(cluster.ID)
+	if err != nil {
+		return nil, err
+	}
+	return p.inCluster(ctx, id, machineType)
+}
+
 // inCluster lists the resources of type fullName that cluster declared.
 func (p *Provider) inCluster(ctx context.Context, cluster arm.ID, fullName string) ([]*resource.Resource, error) {
 	all, err := p.svc.Resources(ctx, cluster.ResourceGroupID(), fullName)

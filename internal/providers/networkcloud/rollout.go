@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/agentapi"
@@ -123,11 +124,7 @@ func (p *Provider) validateUpdateVersion(ctx context.Context, r *resource.Resour
 // cluster is up, since an update counts on the capacity of the machines
 // it does not hold down.
 func (p *Provider) checkMachinesUp(ctx context.Context, cluster *resource.Resource) error {
-	id, err := arm.ParseID(cluster.ID)
-	if err != nil {
-		return err
-	}
-	machines, err := p.inCluster(ctx, id, machineType)
+	machines, err := p.clusterMachines(ctx, cluster)
 	if err != nil {
 		return err
 	}
@@ -210,10 +207,6 @@ func (p *Provider) continueUpdateVersion(ctx context.Context, t *resource.Task) 
 // rollOut updates the racks st has not completed, in order, until the
 // update ends, pauses or fails.
 func (p *Provider) rollOut(ctx context.Context, t *resource.Task, st updateState, actionType string) (any, error) {
-	id, err := arm.ParseID(t.Resource.ID)
-	if err != nil {
-		return nil, err
-	}
 	var c clusterProperties
 	if err := decode(t.Resource.Properties, &c); err != nil {
 		return nil, err
@@ -234,7 +227,7 @@ func (p *Provider) rollOut(ctx context.Context, t *resource.Task, st updateState
 		return nil, err
 	}
 	from.ClusterVersion = st.FromClusterVersion
-	machines, err := p.inCluster(ctx, id, machineType)
+	machines, err := p.clusterMachines(ctx, t.Resource)
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +254,7 @@ func (p *Provider) rollOut(ctx context.Context, t *resource.Task, st updateState
 	processed := false
 	for i, inc := range plan {
 		if slices.Contains(st.CompletedRacks, inc.Rack) {
-			ru.done.Add(len(inc.Machines()))
+			ru.done.Add(int64(len(inc.Machines())))
 			continue
 		}
 		if processed && strategy.WaitTimeMinutes > 0 {
@@ -334,23 +327,10 @@ type rollout struct {
 	target, from releases.Release
 	byName       map[string]*resource.Resource
 	total        int
-	done         counter
+	done         atomic.Int64 // machines done, for the operation's progress
 	// The operation's, for the activity log: read once, as Progress
 	// writes the operation from the machines' goroutines.
 	correlationID, operationID, caller string
-}
-
-// counter counts machines done, for the operation's progress.
-type counter struct {
-	mu sync.Mutex
-	n  int
-}
-
-func (c *counter) Add(n int) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.n += n
-	return c.n
 }
 
 // updateRack updates one rack's machines, batch after batch, and
