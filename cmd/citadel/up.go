@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -168,6 +169,10 @@ func runSite(ctx context.Context, c *client.Client, creds client.Credentials, ag
 		return nil, err
 	}
 	if err := startAgents(ctx, c, creds, agentAPI, site, filepath.Join(dir, "agents"), progress); err != nil {
+		site.Close()
+		return nil, err
+	}
+	if err := provisionFabric(ctx, c, creds, agentAPI, site, progress); err != nil {
 		site.Close()
 		return nil, err
 	}
@@ -413,3 +418,93 @@ func getJSON(ctx context.Context, c *client.Client, path string, v any) error {
 	}
 	return json.Unmarshal(r.Body, v)
 }
+
+// provisionFabric creates the site's network fabric through ARM (its
+// controller, then the fabric, whose racks and devices the control plane
+// lays out), gives each device the serial number of its simulated
+// switch, starts the switches and provisions the fabric: each switch
+// bootstraps with zero-touch provisioning and runs its configuration.
+func provisionFabric(ctx context.Context, c *client.Client, creds client.Credentials, agentAPI string, site *sim.Site,
+	progress func(string, ...any)) error {
+	devices := site.Devices()
+	if len(devices) == 0 {
+		progress("no network fabric: the site is larger than one fabric's 8 racks of 16 machines")
+		return nil
+	}
+	group := "/subscriptions/" + creds.SubscriptionID + "/resourceGroups/" + siteGroup(site.Spec.Name)
+	nmf := group + "/providers/Microsoft.ManagedNetworkFabric/"
+	do := func(what, method, path string, body any, want ...int) (*client.Response, error) {
+		r, err := c.Do(ctx, method, path+"?api-version="+fabricAPI, body)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.Expect(want...); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		if _, err := c.Wait(ctx, r, nil); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		return r, nil
+	}
+	nfc := nmf + "networkFabricControllers/" + site.Spec.Name + "-nfc"
+	if _, err := do("fabric controller", http.MethodPut, nfc, map[string]any{"location": creds.Location,
+		"properties": map[string]any{"ipv4AddressSpace": "10.250.0.0/19", "nfcSku": "Standard"}}, 200, 201); err != nil {
+		return err
+	}
+	sku := "M4-A400-A100-C16-aa"
+	if site.Spec.ComputeRacks > 4 {
+		sku = "M8-A400-A100-C16-aa"
+	}
+	fabricID := nmf + "networkFabrics/" + site.FabricName()
+	var fabric struct {
+		Properties struct {
+			ConfigurationState string `json:"configurationState"`
+		} `json:"properties"`
+	}
+	if getJSON(ctx, c, fabricID+"?api-version="+fabricAPI, &fabric) != nil {
+		progress("creating network fabric %s (%s, %d compute racks)", site.FabricName(), sku, site.Spec.ComputeRacks)
+		if _, err := do("network fabric", http.MethodPut, fabricID, map[string]any{"location": creds.Location, "properties": map[string]any{
+			"networkFabricSku": sku, "networkFabricControllerId": nfc, "fabricASN": 65048, "ipv4Prefix": "10.254.0.0/19",
+			"rackCount": site.Spec.ComputeRacks, "serverCountPerRack": site.Spec.MachinesPerRack,
+			"managementNetworkConfiguration": map[string]any{"infrastructureVpnConfiguration": map[string]any{"peeringOption": "OptionA"},
+				"workloadVpnConfiguration": map[string]any{"peeringOption": "OptionA"}},
+			"terminalServerConfiguration": map[string]any{"username": "admin", "password": "sim-terminal-server",
+				"primaryIpv4Prefix": "10.254.32.0/30", "secondaryIpv4Prefix": "10.254.32.4/30"},
+		}}, 200, 201); err != nil {
+			return err
+		}
+	}
+	for _, d := range devices {
+		if _, err := do("serial number of "+d, http.MethodPatch, nmf+"networkDevices/"+d,
+			map[string]any{"properties": map[string]any{"serialNumber": sim.DeviceSerial(d)}}, 200, 202); err != nil {
+			return err
+		}
+	}
+	ca, err := os.ReadFile(creds.CACertFile)
+	if err != nil {
+		return err
+	}
+	if err := site.StartSwitches(agentAPI, ca, 0, slog.Default()); err != nil {
+		return err
+	}
+	if fabric.Properties.ConfigurationState == "Provisioned" {
+		progress("network fabric %s is provisioned; its %d devices report again", site.FabricName(), len(devices))
+		return nil
+	}
+	progress("provisioning network fabric %s: %d devices bootstrap with ZTP", site.FabricName(), len(devices))
+	r, err := c.Do(ctx, http.MethodPost, fabricID+"/provision?api-version="+fabricAPI, map[string]any{})
+	if err != nil {
+		return err
+	}
+	if err := r.Expect(202); err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	if _, err := c.Wait(ctx, r, func(p float64) { progress("fabric provisioning %3.0f%%", p) }); err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	progress("network fabric %s is provisioned", site.FabricName())
+	return nil
+}
+
+// fabricAPI is the Microsoft.ManagedNetworkFabric api-version up uses.
+const fabricAPI = "2025-07-15"

@@ -61,6 +61,9 @@ type NIC struct {
 	Up        bool   `json:"up"`
 	// Addresses are its global unicast IP addresses, CIDR form.
 	Addresses []string `json:"addresses,omitempty"`
+	// Neighbor is what LLDP hears on the NIC's cable (nil when nothing
+	// answers): the switch port it is cabled to.
+	Neighbor *Neighbor `json:"neighbor,omitempty"`
 }
 
 // GPU is a PCI display or 3D controller (class 0x03xx) or processing

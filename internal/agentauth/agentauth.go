@@ -412,6 +412,18 @@ func parseCSR(csrPEM []byte) (*x509.CertificateRequest, error) {
 	return csr, nil
 }
 
+// Admit signs a client certificate naming subject for the key of csrPEM,
+// without a token: for a caller that has vouched for the subject itself
+// (a network device bootstrapping by its serial number while its
+// networkDevice waits for it).
+func (a *Authority) Admit(subject string, csrPEM []byte) ([]byte, error) {
+	csr, err := parseCSR(csrPEM)
+	if err != nil {
+		return nil, err
+	}
+	return a.sign(csr, subject, "")
+}
+
 // sign issues the client certificate of machine in cluster for the key of
 // csr; the names come from the grant, never from the request.
 func (a *Authority) sign(csr *x509.CertificateRequest, machine, cluster string) ([]byte, error) {

@@ -55,6 +55,10 @@ type Config struct {
 	// Artifacts, if set, serves the files of imported releases to the
 	// agents that update their machines.
 	Artifacts Artifacts
+	// Devices, if set, serves the fabric's network devices: their
+	// zero-touch bootstrap and reports, every DeviceReport (default 5 s).
+	Devices      Devices
+	DeviceReport time.Duration
 	// Metrics, if set, receives the agent API's metrics.
 	Metrics prometheus.Registerer
 	Now     func() time.Time
@@ -93,6 +97,9 @@ func New(cfg Config) *Server {
 		// 30 s of its death, as the control plane promises.
 		cfg.Liveness.NotReadyAfter = cfg.Heartbeat * 5 / 2
 	}
+	if cfg.DeviceReport <= 0 {
+		cfg.DeviceReport = 5 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -126,6 +133,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT "+agentapi.PathInventory, s.authenticated(s.inventory))
 	mux.HandleFunc("GET "+agentapi.PathDesired, s.authenticated(s.desired))
 	mux.HandleFunc("GET "+agentapi.PathArtifacts+"{sha256}", s.authenticated(s.artifact))
+	if s.cfg.Devices != nil {
+		mux.HandleFunc("POST "+agentapi.PathZTP, s.ztp)
+		mux.HandleFunc("GET "+agentapi.PathDeviceConfig, s.device(s.deviceConfig))
+		mux.HandleFunc("PUT "+agentapi.PathDeviceState, s.device(s.deviceState))
+	}
 	return mux
 }
 

@@ -104,6 +104,11 @@ type Config struct {
 	// are compared with their configuration.
 	MachineUpdateTimeout time.Duration
 	DriftCheck           time.Duration
+	// DeviceReport is how often network devices report their running
+	// configuration; DeviceApplyTimeout bounds the wait for the devices
+	// of a fabric to bootstrap or apply a configuration.
+	DeviceReport       time.Duration
+	DeviceApplyTimeout time.Duration
 	// FirmwareCheck is how often each machine's BMC is asked for the
 	// firmware it runs, to compare with its SKU's baseline.
 	FirmwareCheck time.Duration
@@ -152,6 +157,8 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.StorageOvercommit, "storage-overcommit-ratio", c.StorageOvercommit, "how far the volumes on a storage appliance may together exceed its capacity (thin provisioning; 1: not at all)")
 	fs.DurationVar(&c.ApplianceCheck, "appliance-check-interval", c.ApplianceCheck, "how often each storage appliance is asked how it is")
 	fs.DurationVar(&c.FirmwareCheck, "firmware-check-interval", c.FirmwareCheck, "how often each machine's BMC is asked for its firmware versions, compared with its SKU's baseline (0: 5 minutes)")
+	fs.DurationVar(&c.DeviceReport, "device-report-interval", c.DeviceReport, "how often network devices report their running configuration, so drift shows within it (0: 5 s)")
+	fs.DurationVar(&c.DeviceApplyTimeout, "device-apply-timeout", c.DeviceApplyTimeout, "how long a fabric's provision or commit waits for its devices to run their configuration (0: 10 minutes)")
 	fs.DurationVar(&c.DriftCheck, "drift-check-interval", c.DriftCheck, "how often each machine is compared with the configuration it should run (0: 10 s)")
 	fs.DurationVar(&c.MachineUpdateTimeout, "machine-update-timeout", c.MachineUpdateTimeout, "how long a cluster update waits for one machine to run the new release before counting it failed (0: 30 minutes)")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", c.AuditRetention, "how long activity-log records stay in etcd before moving to signed archive segments under <data-dir>/audit/archive (0: keep them all)")
@@ -182,7 +189,7 @@ func (c *Config) Validate() error {
 		return errors.New("--audit-retention cannot be negative")
 	case c.StorageOvercommit < 0 || c.StorageOvercommit > 0 && c.StorageOvercommit < 1:
 		return fmt.Errorf("--storage-overcommit-ratio %g must be at least 1", c.StorageOvercommit)
-	case c.ApplianceCheck < 0 || c.MachineUpdateTimeout < 0 || c.DriftCheck < 0 || c.FirmwareCheck < 0:
+	case c.ApplianceCheck < 0 || c.MachineUpdateTimeout < 0 || c.DriftCheck < 0 || c.FirmwareCheck < 0 || c.DeviceReport < 0 || c.DeviceApplyTimeout < 0:
 		return errors.New("--appliance-check-interval, --machine-update-timeout, --drift-check-interval and --firmware-check-interval cannot be negative")
 	case c.TLSCertValidity < 0 || c.CertificateCheck < 0:
 		return errors.New("--tls-cert-validity and --certificate-check-interval cannot be negative")
@@ -403,7 +410,7 @@ func (s *Server) serveAgents(ctx, runCtx context.Context, cfg Config, host strin
 	}
 	s.Agents = p.agents
 	s.Fleet = fleet.New(fleet.Config{Auth: s.Agents, Resources: s.Resources, BMCs: p.networkCloud, Artifacts: p.releases,
-		Heartbeat: cfg.AgentHeartbeat, Liveness: cfg.Liveness, Metrics: metrics, Logger: log})
+		Devices: p.fabric, DeviceReport: cfg.DeviceReport, Heartbeat: cfg.AgentHeartbeat, Liveness: cfg.Liveness, Metrics: metrics, Logger: log})
 	s.agentHTTP = &http.Server{
 		Handler:           s.Fleet.Handler(),
 		TLSConfig:         s.Agents.ServerTLS(base),
@@ -512,6 +519,8 @@ type parts struct {
 	agents *agentauth.Authority
 	// releases is the catalog of imported update releases.
 	releases *releases.Catalog
+	// fabric configures the network devices; the agent API serves them.
+	fabric *fabric.Provider
 }
 
 // openParts opens the store and assembles the identity provider, the
@@ -562,12 +571,13 @@ func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL strin
 	p.resources = resource.NewService(resource.Config{Store: p.store, Location: cfg.Location, Logger: log, Audit: p.audit})
 	p.core = resources.New(p.resources)
 	p.rbac = authorization.New(p.resources, log)
-	fabric.Register(p.resources)
 	directory.Register(p.resources, p.identity)
 	extendedlocation.Register(p.resources)
 	if p.agents, err = agentauth.Open(runCtx, p.store, agentauth.Config{CertTTL: cfg.AgentCertTTL, CAValidity: cfg.NodeCAValidity}); err != nil {
 		return nil, err
 	}
+	p.fabric = fabric.Register(p.resources, fabric.Config{Audit: p.audit, Certificates: p.agents,
+		DeviceReport: cfg.DeviceReport, ApplyTimeout: cfg.DeviceApplyTimeout, Logger: log})
 	if p.networkCloud, err = registerNetworkCloud(p, cfg, dataDir, publicURL, log); err != nil {
 		return nil, err
 	}

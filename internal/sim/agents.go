@@ -229,7 +229,8 @@ func (s *Site) inventory(m *Machine) agentapi.Inventory {
 			SizeBytes: uint64(d.CapacityBytes)})
 	}
 	for i, n := range m.Hardware.NICs {
-		inv.NICs = append(inv.NICs, agentapi.NIC{Name: fmt.Sprintf("ens%df0", i+1), MAC: n.MACAddress, SpeedMbps: n.SpeedMbps, Up: true})
+		inv.NICs = append(inv.NICs, agentapi.NIC{Name: fmt.Sprintf("ens%df0", i+1), MAC: n.MACAddress, SpeedMbps: n.SpeedMbps, Up: true,
+			Neighbor: s.neighbor(m, i)})
 	}
 	if len(inv.NICs) > 0 { // the OAM network: 10.{rack}.{slot}.10 and its IPv6 twin
 		inv.NICs[0].Addresses = []string{fmt.Sprintf("10.%d.%d.10/24", m.Rack, m.Slot), fmt.Sprintf("fd00:%x:%x::10/64", m.Rack, m.Slot)}

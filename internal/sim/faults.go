@@ -204,6 +204,10 @@ type Fault struct {
 	Kind    string `json:"fault"`
 	Machine string `json:"machine,omitempty"`
 	Rack    *int   `json:"rack,omitempty"`
+	// Peer is the second machine of a cable-swap; Device the network
+	// device of a switch-drift.
+	Peer   string `json:"peer,omitempty"`
+	Device string `json:"device,omitempty"`
 }
 
 // FaultResult is the answer to POST /faults: the fault and what was done,
@@ -234,11 +238,12 @@ type faultTarget int
 const (
 	onMachine faultTarget = iota
 	onRack
-	onSAN // the aggregator's storage appliance
+	onSAN    // the aggregator's storage appliance
+	onDevice // a network device of the fabric
 )
 
 func (t faultTarget) String() string {
-	return [...]string{"a machine", "a rack", "the storage appliance"}[t]
+	return [...]string{"a machine", "a rack", "the storage appliance", "a network device"}[t]
 }
 
 // faultKinds are the faults POST /faults knows, by name.
@@ -286,6 +291,15 @@ var faultKinds = map[string]faultKind{
 		}
 		m := s.Machine(f.Machine)
 		return fmt.Sprintf("DIMM%d failed: %d GiB less memory", i+1, m.Hardware.DIMMs[i].CapacityMiB/1024), nil
+	}},
+	"cable-swap": {do: func(s *Site, f Fault) (string, error) {
+		if f.Peer == "" {
+			return "", &fieldError{"peer", "required for cable-swap: the machine whose first cable is swapped with machine's"}
+		}
+		return "the first cables of " + f.Machine + " and " + f.Peer + " swapped", s.SwapCables(f.Machine, f.Peer)
+	}},
+	"switch-drift": {target: onDevice, do: func(s *Site, f Fault) (string, error) {
+		return s.DriftSwitch(f.Device)
 	}},
 	"drift": {do: func(s *Site, f Fault) (string, error) {
 		return "the host reports kernel " + driftedKernel + ", installed by hand", s.Drift(f.Machine)
@@ -359,6 +373,8 @@ func decodeFault(body io.Reader) (Fault, faultKind, error) {
 		return f, k, &fieldError{"machine", f.Kind + " acts on " + k.target.String() + ", not a machine"}
 	case k.target != onRack && f.Rack != nil:
 		return f, k, &fieldError{"rack", f.Kind + " acts on " + k.target.String() + ", not a rack"}
+	case k.target == onDevice && f.Device == "":
+		return f, k, &fieldError{"device", "required for " + f.Kind}
 	}
 	return f, k, nil
 }
@@ -421,6 +437,8 @@ func (s *Site) FaultHandler() http.Handler {
 			target = slog.Int("rack", *f.Rack)
 		case onSAN:
 			target = slog.String("appliance", s.sanSerial())
+		case onDevice:
+			target = slog.String("device", f.Device)
 		}
 		log := cmp.Or(s.opts.BMC.Logger, slog.Default())
 		if s.agents != nil {

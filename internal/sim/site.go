@@ -105,6 +105,9 @@ type Site struct {
 	sanStop context.CancelFunc
 	sanDone chan struct{}
 	sanTemp string // its data directory when the site keeps no state
+	// fabric is the site's simulated network fabric (nil for a site too
+	// large for one); its devices run once StartSwitches ran.
+	fabric *fabric
 }
 
 // siteState is what StateDir keeps.
@@ -131,6 +134,7 @@ func Start(spec Spec, opts Options) (*Site, error) {
 		}
 	}
 	s := &Site{Spec: spec, opts: opts, state: siteState{Addresses: map[string]string{}}}
+	s.planFabric()
 	if err := s.startFleet(); err != nil {
 		return nil, err
 	}
@@ -305,13 +309,13 @@ func (s *Site) Machine(name string) *Machine {
 func (s *Site) ClusterProperties(version, fabricGroup string) map[string]any {
 	racks := make([]map[string]any, s.Spec.ComputeRacks+1)
 	for i := range racks {
-		sku, serial := s.Spec.ComputeRack, fmt.Sprintf("%s-R%d", strings.ToUpper(s.Spec.Name), i)
+		sku, serial, networkRack := s.Spec.ComputeRack, fmt.Sprintf("%s-R%d", strings.ToUpper(s.Spec.Name), i), fmt.Sprintf("CompRack%d", i)
 		if i == 0 {
-			sku, serial = s.Spec.AggregatorRack, strings.ToUpper(s.Spec.Name)+"-AGG"
+			sku, serial, networkRack = s.Spec.AggregatorRack, strings.ToUpper(s.Spec.Name)+"-AGG", "AggrRack"
 		}
 		racks[i] = map[string]any{
 			"rackSkuId": sku, "rackSerialNumber": serial, "rackLocation": "Hall 1, row " + serial,
-			"networkRackId":                     fabricGroup + "/providers/Microsoft.ManagedNetworkFabric/networkRacks/" + strings.ToLower(serial),
+			"networkRackId":                     fabricGroup + "/providers/Microsoft.ManagedNetworkFabric/networkRacks/" + s.FabricName() + "-" + networkRack,
 			"bareMetalMachineConfigurationData": []any{},
 		}
 	}
@@ -336,7 +340,7 @@ func (s *Site) ClusterProperties(version, fabricGroup string) map[string]any {
 	}
 	return map[string]any{
 		"clusterType": "MultiRack", "clusterVersion": version,
-		"networkFabricId":                  fabricGroup + "/providers/Microsoft.ManagedNetworkFabric/networkFabrics/" + s.Spec.Name + "-fabric",
+		"networkFabricId":                  fabricGroup + "/providers/Microsoft.ManagedNetworkFabric/networkFabrics/" + s.FabricName(),
 		"aggregatorOrSingleRackDefinition": racks[0],
 		"computeRackDefinitions":           compute,
 	}
@@ -344,6 +348,7 @@ func (s *Site) ClusterProperties(version, fabricGroup string) map[string]any {
 
 // Close stops every agent and BMC of the site.
 func (s *Site) Close() {
+	s.fabric.close()
 	if s.agents != nil {
 		s.agents.stop()
 	}

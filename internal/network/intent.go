@@ -1,0 +1,436 @@
+package network
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Intent is the configuration a fabric's resources add up to: what its
+// devices should run, whatever they run now. The fabric provider fills it
+// from the ARM resources of the fabric; Render turns it into one device's
+// config_db. Names are the resources' names and references are by name.
+type Intent struct {
+	L2Domains     []L2Domain    // l2IsolationDomains
+	L3Domains     []L3Domain    // l3IsolationDomains with their internal networks
+	ACLs          []ACL         // accessControlLists
+	RoutePolicies []RoutePolicy // routePolicies
+	PrefixLists   []PrefixList  // ipPrefixes
+}
+
+// L2Domain is an l2IsolationDomain: one VLAN stretched over every ToR
+// and trunked to the servers, with no gateway on the fabric.
+type L2Domain struct {
+	Name    string
+	VLAN    int // vlanId, 100..4094
+	MTU     int // 64..9200; 0 means 1500
+	Enabled bool
+}
+
+// L3Domain is an l3IsolationDomain: a VRF on the CEs and ToRs, holding
+// its internal networks.
+type L3Domain struct {
+	Name    string
+	Enabled bool
+	// RedistributeConnected and RedistributeStatic announce the VRF's
+	// connected subnets and static routes over BGP.
+	RedistributeConnected, RedistributeStatic bool
+	Networks                                  []InternalNetwork
+}
+
+// InternalNetwork is an internalNetwork of an L3 domain: a VLAN with an
+// anycast gateway on every ToR, in the domain's VRF, and the BGP peers
+// (network functions) reachable on it.
+type InternalNetwork struct {
+	Name string
+	VLAN int // vlanId, 100..4094
+	MTU  int // 64..9200; 0 means 1500
+	// Subnets are the connectedIPv4Subnets; the gateway address is each
+	// subnet's first host, e.g. 10.0.1.1 for 10.0.1.0/24.
+	Subnets []netip.Prefix
+	PeerASN uint32       // bgpConfiguration.peerASN
+	Peers   []netip.Addr // bgpConfiguration.ipv4NeighborAddress: BGP neighbours, each within one of Subnets
+	// ImportPolicy and ExportPolicy name RoutePolicies applied to the
+	// peers' routes in and out; "" for none.
+	ImportPolicy, ExportPolicy string
+	// IngressACL and EgressACL name ACLs bound to the network's VLAN
+	// interface; "" for none.
+	IngressACL, EgressACL string
+	Enabled               bool
+}
+
+// ACL is an accessControlList: rules matched in sequence order, the first
+// match deciding.
+type ACL struct {
+	Name  string
+	Rules []ACLRule
+}
+
+// ACLRule is one rule of an ACL.
+type ACLRule struct {
+	Sequence int    // 1..65534, unique within the ACL; lower matches first
+	Action   string // Permit or Deny
+	Protocol string // TCP, UDP, ICMP, or Any ("" means Any)
+	// Source and Destination are IPv4 prefixes; the zero Prefix matches
+	// any address.
+	Source, Destination netip.Prefix
+	DestinationPorts    string // "22", "1000-2000", or "" for any; TCP and UDP only
+}
+
+// RoutePolicy is a routePolicy: statements matched in sequence order.
+type RoutePolicy struct {
+	Name       string
+	Statements []RouteStatement
+}
+
+// RouteStatement is one statement of a route policy: routes matching the
+// prefix list ("" matches every route) are permitted or denied.
+type RouteStatement struct {
+	Sequence   int // 1..65535, unique within the policy
+	PrefixList string
+	Action     string // Permit or Deny
+}
+
+// PrefixList is an ipPrefixes resource: a named list of prefix rules, of
+// one address family.
+type PrefixList struct {
+	Name  string
+	Rules []PrefixRule
+}
+
+// Limits of the intent's numbers, as the devices take them.
+const (
+	MinVLAN, MaxVLAN = 100, 4094
+	MinMTU, MaxMTU   = 64, 9200
+	DefaultMTU       = 1500
+	// MaxACLSequence is the highest ACL rule sequence number: SONiC
+	// matches the highest PRIORITY first, so a rule's priority is
+	// MaxACLSequence+1 minus its sequence.
+	MaxACLSequence = 65534
+	// MaxRouteSequence is the highest route-map sequence number.
+	MaxRouteSequence = 65535
+)
+
+// Validate checks that the intent can be rendered onto devices
+// consistently: names are unique and usable as config_db keys, VLANs lie
+// in 100..4094 and no two L2 domains or internal networks share one, the
+// subnets of one L3 domain (one VRF) do not overlap, BGP peers sit on
+// their network's subnets, and every route policy, ACL and prefix list
+// named is there. Disabled domains and networks are checked too: enabling
+// one must not break the devices. The error is a *RuleError naming the
+// resource and field.
+func (in Intent) Validate() error {
+	lists := map[string]int{}
+	for i, l := range in.PrefixLists {
+		if err := uniqueName("ipPrefixes", i, l.Name, lists); err != nil {
+			return err
+		}
+		if err := checkPrefixList(l); err != nil {
+			return err
+		}
+	}
+	policies := map[string]int{}
+	for i, p := range in.RoutePolicies {
+		if err := uniqueName("routePolicies", i, p.Name, policies); err != nil {
+			return err
+		}
+		if err := checkRoutePolicy(p, lists); err != nil {
+			return err
+		}
+	}
+	acls := map[string]int{}
+	for i, a := range in.ACLs {
+		if err := uniqueName("accessControlLists", i, a.Name, acls); err != nil {
+			return err
+		}
+		if err := checkACL(a); err != nil {
+			return err
+		}
+	}
+	c := intentCheck{vlans: map[int]string{}, aclStage: map[string]aclBinding{}, policies: policies, acls: acls}
+	l2 := map[string]int{}
+	for i, d := range in.L2Domains {
+		if err := uniqueName("l2IsolationDomains", i, d.Name, l2); err != nil {
+			return err
+		}
+		user := "l2IsolationDomains[" + d.Name + "]"
+		if err := c.vlan(user, d.VLAN); err != nil {
+			return err
+		}
+		if err := checkMTU(user+".mtu", d.MTU); err != nil {
+			return err
+		}
+	}
+	l3 := map[string]int{}
+	for i, d := range in.L3Domains {
+		if err := uniqueName("l3IsolationDomains", i, d.Name, l3); err != nil {
+			return err
+		}
+		if err := c.l3Domain(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// intentCheck is what Validate has seen so far across the resources.
+type intentCheck struct {
+	vlans    map[int]string        // VLAN → the domain or network using it
+	aclStage map[string]aclBinding // ACL → where it is bound first
+	policies map[string]int
+	acls     map[string]int
+}
+
+func (c *intentCheck) vlan(user string, vlan int) error {
+	field := user + ".vlanId"
+	if vlan < MinVLAN || vlan > MaxVLAN {
+		return &RuleError{field, fmt.Sprintf("must be between %d and %d, not %d", MinVLAN, MaxVLAN, vlan)}
+	}
+	if other, dup := c.vlans[vlan]; dup {
+		return &RuleError{field, fmt.Sprintf("VLAN %d is already used by %s; every L2 domain and internal network of a fabric needs its own VLAN", vlan, other)}
+	}
+	c.vlans[vlan] = user
+	return nil
+}
+
+// aclBinding is where an ACL is bound: its stage, and the first field
+// that binds it there.
+type aclBinding struct{ stage, field string }
+
+// subnet is a connected subnet of an L3 domain, and its network.
+type subnet struct {
+	prefix netip.Prefix
+	user   string // e.g. "internalNetworks[net].connectedIPv4Subnets[0]"
+}
+
+func (c *intentCheck) l3Domain(d L3Domain) error {
+	var subnets []subnet
+	nets := map[string]int{}
+	for i, n := range d.Networks {
+		if err := uniqueName("l3IsolationDomains["+d.Name+"].internalNetworks", i, n.Name, nets); err != nil {
+			return err
+		}
+		user := "l3IsolationDomains[" + d.Name + "].internalNetworks[" + n.Name + "]"
+		field := func(name string) string { return user + "." + name }
+		if err := c.vlan(user, n.VLAN); err != nil {
+			return err
+		}
+		if err := checkMTU(field("mtu"), n.MTU); err != nil {
+			return err
+		}
+		for j, s := range n.Subnets {
+			f := field(fmt.Sprintf("connectedIPv4Subnets[%d]", j))
+			if !s.IsValid() || !s.Addr().Is4() {
+				return &RuleError{f, fmt.Sprintf("%v is not an IPv4 prefix such as 10.0.1.0/24", s)}
+			}
+			if s.Masked() != s {
+				return &RuleError{f, fmt.Sprintf("%s has host bits set; the network prefix is %s", s, s.Masked())}
+			}
+			if s.Bits() > 30 {
+				return &RuleError{f, fmt.Sprintf("%s is too small: a subnet needs a gateway and hosts, so at most /30", s)}
+			}
+			for _, o := range subnets {
+				if o.prefix.Overlaps(s) {
+					return &RuleError{f, fmt.Sprintf("%s overlaps %s of %s; subnets of one L3 isolation domain share a VRF", s, o.prefix, o.user)}
+				}
+			}
+			subnets = append(subnets, subnet{s, fmt.Sprintf("internalNetworks[%s].connectedIPv4Subnets[%d]", n.Name, j)})
+		}
+		if err := checkPeers(n, field); err != nil {
+			return err
+		}
+		for _, ref := range []struct{ field, name string }{
+			{"importRoutePolicyId", n.ImportPolicy}, {"exportRoutePolicyId", n.ExportPolicy},
+		} {
+			if _, ok := c.policies[ref.name]; ref.name != "" && !ok {
+				return &RuleError{field(ref.field), fmt.Sprintf("route policy %q does not exist", ref.name)}
+			}
+		}
+		for _, ref := range []struct{ field, name, stage string }{
+			{"ingressAclId", n.IngressACL, "ingress"}, {"egressAclId", n.EgressACL, "egress"},
+		} {
+			if ref.name == "" {
+				continue
+			}
+			if _, ok := c.acls[ref.name]; !ok {
+				return &RuleError{field(ref.field), fmt.Sprintf("access control list %q does not exist", ref.name)}
+			}
+			b, bound := c.aclStage[ref.name]
+			if bound && b.stage != ref.stage {
+				return &RuleError{field(ref.field), fmt.Sprintf("access control list %q is already bound at the %s stage by %s; a SONiC ACL table has one stage", ref.name, b.stage, b.field)}
+			}
+			if !bound {
+				c.aclStage[ref.name] = aclBinding{ref.stage, field(ref.field)}
+			}
+		}
+	}
+	return nil
+}
+
+func checkPeers(n InternalNetwork, field func(string) string) error {
+	if len(n.Peers) > 0 && n.PeerASN == 0 {
+		return &RuleError{field("bgpConfiguration.peerASN"), "is required with neighbour addresses: between 1 and 4294967295"}
+	}
+	seen := map[netip.Addr]bool{}
+	for j, p := range n.Peers {
+		f := field(fmt.Sprintf("bgpConfiguration.ipv4NeighborAddress[%d]", j))
+		if !p.Is4() {
+			return &RuleError{f, fmt.Sprintf("%v is not an IPv4 address", p)}
+		}
+		if seen[p] {
+			return &RuleError{f, fmt.Sprintf("%s is listed twice", p)}
+		}
+		seen[p] = true
+		s, ok := subnetOf(n.Subnets, p)
+		if !ok {
+			return &RuleError{f, fmt.Sprintf("%s is on none of the network's connectedIPv4Subnets", p)}
+		}
+		if p == gateway(s) {
+			return &RuleError{f, fmt.Sprintf("%s is the fabric's gateway address of %s", p, s)}
+		}
+	}
+	return nil
+}
+
+// subnetOf is the subnet of subnets that holds addr.
+func subnetOf(subnets []netip.Prefix, addr netip.Addr) (netip.Prefix, bool) {
+	for _, s := range subnets {
+		if s.Contains(addr) {
+			return s, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+// gateway is a subnet's gateway address: its first host.
+func gateway(s netip.Prefix) netip.Addr { return s.Masked().Addr().Next() }
+
+func checkMTU(field string, mtu int) error {
+	if mtu != 0 && (mtu < MinMTU || mtu > MaxMTU) {
+		return &RuleError{field, fmt.Sprintf("must be between %d and %d, not %d", MinMTU, MaxMTU, mtu)}
+	}
+	return nil
+}
+
+// uniqueName checks the name of the i-th resource of a kind: present,
+// usable in a config_db key, and not taken.
+func uniqueName(kind string, i int, name string, seen map[string]int) error {
+	field := fmt.Sprintf("%s[%d].name", kind, i)
+	if name == "" {
+		return &RuleError{field, "is required"}
+	}
+	if strings.ContainsAny(name, "|,") {
+		return &RuleError{field, fmt.Sprintf("%q must not contain '|' or ',', which separate config_db keys and lists", name)}
+	}
+	if j, dup := seen[name]; dup {
+		return &RuleError{field, fmt.Sprintf("%q is already used by %s[%d]", name, kind, j)}
+	}
+	seen[name] = i
+	return nil
+}
+
+func checkPrefixList(l PrefixList) error {
+	rules, err := ValidatePrefixRules(l.Rules)
+	if err != nil {
+		if re, ok := errors.AsType[*RuleError](err); ok {
+			return &RuleError{"ipPrefixes[" + l.Name + "]." + re.Field, re.Reason}
+		}
+		return err
+	}
+	first := netip.MustParsePrefix(rules[0].NetworkPrefix).Addr().Is4()
+	for i, r := range rules[1:] {
+		if netip.MustParsePrefix(r.NetworkPrefix).Addr().Is4() != first {
+			return &RuleError{fmt.Sprintf("ipPrefixes[%s].ipPrefixRules[%d].networkPrefix", l.Name, i+1),
+				fmt.Sprintf("%s mixes address families with %s; a SONiC prefix set is IPv4 or IPv6", r.NetworkPrefix, rules[0].NetworkPrefix)}
+		}
+	}
+	return nil
+}
+
+func checkRoutePolicy(p RoutePolicy, lists map[string]int) error {
+	if len(p.Statements) == 0 {
+		return &RuleError{"routePolicies[" + p.Name + "].statements", "at least one statement is required"}
+	}
+	seen := map[int]int{}
+	for j, s := range p.Statements {
+		field := func(name string) string { return fmt.Sprintf("routePolicies[%s].statements[%d].%s", p.Name, j, name) }
+		if s.Sequence < 1 || s.Sequence > MaxRouteSequence {
+			return &RuleError{field("sequenceNumber"), fmt.Sprintf("must be between 1 and %d, not %d", MaxRouteSequence, s.Sequence)}
+		}
+		if k, dup := seen[s.Sequence]; dup {
+			return &RuleError{field("sequenceNumber"), fmt.Sprintf("%d is already used by statements[%d]", s.Sequence, k)}
+		}
+		seen[s.Sequence] = j
+		if _, ok := oneOf(s.Action, "Permit", "Deny"); !ok {
+			return &RuleError{field("action"), fmt.Sprintf("must be Permit or Deny, not %q", s.Action)}
+		}
+		if _, ok := lists[s.PrefixList]; s.PrefixList != "" && !ok {
+			return &RuleError{field("ipPrefixId"), fmt.Sprintf("prefix list %q does not exist", s.PrefixList)}
+		}
+	}
+	return nil
+}
+
+func checkACL(a ACL) error {
+	if len(a.Rules) == 0 {
+		return &RuleError{"accessControlLists[" + a.Name + "].rules", "at least one rule is required"}
+	}
+	seen := map[int]int{}
+	for j, r := range a.Rules {
+		field := func(name string) string { return fmt.Sprintf("accessControlLists[%s].rules[%d].%s", a.Name, j, name) }
+		if r.Sequence < 1 || r.Sequence > MaxACLSequence {
+			return &RuleError{field("sequenceNumber"), fmt.Sprintf("must be between 1 and %d, not %d", MaxACLSequence, r.Sequence)}
+		}
+		if k, dup := seen[r.Sequence]; dup {
+			return &RuleError{field("sequenceNumber"), fmt.Sprintf("%d is already used by rules[%d]", r.Sequence, k)}
+		}
+		seen[r.Sequence] = j
+		if _, ok := oneOf(r.Action, "Permit", "Deny"); !ok {
+			return &RuleError{field("action"), fmt.Sprintf("must be Permit or Deny, not %q", r.Action)}
+		}
+		proto, ok := oneOf(r.Protocol, "TCP", "UDP", "ICMP", "Any", "")
+		if !ok {
+			return &RuleError{field("protocol"), fmt.Sprintf("must be TCP, UDP, ICMP or Any, not %q", r.Protocol)}
+		}
+		for _, p := range []struct {
+			name   string
+			prefix netip.Prefix
+		}{{"sourceAddress", r.Source}, {"destinationAddress", r.Destination}} {
+			if !p.prefix.IsValid() {
+				continue
+			}
+			if !p.prefix.Addr().Is4() {
+				return &RuleError{field(p.name), fmt.Sprintf("%s is not IPv4; the ACLs are L3 (IPv4) tables", p.prefix)}
+			}
+			if p.prefix.Masked() != p.prefix {
+				return &RuleError{field(p.name), fmt.Sprintf("%s has host bits set; the network prefix is %s", p.prefix, p.prefix.Masked())}
+			}
+		}
+		if r.DestinationPorts == "" {
+			continue
+		}
+		if proto != "TCP" && proto != "UDP" {
+			return &RuleError{field("destinationPorts"), fmt.Sprintf("ports need protocol TCP or UDP, not %q", r.Protocol)}
+		}
+		if _, _, err := portRange(r.DestinationPorts); err != nil {
+			return &RuleError{field("destinationPorts"), err.Error()}
+		}
+	}
+	return nil
+}
+
+// portRange parses "22" or "1000-2000".
+func portRange(s string) (lo, hi int, err error) {
+	a, b, isRange := strings.Cut(s, "-")
+	if !isRange {
+		b = a
+	}
+	lo, errA := strconv.Atoi(a)
+	hi, errB := strconv.Atoi(b)
+	if errA != nil || errB != nil || lo < 0 || hi > 65535 || lo > hi {
+		return 0, 0, fmt.Errorf("%q must be a port (0..65535) or an ascending range such as 1000-2000", s)
+	}
+	return lo, hi, nil
+}
