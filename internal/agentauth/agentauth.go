@@ -432,10 +432,16 @@ func (a *Authority) sign(csr *x509.CertificateRequest, machine, cluster string) 
 		return nil, err
 	}
 	now := a.cfg.Now()
+	notBefore := now.Add(-backdate).Truncate(time.Second) // what x509 keeps of it
+	if r, ok := a.revoked.Get(machine); ok && !notBefore.Add(backdate).After(r.Value.At) {
+		// Revoked earlier in this very second: the new certificate
+		// must still count as issued after the revocation.
+		notBefore = r.Value.At.Truncate(time.Second).Add(time.Second - backdate)
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: machine, Organization: []string{cluster}},
-		NotBefore:    now.Add(-backdate),
+		NotBefore:    notBefore,
 		NotAfter:     now.Add(a.cfg.CertTTL),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},

@@ -118,7 +118,7 @@ func TestEveryMutatingRouteIsAuthorizedAndAudited(t *testing.T) {
 		{"PUT ipPrefix", "PUT resource", ipPrefixType, "PUT", v(prefix, fabricAPIVersion),
 			ipPrefix(loc, rules), ipPrefixType + "/write", 201, ""},
 		{"PATCH ipPrefix", "PATCH resource", ipPrefixType, "PATCH", v(prefix, fabricAPIVersion),
-			map[string]any{"properties": map[string]any{"annotation": "walked"}}, ipPrefixType + "/write", 202, ""},
+			map[string]any{"properties": map[string]any{"annotation": "walked"}}, ipPrefixType + "/write", 200, ""},
 		// ipPrefixes have no actions: the route exists all the same.
 		{"POST action on ipPrefix", "POST action", ipPrefixType, "POST", v(prefix+"/nosuchAction", fabricAPIVersion),
 			map[string]any{}, ipPrefixType + "/nosuchAction/action", 404, "InvalidAction"},
@@ -245,6 +245,87 @@ func TestEveryMutatingRouteIsAuthorizedAndAudited(t *testing.T) {
 		rwRow{"DELETE missing volume", "DELETE resource", ncNS + "/volumes", "DELETE", nc("volumes", "rw-volume"),
 			nil, ncNS + "/volumes/delete", 204, ""},
 	)
+	// So does a network's.
+	for _, typ := range []string{"l2Networks", "l3Networks", "trunkedNetworks", "cloudServicesNetworks"} {
+		id := nc(typ, "rw-net")
+		rows = append(rows,
+			rwRow{"PUT " + typ + " without extendedLocation", "PUT resource", ncNS + "/" + typ, "PUT", id,
+				map[string]any{"location": loc, "properties": map[string]any{}}, ncNS + "/" + typ + "/write", 400, "InvalidRequestContent"},
+			rwRow{"PATCH missing " + typ, "PATCH resource", ncNS + "/" + typ, "PATCH", id,
+				map[string]any{"tags": map[string]string{"walk": "yes"}}, ncNS + "/" + typ + "/write", 404, "ResourceNotFound"},
+			rwRow{"DELETE missing " + typ, "DELETE resource", ncNS + "/" + typ, "DELETE", id, nil, ncNS + "/" + typ + "/delete", 204, ""},
+		)
+	}
+	// The network fabric without devices: a controller's life, and
+	// refusals and absent resources for the rest (TestFabric drives them
+	// with simulated switches).
+	nf := func(typ, name string) string {
+		return v(group+"/providers/"+fabricNS+"/"+typ+"/"+name, fabricAPIVersion)
+	}
+	nfc := nf("networkFabricControllers", "rw-nfc")
+	missingFabric := group + "/providers/" + fabricNS + "/networkFabrics/rw-missing"
+	rows = append(rows,
+		rwRow{"PUT networkFabricController", "PUT resource", fabricNS + "/networkFabricControllers", "PUT", nfc,
+			map[string]any{"location": loc, "properties": map[string]any{"ipv4AddressSpace": "10.250.0.0/19"}}, fabricNS + "/networkFabricControllers/write", 201, ""},
+		rwRow{"PATCH networkFabricController", "PATCH resource", fabricNS + "/networkFabricControllers", "PATCH", nfc,
+			map[string]any{"tags": map[string]string{"walk": "yes"}}, fabricNS + "/networkFabricControllers/write", 200, ""},
+		rwRow{"DELETE networkFabricController", "DELETE resource", fabricNS + "/networkFabricControllers", "DELETE", nfc,
+			nil, fabricNS + "/networkFabricControllers/delete", 200, ""},
+		rwRow{"PUT networkFabricSku", "PUT resource", fabricNS + "/networkFabricSkus", "PUT", v("/subscriptions/"+sub+"/providers/"+fabricNS+"/networkFabricSkus/rw-sku", fabricAPIVersion),
+			map[string]any{"properties": map[string]any{}}, fabricNS + "/networkFabricSkus/write", 405, "SystemManagedResource"},
+		rwRow{"PATCH networkFabricSku", "PATCH resource", fabricNS + "/networkFabricSkus", "PATCH", v("/subscriptions/"+sub+"/providers/"+fabricNS+"/networkFabricSkus/M4-A400-A100-C16-aa", fabricAPIVersion),
+			map[string]any{"properties": map[string]any{}}, fabricNS + "/networkFabricSkus/write", 404, "ResourceNotFound"},
+		rwRow{"DELETE networkFabricSku", "DELETE resource", fabricNS + "/networkFabricSkus", "DELETE", v("/subscriptions/"+sub+"/providers/"+fabricNS+"/networkFabricSkus/M4-A400-A100-C16-aa", fabricAPIVersion),
+			nil, fabricNS + "/networkFabricSkus/delete", 405, "SystemManagedResource"},
+		rwRow{"PUT networkFabric without controller", "PUT resource", fabricNS + "/networkFabrics", "PUT", nf("networkFabrics", "rw-fabric"),
+			map[string]any{"location": loc, "properties": map[string]any{"networkFabricSku": "M4-A400-A100-C16-aa"}}, fabricNS + "/networkFabrics/write", 400, "InvalidRequestContent"},
+		rwRow{"PATCH missing networkFabric", "PATCH resource", fabricNS + "/networkFabrics", "PATCH", nf("networkFabrics", "rw-fabric"),
+			map[string]any{"tags": map[string]string{"walk": "yes"}}, fabricNS + "/networkFabrics/write", 404, "ResourceNotFound"},
+		rwRow{"DELETE missing networkFabric", "DELETE resource", fabricNS + "/networkFabrics", "DELETE", nf("networkFabrics", "rw-fabric"),
+			nil, fabricNS + "/networkFabrics/delete", 204, ""},
+	)
+	for _, action := range []string{"provision", "deprovision", "commitConfiguration", "validateConfiguration", "refreshConfiguration", "lockFabric"} {
+		rows = append(rows, rwRow{"POST " + action + " on missing fabric", "POST action", fabricNS + "/networkFabrics", "POST",
+			nf("networkFabrics", "rw-fabric/"+action), map[string]any{}, fabricNS + "/networkFabrics/" + action + "/action", 404, "ResourceNotFound"})
+	}
+	for _, typ := range []string{"networkRacks", "networkDevices", "networkDevices/networkInterfaces"} {
+		name := "rw-missing"
+		if typ == "networkDevices/networkInterfaces" {
+			name = "rw-missing/networkInterfaces/Ethernet0"
+		}
+		id := nf(strings.Split(typ, "/")[0], name)
+		rows = append(rows,
+			rwRow{"PUT " + typ, "PUT resource", fabricNS + "/" + typ, "PUT", id, map[string]any{"location": loc, "properties": map[string]any{}}, fabricNS + "/" + typ + "/write", 405, "SystemManagedResource"},
+			rwRow{"PATCH missing " + typ, "PATCH resource", fabricNS + "/" + typ, "PATCH", id, map[string]any{"tags": map[string]string{"walk": "yes"}}, fabricNS + "/" + typ + "/write", 404, missingCode(typ)},
+			rwRow{"DELETE " + typ, "DELETE resource", fabricNS + "/" + typ, "DELETE", id, nil, fabricNS + "/" + typ + "/delete", 405, "SystemManagedResource"},
+		)
+	}
+	for _, action := range []string{"reboot", "refreshConfiguration", "updateAdministrativeState"} {
+		rows = append(rows, rwRow{"POST " + action + " on missing device", "POST action", fabricNS + "/networkDevices", "POST",
+			nf("networkDevices", "rw-missing/"+action), map[string]any{}, fabricNS + "/networkDevices/" + action + "/action", 404, "ResourceNotFound"})
+	}
+	for _, typ := range []string{"l2IsolationDomains", "l3IsolationDomains", "l3IsolationDomains/internalNetworks", "l3IsolationDomains/externalNetworks",
+		"routePolicies", "accessControlLists"} {
+		name := "rw-missing"
+		if strings.Contains(typ, "/") {
+			name = "rw-missing/" + strings.Split(typ, "/")[1] + "/rw-net"
+		}
+		id := nf(strings.Split(typ, "/")[0], name)
+		put := rwRow{"PUT " + typ + " on a missing fabric", "PUT resource", fabricNS + "/" + typ, "PUT", id,
+			map[string]any{"location": loc, "properties": map[string]any{"networkFabricId": missingFabric, "vlanId": 501}}, fabricNS + "/" + typ + "/write", 400, "InvalidRequestContent"}
+		switch {
+		case strings.Contains(typ, "/"):
+			put.name, put.status, put.code = "PUT "+typ+" below a missing domain", 404, "ParentResourceNotFound"
+		case typ == "accessControlLists":
+			put.name, put.body = "PUT accessControlLists from a file", map[string]any{"location": loc, "properties": map[string]any{"configurationType": "File"}}
+		}
+		rows = append(rows, put,
+			rwRow{"PATCH missing " + typ, "PATCH resource", fabricNS + "/" + typ, "PATCH", id, map[string]any{"tags": map[string]string{"walk": "yes"}}, fabricNS + "/" + typ + "/write", 404, missingCode(typ)},
+			rwRow{"DELETE missing " + typ, "DELETE resource", fabricNS + "/" + typ, "DELETE", id, nil, fabricNS + "/" + typ + "/delete", 204, ""},
+			rwRow{"POST updateAdministrativeState on missing " + typ, "POST action", fabricNS + "/" + typ, "POST", strings.Replace(id, "?", "/updateAdministrativeState?", 1),
+				map[string]any{"state": "Enable"}, fabricNS + "/" + typ + "/updateAdministrativeState/action", 404, missingCode(typ)},
+		)
+	}
 	for _, action := range []string{"powerOff", "start", "restart", "reimage", "replace", "cordon", "uncordon"} {
 		rows = append(rows, rwRow{"POST " + action + " on missing machine", "POST action", ncNS + "/bareMetalMachines", "POST",
 			nc("bareMetalMachines", "rwmissing/"+action), map[string]any{}, ncNS + "/bareMetalMachines/" + action + "/action", 404, "ResourceNotFound"})
@@ -504,4 +585,13 @@ func checkWalkRecord(t *testing.T, what string, e alEvent, r rwRow, p alPrincipa
 	if len(bad) > 0 {
 		t.Errorf("%s: record %s: %s", what, e.EventDataID, strings.Join(bad, "; "))
 	}
+}
+
+// missingCode is the error of a request on a missing resource of type
+// typ: a child's parent is missing first.
+func missingCode(typ string) string {
+	if strings.Contains(typ, "/") {
+		return "ParentResourceNotFound"
+	}
+	return "ResourceNotFound"
 }

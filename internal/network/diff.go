@@ -1,6 +1,7 @@
 package network
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,6 +55,9 @@ func DiffConfig(intended, running ConfigDB) []ConfigDiff {
 }
 
 func diffFields(out []ConfigDiff, table, key string, want, got map[string]string) []ConfigDiff {
+	if maps.Equal(want, got) {
+		return out // the usual case: no need to sort the fields
+	}
 	for _, field := range unionKeys(want, got) {
 		w, inWant := want[field]
 		g, inGot := got[field]

@@ -70,9 +70,9 @@ type ACL struct {
 
 // ACLRule is one rule of an ACL.
 type ACLRule struct {
-	Sequence int    // 1..65534, unique within the ACL; lower matches first
+	Sequence int    // 1..MaxACLSequence, unique within the ACL; lower matches first
 	Action   string // Permit or Deny
-	Protocol string // TCP, UDP, ICMP, or Any ("" means Any)
+	Protocol string // TCP, UDP, ICMP, Any ("" means Any), or an IP protocol number 0..255
 	// Source and Destination are IPv4 prefixes; the zero Prefix matches
 	// any address.
 	Source, Destination netip.Prefix
@@ -105,10 +105,10 @@ const (
 	MinVLAN, MaxVLAN = 100, 4094
 	MinMTU, MaxMTU   = 64, 9200
 	DefaultMTU       = 1500
-	// MaxACLSequence is the highest ACL rule sequence number: SONiC
-	// matches the highest PRIORITY first, so a rule's priority is
-	// MaxACLSequence+1 minus its sequence.
-	MaxACLSequence = 65534
+	// MaxACLSequence is the highest ACL rule sequence number. SONiC
+	// matches the highest PRIORITY (0..999999) first, so a rule's
+	// priority is MaxACLSequence+1 minus its sequence.
+	MaxACLSequence = 999998
 	// MaxRouteSequence is the highest route-map sequence number.
 	MaxRouteSequence = 65535
 )
@@ -390,9 +390,9 @@ func checkACL(a ACL) error {
 		if _, ok := oneOf(r.Action, "Permit", "Deny"); !ok {
 			return &RuleError{field("action"), fmt.Sprintf("must be Permit or Deny, not %q", r.Action)}
 		}
-		proto, ok := oneOf(r.Protocol, "TCP", "UDP", "ICMP", "Any", "")
+		proto, ok := ipProtocol(r.Protocol)
 		if !ok {
-			return &RuleError{field("protocol"), fmt.Sprintf("must be TCP, UDP, ICMP or Any, not %q", r.Protocol)}
+			return &RuleError{field("protocol"), fmt.Sprintf("must be TCP, UDP, ICMP, Any or a protocol number 0..255, not %q", r.Protocol)}
 		}
 		for _, p := range []struct {
 			name   string
@@ -411,7 +411,7 @@ func checkACL(a ACL) error {
 		if r.DestinationPorts == "" {
 			continue
 		}
-		if proto != "TCP" && proto != "UDP" {
+		if proto != protoTCP && proto != protoUDP {
 			return &RuleError{field("destinationPorts"), fmt.Sprintf("ports need protocol TCP or UDP, not %q", r.Protocol)}
 		}
 		if _, _, err := portRange(r.DestinationPorts); err != nil {
@@ -419,6 +419,33 @@ func checkACL(a ACL) error {
 		}
 	}
 	return nil
+}
+
+// IP protocol numbers of the ACL rules' named protocols.
+const (
+	protoICMP = "1"
+	protoTCP  = "6"
+	protoUDP  = "17"
+)
+
+// ipProtocol is an ACL rule's protocol as an IP protocol number, or ""
+// for any protocol.
+func ipProtocol(s string) (string, bool) {
+	switch strings.ToUpper(s) {
+	case "", "ANY":
+		return "", true
+	case "TCP":
+		return protoTCP, true
+	case "UDP":
+		return protoUDP, true
+	case "ICMP":
+		return protoICMP, true
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > 255 || strconv.Itoa(n) != s {
+		return "", false
+	}
+	return s, true
 }
 
 // portRange parses "22" or "1000-2000".

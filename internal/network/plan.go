@@ -2,6 +2,7 @@ package network
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/bits"
 	"net/netip"
@@ -203,7 +204,7 @@ func managementNetwork(topo Topology) (netip.Prefix, error) {
 		}
 		return netip.PrefixFrom(d.ManagementIP, 32-bits.TrailingZeros32(half)).Masked(), nil
 	}
-	return netip.Prefix{}, fmt.Errorf("the topology's addresses are not laid out by PlanFabric: no device has its loopback half the ipv4Prefix above its management address")
+	return netip.Prefix{}, errors.New("the topology's addresses are not laid out by PlanFabric: no device has its loopback half the ipv4Prefix above its management address")
 }
 
 // cable lays the links, in a stable order: the CEs' peer and management

@@ -381,8 +381,7 @@ func aclRule(rule ACLRule) map[string]string {
 		"PRIORITY":      strconv.Itoa(MaxACLSequence + 1 - rule.Sequence),
 		"PACKET_ACTION": action,
 	}
-	protocols := map[string]string{"tcp": "6", "udp": "17", "icmp": "1"}
-	if p, ok := protocols[strings.ToLower(rule.Protocol)]; ok {
+	if p, _ := ipProtocol(rule.Protocol); p != "" {
 		f["IP_PROTOCOL"] = p
 	}
 	if rule.Source.IsValid() {

@@ -68,6 +68,9 @@ type record struct {
 	OperationID string    `json:"operationId,omitempty"`
 	CreatedTime time.Time `json:"createdTime"`
 	ChangedTime time.Time `json:"changedTime"`
+	// Claims are the items the resource holds (Write.Claims); clients do
+	// not see them.
+	Claims []Claim `json:"claims,omitempty"`
 }
 
 // rawRecord is a record with the resource left undecoded: a GET passes

@@ -312,10 +312,12 @@ func (s *Service) finish(ctx context.Context, op *Operation, opRev int64, rec *r
 		switch {
 		case op.Kind == "delete" && end == nil:
 			t, _ := s.types.lookup(rec.Resource.Type)
-			ops = append(ops, resources.DeleteAt(key, recRev))
-			if t != nil {
-				ops = append(ops, s.deleteOps(t, rid)...)
+			del, err := s.deleteOps(ctx, t, rid, rec.Claims)
+			if err != nil {
+				return err
 			}
+			ops = append(ops, resources.DeleteAt(key, recRev))
+			ops = append(ops, del...)
 		default:
 			keep = true
 			rec.OperationID = ""
@@ -497,12 +499,12 @@ func (s *Service) DeleteContents(ctx context.Context, t *Task) error {
 				return fmt.Errorf("delete %s: %w", it.Value.Resource.ID, err)
 			}
 		}
-		ops := append(s.deleteOps(typ, rid), resources.Delete(storeKey(rid)))
+		var record []store.Op
 		if info := progress(t.Op.Audit); info != nil {
 			info.OperationName = typ.FullName() + "/delete"
-			ops = append(ops, s.auditOps(info, it.Value.Resource.ID, audit.StatusSucceeded, 0)...)
+			record = s.auditOps(info, it.Value.Resource.ID, audit.StatusSucceeded, 0)
 		}
-		if _, err := s.store.Txn(ctx, ops...); err != nil {
+		if err := s.remove(ctx, typ, rid, record...); err != nil {
 			return err
 		}
 		t.Progress(ctx, float64(i+1)*100/float64(len(top)+1))

@@ -380,6 +380,9 @@ func (s *Service) putKept(ctx context.Context, req *Request, t *Type, props map[
 			return nil, err
 		}
 	}
+	if len(w.Claims) > 0 {
+		return nil, fmt.Errorf("type %s: a Keeper's resources cannot hold claims", t.FullName())
+	}
 	r, created, err := t.Keeper.Put(ctx, w, s.auditOps(req.Audit, req.ID.String(), audit.StatusSucceeded, 0))
 	if err != nil {
 		return nil, err
@@ -441,22 +444,30 @@ func (s *Service) putOnce(ctx context.Context, req *Request, t *Type, body *putB
 		keepSensitive(rec.Resource.Properties, oldRes.Properties, t.Sensitive)
 	}
 	rec.Resource.SystemData = systemData(oldRes, req.Caller, now)
+	w := &Write{ID: req.ID, APIVersion: req.APIVersion, Caller: req.Caller, New: &rec.Resource, Old: oldRes}
+	if old != nil {
+		w.held = old.Claims
+	}
 	if t.Validate != nil {
-		if err := t.Validate(ctx, &Write{ID: req.ID, APIVersion: req.APIVersion, Caller: req.Caller, New: &rec.Resource, Old: oldRes}); err != nil {
+		if err := t.Validate(ctx, w); err != nil {
 			return nil, err
 		}
+	}
+	cc, err := applyClaims(w, &rec)
+	if err != nil {
+		return nil, err
 	}
 	status := http.StatusCreated
 	if old != nil {
 		status = http.StatusOK
 	}
-	return s.commitWrite(ctx, req, t, key, &rec, oldRev, guard, "put", status)
+	return s.commitWrite(ctx, req, t, key, &rec, oldRev, guard, cc, "put", status)
 }
 
 // commitWrite stores rec, as a long-running operation when the type has
 // provisioning work, and answers the request.
-func (s *Service) commitWrite(ctx context.Context, req *Request, t *Type, key string, rec *record, oldRev int64, guard parentGuard, kind string, status int) (*Response, error) {
-	ops := []store.Op{}
+func (s *Service) commitWrite(ctx context.Context, req *Request, t *Type, key string, rec *record, oldRev int64, guard parentGuard, cc claimChange, kind string, status int) (*Response, error) {
+	ops := slices.Clone(cc.ops)
 	if g, ok := guard.op(); ok {
 		ops = append(ops, g)
 	}
@@ -479,7 +490,7 @@ func (s *Service) commitWrite(ctx context.Context, req *Request, t *Type, key st
 	default:
 		ops = append(ops, s.acceptedOps(req.Audit, rec.Resource.ID, status)...)
 	}
-	rev, err := s.store.Txn(ctx, ops...)
+	rev, err := s.commitClaims(ctx, cc, ops)
 	if err != nil {
 		return nil, err
 	}
@@ -726,23 +737,29 @@ func (s *Service) patchOnce(ctx context.Context, req *Request, t *Type, body *pu
 	now := s.now().UTC()
 	rec.ChangedTime = now
 	rec.Resource.SystemData = systemData(&old.Resource, req.Caller, now)
+	w := &Write{ID: req.ID, APIVersion: req.APIVersion, Caller: req.Caller, New: &rec.Resource, Old: &old.Resource, held: old.Claims}
 	if t.Validate != nil {
-		if err := t.Validate(ctx, &Write{ID: req.ID, APIVersion: req.APIVersion, Caller: req.Caller, New: &rec.Resource, Old: &old.Resource}); err != nil {
+		if err := t.Validate(ctx, w); err != nil {
 			return nil, err
 		}
+	}
+	cc, err := applyClaims(w, &rec)
+	if err != nil {
+		return nil, err
 	}
 	if !propsChanged {
 		// Tags and other envelope fields need no provisioning work.
 		rec.Resource.Properties["provisioningState"] = old.Resource.Properties["provisioningState"]
-		ops := append([]store.Op{resources.Update(key, rec, oldRev)}, s.auditOps(req.Audit, rec.Resource.ID, audit.StatusSucceeded, http.StatusOK)...)
-		rev, err := s.store.Txn(ctx, ops...)
+		ops := append(slices.Clone(cc.ops), resources.Update(key, rec, oldRev))
+		ops = append(ops, s.auditOps(req.Audit, rec.Resource.ID, audit.StatusSucceeded, http.StatusOK)...)
+		rev, err := s.commitClaims(ctx, cc, ops)
 		if err != nil {
 			return nil, err
 		}
 		req.recorded = true
 		return s.resourceResponse(http.StatusOK, t, &rec.Resource, rev), nil
 	}
-	return s.commitWrite(ctx, req, t, key, &rec, oldRev, guard, "patch", http.StatusOK)
+	return s.commitWrite(ctx, req, t, key, &rec, oldRev, guard, cc, "patch", http.StatusOK)
 }
 
 func mergeProperties(old map[string]any, patch json.RawMessage) (map[string]any, error) {
@@ -813,7 +830,11 @@ func (s *Service) deleteOnce(ctx context.Context, req *Request, t *Type) (*Respo
 		}
 	}
 	if t.Deprovision == nil {
-		ops := append(s.deleteOps(t, req.ID), resources.DeleteAt(key, oldRev))
+		ops, err := s.deleteOps(ctx, t, req.ID, old.Claims)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, resources.DeleteAt(key, oldRev))
 		ops = append(ops, s.auditOps(req.Audit, old.Resource.ID, audit.StatusSucceeded, http.StatusOK)...)
 		if _, err := s.store.Txn(ctx, ops...); err != nil {
 			return nil, err
@@ -842,16 +863,6 @@ func (s *Service) deleteOnce(ctx context.Context, req *Request, t *Type) (*Respo
 	}
 	req.recorded = true
 	return s.acceptedResponse(req, op), nil
-}
-
-// deleteOps removes every descendant of the resource id of type t: their
-// IDs all start with id's.
-func (s *Service) deleteOps(t *Type, id arm.ID) []store.Op {
-	var ops []store.Op
-	for _, d := range s.types.descendants(t) {
-		ops = append(ops, store.DeletePrefix(resources.Key(typePrefix(d)+id.Key()+"/")))
-	}
-	return ops
 }
 
 // Action answers POST {resource}/{action}.
@@ -1005,11 +1016,22 @@ func withTarget(target string, e *arm.Error) *arm.Error {
 // somebody wrote the resource or its parent between its read and its
 // commit, so it reads again and redoes the request. With If-Match the
 // client asked for exactly the version it read, so a conflict is final.
+//
+// A write that lost an item it claimed to another writer runs again more
+// often (maxClaimRetries), after a short random wait: its Validate then
+// sees the item taken and claims another or refuses.
 func retryConflicts(req *Request, once func() (*Response, error)) (*Response, error) {
+	lost := 0
 	for attempt := 0; ; attempt++ {
 		resp, err := once()
 		if !errors.Is(err, store.ErrConflict) {
 			return resp, err
+		}
+		if errors.Is(err, errClaimTaken) && lost < maxClaimRetries {
+			lost++
+			attempt--
+			claimBackoff(lost)
+			continue
 		}
 		if attempt == 4 || req.Header.Get("If-Match") != "" {
 			return nil, arm.Errorf(http.StatusConflict, arm.CodeConflict,

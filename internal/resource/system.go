@@ -147,7 +147,26 @@ func (s *Service) Remove(ctx context.Context, id arm.ID) error {
 	if !ok {
 		return arm.Errorf(http.StatusInternalServerError, "InternalError", "type %s is not registered", id.Type())
 	}
-	ops := append(s.deleteOps(t, id), resources.Delete(storeKey(id)))
-	_, err := s.store.Txn(ctx, ops...)
-	return err
+	return s.remove(ctx, t, id)
+}
+
+// remove deletes the resource id of type t and everything below it, and
+// releases their claims, with extra in the same transaction. It reads
+// again and retries when somebody changes them meanwhile.
+func (s *Service) remove(ctx context.Context, t *Type, id arm.ID, extra ...store.Op) error {
+	key := storeKey(id)
+	for attempt := 0; ; attempt++ {
+		it, err := resources.Get(ctx, s.store, key)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		ops, err := s.deleteOps(ctx, t, id, it.Value.Claims)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, resources.DeleteAt(key, it.Revision)) // revision 0: still absent
+		if _, err = s.store.Txn(ctx, append(ops, extra...)...); !errors.Is(err, store.ErrConflict) || attempt == 9 {
+			return err
+		}
+	}
 }

@@ -159,6 +159,12 @@ type Write struct {
 	New        *Resource // what will be stored; Validate may set defaults
 	Old        *Resource // nil on create
 	Caller     Caller    // who is writing
+	// Claims are the unique items the resource holds once the write
+	// commits (an IP address of a network): Validate appends them, and
+	// they are claimed in the write's transaction. Items held before and
+	// not claimed again are released (see Claim, Held).
+	Claims []Claim
+	held   []Claim // what the stored resource holds
 }
 
 // DecodeProperties decodes r's properties into v (a provider's typed

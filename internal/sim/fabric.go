@@ -40,14 +40,14 @@ type fabric struct {
 	topo     network.Topology
 	mu       sync.Mutex
 	hears    map[network.Endpoint]network.Endpoint // what LLDP hears at each cabled end
-	switches map[string]*switchsim.Switch           // by device name
+	switches map[string]*switchsim.Switch          // by device name
 	cancel   context.CancelFunc
 }
 
 // planFabric lays out the site's fabric; a site too large for one
 // fabric (more than 8 compute racks or 16 machines a rack) has none.
 func (s *Site) planFabric() {
-	topo, err := network.PlanFabric(network.FabricSpec{Name: s.FabricName(), ASN: 65001,
+	topo, err := network.PlanFabric(network.FabricSpec{Name: s.FabricName(), ASN: 65048,
 		ManagementPrefix: netip.MustParsePrefix("10.254.0.0/19"), ComputeRacks: s.Spec.ComputeRacks, ServersPerRack: s.Spec.MachinesPerRack})
 	if err != nil {
 		return

@@ -38,19 +38,19 @@ type renderedConfig struct {
 
 // deviceState is what the fabric keeps of a device.
 type deviceState struct {
-	SerialNumber       string               `json:"serialNumber"`
-	HostName           string               `json:"hostName"`
-	Role               string               `json:"networkDeviceRole"`
-	FabricID           string               `json:"networkFabricId"`
-	ConfigurationState string               `json:"configurationState"`
-	Intended           *renderedConfig      `json:"intendedConfiguration"`
-	Previous           *renderedConfig      `json:"previousConfiguration"`
-	Bootstrap          string               `json:"bootstrap"`
-	PendingReboot      string               `json:"pendingReboot"`
-	Reapply            bool                 `json:"reapply"`
-	Applied            int64                `json:"appliedConfigurationRevision"`
-	Drift              deviceDrift          `json:"configurationDrift"`
-	Neighbors          []agentapi.Neighbor  `json:"lldpNeighbors"`
+	SerialNumber       string              `json:"serialNumber"`
+	HostName           string              `json:"hostName"`
+	Role               string              `json:"networkDeviceRole"`
+	FabricID           string              `json:"networkFabricId"`
+	ConfigurationState string              `json:"configurationState"`
+	Intended           *renderedConfig     `json:"intendedConfiguration"`
+	Previous           *renderedConfig     `json:"previousConfiguration"`
+	Bootstrap          string              `json:"bootstrap"`
+	PendingReboot      string              `json:"pendingReboot"`
+	Reapply            bool                `json:"reapply"`
+	Applied            int64               `json:"appliedConfigurationRevision"`
+	Drift              deviceDrift         `json:"configurationDrift"`
+	Neighbors          []agentapi.Neighbor `json:"lldpNeighbors"`
 }
 
 // deviceDrift is a device's configurationDrift: how its running

@@ -45,7 +45,7 @@ const (
 )
 
 // stateful are the properties the fabric owns on its configurable types.
-var stateful = []string{"administrativeState", "configurationState", "lastOperation", "networkFabricId"}
+var stateful = []string{"administrativeState", "configurationState", "lastOperation"}
 
 // namePattern is the name rule shared by the fabric's types.
 var namePattern = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-_]{2,127}$`)

@@ -120,8 +120,8 @@ func (p *Provider) validateL3Domain(ctx context.Context, w *resource.Write) erro
 
 // internalProps is the part of an internal network the fabric renders.
 type internalProps struct {
-	VlanID              int `json:"vlanId"`
-	MTU                 int `json:"mtu"`
+	VlanID               int `json:"vlanId"`
+	MTU                  int `json:"mtu"`
 	ConnectedIPv4Subnets []struct {
 		Prefix string `json:"prefix"`
 	} `json:"connectedIPv4Subnets"`
@@ -195,7 +195,7 @@ func (p *Provider) validateInternalNetwork(ctx context.Context, w *resource.Writ
 // and a point-to-point prefix towards the provider edge).
 func (p *Provider) validateExternalNetwork(ctx context.Context, w *resource.Write) error {
 	var n struct {
-		PeeringOption    string `json:"peeringOption"`
+		PeeringOption     string `json:"peeringOption"`
 		OptionAProperties *struct {
 			VlanID            int    `json:"vlanId"`
 			PeerASN           int64  `json:"peerASN"`
@@ -255,8 +255,8 @@ func (p *Provider) validateRoutePolicy(ctx context.Context, w *resource.Write) e
 	seen := map[int64]bool{}
 	for i, s := range rp.Statements {
 		field := "properties.statements[" + itoa(i) + "]"
-		if s.SequenceNumber < 1 || s.SequenceNumber > 4294967295 || seen[s.SequenceNumber] {
-			return arm.FieldError(field+".sequenceNumber", "sequenceNumber must be unique and from 1 to 4294967295, not %d.", s.SequenceNumber)
+		if s.SequenceNumber < 1 || s.SequenceNumber > 65535 || seen[s.SequenceNumber] {
+			return arm.FieldError(field+".sequenceNumber", "sequenceNumber must be unique and from 1 to 65535 (a SONiC route map's range), not %d.", s.SequenceNumber)
 		}
 		seen[s.SequenceNumber] = true
 		if a := s.Action.ActionType; a != "Permit" && a != "Deny" && a != "Continue" {

@@ -121,16 +121,21 @@ func (p *Provider) serverObservations(ctx context.Context, fabric *resource.Reso
 			continue
 		}
 		var props struct {
-			Aggregator *rackDefinition  `json:"aggregatorOrSingleRackDefinition"`
-			Compute    []rackDefinition `json:"computeRackDefinitions"`
+			Compute []struct {
+				NetworkRackID string `json:"networkRackId"`
+			} `json:"computeRackDefinitions"`
 		}
 		decode(c.Properties, &props)
-		for _, def := range props.Compute {
-			name := fabricRackName(fabric.Name, def.NetworkRackID)
-			if name == "" {
-				continue
+		id, err := arm.ParseID(c.ID)
+		if err != nil {
+			continue
+		}
+		for j, def := range props.Compute {
+			// A cluster's racks are "{cluster}-rack{i}", 0 the aggregator.
+			if name := fabricRackName(fabric.Name, def.NetworkRackID); name != "" {
+				rack := fmt.Sprintf("%s/providers/Microsoft.NetworkCloud/racks/%s-rack%d", id.ResourceGroupID(), id.Name(), j+1)
+				rackOf[strings.ToLower(rack)] = name
 			}
-			rackOf[strings.ToLower(def.RackID)] = name
 		}
 	}
 	machines, err := p.svc.ResourcesOfType(ctx, "Microsoft.NetworkCloud/bareMetalMachines")
@@ -148,20 +153,16 @@ func (p *Provider) serverObservations(ctx context.Context, fabric *resource.Reso
 		if decode(m.Properties["agentInventory"], &inv) != nil {
 			continue
 		}
-		for _, nic := range inv.NICs {
+		for i, nic := range inv.NICs {
 			if nic.Neighbor == nil {
 				continue
 			}
-			out = append(out, network.Observation{At: network.Endpoint{Rack: rack, Slot: slot, Port: nic.Name},
+			// The plan names a server's NICs by position: eth0 is its first.
+			out = append(out, network.Observation{At: network.Endpoint{Rack: rack, Slot: slot, Port: fmt.Sprintf("eth%d", i)},
 				SystemName: nic.Neighbor.SystemName, PortID: nic.Neighbor.PortID})
 		}
 	}
 	return out, nil
-}
-
-type rackDefinition struct {
-	RackID        string `json:"rackId"`
-	NetworkRackID string `json:"networkRackId"`
 }
 
 // fabricRackName is the plan's name of the network rack networkRackID

@@ -178,6 +178,7 @@ func Register(svc *resource.Service, cfg Config) *Provider {
 			List:          p.listRackSKUs,
 		},
 	)
+	svc.Register(p.networkTypes()...)
 	return p
 }
 
