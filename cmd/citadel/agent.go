@@ -20,6 +20,7 @@ func runAgent(ctx context.Context, args []string) error {
 	stateDir := fs.String("state-dir", "/var/lib/citadel-agent", "where the agent keeps its key and certificate")
 	root := fs.String("root", "/", "the filesystem root to read /proc, /sys and /etc under")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	uplink := fs.String("uplink", "", "the NIC cabled to the top-of-rack switches, on which the agent configures the cluster's workload networks (a VLAN and a bridge each) with netlink; empty: leave networking alone")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -34,8 +35,14 @@ func runAgent(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	h := host.NewLinux(*root)
+	if *uplink != "" {
+		if h, err = h.WithNetworks(*uplink, nil); err != nil {
+			return err
+		}
+	}
 	return agent.New(agent.Config{
 		Server: *server, ServerCA: ca, Machine: *machine, Token: *token, StateDir: *stateDir,
-		Host: host.NewLinux(*root), Logger: log,
+		Host: h, Logger: log,
 	}).Run(ctx)
 }

@@ -140,6 +140,13 @@ func (a *Agent) session(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if h, ok := a.cfg.Host.(host.Healer); ok {
+			if repaired, err := h.Heal(ctx); err != nil {
+				a.log.WarnContext(ctx, "agent: host not repaired", "err", err)
+			} else if len(repaired) > 0 {
+				a.log.WarnContext(ctx, "agent: host repaired after a change by hand", "changes", repaired)
+			}
+		}
 		var reply agentapi.HeartbeatReply
 		hb := agentapi.Heartbeat{Observed: agentapi.Observed{AgentVersion: Version, OSImage: inv.OS.Name,
 			Addresses: addresses(inv), DesiredRevision: a.applied.Load()}}

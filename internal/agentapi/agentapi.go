@@ -155,6 +155,19 @@ type Desired struct {
 	// verified update bundle), to fetch from PathArtifacts.
 	ClusterVersion string     `json:"clusterVersion,omitempty"`
 	Artifacts      []Artifact `json:"artifacts,omitempty"`
+	// Networks are the workload networks of the machine's cluster, each
+	// a VLAN on the machine's uplink and a bridge that VMs attach to.
+	Networks []Network `json:"networks,omitempty"`
+}
+
+// Network is one workload network a machine carries: the VLAN its
+// isolation domain gives it, and the host's addresses on it (none for a
+// network only VMs use).
+type Network struct {
+	Name      string   `json:"name"` // the network resource's name
+	VLAN      int      `json:"vlan"`
+	MTU       int      `json:"mtu,omitempty"`
+	Addresses []string `json:"addresses,omitempty"` // CIDR form
 }
 
 // Artifact is one file of a release.

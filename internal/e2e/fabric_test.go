@@ -28,7 +28,7 @@ func TestFabric(t *testing.T) {
 	t.Parallel()
 	requireAz(t)
 	s := startSiteOf(t, sim.Spec{Name: "fab", ComputeRacks: 4, MachinesPerRack: 2}, map[string]any{"strategyType": "Rack", "thresholdType": "PercentSuccess", "thresholdValue": 100}, 0,
-		rolloutOptions, func(c *server.Config) { c.DeviceReport = time.Second })
+		rolloutOptions, func(c *server.Config) { c.DeviceReport, c.DriftCheck = time.Second, time.Second })
 	az := newAzCLI(t, s.cp)
 	t.Cleanup(func() { az.logTimings(t) })
 	c := s.cp.Creds
@@ -187,6 +187,38 @@ func TestFabric(t *testing.T) {
 		t.Errorf("l2 domain after the commit: %+v", domain.Properties)
 	}
 
+	// An L3 isolation domain with an internal network: the ToRs route its
+	// subnet (the gateway is the subnet's first address) in its VRF.
+	l3 := nmf + "l3IsolationDomains/l3a"
+	create(l3, map[string]any{"location": "local", "properties": map[string]any{"networkFabricId": fabricID}})
+	internal := l3 + "/internalNetworks/in601"
+	az.ok(t, "resource", "create", "--id", internal, "--api-version", fabricAPI, "-p",
+		jsonArg(map[string]any{"vlanId": 601, "connectedIPv4Subnets": []any{map[string]any{"prefix": "10.60.1.0/24"}}}))
+	action(l3, "updateAdministrativeState", map[string]any{"state": "Enable"})
+	action(internal, "updateAdministrativeState", map[string]any{"state": "Enable"})
+	action(fabricID, "commitConfiguration", map[string]any{})
+	if _, ok := s.cl.Switch(tor).Running()["VLAN_INTERFACE"]["Vlan601|10.60.1.1/24"]; !ok {
+		t.Errorf("%s does not route 10.60.1.0/24 on Vlan601: %v", tor, s.cl.Switch(tor).Running()["VLAN_INTERFACE"])
+	}
+
+	// The cluster's networks on those domains reach every machine's
+	// agent: a VLAN and a bridge each on its host.
+	location := ncClusterLocation(t, s.cp.Client, s.clusterID)
+	ncNetworks := "/subscriptions/" + sub + "/resourceGroups/" + s.cl.Spec.Name + "/providers/Microsoft.NetworkCloud/"
+	az.ok(t, createNC(ncNetworks+"l2Networks/net501", jsonArg(map[string]any{"location": "local", "extendedLocation": location,
+		"properties": map[string]any{"l2IsolationDomainId": l2}}))...)
+	az.ok(t, createNC(ncNetworks+"l3Networks/net601", jsonArg(map[string]any{"location": "local", "extendedLocation": location,
+		"properties": map[string]any{"l3IsolationDomainId": l3, "vlan": 601, "ipAllocationType": "IPV4", "ipv4ConnectedPrefix": "10.60.1.0/24"}}))...)
+	waitUntil(t, "the cluster's networks on every host", 30*time.Second, func() bool {
+		for _, m := range s.cl.Machines {
+			d, err := s.cl.Desired(m.Name)
+			if err != nil || len(d.Networks) != 2 || d.Networks[0].VLAN != 501 || d.Networks[1].VLAN != 601 {
+				return false
+			}
+		}
+		return true
+	})
+
 	// A hand edit on a ToR is caught within 20 s and undone by
 	// refreshConfiguration.
 	type device struct {
@@ -278,4 +310,12 @@ func createArgs(id, body string) []string {
 	parts := strings.Split(id, "/") // "", subscriptions, sub, resourceGroups, rg, providers, ns, type, name
 	return []string{"resource", "create", "-g", parts[4], "-n", parts[8], "--resource-type", parts[6] + "/" + parts[7],
 		"--api-version", fabricAPI, "--is-full-object", "-p", body}
+}
+
+// createNC are az's arguments to create the NetworkCloud resource id
+// from body.
+func createNC(id, body string) []string {
+	parts := strings.Split(id, "/")
+	return []string{"resource", "create", "-g", parts[4], "-n", parts[8], "--resource-type", parts[6] + "/" + parts[7],
+		"--api-version", ncAPI, "--is-full-object", "-p", body}
 }

@@ -259,17 +259,18 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, p peer) {
 // should do: the release it runs is the one an update targets, or else
 // the one it was provisioned with.
 type desiredProps struct {
-	OSImage               string          `json:"osImage"`
-	CordonStatus          string          `json:"cordonStatus"`
-	MachineClusterVersion string          `json:"machineClusterVersion"`
-	UpdateTarget          *machine.Target `json:"updateTarget"`
+	OSImage               string             `json:"osImage"`
+	CordonStatus          string             `json:"cordonStatus"`
+	MachineClusterVersion string             `json:"machineClusterVersion"`
+	UpdateTarget          *machine.Target    `json:"updateTarget"`
+	HostNetworks          []agentapi.Network `json:"hostNetworks"`
 }
 
 // desired is what props, written at revision, ask of the machine. Any
 // write to the machine makes the agent look again.
 func (d desiredProps) desired(revision int64) agentapi.Desired {
 	out := agentapi.Desired{Revision: revision, OSImage: d.OSImage, Cordoned: d.CordonStatus == "Cordoned",
-		ClusterVersion: d.MachineClusterVersion}
+		ClusterVersion: d.MachineClusterVersion, Networks: d.HostNetworks}
 	if t := d.UpdateTarget; t != nil {
 		out.ClusterVersion, out.Artifacts = t.ClusterVersion, t.Artifacts
 	}

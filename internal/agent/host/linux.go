@@ -25,6 +25,8 @@ import (
 type Linux struct {
 	root    string
 	desired string // where Apply writes the desired state
+	// nets, if set (WithNetworks), configures the workload networks.
+	nets *networks
 }
 
 // NewLinux returns the machine whose filesystem is at root: "/" in
@@ -303,6 +305,9 @@ func (l *Linux) Apply(ctx context.Context, d agentapi.Desired) error {
 		return err
 	}
 	if err := writeJSON(l.desired, d); err != nil {
+		return err
+	}
+	if err := l.nets.apply(ctx, d.Networks); err != nil {
 		return err
 	}
 	if d.ClusterVersion == "" {

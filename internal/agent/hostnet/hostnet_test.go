@@ -72,7 +72,6 @@ func TestValidate(t *testing.T) {
 func TestApplyRack(t *testing.T) {
 	requireNetAdmin(t)
 	m := newRack(t, []int{501}, []int{501}, []int{601})
-	requireVLANs(t, m[0].h)
 	cfgs := []Config{
 		{Uplink: "eth0", Networks: []Network{{Name: "a", VLAN: 501, Addresses: prefixes("10.50.1.11/24")}}},
 		{Uplink: "eth0", Networks: []Network{{Name: "a", VLAN: 501, Addresses: prefixes("10.50.1.12/24")}}},
@@ -315,24 +314,30 @@ func apply(t *testing.T, m *namespace, cfg Config, want Report) {
 	}
 }
 
-// requireNetAdmin skips the test unless it can make network namespaces:
-// it runs as root and has `ip`. Under CI=true it fails instead, so CI
-// never passes by skipping.
+// requireNetAdmin skips the test unless it can make network namespaces.
+// Under CI=true, and in TestVLANsInVM's VM, it fails instead, so CI never
+// passes by skipping.
 func requireNetAdmin(tb testing.TB) {
 	tb.Helper()
-	why := ""
-	if os.Geteuid() != 0 {
-		why = "not root"
-	} else if _, err := exec.LookPath("ip"); err != nil {
-		why = "no ip command (iproute2)"
-	}
-	switch {
+	switch why := netAdminMissing(); {
 	case why == "":
-	case os.Getenv("CI") == "true":
-		tb.Fatalf("cannot make network namespaces: %s (CI=true, so this fails rather than skips)", why)
+	case os.Getenv("CI") == "true" || inVM:
+		tb.Fatalf("cannot make network namespaces: %s (CI=true or in the VM, so this fails rather than skips)", why)
 	default:
 		tb.Skipf("skipping: %s, so no network namespaces to test in", why)
 	}
+}
+
+// netAdminMissing says why the test cannot make network namespaces, or
+// is "" if it can: it runs as root and has `ip`.
+func netAdminMissing() string {
+	if os.Geteuid() != 0 {
+		return "not root"
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return "no ip command (iproute2)"
+	}
+	return ""
 }
 
 // namespace is a named network namespace and a netlink handle in it.
@@ -376,13 +381,12 @@ func newNamespace(tb testing.TB) *namespace {
 func newRack(t *testing.T, trunks ...[]int) []*namespace {
 	t.Helper()
 	sw := newNamespace(t)
+	requireVLANs(t, sw.h)
 	yes, none := true, uint16(0)
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name, attrs.Flags = "tor", net.FlagUp
 	tor := &netlink.Bridge{LinkAttrs: attrs, VlanFiltering: &yes, VlanDefaultPVID: &none}
-	if err := sw.h.LinkAdd(tor); errors.Is(err, syscall.EOPNOTSUPP) {
-		t.Skipf("skipping: this kernel has no VLAN-filtering bridges (CONFIG_BRIDGE_VLAN_FILTERING) to play the switch: %v", err)
-	} else if err != nil {
+	if err := sw.h.LinkAdd(tor); err != nil {
 		t.Fatalf("switch: create bridge: %v", err)
 	}
 	var machines []*namespace
@@ -465,24 +469,56 @@ func inNamespace(ns netns.NsHandle, fn func()) {
 	fn()
 }
 
-// requireVLANs skips the test if the kernel cannot make 802.1Q VLAN
-// links, as Apply makes one per network: not all kernels have them built
-// in, and one without modules cannot load them.
+// requireVLANs skips the test unless the kernel has what the VLAN tests
+// need. TestVLANsInVM then runs the test in a VM whose kernel has it, as
+// it runs every TestApply test there; in that VM requireVLANs fails
+// instead.
 func requireVLANs(tb testing.TB, h *netlink.Handle) {
 	tb.Helper()
+	switch why := missingVLANs(tb, h); {
+	case why == "":
+	case inVM:
+		tb.Fatalf("this kernel has no %s (in the VM, so this fails rather than skips)", why)
+	default:
+		tb.Skipf("skipping: this kernel has no %s; TestVLANsInVM runs this test in a VM", why)
+	}
+}
+
+// missingVLANs names what the VLAN tests need that the kernel lacks, or
+// is "" if it lacks nothing: 802.1Q VLAN links, as Apply makes one per
+// network, and VLAN-filtering bridges, to play the switch in newRack. Not
+// all kernels have them built in, and one without modules cannot load
+// them.
+func missingVLANs(tb testing.TB, h *netlink.Handle) string {
+	tb.Helper()
+	var missing []string
 	parent := veth(tb, h, "probe", 1500)
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name, attrs.ParentIndex = "probe.1", parent.Attrs().Index
-	err := h.LinkAdd(&netlink.Vlan{LinkAttrs: attrs, VlanId: 1})
-	if errors.Is(err, syscall.EOPNOTSUPP) {
-		tb.Skipf("skipping: this kernel cannot make 802.1Q VLAN links (CONFIG_VLAN_8021Q): %v", err)
-	}
-	if err != nil {
+	switch err := h.LinkAdd(&netlink.Vlan{LinkAttrs: attrs, VlanId: 1}); {
+	case errors.Is(err, syscall.EOPNOTSUPP):
+		missing = append(missing, "802.1Q VLAN links (CONFIG_VLAN_8021Q)")
+	case err != nil:
 		tb.Fatalf("create VLAN link: %v", err)
 	}
 	if err := h.LinkDel(parent); err != nil { // takes the VLAN link and the peer along
 		tb.Fatalf("remove %s: %v", parent.Attrs().Name, err)
 	}
+	yes := true
+	attrs = netlink.NewLinkAttrs()
+	attrs.Name = "probe-br"
+	br := &netlink.Bridge{LinkAttrs: attrs, VlanFiltering: &yes}
+	switch err := h.LinkAdd(br); {
+	case errors.Is(err, syscall.EOPNOTSUPP):
+		missing = append(missing, "VLAN-filtering bridges (CONFIG_BRIDGE_VLAN_FILTERING)")
+	case err != nil:
+		tb.Fatalf("create VLAN-filtering bridge: %v", err)
+	default:
+		if err := h.LinkDel(br); err != nil {
+			tb.Fatalf("remove %s: %v", attrs.Name, err)
+		}
+	}
+	return strings.Join(missing, " and ")
 }
 
 // veth makes a veth pair, name and name-peer, to stand for a NIC: the

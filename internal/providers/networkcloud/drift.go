@@ -61,6 +61,9 @@ func (p *Provider) WatchDrift(ctx context.Context) {
 	defer tick.Stop()
 	fw := &firmwareReadings{byMachine: map[string]firmwareReading{}}
 	for {
+		if err := p.syncHostNetworks(ctx); err != nil && ctx.Err() == nil {
+			p.log.WarnContext(ctx, "host networks not synced", "err", err)
+		}
 		if err := p.checkDrift(ctx, fw); err != nil && ctx.Err() == nil {
 			p.log.WarnContext(ctx, "drift not checked", "err", err)
 		}
