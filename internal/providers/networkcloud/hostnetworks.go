@@ -85,7 +85,9 @@ func (p *Provider) clusterNetworks(ctx context.Context) (map[string][]agentapi.N
 		add(n, int(num(n.Properties, "vlan")), 0)
 	}
 	for c, nets := range out {
-		slices.SortStableFunc(nets, func(a, b agentapi.Network) int { return cmp.Or(cmp.Compare(a.VLAN, b.VLAN), cmp.Compare(a.Name, b.Name)) })
+		slices.SortStableFunc(nets, func(a, b agentapi.Network) int {
+			return cmp.Or(cmp.Compare(a.VLAN, b.VLAN), cmp.Compare(a.Name, b.Name))
+		})
 		// Two networks on one VLAN are one segment: the host carries it once.
 		out[c] = slices.CompactFunc(nets, func(a, b agentapi.Network) bool { return a.VLAN == b.VLAN })
 	}
