@@ -42,6 +42,9 @@ through its fault API (--sim, default http://` + defaultSimControl + `):
   fault FAULT --rack N           rack-power-off, rack-power-on, partition, heal
                                  (rack 0 is the aggregator)
   fault FAULT                    san-degrade, san-recover (the aggregator's storage appliance)
+  fault cable-swap --machine A --peer B
+                                 swap the first cables of two machines (validateConfiguration Cabling finds it)
+  fault switch-drift --device D  change a network device's running configuration by hand
 `
 
 func runSim(ctx context.Context, args []string, out io.Writer) error {
@@ -64,13 +67,15 @@ func runSim(ctx context.Context, args []string, out io.Writer) error {
 	case "fault":
 		f := sim.Fault{}
 		fs.StringVar(&f.Machine, "machine", "", "the machine of a machine fault")
+		fs.StringVar(&f.Peer, "peer", "", "the second machine of a cable-swap")
+		fs.StringVar(&f.Device, "device", "", "the network device of a switch-drift")
 		rack := fs.Int("rack", 0, "the rack of a rack fault (0 is the aggregator)")
 		rest, err := parseInterleaved(fs, args[1:])
 		if err != nil {
 			return err
 		}
 		if len(rest) != 1 {
-			return errors.New("usage: citadel sim fault FAULT [--machine NAME] [--rack N] [--sim URL]")
+			return errors.New("usage: citadel sim fault FAULT [--machine NAME] [--peer NAME] [--rack N] [--device NAME] [--sim URL]")
 		}
 		f.Kind = rest[0]
 		fs.Visit(func(fl *flag.Flag) {
@@ -107,8 +112,11 @@ func simFault(ctx context.Context, api string, f sim.Fault, out io.Writer) error
 		return fmt.Errorf("%s: %w", f.Kind, err)
 	}
 	target := r.Machine
-	if r.Rack != nil {
+	switch {
+	case r.Rack != nil:
 		target = fmt.Sprintf("rack %d", *r.Rack)
+	case r.Device != "":
+		target = r.Device
 	}
 	_, err := fmt.Fprintf(out, "%s %s: %s\n", r.Kind, target, r.Done)
 	return err
