@@ -194,11 +194,20 @@ func TestFabric(t *testing.T) {
 	internal := l3 + "/internalNetworks/in601"
 	az.ok(t, "resource", "create", "--id", internal, "--api-version", fabricAPI, "-p",
 		jsonArg(map[string]any{"vlanId": 601, "connectedIPv4Subnets": []any{map[string]any{"prefix": "10.60.1.0/24"}}}))
-	action(l3, "updateAdministrativeState", map[string]any{"state": "Enable"})
-	action(internal, "updateAdministrativeState", map[string]any{"state": "Enable"})
+	// Its option A external network: a VLAN sub-interface on each CE's
+	// provider-edge port and an eBGP session in the domain's VRF.
+	external := l3 + "/externalNetworks/ext701"
+	az.ok(t, "resource", "create", "--id", external, "--api-version", fabricAPI, "-p", jsonArg(map[string]any{"peeringOption": "OptionA",
+		"optionAProperties": map[string]any{"vlanId": 701, "peerASN": 65200, "primaryIpv4Prefix": "10.70.0.0/31"}}))
+	for _, id := range []string{l3, internal, external} {
+		action(id, "updateAdministrativeState", map[string]any{"state": "Enable"})
+	}
 	action(fabricID, "commitConfiguration", map[string]any{})
 	if _, ok := s.cl.Switch(tor).Running()["VLAN_INTERFACE"]["Vlan601|10.60.1.1/24"]; !ok {
 		t.Errorf("%s does not route 10.60.1.0/24 on Vlan601: %v", tor, s.cl.Switch(tor).Running()["VLAN_INTERFACE"])
+	}
+	if _, ok := s.cl.Switch(ce).Running()["VLAN_SUB_INTERFACE"]["Ethernet112.701|10.70.0.0/31"]; !ok {
+		t.Errorf("%s does not reach the provider edge on Ethernet112.701: %v", ce, s.cl.Switch(ce).Running()["VLAN_SUB_INTERFACE"])
 	}
 
 	// The cluster's networks on those domains reach every machine's
@@ -263,6 +272,24 @@ func TestFabric(t *testing.T) {
 	}
 	t.Logf("drift corrected %v after it was made", time.Since(start).Round(time.Millisecond))
 
+	// validateConfiguration names a drifted device; the fabric's
+	// refreshConfiguration corrects every drifted one.
+	if _, err := s.cl.DriftSwitch(ce); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the CE's drift detected", 20*time.Second, func() bool { return getDevice(ce).Properties.ConfigurationDrift.Status == "Drifted" })
+	if out := action(fabricID, "validateConfiguration", map[string]any{"validateAction": "Configuration"}); out["configurationState"] != "Failed" ||
+		!strings.Contains(jsonArg(out["error"]), ce+" drifted") {
+		t.Errorf("configuration validation with %s drifted: %v", ce, out)
+	}
+	action(fabricID, "refreshConfiguration", map[string]any{})
+	if d := getDevice(ce); d.Properties.ConfigurationDrift.Status != "InSync" {
+		t.Errorf("%s after the fabric's refreshConfiguration: %+v", ce, d.Properties)
+	}
+	if out := action(fabricID, "validateConfiguration", map[string]any{"validateAction": "Configuration"}); out["configurationState"] != "Succeeded" {
+		t.Errorf("configuration validation after the refresh: %v", out)
+	}
+
 	// Two machines' cables swapped at the ToR: the cabling check names
 	// both ports.
 	if out := action(fabricID, "validateConfiguration", map[string]any{"validateAction": "Cabling"}); out["configurationState"] != "Succeeded" {
@@ -302,6 +329,24 @@ func TestFabric(t *testing.T) {
 	if sw := s.cl.Switch(ce); sw.State() != "running" || !slices.Contains(devices, ce) {
 		t.Errorf("%s after a reboot with ZTP: %s", ce, sw.State())
 	}
+	// Without ZTP, the device comes back with what it ran.
+	rev := s.cl.Switch(tor).AppliedRevision()
+	action(nmf+"networkDevices/"+tor, "reboot", map[string]any{"rebootType": "UngracefulRebootWithoutZTP"})
+	waitUntil(t, tor+" back after its reboot", 20*time.Second, func() bool { return s.cl.Switch(tor).State() == "running" })
+	if got := s.cl.Switch(tor).AppliedRevision(); got != rev {
+		t.Errorf("%s runs revision %d after a reboot without ZTP, want %d", tor, got, rev)
+	}
+
+	// Deprovisioned, the fabric's devices are refused until it is
+	// provisioned again: they wait for a bootstrap.
+	action(fabricID, "deprovision", map[string]any{})
+	az.json(t, &fabric, "resource", "show", "--ids", fabricID, "--api-version", fabricAPI)
+	if fabric.Properties.ConfigurationState != "Deprovisioned" {
+		t.Errorf("fabric after deprovision: %+v", fabric.Properties)
+	}
+	waitUntil(t, "the devices waiting for a bootstrap", 20*time.Second, func() bool {
+		return !slices.ContainsFunc(devices, func(d string) bool { return s.cl.Switch(d).State() != "ztp" })
+	})
 }
 
 // createArgs are az's arguments to create the top-level resource id of

@@ -118,7 +118,7 @@ func TestEveryMutatingRouteIsAuthorizedAndAudited(t *testing.T) {
 		{"PUT ipPrefix", "PUT resource", ipPrefixType, "PUT", v(prefix, fabricAPIVersion),
 			ipPrefix(loc, rules), ipPrefixType + "/write", 201, ""},
 		{"PATCH ipPrefix", "PATCH resource", ipPrefixType, "PATCH", v(prefix, fabricAPIVersion),
-			map[string]any{"properties": map[string]any{"annotation": "walked"}}, ipPrefixType + "/write", 200, ""},
+			map[string]any{"properties": map[string]any{"annotation": "walked"}}, ipPrefixType + "/write", 202, ""},
 		// ipPrefixes have no actions: the route exists all the same.
 		{"POST action on ipPrefix", "POST action", ipPrefixType, "POST", v(prefix+"/nosuchAction", fabricAPIVersion),
 			map[string]any{}, ipPrefixType + "/nosuchAction/action", 404, "InvalidAction"},

@@ -1,8 +1,10 @@
 package network
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -14,7 +16,7 @@ import (
 // config_db. Names are the resources' names and references are by name.
 type Intent struct {
 	L2Domains     []L2Domain    // l2IsolationDomains
-	L3Domains     []L3Domain    // l3IsolationDomains with their internal networks
+	L3Domains     []L3Domain    // l3IsolationDomains with their internal and external networks
 	ACLs          []ACL         // accessControlLists
 	RoutePolicies []RoutePolicy // routePolicies
 	PrefixLists   []PrefixList  // ipPrefixes
@@ -30,7 +32,8 @@ type L2Domain struct {
 }
 
 // L3Domain is an l3IsolationDomain: a VRF on the CEs and ToRs, holding
-// its internal networks.
+// its internal networks (on the ToRs) and its external networks (on the
+// CEs).
 type L3Domain struct {
 	Name    string
 	Enabled bool
@@ -38,6 +41,7 @@ type L3Domain struct {
 	// connected subnets and static routes over BGP.
 	RedistributeConnected, RedistributeStatic bool
 	Networks                                  []InternalNetwork
+	ExternalNetworks                          []ExternalNetwork
 }
 
 // InternalNetwork is an internalNetwork of an L3 domain: a VLAN with an
@@ -59,6 +63,59 @@ type InternalNetwork struct {
 	// interface; "" for none.
 	IngressACL, EgressACL string
 	Enabled               bool
+}
+
+// ExternalNetwork is an externalNetwork of an L3 domain with peeringOption
+// OptionA: the domain's VRF reaches the operator's provider edge (PE)
+// router over a VLAN sub-interface of each CE's first PE port, with an
+// eBGP session to the PE in the VRF.
+//
+// Each CE has a point-to-point link of its own to the PE, so each needs
+// its own addresses. Prefix is CE1's link; CE2's is the prefix of the same
+// length right after it (Prefix plus its size: 10.70.0.2/31 after
+// 10.70.0.0/31, 10.70.0.4/30 after 10.70.0.0/30), so an external network
+// takes two consecutive prefixes and the PE's two links are addressed to
+// match. On each link the CE has the first host address and the PE the
+// second: .0 and .1 of a /31, which has no network or broadcast address
+// (RFC 3021), .1 and .2 of a /30.
+type ExternalNetwork struct {
+	Name    string
+	VLAN    int    // optionAProperties.vlanId, 100..4094: the 802.1Q tag on the links to the PE
+	PeerASN uint32 // optionAProperties.peerASN: the PE's AS, 1..4294967295
+	// Prefix is optionAProperties.primaryIpv4Prefix, an IPv4 /30 or /31
+	// without host bits: CE1's link to the PE.
+	Prefix netip.Prefix
+	// ImportPolicy and ExportPolicy name RoutePolicies applied to the
+	// PE's routes in and out; "" for none.
+	ImportPolicy, ExportPolicy string
+	Enabled                    bool
+}
+
+// ceLinks is how many CEs a fabric has, each with its own link to the PE
+// of every external network.
+const ceLinks = 2
+
+// ceLink is CE k's (0-based, in Topology.Devices order) link of an
+// external network: the k-th prefix of prefix's length from prefix on;
+// false past the end of the address space.
+func ceLink(prefix netip.Prefix, k int) (netip.Prefix, bool) {
+	a := prefix.Addr().As4()
+	n := uint64(binary.BigEndian.Uint32(a[:])) + uint64(k)<<(32-prefix.Bits())
+	if n > math.MaxUint32 {
+		return netip.Prefix{}, false
+	}
+	binary.BigEndian.PutUint32(a[:], uint32(n))
+	return netip.PrefixFrom(netip.AddrFrom4(a), prefix.Bits()), true
+}
+
+// linkAddrs are the CE's and the PE's addresses on a /30 or /31 link: its
+// first two host addresses.
+func linkAddrs(link netip.Prefix) (ce, pe netip.Addr) {
+	ce = link.Addr()
+	if link.Bits() < 31 {
+		ce = ce.Next() // skip the network address
+	}
+	return ce, ce.Next()
 }
 
 // ACL is an accessControlList: rules matched in sequence order, the first
@@ -115,12 +172,13 @@ const (
 
 // Validate checks that the intent can be rendered onto devices
 // consistently: names are unique and usable as config_db keys, VLANs lie
-// in 100..4094 and no two L2 domains or internal networks share one, the
-// subnets of one L3 domain (one VRF) do not overlap, BGP peers sit on
-// their network's subnets, and every route policy, ACL and prefix list
-// named is there. Disabled domains and networks are checked too: enabling
-// one must not break the devices. The error is a *RuleError naming the
-// resource and field.
+// in 100..4094 and no two L2 domains, internal or external networks share
+// one, the subnets of one L3 domain (one VRF) do not overlap, nor do the
+// external networks' links (both CEs', see ExternalNetwork) with them or
+// each other, BGP peers sit on their network's subnets, and every route
+// policy, ACL and prefix list named is there. Disabled domains and
+// networks are checked too: enabling one must not break the devices. The
+// error is a *RuleError naming the resource and field.
 func (in Intent) Validate() error {
 	lists := map[string]int{}
 	for i, l := range in.PrefixLists {
@@ -156,7 +214,7 @@ func (in Intent) Validate() error {
 			return err
 		}
 		user := "l2IsolationDomains[" + d.Name + "]"
-		if err := c.vlan(user, d.VLAN); err != nil {
+		if err := c.vlan(user+".vlanId", user, d.VLAN); err != nil {
 			return err
 		}
 		if err := checkMTU(user+".mtu", d.MTU); err != nil {
@@ -183,13 +241,13 @@ type intentCheck struct {
 	acls     map[string]int
 }
 
-func (c *intentCheck) vlan(user string, vlan int) error {
-	field := user + ".vlanId"
+// vlan checks the VLAN of user (a domain or network), given in field.
+func (c *intentCheck) vlan(field, user string, vlan int) error {
 	if vlan < MinVLAN || vlan > MaxVLAN {
 		return &RuleError{field, fmt.Sprintf("must be between %d and %d, not %d", MinVLAN, MaxVLAN, vlan)}
 	}
 	if other, dup := c.vlans[vlan]; dup {
-		return &RuleError{field, fmt.Sprintf("VLAN %d is already used by %s; every L2 domain and internal network of a fabric needs its own VLAN", vlan, other)}
+		return &RuleError{field, fmt.Sprintf("VLAN %d is already used by %s; every L2 domain, internal network and external network of a fabric needs its own VLAN", vlan, other)}
 	}
 	c.vlans[vlan] = user
 	return nil
@@ -205,6 +263,19 @@ type subnet struct {
 	user   string // e.g. "internalNetworks[net].connectedIPv4Subnets[0]"
 }
 
+// overlap is an error if s, described as what, overlaps a subnet of
+// subnets.
+func overlap(field, what string, s netip.Prefix, subnets ...[]subnet) error {
+	for _, list := range subnets {
+		for _, o := range list {
+			if o.prefix.Overlaps(s) {
+				return &RuleError{field, fmt.Sprintf("%s overlaps %s of %s; subnets of one L3 isolation domain share a VRF", what, o.prefix, o.user)}
+			}
+		}
+	}
+	return nil
+}
+
 func (c *intentCheck) l3Domain(d L3Domain) error {
 	var subnets []subnet
 	nets := map[string]int{}
@@ -214,7 +285,7 @@ func (c *intentCheck) l3Domain(d L3Domain) error {
 		}
 		user := "l3IsolationDomains[" + d.Name + "].internalNetworks[" + n.Name + "]"
 		field := func(name string) string { return user + "." + name }
-		if err := c.vlan(user, n.VLAN); err != nil {
+		if err := c.vlan(field("vlanId"), user, n.VLAN); err != nil {
 			return err
 		}
 		if err := checkMTU(field("mtu"), n.MTU); err != nil {
@@ -231,22 +302,16 @@ func (c *intentCheck) l3Domain(d L3Domain) error {
 			if s.Bits() > 30 {
 				return &RuleError{f, fmt.Sprintf("%s is too small: a subnet needs a gateway and hosts, so at most /30", s)}
 			}
-			for _, o := range subnets {
-				if o.prefix.Overlaps(s) {
-					return &RuleError{f, fmt.Sprintf("%s overlaps %s of %s; subnets of one L3 isolation domain share a VRF", s, o.prefix, o.user)}
-				}
+			if err := overlap(f, s.String(), s, subnets); err != nil {
+				return err
 			}
 			subnets = append(subnets, subnet{s, fmt.Sprintf("internalNetworks[%s].connectedIPv4Subnets[%d]", n.Name, j)})
 		}
 		if err := checkPeers(n, field); err != nil {
 			return err
 		}
-		for _, ref := range []struct{ field, name string }{
-			{"importRoutePolicyId", n.ImportPolicy}, {"exportRoutePolicyId", n.ExportPolicy},
-		} {
-			if _, ok := c.policies[ref.name]; ref.name != "" && !ok {
-				return &RuleError{field(ref.field), fmt.Sprintf("route policy %q does not exist", ref.name)}
-			}
+		if err := c.routePolicies(field, n.ImportPolicy, n.ExportPolicy); err != nil {
+			return err
 		}
 		for _, ref := range []struct{ field, name, stage string }{
 			{"ingressAclId", n.IngressACL, "ingress"}, {"egressAclId", n.EgressACL, "egress"},
@@ -264,6 +329,63 @@ func (c *intentCheck) l3Domain(d L3Domain) error {
 			if !bound {
 				c.aclStage[ref.name] = aclBinding{ref.stage, field(ref.field)}
 			}
+		}
+	}
+	exts := map[string]int{}
+	for i, n := range d.ExternalNetworks {
+		if err := uniqueName("l3IsolationDomains["+d.Name+"].externalNetworks", i, n.Name, exts); err != nil {
+			return err
+		}
+		links, err := c.externalNetwork(d.Name, n, subnets)
+		if err != nil {
+			return err
+		}
+		subnets = append(subnets, links...)
+	}
+	return nil
+}
+
+// externalNetwork checks an external network of domain, whose other
+// subnets are subnets, and returns its CEs' links.
+func (c *intentCheck) externalNetwork(domain string, n ExternalNetwork, subnets []subnet) ([]subnet, error) {
+	user := "l3IsolationDomains[" + domain + "].externalNetworks[" + n.Name + "]"
+	field := func(name string) string { return user + "." + name }
+	if err := c.vlan(field("optionAProperties.vlanId"), user, n.VLAN); err != nil {
+		return nil, err
+	}
+	if n.PeerASN == 0 {
+		return nil, &RuleError{field("optionAProperties.peerASN"), "is required: the PE's AS, between 1 and 4294967295"}
+	}
+	f, p := field("optionAProperties.primaryIpv4Prefix"), n.Prefix
+	switch {
+	case !p.IsValid() || !p.Addr().Is4():
+		return nil, &RuleError{f, fmt.Sprintf("%v is not an IPv4 prefix such as 10.70.0.0/31", p)}
+	case p.Bits() != 30 && p.Bits() != 31:
+		return nil, &RuleError{f, fmt.Sprintf("%s must be a /30 or a /31: a point-to-point link between a CE and the PE", p)}
+	case p.Masked() != p:
+		return nil, &RuleError{f, fmt.Sprintf("%s has host bits set; the network prefix is %s", p, p.Masked())}
+	}
+	var links []subnet
+	for k := range ceLinks {
+		link, ok := ceLink(p, k)
+		if !ok {
+			return nil, &RuleError{f, fmt.Sprintf("%s is the last /%d of the IPv4 space; CE%d's link takes the next one", p, p.Bits(), k+1)}
+		}
+		if err := overlap(f, fmt.Sprintf("CE%d's link %s", k+1, link), link, subnets, links); err != nil {
+			return nil, err
+		}
+		links = append(links, subnet{link, fmt.Sprintf("externalNetworks[%s] (CE%d's link)", n.Name, k+1)})
+	}
+	return links, c.routePolicies(field, n.ImportPolicy, n.ExportPolicy)
+}
+
+// routePolicies checks that a network's import and export policies exist.
+func (c *intentCheck) routePolicies(field func(string) string, importPolicy, exportPolicy string) error {
+	for _, ref := range []struct{ field, name string }{
+		{"importRoutePolicyId", importPolicy}, {"exportRoutePolicyId", exportPolicy},
+	} {
+		if _, ok := c.policies[ref.name]; ref.name != "" && !ok {
+			return &RuleError{field(ref.field), fmt.Sprintf("route policy %q does not exist", ref.name)}
 		}
 	}
 	return nil

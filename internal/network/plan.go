@@ -18,6 +18,7 @@ const (
 	PortServer     = "server"     // a ToR's port to a server NIC
 	PortBMC        = "bmc"        // a management switch's port to a server's BMC
 	PortManagement = "management" // a device's Management0, and the management switch port it is cabled to
+	PortPE         = "pe"         // a CE's port to a provider edge router: the operator's, so in no Link
 	PortUnused     = "unused"
 )
 
@@ -46,6 +47,12 @@ const (
 	// peerPortA and peerPortB join the two CEs, and the two ToRs of a rack.
 	peerPortA = 120
 	peerPortB = 124
+	// pePortA and pePortB of each CE face the operator's two PE routers,
+	// one each. Option A external networks are sub-interfaces of pePortA.
+	// The CEs' downlinks end at Ethernet60 (MaxComputeRacks racks of two
+	// ToRs), well below them.
+	pePortA = 112
+	pePortB = 116
 )
 
 // PlanFabric lays out a fabric's racks, devices, cables and addresses, in
@@ -61,7 +68,10 @@ const (
 // slot s has eth0 on TOR1 and eth1 on TOR2, both Ethernet{4*(s+1)}, and
 // its BMC on the management switch's Ethernet{s-1}. Every CE's and ToR's
 // Management0 goes to its rack's management switch, Ethernet40 for the
-// first device of the rack and Ethernet41 for the second.
+// first device of the rack and Ethernet41 for the second. Each CE's
+// Ethernet112 and Ethernet116 face the provider edge routers (PortPE):
+// the operator cables them to equipment the fabric does not know, so no
+// Link names them.
 //
 // The ipv4Prefix is cut in two halves: device i (in Devices order) gets
 // the management address i+1 of the first half and, if it routes (CEs
@@ -209,12 +219,18 @@ func managementNetwork(topo Topology) (netip.Prefix, error) {
 
 // cable lays the links, in a stable order: the CEs' peer and management
 // links, then rack by rack the ToRs' uplinks, peer links, management
-// links and the servers' NICs and BMCs, slot by slot.
+// links and the servers' NICs and BMCs, slot by slot. It marks the CEs'
+// PE ports too, which have no link.
 func (p *planner) cable(spec FabricSpec) {
 	name := func(rack, suffix string) string { return spec.Name + "-" + rack + "-" + suffix }
 	ce := [2]string{name("AggrRack", "CE1"), name("AggrRack", "CE2")}
 	p.peers(ce[0], ce[1])
 	p.management(name("AggrRack", "MgmtSwitch"), ce[0], ce[1])
+	for _, c := range ce {
+		for _, n := range []int{pePortA, pePortB} {
+			p.mark(Endpoint{Device: c, Port: sonicPort(n)}, PortPE)
+		}
+	}
 	for i := 1; i <= spec.ComputeRacks; i++ {
 		rack := "CompRack" + strconv.Itoa(i)
 		tor := [2]string{name(rack, "TOR1"), name(rack, "TOR2")}

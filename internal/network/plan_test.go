@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -60,7 +61,8 @@ func TestPlanFabric(t *testing.T) {
 
 // checkTopology checks what holds for every planned fabric: each port in
 // at most one link, links between ports that exist, port kinds that match
-// the cabling, and unique addresses inside the prefix.
+// the cabling, PE ports (uncabled) on the CEs only, and unique addresses
+// inside the prefix.
 func checkTopology(t *testing.T, spec FabricSpec, topo Topology) {
 	t.Helper()
 	ports := map[string]string{} // "device/port" → kind
@@ -68,8 +70,19 @@ func checkTopology(t *testing.T, spec FabricSpec, topo Topology) {
 		if d.Hostname != strings.ToLower(d.Name) {
 			t.Errorf("%s: hostname %q, want %q", d.Name, d.Hostname, strings.ToLower(d.Name))
 		}
+		var pe []string
 		for _, p := range d.Ports {
 			ports[d.Name+"/"+p.Name] = p.Kind
+			if p.Kind == PortPE {
+				pe = append(pe, p.Name)
+			}
+		}
+		var want []string
+		if d.Role == RoleCE {
+			want = []string{"Ethernet112", "Ethernet116"}
+		}
+		if !slices.Equal(pe, want) {
+			t.Errorf("%s (%s): PE ports %v, want %v", d.Name, d.Role, pe, want)
 		}
 	}
 	used := map[string]int{}
@@ -83,8 +96,8 @@ func checkTopology(t *testing.T, spec FabricSpec, topo Topology) {
 				}
 			} else if kind, ok := ports[id]; !ok {
 				t.Errorf("link %d: %s does not exist", i, id)
-			} else if kind == PortUnused {
-				t.Errorf("link %d: %s is cabled but its kind is unused", i, id)
+			} else if kind == PortUnused || kind == PortPE {
+				t.Errorf("link %d: %s is cabled but its kind is %q", i, id, kind)
 			}
 			if j, dup := used[id]; dup {
 				t.Errorf("%s is in links %d and %d", id, j, i)
@@ -93,7 +106,7 @@ func checkTopology(t *testing.T, spec FabricSpec, topo Topology) {
 		}
 	}
 	for id, kind := range ports {
-		if _, cabled := used[id]; !cabled && kind != PortUnused {
+		if _, cabled := used[id]; !cabled && kind != PortUnused && kind != PortPE {
 			t.Errorf("%s is not cabled but its kind is %q", id, kind)
 		}
 	}
@@ -177,11 +190,14 @@ func TestPlanFabricLayout(t *testing.T) {
 	for port, want := range map[string]string{
 		"nf1-AggrRack-CE1/Ethernet0":           PortDownlink,
 		"nf1-AggrRack-CE1/Ethernet16":          PortUnused,
+		"nf1-AggrRack-CE1/Ethernet112":         PortPE,
+		"nf1-AggrRack-CE2/Ethernet116":         PortPE,
 		"nf1-AggrRack-CE1/Ethernet124":         PortPeer,
 		"nf1-AggrRack-CE1/Management0":         PortManagement,
 		"nf1-CompRack1-TOR2/Ethernet0":         PortUplink,
 		"nf1-CompRack1-TOR2/Ethernet12":        PortServer,
 		"nf1-CompRack1-TOR2/Ethernet16":        PortUnused,
+		"nf1-CompRack1-TOR2/Ethernet112":       PortUnused,
 		"nf1-CompRack1-MgmtSwitch/Ethernet0":   PortBMC,
 		"nf1-CompRack1-MgmtSwitch/Ethernet41":  PortManagement,
 		"nf1-CompRack1-MgmtSwitch/Ethernet47":  PortUnused,

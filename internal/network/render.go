@@ -20,6 +20,9 @@ const (
 	// portMTU is every front-panel port's MTU: jumbo frames, so any
 	// VLAN's MTU (at most MaxMTU) fits.
 	portMTU = "9100"
+	// maxIfName is the longest interface name the Linux kernel takes
+	// (IFNAMSIZ less its NUL), and SONiC's YANG model with it.
+	maxIfName = 15
 )
 
 // Render is one device's full intended configuration, as SONiC's
@@ -60,6 +63,19 @@ const (
 // tables bound to the VLAN interface (ACL_TABLE, ACL_RULE), and the
 // domain's redistribution is ROUTE_REDISTRIBUTE.
 //
+// CEs carry the external networks. Every enabled external network of an
+// enabled L3 domain is a VLAN sub-interface of the CE's first PE port
+// (Ethernet112), tagged with the network's VLAN and in the domain's VRF,
+// holding the CE's address of its link to the PE (VLAN_SUB_INTERFACE
+// "Ethernet112.<vlan>" and "Ethernet112.<vlan>|<address>/<len>", or
+// "Eth112.<vlan>" for VLANs from 1000 on, whose long name would not fit
+// an interface name; CE1 and CE2 have links of their own, see
+// ExternalNetwork). The PE is a neighbour in the VRF (BGP_NEIGHBOR
+// "Vrf_<domain>|<PE address>") with the network's route policies
+// (BGP_NEIGHBOR_AF), which the CE gets as ROUTE_MAP as well. The PE port
+// is up while it carries an external network, and down otherwise like an
+// unused port.
+//
 // A disabled domain or network renders nothing, on any device.
 func Render(topo Topology, device string, in Intent) (ConfigDB, error) {
 	i := slices.IndexFunc(topo.Devices, func(d Device) bool { return d.Name == device })
@@ -84,8 +100,14 @@ func Render(topo Topology, device string, in Intent) (ConfigDB, error) {
 				r.networks = append(r.networks, tenantNet{vrf: vrfName(d.Name), InternalNetwork: n})
 			}
 		}
+		for _, n := range d.ExternalNetworks {
+			if n.Enabled && r.dev.Role == RoleCE {
+				r.externals = append(r.externals, externalNet{vrf: vrfName(d.Name), ExternalNetwork: n})
+			}
+		}
 	}
 	slices.SortFunc(r.networks, func(a, b tenantNet) int { return a.VLAN - b.VLAN })
+	slices.SortFunc(r.externals, func(a, b externalNet) int { return a.VLAN - b.VLAN })
 
 	if err := r.metadata(); err != nil {
 		return nil, fmt.Errorf("render %s: %w", device, err)
@@ -95,6 +117,9 @@ func Render(topo Topology, device string, in Intent) (ConfigDB, error) {
 	switch r.dev.Role {
 	case RoleCE:
 		r.routing(RoleToR)
+		if err := r.externalNetworks(); err != nil {
+			return nil, fmt.Errorf("render %s: %w", device, err)
+		}
 		r.routePolicies()
 	case RoleToR:
 		r.routing(RoleCE)
@@ -118,15 +143,23 @@ type renderer struct {
 	in   Intent
 	db   ConfigDB
 	// domains are the enabled L3 domains; networks their enabled
-	// internal networks, by VLAN.
-	domains  []L3Domain
-	networks []tenantNet
+	// internal networks, by VLAN; externals, on a CE, their enabled
+	// external networks, by VLAN.
+	domains   []L3Domain
+	networks  []tenantNet
+	externals []externalNet
 }
 
 // tenantNet is an enabled internal network and its domain's VRF.
 type tenantNet struct {
 	vrf string
 	InternalNetwork
+}
+
+// externalNet is an enabled external network and its domain's VRF.
+type externalNet struct {
+	vrf string
+	ExternalNetwork
 }
 
 func (r *renderer) metadata() error {
@@ -155,8 +188,13 @@ func (r *renderer) ports() {
 			far[l.B.Port] = l.A
 		}
 	}
+	pe, _ := r.pePort()
 	for _, p := range r.dev.Ports {
 		if !strings.HasPrefix(p.Name, "Ethernet") {
+			continue
+		}
+		if p.Name == pe && len(r.externals) > 0 {
+			r.db.set("PORT", p.Name, map[string]string{"admin_status": "up", "mtu": portMTU, "description": "to provider edge"})
 			continue
 		}
 		e, cabled := far[p.Name]
@@ -252,32 +290,106 @@ func (r *renderer) tenantBGP() {
 	for _, n := range r.networks {
 		for _, p := range n.Peers {
 			s, _ := subnetOf(n.Subnets, p) // Validate saw to it
-			key := n.vrf + "|" + p.String()
-			r.db.set("BGP_NEIGHBOR", key, map[string]string{
-				"asn":        strconv.FormatUint(uint64(n.PeerASN), 10),
-				"name":       n.Name,
-				"local_addr": gateway(s).String(),
-			})
-			if n.ImportPolicy == "" && n.ExportPolicy == "" {
-				continue
-			}
-			af := map[string]string{}
-			if n.ImportPolicy != "" {
-				af["route_map_in"] = n.ImportPolicy
-			}
-			if n.ExportPolicy != "" {
-				af["route_map_out"] = n.ExportPolicy
-			}
-			r.db.set("BGP_NEIGHBOR_AF", key+"|ipv4_unicast", af)
+			r.neighbor(n.vrf, p, gateway(s), n.PeerASN, n.Name, n.ImportPolicy, n.ExportPolicy)
 		}
 	}
 }
 
+// neighbor renders a BGP session in a VRF, from local to peer, with its
+// route policies ("" for none).
+func (r *renderer) neighbor(vrf string, peer, local netip.Addr, asn uint32, name, importPolicy, exportPolicy string) {
+	key := vrf + "|" + peer.String()
+	r.db.set("BGP_NEIGHBOR", key, map[string]string{
+		"asn":        strconv.FormatUint(uint64(asn), 10),
+		"name":       name,
+		"local_addr": local.String(),
+	})
+	if importPolicy == "" && exportPolicy == "" {
+		return
+	}
+	af := map[string]string{}
+	if importPolicy != "" {
+		af["route_map_in"] = importPolicy
+	}
+	if exportPolicy != "" {
+		af["route_map_out"] = exportPolicy
+	}
+	r.db.set("BGP_NEIGHBOR_AF", key+"|ipv4_unicast", af)
+}
+
+// pePort is the device's first PE port, which carries the external
+// networks; false on a device without one (ToRs, management switches).
+func (r *renderer) pePort() (string, bool) {
+	for _, p := range r.dev.Ports {
+		if p.Kind == PortPE {
+			return p.Name, true
+		}
+	}
+	return "", false
+}
+
+// externalNetworks renders a CE's side of the external networks: a VLAN
+// sub-interface of its PE port in the domain's VRF, with the CE's address
+// of its link, and the eBGP session with the PE's address.
+func (r *renderer) externalNetworks() error {
+	if len(r.externals) == 0 {
+		return nil
+	}
+	port, ok := r.pePort()
+	if !ok {
+		return fmt.Errorf("CE %s has no %q port for the external networks", r.dev.Name, PortPE)
+	}
+	// This CE's link is the k-th of each network, k counting the CEs
+	// before it.
+	k := 0
+	for _, d := range r.topo.Devices {
+		if d.Name == r.dev.Name {
+			break
+		}
+		if d.Role == RoleCE {
+			k++
+		}
+	}
+	if k >= ceLinks {
+		return fmt.Errorf("CE %s is CE%d: external networks have links for %d CEs", r.dev.Name, k+1, ceLinks)
+	}
+	for _, n := range r.externals {
+		link, _ := ceLink(n.Prefix, k) // Validate saw to it
+		ce, pe := linkAddrs(link)
+		sub := subInterface(port, n.VLAN)
+		r.db.set("VLAN_SUB_INTERFACE", sub, map[string]string{
+			"admin_status": "up",
+			"vlan":         strconv.Itoa(n.VLAN),
+			"vrf_name":     n.vrf,
+		})
+		r.db.set("VLAN_SUB_INTERFACE", sub+"|"+netip.PrefixFrom(ce, link.Bits()).String(), nil)
+		r.neighbor(n.vrf, pe, ce, n.PeerASN, n.Name, n.ImportPolicy, n.ExportPolicy)
+	}
+	return nil
+}
+
+// subInterface is SONiC's name of a port's sub-interface for a VLAN:
+// "Ethernet112.701", or the short form "Eth112.1001" where the long one
+// is longer than an interface name may be. The short form needs the
+// entry's "vlan" field, which externalNetworks always sets.
+func subInterface(port string, vlan int) string {
+	name := port + "." + strconv.Itoa(vlan)
+	if len(name) > maxIfName {
+		name = "Eth" + strings.TrimPrefix(port, "Ethernet") + "." + strconv.Itoa(vlan)
+	}
+	return name
+}
+
 // routePolicies renders the route policies the enabled internal networks
-// use, and the prefix lists those match on.
+// use, and on a CE the external networks, and the prefix lists those
+// match on.
 func (r *renderer) routePolicies() {
 	used := map[string]bool{}
 	for _, n := range r.networks {
+		used[n.ImportPolicy] = true
+		used[n.ExportPolicy] = true
+	}
+	for _, n := range r.externals {
 		used[n.ImportPolicy] = true
 		used[n.ExportPolicy] = true
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -30,7 +31,8 @@ func goldenFabric(t testing.TB) Topology {
 
 // goldenIntent is an L2 domain (VLAN 501), an L3 domain with one internal
 // network (VLAN 601) peering with a network function through an import
-// policy, and an ACL on that network.
+// policy, and an ACL on that network, and one external network (VLAN 701)
+// peering with the PE through the same policy.
 func goldenIntent() Intent {
 	return Intent{
 		L2Domains: []L2Domain{{Name: "l2dom", VLAN: 501, MTU: 1500, Enabled: true}},
@@ -39,6 +41,9 @@ func goldenIntent() Intent {
 			Subnets: []netip.Prefix{netip.MustParsePrefix("10.10.1.0/24")},
 			PeerASN: 65100, Peers: []netip.Addr{netip.MustParseAddr("10.10.1.10")},
 			ImportPolicy: "import", IngressACL: "acl1",
+		}}, ExternalNetworks: []ExternalNetwork{{
+			Name: "ext1", VLAN: 701, PeerASN: 65200, Prefix: netip.MustParsePrefix("10.70.0.0/31"),
+			ImportPolicy: "import", Enabled: true,
 		}}}},
 		ACLs: []ACL{{Name: "acl1", Rules: []ACLRule{
 			{Sequence: 10, Action: "Permit", Protocol: "TCP", Source: netip.MustParsePrefix("10.20.0.0/16"), Destination: netip.MustParsePrefix("10.10.1.0/24"), DestinationPorts: "22"},
@@ -92,15 +97,20 @@ func TestRenderDeterministic(t *testing.T) {
 	in.L3Domains = append(in.L3Domains, L3Domain{Name: "l3b", Enabled: true, Networks: []InternalNetwork{
 		{Name: "n2", VLAN: 700, Enabled: true, Subnets: []netip.Prefix{netip.MustParsePrefix("10.10.1.0/24")}, IngressACL: "acl1"},
 		{Name: "n3", VLAN: 650, Enabled: true, Subnets: []netip.Prefix{netip.MustParsePrefix("10.10.2.0/24")}, IngressACL: "acl1"},
+	}, ExternalNetworks: []ExternalNetwork{
+		{Name: "x2", VLAN: 703, PeerASN: 65200, Prefix: netip.MustParsePrefix("10.70.0.8/30"), Enabled: true},
+		{Name: "x3", VLAN: 702, PeerASN: 65201, Prefix: netip.MustParsePrefix("10.70.0.4/31"), ExportPolicy: "import", Enabled: true},
 	}})
 	// The same intent with every slice reversed.
 	rev := goldenIntent()
 	rev.L2Domains = slices.Clone(in.L2Domains)
 	rev.L3Domains = slices.Clone(in.L3Domains)
 	rev.L3Domains[1].Networks = slices.Clone(in.L3Domains[1].Networks)
+	rev.L3Domains[1].ExternalNetworks = slices.Clone(in.L3Domains[1].ExternalNetworks)
 	slices.Reverse(rev.L2Domains)
 	slices.Reverse(rev.L3Domains)
 	slices.Reverse(rev.L3Domains[0].Networks)
+	slices.Reverse(rev.L3Domains[0].ExternalNetworks)
 	slices.Reverse(rev.ACLs[0].Rules)
 	slices.Reverse(rev.PrefixLists[0].Rules)
 	for _, d := range topo.Devices {
@@ -191,13 +201,18 @@ func TestRenderToR(t *testing.T) {
 		in.L3Domains[0].Enabled = false
 		for _, device := range []string{"nf1-CompRack1-TOR1", "nf1-AggrRack-CE2"} {
 			got := render(device, in)
-			for _, table := range []string{"VRF", "VLAN_INTERFACE", "ACL_TABLE", "ACL_RULE", "ROUTE_MAP", "PREFIX_SET", "PREFIX", "ROUTE_REDISTRIBUTE", "BGP_NEIGHBOR_AF"} {
+			for _, table := range []string{"VRF", "VLAN_INTERFACE", "VLAN_SUB_INTERFACE", "ACL_TABLE", "ACL_RULE", "ROUTE_MAP", "PREFIX_SET", "PREFIX", "ROUTE_REDISTRIBUTE", "BGP_NEIGHBOR_AF"} {
 				if len(got[table]) > 0 {
 					t.Errorf("%s: %s still rendered with the domain disabled: %v", device, table, got[table])
 				}
 			}
 			if _, ok := got["BGP_GLOBALS"]["Vrf_l3dom"]; ok {
 				t.Errorf("%s: BGP_GLOBALS|Vrf_l3dom still rendered with the domain disabled", device)
+			}
+			for key := range got["BGP_NEIGHBOR"] {
+				if !strings.HasPrefix(key, "default|") {
+					t.Errorf("%s: BGP_NEIGHBOR|%s still rendered with the domain disabled", device, key)
+				}
 			}
 		}
 	})
@@ -219,12 +234,134 @@ func TestRenderToR(t *testing.T) {
 
 	t.Run("CE peers with every ToR", func(t *testing.T) {
 		ce := render("nf1-AggrRack-CE2", goldenIntent())
-		if n := len(ce["BGP_NEIGHBOR"]); n != 4 {
-			t.Errorf("CE2 has %d BGP neighbours, want the 4 ToRs: %v", n, ce["BGP_NEIGHBOR"])
+		n := 0
+		for key := range ce["BGP_NEIGHBOR"] {
+			if strings.HasPrefix(key, "default|") {
+				n++
+			}
+		}
+		if n != 4 {
+			t.Errorf("CE2 has %d BGP neighbours in the default VRF, want the 4 ToRs: %v", n, ce["BGP_NEIGHBOR"])
 		}
 		want := map[string]string{"asn": "65002", "name": "nf1-CompRack2-TOR2", "local_addr": "10.0.0.130"}
 		if got := ce["BGP_NEIGHBOR"]["default|10.0.0.136"]; !cmp.Equal(got, want) {
 			t.Errorf("CE2 BGP_NEIGHBOR|default|10.0.0.136 = %v, want %v", got, want)
+		}
+	})
+}
+
+func TestRenderExternalNetwork(t *testing.T) {
+	topo := goldenFabric(t)
+	render := func(device string, in Intent) ConfigDB {
+		t.Helper()
+		db, err := Render(topo, device, in)
+		if err != nil {
+			t.Fatalf("Render(%s) error = %v", device, err)
+		}
+		return db
+	}
+	up := map[string]string{"admin_status": "up", "mtu": portMTU, "description": "to provider edge"}
+	down := map[string]string{"admin_status": "down", "mtu": portMTU}
+	sub := map[string]string{"admin_status": "up", "vlan": "701", "vrf_name": "Vrf_l3dom"}
+
+	// Each CE has its own /31 towards the PE: CE1 the given one, CE2
+	// the next.
+	for _, tt := range []struct {
+		device, addr, pe string
+	}{
+		{"nf1-AggrRack-CE1", "10.70.0.0/31", "10.70.0.1"},
+		{"nf1-AggrRack-CE2", "10.70.0.2/31", "10.70.0.3"},
+	} {
+		t.Run(tt.device, func(t *testing.T) {
+			ce := render(tt.device, goldenIntent())
+			want := map[string]map[string]string{"Ethernet112.701": sub, "Ethernet112.701|" + tt.addr: {}}
+			if diff := cmp.Diff(want, ce["VLAN_SUB_INTERFACE"]); diff != "" {
+				t.Errorf("VLAN_SUB_INTERFACE mismatch (-want +got):\n%s", diff)
+			}
+			local := strings.TrimSuffix(tt.addr, "/31")
+			if got, want := ce["BGP_NEIGHBOR"]["Vrf_l3dom|"+tt.pe], (map[string]string{"asn": "65200", "name": "ext1", "local_addr": local}); !cmp.Equal(got, want) {
+				t.Errorf("BGP_NEIGHBOR|Vrf_l3dom|%s = %v, want %v", tt.pe, got, want)
+			}
+			if got, want := ce["BGP_NEIGHBOR_AF"]["Vrf_l3dom|"+tt.pe+"|ipv4_unicast"], (map[string]string{"route_map_in": "import"}); !cmp.Equal(got, want) {
+				t.Errorf("BGP_NEIGHBOR_AF|Vrf_l3dom|%s|ipv4_unicast = %v, want %v", tt.pe, got, want)
+			}
+			if got := ce["PORT"]["Ethernet112"]; !cmp.Equal(got, up) {
+				t.Errorf("PORT|Ethernet112 = %v, want %v", got, up)
+			}
+			if got := ce["PORT"]["Ethernet116"]; !cmp.Equal(got, down) {
+				t.Errorf("PORT|Ethernet116 (the second PE port, unused) = %v, want %v", got, down)
+			}
+		})
+	}
+
+	t.Run("ToRs are unaffected", func(t *testing.T) {
+		with := render("nf1-CompRack1-TOR1", goldenIntent())
+		in := goldenIntent()
+		in.L3Domains[0].ExternalNetworks = nil
+		if diff := cmp.Diff(render("nf1-CompRack1-TOR1", in), with); diff != "" {
+			t.Errorf("the external network changes a ToR (-without +with):\n%s", diff)
+		}
+	})
+
+	t.Run("disabling the external network removes it from the CE", func(t *testing.T) {
+		in := goldenIntent()
+		in.L3Domains[0].ExternalNetworks[0].Enabled = false
+		enabled := render("nf1-AggrRack-CE1", goldenIntent())
+		got := render("nf1-AggrRack-CE1", in)
+		if len(got["VLAN_SUB_INTERFACE"]) > 0 {
+			t.Errorf("VLAN_SUB_INTERFACE still rendered with the external network disabled: %v", got["VLAN_SUB_INTERFACE"])
+		}
+		if _, ok := got["VRF"]["Vrf_l3dom"]; !ok {
+			t.Errorf("VRF|Vrf_l3dom gone with only its external network disabled")
+		}
+		if p := got["PORT"]["Ethernet112"]; !cmp.Equal(p, down) {
+			t.Errorf("PORT|Ethernet112 = %v with no external network, want %v", p, down)
+		}
+		// A CE still running it has the sub-interface and the session
+		// unexpected, and its PE port up.
+		want := []ConfigDiff{
+			{Kind: DiffUnexpected, Table: "BGP_NEIGHBOR", Key: "Vrf_l3dom|10.70.0.1"},
+			{Kind: DiffUnexpected, Table: "BGP_NEIGHBOR_AF", Key: "Vrf_l3dom|10.70.0.1|ipv4_unicast"},
+			{Kind: DiffUnexpected, Table: "PORT", Key: "Ethernet112", Field: "description", Running: "to provider edge"},
+			{Kind: DiffChanged, Table: "PORT", Key: "Ethernet112", Field: "admin_status", Intended: "down", Running: "up"},
+			{Kind: DiffUnexpected, Table: "VLAN_SUB_INTERFACE", Key: "Ethernet112.701"},
+			{Kind: DiffUnexpected, Table: "VLAN_SUB_INTERFACE", Key: "Ethernet112.701|10.70.0.0/31"},
+		}
+		if diff := cmp.Diff(want, DiffConfig(got, enabled), cmpopts.SortSlices(func(a, b ConfigDiff) bool { return fmt.Sprint(a) < fmt.Sprint(b) })); diff != "" {
+			t.Errorf("DiffConfig(disabled, enabled) mismatch (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("a /30 and a VLAN too long for the port's name", func(t *testing.T) {
+		in := goldenIntent()
+		in.L3Domains[0].ExternalNetworks[0].VLAN = 1001
+		in.L3Domains[0].ExternalNetworks[0].Prefix = netip.MustParsePrefix("10.70.0.0/30")
+		for _, tt := range []struct{ device, addr, pe string }{
+			{"nf1-AggrRack-CE1", "10.70.0.1/30", "10.70.0.2"},
+			{"nf1-AggrRack-CE2", "10.70.0.5/30", "10.70.0.6"},
+		} {
+			ce := render(tt.device, in)
+			want := map[string]map[string]string{
+				"Eth112.1001":            {"admin_status": "up", "vlan": "1001", "vrf_name": "Vrf_l3dom"},
+				"Eth112.1001|" + tt.addr: {},
+			}
+			if diff := cmp.Diff(want, ce["VLAN_SUB_INTERFACE"]); diff != "" {
+				t.Errorf("%s: VLAN_SUB_INTERFACE mismatch (-want +got):\n%s", tt.device, diff)
+			}
+			if got := ce["BGP_NEIGHBOR"]["Vrf_l3dom|"+tt.pe]["local_addr"]; got+"/30" != tt.addr {
+				t.Errorf("%s: BGP_NEIGHBOR|Vrf_l3dom|%s local_addr = %q, want %s", tt.device, tt.pe, got, tt.addr)
+			}
+		}
+	})
+
+	t.Run("policies of external networks only", func(t *testing.T) {
+		in := goldenIntent()
+		in.L3Domains[0].Networks[0].ImportPolicy = ""
+		if got := render("nf1-AggrRack-CE1", in)["ROUTE_MAP"]; len(got) != 2 {
+			t.Errorf("CE1 ROUTE_MAP = %v, want the import policy's 2 statements", got)
+		}
+		if got := render("nf1-CompRack1-TOR1", in)["ROUTE_MAP"]; len(got) != 0 {
+			t.Errorf("TOR1 ROUTE_MAP = %v, want none: only the CEs peer with the PE", got)
 		}
 	})
 }
@@ -245,6 +382,7 @@ func TestRenderErrors(t *testing.T) {
 
 func TestIntentValidate(t *testing.T) {
 	const net1 = "l3IsolationDomains[l3dom].internalNetworks[net1]"
+	const ext1 = "l3IsolationDomains[l3dom].externalNetworks[ext1]"
 	prefix := netip.MustParsePrefix
 	addNet := func(n InternalNetwork) func(*Intent) {
 		return func(in *Intent) {
@@ -252,6 +390,13 @@ func TestIntentValidate(t *testing.T) {
 			in.L3Domains[0].Networks = append(in.L3Domains[0].Networks, n)
 		}
 	}
+	addExt := func(n ExternalNetwork) func(*Intent) {
+		return func(in *Intent) {
+			n.Enabled = true
+			in.L3Domains[0].ExternalNetworks = append(in.L3Domains[0].ExternalNetworks, n)
+		}
+	}
+	ext := func(in *Intent) *ExternalNetwork { return &in.L3Domains[0].ExternalNetworks[0] }
 	tests := []struct {
 		name      string
 		mod       func(*Intent)
@@ -321,6 +466,43 @@ func TestIntentValidate(t *testing.T) {
 		{"duplicate network name", addNet(InternalNetwork{Name: "net1", VLAN: 602}), "l3IsolationDomains[l3dom].internalNetworks[1].name", ""},
 		{"name with a key separator", func(in *Intent) { in.ACLs[0].Name = "a|b" }, "accessControlLists[0].name", ""},
 		{"no name", func(in *Intent) { in.L3Domains[0].Name = "" }, "l3IsolationDomains[0].name", ""},
+
+		{"external /30", func(in *Intent) { ext(in).Prefix = prefix("10.70.0.0/30") }, "", ""},
+		{"external network in another domain reuses the prefix", func(in *Intent) {
+			in.L3Domains = append(in.L3Domains, L3Domain{Name: "other", ExternalNetworks: []ExternalNetwork{{Name: "ext1", VLAN: 702, PeerASN: 1, Prefix: prefix("10.70.0.0/31")}}})
+		}, "", ""},
+		{"external vlan too low", func(in *Intent) { ext(in).VLAN = 99 }, ext1 + ".optionAProperties.vlanId", "between 100 and 4094"},
+		{"external vlan too high", func(in *Intent) { ext(in).VLAN = 4095 }, ext1 + ".optionAProperties.vlanId", ""},
+		{"external vlan of an internal network", func(in *Intent) { ext(in).VLAN = 601 }, ext1 + ".optionAProperties.vlanId", net1},
+		{"external vlan of an L2 domain", func(in *Intent) { ext(in).VLAN = 501 }, ext1 + ".optionAProperties.vlanId", "l2IsolationDomains[l2dom]"},
+		{"disabled L2 domain on the external vlan", func(in *Intent) {
+			in.L2Domains = append(in.L2Domains, L2Domain{Name: "off", VLAN: 701})
+		}, ext1 + ".optionAProperties.vlanId", "l2IsolationDomains[off]"},
+		{"two external networks on one vlan", addExt(ExternalNetwork{Name: "ext2", VLAN: 701, PeerASN: 1, Prefix: prefix("10.70.1.0/31")}),
+			"l3IsolationDomains[l3dom].externalNetworks[ext2].optionAProperties.vlanId", ext1},
+		{"external without peer asn", func(in *Intent) { ext(in).PeerASN = 0 }, ext1 + ".optionAProperties.peerASN", "required"},
+		{"external without prefix", func(in *Intent) { ext(in).Prefix = netip.Prefix{} }, ext1 + ".optionAProperties.primaryIpv4Prefix", "IPv4"},
+		{"external ipv6 prefix", func(in *Intent) { ext(in).Prefix = prefix("fd00::/127") }, ext1 + ".optionAProperties.primaryIpv4Prefix", "IPv4"},
+		{"external /29", func(in *Intent) { ext(in).Prefix = prefix("10.70.0.0/29") }, ext1 + ".optionAProperties.primaryIpv4Prefix", "/30 or a /31"},
+		{"external /32", func(in *Intent) { ext(in).Prefix = prefix("10.70.0.0/32") }, ext1 + ".optionAProperties.primaryIpv4Prefix", "/30 or a /31"},
+		{"external prefix with host bits", func(in *Intent) { ext(in).Prefix = prefix("10.70.0.1/31") }, ext1 + ".optionAProperties.primaryIpv4Prefix", "10.70.0.0/31"},
+		{"external prefix at the end of the address space", func(in *Intent) { ext(in).Prefix = prefix("255.255.255.252/30") },
+			ext1 + ".optionAProperties.primaryIpv4Prefix", "CE2"},
+		{"external prefix in an internal subnet", func(in *Intent) { ext(in).Prefix = prefix("10.10.1.254/31") },
+			ext1 + ".optionAProperties.primaryIpv4Prefix", "internalNetworks[net1].connectedIPv4Subnets[0]"},
+		{"CE2's link in an internal subnet", func(in *Intent) { ext(in).Prefix = prefix("10.10.0.254/31") },
+			ext1 + ".optionAProperties.primaryIpv4Prefix", "CE2's link 10.10.1.0/31"},
+		{"external prefix on another external network's CE2 link", addExt(ExternalNetwork{Name: "ext2", VLAN: 702, PeerASN: 1, Prefix: prefix("10.70.0.2/31")}),
+			"l3IsolationDomains[l3dom].externalNetworks[ext2].optionAProperties.primaryIpv4Prefix", "externalNetworks[ext1] (CE2's link)"},
+		{"external networks side by side", addExt(ExternalNetwork{Name: "ext2", VLAN: 702, PeerASN: 1, Prefix: prefix("10.70.0.4/31")}), "", ""},
+		{"external missing import policy", func(in *Intent) { ext(in).ImportPolicy = "nope" }, ext1 + ".importRoutePolicyId", `"nope"`},
+		{"external missing export policy on a disabled network", func(in *Intent) {
+			ext(in).Enabled = false
+			ext(in).ExportPolicy = "nope"
+		}, ext1 + ".exportRoutePolicyId", ""},
+		{"duplicate external name", addExt(ExternalNetwork{Name: "ext1", VLAN: 702, PeerASN: 1, Prefix: prefix("10.70.1.0/31")}),
+			"l3IsolationDomains[l3dom].externalNetworks[1].name", ""},
+		{"external and internal network share a name", addExt(ExternalNetwork{Name: "net1", VLAN: 702, PeerASN: 1, Prefix: prefix("10.70.1.0/31")}), "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -62,7 +62,9 @@ type Port struct {
 	// Kind says what the port is cabled to: "uplink" (ToR to CE),
 	// "downlink" (CE to ToR), "peer" (the rack's other ToR or CE),
 	// "server" (a server NIC), "bmc" (a server's BMC, on the management
-	// switch), "management" (a device's management port) or "unused".
+	// switch), "management" (a device's management port), "pe" (a CE's
+	// port to a provider edge router, outside the plan: in no Link) or
+	// "unused".
 	Kind string
 }
 

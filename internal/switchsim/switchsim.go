@@ -183,13 +183,15 @@ func (s *Switch) ztp(ctx context.Context, c *http.Client) (*admission, error) {
 	}
 	adm := &admission{cert: cert, interval: cmp.Or(s.cfg.ReportInterval, interval)}
 
-	s.mu.Lock()
-	s.state, s.device = StateRunning, reply.Device
-	s.mu.Unlock()
 	s.log.InfoContext(ctx, "admitted", "device", reply.Device, "report_interval", adm.interval)
 	if !s.applyLogged(ctx, reply.Config) {
 		adm.rejected = reply.Config.Revision
 	}
+	// Running once it runs what it was given, as a real device reports
+	// itself up only after loading its configuration.
+	s.mu.Lock()
+	s.state, s.device = StateRunning, reply.Device
+	s.mu.Unlock()
 	return adm, nil
 }
 

@@ -135,8 +135,9 @@ func (p *Provider) render(ctx context.Context, fabric *resource.Resource) (map[s
 }
 
 // give makes config the device's intended configuration, at a new
-// revision when it differs from the one it has; keepPrevious keeps the
-// configuration it replaces for a rollback.
+// revision when it differs from the one it has, and keeps the one it
+// replaces for a rollback; change, if set, changes other properties in
+// the same write.
 func (p *Provider) give(ctx context.Context, device *resource.Resource, config []byte, change func(props map[string]any)) (int64, error) {
 	var rev int64
 	err := p.updateProps(ctx, device.ID, func(props map[string]any) {

@@ -176,7 +176,11 @@ func Register(svc *resource.Service, cfg Config) *Provider {
 		configurable("l3IsolationDomains/externalNetworks", p.validateExternalNetwork, adminState),
 		configurable("routePolicies", p.validateRoutePolicy, adminState),
 		configurable("accessControlLists", p.validateACL, adminState),
-		configurable("ipPrefixes", validateIPPrefix, nil),
+		&resource.Type{
+			Namespace: Namespace, Name: "ipPrefixes", APIVersions: APIVersions, Tracked: true,
+			NamePattern: namePattern, NameRule: nameRule, ReadOnly: stateful,
+			Validate: validateIPPrefix, Provision: acceptPrefixList,
+		},
 	)
 	return p
 }

@@ -191,17 +191,26 @@ func (p *Provider) validateInternalNetwork(ctx context.Context, w *resource.Writ
 	return err
 }
 
+// externalProps is the part of an external network the fabric renders.
+type externalProps struct {
+	PeeringOption     string `json:"peeringOption"`
+	OptionAProperties *struct {
+		VlanID            int    `json:"vlanId"`
+		PeerASN           int64  `json:"peerASN"`
+		PrimaryIPv4Prefix string `json:"primaryIpv4Prefix"`
+	} `json:"optionAProperties"`
+	ImportRoutePolicy struct {
+		ImportIPv4RoutePolicyID string `json:"importIpv4RoutePolicyId"`
+	} `json:"importRoutePolicy"`
+	ExportRoutePolicy struct {
+		ExportIPv4RoutePolicyID string `json:"exportIpv4RoutePolicyId"`
+	} `json:"exportRoutePolicy"`
+}
+
 // validateExternalNetwork accepts option A external networks (a VLAN
 // and a point-to-point prefix towards the provider edge).
 func (p *Provider) validateExternalNetwork(ctx context.Context, w *resource.Write) error {
-	var n struct {
-		PeeringOption     string `json:"peeringOption"`
-		OptionAProperties *struct {
-			VlanID            int    `json:"vlanId"`
-			PeerASN           int64  `json:"peerASN"`
-			PrimaryIPv4Prefix string `json:"primaryIpv4Prefix"`
-		} `json:"optionAProperties"`
-	}
+	var n externalProps
 	if err := decode(w.New.Properties, &n); err != nil {
 		return arm.FieldError("properties", "The external network's properties are invalid: %v.", err)
 	}
@@ -218,8 +227,19 @@ func (p *Provider) validateExternalNetwork(ctx context.Context, w *resource.Writ
 	if a.PeerASN < 1 || a.PeerASN > 4294967295 {
 		return arm.FieldError("properties.optionAProperties.peerASN", "peerASN must be from 1 to 4294967295, not %d.", a.PeerASN)
 	}
-	if _, err := netip.ParsePrefix(a.PrimaryIPv4Prefix); err != nil {
-		return arm.FieldError("properties.optionAProperties.primaryIpv4Prefix", "'%s' is not a CIDR prefix.", a.PrimaryIPv4Prefix)
+	if pr, err := netip.ParsePrefix(a.PrimaryIPv4Prefix); err != nil || !pr.Addr().Is4() || pr.Masked() != pr || pr.Bits() < 30 {
+		return arm.FieldError("properties.optionAProperties.primaryIpv4Prefix",
+			"'%s' must be an IPv4 /30 or /31 network prefix: the CE's link to the provider edge.", a.PrimaryIPv4Prefix)
+	}
+	for _, ref := range []struct{ field, id string }{
+		{"properties.importRoutePolicy.importIpv4RoutePolicyId", n.ImportRoutePolicy.ImportIPv4RoutePolicyID},
+		{"properties.exportRoutePolicy.exportIpv4RoutePolicyId", n.ExportRoutePolicy.ExportIPv4RoutePolicyID},
+	} {
+		if ref.id != "" {
+			if _, err := p.reference(ctx, ref.field, ref.id, routePolicy); err != nil {
+				return err
+			}
+		}
 	}
 	parent, _ := w.ID.Parent()
 	domain, err := p.svc.Lookup(ctx, parent)
@@ -367,10 +387,16 @@ func validateIPPrefix(_ context.Context, w *resource.Write) error {
 		return err
 	}
 	w.New.Properties["ipPrefixRules"] = rules
-	// A prefix list is configured on devices when a route policy that uses
-	// it is committed; until then it is Succeeded and Enabled.
-	w.New.Properties["configurationState"] = stateSucceeded
-	w.New.Properties["administrativeState"] = adminEnabled
+	return nil
+}
+
+// acceptPrefixList accepts the prefix list into the fabric's
+// configuration. A prefix list is configured on devices when a route
+// policy that uses it is committed; until then it is Succeeded and
+// Enabled.
+func acceptPrefixList(_ context.Context, t *resource.Task) error {
+	t.Resource.Properties["configurationState"] = stateSucceeded
+	t.Resource.Properties["administrativeState"] = adminEnabled
 	return nil
 }
 
@@ -477,13 +503,21 @@ func (p *Provider) collectIntent(ctx context.Context, fabricID string) (network.
 	if err != nil {
 		return in, nil, err
 	}
+	externals, err := ofFabric(externalType)
+	if err != nil {
+		return in, nil, err
+	}
+	below := func(child *resource.Resource, kind string, parent *resource.Resource) bool {
+		i := strings.LastIndex(strings.ToLower(child.ID), "/"+kind+"/")
+		return i > 0 && strings.EqualFold(child.ID[:i], parent.ID)
+	}
 	for _, r := range l3s {
 		var d l3Props
 		decode(r.Properties, &d)
 		dom := network.L3Domain{Name: r.Name, Enabled: enabled(r),
 			RedistributeConnected: d.RedistributeConnectedSubnets == "True", RedistributeStatic: d.RedistributeStaticRoutes == "True"}
 		for _, nr := range networks {
-			if !strings.EqualFold(nr.ID[:strings.LastIndex(strings.ToLower(nr.ID), "/internalnetworks/")], r.ID) {
+			if !below(nr, "internalnetworks", r) {
 				continue
 			}
 			var n internalProps
@@ -515,6 +549,22 @@ func (p *Provider) collectIntent(ctx context.Context, fabricID string) (network.
 				}
 			}
 			dom.Networks = append(dom.Networks, in)
+		}
+		for _, xr := range externals {
+			var x externalProps
+			if !below(xr, "externalnetworks", r) || decode(xr.Properties, &x) != nil || x.OptionAProperties == nil {
+				continue
+			}
+			a := x.OptionAProperties
+			prefix, _ := netip.ParsePrefix(a.PrimaryIPv4Prefix)
+			dom.ExternalNetworks = append(dom.ExternalNetworks, network.ExternalNetwork{Name: xr.Name, VLAN: a.VlanID,
+				PeerASN: uint32(a.PeerASN), Prefix: prefix, Enabled: enabled(xr),
+				ImportPolicy: refName(x.ImportRoutePolicy.ImportIPv4RoutePolicyID), ExportPolicy: refName(x.ExportRoutePolicy.ExportIPv4RoutePolicyID)})
+			for _, id := range []string{x.ImportRoutePolicy.ImportIPv4RoutePolicyID, x.ExportRoutePolicy.ExportIPv4RoutePolicyID} {
+				if id != "" {
+					policies[strings.ToLower(id)] = true
+				}
+			}
 		}
 		in.L3Domains = append(in.L3Domains, dom)
 	}

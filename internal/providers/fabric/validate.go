@@ -240,6 +240,7 @@ func sortIntent(in *network.Intent) {
 	slices.SortFunc(in.L3Domains, func(a, b network.L3Domain) int { return cmp.Compare(a.Name, b.Name) })
 	for _, d := range in.L3Domains {
 		slices.SortFunc(d.Networks, func(a, b network.InternalNetwork) int { return cmp.Compare(a.Name, b.Name) })
+		slices.SortFunc(d.ExternalNetworks, func(a, b network.ExternalNetwork) int { return cmp.Compare(a.Name, b.Name) })
 	}
 	slices.SortFunc(in.ACLs, func(a, b network.ACL) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(in.RoutePolicies, func(a, b network.RoutePolicy) int { return cmp.Compare(a.Name, b.Name) })
