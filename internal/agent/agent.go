@@ -8,22 +8,15 @@
 package agent
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -34,6 +27,7 @@ import (
 
 	"github.com/citadel-cloud/citadel/internal/agent/host"
 	"github.com/citadel-cloud/citadel/internal/agentapi"
+	"github.com/citadel-cloud/citadel/internal/agentcall"
 )
 
 // Version is the agent's version, reported with every heartbeat.
@@ -121,7 +115,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return err
 		}
 		a.log.WarnContext(ctx, "agent: control plane unreachable, retrying", "err", err)
-		if !sleep(ctx, jitter(a.heartbeatInterval())) {
+		if !agentcall.Sleep(ctx, agentcall.Jitter(a.heartbeatInterval())) {
 			return nil
 		}
 	}
@@ -161,7 +155,7 @@ func (a *Agent) session(ctx context.Context) error {
 				return err
 			}
 		}
-		if !sleep(ctx, jitter(a.heartbeatInterval())) {
+		if !agentcall.Sleep(ctx, agentcall.Jitter(a.heartbeatInterval())) {
 			return nil
 		}
 	}
@@ -205,7 +199,7 @@ func (a *Agent) watchDesired(ctx context.Context) {
 		}
 		if err := a.fetchDesired(ctx, c); err != nil && ctx.Err() == nil {
 			a.log.WarnContext(ctx, "agent: waiting for the desired state failed", "err", err)
-			sleep(ctx, jitter(a.heartbeatInterval()))
+			agentcall.Sleep(ctx, agentcall.Jitter(a.heartbeatInterval()))
 		}
 	}
 	if c != nil {
@@ -283,11 +277,11 @@ func (a *Agent) join(ctx context.Context) error {
 	if a.cfg.Token == "" {
 		return &refusal{errors.New("agent: no certificate and no bootstrap token to join with")}
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := agentcall.NewKey()
 	if err != nil {
 		return err
 	}
-	csr, err := makeCSR(key, a.cfg.Machine)
+	csr, err := agentcall.CSR(key, a.cfg.Machine)
 	if err != nil {
 		return err
 	}
@@ -302,7 +296,7 @@ func (a *Agent) join(ctx context.Context) error {
 			break
 		}
 		a.log.WarnContext(ctx, "agent: join failed, retrying", "err", err)
-		if !sleep(ctx, jitter(5*time.Second)) {
+		if !agentcall.Sleep(ctx, agentcall.Jitter(5*time.Second)) {
 			return ctx.Err()
 		}
 	}
@@ -314,11 +308,11 @@ func (a *Agent) join(ctx context.Context) error {
 
 // renew replaces the certificate before it expires, over mTLS.
 func (a *Agent) renew(ctx context.Context) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := agentcall.NewKey()
 	if err != nil {
 		return err
 	}
-	csr, err := makeCSR(key, a.cfg.Machine)
+	csr, err := agentcall.CSR(key, a.cfg.Machine)
 	if err != nil {
 		return err
 	}
@@ -411,14 +405,6 @@ func renewTime(cert *x509.Certificate) time.Time {
 	return now.Add(cert.NotAfter.Sub(now) * 2 / 3)
 }
 
-func makeCSR(key *ecdsa.PrivateKey, machine string) ([]byte, error) {
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: machine}}, key)
-	if err != nil {
-		return nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
-}
-
 // transport trusts the server's CA and presents cert, if any.
 func (a *Agent) transport(cert *tls.Certificate) *http.Transport {
 	pool := x509.NewCertPool()
@@ -454,56 +440,16 @@ type refusal struct{ err error }
 func (r *refusal) Error() string { return r.err.Error() }
 func (r *refusal) Unwrap() error { return r.err }
 
+// do makes one call of the agent API; a 401 or 403 is a refusal.
 func do(ctx context.Context, c *http.Client, server, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
+	err := agentcall.Do(ctx, c, server, method, path, in, out)
+	if code := agentcall.Code(err); code == http.StatusForbidden || code == http.StatusUnauthorized {
+		return &refusal{fmt.Errorf("agent: %w", err)}
 	}
-	req, err := http.NewRequestWithContext(ctx, method, server+path, body)
 	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	switch {
-	case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized:
-		return &refusal{fmt.Errorf("agent: %s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(b))}
-	case resp.StatusCode >= 300:
-		return fmt.Errorf("agent: %s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(b))
-	case out != nil && len(b) > 0:
-		return json.Unmarshal(b, out)
+		return fmt.Errorf("agent: %w", err)
 	}
 	return nil
-}
-
-// jitter spreads d by ±10%, so that agents started together do not
-// heartbeat in step.
-func jitter(d time.Duration) time.Duration {
-	n, _ := rand.Int(rand.Reader, big.NewInt(int64(d/5)+1))
-	return d - d/10 + time.Duration(n.Int64())
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // addresses are the machine's IP addresses, from its NICs.

@@ -9,28 +9,23 @@
 package switchsim
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
-	"math/big"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/agentapi"
+	"github.com/citadel-cloud/citadel/internal/agentcall"
 )
 
 // States of a device, as State tells them.
@@ -143,7 +138,7 @@ func (s *Switch) bootstrap(ctx context.Context) (*admission, bool) {
 	defer anon.CloseIdleConnections()
 	for {
 		adm, err := s.ztp(ctx, anon)
-		switch code := statusCode(err); {
+		switch code := agentcall.Code(err); {
 		case err == nil:
 			return adm, true
 		case ctx.Err() != nil:
@@ -155,7 +150,7 @@ func (s *Switch) bootstrap(ctx context.Context) (*admission, bool) {
 		default:
 			s.log.WarnContext(ctx, "zero-touch provisioning failed, retrying", "err", err)
 		}
-		if !sleep(ctx, jitter(s.cfg.RetryInterval)) {
+		if !agentcall.Sleep(ctx, agentcall.Jitter(s.cfg.RetryInterval)) {
 			return nil, false
 		}
 	}
@@ -164,13 +159,17 @@ func (s *Switch) bootstrap(ctx context.Context) (*admission, bool) {
 // ztp is one attempt at zero-touch provisioning, with a key of its own.
 // An admitted device takes the configuration it is given.
 func (s *Switch) ztp(ctx context.Context, c *http.Client) (*admission, error) {
-	key, csr, err := newCSR(s.cfg.SerialNumber)
+	key, err := agentcall.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	csr, err := agentcall.CSR(key, s.cfg.SerialNumber)
 	if err != nil {
 		return nil, err
 	}
 	var reply agentapi.ZTPReply
 	req := agentapi.ZTPRequest{SerialNumber: s.cfg.SerialNumber, CSR: string(csr)}
-	if err := do(ctx, c, s.cfg.Controller, http.MethodPost, agentapi.PathZTP, req, &reply); err != nil {
+	if err := agentcall.Do(ctx, c, s.cfg.Controller, http.MethodPost, agentapi.PathZTP, req, &reply); err != nil {
 		return nil, err
 	}
 	cert, err := clientCertificate(key, reply.Certificate)
@@ -206,7 +205,7 @@ func (s *Switch) operate(ctx context.Context, adm *admission) {
 		if err == nil && reply.Reboot == "" {
 			err = s.follow(ctx, c, adm, reply)
 		}
-		switch code := statusCode(err); {
+		switch code := agentcall.Code(err); {
 		case ctx.Err() != nil:
 			return
 		case code == http.StatusUnauthorized || code == http.StatusForbidden:
@@ -223,7 +222,7 @@ func (s *Switch) operate(ctx context.Context, adm *admission) {
 			s.log.InfoContext(ctx, "rebooting", "outage", s.cfg.RebootTime)
 			s.setState(StateRebooting)
 			c.CloseIdleConnections() // its connections go down with it
-			if !sleep(ctx, s.cfg.RebootTime) {
+			if !agentcall.Sleep(ctx, s.cfg.RebootTime) {
 				return
 			}
 			s.setState(StateRunning)
@@ -232,7 +231,7 @@ func (s *Switch) operate(ctx context.Context, adm *admission) {
 		case reply.Reboot != "":
 			s.log.WarnContext(ctx, "unknown reboot kind ignored", "reboot", reply.Reboot)
 		}
-		if !sleep(ctx, jitter(adm.interval)) {
+		if !agentcall.Sleep(ctx, agentcall.Jitter(adm.interval)) {
 			return
 		}
 	}
@@ -253,7 +252,7 @@ func (s *Switch) report(ctx context.Context, c *http.Client) (agentapi.DeviceRep
 	}
 	st.Running = running
 	var reply agentapi.DeviceReply
-	err = do(ctx, c, s.cfg.Controller, http.MethodPut, agentapi.PathDeviceState, st, &reply)
+	err = agentcall.Do(ctx, c, s.cfg.Controller, http.MethodPut, agentapi.PathDeviceState, st, &reply)
 	return reply, err
 }
 
@@ -266,7 +265,7 @@ func (s *Switch) follow(ctx context.Context, c *http.Client, adm *admission, rep
 		return nil
 	}
 	var dc agentapi.DeviceConfig
-	if err := do(ctx, c, s.cfg.Controller, http.MethodGet, agentapi.PathDeviceConfig, nil, &dc); err != nil {
+	if err := agentcall.Do(ctx, c, s.cfg.Controller, http.MethodGet, agentapi.PathDeviceConfig, nil, &dc); err != nil {
 		return err
 	}
 	if !s.applyLogged(ctx, dc) {
@@ -420,19 +419,6 @@ func (s *Switch) AppliedRevision() int64 {
 	return s.applied
 }
 
-// newCSR makes a key, in memory only, and a certificate request for it.
-func newCSR(serial string) (*ecdsa.PrivateKey, []byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: serial}}, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
-}
-
 // clientCertificate pairs the PEM certificate the control plane issued
 // with the key it was issued for.
 func clientCertificate(key *ecdsa.PrivateKey, certPEM string) (tls.Certificate, error) {
@@ -457,76 +443,4 @@ func (s *Switch) transport(cert *tls.Certificate) *http.Transport {
 		tc.Certificates = []tls.Certificate{*cert}
 	}
 	return &http.Transport{TLSClientConfig: tc}
-}
-
-// statusError is an answer from the control plane other than a success.
-type statusError struct {
-	method, path string
-	code         int
-	body         string
-}
-
-func (e *statusError) Error() string {
-	return fmt.Sprintf("%s %s: %d %s", e.method, e.path, e.code, e.body)
-}
-
-// statusCode is the HTTP status of a statusError in err's chain, 0 when
-// there is none.
-func statusCode(err error) int {
-	if e, ok := errors.AsType[*statusError](err); ok {
-		return e.code
-	}
-	return 0
-}
-
-func do(ctx context.Context, c *http.Client, server, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, server+path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes))
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if resp.StatusCode >= 300 {
-		return &statusError{method: method, path: path, code: resp.StatusCode, body: string(bytes.TrimSpace(b))}
-	}
-	if out != nil && len(b) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("%s %s: %w", method, path, err)
-		}
-	}
-	return nil
-}
-
-// jitter spreads d by ±10%, so that devices started together do not
-// report in step.
-func jitter(d time.Duration) time.Duration {
-	n, _ := rand.Int(rand.Reader, big.NewInt(int64(d/5)+1))
-	return d - d/10 + time.Duration(n.Int64())
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
