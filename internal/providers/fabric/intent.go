@@ -167,20 +167,37 @@ func (p *Provider) validateInternalNetwork(ctx context.Context, w *resource.Writ
 			}
 		}
 	}
-	refs := []struct{ field, id, typ string }{
-		{"properties.importRoutePolicy.importIpv4RoutePolicyId", n.ImportRoutePolicy.ImportIPv4RoutePolicyID, routePolicy},
-		{"properties.exportRoutePolicy.exportIpv4RoutePolicyId", n.ExportRoutePolicy.ExportIPv4RoutePolicyID, routePolicy},
-		{"properties.ingressAclId", n.IngressACLID, aclType},
-		{"properties.egressAclId", n.EgressACLID, aclType},
+	if err := p.references(ctx,
+		ref{"properties.importRoutePolicy.importIpv4RoutePolicyId", n.ImportRoutePolicy.ImportIPv4RoutePolicyID, routePolicy},
+		ref{"properties.exportRoutePolicy.exportIpv4RoutePolicyId", n.ExportRoutePolicy.ExportIPv4RoutePolicyID, routePolicy},
+		ref{"properties.ingressAclId", n.IngressACLID, aclType},
+		ref{"properties.egressAclId", n.EgressACLID, aclType},
+	); err != nil {
+		return err
 	}
-	for _, ref := range refs {
-		if ref.id == "" {
+	return p.inDomain(ctx, w)
+}
+
+// ref is a property that names another resource, if set.
+type ref struct{ field, id, typ string }
+
+// references checks that each set reference names a stored resource of
+// its type.
+func (p *Provider) references(ctx context.Context, refs ...ref) error {
+	for _, r := range refs {
+		if r.id == "" {
 			continue
 		}
-		if _, err := p.reference(ctx, ref.field, ref.id, ref.typ); err != nil {
+		if _, err := p.reference(ctx, r.field, r.id, r.typ); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// inDomain fills in the networkFabricId of a network in an L3 isolation
+// domain from its domain's, and checks the write against that fabric.
+func (p *Provider) inDomain(ctx context.Context, w *resource.Write) error {
 	parent, _ := w.ID.Parent()
 	domain, err := p.svc.Lookup(ctx, parent)
 	if err != nil {
@@ -231,24 +248,13 @@ func (p *Provider) validateExternalNetwork(ctx context.Context, w *resource.Writ
 		return arm.FieldError("properties.optionAProperties.primaryIpv4Prefix",
 			"'%s' must be an IPv4 /30 or /31 network prefix: the CE's link to the provider edge.", a.PrimaryIPv4Prefix)
 	}
-	for _, ref := range []struct{ field, id string }{
-		{"properties.importRoutePolicy.importIpv4RoutePolicyId", n.ImportRoutePolicy.ImportIPv4RoutePolicyID},
-		{"properties.exportRoutePolicy.exportIpv4RoutePolicyId", n.ExportRoutePolicy.ExportIPv4RoutePolicyID},
-	} {
-		if ref.id != "" {
-			if _, err := p.reference(ctx, ref.field, ref.id, routePolicy); err != nil {
-				return err
-			}
-		}
-	}
-	parent, _ := w.ID.Parent()
-	domain, err := p.svc.Lookup(ctx, parent)
-	if err != nil {
+	if err := p.references(ctx,
+		ref{"properties.importRoutePolicy.importIpv4RoutePolicyId", n.ImportRoutePolicy.ImportIPv4RoutePolicyID, routePolicy},
+		ref{"properties.exportRoutePolicy.exportIpv4RoutePolicyId", n.ExportRoutePolicy.ExportIPv4RoutePolicyID, routePolicy},
+	); err != nil {
 		return err
 	}
-	w.New.Properties["networkFabricId"] = str(domain.Properties, "networkFabricId")
-	_, err = p.fabricOfWrite(ctx, w, str(domain.Properties, "networkFabricId"))
-	return err
+	return p.inDomain(ctx, w)
 }
 
 type routePolicyProps struct {
