@@ -221,7 +221,7 @@ func now() string { return time.Now().UTC().Format(time.RFC3339) }
 func (p *Provider) reference(ctx context.Context, field, id, fullName string) (*resource.Resource, error) {
 	parsed, err := arm.ParseID(id)
 	if err != nil || !strings.EqualFold(parsed.Type(), fullName) {
-		return nil, arm.FieldError(field, "%s must be the resource ID of a %s, not '%s'.", nameOf(field), fullName, id)
+		return nil, arm.FieldError(field, "%s must be the resource ID of a %s, not '%s'.", nameOf(strings.ReplaceAll(field, ".", "/")), fullName, id)
 	}
 	r, err := p.svc.Lookup(ctx, parsed)
 	if err != nil {

@@ -284,7 +284,10 @@ func (p *Provider) createDevice(ctx context.Context, deviceID, rackID, fabricID 
 		return err
 	}
 	for _, port := range d.Ports {
-		if port.Kind == "unused" {
+		if port.Kind == "unused" { // no cable, no interface (a smaller fabric's leftover goes)
+			if err := p.removeByID(ctx, deviceID+"/networkInterfaces/"+port.Name); err != nil {
+				return err
+			}
 			continue
 		}
 		kind := "Data"

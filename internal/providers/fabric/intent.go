@@ -1,6 +1,7 @@
 package fabric
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -285,8 +286,8 @@ func (p *Provider) validateRoutePolicy(ctx context.Context, w *resource.Write) e
 			return arm.FieldError(field+".sequenceNumber", "sequenceNumber must be unique and from 1 to 65535 (a SONiC route map's range), not %d.", s.SequenceNumber)
 		}
 		seen[s.SequenceNumber] = true
-		if a := s.Action.ActionType; a != "Permit" && a != "Deny" && a != "Continue" {
-			return arm.FieldError(field+".action.actionType", "actionType must be Permit, Deny or Continue, not '%s'.", a)
+		if a := s.Action.ActionType; a != "Permit" && a != "Deny" {
+			return arm.FieldError(field+".action.actionType", "actionType must be Permit or Deny, not '%s' (Continue has no SONiC route map equivalent).", a)
 		}
 		if s.Condition.IPPrefixID != "" {
 			if _, err := p.reference(ctx, field+".condition.ipPrefixId", s.Condition.IPPrefixID, ipPrefixType); err != nil {
@@ -329,7 +330,18 @@ func (p *Provider) validateACL(_ context.Context, w *resource.Write) error {
 	if a.ConfigurationType != "Inline" {
 		return arm.FieldError("properties.configurationType", "configurationType must be Inline, not '%s': a disconnected fabric cannot fetch ACL files.", a.ConfigurationType)
 	}
-	if _, err := aclRules(a); err != nil {
+	if len(a.MatchConfigurations) == 0 {
+		return arm.FieldError("properties.matchConfigurations", "matchConfigurations is required with configurationType Inline.")
+	}
+	rules, err := aclRules(a)
+	if err != nil {
+		return err
+	}
+	// What the devices could not run is refused now, not at the commit.
+	err = network.Intent{ACLs: []network.ACL{{Name: w.ID.Name(), Rules: rules}}}.Validate()
+	if re, ok := errors.AsType[*network.RuleError](err); ok {
+		return arm.FieldError("properties.matchConfigurations", "The access control list cannot be configured: %s: %s.", re.Field, re.Reason)
+	} else if err != nil {
 		return err
 	}
 	w.New.Properties["configurationState"] = stateSucceeded
@@ -414,6 +426,11 @@ func (p *Provider) validateIntentDelete(ctx context.Context, r *resource.Resourc
 		!strings.HasSuffix(strings.ToLower(r.Type), "/accesscontrollists") {
 		return arm.Errorf(http.StatusConflict, "ResourceEnabled", "%s '%s' is enabled; disable it with updateAdministrativeState before deleting it.", r.Type, r.Name)
 	}
+	if users, err := p.referencedBy(ctx, r.ID); err != nil {
+		return err
+	} else if len(users) > 0 {
+		return arm.Errorf(http.StatusConflict, "ResourceInUse", "%s '%s' is used by %s; change those first.", r.Type, r.Name, strings.Join(users, ", "))
+	}
 	if fabricID := str(r.Properties, "networkFabricId"); fabricID != "" {
 		if f, err := p.reference(ctx, "networkFabricId", fabricID, fabricType); err == nil {
 			if fp, _ := fabricOf(f); fp.locked(lockConfiguration) {
@@ -422,6 +439,26 @@ func (p *Provider) validateIntentDelete(ctx context.Context, r *resource.Resourc
 		}
 	}
 	return nil
+}
+
+// referencedBy lists the fabric resources whose properties name id (a
+// network naming a route policy or an ACL, a route policy naming a prefix
+// list): what a render of their fabric needs.
+func (p *Provider) referencedBy(ctx context.Context, id string) ([]string, error) {
+	needle := []byte(strings.ToLower(`"` + id + `"`))
+	var users []string
+	for _, typ := range []string{internalType, externalType, routePolicy} {
+		all, err := p.svc.ResourcesOfType(ctx, typ)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range all {
+			if b, _ := json.Marshal(r.Properties); bytes.Contains(bytes.ToLower(b), needle) {
+				users = append(users, r.Name)
+			}
+		}
+	}
+	return users, nil
 }
 
 // updateAdministrativeState: {state: Enable|Disable|UnderMaintenance}.
@@ -579,6 +616,9 @@ func (p *Provider) collectIntent(ctx context.Context, fabricID string) (network.
 		r, err := p.lookup(ctx, id)
 		if err != nil {
 			return in, nil, err
+		}
+		if str(r.Properties, "configurationState") == statePendingCommit {
+			pending = append(pending, r.ID)
 		}
 		var rp routePolicyProps
 		decode(r.Properties, &rp)
