@@ -45,7 +45,9 @@ type fabric struct {
 }
 
 // planFabric lays out the site's fabric; a site too large for one
-// fabric (more than 8 compute racks or 16 machines a rack) has none.
+// fabric (more than 8 compute racks or 16 machines a rack) has none. The
+// simulator needs the plan's names and cables only, which do not depend
+// on the ASN and prefix the operator gives the fabric.
 func (s *Site) planFabric() {
 	topo, err := network.PlanFabric(network.FabricSpec{Name: s.FabricName(), ASN: 65048,
 		ManagementPrefix: netip.MustParsePrefix("10.254.0.0/19"), ComputeRacks: s.Spec.ComputeRacks, ServersPerRack: s.Spec.MachinesPerRack})
