@@ -28,6 +28,7 @@ commands:
   backup   take an encrypted backup of a running control plane (Owner only)
   restore  make a new data directory of a backup
   update   air-gapped updates: vendor keys, roots and signed bundles (offline); trust add, import, releases (Owner)
+  image    the catalog of VM images: import (Owner), list, delete (Owner)
   identity create service principals and users, assign roles (on a stopped server's data dir)
   redfish  talk to a machine's BMC: inventory, power on|off|restart|status
   agent    run the node agent on this machine (join, inventory, heartbeats)
@@ -64,6 +65,8 @@ func main() {
 		err = runRestore(ctx, os.Args[2:], os.Stdout)
 	case "update":
 		err = runUpdate(ctx, os.Args[2:], os.Stdout)
+	case "image":
+		err = runImage(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case "identity":
 		err = runIdentity(ctx, os.Args[2:], os.Stdin, os.Stdout)
 	case "redfish":

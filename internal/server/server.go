@@ -33,6 +33,7 @@ import (
 	"github.com/citadel-cloud/citadel/internal/fleet"
 	"github.com/citadel-cloud/citadel/internal/frontdoor"
 	"github.com/citadel-cloud/citadel/internal/identity"
+	"github.com/citadel-cloud/citadel/internal/images"
 	"github.com/citadel-cloud/citadel/internal/liveness"
 	"github.com/citadel-cloud/citadel/internal/machine"
 	"github.com/citadel-cloud/citadel/internal/policy"
@@ -230,6 +231,9 @@ type Server struct {
 	// Releases is the catalog of imported update releases, their
 	// artifacts under <data-dir>/updates.
 	Releases *releases.Catalog
+	// Images is the catalog of VM images, their files under
+	// <data-dir>/vmimages.
+	Images *images.Catalog
 
 	networkCloud *networkcloud.Provider // after an import, clusters list the new release
 	http         *http.Server
@@ -288,7 +292,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.Store, s.Identity, s.Audit, s.Resources, s.Policies = p.store, p.identity, p.audit, p.resources, p.policies
-	s.Releases, s.networkCloud = p.releases, p.networkCloud
+	s.Releases, s.Images, s.networkCloud = p.releases, p.images, p.networkCloud
 	// The CA is the replicas' shared one (openParts took it from the store).
 	ca, err := identity.LoadOrCreateCA(filepath.Join(dataDir, "pki"))
 	if err != nil {
@@ -329,10 +333,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	other.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	other.Handle("GET /citadel/backup", s.serveBackup(rbac, cfg.Location, log))
 	s.serveUpdates(other, rbac, log)
+	s.serveImages(other, rbac, log)
 	// BMCs fetch OS images from here when they reimage a machine.
-	images := os.DirFS(filepath.Join(dataDir, "images"))
+	isos := os.DirFS(filepath.Join(dataDir, "images"))
 	other.HandleFunc("GET /images/{file}", func(w http.ResponseWriter, r *http.Request) {
-		http.ServeFileFS(w, r, images, r.PathValue("file"))
+		http.ServeFileFS(w, r, isos, r.PathValue("file"))
 	})
 	// The portal gets a mux of its own: /portal/ would clash with the
 	// issuer's /{tenant}/... patterns, being no more specific than them.
@@ -409,7 +414,7 @@ func (s *Server) serveAgents(ctx, runCtx context.Context, cfg Config, host strin
 		return fmt.Errorf("agent listen: %w", err)
 	}
 	s.Agents = p.agents
-	s.Fleet = fleet.New(fleet.Config{Auth: s.Agents, Resources: s.Resources, BMCs: p.networkCloud, Artifacts: p.releases,
+	s.Fleet = fleet.New(fleet.Config{Auth: s.Agents, Resources: s.Resources, BMCs: p.networkCloud, Artifacts: artifacts{p.releases, p.images},
 		Devices: p.fabric, DeviceReport: cfg.DeviceReport, Heartbeat: cfg.AgentHeartbeat, Liveness: cfg.Liveness, Metrics: metrics, Logger: log})
 	s.agentHTTP = &http.Server{
 		Handler:           s.Fleet.Handler(),
@@ -452,12 +457,12 @@ func registerNetworkCloud(p *parts, cfg Config, dataDir, publicURL string, log *
 			return nil, fmt.Errorf("--bmc-ca-file: %w", err)
 		}
 	}
-	images := filepath.Join(dataDir, "images")
-	if err := os.MkdirAll(images, 0o755); err != nil {
+	isos := filepath.Join(dataDir, "images")
+	if err := os.MkdirAll(isos, 0o755); err != nil {
 		return nil, err
 	}
 	return networkcloud.Register(p.resources, networkcloud.Config{
-		Catalog: catalog, ImageDir: images, ImageURL: strings.TrimSuffix(publicURL, "/") + "/images",
+		Catalog: catalog, ImageDir: isos, ImageURL: strings.TrimSuffix(publicURL, "/") + "/images",
 		BMCCACert: bmcCA, AgentTokens: p.agents, Ledger: ledger.New(p.store),
 		OvercommitRatio: cfg.StorageOvercommit, ApplianceCheckInterval: cfg.ApplianceCheck,
 		Releases: p.releases, MachineUpdateTimeout: cfg.MachineUpdateTimeout, DriftCheckInterval: cfg.DriftCheck, FirmwareCheckInterval: cfg.FirmwareCheck,
@@ -519,6 +524,8 @@ type parts struct {
 	agents *agentauth.Authority
 	// releases is the catalog of imported update releases.
 	releases *releases.Catalog
+	// images is the catalog of VM images.
+	images *images.Catalog
 	// fabric configures the network devices; the agent API serves them.
 	fabric *fabric.Provider
 }
@@ -545,6 +552,7 @@ func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL strin
 		}
 	}()
 	p.releases = releases.New(p.store, filepath.Join(dataDir, "updates"))
+	p.images = images.New(p.store, filepath.Join(dataDir, "vmimages"), log)
 	if p.boot, err = bootstrap(ctx, p.store, cfg.Location); err != nil {
 		return nil, err
 	}
