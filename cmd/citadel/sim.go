@@ -39,6 +39,8 @@ through its fault API (--sim, default http://` + defaultSimControl + `):
   machines                       list the machines: rack, slot, power, whether the agent runs
   fault FAULT --machine NAME     power-off, power-on, agent-crash, agent-start,
                                  agent-hang, agent-resume, fail-dimm, drift, update-fail
+  fault bios-drift --machine NAME
+                                 change one of the SKU's BIOS settings by hand (Enabled to Disabled)
   fault FAULT --rack N           rack-power-off, rack-power-on, partition, heal
                                  (rack 0 is the aggregator)
   fault FAULT                    san-degrade, san-recover (the aggregator's storage appliance)

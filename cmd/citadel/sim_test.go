@@ -54,6 +54,7 @@ func TestSimCommands(t *testing.T) {
 		{[]string{"fault", "rack-power-off", "--rack", "0"}, "rack-power-off rack 0: power Off, agents stopped"},
 		{[]string{"machines"}, "clic1    0     1     Off    stopped"},
 		{[]string{"fault", "drift", "--machine", "clir2m1"}, "drift clir2m1: the host reports kernel"},
+		{[]string{"fault", "bios-drift", "--machine", "clir2m1"}, "bios-drift clir2m1: BIOS attribute LogicalProc changed by hand from Enabled to Disabled"},
 	} {
 		out, err := run(tc.args...)
 		if err != nil || !strings.Contains(out, tc.want) {

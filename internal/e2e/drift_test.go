@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"cmp"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -12,10 +14,13 @@ import (
 	"github.com/citadel-cloud/citadel/internal/server"
 )
 
-// TestConfigurationDrift changes a machine behind the control plane's back
-// (its kernel installed by hand): in Audit mode the drift is reported on
-// the machine and in the activity log and left alone; switched to Enforce,
-// the machine is reimaged and comes back in sync.
+// TestConfigurationDrift changes machines behind the control plane's back
+// (a kernel installed by hand, firmware flashed back, a BIOS setting
+// changed in setup): in Audit mode the drift is reported on the machine
+// and in the activity log and left alone; switched to Enforce, the machine
+// whose kernel drifted is reimaged, the one whose BIOS drifted has the
+// setting staged on its BMC and is restarted (not reimaged) through the
+// disruption guard, and both come back in sync.
 func TestConfigurationDrift(t *testing.T) {
 	t.Parallel()
 	s := startRolloutSite(t, "dri", map[string]any{"strategyType": "Rack", "thresholdType": "PercentSuccess", "thresholdValue": 100},
@@ -89,9 +94,28 @@ func TestConfigurationDrift(t *testing.T) {
 	waitUntil(t, "the drifted machine non-compliant", 30*time.Second, func() bool {
 		return slices.Equal(nonCompliant(), []string{strings.ToLower(machine)})
 	})
+
+	// A BIOS setting changed by hand in setup, read from the BMC with the
+	// firmware (every second here).
+	tuned := s.machineID("drir3m1")
+	tunedBMC := s.cl.Machine("drir3m1").BMC
+	resets := tunedBMC.ResetCount()
+	attr, from, to, err := s.cl.DriftBIOS("drir3m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	time.Sleep(2 * time.Second) // Audit: several checks, no correction
 	if d := get().Properties; d.ConfigurationDrift.Status != "Drifted" || d.ConfigurationDrift.Correction != "" || s.cl.Machine("drir2m1").BMC.Reimages() != 1 {
 		t.Errorf("in Audit mode: %+v, %d reimages; want the drift reported and left alone", d, s.cl.Machine("drir2m1").BMC.Reimages())
+	}
+	waitUntil(t, "the BIOS drift seen", 20*time.Second, func() bool { return getOf(tuned).Properties.ConfigurationDrift.Status == "Drifted" })
+	d = getOf(tuned).Properties.ConfigurationDrift
+	if len(d.Items) != 1 || d.Items[0].Item != "bios/"+attr || d.Items[0].Desired != fmt.Sprint(from) || d.Items[0].Observed != fmt.Sprint(to) || d.Correction != "" {
+		t.Errorf("drir3m1's drift = %+v, want only bios/%s %v instead of %v, not corrected", d, attr, to, from)
+	}
+	if got := tunedBMC.BIOSAttributes()[attr]; got != to || tunedBMC.ResetCount() != resets || len(tunedBMC.PendingBIOSAttributes()) != 0 {
+		t.Errorf("in Audit mode drir3m1's BIOS has %s %v, %v pending, %d resets since; want it left alone", attr, got, tunedBMC.PendingBIOSAttributes(), tunedBMC.ResetCount()-resets)
 	}
 
 	// Firmware older than the SKU's baseline (2.1.0), flashed by hand.
@@ -111,13 +135,22 @@ func TestConfigurationDrift(t *testing.T) {
 		t.Fatalf("PUT cluster with configurationDriftMode Enforce: %+v", st)
 	}
 	enforced := time.Now()
+	// drir3m1's correction shows from the restart's request until the BMC
+	// is read again, at the first check after the restart (0.5 s here).
+	var correction string
+	watchTuned := func() bool {
+		d := getOf(tuned).Properties.ConfigurationDrift
+		correction = cmp.Or(d.Correction, correction)
+		return d.Status == "InSync"
+	}
 	var last drift
 	deadline := time.Now().Add(60 * time.Second)
 	for last = get(); last.Properties.ConfigurationDrift.Status != "InSync" || last.Properties.DetailedStatus != "Provisioned"; last = get() {
 		if time.Now().After(deadline) {
 			t.Fatalf("the drift not corrected within 60 s: %+v", last.Properties)
 		}
-		time.Sleep(50 * time.Millisecond)
+		watchTuned()
+		time.Sleep(25 * time.Millisecond)
 	}
 	t.Logf("drift corrected %v after Enforce", time.Since(enforced).Round(time.Millisecond))
 	if n := s.cl.Machine("drir2m1").BMC.Reimages(); n != 2 {
@@ -128,6 +161,28 @@ func TestConfigurationDrift(t *testing.T) {
 			t.Errorf("%s reimaged %d times: only the machine whose OS drifted should be", m.Name, m.BMC.Reimages())
 		}
 	}
+	// The BIOS setting: staged on the BMC, applied by a restart the control
+	// plane requested, and read back in sync; no reimage.
+	waitUntil(t, "the BIOS setting corrected", 30*time.Second, watchTuned)
+	t.Logf("BIOS drift corrected within %v after Enforce", time.Since(enforced).Round(time.Millisecond))
+	if correction != "The BIOS settings were staged and a restart was requested to apply them." {
+		t.Errorf("drir3m1's correction = %q, want the BIOS settings staged and a restart requested", correction)
+	}
+	if got := tunedBMC.BIOSAttributes()[attr]; got != from || tunedBMC.ResetCount() == resets || tunedBMC.Reimages() != 1 || len(tunedBMC.PendingBIOSAttributes()) != 0 {
+		t.Errorf("drir3m1 after the correction: %s %v, %v pending, %d resets, %d reimages; want %v applied by a reset, no reimage",
+			attr, got, tunedBMC.PendingBIOSAttributes(), tunedBMC.ResetCount()-resets, tunedBMC.Reimages(), from)
+	}
+	alFlush(t, s.cp)
+	restarts := 0
+	for _, e := range alEvents(t, alQuery(t, s.cp.Client, s.cp.Creds.SubscriptionID, url.Values{"$filter": {alFilter(enforced, time.Time{}, "resourceUri eq '"+tuned+"'")}})) {
+		if e.OperationName == "Microsoft.NetworkCloud/bareMetalMachines/restart/action" && e.Status == "Succeeded" && e.Caller == "Citadel" {
+			restarts++
+		}
+	}
+	if restarts != 1 {
+		t.Errorf("the activity log has %d restarts of drir3m1 by Citadel that succeeded, want 1", restarts)
+	}
+
 	// A reimage does not bring firmware up: Enforce says so and leaves it.
 	waitUntil(t, "the firmware's correction noted", 20*time.Second, func() bool {
 		return strings.Contains(getOf(flashed).Properties.ConfigurationDrift.Correction, "not corrected by a reimage")

@@ -561,7 +561,8 @@ const ncOperatorSKUs = `{
     "memoryCapacityGB": 768,
     "disks": [{"capacityGB": 3576, "type": "SSD", "connection": "PCIE"}],
     "networkInterfaces": [{"vendor": "Broadcom", "model": "BCM57508", "portCount": 2, "portSpeed": 100, "physicalSlot": 1}],
-    "firmware": [{"component": "BIOS", "minVersion": "1.5"}, {"component": "BMC", "minVersion": "01.02.03"}]
+    "firmware": [{"component": "BIOS", "minVersion": "1.5"}, {"component": "BMC", "minVersion": "01.02.03"}],
+    "biosSettings": {"BootMode": "Uefi", "SMTControl": "Enabled", "NumaNodesPerSocket": 1}
   }],
   "rackSkus": [{
     "id": "acme-aggregator", "description": "Aggregator for AMD compute racks", "rackType": "Aggregator",
@@ -598,8 +599,9 @@ func TestNetworkCloudOperatorSKUs(t *testing.T) {
 				ComputeMachines []struct {
 					RackSlot   int `json:"rackSlot"`
 					Properties struct {
-						MachineSKUID string   `json:"machineSkuId"`
-						CPUFeatures  []string `json:"cpuFeatures"`
+						MachineSKUID string         `json:"machineSkuId"`
+						CPUFeatures  []string       `json:"cpuFeatures"`
+						BIOSSettings map[string]any `json:"biosSettings"`
 					} `json:"properties"`
 				} `json:"computeMachines"`
 			} `json:"properties"`
@@ -612,8 +614,9 @@ func TestNetworkCloudOperatorSKUs(t *testing.T) {
 		switch v.Name {
 		case "acme-compute-4":
 			if v.Properties.RackType != "Compute" || len(v.Properties.ComputeMachines) != 4 ||
-				v.Properties.ComputeMachines[0].Properties.MachineSKUID != "acme-compute-1s-96c" {
-				t.Errorf("acme-compute-4 = %+v", v.Properties)
+				v.Properties.ComputeMachines[0].Properties.MachineSKUID != "acme-compute-1s-96c" ||
+				v.Properties.ComputeMachines[0].Properties.BIOSSettings["SMTControl"] != "Enabled" {
+				t.Errorf("acme-compute-4 = %+v, want 4 slots of acme-compute-1s-96c with its BIOS settings", v.Properties)
 			}
 		case "citadel-compute-8":
 			if m := v.Properties.ComputeMachines; len(m) != 8 || !slices.Contains(m[0].Properties.CPUFeatures, "amx_tile") {

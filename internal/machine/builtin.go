@@ -24,7 +24,11 @@ import "fmt"
 //     BOSS RAID (894 GiB) and 4 x 3.84 TB NVMe for the pooled storage, 2 x
 //     ConnectX-6 Lx dual-port 25 GbE.
 //
-// All of them need at least BIOS 2.1.0 and iDRAC9 (BMC) 7.10.30.00.
+// All of them need at least BIOS 2.1.0 and iDRAC9 (BMC) 7.10.30.00. The
+// machines that run VMs (compute, GPU and hyperconverged) boot UEFI with
+// hyper-threading, VT-x and SR-IOV on: Dell BIOS attributes BootMode Uefi,
+// LogicalProc, ProcVirtualization and SriovGlobalEnable Enabled. The
+// controller's BIOS settings are left as they come.
 //
 // The rack SKUs are the topologies of ARCHITECTURE.md:
 //
@@ -68,6 +72,9 @@ func builtinMachines() []MachineSKU {
 	firmware := func() []FirmwareBaseline {
 		return []FirmwareBaseline{{Component: "BIOS", MinVersion: "2.1.0"}, {Component: "BMC", MinVersion: "7.10.30.00"}}
 	}
+	vmHost := func() map[string]any {
+		return map[string]any{"BootMode": "Uefi", "LogicalProc": "Enabled", "ProcVirtualization": "Enabled", "SriovGlobalEnable": "Enabled"}
+	}
 	emeraldRapids := func() []string {
 		return []string{"avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"}
 	}
@@ -97,6 +104,7 @@ func builtinMachines() []MachineSKU {
 			Disks:             nvme(2, 3576),
 			NetworkInterfaces: cx6dx(),
 			Firmware:          firmware(),
+			BIOSSettings:      vmHost(),
 		},
 		{
 			ID: SKUController, Vendor: "Dell Inc.", Model: "PowerEdge R660", Generation: "Gen5", HardwareVersion: "1",
@@ -118,6 +126,7 @@ func builtinMachines() []MachineSKU {
 			NetworkInterfaces: cx6dx(),
 			GPUs:              []GPU{{Vendor: "NVIDIA", Model: "L40S", Count: 4, MemoryGiB: 48}},
 			Firmware:          firmware(),
+			BIOSSettings:      vmHost(),
 		},
 		{
 			ID: SKUHyperconverged, Vendor: "Dell Inc.", Model: "PowerEdge R660", Generation: "Gen4", HardwareVersion: "1",
@@ -128,6 +137,7 @@ func builtinMachines() []MachineSKU {
 			Disks:             append([]Disk{{CapacityGB: 894, Type: DiskSSD, Connection: "RAID"}}, nvme(4, 3576)...),
 			NetworkInterfaces: cx6lx(),
 			Firmware:          firmware(),
+			BIOSSettings:      vmHost(),
 		},
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,7 +16,8 @@ import (
 // MachineSKU describes one model of server: what the hardware validation
 // expects a machine in a slot of this SKU to be. The JSON names follow the
 // ARM MachineSkuProperties, so an operator's SKU file reads like the rackSkus
-// resource; CPUModel, CPUFeatures, GPUs and Firmware are Citadel's additions.
+// resource; CPUModel, CPUFeatures, GPUs, Firmware and BIOSSettings are
+// Citadel's additions.
 type MachineSKU struct {
 	ID                string `json:"id"`
 	Vendor            string `json:"vendor"`
@@ -36,6 +38,11 @@ type MachineSKU struct {
 	NetworkInterfaces []NetworkInterface `json:"networkInterfaces"`
 	GPUs              []GPU              `json:"gpus,omitempty"`
 	Firmware          []FirmwareBaseline `json:"firmware,omitempty"`
+	// BIOSSettings are the BIOS attributes (Redfish Bios.Attributes, by
+	// the vendor's attribute registry names) a machine of the SKU must
+	// have, with their values: strings, numbers (float64) or booleans.
+	// Attributes not named here are left as the machine has them.
+	BIOSSettings map[string]any `json:"biosSettings,omitempty"`
 }
 
 // Disk is one disk of a machine SKU (ARM MachineDisk).
@@ -462,6 +469,47 @@ func checkMachine(m *MachineSKU, fail func(field, format string, args ...any)) {
 			fail(field+".minVersion", "must not be empty")
 		}
 	}
+	checkBIOS(m, fail)
+}
+
+// checkBIOS checks the SKU's BIOS settings: attribute names are not empty
+// and values are JSON scalars, numbers held as float64 as a SKU file
+// decodes them, so a built-in SKU equals the same SKU loaded from a file.
+func checkBIOS(m *MachineSKU, fail func(field, format string, args ...any)) {
+	for _, name := range slices.Sorted(maps.Keys(m.BIOSSettings)) {
+		field := fmt.Sprintf("biosSettings[%q]", name)
+		if strings.TrimSpace(name) == "" {
+			fail(field, "the attribute name must not be empty")
+			continue
+		}
+		switch v := m.BIOSSettings[name].(type) {
+		case string, bool, float64:
+		case int:
+			m.BIOSSettings[name] = float64(v)
+		case json.Number:
+			f, err := v.Float64()
+			if err != nil {
+				fail(field, "%s is not a number", v)
+				continue
+			}
+			m.BIOSSettings[name] = f
+		default:
+			fail(field, "the value must be a string, a number or a boolean, got %s", jsonKind(v))
+		}
+	}
+}
+
+// jsonKind names the JSON type of a decoded value, for messages.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "an array"
+	}
+	return fmt.Sprintf("%T", v)
 }
 
 func checkRack(r *RackSKU, machineID func(string) (string, bool), rackSKU func(string) *RackSKU, fail func(field, format string, args ...any)) {

@@ -45,6 +45,17 @@ func TestBuiltin(t *testing.T) {
 	if g, _ := c.Machine(SKUGPU); len(g.GPUs) == 0 {
 		t.Errorf("Machine(%q).GPUs is empty", SKUGPU)
 	}
+	for _, id := range []string{SKUCompute, SKUGPU, SKUHyperconverged, SKUController} {
+		m, _ := c.Machine(id)
+		got := []any{m.BIOSSettings["BootMode"], m.BIOSSettings["ProcVirtualization"], m.BIOSSettings["SriovGlobalEnable"]}
+		want := []any{"Uefi", "Enabled", "Enabled"}
+		if id == SKUController {
+			want = []any{nil, nil, nil} // left as they come
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Machine(%q) BootMode, ProcVirtualization, SriovGlobalEnable (-want +got):\n%s", id, diff)
+		}
+	}
 
 	for _, tc := range []struct {
 		id               string
@@ -122,6 +133,7 @@ func validDoc(t testing.TB, mutate func(f *skuFile)) string {
 			Disks:             []Disk{{CapacityGB: 3576, Type: "ssd", Connection: "pcie"}, {CapacityGB: 3576, Type: "SSD", Connection: "PCIE"}},
 			NetworkInterfaces: []NetworkInterface{{Vendor: "Broadcom", Model: "BCM57508", PortCount: 2, PortSpeedGbps: 100, PhysicalSlot: 1}},
 			Firmware:          []FirmwareBaseline{{Component: "BIOS", MinVersion: "1.5"}, {Component: "BMC", MinVersion: "01.02.03"}},
+			BIOSSettings:      map[string]any{"BootMode": "Uefi", "SMTControl": "Enabled", "NumaNodesPerSocket": 1, "SecureBoot": true},
 		}},
 		RackSKUs: []RackSKU{
 			{
@@ -225,6 +237,15 @@ func TestLoad(t *testing.T) {
 			m.Firmware = append(m.Firmware, FirmwareBaseline{Component: "bios", MinVersion: ""})
 		})),
 			want: []string{`firmware[2].component: "bios" already has a baseline in firmware[0]`, "firmware[2].minVersion: must not be empty"}},
+		{name: "BIOS attribute without a name", doc: validDoc(t, machine(func(m *MachineSKU) { m.BIOSSettings[" "] = "Enabled" })),
+			want: []string{`machine SKU "acme-compute-1s-96c": biosSettings[" "]: the attribute name must not be empty`}},
+		{name: "BIOS values not scalars", doc: validDoc(t, machine(func(m *MachineSKU) {
+			m.BIOSSettings["AdminPhone"], m.BIOSSettings["BootOrder"] = nil, []string{"Hdd", "Pxe"}
+		})),
+			want: []string{`biosSettings["AdminPhone"]: the value must be a string, a number or a boolean, got null`,
+				`biosSettings["BootOrder"]: the value must be a string, a number or a boolean, got an array`}},
+		{name: "BIOS value an object", doc: strings.Replace(validDoc(t, nil), `"SecureBoot":true`, `"SecureBoot":{"Enabled":true}`, 1),
+			want: []string{`biosSettings["SecureBoot"]: the value must be a string, a number or a boolean, got an object`}},
 
 		{name: "rack id twice", doc: validDoc(t, compute(func(r *RackSKU) { r.ID = "ACME-aggregator" })),
 			want: []string{`rack SKU "ACME-aggregator": id: the id appears more than once in the document`, `supportedRackSkuIds[0]: rack SKU "ACME-COMPUTE-4" is in neither`}},
@@ -333,6 +354,10 @@ func TestLoadCanonical(t *testing.T) {
 	if want := []string{DiskSSD, "PCIE", "PCI", "PXE"}; !cmp.Equal(gotM, want) {
 		t.Errorf("machine not canonical: got %v, want %v", gotM, want)
 	}
+	wantBIOS := map[string]any{"BootMode": "Uefi", "SMTControl": "Enabled", "NumaNodesPerSocket": float64(1), "SecureBoot": true}
+	if diff := cmp.Diff(wantBIOS, m.BIOSSettings); diff != "" {
+		t.Errorf("biosSettings not as loaded (-want +got):\n%s", diff)
+	}
 	if r, _ := c.Rack("acme-compute-4"); r.Type != RackCompute {
 		t.Errorf(`Rack("acme-compute-4").Type = %q, want %q`, r.Type, RackCompute)
 	}
@@ -343,6 +368,22 @@ func TestLoadCanonical(t *testing.T) {
 	want2 := []string{"acme-aggregator", "acme-compute-4", RackSKUAggregator, RackSKUCompute16, RackSKUCompute8, RackSKUHyperconverged, RackSKUSingle}
 	if !cmp.Equal(ids, want2) {
 		t.Errorf("Racks() = %v, want %v", ids, want2)
+	}
+}
+
+// TestBIOSSettingsNumbers: a SKU built in Go holds its BIOS numbers as a
+// SKU file decodes them, so the two compare equal.
+func TestBIOSSettingsNumbers(t *testing.T) {
+	m := *Builtin().Machines()[0]
+	m.ID, m.BIOSSettings = "go-built", map[string]any{"NumaNodesPerSocket": 2, "ProcCStates": json.Number("0"), "BootMode": "Uefi"}
+	var c Catalog
+	ms, _, err := c.check([]MachineSKU{m}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"NumaNodesPerSocket": float64(2), "ProcCStates": float64(0), "BootMode": "Uefi"}
+	if diff := cmp.Diff(want, ms[0].BIOSSettings); diff != "" {
+		t.Errorf("biosSettings after check (-want +got):\n%s", diff)
 	}
 }
 

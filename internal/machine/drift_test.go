@@ -1,7 +1,9 @@
 package machine
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -81,5 +83,56 @@ func TestFirmwareDrift(t *testing.T) {
 				t.Errorf("FirmwareDrift (-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+func TestBIOSDrift(t *testing.T) {
+	sku := &MachineSKU{BIOSSettings: map[string]any{"BootMode": "Uefi", "ProcVirtualization": "Enabled", "NumaNodesPerSocket": float64(1), "SecureBoot": true}}
+	inSync := map[string]any{"BootMode": "Uefi", "ProcVirtualization": "Enabled", "NumaNodesPerSocket": float64(1), "SecureBoot": true, "AdminPhone": ""}
+	with := func(change map[string]any) map[string]any {
+		m := maps.Clone(inSync)
+		for k, v := range change {
+			if v == nil {
+				delete(m, k)
+			} else {
+				m[k] = v
+			}
+		}
+		return m
+	}
+	for _, tt := range []struct {
+		name  string
+		attrs map[string]any
+		want  []DriftItem
+	}{
+		{"in sync, other attributes ignored", inSync, nil},
+		{"a number as text", with(map[string]any{"NumaNodesPerSocket": "1"}), nil},
+		{"one flipped", with(map[string]any{"ProcVirtualization": "Disabled"}), []DriftItem{{"bios/ProcVirtualization", "Enabled", "Disabled"}}},
+		{"case matters", with(map[string]any{"BootMode": "UEFI"}), []DriftItem{{"bios/BootMode", "Uefi", "UEFI"}}},
+		{"several, in attribute order", with(map[string]any{"SecureBoot": false, "NumaNodesPerSocket": float64(4), "BootMode": "Bios"}),
+			[]DriftItem{{"bios/BootMode", "Uefi", "Bios"}, {"bios/NumaNodesPerSocket", "1", "4"}, {"bios/SecureBoot", "true", "false"}}},
+		{"not reported", with(map[string]any{"ProcVirtualization": nil}), []DriftItem{{"bios/ProcVirtualization", "Enabled", ""}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if d := cmp.Diff(tt.want, BIOSDrift(sku, tt.attrs)); d != "" {
+				t.Errorf("BIOSDrift (-want +got):\n%s", d)
+			}
+		})
+	}
+	if got := BIOSDrift(&MachineSKU{}, inSync); got != nil {
+		t.Errorf("BIOSDrift of a SKU without BIOS settings = %v, want none", got)
+	}
+}
+
+func TestBIOSValue(t *testing.T) {
+	for _, tt := range []struct {
+		v    any
+		want string
+	}{
+		{nil, ""}, {"Enabled", "Enabled"}, {true, "true"}, {float64(0), "0"}, {2.5, "2.5"}, {float64(1e6), "1000000"}, {7, "7"}, {json.Number("3.0"), "3"},
+	} {
+		if got := BIOSValue(tt.v); got != tt.want {
+			t.Errorf("BIOSValue(%#v) = %q, want %q", tt.v, got, tt.want)
+		}
 	}
 }

@@ -2,8 +2,11 @@ package machine
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -130,6 +133,49 @@ func FirmwareDrift(sku *MachineSKU, firmware map[string]string) []DriftItem {
 		}
 	}
 	return items
+}
+
+// BIOSDrift compares the BIOS attributes a machine reports (as Redfish
+// Bios.Attributes decode: strings, float64, booleans or nil) with its
+// SKU's BIOS settings: each attribute whose value differs, or that the
+// machine does not report, is an item "bios/{attribute}", in attribute
+// order. Values are compared as text (BIOSValue), so 1 and "1" agree;
+// attribute names and enumeration values are compared exactly, as the
+// BIOS attribute registries spell them.
+func BIOSDrift(sku *MachineSKU, attrs map[string]any) []DriftItem {
+	var items []DriftItem
+	for _, name := range slices.Sorted(maps.Keys(sku.BIOSSettings)) {
+		want := BIOSValue(sku.BIOSSettings[name])
+		got, ok := attrs[name]
+		if !ok || BIOSValue(got) != want {
+			items = append(items, DriftItem{Item: "bios/" + name, Desired: want, Observed: BIOSValue(got)})
+		}
+	}
+	return items
+}
+
+// BIOSValue writes a BIOS attribute's value as text: a string as is, a
+// number without exponent or trailing zeros, a boolean as true or false,
+// nil (null, or not reported) as "".
+func BIOSValue(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	case bool:
+		return strconv.FormatBool(v)
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	case int:
+		return strconv.Itoa(v)
+	case json.Number:
+		if f, err := v.Float64(); err == nil {
+			return strconv.FormatFloat(f, 'f', -1, 64)
+		}
+		return v.String()
+	}
+	return fmt.Sprint(v)
 }
 
 type addFunc = func(part, format string, args ...any)

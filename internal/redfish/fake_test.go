@@ -106,6 +106,9 @@ type bend struct {
 	protocols        []string          // TransferProtocolType@Redfish.AllowableValues on InsertMedia (Dell)
 	rename           map[string]string // rewrite ids everywhere (Dell: ':' and '.')
 	powerState       string            // the system's state at start
+	noBIOS           bool              // the system links no Bios (Supermicro X10, Intel)
+	noBIOSSettings   bool              // the Bios has no settings object: PATCH it directly
+	biosApplyTimes   []string          // @Redfish.Settings.SupportedApplyTimes of the Bios (Dell)
 }
 
 type loginStyle int
@@ -134,11 +137,18 @@ type fakeBMC struct {
 	logins   int
 	requests []string // "METHOD /path" of each request
 	resets   []string // reset types accepted
+	patches  []patch  // PATCHes of Bios resources accepted
 	ifMatch  []string // If-Match of each PATCH
 	gen      int      // ETag generation of the systems
 	stale    int      // PATCHes still to refuse with 412
 	pending  map[string]pendingPower
 	monitors map[string]int // task monitor → polls still answered 202
+}
+
+// patch is a PATCH a fake accepted: where, and the body.
+type patch struct {
+	Path string
+	Body map[string]any
 }
 
 type pendingPower struct {
@@ -196,6 +206,21 @@ func newFakeBMC(tb testing.TB, mockup string, b bend) *fakeBMC {
 			}
 			delete(reset, "ResetType@Redfish.AllowableValues")
 			reset["@Redfish.ActionInfo"] = info
+		}
+	}
+	for id, m := range f.res {
+		switch {
+		case f.isSystem(id) && b.noBIOS:
+			delete(m, "Bios")
+		case f.isBIOS(id) && b.noBIOSSettings:
+			if settings, ok := m["@Redfish.Settings"].(map[string]any); ok {
+				delete(f.res, str(settings["SettingsObject"].(map[string]any)["@odata.id"]))
+				delete(m, "@Redfish.Settings")
+			}
+		case f.isBIOS(id) && b.biosApplyTimes != nil:
+			if settings, ok := m["@Redfish.Settings"].(map[string]any); ok {
+				settings["SupportedApplyTimes"] = toAny(b.biosApplyTimes)
+			}
 		}
 	}
 	if b.firstSystem != "" {
@@ -430,15 +455,27 @@ func (f *fakeBMC) get(w http.ResponseWriter, r *http.Request, p string) {
 			}
 		}
 	}
+	if f.bend.lowercaseLinks && f.isBIOS(p) {
+		if l, ok := child(out["@Redfish.Settings"], "SettingsObject"); ok && strings.HasPrefix(str(l["@odata.id"]), p+"/") {
+			l["@odata.id"] = strings.ToLower(p) + strings.TrimPrefix(str(l["@odata.id"]), p)
+		}
+	}
 	if f.bend.trailingSlash {
 		addSlashes(out)
 	}
-	if f.bend.etag && f.isSystem(p) {
+	if f.bend.etag && (f.isSystem(p) || f.isBIOS(p)) {
 		etag := fmt.Sprintf(`W/"gen-%d"`, f.gen)
 		out["@odata.etag"] = etag
 		w.Header().Set("ETag", etag)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// child is v[key] when v is an object and that is one too.
+func child(v any, key string) (map[string]any, bool) {
+	m, _ := v.(map[string]any)
+	c, ok := m[key].(map[string]any)
+	return c, ok
 }
 
 func addSlashes(v any) {
@@ -460,6 +497,11 @@ func addSlashes(v any) {
 
 func (f *fakeBMC) isSystem(p string) bool {
 	return strings.HasPrefix(str(f.res[p]["@odata.type"]), "#ComputerSystem.v")
+}
+
+// isBIOS says whether p is a Bios resource or the settings object of one.
+func (f *fakeBMC) isBIOS(p string) bool {
+	return strings.HasPrefix(str(f.res[p]["@odata.type"]), "#Bios.v")
 }
 
 // settle finishes a power transition whose time has come.
@@ -590,7 +632,11 @@ func (f *fakeBMC) eject(w http.ResponseWriter, id string) {
 }
 
 func (f *fakeBMC) patch(w http.ResponseWriter, r *http.Request, p string) {
-	if !f.isSystem(p) {
+	if _, ok := f.res[p]; !ok {
+		writeError(w, http.StatusNotFound, "Base.1.8.ResourceMissingAtURI", "The resource at the URI "+p+" was not found.")
+		return
+	}
+	if !f.isSystem(p) && !f.isBIOS(p) {
 		writeError(w, http.StatusMethodNotAllowed, "Base.1.8.OperationNotAllowed", "PATCH is not allowed here.")
 		return
 	}
@@ -602,6 +648,10 @@ func (f *fakeBMC) patch(w http.ResponseWriter, r *http.Request, p string) {
 	}
 	if f.bend.etag && match != "" && match != fmt.Sprintf(`W/"gen-%d"`, f.gen) {
 		writeError(w, http.StatusPreconditionFailed, "Base.1.8.PreconditionFailed", "The ETag does not match.")
+		return
+	}
+	if f.isBIOS(p) {
+		f.patchBIOS(w, r, p)
 		return
 	}
 	var in struct{ Boot map[string]string }
@@ -620,6 +670,48 @@ func (f *fakeBMC) patch(w http.ResponseWriter, r *http.Request, p string) {
 		}
 		boot[k] = v
 	}
+	f.gen++
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// patchBIOS takes attributes into a settings object, or into a Bios
+// without one; a Bios with a settings object is read-only, as on real
+// BMCs. Attributes the Bios does not have are refused.
+func (f *fakeBMC) patchBIOS(w http.ResponseWriter, r *http.Request, p string) {
+	res := f.res[p]
+	if _, ok := res["@Redfish.Settings"]; ok {
+		writeError(w, http.StatusMethodNotAllowed, "Base.1.8.OperationNotAllowed", "PATCH the settings object.")
+		return
+	}
+	var in map[string]any
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		writeError(w, http.StatusBadRequest, "Base.1.8.MalformedJSON", err.Error())
+		return
+	}
+	attrs, ok := in["Attributes"].(map[string]any)
+	if !ok {
+		writeError(w, http.StatusBadRequest, "Base.1.8.PropertyValueTypeError", "Attributes must be an object.")
+		return
+	}
+	known := res
+	if settings, ok := f.res[strings.TrimSuffix(p, "/Settings")]; ok && f.isBIOS(strings.TrimSuffix(p, "/Settings")) {
+		known = settings
+	}
+	for k := range attrs {
+		if _, ok := known["Attributes"].(map[string]any)[k]; !ok {
+			writeError(w, http.StatusBadRequest, "Base.1.8.PropertyUnknown", "The property "+k+" is not in the list of valid properties for the resource.")
+			return
+		}
+	}
+	current, _ := res["Attributes"].(map[string]any)
+	if current == nil {
+		current = map[string]any{}
+		res["Attributes"] = current
+	}
+	for k, v := range attrs {
+		current[k] = v
+	}
+	f.patches = append(f.patches, patch{Path: p, Body: in})
 	f.gen++
 	w.WriteHeader(http.StatusNoContent)
 }

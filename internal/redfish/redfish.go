@@ -1,6 +1,7 @@
 // Package redfish is Citadel's client for BMCs speaking DMTF Redfish: it
 // reads a machine's inventory, switches its power, sets a one-time boot
-// override and mounts virtual media to reimage it.
+// override, mounts virtual media to reimage it, and reads and stages its
+// BIOS settings.
 //
 // Real BMCs differ from the schemas and from each other, so the client
 // navigates by links only, compares @odata.id without a trailing '/',

@@ -642,6 +642,7 @@ func FuzzDecode(f *testing.F) {
 		rack[rackSystem+"/SimpleStorage/1"],
 		rack[rackSystem+"/EthernetInterfaces/12446A3B0411"],
 		rack[rackSystem+"/VirtualMedia/CD1"],
+		rack[rackSystem+"/Bios"],
 		rack["/redfish/v1/Managers/BMC"],
 		rack["/redfish/v1/UpdateService"],
 		rack["/redfish/v1/UpdateService/FirmwareInventory/BMC"],
@@ -664,6 +665,7 @@ func FuzzDecode(f *testing.F) {
 		`{"Members": [{"@odata.id": "/a"}, null, 3], "Members@odata.nextLink": {"x": 1}}`,
 		`{"Parameters": [{"Name": "ResetType", "AllowableValues": [null, 1]}]}`,
 		`{"MACAddress": "AA-BB-CC-DD-EE-FF", "SpeedMbps": 1e400}`,
+		`{"Attributes": [1], "@Redfish.Settings": {"SettingsObject": "x", "SupportedApplyTimes": [null, 2]}}`,
 		`[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]`,
 		"\xff\xfe",
 	} {
@@ -694,6 +696,7 @@ func FuzzDecode(f *testing.F) {
 		decodeNIC(b)
 		decodeFirmware(b)
 		decodeUpdateService(b)
+		decodeBIOS(b)
 		normalizeMAC(string(b))
 	})
 }

@@ -49,8 +49,8 @@ type BootOverride struct {
 }
 
 type systemLinks struct {
-	processors, memory, storage, simpleStorage, ethernet, virtualMedia string
-	managedBy                                                          []string
+	processors, memory, storage, simpleStorage, ethernet, virtualMedia, bios string
+	managedBy                                                                []string
 }
 
 const resetAction = "#ComputerSystem.Reset"
@@ -77,9 +77,9 @@ func decodeSystem(b []byte) (*System, error) {
 		}
 		Actions map[string]action
 		// Links to the system's parts.
-		Processors, Memory, Storage, SimpleStorage, EthernetInterfaces, VirtualMedia link
-		Links                                                                        struct{ ManagedBy []link }
-		Settings                                                                     struct{ SettingsObject link } `json:"@Redfish.Settings"`
+		Processors, Memory, Storage, SimpleStorage, EthernetInterfaces, VirtualMedia, Bios link
+		Links                                                                              struct{ ManagedBy []link }
+		Settings                                                                           struct{ SettingsObject link } `json:"@Redfish.Settings"`
 	}](b)
 	if err != nil {
 		return nil, err
@@ -106,6 +106,7 @@ func decodeSystem(b []byte) (*System, error) {
 			simpleStorage: v.SimpleStorage.ID,
 			ethernet:      v.EthernetInterfaces.ID,
 			virtualMedia:  v.VirtualMedia.ID,
+			bios:          v.Bios.ID,
 		},
 		settings: v.Settings.SettingsObject.ID,
 		etag:     v.ETag,

@@ -8,9 +8,11 @@
 // subscriptions. It answers like the real peers described in
 // docs/redfish.md: sessions and Basic auth, ComputerSystem.Reset through
 // PoweringOn and PoweringOff, a one-time boot override that a boot clears,
-// virtual media insert and eject, ETags with If-Match, Base registry errors,
+// virtual media insert and eject, BIOS settings staged in Bios/Settings
+// and applied at the next boot, ETags with If-Match, Base registry errors,
 // and events pushed to subscribers. Faults (an unreachable BMC, a failed
-// DIMM, a power loss) are injected at run time.
+// DIMM, a power loss, a BIOS setting changed by hand) are injected at run
+// time.
 //
 // The fleet simulator runs thousands of BMCs, so a BMC keeps its resources
 // as compact JSON, computes power transitions from timestamps when it is
@@ -78,6 +80,7 @@ type BMC struct {
 
 	// Found by following links once, at construction, and not changed after.
 	system, sessionsPath, subsPath string
+	bios, biosSettings             string                 // the host's Bios and its settings object, or ""
 	posts                          map[string]postHandler // action targets and collections that take POST
 	sessionTimeout                 time.Duration
 
@@ -154,6 +157,9 @@ func (b *BMC) index() {
 		if t := actionTarget(sys, "#ComputerSystem.Reset"); t != "" {
 			b.system = m
 			b.posts[t] = (*BMC).reset
+			b.bios = linkOf(sys, "Bios")
+			bios, _ := b.object(b.bios)
+			b.biosSettings = linkOf(child(bios, "@Redfish.Settings"), "SettingsObject")
 			break
 		}
 	}

@@ -25,6 +25,11 @@ type Machine struct {
 	NICs                                   []NIC
 	Firmware                               []Firmware
 	VirtualMediaUnder                      string // "System" (default), "Manager" or "None"
+	// BIOSAttributes are the BIOS's attributes (Bios.Attributes) over a
+	// few defaults (Dell's names: BootMode Uefi, LogicalProc,
+	// ProcVirtualization and ProcTurboMode Enabled, SriovGlobalEnable
+	// Disabled, ...).
+	BIOSAttributes map[string]any
 }
 
 // Processor is Count sockets of one kind of processor.
@@ -97,7 +102,8 @@ var noQueries = map[string]any{
 
 // New generates the tree of a BMC for m: a service root, one system with its
 // processors, memory, storage, Ethernet interfaces and virtual media, one
-// chassis, one manager, the session, event and update services.
+// chassis, one manager, the session, event and update services, and the
+// BIOS with its settings object.
 func New(m Machine, opts Options) *BMC {
 	m.SerialNumber = cmp.Or(m.SerialNumber, "SIM0000000")
 	m.SystemID = cmp.Or(m.SystemID, m.SerialNumber)
@@ -223,6 +229,7 @@ func New(m Machine, opts Options) *BMC {
 			"Status": obj{"State": "Enabled", "Health": "OK", "HealthRollup": "OK"}},
 		"Processors": link(sys + "/Processors"), "Memory": link(sys + "/Memory"),
 		"EthernetInterfaces": link(sys + "/EthernetInterfaces"), "Storage": link(sys + "/Storage"),
+		"Bios":  link(sys + "/Bios"),
 		"Links": obj{"Chassis": []any{link(chassis)}, "ManagedBy": []any{link(manager)}},
 		"Actions": obj{"#ComputerSystem.Reset": obj{
 			"target":                            sys + "/Actions/ComputerSystem.Reset",
@@ -233,6 +240,7 @@ func New(m Machine, opts Options) *BMC {
 		system["VirtualMedia"] = link(sys + "/VirtualMedia")
 	}
 	g.put(sys, system)
+	g.biosResources(sys, m.BIOSAttributes)
 
 	g.collection(rootPath+"/Chassis", "ChassisCollection", "Chassis Collection", []string{chassis})
 	g.put(chassis, obj{"@odata.type": "#Chassis.v1_25_0.Chassis", "Id": "1", "Name": "Computer System Chassis",

@@ -18,7 +18,8 @@ type field struct {
 var bootSources = []string{"None", "Pxe", "Floppy", "Cd", "Usb", "Hdd", "BiosSetup", "Utilities", "Diags", "UefiShell", "UefiTarget", "SDCard", "UefiHttp", "RemoteDrive", "UefiBootNext", "Recovery"}
 
 // systemFields are the writable members of the host system: the asset tag
-// and the boot override. Everything else in the tree is read-only.
+// and the boot override. Everything else in the tree is read-only, but for
+// the Attributes of the BIOS settings object (stageBIOS).
 var systemFields = map[string]field{
 	"AssetTag": {},
 	"Boot": {members: map[string]field{
@@ -56,7 +57,13 @@ func (b *BMC) patch(w http.ResponseWriter, r *http.Request, p string, body []byt
 		fields = systemFields
 	}
 	obj, _ := b.object(p)
-	if msgs := apply(obj, in, fields); len(msgs) > 0 {
+	var msgs []message
+	if p == b.biosSettings {
+		msgs = b.stageBIOS(obj, in)
+	} else {
+		msgs = apply(obj, in, fields)
+	}
+	if len(msgs) > 0 {
 		return refuse(http.StatusBadRequest, msgs...)
 	}
 	b.put(p, obj)

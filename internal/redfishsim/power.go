@@ -184,10 +184,12 @@ var resetStates = map[string][]string{
 	"PowerCycle":       {"On", "Off"},
 }
 
-// boot is the host starting after a reset: it follows the boot override,
-// clears a Once override as real BMCs do, and a boot from a CD with media
-// inserted installs that image. The caller holds b.mu.
+// boot is the host starting after a reset: the BIOS takes its pending
+// settings, the boot follows the boot override, clears a Once override as
+// real BMCs do, and a boot from a CD with media inserted installs that
+// image. The caller holds b.mu.
 func (b *BMC) boot() {
+	b.applyBIOS()
 	sys, _ := b.object(b.system)
 	bootCfg := sub(sys, "Boot")
 	source := "Hdd"

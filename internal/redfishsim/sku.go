@@ -3,18 +3,21 @@ package redfishsim
 import (
 	"fmt"
 	"hash/fnv"
+	"maps"
 
 	"github.com/citadel-cloud/citadel/internal/machine"
 )
 
 // ForSKU is a machine built to a catalog SKU, with the given serial
 // number: its processors, 32 GiB DIMMs for the SKU's memory, its disks,
-// one NIC per port and firmware at the SKU's baselines. The MACs are
-// derived from the serial number; BootMAC and BMCMAC say which they are.
+// one NIC per port, firmware at the SKU's baselines and the SKU's BIOS
+// settings. The MACs are derived from the serial number; BootMAC and
+// BMCMAC say which they are.
 func ForSKU(sku *machine.MachineSKU, serial string) Machine {
 	m := Machine{
 		Manufacturer: sku.Vendor, Model: sku.Model, SKU: sku.ID, SerialNumber: serial,
 		BIOSVersion: "2.1.0", BMCFirmwareVersion: "7.10.30.00",
+		BIOSAttributes: maps.Clone(sku.BIOSSettings),
 	}
 	for _, b := range sku.Firmware {
 		switch b.Component {

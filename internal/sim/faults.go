@@ -112,6 +112,35 @@ func (s *Site) Drift(name string) error {
 	return s.changeInventory(name, func(inv *agentapi.Inventory) { inv.OS.Kernel = driftedKernel })
 }
 
+// DriftBIOS changes one of a machine's BIOS settings behind the control
+// plane's back, as someone in the BIOS setup would: the first attribute of
+// its SKU's BIOS settings, in name order, that is Enabled (or true)
+// becomes Disabled (or false), else the first that is Disabled (or
+// false) becomes Enabled. Its BMC reports the change at once
+// (redfishsim.BMC.SetBIOSAttribute). It returns the attribute and its
+// values before and after.
+func (s *Site) DriftBIOS(name string) (attr string, from, to any, err error) {
+	m, err := s.agentMachine(name)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	sku, ok := s.opts.Catalog.Machine(m.Hardware.SKU)
+	if !ok || len(sku.BIOSSettings) == 0 {
+		return "", nil, nil, fmt.Errorf("sim: machine %q: its SKU %q has no BIOS settings to drift from", name, m.Hardware.SKU)
+	}
+	current := m.BMC.BIOSAttributes()
+	flip := map[any]any{"Enabled": "Disabled", true: false, "Disabled": "Enabled", false: true}
+	names := slices.Sorted(maps.Keys(sku.BIOSSettings))
+	for _, from := range []any{"Enabled", true, "Disabled", false} { // prefer turning a setting off
+		for _, a := range names {
+			if v := current[a]; v == from {
+				return a, v, flip[v], m.BMC.SetBIOSAttribute(a, flip[v])
+			}
+		}
+	}
+	return "", nil, nil, fmt.Errorf("sim: machine %q: none of the BIOS settings %s of its SKU is Enabled, Disabled or a boolean", name, strings.Join(names, ", "))
+}
+
 // installed gives machine name, whose BMC just installed an OS image, a
 // pristine OS: what was changed by hand (a drifted kernel) is gone. It
 // keeps the release it runs.
@@ -303,6 +332,10 @@ var faultKinds = map[string]faultKind{
 	}},
 	"drift": {do: func(s *Site, f Fault) (string, error) {
 		return "the host reports kernel " + driftedKernel + ", installed by hand", s.Drift(f.Machine)
+	}},
+	"bios-drift": {do: func(s *Site, f Fault) (string, error) {
+		attr, from, to, err := s.DriftBIOS(f.Machine)
+		return fmt.Sprintf("BIOS attribute %s changed by hand from %v to %v", attr, from, to), err
 	}},
 	"update-fail": {do: func(s *Site, f Fault) (string, error) {
 		return "its next update will fail", s.FailNextUpdate(f.Machine)

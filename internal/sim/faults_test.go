@@ -154,6 +154,22 @@ func TestFaults(t *testing.T) {
 			}
 			return nil
 		}},
+		// The compute SKU's BIOS settings, in name order: BootMode Uefi,
+		// then LogicalProc Enabled, the first to turn off.
+		{body: `{"fault": "bios-drift", "machine": "fr3m1"}`, wantStatus: 200, check: func() error {
+			if got := s.Machine("fr3m1").BMC.BIOSAttributes()["LogicalProc"]; got != "Disabled" {
+				return fmt.Errorf("the BMC reports LogicalProc %v, want Disabled", got)
+			}
+			return nil
+		}},
+		{body: `{"fault": "bios-drift", "machine": "fr3m1"}`, wantStatus: 200, check: func() error {
+			if got := s.Machine("fr3m1").BMC.BIOSAttributes()["ProcVirtualization"]; got != "Disabled" {
+				return fmt.Errorf("the BMC reports ProcVirtualization %v, want Disabled", got)
+			}
+			return nil
+		}},
+		// The controllers' SKU leaves the BIOS as it comes: nothing to drift from.
+		{body: `{"fault": "bios-drift", "machine": "fc1"}`, wantStatus: 409},
 	} {
 		status, out := post(t, api, tc.body)
 		if status != tc.wantStatus {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/citadel-cloud/citadel/internal/arm"
 	"github.com/citadel-cloud/citadel/internal/audit"
 	"github.com/citadel-cloud/citadel/internal/machine"
+	"github.com/citadel-cloud/citadel/internal/redfish"
 	"github.com/citadel-cloud/citadel/internal/resource"
 )
 
@@ -27,10 +29,13 @@ import (
 // decided. WatchDrift compares what each provisioned machine's agent
 // reports with what the machine should run (machine.DetectDrift) and
 // records the difference on the machine as configurationDrift, with an
-// activity-log event when it appears or goes away. A cluster whose
-// configurationDriftMode is Enforce has a drifted machine reimaged, as a
-// reimage action the control plane itself requests: the disruption guard
-// decides, as for anyone's.
+// activity-log event when it appears or goes away. Every
+// FirmwareCheckInterval it also reads each machine's BMC: its firmware
+// against the SKU's baseline, its BIOS attributes against the SKU's BIOS
+// settings. A cluster whose configurationDriftMode is Enforce has a
+// drifted machine corrected by actions the control plane itself requests,
+// so the disruption guard decides, as for anyone's: a reimage for its OS,
+// a restart to apply BIOS settings staged on its BMC.
 
 // The configurationDriftMode values.
 const (
@@ -40,8 +45,10 @@ const (
 	// agents' reports, a drift shows within 20 s.
 	defaultDriftInterval = 10 * time.Second
 	// defaultFirmwareInterval is how often each BMC is asked for the
-	// firmware it runs.
+	// firmware it runs and its BIOS settings.
 	defaultFirmwareInterval = 5 * time.Minute
+	// biosItem starts the drift items of BIOS attributes.
+	biosItem = "bios/"
 )
 
 // configurationDrift is a machine's drift as recorded on it.
@@ -49,8 +56,8 @@ type configurationDrift struct {
 	Status       string              `json:"status"` // InSync or Drifted
 	Items        []machine.DriftItem `json:"items"`
 	DetectedTime string              `json:"detectedTime,omitempty"`
-	// Correction says what Enforce did about it: the reimage requested,
-	// or why it was refused.
+	// Correction says what Enforce did about it: the reimage or restart
+	// requested, the BIOS settings staged, or why it could not.
 	Correction string `json:"correction,omitempty"`
 }
 
@@ -59,12 +66,12 @@ type configurationDrift struct {
 func (p *Provider) WatchDrift(ctx context.Context) {
 	tick := time.NewTicker(cmp.Or(p.cfg.DriftCheckInterval, defaultDriftInterval))
 	defer tick.Stop()
-	fw := &firmwareReadings{byMachine: map[string]firmwareReading{}}
+	readings := &bmcReadings{byMachine: map[string]bmcReading{}}
 	for {
 		if err := p.syncHostNetworks(ctx); err != nil && ctx.Err() == nil {
 			p.log.WarnContext(ctx, "host networks not synced", "err", err)
 		}
-		if err := p.checkDrift(ctx, fw); err != nil && ctx.Err() == nil {
+		if err := p.checkDrift(ctx, readings); err != nil && ctx.Err() == nil {
 			p.log.WarnContext(ctx, "drift not checked", "err", err)
 		}
 		select {
@@ -75,36 +82,43 @@ func (p *Provider) WatchDrift(ctx context.Context) {
 	}
 }
 
-// firmwareReadings are the firmware versions last read from each
-// machine's BMC, and when: BMCs are asked every FirmwareCheckInterval,
-// not at every check.
-type firmwareReadings struct {
-	byMachine map[string]firmwareReading
+// bmcReadings are what was last read from each machine's BMC, and when:
+// BMCs are asked every FirmwareCheckInterval, not at every check.
+type bmcReadings struct {
+	byMachine map[string]bmcReading
 }
 
-type firmwareReading struct {
-	versions map[string]string
-	read     time.Time
+type bmcReading struct {
+	firmware map[string]string
+	// bios holds the BIOS attributes when the SKU has BIOS settings and
+	// the BMC shows them; nil otherwise, and the BIOS is not judged.
+	bios map[string]any
+	read time.Time
+	// staged says Enforce has PATCHed this reading's drifted BIOS
+	// settings into the BIOS's settings object, stageErr why it could
+	// not: either way the BMC is not asked again before the next reading.
+	staged   bool
+	stageErr error
 }
 
-// readFirmware reads the firmware of the machines whose reading is older than
-// FirmwareCheckInterval, a few BMCs at a time. A BMC that does not answer
+// readBMCs reads the BMCs of the machines whose reading is older than
+// FirmwareCheckInterval, a few at a time. A BMC that does not answer
 // keeps its last reading.
-func (p *Provider) readFirmware(ctx context.Context, fw *firmwareReadings, machines []*resource.Resource) {
+func (p *Provider) readBMCs(ctx context.Context, readings *bmcReadings, machines []*resource.Resource) {
 	every := cmp.Or(p.cfg.FirmwareCheckInterval, defaultFirmwareInterval)
 	var due []*resource.Resource
 	for _, m := range machines {
-		if time.Since(fw.byMachine[m.ID].read) >= every {
+		if time.Since(readings.byMachine[m.ID].read) >= every {
 			due = append(due, m)
 		}
 	}
-	read := make([]map[string]string, len(due))
+	read := make([]*bmcReading, len(due))
 	work := make(chan int)
 	var wg sync.WaitGroup
 	for range min(len(due), 16) {
 		wg.Go(func() {
 			for i := range work {
-				read[i] = p.firmwareOf(ctx, due[i])
+				read[i] = p.readBMC(ctx, due[i])
 			}
 		})
 	}
@@ -115,17 +129,18 @@ func (p *Provider) readFirmware(ctx context.Context, fw *firmwareReadings, machi
 	wg.Wait()
 	for i, m := range due {
 		if read[i] != nil {
-			fw.byMachine[m.ID] = firmwareReading{versions: read[i], read: time.Now()}
+			readings.byMachine[m.ID] = *read[i]
 		}
 	}
 }
 
-// firmwareOf reads a machine's firmware versions from its BMC; nil when
-// the BMC does not answer.
-func (p *Provider) firmwareOf(ctx context.Context, m *resource.Resource) map[string]string {
+// readBMC reads a machine's firmware versions from its BMC and, when its
+// SKU has BIOS settings, its BIOS attributes, in one session; nil when the
+// BMC does not answer.
+func (p *Provider) readBMC(ctx context.Context, m *resource.Resource) *bmcReading {
 	bmc, err := p.dialBMC(ctx, m)
 	if err != nil {
-		p.log.DebugContext(ctx, "firmware not read", "machine", m.ID, "err", err)
+		p.log.DebugContext(ctx, "bmc not read", "machine", m.ID, "err", err)
 		return nil
 	}
 	defer bmc.close(ctx)
@@ -134,12 +149,23 @@ func (p *Provider) firmwareOf(ctx context.Context, m *resource.Resource) map[str
 		p.log.DebugContext(ctx, "firmware not read", "machine", m.ID, "err", err)
 		return nil
 	}
-	return inv.Hardware().Firmware
+	r := &bmcReading{firmware: inv.Hardware().Firmware, read: time.Now()}
+	if sku, ok := p.cfg.Catalog.Machine(str(m.Properties, "machineSkuId")); ok && len(sku.BIOSSettings) > 0 {
+		r.bios, err = bmc.client.BIOS(ctx, bmc.system)
+		switch {
+		case errors.Is(err, redfish.ErrNoBIOS):
+			p.log.InfoContext(ctx, "bios settings not compared", "machine", m.ID, "reason", "the BMC shows no BIOS settings")
+		case err != nil:
+			p.log.DebugContext(ctx, "bios not read", "machine", m.ID, "err", err)
+			return nil
+		}
+	}
+	return r
 }
 
 // checkDrift checks every provisioned machine that is not being worked on
 // once.
-func (p *Provider) checkDrift(ctx context.Context, fw *firmwareReadings) error {
+func (p *Provider) checkDrift(ctx context.Context, readings *bmcReadings) error {
 	machines, err := p.svc.ResourcesOfType(ctx, machineType)
 	if err != nil {
 		return err
@@ -164,12 +190,15 @@ func (p *Provider) checkDrift(ctx context.Context, fw *firmwareReadings) error {
 	}
 	drifted := machine.DetectDrift(configs)
 	judged := slices.Collect(maps.Values(byName))
-	p.readFirmware(ctx, fw, judged)
+	p.readBMCs(ctx, readings, judged)
 	for name, m := range byName {
 		items := drifted[name]
 		if sku, ok := p.cfg.Catalog.Machine(str(m.Properties, "machineSkuId")); ok {
-			if r, ok := fw.byMachine[m.ID]; ok {
-				items = append(items, machine.FirmwareDrift(sku, r.versions)...)
+			if r, ok := readings.byMachine[m.ID]; ok {
+				items = append(items, machine.FirmwareDrift(sku, r.firmware)...)
+				if r.bios != nil {
+					items = append(items, machine.BIOSDrift(sku, r.bios)...)
+				}
 			}
 		}
 		if err := p.recordDrift(ctx, m, items); err != nil {
@@ -177,7 +206,7 @@ func (p *Provider) checkDrift(ctx context.Context, fw *firmwareReadings) error {
 			continue
 		}
 		if len(items) > 0 && mode[strings.ToLower(str(m.Properties, "clusterId"))] == driftEnforce && !m.Busy {
-			p.correctDrift(ctx, m, items)
+			p.correctDrift(ctx, m, items, readings)
 		}
 	}
 	return nil
@@ -282,37 +311,121 @@ func (p *Provider) driftEvent(ctx context.Context, resourceID, level, descriptio
 	}
 }
 
-// correctDrift has a drifted machine reimaged: the control plane asks
-// for it as any caller would, so the disruption guard may refuse, and
-// the request and its outcome are in the activity log.
-func (p *Provider) correctDrift(ctx context.Context, m *resource.Resource, items []machine.DriftItem) {
+// correctDrift has a drifted machine corrected: the control plane asks
+// for it as any caller would, so the disruption guard may refuse, and the
+// request and its outcome are in the activity log. A drifted OS is
+// reimaged. Drifted BIOS settings are PATCHed into the BIOS's settings
+// object (once a reading of the BMC) and applied by a reset: the
+// reimage's, or else a restart requested for them; once it is accepted,
+// the BMC is read again at the next check. Firmware is not corrected: a
+// reimage does not flash it.
+func (p *Provider) correctDrift(ctx context.Context, m *resource.Resource, items []machine.DriftItem, readings *bmcReadings) {
 	id, err := arm.ParseID(m.ID)
 	if err != nil {
 		return
 	}
-	if !slices.ContainsFunc(items, func(it machine.DriftItem) bool { return !strings.HasPrefix(it.Item, "firmware/") }) {
-		p.noteCorrection(ctx, m, items, fmt.Sprintf("Firmware older than the SKU's baseline is not corrected by a reimage: roll out a release with firmware for %s.",
-			str(m.Properties, "machineSkuId")))
-		return
+	var osItems, biosItems, firmwareItems []machine.DriftItem
+	for _, it := range items {
+		switch {
+		case strings.HasPrefix(it.Item, "firmware/"):
+			firmwareItems = append(firmwareItems, it)
+		case strings.HasPrefix(it.Item, biosItem):
+			biosItems = append(biosItems, it)
+		default:
+			osItems = append(osItems, it)
+		}
 	}
-	why := fmt.Sprintf("Drift correction (configurationDriftMode Enforce): %s.", describeDrift(items))
-	req := &resource.Request{ID: id, APIVersion: APIVersions[0], Header: http.Header{}, Caller: resource.SystemCaller,
-		Body: []byte(`{}`), Audit: &audit.EventInfo{
-			CorrelationID: uuid.NewString(), Caller: resource.SystemCaller.Name, Method: http.MethodPost,
-			OperationName: machineType + "/reimage/action", Description: why,
-		}}
-	correction := reimageRequested
-	if _, err := p.svc.Action(ctx, req, "reimage"); err != nil {
-		correction = "The reimage was refused: " + err.Error()
+	var notes []string
+	warn := false
+	staged := false
+	if len(biosItems) > 0 {
+		r := readings.byMachine[m.ID]
+		if !r.staged && r.stageErr == nil {
+			r.stageErr = p.stageBIOS(ctx, m, biosItems)
+			r.staged = r.stageErr == nil
+			readings.byMachine[m.ID] = r
+		}
+		if r.stageErr != nil {
+			notes, warn = append(notes, "The BIOS settings could not be staged: "+r.stageErr.Error()), true
+			biosItems = nil
+		}
+		staged = r.staged
 	}
-	p.noteCorrection(ctx, m, items, correction)
+	action := ""
+	switch {
+	case len(osItems) > 0:
+		action = "reimage"
+	case staged:
+		action = "restart"
+	}
+	if action != "" {
+		err := p.requestCorrection(ctx, id, action, append(osItems, biosItems...))
+		switch {
+		case err != nil && action == "restart":
+			notes, warn = append(notes, "The BIOS settings were staged; the restart to apply them was refused: "+err.Error()), true
+		case err != nil:
+			notes, warn = append(notes, "The reimage was refused: "+err.Error()), true
+		case action == "restart":
+			notes = append(notes, "The BIOS settings were staged and a restart was requested to apply them.")
+		case staged:
+			notes = append(notes, "A reimage was requested; its reset applies the BIOS settings staged.")
+		default:
+			notes = append(notes, reimageRequested)
+		}
+		if err == nil && staged {
+			delete(readings.byMachine, m.ID) // read the BMC again once the machine is back
+		}
+	}
+	if len(firmwareItems) > 0 {
+		notes, warn = append(notes, fmt.Sprintf("Firmware older than the SKU's baseline is not corrected by a reimage: roll out a release with firmware for %s.",
+			str(m.Properties, "machineSkuId"))), true
+	}
+	p.noteCorrection(ctx, m, items, strings.Join(notes, " "), warn)
 }
 
 const reimageRequested = "A reimage was requested."
 
+// requestCorrection requests a machine action (reimage or restart) for
+// the drift items, as the control plane.
+func (p *Provider) requestCorrection(ctx context.Context, id arm.ID, action string, items []machine.DriftItem) error {
+	why := fmt.Sprintf("Drift correction (configurationDriftMode Enforce): %s.", describeDrift(items))
+	req := &resource.Request{ID: id, APIVersion: APIVersions[0], Header: http.Header{}, Caller: resource.SystemCaller,
+		Body: []byte(`{}`), Audit: &audit.EventInfo{
+			CorrelationID: uuid.NewString(), Caller: resource.SystemCaller.Name, Method: http.MethodPost,
+			OperationName: machineType + "/" + action + "/action", Description: why,
+		}}
+	_, err := p.svc.Action(ctx, req, action)
+	return err
+}
+
+// stageBIOS PATCHes the SKU's values of the drifted BIOS attributes into
+// the machine's BIOS settings object, where they wait for a reset.
+func (p *Provider) stageBIOS(ctx context.Context, m *resource.Resource, items []machine.DriftItem) error {
+	sku, ok := p.cfg.Catalog.Machine(str(m.Properties, "machineSkuId"))
+	if !ok {
+		return fmt.Errorf("the machine SKU %q is not in the catalog", str(m.Properties, "machineSkuId"))
+	}
+	attrs := map[string]any{}
+	for _, it := range items {
+		name := strings.TrimPrefix(it.Item, biosItem)
+		attrs[name] = sku.BIOSSettings[name]
+	}
+	bmc, err := p.dialBMC(ctx, m)
+	if err != nil {
+		return err
+	}
+	defer bmc.close(ctx)
+	if err := bmc.client.SetBIOS(ctx, bmc.system, attrs); err != nil {
+		return err
+	}
+	p.log.InfoContext(ctx, "bios settings staged", "machine", m.ID, "attributes", slices.Sorted(maps.Keys(attrs)))
+	return nil
+}
+
 // noteCorrection records what Enforce did about a machine's drift, once
-// per outcome; what it could not do is also an activity-log warning.
-func (p *Provider) noteCorrection(ctx context.Context, m *resource.Resource, items []machine.DriftItem, correction string) {
+// per outcome; what it could not do (warn) is also an activity-log
+// warning.
+func (p *Provider) noteCorrection(ctx context.Context, m *resource.Resource, items []machine.DriftItem, correction string, warn bool) {
 	d := driftOf(m)
 	if d.Correction == correction {
 		return // the same outcome again: said already
@@ -322,7 +435,7 @@ func (p *Provider) noteCorrection(ctx context.Context, m *resource.Resource, ite
 		p.log.WarnContext(ctx, "drift correction not recorded", "machine", m.ID, "err", err)
 	}
 	p.log.InfoContext(ctx, "drift correction", "machine", m.ID, "drift", describeDrift(items), "correction", correction)
-	if correction != reimageRequested {
+	if warn {
 		p.driftEvent(ctx, m.ID, "Warning", fmt.Sprintf("%s's drift was not corrected: %s", m.Name, correction))
 	}
 }

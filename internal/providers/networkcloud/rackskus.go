@@ -58,7 +58,7 @@ func (p *Provider) rackSKUResource(subscription string, sku *machine.RackSKU) *r
 
 // machineSlots describes the machine SKU in each slot: the spec's
 // MachineSkuProperties plus Citadel's machineSkuId, CPU model and features,
-// GPUs and firmware baseline.
+// GPUs, firmware baseline and BIOS settings.
 func (p *Provider) machineSlots(slots []machine.MachineSlot) []any {
 	out := []any{}
 	for _, s := range slots {
@@ -84,10 +84,20 @@ func (p *Provider) machineSlots(slots []machine.MachineSlot) []any {
 				"memoryCapacityGB": m.MemoryGiB, "disks": disks, "networkInterfaces": nics,
 				"cpuModel": m.CPUModel, "cpuFeatures": m.CPUFeatures, "gpus": jsonValue(m.GPUs),
 				"firmwareBaseline": jsonValue(m.Firmware),
+				"biosSettings":     biosSettings(m),
 			},
 		})
 	}
 	return out
+}
+
+// biosSettings is a machine SKU's BIOS settings as a property: {} when
+// it has none.
+func biosSettings(m *machine.MachineSKU) any {
+	if len(m.BIOSSettings) == 0 {
+		return map[string]any{}
+	}
+	return jsonValue(m.BIOSSettings)
 }
 
 func applianceSlots(slots []machine.ApplianceSlot) []any {
