@@ -1,8 +1,9 @@
 // Package agent is `citadel agent`, which runs on every machine: it joins
 // the control plane with a one-time bootstrap token and a key of its own,
 // talks to it over mTLS afterwards, reports the machine's inventory,
-// sends heartbeats at a jittered interval, follows its desired state and
-// renews its certificate before it expires. What it knows of the machine
+// sends heartbeats at a jittered interval, follows its desired state,
+// runs the virtual machines it lists (reporting them with the heartbeats)
+// and renews its certificate before it expires. What it knows of the machine
 // comes from a host.Host: the real Linux host, or a simulated one in the
 // fleet simulator, which runs this same code.
 package agent
@@ -47,7 +48,9 @@ type Config struct {
 	// StateDir keeps the agent's key and certificate across restarts;
 	// empty keeps them in memory only (simulated agents).
 	StateDir string
-	Host     host.Host
+	// Host is the machine; if it is a host.VMRunner, the agent runs the
+	// VMs of its desired state and reports them with its heartbeats.
+	Host host.Host
 	// Interval overrides the heartbeat interval the control plane asks for.
 	Interval time.Duration
 	// Transport, if set, is the base of the agent's HTTP transport (the
@@ -74,6 +77,11 @@ type Agent struct {
 	applied  atomic.Int64 // desired revision applied
 	reportMu sync.Mutex   // serialises reports of the inventory, from heartbeats and from applying the desired state
 	reported agentapi.Inventory
+	vmMu     sync.Mutex // serialises runs of the VMs, from heartbeats and from applying the desired state; guards what follows
+	vms      []agentapi.VM
+	vmsKnown bool        // a desired state was applied: until then an empty list would remove the VMs the machine runs
+	vmErr    string      // the last error of RunVMs, logged when it changes
+	staging  atomic.Bool // VM images are being staged in the background
 }
 
 // New prepares an agent; Run runs it.
@@ -141,9 +149,10 @@ func (a *Agent) session(ctx context.Context) error {
 				a.log.WarnContext(ctx, "agent: host repaired after a change by hand", "changes", repaired)
 			}
 		}
+		a.restageVMs(ctx)
 		var reply agentapi.HeartbeatReply
 		hb := agentapi.Heartbeat{Observed: agentapi.Observed{AgentVersion: Version, OSImage: inv.OS.Name,
-			Addresses: addresses(inv), DesiredRevision: a.applied.Load()}}
+			Addresses: addresses(inv), DesiredRevision: a.applied.Load()}, VMs: a.runVMs(ctx)}
 		if err := a.call(ctx, http.MethodPost, agentapi.PathHeartbeat, hb, &reply); err != nil {
 			return err
 		}
@@ -233,6 +242,7 @@ func (a *Agent) fetchDesired(ctx context.Context, c *http.Client) error {
 	if err := a.cfg.Host.Apply(ctx, d); err != nil {
 		return fmt.Errorf("applying the desired state: %w", err)
 	}
+	a.applyVMs(ctx, c, d.VMs)
 	a.log.InfoContext(ctx, "agent: desired state applied", "revision", d.Revision, "cordoned", d.Cordoned, "osImage", d.OSImage,
 		"clusterVersion", d.ClusterVersion)
 	a.applied.Store(d.Revision)
@@ -240,6 +250,100 @@ func (a *Agent) fetchDesired(ctx context.Context, c *http.Client) error {
 	// at the next heartbeat: an update waits for it.
 	_, err := a.report(ctx)
 	return err
+}
+
+// applyVMs stages the images of the desired VMs and runs them. An image
+// that cannot be staged leaves its VM in error (its status says so), not
+// the desired state unapplied: the heartbeats stage it again.
+func (a *Agent) applyVMs(ctx context.Context, c *http.Client, vms []agentapi.VM) {
+	if _, ok := a.cfg.Host.(host.VMRunner); !ok {
+		if len(vms) > 0 {
+			a.log.WarnContext(ctx, "agent: the desired state lists VMs, but this host runs none", "vms", len(vms))
+		}
+		return
+	}
+	if stager, ok := a.cfg.Host.(host.Stager); ok {
+		a.stageVMs(ctx, c, stager, vms)
+	}
+	a.vmMu.Lock()
+	a.vms, a.vmsKnown = vms, true
+	a.vmMu.Unlock()
+	a.runVMs(ctx) // the statuses go with the next heartbeat, which runs them again
+}
+
+// runVMs runs the VMs of the desired state applied and returns their
+// statuses: none before a desired state was applied, or when the host
+// runs no VMs.
+func (a *Agent) runVMs(ctx context.Context) []agentapi.VMStatus {
+	r, ok := a.cfg.Host.(host.VMRunner)
+	if !ok {
+		return nil
+	}
+	a.vmMu.Lock()
+	defer a.vmMu.Unlock()
+	if !a.vmsKnown {
+		return nil
+	}
+	statuses, err := r.RunVMs(ctx, a.vms)
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if msg != a.vmErr && msg != "" {
+		a.log.WarnContext(ctx, "agent: running the VMs failed", "err", err)
+	}
+	a.vmErr = msg
+	return statuses
+}
+
+// restageVMs stages, in the background, the images of the desired VMs
+// that staging them with the desired state failed to: an image of
+// several GiB must not hold up the heartbeats.
+func (a *Agent) restageVMs(ctx context.Context) {
+	stager, ok := a.cfg.Host.(host.Stager)
+	if !ok {
+		return
+	}
+	a.vmMu.Lock()
+	vms := a.vms
+	a.vmMu.Unlock()
+	missing := false
+	for _, img := range vmImages(vms) {
+		missing = missing || !stager.Staged(img.SHA256)
+	}
+	if !missing || !a.staging.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer a.staging.Store(false)
+		c := a.httpClient()
+		c.Timeout = 0 // an image takes what it takes; ctx bounds it
+		defer c.CloseIdleConnections()
+		a.stageVMs(ctx, c, stager, vms)
+	}()
+}
+
+// stageVMs stages the images of vms, each on its own: one that fails is
+// logged, and its VM reports it is not staged.
+func (a *Agent) stageVMs(ctx context.Context, c *http.Client, h host.Stager, vms []agentapi.VM) {
+	for _, img := range vmImages(vms) {
+		if err := a.stage(ctx, c, h, []agentapi.Artifact{img}); err != nil && ctx.Err() == nil {
+			a.log.WarnContext(ctx, "agent: staging a VM image failed", "image", img.Name, "sha256", img.SHA256, "err", err)
+		}
+	}
+}
+
+// vmImages are the images of vms, each once.
+func vmImages(vms []agentapi.VM) []agentapi.Artifact {
+	var out []agentapi.Artifact
+	seen := map[string]bool{"": true} // no image to fetch: the driver reports the VM
+	for _, v := range vms {
+		if !seen[v.Image.SHA256] {
+			seen[v.Image.SHA256] = true
+			out = append(out, v.Image)
+		}
+	}
+	return out
 }
 
 // stage fetches the artifacts the host does not hold yet from the agent

@@ -121,9 +121,13 @@ type RenewRequest struct {
 }
 
 // Heartbeat is what an agent sends at each interval: who it is comes from
-// its certificate. Observed is its view of itself.
+// its certificate. Observed is its view of itself; VMs the status of each
+// virtual machine its desired state lists, in that order (none until the
+// agent applied a desired state, or when its host runs no VMs). The
+// control plane writes a VM's status only when it changed.
 type Heartbeat struct {
-	Observed Observed `json:"observed"`
+	Observed Observed   `json:"observed"`
+	VMs      []VMStatus `json:"vms,omitempty"`
 }
 
 // Observed is the state an agent reports about its machine.
@@ -158,6 +162,9 @@ type Desired struct {
 	// Networks are the workload networks of the machine's cluster, each
 	// a VLAN on the machine's uplink and a bridge that VMs attach to.
 	Networks []Network `json:"networks,omitempty"`
+	// VMs are the virtual machines placed on the machine (vm.go). The
+	// agent runs exactly these: one no longer listed is removed.
+	VMs []VM `json:"vms,omitempty"`
 }
 
 // Network is one workload network a machine carries: the VLAN its

@@ -246,7 +246,7 @@ func TestEveryMutatingRouteIsAuthorizedAndAudited(t *testing.T) {
 			nil, ncNS + "/volumes/delete", 204, ""},
 	)
 	// So does a network's.
-	for _, typ := range []string{"l2Networks", "l3Networks", "trunkedNetworks", "cloudServicesNetworks"} {
+	for _, typ := range []string{"l2Networks", "l3Networks", "trunkedNetworks", "cloudServicesNetworks", "virtualMachines"} {
 		id := nc(typ, "rw-net")
 		rows = append(rows,
 			rwRow{"PUT " + typ + " without extendedLocation", "PUT resource", ncNS + "/" + typ, "PUT", id,
@@ -325,6 +325,10 @@ func TestEveryMutatingRouteIsAuthorizedAndAudited(t *testing.T) {
 			rwRow{"POST updateAdministrativeState on missing " + typ, "POST action", fabricNS + "/" + typ, "POST", strings.Replace(id, "?", "/updateAdministrativeState?", 1),
 				map[string]any{"state": "Enable"}, fabricNS + "/" + typ + "/updateAdministrativeState/action", 404, missingCode(typ)},
 		)
+	}
+	for _, action := range []string{"powerOff", "start", "restart", "reimage"} {
+		rows = append(rows, rwRow{"POST " + action + " on missing VM", "POST action", ncNS + "/virtualMachines", "POST",
+			nc("virtualMachines", "rw-net/"+action), map[string]any{}, ncNS + "/virtualMachines/" + action + "/action", 404, "ResourceNotFound"})
 	}
 	for _, action := range []string{"powerOff", "start", "restart", "reimage", "replace", "cordon", "uncordon"} {
 		rows = append(rows, rwRow{"POST " + action + " on missing machine", "POST action", ncNS + "/bareMetalMachines", "POST",

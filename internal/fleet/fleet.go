@@ -2,8 +2,9 @@
 // (ARCHITECTURE.md): the agent API that machines' agents join and report
 // to over mTLS, the in-memory liveness of every machine, and the writes of
 // what changes (inventory, observed state, liveness transitions) to the
-// bareMetalMachine and rack resources. Heartbeats themselves are never
-// written.
+// bareMetalMachine and rack resources, and of the VMs' statuses the
+// agents report to the virtualMachines (vms.go). Heartbeats themselves
+// are never written.
 package fleet
 
 import (
@@ -72,7 +73,8 @@ type Server struct {
 	tracker *liveness.Tracker
 
 	mu       sync.Mutex
-	observed map[string]agentapi.Observed // last written, by machine ID
+	observed map[string]agentapi.Observed            // last written, by machine ID
+	vms      map[string]map[string]agentapi.VMStatus // last written (or found written), by machine ID and VM ID
 
 	heartbeats prometheus.Histogram // how long handling one takes
 
@@ -107,7 +109,7 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "fleet"), tracker: liveness.New(cfg.Liveness),
-		observed: map[string]agentapi.Observed{},
+		observed: map[string]agentapi.Observed{}, vms: map[string]map[string]agentapi.VMStatus{},
 		heartbeats: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    HeartbeatHistogram,
 			Help:    "Time the agent API takes to handle a heartbeat, from the request to the answer.",
@@ -217,7 +219,7 @@ func (s *Server) renew(w http.ResponseWriter, r *http.Request, _ peer) {
 }
 
 // heartbeat records that the machine is alive, in memory, and writes its
-// observed state only when it changed.
+// observed state and its VMs' statuses only when they changed.
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, p peer) {
 	var hb agentapi.Heartbeat
 	if err := decode(r, &hb); err != nil {
@@ -245,6 +247,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, p peer) {
 		s.observed[key] = hb.Observed
 		s.mu.Unlock()
 	}
+	s.writeVMs(r.Context(), p, hb.VMs)
 	if tr, changed := s.tracker.Heartbeat(key, s.cfg.Now()); changed {
 		s.record(context.WithoutCancel(r.Context()), tr) // back from silence: rare, and worth the write
 	}
@@ -264,13 +267,18 @@ type desiredProps struct {
 	MachineClusterVersion string             `json:"machineClusterVersion"`
 	UpdateTarget          *machine.Target    `json:"updateTarget"`
 	HostNetworks          []agentapi.Network `json:"hostNetworks"`
+	// VirtualMachines are the VMs placed on the machine, as the
+	// NetworkCloud provider writes them: a sensitive property (their
+	// user data), which responses leave out but the store, and so the
+	// projection, holds.
+	VirtualMachines []agentapi.VM `json:"virtualMachines"`
 }
 
 // desired is what props, written at revision, ask of the machine. Any
 // write to the machine makes the agent look again.
 func (d desiredProps) desired(revision int64) agentapi.Desired {
 	out := agentapi.Desired{Revision: revision, OSImage: d.OSImage, Cordoned: d.CordonStatus == "Cordoned",
-		ClusterVersion: d.MachineClusterVersion, Networks: d.HostNetworks}
+		ClusterVersion: d.MachineClusterVersion, Networks: d.HostNetworks, VMs: d.VirtualMachines}
 	if t := d.UpdateTarget; t != nil {
 		out.ClusterVersion, out.Artifacts = t.ClusterVersion, t.Artifacts
 	}

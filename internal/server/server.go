@@ -466,7 +466,7 @@ func registerNetworkCloud(p *parts, cfg Config, dataDir, publicURL string, log *
 		BMCCACert: bmcCA, AgentTokens: p.agents, Ledger: ledger.New(p.store),
 		OvercommitRatio: cfg.StorageOvercommit, ApplianceCheckInterval: cfg.ApplianceCheck,
 		Releases: p.releases, MachineUpdateTimeout: cfg.MachineUpdateTimeout, DriftCheckInterval: cfg.DriftCheck, FirmwareCheckInterval: cfg.FirmwareCheck,
-		Audit: p.audit, Logger: log,
+		Images: p.images, Audit: p.audit, Logger: log,
 	}), nil
 }
 

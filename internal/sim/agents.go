@@ -12,6 +12,7 @@ import (
 
 	"github.com/citadel-cloud/citadel/internal/agent"
 	"github.com/citadel-cloud/citadel/internal/agent/host"
+	"github.com/citadel-cloud/citadel/internal/agent/vm"
 	"github.com/citadel-cloud/citadel/internal/agentapi"
 )
 
@@ -54,9 +55,10 @@ type agents struct {
 // hangingHost is a machine's simulated host that can freeze its agent:
 // while hung, reading the inventory (which the agent does before every
 // heartbeat) blocks, so the agent stops in the middle of its loop with all
-// it holds, as a hung process would.
+// it holds, as a hung process would. The rest is the simulated host's
+// (its VMs too).
 type hangingHost struct {
-	host.Host
+	*host.Sim
 	mu   sync.Mutex
 	hung chan struct{} // closed to resume; nil while running
 }
@@ -72,7 +74,7 @@ func (h *hangingHost) Inventory(ctx context.Context) (agentapi.Inventory, error)
 			return agentapi.Inventory{}, ctx.Err()
 		}
 	}
-	return h.Host.Inventory(ctx)
+	return h.Sim.Inventory(ctx)
 }
 
 // set hangs (true) or resumes (false) the agent on this host.
@@ -91,7 +93,7 @@ func (h *hangingHost) set(hang bool) {
 // hang is the hangable host of machine name, made once.
 func (a *agents) hang(name string, h *host.Sim) *hangingHost {
 	if a.hangs[name] == nil {
-		a.hangs[name] = &hangingHost{Host: h}
+		a.hangs[name] = &hangingHost{Sim: h}
 	}
 	return a.hangs[name]
 }
@@ -245,6 +247,22 @@ func (s *Site) inventory(m *Machine) agentapi.Inventory {
 		}
 	}
 	return inv
+}
+
+// VMs is the simulated VM driver of machine name's host, which runs the
+// VMs its desired state lists: for tests to set their boot time, fail
+// them and read their consoles.
+func (s *Site) VMs(name string) (*vm.Sim, error) {
+	if s.agents == nil {
+		return nil, ErrNoAgents
+	}
+	s.agents.mu.Lock()
+	h, ok := s.agents.hosts[name]
+	s.agents.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNoMachine, name)
+	}
+	return h.VMs(), nil
 }
 
 // Desired is the desired state the agent of machine name last applied to

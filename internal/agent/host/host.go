@@ -2,7 +2,7 @@
 // reads the real machine from /proc, /sys and /etc; Sim is a simulated
 // machine for the fleet simulator and tests, which run the same agent
 // code. A Host reports its inventory and takes the desired state the
-// control plane sends.
+// control plane sends; a VMRunner also runs the VMs it lists.
 //
 // The agent, the fleet simulator (internal/sim) and main import it.
 package host

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/citadel-cloud/citadel/internal/agent/vm"
 	"github.com/citadel-cloud/citadel/internal/agentapi"
 )
 
@@ -27,6 +28,8 @@ type Linux struct {
 	desired string // where Apply writes the desired state
 	// nets, if set (WithNetworks), configures the workload networks.
 	nets *networks
+	// vms, if set (WithVMs), runs the machine's VMs.
+	vms vm.Driver
 }
 
 // NewLinux returns the machine whose filesystem is at root: "/" in
@@ -296,7 +299,8 @@ func firstNonEmpty(ss ...string) string {
 // Apply writes the desired state to /run/citadel/desired.json (or where
 // DesiredAt said), where the machine's own tools (and its operators) find
 // what the control plane wants of it: whether it is cordoned, which OS
-// image it should run. The image itself arrives through the BMC. A
+// image it should run, which VMs (without their cloud-init documents).
+// The image itself arrives through the BMC; the VMs run with RunVMs. A
 // desired cluster version whose artifacts are all staged becomes the
 // machine's (/var/lib/citadel/runtime.json): the node image it boots
 // next and the agent it runs are those staged.
@@ -304,7 +308,9 @@ func (l *Linux) Apply(ctx context.Context, d agentapi.Desired) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := writeJSON(l.desired, d); err != nil {
+	shown := d
+	shown.VMs = redactVMs(d.VMs) // the file is world-readable; user data may hold secrets
+	if err := writeJSON(l.desired, shown); err != nil {
 		return err
 	}
 	if err := l.nets.apply(ctx, d.Networks); err != nil {

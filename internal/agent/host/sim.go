@@ -9,10 +9,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/citadel-cloud/citadel/internal/agent/vm"
 	"github.com/citadel-cloud/citadel/internal/agentapi"
 )
 
-// Sim is a simulated machine: it reports the inventory it was given.
+// Sim is a simulated machine: it reports the inventory it was given and
+// runs its VMs with vm.Sim.
 // Tests and the fleet simulator change that inventory with SetInventory
 // to inject faults the agent should report, such as a failed DIMM
 // (MemoryBytes shrinks) or a pulled disk. It is safe for concurrent use.
@@ -22,6 +24,7 @@ type Sim struct {
 	desired  agentapi.Desired
 	updates  UpdateBehavior
 	failNext bool
+	vms      *vm.Sim // its VMs, which RunVMs runs
 }
 
 // UpdateBehavior is how a simulated machine's updates go: switching to
@@ -48,7 +51,7 @@ func (s *Sim) FailNextUpdate() {
 
 // NewSim returns a simulated machine that reports inv.
 func NewSim(inv agentapi.Inventory) *Sim {
-	return &Sim{inv: clone(inv)}
+	return &Sim{inv: clone(inv), vms: vm.NewSim()}
 }
 
 // SetInventory replaces what the machine reports from now on.

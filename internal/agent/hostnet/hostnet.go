@@ -61,7 +61,11 @@ type Config struct {
 // drift a caller logs.
 type Report []string
 
-func (n Network) bridge() string { return bridgePrefix + strconv.Itoa(n.VLAN) }
+// Bridge is the name of the bridge Apply makes for the network of vlan,
+// "cbr<vlan>": where a VM's NIC on that network joins.
+func Bridge(vlan int) string { return bridgePrefix + strconv.Itoa(vlan) }
+
+func (n Network) bridge() string { return Bridge(n.VLAN) }
 func (n Network) alias() string  { return aliasPrefix + n.Name }
 
 func (n Network) mtu() int {

@@ -26,14 +26,14 @@ var machineReadOnly = []string{"actionStates", "agentInventory", "agentVersion",
 	"hybridAksClustersAssociatedIds", "kubernetesNodeName", "kubernetesVersion", "machineClusterVersion",
 	"machineName", "machineRoles", "machineSkuId", "monitoringConfigurationStatus", "oamIpv4Address",
 	"oamIpv6Address", "osImage", "powerState", "rackId", "rackSlot", "readyState", "runtimeProtectionStatus",
-	"secretRotationStatus", "serialNumber", "serviceTag", "virtualMachinesAssociatedIds", "hostNetworks",
+	"secretRotationStatus", "serialNumber", "serviceTag", "virtualMachinesAssociatedIds", "hostNetworks", machineVMs,
 	"updateTarget", "updateCordoned", "configurationDrift"}
 
 // machineReported are the machine properties written while an action
 // runs on it by others than the action: its agent's reports and
 // liveness, drift control, an update. The action's save keeps theirs.
 var machineReported = []string{"agentInventory", "agentVersion", "oamIpv4Address", "oamIpv6Address", "livenessState",
-	"livenessMessage", "configurationDrift", "updateTarget", "updateCordoned", "hostNetworks"}
+	"livenessMessage", "configurationDrift", "updateTarget", "updateCordoned", "hostNetworks", machineVMs}
 
 // machineInput is the body of every machine action; each action reads the
 // fields it has (BT BareMetalMachine*Parameters). safeguardMode is the

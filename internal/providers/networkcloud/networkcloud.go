@@ -23,6 +23,7 @@ import (
 	"github.com/citadel-cloud/citadel/internal/agentauth"
 	"github.com/citadel-cloud/citadel/internal/arm"
 	"github.com/citadel-cloud/citadel/internal/audit"
+	"github.com/citadel-cloud/citadel/internal/images"
 	"github.com/citadel-cloud/citadel/internal/machine"
 	"github.com/citadel-cloud/citadel/internal/resource"
 	"github.com/citadel-cloud/citadel/internal/storage/ledger"
@@ -95,9 +96,19 @@ type Config struct {
 	// configuration (default 10 s); FirmwareCheckInterval how often each
 	// BMC is asked for the firmware it runs (default 5 minutes).
 	DriftCheckInterval, FirmwareCheckInterval time.Duration
+	// Images is the VM image catalog virtual machines boot from;
+	// VMTimeout bounds the wait for a VM's host to run it, power it or
+	// restart it (default 10 minutes).
+	Images    VMImages
+	VMTimeout time.Duration
 	// Audit, if set, records each step of an update in the activity log.
 	Audit  *audit.Log
 	Logger *slog.Logger
+}
+
+// VMImages finds the images virtual machines boot from (package images).
+type VMImages interface {
+	Lookup(ctx context.Context, name string) (images.Image, error)
 }
 
 // Provider serves Microsoft.NetworkCloud.
@@ -126,6 +137,9 @@ func Register(svc *resource.Service, cfg Config) *Provider {
 	}
 	if cfg.ApplianceCheckInterval == 0 {
 		cfg.ApplianceCheckInterval = 10 * time.Second
+	}
+	if cfg.VMTimeout == 0 {
+		cfg.VMTimeout = 10 * time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -163,12 +177,13 @@ func Register(svc *resource.Service, cfg Config) *Provider {
 		},
 		p.applianceType(),
 		p.volumeType(),
+		p.vmType(),
 		&resource.Type{
 			Namespace: Namespace, Name: "bareMetalMachines", APIVersions: APIVersions, Tracked: true, SystemManaged: true,
 			NamePattern: machineNamePattern, NameRule: machineNameRule,
 			ReadOnly:  machineReadOnly,
 			Reported:  machineReported,
-			Sensitive: []string{"bmcCredentials.password"},
+			Sensitive: []string{"bmcCredentials.password", machineVMs}, // the VMs it runs carry their user data
 			Actions:   p.machineActions(),
 		},
 		&resource.Type{

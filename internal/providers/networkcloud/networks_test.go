@@ -27,10 +27,10 @@ type netEnv struct {
 }
 
 const (
-	testSub   = "6f1c3a52-0c1e-4d4b-9a57-2f0e0c9f7a11"
-	testGroup = "/subscriptions/" + testSub + "/resourceGroups/rg"
-	fabricAPI = "2024-06-15-preview"
-	vmType    = "Test.Nets/vms"
+	testSub    = "6f1c3a52-0c1e-4d4b-9a57-2f0e0c9f7a11"
+	testGroup  = "/subscriptions/" + testSub + "/resourceGroups/rg"
+	fabricAPI  = "2024-06-15-preview"
+	testVMType = "Test.Nets/vms"
 )
 
 var (
@@ -44,7 +44,7 @@ func networkID(typ, name string) string {
 	return testGroup + "/providers/" + Namespace + "/" + typ + "/" + name
 }
 
-func vmID(name string) string { return testGroup + "/providers/" + vmType + "/" + name }
+func vmID(name string) string { return testGroup + "/providers/" + testVMType + "/" + name }
 
 // vmProps is the test type's model: one attachment to an L3 network.
 type vmProps struct {

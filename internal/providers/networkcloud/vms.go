@@ -1,0 +1,625 @@
+package networkcloud
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/citadel-cloud/citadel/internal/agentapi"
+	"github.com/citadel-cloud/citadel/internal/arm"
+	"github.com/citadel-cloud/citadel/internal/images"
+	"github.com/citadel-cloud/citadel/internal/machine"
+	"github.com/citadel-cloud/citadel/internal/providers/extendedlocation"
+	"github.com/citadel-cloud/citadel/internal/resource"
+	"github.com/citadel-cloud/citadel/internal/scheduler"
+)
+
+// Virtual machines: a PUT validates the VM against its cluster (image,
+// networks, addresses claimed in the same transaction), then its
+// provisioning places it with package scheduler and reserves the
+// machine's capacity with a compare-and-swap of the machine: the
+// machine's hidden virtualMachines list is what its agent runs and what
+// the capacity counts, so two VMs can never be booked onto the room of
+// one. The agent reports each VM's power, which the fleet writes to the
+// VM (powerState, detailedStatus); provisioning and actions wait for it.
+
+const vmType = Namespace + "/virtualMachines"
+
+// machineVMs is the machine property that lists the VMs it runs
+// ([]agentapi.VM): hidden, as it carries their user data.
+const machineVMs = "virtualMachines"
+
+// Host reserve: what a machine keeps for itself and its agent.
+const (
+	reservedCores     = 2
+	reservedMemoryMiB = 8 << 10
+)
+
+var vmReadOnly = []string{"availabilityZone", "bareMetalMachineId", "clusterId", "detailedStatus", "detailedStatusMessage",
+	"powerState", "volumes", "reportedRestarts", "reportedReimages"}
+
+// vmReported are what the VM's host reports (through the fleet) while an
+// operation on it runs.
+var vmReported = []string{"powerState", "detailedStatus", "detailedStatusMessage", "reportedRestarts", "reportedReimages"}
+
+var adminUsernamePattern = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,31}$`)
+
+// vmProperties are the VM properties Citadel acts on.
+type vmProperties struct {
+	AdminUsername                  string              `json:"adminUsername"`
+	BootMethod                     string              `json:"bootMethod"`
+	CPUCores                       int                 `json:"cpuCores"`
+	MemorySizeGB                   int                 `json:"memorySizeGB"`
+	VMImage                        string              `json:"vmImage"`
+	CloudServicesNetworkAttachment *networkAttachment  `json:"cloudServicesNetworkAttachment"`
+	NetworkAttachments             []networkAttachment `json:"networkAttachments"`
+	UserData                       string              `json:"userData"`
+	UserDataContent                string              `json:"userDataContent"`
+	NetworkData                    string              `json:"networkData"`
+	NetworkDataContent             string              `json:"networkDataContent"`
+	SSHPublicKeys                  []struct {
+		KeyData string `json:"keyData"`
+	} `json:"sshPublicKeys"`
+	PlacementHints []struct {
+		HintType            string `json:"hintType"`
+		ResourceID          string `json:"resourceId"`
+		SchedulingExecution string `json:"schedulingExecution"`
+		Scope               string `json:"scope"`
+	} `json:"placementHints"`
+	StorageProfile struct {
+		OsDisk struct {
+			CreateOption string `json:"createOption"`
+			DiskSizeGB   int    `json:"diskSizeGB"`
+		} `json:"osDisk"`
+		VolumeAttachments []string `json:"volumeAttachments"`
+	} `json:"storageProfile"`
+	BareMetalMachineID string `json:"bareMetalMachineId"`
+	ClusterID          string `json:"clusterId"`
+	PowerState         string `json:"powerState"`
+	DetailedStatus     string `json:"detailedStatus"`
+	ReportedRestarts   int    `json:"reportedRestarts"`
+	ReportedReimages   int    `json:"reportedReimages"`
+}
+
+// networkAttachment is one of a VM's networks (NetworkAttachment).
+type networkAttachment struct {
+	AttachedNetworkID     string `json:"attachedNetworkId"`
+	DefaultGateway        string `json:"defaultGateway,omitempty"`
+	IPAllocationMethod    string `json:"ipAllocationMethod"`
+	IPv4Address           string `json:"ipv4Address,omitempty"`
+	IPv6Address           string `json:"ipv6Address,omitempty"`
+	MACAddress            string `json:"macAddress,omitempty"`
+	NetworkAttachmentName string `json:"networkAttachmentName,omitempty"`
+}
+
+func (p *Provider) vmType() *resource.Type {
+	return &resource.Type{
+		Namespace: Namespace, Name: "virtualMachines", APIVersions: APIVersions, Tracked: true,
+		NamePattern: volumeNamePattern, NameRule: volumeNameRule,
+		ReadOnly: vmReadOnly, Reported: vmReported,
+		Sensitive:   []string{"userDataContent", "networkDataContent", "vmImageRepositoryCredentials.password"},
+		Validate:    p.validateVM,
+		Provision:   p.provisionVM,
+		Deprovision: p.deprovisionVM,
+		Actions: map[string]resource.Action{
+			"powerOff": {Validate: p.validateVMAction, Run: p.vmAction("powerOff")},
+			"start":    {Validate: p.validateVMAction, Run: p.vmAction("start")},
+			"restart":  {Validate: p.validateVMAction, Run: p.vmAction("restart")},
+			"reimage":  {Validate: p.validateVMAction, Run: p.vmAction("reimage")},
+		},
+	}
+}
+
+func vmOf(r *resource.Resource) vmProperties {
+	var v vmProperties
+	decode(r.Properties, &v)
+	return v
+}
+
+func (p *Provider) validateVM(ctx context.Context, w *resource.Write) error {
+	var v vmProperties
+	if err := decode(w.New.Properties, &v); err != nil {
+		return arm.FieldError("properties", "The virtual machine's properties are invalid: %v.", err)
+	}
+	if w.Old != nil {
+		if err := unchangedVM(vmOf(w.Old), v); err != nil {
+			return err
+		}
+	}
+	cluster, err := extendedlocation.Resolve(ctx, p.svc, "extendedLocation", w.New.ExtendedLocation, clusterType)
+	if err != nil {
+		return err
+	}
+	w.New.Properties["clusterId"] = cluster.String()
+	switch {
+	case !adminUsernamePattern.MatchString(v.AdminUsername):
+		return arm.FieldError("properties.adminUsername", "adminUsername must be 1 to 32 lower-case letters, digits or '_', starting with a letter or '_', not '%s'.", v.AdminUsername)
+	case v.CPUCores < 2:
+		return arm.FieldError("properties.cpuCores", "cpuCores must be at least 2, not %d.", v.CPUCores)
+	case v.MemorySizeGB < 1:
+		return arm.FieldError("properties.memorySizeGB", "memorySizeGB must be at least 1, not %d.", v.MemorySizeGB)
+	case v.StorageProfile.OsDisk.DiskSizeGB < 1:
+		return arm.FieldError("properties.storageProfile.osDisk.diskSizeGB", "diskSizeGB must be at least 1, not %d.", v.StorageProfile.OsDisk.DiskSizeGB)
+	}
+	switch v.BootMethod {
+	case "":
+		w.New.Properties["bootMethod"] = "UEFI"
+	case "UEFI", "BIOS":
+	default:
+		return arm.FieldError("properties.bootMethod", "bootMethod must be UEFI or BIOS, not '%s'.", v.BootMethod)
+	}
+	if err := p.checkImage(ctx, v.VMImage); err != nil {
+		return err
+	}
+	for _, f := range []struct{ name, value string }{{"userDataContent", v.UserDataContent}, {"userData", v.UserData},
+		{"networkDataContent", v.NetworkDataContent}, {"networkData", v.NetworkData}} {
+		if _, err := base64.StdEncoding.DecodeString(f.value); err != nil {
+			return arm.FieldError("properties."+f.name, "%s must be Base64, as cloud-init's documents are sent.", f.name)
+		}
+	}
+	for i, h := range v.PlacementHints {
+		field := fmt.Sprintf("properties.placementHints[%d]", i)
+		switch {
+		case h.HintType != "Affinity" && h.HintType != "AntiAffinity":
+			return arm.FieldError(field+".hintType", "hintType must be Affinity or AntiAffinity, not '%s'.", h.HintType)
+		case h.SchedulingExecution != "Hard" && h.SchedulingExecution != "Soft":
+			return arm.FieldError(field+".schedulingExecution", "schedulingExecution must be Hard or Soft, not '%s'.", h.SchedulingExecution)
+		case h.Scope != "Machine" && h.Scope != "Rack":
+			return arm.FieldError(field+".scope", "scope must be Machine or Rack, not '%s'.", h.Scope)
+		}
+		if _, err := arm.ParseID(h.ResourceID); err != nil {
+			return arm.FieldError(field+".resourceId", "resourceId must be the ID of a machine, a rack or a virtual machine, not '%s'.", h.ResourceID)
+		}
+	}
+	return p.attachNetworks(ctx, w, cluster, v)
+}
+
+// unchangedVM refuses a change of what a placed VM was built from: its
+// size, image, disks, networks and placement take a new VM.
+func unchangedVM(old, v vmProperties) error {
+	same := func(a, b any) bool { x, _ := json.Marshal(a); y, _ := json.Marshal(b); return string(x) == string(y) }
+	for _, f := range []struct {
+		name string
+		a, b any
+	}{{"cpuCores", old.CPUCores, v.CPUCores}, {"memorySizeGB", old.MemorySizeGB, v.MemorySizeGB}, {"vmImage", old.VMImage, v.VMImage},
+		{"storageProfile", old.StorageProfile, v.StorageProfile}, {"placementHints", old.PlacementHints, v.PlacementHints},
+		{"networkAttachments", attachedIDs(old.NetworkAttachments), attachedIDs(v.NetworkAttachments)}} {
+		if !same(f.a, f.b) {
+			return arm.Errorf(http.StatusConflict, "PropertyChangeNotAllowed",
+				"A virtual machine's %s cannot change; create another virtual machine instead.", f.name)
+		}
+	}
+	return nil
+}
+
+func attachedIDs(as []networkAttachment) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, strings.ToLower(a.AttachedNetworkID), a.IPAllocationMethod)
+	}
+	return out
+}
+
+// checkImage finds vmImage in the image catalog.
+func (p *Provider) checkImage(ctx context.Context, name string) error {
+	if p.cfg.Images == nil {
+		return arm.FieldError("properties.vmImage", "This control plane has no image catalog.")
+	}
+	if _, err := p.cfg.Images.Lookup(ctx, name); errors.Is(err, images.ErrNotFound) {
+		return arm.FieldError("properties.vmImage", "The image catalog has no image '%s'; import it with `citadel image import FILE --name %s`.", name, name)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// attachNetworks checks the VM's networks (each of its cluster, an
+// allocation method the network allows, one default gateway at most),
+// claims the addresses of its L3 attachments and gives each attachment
+// its MAC address.
+func (p *Provider) attachNetworks(ctx context.Context, w *resource.Write, cluster arm.ID, v vmProperties) error {
+	if v.CloudServicesNetworkAttachment == nil {
+		return arm.FieldError("properties.cloudServicesNetworkAttachment", "cloudServicesNetworkAttachment is required.")
+	}
+	all := append([]networkAttachment{*v.CloudServicesNetworkAttachment}, v.NetworkAttachments...)
+	gateways, names := 0, map[string]bool{}
+	for i := range all {
+		a := &all[i]
+		field := fmt.Sprintf("properties.networkAttachments[%d]", i-1)
+		allowed := []string{Namespace + "/l2Networks", Namespace + "/l3Networks", Namespace + "/trunkedNetworks"}
+		if i == 0 {
+			field, allowed = "properties.cloudServicesNetworkAttachment", []string{Namespace + "/cloudServicesNetworks"}
+		}
+		n, err := p.attachedNetwork(ctx, field+".attachedNetworkId", a.AttachedNetworkID, cluster, allowed)
+		if err != nil {
+			return err
+		}
+		isL3 := strings.EqualFold(n.Type, Namespace+"/l3Networks")
+		switch m := a.IPAllocationMethod; {
+		case m == "Disabled" || (i == 0 && m == "Dynamic"):
+		case isL3 && (m == "Dynamic" || m == "Static"):
+			ip, err := p.claimAddress(ctx, w, n.ID, m, a.IPv4Address)
+			if e, ok := errors.AsType[*arm.Error](err); ok && e.Target == "" {
+				e.Target = field + ".ipv4Address"
+			}
+			if err != nil {
+				return err
+			}
+			a.IPv4Address = ip
+		case isL3:
+			return arm.FieldError(field+".ipAllocationMethod", "ipAllocationMethod must be Dynamic, Static or Disabled, not '%s'.", m)
+		default:
+			return arm.FieldError(field+".ipAllocationMethod", "ipAllocationMethod must be Disabled on a network that is not an L3 network, not '%s'.", m)
+		}
+		if a.DefaultGateway == "True" {
+			gateways++
+		}
+		if len(a.NetworkAttachmentName) > 15 || names[a.NetworkAttachmentName] && a.NetworkAttachmentName != "" {
+			return arm.FieldError(field+".networkAttachmentName", "networkAttachmentName '%s' must have at most 15 characters and be unique to the VM.", a.NetworkAttachmentName)
+		}
+		names[a.NetworkAttachmentName] = true
+		a.MACAddress = vmMAC(w.ID.String(), i)
+	}
+	if gateways > 1 {
+		return arm.FieldError("properties.networkAttachments", "Only one network attachment may be the default gateway.")
+	}
+	w.New.Properties["cloudServicesNetworkAttachment"] = jsonValue(all[0])
+	w.New.Properties["networkAttachments"] = jsonValue(all[1:])
+	return nil
+}
+
+// attachedNetwork finds the network id names, of one of the types
+// allowed, in the VM's cluster.
+func (p *Provider) attachedNetwork(ctx context.Context, field, id string, cluster arm.ID, allowed []string) (*resource.Resource, error) {
+	rid, err := arm.ParseID(id)
+	if err != nil || !slices.ContainsFunc(allowed, func(t string) bool { return strings.EqualFold(rid.Type(), t) }) {
+		return nil, arm.FieldError(field, "'%s' is not the resource ID of a %s.", id, strings.Join(allowed, " or "))
+	}
+	n, err := p.svc.Lookup(ctx, rid)
+	if isMissing(err) {
+		return nil, arm.FieldError(field, "The network '%s' was not found.", id)
+	} else if err != nil {
+		return nil, err
+	}
+	if !strings.EqualFold(str(n.Properties, "clusterId"), cluster.String()) {
+		return nil, arm.FieldError(field, "The network '%s' is in another cluster than the virtual machine's.", id)
+	}
+	return n, nil
+}
+
+// vmMAC is the MAC address of a VM's i-th NIC: locally administered,
+// derived from the VM's ID, so it is the same wherever the VM runs.
+func vmMAC(vm string, i int) string {
+	h := sha256.Sum256([]byte(strings.ToLower(vm) + fmt.Sprint(i)))
+	return fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", h[0], h[1], h[2], h[3], h[4])
+}
+
+// provisionVM places the VM, unless it already is (a provisioning that
+// runs again), and waits until its host runs it.
+func (p *Provider) provisionVM(ctx context.Context, t *resource.Task) error {
+	v := vmOf(t.Resource)
+	if v.BareMetalMachineID == "" {
+		spec, err := p.vmSpec(ctx, t.Resource, v)
+		if err != nil {
+			return err
+		}
+		t.Resource.Properties["detailedStatus"] = "Scheduling"
+		m, err := p.place(ctx, t.Resource, v, spec)
+		if err != nil {
+			t.Resource.Properties["detailedStatus"] = "Error"
+			t.Resource.Properties["detailedStatusMessage"] = err.Error()
+			if e := t.Save(ctx); e != nil {
+				return e
+			}
+			return resource.Canceled(arm.Errorf(http.StatusConflict, "NoCapacity", "%s", err))
+		}
+		t.Resource.Properties["bareMetalMachineId"] = m.ID
+		t.Resource.Properties["detailedStatus"] = "Provisioning"
+		t.Resource.Properties["detailedStatusMessage"] = "The virtual machine is starting on " + m.Name + "."
+		if rack, err := p.lookup(ctx, str(m.Properties, "rackId")); err == nil {
+			t.Resource.Properties["availabilityZone"] = str(rack.Properties, "availabilityZone")
+		}
+		if err := t.Save(ctx); err != nil {
+			return err
+		}
+	}
+	return p.awaitVM(ctx, t, func(v vmProperties) bool { return v.PowerState == "On" })
+}
+
+// vmSpec is what the VM's host is given to run it.
+func (p *Provider) vmSpec(ctx context.Context, r *resource.Resource, v vmProperties) (agentapi.VM, error) {
+	img, err := p.cfg.Images.Lookup(ctx, v.VMImage)
+	if err != nil {
+		return agentapi.VM{}, err
+	}
+	userData, _ := base64.StdEncoding.DecodeString(cmpOr(v.UserDataContent, v.UserData))
+	networkData, _ := base64.StdEncoding.DecodeString(cmpOr(v.NetworkDataContent, v.NetworkData))
+	spec := agentapi.VM{ID: r.ID, Name: r.Name, Power: "On", Cores: v.CPUCores, MemoryMiB: v.MemorySizeGB << 10,
+		Image:      agentapi.Artifact{Name: img.Name, Kind: "vmImage", SHA256: img.SHA256, Size: img.Size},
+		BootMethod: cmpOr(v.BootMethod, "UEFI"), OSType: img.OSType, UserData: string(userData), NetworkData: string(networkData)}
+	for _, k := range v.SSHPublicKeys {
+		spec.SSHPublicKeys = append(spec.SSHPublicKeys, k.KeyData)
+	}
+	for i, a := range v.NetworkAttachments {
+		n, err := p.lookup(ctx, a.AttachedNetworkID)
+		if err != nil {
+			return agentapi.VM{}, err
+		}
+		vlan := int(num(n.Properties, "vlan"))
+		if strings.EqualFold(n.Type, Namespace+"/l2Networks") {
+			if d, err := p.lookup(ctx, str(n.Properties, "l2IsolationDomainId")); err == nil {
+				vlan = int(num(d.Properties, "vlanId"))
+			}
+		}
+		nic := agentapi.VMNIC{Name: cmpOr(a.NetworkAttachmentName, fmt.Sprintf("eth%d", i)), VLAN: vlan, MAC: a.MACAddress}
+		if a.IPv4Address != "" {
+			if prefix, err := netip.ParsePrefix(str(n.Properties, "ipv4ConnectedPrefix")); err == nil {
+				nic.IPv4 = fmt.Sprintf("%s/%d", a.IPv4Address, prefix.Bits())
+			}
+		}
+		if vlan > 0 {
+			spec.NICs = append(spec.NICs, nic)
+		}
+	}
+	return spec, nil
+}
+
+// place chooses a machine for the VM and books it there: a
+// compare-and-swap of the machine's list of VMs, checked against its
+// room again, so concurrent placements never overbook a machine.
+func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmProperties, spec agentapi.VM) (*resource.Resource, error) {
+	cluster, err := arm.ParseID(v.ClusterID)
+	if err != nil {
+		return nil, err
+	}
+	req := scheduler.Request{VM: vm.ID, Cores: v.CPUCores, MemoryMiB: v.MemorySizeGB << 10}
+	for _, h := range v.PlacementHints {
+		req.Hints = append(req.Hints, scheduler.Hint{Type: scheduler.HintType(h.HintType), Execution: scheduler.Execution(h.SchedulingExecution),
+			Scope: scheduler.Scope(h.Scope), Target: h.ResourceID})
+	}
+	for attempt := 0; ; attempt++ {
+		machines, err := p.inCluster(ctx, cluster, machineType)
+		if err != nil {
+			return nil, err
+		}
+		snapshot, err := scheduler.NewSnapshot(p.schedulable(machines))
+		if err != nil {
+			return nil, err
+		}
+		id, err := snapshot.Place(req)
+		if err != nil {
+			return nil, err
+		}
+		mid, err := arm.ParseID(id)
+		if err != nil {
+			return nil, err
+		}
+		booked := false
+		m, err := p.svc.Upsert(ctx, mid, func(r *resource.Resource, created bool) error {
+			booked = false // Upsert runs this again after a conflict: only the last run counts
+			if created {
+				return resource.ErrUnchanged
+			}
+			list := hostedVMs(r)
+			if slices.ContainsFunc(list, func(x agentapi.VM) bool { return strings.EqualFold(x.ID, vm.ID) }) {
+				booked = true
+				return resource.ErrUnchanged
+			}
+			cores, mem := p.room(r)
+			for _, x := range list {
+				cores, mem = cores-x.Cores, mem-x.MemoryMiB
+			}
+			if cores < spec.Cores || mem < spec.MemoryMiB {
+				return resource.ErrUnchanged // taken meanwhile: schedule again
+			}
+			r.Properties[machineVMs] = jsonValue(append(list, spec))
+			booked = true
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if booked && m != nil {
+			return m, nil
+		}
+		if attempt == 20 {
+			return nil, fmt.Errorf("machine %s kept filling up while the VM was placed; retry", mid.Name())
+		}
+	}
+}
+
+// schedulable describes the cluster's machines to the scheduler: their
+// room after the host reserve, what they run and what their agents say
+// they are.
+func (p *Provider) schedulable(machines []*resource.Resource) []scheduler.Machine {
+	var out []scheduler.Machine
+	for _, m := range machines {
+		var roles []string
+		if decode(m.Properties["machineRoles"], &roles); !slices.Contains(roles, machine.RoleCompute) {
+			continue // the control plane's machines run no workloads
+		}
+		cores, mem := p.room(m)
+		sm := scheduler.Machine{ID: m.ID, Rack: str(m.Properties, "rackId"), Cores: cores, MemoryMiB: mem,
+			Ready: machine.ReadyState(str(m.Properties, "detailedStatus"), str(m.Properties, "powerState"), "",
+				str(m.Properties, "livenessState")) == "True",
+			Cordoned: str(m.Properties, "cordonStatus") == "Cordoned"}
+		for _, x := range hostedVMs(m) {
+			sm.UsedCores, sm.UsedMemoryMiB = sm.UsedCores+x.Cores, sm.UsedMemoryMiB+x.MemoryMiB
+			sm.VMs = append(sm.VMs, x.ID)
+		}
+		var inv agentapi.Inventory
+		if decode(m.Properties["agentInventory"], &inv) == nil {
+			sm.Features = inv.CPU.Flags
+			sm.GPUs = len(inv.GPUs)
+		}
+		out = append(out, sm)
+	}
+	return out
+}
+
+// room is what a machine offers VMs: its SKU's cores and memory less the
+// host reserve.
+func (p *Provider) room(m *resource.Resource) (cores, memoryMiB int) {
+	sku, ok := p.cfg.Catalog.Machine(str(m.Properties, "machineSkuId"))
+	if !ok {
+		return 0, 0
+	}
+	return max(sku.CPUCores-reservedCores, 0), max(sku.MemoryGiB<<10-reservedMemoryMiB, 0)
+}
+
+func hostedVMs(m *resource.Resource) []agentapi.VM {
+	var list []agentapi.VM
+	decode(m.Properties[machineVMs], &list)
+	return list
+}
+
+// changeHosted changes the VM's entry in its machine's list (change
+// returns false to remove it).
+func (p *Provider) changeHosted(ctx context.Context, machineID, vm string, change func(x *agentapi.VM) bool) error {
+	mid, err := arm.ParseID(machineID)
+	if err != nil {
+		return err
+	}
+	_, err = p.svc.Upsert(ctx, mid, func(r *resource.Resource, created bool) error {
+		if created {
+			return resource.ErrUnchanged
+		}
+		list := hostedVMs(r)
+		i := slices.IndexFunc(list, func(x agentapi.VM) bool { return strings.EqualFold(x.ID, vm) })
+		if i < 0 {
+			return resource.ErrUnchanged
+		}
+		if !change(&list[i]) {
+			list = slices.Delete(list, i, i+1)
+		}
+		r.Properties[machineVMs] = jsonValue(list)
+		return nil
+	})
+	return err
+}
+
+// deprovisionVM takes the VM off its machine: its agent stops it and
+// its room is free again. Its addresses are released with the resource.
+func (p *Provider) deprovisionVM(ctx context.Context, t *resource.Task) error {
+	v := vmOf(t.Resource)
+	if v.BareMetalMachineID == "" {
+		return nil
+	}
+	t.Resource.Properties["detailedStatus"] = "Terminating"
+	return p.changeHosted(ctx, v.BareMetalMachineID, t.Resource.ID, func(*agentapi.VM) bool { return false })
+}
+
+func (p *Provider) validateVMAction(_ context.Context, r *resource.Resource, input json.RawMessage) error {
+	if vmOf(r).BareMetalMachineID == "" {
+		return arm.Errorf(http.StatusConflict, "VirtualMachineNotPlaced", "Virtual machine '%s' is not placed on a machine yet.", r.Name)
+	}
+	if len(input) > 0 {
+		var in struct {
+			SkipShutdown string `json:"skipShutdown"`
+		}
+		if err := arm.DecodeStrict(input, &in); err != nil {
+			return err
+		}
+		if in.SkipShutdown != "" && in.SkipShutdown != "True" && in.SkipShutdown != "False" {
+			return arm.FieldError("skipShutdown", "skipShutdown must be True or False, not '%s'.", in.SkipShutdown)
+		}
+	}
+	return nil
+}
+
+// vmAction asks the VM's host for a power action and waits until it
+// reports it done.
+func (p *Provider) vmAction(name string) func(context.Context, *resource.Task) (any, error) {
+	return func(ctx context.Context, t *resource.Task) (any, error) {
+		v := vmOf(t.Resource)
+		var want func(vmProperties) bool
+		err := p.changeHosted(ctx, v.BareMetalMachineID, t.Resource.ID, func(x *agentapi.VM) bool {
+			switch name {
+			case "powerOff":
+				x.Power = "Off"
+				want = func(v vmProperties) bool { return v.PowerState == "Off" }
+			case "start":
+				x.Power = "On"
+				want = func(v vmProperties) bool { return v.PowerState == "On" }
+			case "restart":
+				x.Power, x.Restarts = "On", max(x.Restarts, v.ReportedRestarts)+1
+				n := x.Restarts
+				want = func(v vmProperties) bool { return v.ReportedRestarts >= n && v.PowerState == "On" }
+			case "reimage":
+				x.Reimages = max(x.Reimages, v.ReportedReimages) + 1
+				n := x.Reimages
+				want = func(v vmProperties) bool { return v.ReportedReimages >= n }
+			}
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+		if want == nil {
+			return nil, resource.Canceled(arm.Errorf(http.StatusConflict, "VirtualMachineNotPlaced", "Virtual machine '%s' is not on its machine's list.", t.Resource.Name))
+		}
+		if err := p.awaitVM(ctx, t, want); err != nil {
+			return nil, err
+		}
+		return map[string]any{"status": "Succeeded"}, nil
+	}
+}
+
+// awaitVM waits until what the VM's host reports satisfies done, or
+// fails after VMTimeout with what it last reported.
+func (p *Provider) awaitVM(ctx context.Context, t *resource.Task, done func(vmProperties) bool) error {
+	id, err := arm.ParseID(t.Resource.ID)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(p.cfg.VMTimeout)
+	for {
+		r, err := p.svc.Lookup(ctx, id)
+		if err != nil {
+			return err
+		}
+		v := vmOf(r)
+		if done(v) {
+			for _, k := range vmReported {
+				if val, ok := r.Properties[k]; ok {
+					t.Resource.Properties[k] = val
+				}
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return resource.Canceled(arm.Errorf(http.StatusGatewayTimeout, "VirtualMachineNotReady",
+				"Virtual machine '%s' did not get there within %s: it is %s (%s).", r.Name, p.cfg.VMTimeout, cmpOr(v.DetailedStatus, "Provisioning"), str(r.Properties, "detailedStatusMessage")))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// lookup reads the stored resource id names.
+func (p *Provider) lookup(ctx context.Context, id string) (*resource.Resource, error) {
+	rid, err := arm.ParseID(id)
+	if err != nil {
+		return nil, err
+	}
+	return p.svc.Lookup(ctx, rid)
+}
