@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -64,53 +63,17 @@ func imageImport(ctx context.Context, args []string, out, progress io.Writer) er
 	if len(files) != 1 || *name == "" {
 		return errors.New("usage: citadel image import FILE --name NAME [--os-type Linux|Windows] [--boot-method UEFI|BIOS] [--credentials FILE]")
 	}
-	f, err := os.Open(files[0])
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if st.Size() > server.MaxImageSize {
-		return fmt.Errorf("%s has %s, more than the %d GiB a server takes", files[0], mib(st.Size()), server.MaxImageSize>>30)
-	}
 	c, err := updateClient(creds)
 	if err != nil {
 		return err
 	}
-	token, err := c.Token(ctx)
-	if err != nil {
-		return err
-	}
 	query := url.Values{"name": {*name}, "osType": {*osType}, "bootMethod": {*bootMethod}}
-	body := &sendProgress{r: f, total: st.Size(), out: progress}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.Creds.ARMEndpoint, "/")+"/citadel/images?"+query.Encode(), body)
+	status, answer, err := upload(ctx, c, files[0], "/citadel/images?"+query.Encode(), "application/octet-stream", server.MaxImageSize, progress, "")
 	if err != nil {
 		return err
 	}
-	req.ContentLength = st.Size()
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/octet-stream")
-	// A refusal (not an Owner, a bad name) comes before a byte of the
-	// image is sent.
-	req.Header.Set("Expect", "100-continue")
-	tr := c.HTTP.Transport.(*http.Transport).Clone()
-	tr.ExpectContinueTimeout = 10 * time.Second
-	// No overall timeout: the upload takes as long as the image is
-	// large. Ctrl-C ends it.
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		return fmt.Errorf("upload %s: %w", files[0], err)
-	}
-	defer resp.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusCreated {
-		return serverRefusal("image", resp.StatusCode, answer)
+	if status != http.StatusCreated {
+		return serverRefusal("image", status, answer)
 	}
 	var img images.Image
 	if err := json.Unmarshal(answer, &img); err != nil {
@@ -118,24 +81,6 @@ func imageImport(ctx context.Context, args []string, out, progress io.Writer) er
 	}
 	fmt.Fprintf(out, "imported image %s: %s, %s, %s, %s, sha256:%s\n", img.Name, img.OSType, img.BootMethod, img.Format, mib(img.Size), img.SHA256)
 	return nil
-}
-
-// sendProgress prints a line each time another tenth of the file is sent.
-type sendProgress struct {
-	r         io.Reader
-	n, total  int64
-	out       io.Writer
-	nextTenth int64
-}
-
-func (s *sendProgress) Read(p []byte) (int, error) {
-	k, err := s.r.Read(p)
-	s.n += int64(k)
-	if s.total > 0 && s.n*10 >= s.nextTenth*s.total {
-		fmt.Fprintf(s.out, "sent %d of %d bytes (%d%%)\n", s.n, s.total, s.n*100/s.total)
-		s.nextTenth = s.n*10/s.total + 1
-	}
-	return k, err
 }
 
 func imageList(ctx context.Context, args []string, out io.Writer) error {

@@ -387,51 +387,17 @@ func updateImport(ctx context.Context, args []string, out io.Writer) error {
 	if len(files) != 1 {
 		return errors.New("usage: citadel update import BUNDLE [--credentials FILE]")
 	}
-	f, err := os.Open(files[0])
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if st.Size() > server.MaxBundleSize {
-		return fmt.Errorf("%s has %s, more than the %d GiB a server takes", files[0], mib(st.Size()), server.MaxBundleSize>>30)
-	}
 	c, err := updateClient(creds)
 	if err != nil {
 		return err
 	}
-	token, err := c.Token(ctx)
+	status, answer, err := upload(ctx, c, files[0], "/citadel/updates/bundles", "application/x-tar", server.MaxBundleSize, out,
+		"the server is verifying the bundle")
 	if err != nil {
 		return err
 	}
-	body := &uploadProgress{r: f, total: st.Size(), out: out}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.Creds.ARMEndpoint, "/")+"/citadel/updates/bundles", body)
-	if err != nil {
-		return err
-	}
-	req.ContentLength = st.Size()
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/x-tar")
-	// A refusal (not an Owner) comes before a byte of the bundle is sent.
-	req.Header.Set("Expect", "100-continue")
-	tr := c.HTTP.Transport.(*http.Transport).Clone()
-	tr.ExpectContinueTimeout = 10 * time.Second
-	// No overall timeout: the upload and the server's verification
-	// take as long as the bundle is large. Ctrl-C ends it.
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		return fmt.Errorf("upload %s: %w", files[0], err)
-	}
-	defer resp.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusCreated {
-		return serverRefusal("bundle", resp.StatusCode, answer)
+	if status != http.StatusCreated {
+		return serverRefusal("bundle", status, answer)
 	}
 	var rel releases.Release
 	if err := json.Unmarshal(answer, &rel); err != nil {
@@ -443,29 +409,6 @@ func updateImport(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintln(out)
 	return printArtifacts(out, rel.Artifacts)
-}
-
-// uploadProgress prints a line each time another tenth of the bundle is
-// sent, and when the server has all of it.
-type uploadProgress struct {
-	r         io.Reader
-	n, total  int64
-	out       io.Writer
-	nextTenth int64
-}
-
-func (u *uploadProgress) Read(p []byte) (int, error) {
-	k, err := u.r.Read(p)
-	u.n += int64(k)
-	if u.total > 0 && u.n*10 >= u.nextTenth*u.total {
-		percent := u.n * 100 / u.total
-		fmt.Fprintf(u.out, "uploaded %.1f of %.1f MiB (%d%%)\n", float64(u.n)/(1<<20), float64(u.total)/(1<<20), percent)
-		u.nextTenth = u.n*10/u.total + 1
-		if u.n == u.total {
-			fmt.Fprintln(u.out, "the server is verifying the bundle")
-		}
-	}
-	return k, err
 }
 
 func printArtifacts(out io.Writer, as []releases.ArtifactInfo) error {

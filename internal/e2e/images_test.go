@@ -77,7 +77,7 @@ func TestImages(t *testing.T) {
 	ubuntuFile, windowsFile := file("ubuntu.raw", ubuntu), file("windows.qcow2", windows)
 
 	out := ok("image", "import", ubuntuFile, "--name", "registry.example/ubuntu:22.04")
-	for _, want := range []string{"sent ", "of 1330000 bytes (100%)", "imported image registry.example/ubuntu:22.04: Linux, UEFI, raw, 1.3 MiB, sha256:" + sum(ubuntu)} {
+	for _, want := range []string{"uploaded ", "of 1.3 MiB (100%)", "imported image registry.example/ubuntu:22.04: Linux, UEFI, raw, 1.3 MiB, sha256:" + sum(ubuntu)} {
 		if !strings.Contains(out, want) {
 			t.Errorf("image import printed:\n%s\nwant %q", out, want)
 		}
