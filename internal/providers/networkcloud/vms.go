@@ -391,6 +391,13 @@ func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmPropert
 		if err != nil {
 			return nil, err
 		}
+		// A provisioning that runs again after a crash may find the VM
+		// booked already: it stays where it is, never on two machines.
+		for _, m := range machines {
+			if slices.ContainsFunc(hostedVMs(m), func(x agentapi.VM) bool { return strings.EqualFold(x.ID, vm.ID) }) {
+				return m, nil
+			}
+		}
 		snapshot, err := scheduler.NewSnapshot(p.schedulable(machines))
 		if err != nil {
 			return nil, err
