@@ -93,26 +93,17 @@ func imageList(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	r, err := c.Do(ctx, http.MethodGet, "/citadel/images", nil)
+	list, err := operatorList[images.Image](ctx, c, "/citadel/images", "list of images")
 	if err != nil {
 		return err
 	}
-	if r.Status != http.StatusOK {
-		return serverRefusal("list of images", r.Status, r.Body)
-	}
-	var list struct {
-		Value []images.Image `json:"value"`
-	}
-	if err := json.Unmarshal(r.Body, &list); err != nil {
-		return fmt.Errorf("the server's answer: %w", err)
-	}
-	if len(list.Value) == 0 {
+	if len(list) == 0 {
 		fmt.Fprintln(out, "no images imported")
 		return nil
 	}
 	w := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tOS TYPE\tBOOT METHOD\tFORMAT\tSIZE\tIMPORTED\tSHA256")
-	for _, img := range list.Value {
+	for _, img := range list {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", img.Name, img.OSType, img.BootMethod, img.Format, mib(img.Size),
 			img.Imported.UTC().Format(time.RFC3339), img.SHA256)
 	}

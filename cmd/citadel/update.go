@@ -434,26 +434,17 @@ func updateReleases(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	r, err := c.Do(ctx, http.MethodGet, "/citadel/updates/releases", nil)
+	list, err := operatorList[releases.Release](ctx, c, "/citadel/updates/releases", "list of releases")
 	if err != nil {
 		return err
 	}
-	if r.Status != http.StatusOK {
-		return serverRefusal("list of releases", r.Status, r.Body)
-	}
-	var list struct {
-		Value []releases.Release `json:"value"`
-	}
-	if err := json.Unmarshal(r.Body, &list); err != nil {
-		return fmt.Errorf("the server's answer: %w", err)
-	}
-	if len(list.Value) == 0 {
+	if len(list) == 0 {
 		fmt.Fprintln(out, "no releases imported")
 		return nil
 	}
 	w := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(w, "CLUSTER VERSION\tIMPORTED\tARTIFACTS\tSIZE\tNOTES")
-	for _, rel := range list.Value {
+	for _, rel := range list {
 		var size int64
 		for _, a := range rel.Artifacts {
 			size += a.Size
@@ -464,7 +455,7 @@ func updateReleases(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if *artifacts {
-		for _, rel := range list.Value {
+		for _, rel := range list {
 			fmt.Fprintf(out, "\n%s:\n", rel.ClusterVersion)
 			if err := printArtifacts(out, rel.Artifacts); err != nil {
 				return err

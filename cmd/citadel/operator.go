@@ -1,7 +1,11 @@
 package main
 
+// The operator endpoints outside ARM (update bundles, VM images) take
+// files and answer lists; these are the two calls the commands share.
+
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -78,4 +82,23 @@ func (u *uploadProgress) Read(p []byte) (int, error) {
 		}
 	}
 	return k, err
+}
+
+// operatorList reads the {"value": [...]} list an operator endpoint
+// answers at path; what names it in errors.
+func operatorList[T any](ctx context.Context, c *client.Client, path, what string) ([]T, error) {
+	r, err := c.Do(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if r.Status != http.StatusOK {
+		return nil, serverRefusal(what, r.Status, r.Body)
+	}
+	var list struct {
+		Value []T `json:"value"`
+	}
+	if err := json.Unmarshal(r.Body, &list); err != nil {
+		return nil, fmt.Errorf("the server's answer: %w", err)
+	}
+	return list.Value, nil
 }
