@@ -41,7 +41,7 @@ const (
 // serveImages registers the image endpoints on mux.
 func (s *Server) serveImages(mux *http.ServeMux, rbac operatorAuthorizer, log *slog.Logger) {
 	mux.HandleFunc("POST /citadel/images", s.serveImageImport(rbac, log))
-	mux.HandleFunc("GET /citadel/images", s.serveImageList(rbac, log))
+	mux.HandleFunc("GET /citadel/images", serveList(s, imagesReadAction, "list of images", s.Images.List, rbac, log))
 	mux.HandleFunc("DELETE /citadel/images/{name...}", s.serveImageDelete(rbac, log))
 }
 
@@ -127,31 +127,6 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		b.err = err
 	}
 	return k, err
-}
-
-// serveImageList lists the images by name.
-func (s *Server) serveImageList(rbac operatorAuthorizer, log *slog.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		c := s.startCall(w, r, imagesReadAction, "list of images", log)
-		if c == nil {
-			return
-		}
-		if err := c.authorize(rbac, false); err != nil {
-			c.fail(err)
-			return
-		}
-		list, err := s.Images.List(r.Context())
-		if err != nil {
-			c.fail(err)
-			return
-		}
-		b, err := json.Marshal(map[string]any{"value": list})
-		if err != nil {
-			c.fail(err)
-			return
-		}
-		c.reply(http.StatusOK, b)
-	}
 }
 
 // serveImageDelete removes an image from the catalog.

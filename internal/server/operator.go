@@ -3,6 +3,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"maps"
@@ -161,5 +162,31 @@ func (c *operatorCall) record(status string, code int, props map[string]string) 
 		if err := c.s.Audit.Record(context.WithoutCancel(ctx), e); err != nil {
 			c.log.ErrorContext(ctx, "operator call not recorded", "action", c.action, "err", err)
 		}
+	}
+}
+
+// serveList answers an operator endpoint's list ({"value": [...]}) to
+// those allowed action: the imported releases, the VM images.
+func serveList[T any](s *Server, action, what string, list func(context.Context) ([]T, error), rbac operatorAuthorizer, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := s.startCall(w, r, action, what, log)
+		if c == nil {
+			return
+		}
+		if err := c.authorize(rbac, false); err != nil {
+			c.fail(err)
+			return
+		}
+		items, err := list(r.Context())
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		body, err := json.Marshal(map[string]any{"value": items})
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		c.reply(http.StatusOK, body)
 	}
 }

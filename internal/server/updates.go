@@ -47,7 +47,7 @@ const (
 func (s *Server) serveUpdates(mux *http.ServeMux, rbac operatorAuthorizer, log *slog.Logger) {
 	mux.HandleFunc("PUT /citadel/updates/trust", s.serveTrust(rbac, log))
 	mux.HandleFunc("POST /citadel/updates/bundles", s.serveImport(rbac, log))
-	mux.HandleFunc("GET /citadel/updates/releases", s.serveReleases(rbac, log))
+	mux.HandleFunc("GET /citadel/updates/releases", serveList(s, releasesAction, "list of releases", s.Releases.Releases, rbac, log))
 }
 
 // serveTrust installs the vendor's root.json as the root of trust.
@@ -158,30 +158,5 @@ func (s *Server) serveImport(rbac operatorAuthorizer, log *slog.Logger) http.Han
 			return
 		}
 		c.reply(http.StatusCreated, body)
-	}
-}
-
-// serveReleases lists the imported releases, oldest first.
-func (s *Server) serveReleases(rbac operatorAuthorizer, log *slog.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		c := s.startCall(w, r, releasesAction, "list of releases", log)
-		if c == nil {
-			return
-		}
-		if err := c.authorize(rbac, false); err != nil {
-			c.fail(err)
-			return
-		}
-		rs, err := s.Releases.Releases(r.Context())
-		if err != nil {
-			c.fail(err)
-			return
-		}
-		body, err := json.Marshal(map[string]any{"value": rs})
-		if err != nil {
-			c.fail(err)
-			return
-		}
-		c.reply(http.StatusOK, body)
 	}
 }
