@@ -78,7 +78,7 @@ func TestImports(t *testing.T) {
 				t.Errorf("%s imports internal/redfishsim: the control plane drives simulated BMCs over HTTP like real ones", pkg)
 			case outside(pkg) && slices.Contains(controlPlane, local):
 				t.Errorf("%s imports %s: agents and the simulator talk to the control plane over its APIs", pkg, local)
-			case local == "internal/servertest" || local == "internal/store/storetest":
+			case local == "internal/servertest" || local == "internal/store/storetest" || local == "internal/testvm":
 				t.Errorf("%s imports %s in non-test code", pkg, local)
 			}
 		}

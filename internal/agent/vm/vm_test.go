@@ -24,6 +24,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/citadel-cloud/citadel/internal/agentapi"
+	"github.com/citadel-cloud/citadel/internal/testvm"
 )
 
 // guestModules are the modules /init loads: the virtio disks and NIC and
@@ -69,167 +70,31 @@ const (
 	bootTimeout = 90 * time.Second
 )
 
-var (
-	consoleLine = regexp.MustCompile(`(?m)^=== (\S+) ?(.*)$`)
-	lddLib      = regexp.MustCompile(`(/\S+) \(0x`)
-)
+var consoleLine = regexp.MustCompile(`(?m)^=== (\S+) ?(.*)$`)
 
 // guestHost is what booting the tiny Linux needs from the host.
 type guestHost struct {
-	qemu, qemuImg, busybox, cpio string
-	kernel                       string   // /boot/vmlinuz-<version>
-	modules                      []string // the files of guestModules and their dependencies, in load order
-}
-
-// findGuestHost finds what the QEMU tests need, or names each thing
-// missing. scripts/test installs it all.
-func findGuestHost() (*guestHost, []string) {
-	h := &guestHost{}
-	var missing []string
-	look := func(name, pkg string) string {
-		path, err := exec.LookPath(name)
-		if err != nil {
-			missing = append(missing, fmt.Sprintf("%s (Debian package %s)", name, pkg))
-		}
-		return path
-	}
-	h.qemu = look("qemu-system-x86_64", "qemu-system-x86")
-	h.qemuImg = look("qemu-img", "qemu-utils")
-	h.busybox = look("busybox", "busybox-static")
-	h.cpio = look("cpio", "cpio")
-	modinfo := look("modinfo", "kmod")
-	kernels, _ := filepath.Glob("/boot/vmlinuz-*-cloud-amd64")
-	var version string
-	for _, k := range kernels { // the last, in name order, with modules
-		if ver := strings.TrimPrefix(filepath.Base(k), "vmlinuz-"); exists(filepath.Join("/lib/modules", ver)) {
-			h.kernel, version = k, ver
-		}
-	}
-	if h.kernel == "" {
-		return h, append(missing, "/boot/vmlinuz-*-cloud-amd64 and its /lib/modules (Debian package linux-image-cloud-amd64)")
-	}
-	if modinfo == "" {
-		return h, missing
-	}
-	seen := map[string]bool{}
-	var add func(m string) error
-	add = func(m string) error {
-		if seen[m] {
-			return nil
-		}
-		seen[m] = true
-		deps, err := exec.Command(modinfo, "-k", version, "-F", "depends", m).Output()
-		if err != nil {
-			return fmt.Errorf("module %s of %s: modinfo: %w", m, version, err)
-		}
-		for d := range strings.SplitSeq(strings.TrimSpace(string(deps)), ",") {
-			if d != "" {
-				if err := add(d); err != nil {
-					return err
-				}
-			}
-		}
-		file, err := exec.Command(modinfo, "-k", version, "-F", "filename", m).Output()
-		if err != nil {
-			return fmt.Errorf("module %s of %s: modinfo: %w", m, version, err)
-		}
-		if f := strings.TrimSpace(string(file)); f != "(builtin)" {
-			h.modules = append(h.modules, f)
-		}
-		return nil
-	}
-	for _, m := range guestModules {
-		if err := add(m); err != nil {
-			missing = append(missing, err.Error())
-		}
-	}
-	return h, missing
+	*testvm.Host
+	qemuImg string
 }
 
 // needGuestHost returns the host's tools, or skips the test (fails it
 // under CI=true) naming what is missing besides what extra names.
+// scripts/test installs it all.
 func needGuestHost(t *testing.T, extra ...string) *guestHost {
 	t.Helper()
-	h, missing := findGuestHost()
-	missing = append(missing, extra...)
-	switch {
-	case len(missing) == 0:
-		return h
-	case os.Getenv("CI") == "true":
-		t.Fatalf("booting VMs needs %s (CI=true, so this fails rather than skips; scripts/test installs them)", strings.Join(missing, ", "))
-	default:
-		t.Skipf("skipping: booting VMs needs %s, which scripts/test installs", strings.Join(missing, ", "))
-	}
-	return nil
-}
-
-// initramfs builds the guest's initramfs, a cpio archive of busybox,
-// the modules and guestInit, and returns its path.
-func (h *guestHost) initramfs(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	root := filepath.Join(dir, "root")
-	put := func(src, dst string) {
-		t.Helper()
-		data, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, dst)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(root, dst), data, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	put(h.busybox, "bin/busybox")
-	out, err := exec.Command("ldd", h.busybox).CombinedOutput() // none if busybox-static's
-	if err != nil && !bytes.Contains(out, []byte("not a dynamic executable")) {
-		t.Fatalf("ldd %s: %v: %s", h.busybox, err, out)
-	}
-	for _, m := range lddLib.FindAllSubmatch(out, -1) {
-		put(string(m[1]), string(m[1]))
-	}
-	for i, m := range h.modules {
-		put(m, fmt.Sprintf("mods/%02d-%s", i, filepath.Base(m))) // numbered, so that /init loads them in order
-	}
-	for _, d := range []string{"proc", "sys", "dev", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, applet := range []string{"sh", "mount", "insmod", "findfs", "grep", "head", "dd", "sleep", "cat", "mkdir", "dmesg", "tail"} {
-		if err := os.Symlink("busybox", filepath.Join(root, "bin", applet)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(root, "init"), []byte(guestInit), 0o755); err != nil {
-		t.Fatal(err)
-	}
-
-	var names bytes.Buffer
-	err = filepath.WalkDir(root, func(path string, _ os.DirEntry, err error) error {
-		rel, _ := filepath.Rel(root, path)
-		fmt.Fprintln(&names, rel)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	archive := filepath.Join(dir, "initramfs.cpio")
-	cmd := exec.Command(h.cpio, "--create", "--format=newc", "--owner=0:0", "--quiet", "-O", archive)
-	cmd.Dir, cmd.Stdin = root, &names
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("cpio: %v: %s", err, out)
-	}
-	return archive
+	h := &guestHost{Host: testvm.Find(guestModules...)}
+	h.qemuImg = h.Look("qemu-img", "qemu-utils")
+	h.Missing = append(h.Missing, extra...)
+	h.Require(t, "booting VMs")
+	return h
 }
 
 // newGuestQEMU returns a QEMU driver that boots the tiny Linux for the
 // image "tiny", with a 1 MiB raw disk image starting with pristine.
 func newGuestQEMU(t *testing.T, h *guestHost) *QEMU {
 	t.Helper()
-	initrd := h.initramfs(t)
+	initrd := h.Initramfs(t, guestInit, []string{"sh", "mount", "insmod", "findfs", "grep", "head", "dd", "sleep", "cat", "mkdir", "dmesg", "tail"}, nil)
 	image := filepath.Join(t.TempDir(), "tiny.raw")
 	if err := os.WriteFile(image, append([]byte(pristine), make([]byte, 1<<20-len(pristine))...), 0o644); err != nil {
 		t.Fatal(err)
@@ -243,11 +108,11 @@ func newGuestQEMU(t *testing.T, h *guestHost) *QEMU {
 			return image, nil
 		},
 		KernelBoot: func(a agentapi.Artifact) (Kernel, bool) {
-			return Kernel{Path: h.kernel, Initrd: initrd, Cmdline: "console=ttyS0 quiet panic=-1"}, a.Name == "tiny"
+			return Kernel{Path: h.Kernel, Initrd: initrd, Cmdline: testvm.Cmdline}, a.Name == "tiny"
 		},
 		Bridge:        func(vlan int) string { return fmt.Sprintf("cbr%d", vlan) },
 		Accel:         "tcg", // the auto probe is for agents; some hosts' KVM fails guests that pass it
-		QEMUBinary:    h.qemu,
+		QEMUBinary:    h.QEMU,
 		QEMUImg:       h.qemuImg,
 		ShutdownGrace: time.Second,
 		Logger:        slog.New(slog.NewTextHandler(t.Output(), nil)),
