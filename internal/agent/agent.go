@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/agent/host"
+	"github.com/citadel-cloud/citadel/internal/agent/vm"
 	"github.com/citadel-cloud/citadel/internal/agentapi"
 	"github.com/citadel-cloud/citadel/internal/agentcall"
 )
@@ -82,6 +83,8 @@ type Agent struct {
 	vmsKnown bool        // a desired state was applied: until then an empty list would remove the VMs the machine runs
 	vmErr    string      // the last error of RunVMs, logged when it changes
 	staging  atomic.Bool // VM images are being staged in the background
+
+	consoles consoleAnswers // the console requests answered (consoles.go)
 }
 
 // New prepares an agent; Run runs it.
@@ -150,6 +153,7 @@ func (a *Agent) session(ctx context.Context) error {
 			}
 		}
 		a.restageVMs(ctx)
+		a.retryConsoles(ctx, a.client)
 		var reply agentapi.HeartbeatReply
 		hb := agentapi.Heartbeat{Observed: agentapi.Observed{AgentVersion: Version, OSImage: inv.OS.Name,
 			Addresses: addresses(inv), DesiredRevision: a.applied.Load()}, VMs: a.runVMs(ctx)}
@@ -249,6 +253,7 @@ func (a *Agent) fetchDesired(ctx context.Context, c *http.Client) error {
 	// What applying changed (the release it runs) is reported now, not
 	// at the next heartbeat: an update waits for it.
 	_, err := a.report(ctx)
+	a.answerConsoles(ctx, c, d.VMs) // after the report, which an update waits for
 	return err
 }
 
@@ -284,7 +289,10 @@ func (a *Agent) runVMs(ctx context.Context) []agentapi.VMStatus {
 	if !a.vmsKnown {
 		return nil
 	}
-	statuses, err := r.RunVMs(ctx, a.vms)
+	statuses, err := r.RunVMs(ctx, held(a.vms))
+	for i, st := range statuses {
+		statuses[i].Evicted = i < len(a.vms) && a.vms[i].Evicted && st.Power == vm.Off
+	}
 	msg := ""
 	if err != nil {
 		msg = err.Error()
@@ -294,6 +302,19 @@ func (a *Agent) runVMs(ctx context.Context) []agentapi.VMStatus {
 	}
 	a.vmErr = msg
 	return statuses
+}
+
+// held is what the host runs of vms: an evicted VM held off, wherever
+// its power should be once it runs on its new machine.
+func held(vms []agentapi.VM) []agentapi.VM {
+	out := make([]agentapi.VM, len(vms))
+	for i, v := range vms {
+		if v.Evicted {
+			v.Power = vm.Off
+		}
+		out[i] = v
+	}
+	return out
 }
 
 // restageVMs stages, in the background, the images of the desired VMs

@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -34,6 +35,8 @@ type fakeAPI struct {
 	mu         sync.Mutex
 	desired    *agentapi.Desired // nil: the long poll never answers
 	heartbeats []agentapi.Heartbeat
+
+	consoles fakeConsoles // the console logs sent (consoles_test.go)
 }
 
 func startFakeAPI(t *testing.T, desired *agentapi.Desired) *fakeAPI {
@@ -52,6 +55,7 @@ func startFakeAPI(t *testing.T, desired *agentapi.Desired) *fakeAPI {
 	f := &fakeAPI{caKey: key, caCert: ca, desired: desired}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+agentapi.PathJoin, f.join)
+	mux.HandleFunc("PUT "+agentapi.PathConsole, f.console)
 	mux.HandleFunc("PUT "+agentapi.PathInventory, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("POST "+agentapi.PathHeartbeat, func(w http.ResponseWriter, r *http.Request) {
 		var hb agentapi.Heartbeat
@@ -180,6 +184,40 @@ func TestAgentRunsVMs(t *testing.T) {
 	}
 	if !booting {
 		t.Errorf("no heartbeat reported VM a Off while it booted")
+	}
+}
+
+// TestAgentHoldsEvictedVMs: a VM its desired state marks evicted (it
+// moves to another machine) is stopped, whatever its power should be,
+// and reported so; the others run.
+func TestAgentHoldsEvictedVMs(t *testing.T) {
+	h := host.NewSim(agentapi.Inventory{Hostname: "m1"})
+	moving := testVM("a", "On")
+	if _, err := h.RunVMs(t.Context(), []agentapi.VM{moving}); err != nil { // it ran before its eviction
+		t.Fatal(err)
+	}
+	moving.Evicted = true
+	d := &agentapi.Desired{Revision: 1, VMs: []agentapi.VM{moving, testVM("b", "On")}}
+	api := startFakeAPI(t, d)
+	runAgent(t, api, h)
+
+	want := []agentapi.VMStatus{{ID: moving.ID, Power: "Off", Evicted: true}, {ID: d.VMs[1].ID, Power: "On"}}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var last []agentapi.VMStatus
+		if hbs := api.sent(); len(hbs) > 0 {
+			last = hbs[len(hbs)-1].VMs
+		}
+		if slices.Equal(last, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the last heartbeat reports VMs %+v, want %+v", last, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := h.VMs().Running(); !slices.Equal(got, []string{d.VMs[1].ID}) {
+		t.Errorf("running %v, want only b", got)
 	}
 }
 

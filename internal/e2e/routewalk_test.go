@@ -330,6 +330,18 @@ func TestEveryMutatingRouteIsAuthorizedAndAudited(t *testing.T) {
 		rows = append(rows, rwRow{"POST " + action + " on missing VM", "POST action", ncNS + "/virtualMachines", "POST",
 			nc("virtualMachines", "rw-net/"+action), map[string]any{}, ncNS + "/virtualMachines/" + action + "/action", 404, "ResourceNotFound"})
 	}
+	// A VM's console, below a missing VM: refused naming its parent
+	// (TestVMConsole drives the rest).
+	console, consoleType := nc("virtualMachines", "rw-net/consoles/default"), ncNS+"/virtualMachines/consoles"
+	rows = append(rows,
+		rwRow{"PUT console below a missing VM", "PUT resource", consoleType, "PUT", console,
+			map[string]any{"location": loc, "properties": map[string]any{"enabled": "True"}}, consoleType + "/write", 404, "ParentResourceNotFound"},
+		rwRow{"PATCH console below a missing VM", "PATCH resource", consoleType, "PATCH", console,
+			map[string]any{"properties": map[string]any{"enabled": "False"}}, consoleType + "/write", 404, "ParentResourceNotFound"},
+		rwRow{"POST readLog below a missing VM", "POST action", consoleType, "POST", strings.Replace(console, "?", "/readLog?", 1),
+			map[string]any{"tailBytes": 4096}, consoleType + "/readLog/action", 404, "ParentResourceNotFound"},
+		rwRow{"DELETE console below a missing VM", "DELETE resource", consoleType, "DELETE", console, nil, consoleType + "/delete", 204, ""},
+	)
 	for _, action := range []string{"powerOff", "start", "restart", "reimage", "replace", "cordon", "uncordon"} {
 		rows = append(rows, rwRow{"POST " + action + " on missing machine", "POST action", ncNS + "/bareMetalMachines", "POST",
 			nc("bareMetalMachines", "rwmissing/"+action), map[string]any{}, ncNS + "/bareMetalMachines/" + action + "/action", 404, "ResourceNotFound"})

@@ -2,9 +2,10 @@
 // (ARCHITECTURE.md): the agent API that machines' agents join and report
 // to over mTLS, the in-memory liveness of every machine, and the writes of
 // what changes (inventory, observed state, liveness transitions) to the
-// bareMetalMachine and rack resources, and of the VMs' statuses the
-// agents report to the virtualMachines (vms.go). Heartbeats themselves
-// are never written.
+// bareMetalMachine and rack resources, of the VMs' statuses the agents
+// report to the virtualMachines (vms.go), and of the console logs they
+// send on request to the VMs' consoles (consoles.go). Heartbeats
+// themselves are never written.
 package fleet
 
 import (
@@ -135,6 +136,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT "+agentapi.PathInventory, s.authenticated(s.inventory))
 	mux.HandleFunc("GET "+agentapi.PathDesired, s.authenticated(s.desired))
 	mux.HandleFunc("GET "+agentapi.PathArtifacts+"{sha256}", s.authenticated(s.artifact))
+	mux.HandleFunc("PUT "+agentapi.PathConsole, s.authenticated(s.consoleLog))
 	if s.cfg.Devices != nil {
 		mux.HandleFunc("POST "+agentapi.PathZTP, s.ztp)
 		mux.HandleFunc("GET "+agentapi.PathDeviceConfig, s.device(s.deviceConfig))

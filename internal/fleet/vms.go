@@ -28,6 +28,7 @@ const (
 	propReportedRestarts = "reportedRestarts"      // restarts done, which the restart action waits for
 	propReportedReimages = "reportedReimages"      // reimages done, which the reimage action waits for
 	propVMHost           = "bareMetalMachineId"    // read: the machine the VM is placed on
+	propEvicted          = "evicted"               // hidden: its host stopped it for its move elsewhere
 )
 
 // writeVMs writes the VM statuses of a heartbeat that differ from those
@@ -110,6 +111,9 @@ func setVMStatus(props map[string]any, st agentapi.VMStatus) (changed bool) {
 	if st.Power == "On" {
 		power, detailed, message = "On", "Running", "The virtual machine is running."
 	}
+	if st.Evicted {
+		message = "The virtual machine is stopped to move to another machine."
+	}
 	if st.Error != "" {
 		detailed, message = "Error", st.Error
 	}
@@ -117,6 +121,9 @@ func setVMStatus(props map[string]any, st agentapi.VMStatus) (changed bool) {
 		if str(props, name) != v {
 			props[name], changed = v, true
 		}
+	}
+	if evicted, _ := props[propEvicted].(bool); evicted != st.Evicted {
+		props[propEvicted], changed = st.Evicted, true
 	}
 	for name, n := range map[string]int{propReportedRestarts: st.Restarts, propReportedReimages: st.Reimages} {
 		if count, ok := number(props[name]); !ok || count != n {

@@ -114,6 +114,17 @@ func TestWriteVMs(t *testing.T) {
 		t.Errorf("VM a after it failed (-want +got):\n%s", diff)
 	}
 
+	// A VM its host stopped for its move says so, in its message and
+	// its hidden evicted property.
+	s.writeVMs(t.Context(), m1, []agentapi.VMStatus{{ID: vmID("a"), Power: "Off", Restarts: 1, Reimages: 2, Evicted: true}})
+	r, err := svc.Lookup(t.Context(), mustParse(t, vmID("a")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Properties["evicted"] != true || r.Properties["detailedStatusMessage"] != "The virtual machine is stopped to move to another machine." {
+		t.Errorf("VM a stopped for its move: evicted %v, message %q", r.Properties["evicted"], r.Properties["detailedStatusMessage"])
+	}
+
 	// A VM placed on another machine is not written by m1, nor is one
 	// that is gone created; both are checked again at the next report.
 	moved := read("moved")

@@ -48,7 +48,9 @@ type Config struct {
 	NotReadyAfter time.Duration
 	// FailedAfter is the grace, counted from the last heartbeat (or from
 	// the end of a partition of its rack), before a silent machine may be
-	// declared Failed on its BMC's evidence (default 2 min).
+	// declared Failed on its BMC's evidence (default 40 s: the VMs of a
+	// failed machine then run elsewhere within a minute of its last
+	// heartbeat).
 	FailedAfter time.Duration
 	// PartitionWindow is how recently a machine must have fallen silent
 	// (passed NotReadyAfter) to count toward a partition of its rack
@@ -68,7 +70,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		NotReadyAfter:   30 * time.Second,
-		FailedAfter:     2 * time.Minute,
+		FailedAfter:     40 * time.Second,
 		PartitionWindow: 30 * time.Second,
 		PartitionMin:    2,
 		AskEvery:        30 * time.Second,

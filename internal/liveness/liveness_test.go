@@ -409,7 +409,11 @@ func TestRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tr := New(tt.cfg)
+			cfg := tt.cfg
+			if cfg.FailedAfter == 0 {
+				cfg.FailedAfter = 2 * time.Minute // the timelines below count on it
+			}
+			tr := New(cfg)
 			var all []string
 			for _, group := range strings.Fields(tt.racks) {
 				rack, machines, _ := strings.Cut(group, ":")
@@ -587,7 +591,7 @@ func TestConfig(t *testing.T) {
 		{Config{}, ""},
 		{DefaultConfig(), ""},
 		{Config{NotReadyAfter: 5 * sec, FailedAfter: 5 * sec}, ""},
-		{Config{NotReadyAfter: 3 * time.Minute}, "FailedAfter 2m0s is shorter than NotReadyAfter 3m0s"},
+		{Config{NotReadyAfter: 3 * time.Minute}, "FailedAfter 40s is shorter than NotReadyAfter 3m0s"},
 		{Config{NotReadyAfter: -sec}, "NotReadyAfter -1s is less than 1µs"},
 		{Config{AskEvery: time.Nanosecond}, "AskEvery 1ns is less than 1µs"},
 		{Config{PartitionMin: -1}, "PartitionMin -1 is less than 1"},
@@ -601,7 +605,7 @@ func TestConfig(t *testing.T) {
 			t.Errorf("%+v.Validate() = %q, want %q", tt.cfg, got, tt.want)
 		}
 	}
-	if got, want := New(Config{PartitionMin: 3}).Config(), (Config{NotReadyAfter: 30 * sec, FailedAfter: 2 * time.Minute, PartitionWindow: 30 * sec, PartitionMin: 3, AskEvery: 30 * sec}); got != want {
+	if got, want := New(Config{PartitionMin: 3}).Config(), (Config{NotReadyAfter: 30 * sec, FailedAfter: 40 * sec, PartitionWindow: 30 * sec, PartitionMin: 3, AskEvery: 30 * sec}); got != want {
 		t.Errorf("New(PartitionMin 3).Config() = %+v, want %+v", got, want)
 	}
 	defer func() {

@@ -379,6 +379,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.Store.Lead(runCtx, "configuration-drift", replicaID, p.networkCloud.WatchDrift)
 	})
 	s.done.Go(func() {
+		s.Store.Lead(runCtx, "vm-failover", replicaID, p.networkCloud.WatchFailedMachines)
+	})
+	s.done.Go(func() {
 		s.watchCertificates(runCtx, served, p.agents, []expiring{
 			{"server certificate", served.leaf},
 			{"HTTPS CA", ca.Certificate},

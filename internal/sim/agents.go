@@ -176,14 +176,19 @@ func (s *Site) StopAgent(name string) {
 	}
 }
 
-// PowerOff cuts a machine's power: its BMC reports Off and its agent
-// stops.
+// PowerOff cuts a machine's power: its BMC reports Off, its agent stops
+// and its VMs with it.
 func (s *Site) PowerOff(name string) error {
 	m := s.Machine(name)
 	if m == nil {
 		return fmt.Errorf("sim: no machine %q", name)
 	}
 	s.StopAgent(name)
+	if s.agents != nil {
+		if h := s.agentHost(name); h != nil {
+			h.VMs().PowerLoss()
+		}
+	}
 	return m.BMC.SetPowerState("Off")
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -136,6 +137,33 @@ func (s *Sim) boot(m *simVM, now time.Time, what string) {
 	m.boots++
 	m.upAt, m.booted = now.Add(s.bootTime), false
 	fmt.Fprintf(&m.console, "[sim] %s %s (boot %d)\n", m.name, what, m.boots)
+}
+
+// PowerLoss stops every VM at once, as the loss of its host's power
+// does; they start again as their agent reconciles them.
+func (s *Sim) PowerLoss() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.vms {
+		if m.running {
+			m.running = false
+			fmt.Fprintf(&m.console, "[sim] %s lost its host's power\n", m.name)
+		}
+	}
+}
+
+// Running are the IDs of the VMs that run (booting or up).
+func (s *Sim) Running() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for id, m := range s.vms {
+		if m.running {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Console implements Driver.

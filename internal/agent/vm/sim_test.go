@@ -2,6 +2,7 @@ package vm
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -161,4 +162,37 @@ func TestSimRejectsDuplicates(t *testing.T) {
 	if _, err := NewSim().Reconcile(t.Context(), []agentapi.VM{v, v}); err == nil {
 		t.Errorf("Reconcile(a VM twice) = nil error, want one")
 	}
+}
+
+// TestSimPowerLoss: a host's power loss stops every VM; its agent's next
+// reconcile starts again those that should run.
+func TestSimPowerLoss(t *testing.T) {
+	s := NewSim()
+	a, b, c := testVM("a"), testVM("b"), testVM("c")
+	c.Power = Off
+	want := []agentapi.VM{a, b, c}
+	if _, err := s.Reconcile(t.Context(), want); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Running(); !slices.Equal(got, sorted(a.ID, b.ID)) {
+		t.Fatalf("Running() = %v, want a and b", got)
+	}
+	s.PowerLoss()
+	if got := s.Running(); len(got) != 0 {
+		t.Errorf("Running() after the power loss = %v, want none", got)
+	}
+	if log, _ := s.Console(a.ID); !strings.Contains(string(log), "[sim] a lost its host's power") {
+		t.Errorf("a's console after the power loss:\n%s", log)
+	}
+	if _, err := s.Reconcile(t.Context(), want); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Running(); !slices.Equal(got, sorted(a.ID, b.ID)) {
+		t.Errorf("Running() after the next reconcile = %v, want a and b", got)
+	}
+}
+
+func sorted(ids ...string) []string {
+	slices.Sort(ids)
+	return ids
 }

@@ -267,9 +267,9 @@ func (p *Provider) recordDrift(ctx context.Context, m *resource.Resource, items 
 	}
 	switch {
 	case after.Status == "Drifted" && before.Status != "Drifted":
-		p.driftEvent(ctx, m.ID, "Warning", fmt.Sprintf("%s drifted from its configuration: %s.", m.Name, describeDrift(items)))
+		p.event(ctx, driftOperation, m.ID, "Warning", fmt.Sprintf("%s drifted from its configuration: %s.", m.Name, describeDrift(items)))
 	case after.Status == "InSync" && before.Status == "Drifted":
-		p.driftEvent(ctx, m.ID, "Informational", fmt.Sprintf("%s is back in sync with its configuration.", m.Name))
+		p.event(ctx, driftOperation, m.ID, "Informational", fmt.Sprintf("%s is back in sync with its configuration.", m.Name))
 	}
 	return nil
 }
@@ -300,14 +300,16 @@ func describeDrift(items []machine.DriftItem) string {
 // driftOperation is the activity log's name for drift events.
 const driftOperation = "Citadel.Platform/configurationDrift/action"
 
-func (p *Provider) driftEvent(ctx context.Context, resourceID, level, description string) {
+// event records what the control plane did or found on its own, such as
+// a drift or an HA restart, in the activity log.
+func (p *Provider) event(ctx context.Context, operation, resourceID, level, description string) {
 	if p.cfg.Audit == nil {
 		return
 	}
-	e := audit.NewEvent(audit.EventInfo{Time: time.Now(), OperationName: driftOperation, Caller: resource.SystemCaller.Name,
+	e := audit.NewEvent(audit.EventInfo{Time: time.Now(), OperationName: operation, Caller: resource.SystemCaller.Name,
 		ResourceID: resourceID, Status: "Succeeded", Level: level, Description: description})
 	if err := p.cfg.Audit.Record(ctx, e); err != nil {
-		p.log.WarnContext(ctx, "drift event not recorded", "resource", resourceID, "err", err)
+		p.log.WarnContext(ctx, "activity-log event not recorded", "operation", operation, "resource", resourceID, "err", err)
 	}
 }
 
@@ -436,6 +438,6 @@ func (p *Provider) noteCorrection(ctx context.Context, m *resource.Resource, ite
 	}
 	p.log.InfoContext(ctx, "drift correction", "machine", m.ID, "drift", describeDrift(items), "correction", correction)
 	if warn {
-		p.driftEvent(ctx, m.ID, "Warning", fmt.Sprintf("%s's drift was not corrected: %s", m.Name, correction))
+		p.event(ctx, driftOperation, m.ID, "Warning", fmt.Sprintf("%s's drift was not corrected: %s", m.Name, correction))
 	}
 }

@@ -454,7 +454,7 @@ func (p *Provider) cordon(ctx context.Context, t *resource.Task, in machineInput
 	t.Resource.Properties["cordonStatus"] = "Cordoned"
 	if in.Evacuate == "True" {
 		tr.step(ctx, "Evacuate workloads")
-		tr.message = "The machine is cordoned; it hosted no workloads to evacuate."
+		return p.evacuateMachine(ctx, t, tr)
 	}
 	return nil
 }

@@ -178,6 +178,7 @@ func Register(svc *resource.Service, cfg Config) *Provider {
 		p.applianceType(),
 		p.volumeType(),
 		p.vmType(),
+		p.consoleType(),
 		&resource.Type{
 			Namespace: Namespace, Name: "bareMetalMachines", APIVersions: APIVersions, Tracked: true, SystemManaged: true,
 			NamePattern: machineNamePattern, NameRule: machineNameRule,

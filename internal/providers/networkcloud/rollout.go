@@ -418,6 +418,16 @@ func (ru *rollout) updateMachine(ctx context.Context, m *resource.Resource, targ
 		out.Reason = err.Error()
 		return out
 	}
+	if cur, err = ru.p.svc.Lookup(ctx, id); err == nil {
+		err = ru.p.evacuate(ctx, cur, false, func(vm, to string, _, _ int) {
+			ru.event(ctx, m.ID, "Succeeded", fmt.Sprintf("%s moved from %s to %s for its update.", vm, m.Name, to))
+		})
+	}
+	if err != nil {
+		out.Reason = "its virtual machines could not all move: " + err.Error()
+		ru.event(ctx, m.ID, "Failed", fmt.Sprintf("%s did not update to %s: %s", m.Name, target.ClusterVersion, out.Reason))
+		return out
+	}
 	if reason := ru.waitFor(ctx, id, target.ClusterVersion); reason != "" {
 		out.Reason = reason
 		ru.event(ctx, m.ID, "Failed", fmt.Sprintf("%s did not update to %s: %s", m.Name, target.ClusterVersion, reason))

@@ -18,6 +18,7 @@ import (
 	"github.com/citadel-cloud/citadel/internal/arm"
 	"github.com/citadel-cloud/citadel/internal/images"
 	"github.com/citadel-cloud/citadel/internal/machine"
+	"github.com/citadel-cloud/citadel/internal/network"
 	"github.com/citadel-cloud/citadel/internal/providers/extendedlocation"
 	"github.com/citadel-cloud/citadel/internal/resource"
 	"github.com/citadel-cloud/citadel/internal/scheduler"
@@ -45,11 +46,17 @@ const (
 )
 
 var vmReadOnly = []string{"availabilityZone", "bareMetalMachineId", "clusterId", "detailedStatus", "detailedStatusMessage",
-	"powerState", "volumes", "reportedRestarts", "reportedReimages"}
+	"powerState", "volumes", "reportedRestarts", "reportedReimages", vmEvicted}
 
-// vmReported are what the VM's host reports (through the fleet) while an
-// operation on it runs.
-var vmReported = []string{"powerState", "detailedStatus", "detailedStatusMessage", "reportedRestarts", "reportedReimages"}
+// vmReported are what the VM's host reports (through the fleet) and
+// where it runs (set when it is placed or moved), which may change while
+// an operation on it runs.
+var vmReported = []string{"powerState", "detailedStatus", "detailedStatusMessage", "reportedRestarts", "reportedReimages", vmEvicted,
+	"bareMetalMachineId", "availabilityZone"}
+
+// vmEvicted is the VM's hidden property that says its host stopped it
+// for its move to another machine (agentapi.VMStatus.Evicted).
+const vmEvicted = "evicted"
 
 var adminUsernamePattern = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,31}$`)
 
@@ -78,6 +85,7 @@ type vmProperties struct {
 	StorageProfile struct {
 		OsDisk struct {
 			CreateOption string `json:"createOption"`
+			DeleteOption string `json:"deleteOption"`
 			DiskSizeGB   int    `json:"diskSizeGB"`
 		} `json:"osDisk"`
 		VolumeAttachments []string `json:"volumeAttachments"`
@@ -88,6 +96,7 @@ type vmProperties struct {
 	DetailedStatus     string `json:"detailedStatus"`
 	ReportedRestarts   int    `json:"reportedRestarts"`
 	ReportedReimages   int    `json:"reportedReimages"`
+	Evicted            bool   `json:"evicted"`
 }
 
 // networkAttachment is one of a VM's networks (NetworkAttachment).
@@ -106,7 +115,7 @@ func (p *Provider) vmType() *resource.Type {
 		Namespace: Namespace, Name: "virtualMachines", APIVersions: APIVersions, Tracked: true,
 		NamePattern: volumeNamePattern, NameRule: volumeNameRule,
 		ReadOnly: vmReadOnly, Reported: vmReported,
-		Sensitive:   []string{"userDataContent", "networkDataContent", "vmImageRepositoryCredentials.password"},
+		Sensitive:   []string{"userDataContent", "networkDataContent", "vmImageRepositoryCredentials.password", vmEvicted},
 		Validate:    p.validateVM,
 		Provision:   p.provisionVM,
 		Deprovision: p.deprovisionVM,
@@ -160,6 +169,9 @@ func (p *Provider) validateVM(ctx context.Context, w *resource.Write) error {
 	if err := p.checkImage(ctx, v.VMImage); err != nil {
 		return err
 	}
+	if err := p.validateDisks(ctx, w, cluster, v); err != nil {
+		return err
+	}
 	for _, f := range []struct{ name, value string }{{"userDataContent", v.UserDataContent}, {"userData", v.UserData},
 		{"networkDataContent", v.NetworkDataContent}, {"networkData", v.NetworkData}} {
 		if _, err := base64.StdEncoding.DecodeString(f.value); err != nil {
@@ -187,6 +199,10 @@ func (p *Provider) validateVM(ctx context.Context, w *resource.Write) error {
 // size, image, disks, networks and placement take a new VM.
 func unchangedVM(old, v vmProperties) error {
 	same := func(a, b any) bool { x, _ := json.Marshal(a); y, _ := json.Marshal(b); return string(x) == string(y) }
+	for _, x := range []*vmProperties{&old, &v} { // the defaults, as validateDisks sets them
+		x.StorageProfile.OsDisk.CreateOption = cmpOr(x.StorageProfile.OsDisk.CreateOption, "Ephemeral")
+		x.StorageProfile.OsDisk.DeleteOption = cmpOr(x.StorageProfile.OsDisk.DeleteOption, "Delete")
+	}
 	for _, f := range []struct {
 		name string
 		a, b any
@@ -313,7 +329,10 @@ func (p *Provider) provisionVM(ctx context.Context, t *resource.Task) error {
 			return err
 		}
 		t.Resource.Properties["detailedStatus"] = "Scheduling"
-		m, err := p.place(ctx, t.Resource, v, spec)
+		if err := p.ensureOSVolume(ctx, t.Resource, v); err != nil {
+			return err
+		}
+		m, err := p.place(ctx, t.Resource, v, p.withDisks(ctx, t.Resource, spec), "")
 		if err != nil {
 			t.Resource.Properties["detailedStatus"] = "Error"
 			t.Resource.Properties["detailedStatusMessage"] = err.Error()
@@ -322,20 +341,59 @@ func (p *Provider) provisionVM(ctx context.Context, t *resource.Task) error {
 			}
 			return resource.Canceled(arm.Errorf(http.StatusConflict, "NoCapacity", "%s", err))
 		}
-		t.Resource.Properties["bareMetalMachineId"] = m.ID
-		t.Resource.Properties["detailedStatus"] = "Provisioning"
-		t.Resource.Properties["detailedStatusMessage"] = "The virtual machine is starting on " + m.Name + "."
-		if rack, err := p.lookup(ctx, str(m.Properties, "rackId")); err == nil {
-			t.Resource.Properties["availabilityZone"] = str(rack.Properties, "availabilityZone")
-		}
-		if err := t.Save(ctx); err != nil {
+		r, err := p.setHost(ctx, t.Resource.ID, m, "The virtual machine is starting on "+m.Name+".")
+		if err != nil {
 			return err
 		}
+		if r == nil { // deleted meanwhile: its deletion takes it off m
+			return nil
+		}
+		takeReported(t.Resource, r)
 	}
 	return p.awaitVM(ctx, t, func(v vmProperties) bool { return v.PowerState == "On" })
 }
 
-// vmSpec is what the VM's host is given to run it.
+// setHost records machine m as the VM's host, with its rack's
+// availability zone: the fleet writes what m reports of the VM from then
+// on. It returns the VM as stored, or nil when it is gone.
+func (p *Provider) setHost(ctx context.Context, vmID string, m *resource.Resource, message string) (*resource.Resource, error) {
+	id, err := arm.ParseID(vmID)
+	if err != nil {
+		return nil, err
+	}
+	zone := ""
+	if rack, err := p.lookup(ctx, str(m.Properties, "rackId")); err == nil {
+		zone = str(rack.Properties, "availabilityZone")
+	}
+	r, err := p.svc.Upsert(ctx, id, func(r *resource.Resource, created bool) error {
+		if created {
+			return resource.ErrUnchanged
+		}
+		if strings.EqualFold(str(r.Properties, "bareMetalMachineId"), m.ID) {
+			return resource.ErrUnchanged
+		}
+		set(r.Properties, map[string]any{"bareMetalMachineId": m.ID, "availabilityZone": zone, "powerState": "Off",
+			"detailedStatus": "Provisioning", "detailedStatusMessage": message, vmEvicted: false})
+		return nil
+	})
+	if err != nil || r == nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// takeReported gives the task's VM what stored says its host reported
+// and where it runs.
+func takeReported(task, stored *resource.Resource) {
+	for _, k := range vmReported {
+		if v, ok := stored.Properties[k]; ok {
+			task.Properties[k] = v
+		}
+	}
+}
+
+// vmSpec is what the VM's host is given to run it. A VM given no
+// networkData gets one that configures its network attachments.
 func (p *Provider) vmSpec(ctx context.Context, r *resource.Resource, v vmProperties) (agentapi.VM, error) {
 	img, err := p.cfg.Images.Lookup(ctx, v.VMImage)
 	if err != nil {
@@ -349,6 +407,7 @@ func (p *Provider) vmSpec(ctx context.Context, r *resource.Resource, v vmPropert
 	for _, k := range v.SSHPublicKeys {
 		spec.SSHPublicKeys = append(spec.SSHPublicKeys, k.KeyData)
 	}
+	var guest []network.GuestNIC
 	for i, a := range v.NetworkAttachments {
 		n, err := p.lookup(ctx, a.AttachedNetworkID)
 		if err != nil {
@@ -361,22 +420,46 @@ func (p *Provider) vmSpec(ctx context.Context, r *resource.Resource, v vmPropert
 			}
 		}
 		nic := agentapi.VMNIC{Name: cmpOr(a.NetworkAttachmentName, fmt.Sprintf("eth%d", i)), VLAN: vlan, MAC: a.MACAddress}
-		if a.IPv4Address != "" {
-			if prefix, err := netip.ParsePrefix(str(n.Properties, "ipv4ConnectedPrefix")); err == nil {
-				nic.IPv4 = fmt.Sprintf("%s/%d", a.IPv4Address, prefix.Bits())
+		guestNIC := network.GuestNIC{Name: nic.Name, MAC: nic.MAC}
+		if pool, err := network.ParsePool(str(n.Properties, "ipv4ConnectedPrefix")); err == nil && a.IPv4Address != "" {
+			if addr, err := netip.ParseAddr(a.IPv4Address); err == nil {
+				guestNIC.IPv4 = netip.PrefixFrom(addr, pool.Prefix.Bits())
+				nic.IPv4 = guestNIC.IPv4.String()
+				if a.DefaultGateway == "True" {
+					guestNIC.Gateway = pool.Gateway()
+				}
 			}
 		}
 		if vlan > 0 {
 			spec.NICs = append(spec.NICs, nic)
+			guest = append(guest, guestNIC)
 		}
+	}
+	if spec.NetworkData == "" && len(guest) > 0 { // configured from its attachments
+		spec.NetworkData = string(network.GuestNetworkConfig(guest))
 	}
 	return spec, nil
 }
 
-// place chooses a machine for the VM and books it there: a
-// compare-and-swap of the machine's list of VMs, checked against its
-// room again, so concurrent placements never overbook a machine.
-func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmProperties, spec agentapi.VM) (*resource.Resource, error) {
+// withDisks is a VM's spec on machine m: spec with its volumes, which it
+// has attached there.
+func (p *Provider) withDisks(ctx context.Context, vm *resource.Resource, spec agentapi.VM) func(m *resource.Resource) (agentapi.VM, error) {
+	return func(m *resource.Resource) (agentapi.VM, error) {
+		if len(vmVolumes(vm)) == 0 {
+			return spec, nil
+		}
+		disks, err := p.attachDisks(ctx, vm, m)
+		spec.Disks = disks
+		return spec, err
+	}
+}
+
+// place chooses a machine for the VM and books it there with the spec
+// specOn gives for it: a compare-and-swap of the machine's list of VMs,
+// checked against its room again, so concurrent placements never
+// overbook a machine. A VM that moves is placed on another machine than
+// from.
+func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmProperties, specOn func(m *resource.Resource) (agentapi.VM, error), from string) (*resource.Resource, error) {
 	cluster, err := arm.ParseID(v.ClusterID)
 	if err != nil {
 		return nil, err
@@ -394,11 +477,11 @@ func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmPropert
 		// A provisioning that runs again after a crash may find the VM
 		// booked already: it stays where it is, never on two machines.
 		for _, m := range machines {
-			if slices.ContainsFunc(hostedVMs(m), func(x agentapi.VM) bool { return strings.EqualFold(x.ID, vm.ID) }) {
+			if !strings.EqualFold(m.ID, from) && hosts(m, vm.ID) {
 				return m, nil
 			}
 		}
-		snapshot, err := scheduler.NewSnapshot(p.schedulable(machines))
+		snapshot, err := scheduler.NewSnapshot(p.schedulable(machines, from))
 		if err != nil {
 			return nil, err
 		}
@@ -410,6 +493,14 @@ func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmPropert
 		if err != nil {
 			return nil, err
 		}
+		chosen, err := p.svc.Lookup(ctx, mid)
+		if err != nil {
+			return nil, err
+		}
+		spec, err := specOn(chosen)
+		if err != nil {
+			return nil, err
+		}
 		booked := false
 		m, err := p.svc.Upsert(ctx, mid, func(r *resource.Resource, created bool) error {
 			booked = false // Upsert runs this again after a conflict: only the last run counts
@@ -417,7 +508,7 @@ func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmPropert
 				return resource.ErrUnchanged
 			}
 			list := hostedVMs(r)
-			if slices.ContainsFunc(list, func(x agentapi.VM) bool { return strings.EqualFold(x.ID, vm.ID) }) {
+			if hosts(r, vm.ID) {
 				booked = true
 				return resource.ErrUnchanged
 			}
@@ -446,8 +537,8 @@ func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmPropert
 
 // schedulable describes the cluster's machines to the scheduler: their
 // room after the host reserve, what they run and what their agents say
-// they are.
-func (p *Provider) schedulable(machines []*resource.Resource) []scheduler.Machine {
+// they are. Machine from, which a VM moves off, takes none.
+func (p *Provider) schedulable(machines []*resource.Resource, from string) []scheduler.Machine {
 	var out []scheduler.Machine
 	for _, m := range machines {
 		var roles []string
@@ -458,7 +549,7 @@ func (p *Provider) schedulable(machines []*resource.Resource) []scheduler.Machin
 		sm := scheduler.Machine{ID: m.ID, Rack: str(m.Properties, "rackId"), Cores: cores, MemoryMiB: mem,
 			Ready: machine.ReadyState(str(m.Properties, "detailedStatus"), str(m.Properties, "powerState"), "",
 				str(m.Properties, "livenessState")) == "True",
-			Cordoned: str(m.Properties, "cordonStatus") == "Cordoned"}
+			Cordoned: str(m.Properties, "cordonStatus") == "Cordoned" || strings.EqualFold(m.ID, from)}
 		for _, x := range hostedVMs(m) {
 			sm.UsedCores, sm.UsedMemoryMiB = sm.UsedCores+x.Cores, sm.UsedMemoryMiB+x.MemoryMiB
 			sm.VMs = append(sm.VMs, x.ID)
@@ -489,6 +580,11 @@ func hostedVMs(m *resource.Resource) []agentapi.VM {
 	return list
 }
 
+// hosts says whether machine m's list has the VM.
+func hosts(m *resource.Resource, vm string) bool {
+	return slices.ContainsFunc(hostedVMs(m), func(x agentapi.VM) bool { return strings.EqualFold(x.ID, vm) })
+}
+
 // changeHosted changes the VM's entry in its machine's list (change
 // returns false to remove it).
 func (p *Provider) changeHosted(ctx context.Context, machineID, vm string, change func(x *agentapi.VM) bool) error {
@@ -514,15 +610,28 @@ func (p *Provider) changeHosted(ctx context.Context, machineID, vm string, chang
 	return err
 }
 
-// deprovisionVM takes the VM off its machine: its agent stops it and
-// its room is free again. Its addresses are released with the resource.
+// deprovisionVM takes the VM off its machine, and off the one it was
+// moving to if it was: their agents stop it and their room is free
+// again. Its addresses are released with the resource.
 func (p *Provider) deprovisionVM(ctx context.Context, t *resource.Task) error {
 	v := vmOf(t.Resource)
-	if v.BareMetalMachineID == "" {
-		return nil
+	cluster, err := arm.ParseID(v.ClusterID)
+	if err != nil {
+		return err
+	}
+	machines, err := p.inCluster(ctx, cluster, machineType)
+	if err != nil {
+		return err
 	}
 	t.Resource.Properties["detailedStatus"] = "Terminating"
-	return p.changeHosted(ctx, v.BareMetalMachineID, t.Resource.ID, func(*agentapi.VM) bool { return false })
+	for _, m := range machines {
+		if hosts(m, t.Resource.ID) {
+			if err := p.changeHosted(ctx, m.ID, t.Resource.ID, func(*agentapi.VM) bool { return false }); err != nil {
+				return err
+			}
+		}
+	}
+	return p.releaseDisks(ctx, t.Resource)
 }
 
 func (p *Provider) validateVMAction(_ context.Context, r *resource.Resource, input json.RawMessage) error {
@@ -581,35 +690,44 @@ func (p *Provider) vmAction(name string) func(context.Context, *resource.Task) (
 	}
 }
 
-// awaitVM waits until what the VM's host reports satisfies done, or
-// fails after VMTimeout with what it last reported.
+// awaitVM waits until what the VM's host reports satisfies done, and
+// gives the task what it reported.
 func (p *Provider) awaitVM(ctx context.Context, t *resource.Task, done func(vmProperties) bool) error {
-	id, err := arm.ParseID(t.Resource.ID)
+	r, err := p.waitVM(ctx, t.Resource.ID, done)
 	if err != nil {
+		if e, ok := errors.AsType[*arm.Error](err); ok {
+			return resource.Canceled(e)
+		}
 		return err
+	}
+	takeReported(t.Resource, r)
+	return nil
+}
+
+// waitVM waits until the stored VM satisfies done and returns it, or
+// fails after VMTimeout with what its host last reported.
+func (p *Provider) waitVM(ctx context.Context, vm string, done func(vmProperties) bool) (*resource.Resource, error) {
+	id, err := arm.ParseID(vm)
+	if err != nil {
+		return nil, err
 	}
 	deadline := time.Now().Add(p.cfg.VMTimeout)
 	for {
 		r, err := p.svc.Lookup(ctx, id)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		v := vmOf(r)
 		if done(v) {
-			for _, k := range vmReported {
-				if val, ok := r.Properties[k]; ok {
-					t.Resource.Properties[k] = val
-				}
-			}
-			return nil
+			return r, nil
 		}
 		if time.Now().After(deadline) {
-			return resource.Canceled(arm.Errorf(http.StatusGatewayTimeout, "VirtualMachineNotReady",
-				"Virtual machine '%s' did not get there within %s: it is %s (%s).", r.Name, p.cfg.VMTimeout, cmpOr(v.DetailedStatus, "Provisioning"), str(r.Properties, "detailedStatusMessage")))
+			return nil, arm.Errorf(http.StatusGatewayTimeout, "VirtualMachineNotReady",
+				"Virtual machine '%s' did not get there within %s: it is %s (%s).", r.Name, p.cfg.VMTimeout, cmpOr(v.DetailedStatus, "Provisioning"), str(r.Properties, "detailedStatusMessage"))
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

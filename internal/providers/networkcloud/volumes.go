@@ -71,7 +71,7 @@ func (p *Provider) volumeType() *resource.Type {
 		Sensitive:      []string{"attachments[].psk"},
 		Validate:       p.validateVolume,
 		Provision:      p.provisionVolume,
-		ValidateDelete: refuseAttached,
+		ValidateDelete: p.refuseAttached,
 		Deprovision:    p.deprovisionVolume,
 		Actions: map[string]resource.Action{
 			"attach": {Validate: p.validateAttach, Run: p.attach},
@@ -257,8 +257,9 @@ func (p *Provider) provisionVolume(ctx context.Context, t *resource.Task) error 
 	return nil
 }
 
-// refuseAttached refuses deleting a volume that something is attached to.
-func refuseAttached(_ context.Context, r *resource.Resource) error {
+// refuseAttached refuses deleting a volume that something is attached
+// to, or that a virtual machine uses (it may not be attached yet).
+func (p *Provider) refuseAttached(ctx context.Context, r *resource.Resource) error {
 	v, err := volumeOf(r)
 	if err != nil {
 		return err
@@ -267,13 +268,31 @@ func refuseAttached(_ context.Context, r *resource.Resource) error {
 		return arm.Errorf(http.StatusConflict, "VolumeAttached",
 			"The volume '%s' is attached to %s; detach it before deleting it.", r.Name, strings.Join(v.AttachedTo, ", "))
 	}
+	claimed, err := p.svc.Claimed(ctx, volumeConsumers)
+	if err != nil {
+		return err
+	}
+	if vm, ok := claimed[strings.ToLower(r.ID)]; ok && !p.osDiskOfDeleted(ctx, r, vm) {
+		return arm.Errorf(http.StatusConflict, "VolumeInUse",
+			"The volume '%s' is used by the virtual machine '%s'; delete the virtual machine or take the volume out of its volumeAttachments first.", r.Name, vm)
+	}
 	return nil
+}
+
+// osDiskOfDeleted says whether volume r is the OS disk of VM vm, which
+// is being deleted: the VM's deletion deletes it.
+func (p *Provider) osDiskOfDeleted(ctx context.Context, r *resource.Resource, vm string) bool {
+	if !strings.EqualFold(r.ID, osVolumeID(mustID(vm))) {
+		return false
+	}
+	owner, err := p.lookup(ctx, vm)
+	return isMissing(err) || err == nil && owner.ProvisioningState() == resource.StateDeleting
 }
 
 // deprovisionVolume deletes the volume from its appliance and releases
 // its reservation.
 func (p *Provider) deprovisionVolume(ctx context.Context, t *resource.Task) error {
-	if err := refuseAttached(ctx, t.Resource); err != nil {
+	if err := p.refuseAttached(ctx, t.Resource); err != nil {
 		return controller.Terminal(err)
 	}
 	v, err := volumeOf(t.Resource)
