@@ -33,7 +33,8 @@ type QEMUConfig struct {
 	Dir string
 	// Images returns the file of an image artifact, which the agent
 	// stages: a raw (or fixed VHD) or qcow2 disk image. A VM's disk is a
-	// qcow2 overlay on it, so the file must stay while a VM uses it.
+	// qcow2 overlay on it, so the file must stay while a VM uses it; a
+	// VM with an OS disk on the SAN gets a copy written to that instead.
 	Images func(image agentapi.Artifact) (path string, err error)
 	// KernelBoot, if set, may say that an image boots a kernel directly
 	// instead of from its disk (which is still attached): the tests' tiny
@@ -47,7 +48,8 @@ type QEMUConfig struct {
 	// and falls back to TCG.
 	Accel string
 	// QEMUBinary and QEMUImg default to "qemu-system-x86_64" and
-	// "qemu-img" on the PATH.
+	// "qemu-img" on the PATH. Both need TLS (gnutls) for the VMs' disks
+	// on the SAN, as Debian's do.
 	QEMUBinary string
 	QEMUImg    string
 	// OVMFCode and OVMFVars are the UEFI firmware and its variables'
@@ -93,7 +95,7 @@ const (
 // The files of a VM's directory.
 const (
 	fileState   = "state.json" // a record
-	fileDisk    = "disk.qcow2" // the overlay on the image
+	fileDisk    = "disk.qcow2" // the overlay on the image, unless the VM has an OS disk
 	fileSeed    = "seed.iso"   // the NoCloud seed
 	fileConsole = "console.log"
 	fileQMP     = "qmp.sock"
@@ -101,23 +103,39 @@ const (
 	fileVars    = "efivars.fd" // a UEFI VM's variables
 	fileTPM     = "tpm"        // a Windows VM's TPM state, a directory
 	fileTPMSock = "tpm.sock"
-	fileTPMPID  = "tpm.pid"  // swtpm's
-	fileLog     = "qemu.log" // QEMU's output until it daemonizes
+	fileTPMPID  = "tpm.pid"     // swtpm's
+	fileLog     = "qemu.log"    // QEMU's output until it daemonizes
+	fileKeys    = "keys"        // the keys of its disks on the SAN: keys/<index>/keys.psk, "identity:hexkey"
+	fileHead    = "os-head.raw" // the first MiB of its OS disk, while the driver checks that it is blank
 )
 
 // QEMU runs each VM as a qemu-system-x86_64 process of its own, detached
 // from the agent so that the VMs outlive an agent restart: Reconcile finds
 // them again by their pid files and QMP sockets. Power actions go through
 // QMP: power off presses the ACPI power button and quits after the grace,
-// restart resets, reimage recreates the disk from the image (and resets
-// the UEFI variables and the TPM).
+// restart resets, reimage recreates the disk from the image, or writes
+// the image to the OS disk again (and resets the UEFI variables and the
+// TPM).
 //
-// A VM is a q35 machine with its cores and memory (changes apply at its
-// next start), its disk and its NoCloud seed as virtio disks, its NICs as
-// virtio NICs on taps on their VLANs' bridges, and its serial console
-// appended to console.log. A UEFI VM boots OVMF, without Secure Boot; a
-// Windows VM also gets a TPM 2.0 from swtpm. Windows 11's Secure Boot is
-// not offered, and a Windows image needs the virtio drivers.
+// A VM is a q35 machine with its cores and memory, its disk and its
+// NoCloud seed as virtio disks, its NICs as virtio NICs on taps on their
+// VLANs' bridges, and its serial console appended to console.log. A UEFI
+// VM boots OVMF, without Secure Boot; a Windows VM also gets a TPM 2.0
+// from swtpm. Windows 11's Secure Boot is not offered, and a Windows
+// image needs the virtio drivers.
+//
+// Its volumes on the SAN (VM.Disks) are virtio disks after the seed, in
+// their order, with the volumes' serials (a virtio disk shows the guest
+// the first 20 bytes: /dev/disk/by-id/virtio-<serial>), reached over NBD
+// with TLS-PSK (see disks.go). A Persistent OS disk replaces the overlay
+// as the disk it boots from: the driver writes the image to it before a
+// start when it is blank (its first MiB all zero) and again at each
+// reimage. An export that cannot be reached, or refuses the key, keeps
+// the VM from starting and is in its status.
+//
+// Changes to a running VM's cores, memory, NICs and disks (a disk's
+// export, or its key, after its volume moved) apply at its next start:
+// a power off and on, or a reimage, not a restart.
 type QEMU struct {
 	cfg QEMUConfig
 	log *slog.Logger
@@ -253,6 +271,10 @@ type record struct {
 	// PowerdownBy is when a power off that waits for the guest gives up
 	// and quits; zero when none is under way.
 	PowerdownBy time.Time `json:"powerdownBy,omitzero"`
+	// Imaging is the serial of the OS disk the image is being written
+	// to, "" when no write is under way: one that did not finish is
+	// done again before the VM starts.
+	Imaging string `json:"imaging,omitempty"`
 }
 
 // load reads the VM's record. A new VM's record takes its counts from
@@ -348,6 +370,10 @@ func (q *QEMU) converge(ctx context.Context, v agentapi.VM, in instance, rec *re
 		if err != nil {
 			return err
 		}
+		disks, err := in.disks(v.Disks)
+		if err != nil {
+			return err
+		}
 		if pid != 0 {
 			if err := q.stop(ctx, in, pid); err != nil {
 				return err
@@ -359,7 +385,12 @@ func (q *QEMU) converge(ctx context.Context, v agentapi.VM, in instance, rec *re
 				return fmt.Errorf("reimage: %w", err)
 			}
 		}
-		if err := q.newDisk(ctx, in, image); err != nil {
+		if d, ok := osDisk(disks); ok {
+			err = q.imageOS(ctx, v, in, d, image, rec)
+		} else {
+			err = q.newDisk(ctx, in, image)
+		}
+		if err != nil {
 			return err
 		}
 		q.log.InfoContext(ctx, "vm reimaged", "vm", v.ID, "key", in.key, "image", v.Image.Name)
@@ -377,6 +408,9 @@ func (q *QEMU) converge(ctx context.Context, v agentapi.VM, in instance, rec *re
 
 	switch {
 	case v.Power == On && pid == 0:
+		if err := q.provisionOS(ctx, v, in, rec); err != nil {
+			return err
+		}
 		return q.start(ctx, v, in)
 	case v.Power == On:
 		rec.PowerdownBy = time.Time{} // its guest may still go down; the next Reconcile starts it again
@@ -606,6 +640,9 @@ func (q *QEMU) start(ctx context.Context, v agentapi.VM, in instance) error {
 		if pid := in.tpmPID(); pid != 0 {
 			_ = kill(ctx, pid, in.path(fileTPMSock)) // it would wait for this QEMU forever
 		}
+		if derr := diskError(out, args, v.Disks); derr != nil {
+			return fmt.Errorf("start: %w", derr)
+		}
 		return fmt.Errorf("start: qemu: %w: %s", err, bytes.TrimSpace(out))
 	}
 	if err := q.resume(ctx, v, in); err != nil {
@@ -616,7 +653,8 @@ func (q *QEMU) start(ctx context.Context, v agentapi.VM, in instance) error {
 }
 
 // prepare checks that v can start, makes its files (the disk if it has
-// none, the seed, the UEFI variables) and returns QEMU's arguments.
+// none and no OS disk, its disks' keys, the seed, the UEFI variables) and
+// returns QEMU's arguments.
 func (q *QEMU) prepare(ctx context.Context, v agentapi.VM, in instance) ([]string, error) {
 	if err := os.MkdirAll(in.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("start: %w", err)
@@ -654,7 +692,26 @@ func (q *QEMU) prepare(ctx context.Context, v agentapi.VM, in instance) ([]strin
 	if err != nil {
 		return nil, err
 	}
-	if !exists(in.path(fileDisk)) {
+	disks, err := in.disks(v.Disks)
+	if err != nil {
+		return nil, err
+	}
+	bootDisk := []string{
+		"-drive", "if=none,id=disk,format=qcow2,discard=unmap,file=" + optValue(in.path(fileDisk)),
+		"-device", "virtio-blk-pci,drive=disk,bootindex=1", // 0 is a direct kernel boot's
+	}
+	var dataDisks []string
+	for _, d := range disks {
+		if !d.OS {
+			dataDisks = append(dataDisks, d.args(false)...)
+		}
+	}
+	if d, ok := osDisk(disks); ok {
+		bootDisk = d.args(true)
+		if err := in.removeOverlay(); err != nil {
+			return nil, err
+		}
+	} else if !exists(in.path(fileDisk)) {
 		image, err := q.image(v.Image)
 		if err != nil {
 			return nil, err
@@ -689,12 +746,12 @@ func (q *QEMU) prepare(ctx context.Context, v agentapi.VM, in instance) ([]strin
 		"-qmp", "unix:" + optValue(in.path(fileQMP)) + ",server=on,wait=off",
 		"-chardev", "file,id=console,append=on,path=" + optValue(in.path(fileConsole)),
 		"-serial", "chardev:console",
-		"-drive", "if=none,id=disk,format=qcow2,discard=unmap,file=" + optValue(in.path(fileDisk)),
-		"-device", "virtio-blk-pci,drive=disk,bootindex=1", // 0 is a direct kernel boot's,
-		"-drive", "if=none,id=seed,format=raw,readonly=on,file=" + optValue(in.path(fileSeed)),
-		"-device", "virtio-blk-pci,drive=seed",
 		"-S", // resume attaches the NICs, then lets it run
 	}
+	args = append(args, bootDisk...)
+	args = append(args, "-drive", "if=none,id=seed,format=raw,readonly=on,file="+optValue(in.path(fileSeed)),
+		"-device", "virtio-blk-pci,drive=seed")
+	args = append(args, dataDisks...)
 	args = append(args, firmware...)
 	args = append(args, nics...)
 	if q.cfg.KernelBoot != nil {

@@ -73,6 +73,21 @@ func TestQEMUNotStarted(t *testing.T) {
 			errHas: `nic "n": lo of VLAN 7 is a device, not a bridge`,
 		},
 		{
+			name:   "disk without a URI",
+			edit:   func(v *agentapi.VM) { d := testDisk("os-1", true); d.URI = ""; v.Disks = []agentapi.VMDisk{d} },
+			errHas: "disk 0 (volume /subscriptions/s/resourceGroups/g/providers/Microsoft.NetworkCloud/volumes/os-1): no uri: want nbd://host:port/export",
+		},
+		{
+			name:   "two OS disks",
+			edit:   func(v *agentapi.VM) { v.Disks = []agentapi.VMDisk{testDisk("os-1", true), testDisk("os-2", true)} },
+			errHas: "disk 1 (volume /subscriptions/s/resourceGroups/g/providers/Microsoft.NetworkCloud/volumes/os-2): a second OS disk",
+		},
+		{
+			name:   "disk key not hex",
+			edit:   func(v *agentapi.VM) { d := testDisk("data-1", false); d.PSK = "secret"; v.Disks = []agentapi.VMDisk{d} },
+			errHas: "disk 0 (volume /subscriptions/s/resourceGroups/g/providers/Microsoft.NetworkCloud/volumes/data-1): psk: want the key in hex",
+		},
+		{
 			name: "no image",
 			cfg: func(c *QEMUConfig) {
 				c.Images = func(agentapi.Artifact) (string, error) { return "", errors.New("not staged") }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +17,10 @@ import (
 // boots, for `citadel sim` and tests. A started or restarted VM reports
 // On once its boot time is over (QEMU reports On as soon as its process
 // runs), so that the control plane sees the delay of a real boot.
+//
+// A VM's disks are checked as QEMU checks them (checkDisks) and attached
+// at its start, as QEMU's are: Disks shows them. No SAN is reached: an
+// export that is unreachable, or refuses the key, fails only under QEMU.
 type Sim struct {
 	mu       sync.Mutex
 	bootTime time.Duration
@@ -30,6 +35,7 @@ type simVM struct {
 	upAt               time.Time // when its boot is over
 	booted             bool      // its console says so
 	boots              int
+	disks              []agentapi.VMDisk // attached at its last start
 	console            bytes.Buffer
 }
 
@@ -94,15 +100,22 @@ func (s *Sim) reconcile(v agentapi.VM, now time.Time) agentapi.VMStatus {
 			fmt.Fprintf(&m.console, "[sim] %s failed: %v\n", m.name, err)
 		}
 	}
-	if err == nil {
-		if v.Reimages > m.reimages {
+	if err == nil && v.Reimages > m.reimages {
+		// A reimage writes the image to the OS disk of a VM that has one.
+		if err = checkDisks(v.Disks); err == nil {
 			if m.running {
 				m.running = false
 				fmt.Fprintf(&m.console, "[sim] %s powered off for its reimage\n", m.name)
 			}
-			fmt.Fprintf(&m.console, "[sim] %s reimaged from %s\n", m.name, v.Image.Name)
+			onto := ""
+			if i := slices.IndexFunc(v.Disks, func(d agentapi.VMDisk) bool { return d.OS }); i >= 0 {
+				onto = " onto its OS disk " + v.Disks[i].Serial
+			}
+			fmt.Fprintf(&m.console, "[sim] %s reimaged from %s%s\n", m.name, v.Image.Name, onto)
 			m.reimages, m.restarts = v.Reimages, max(m.restarts, v.Restarts)
 		}
+	}
+	if err == nil {
 		if v.Restarts > m.restarts {
 			if m.running && v.Power == On {
 				s.boot(m, now, "restarting")
@@ -111,8 +124,13 @@ func (s *Sim) reconcile(v agentapi.VM, now time.Time) agentapi.VMStatus {
 		}
 		switch {
 		case v.Power == On && !m.running:
-			m.running = true
-			s.boot(m, now, "starting")
+			if err = checkDisks(v.Disks); err == nil {
+				m.running, m.disks = true, slices.Clone(v.Disks)
+				if len(m.disks) > 0 {
+					fmt.Fprintf(&m.console, "[sim] %s attaches disks %s\n", m.name, simDisks(m.disks))
+				}
+				s.boot(m, now, "starting")
+			}
 		case v.Power == Off && m.running:
 			m.running = false
 			fmt.Fprintf(&m.console, "[sim] %s powered off\n", m.name)
@@ -137,6 +155,30 @@ func (s *Sim) boot(m *simVM, now time.Time, what string) {
 	m.boots++
 	m.upAt, m.booted = now.Add(s.bootTime), false
 	fmt.Fprintf(&m.console, "[sim] %s %s (boot %d)\n", m.name, what, m.boots)
+}
+
+// simDisks lists disks for a console line: their serials, the OS disk's
+// marked.
+func simDisks(disks []agentapi.VMDisk) string {
+	names := make([]string, len(disks))
+	for i, d := range disks {
+		names[i] = d.Serial
+		if d.OS {
+			names[i] += " (OS)"
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// Disks are the disks the VM was last started with, as QEMU attaches
+// them: nil if it never started, or is not there.
+func (s *Sim) Disks(id string) []agentapi.VMDisk {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := s.vms[id]; m != nil {
+		return slices.Clone(m.disks)
+	}
+	return nil
 }
 
 // PowerLoss stops every VM at once, as the loss of its host's power

@@ -196,3 +196,65 @@ func sorted(ids ...string) []string {
 	slices.Sort(ids)
 	return ids
 }
+
+// TestSimDisks: a simulated VM attaches its disks at its start, as QEMU
+// does, and refuses the disks QEMU would.
+func TestSimDisks(t *testing.T) {
+	s := NewSim()
+	v := testVM("a")
+	osDisk, data := testDisk("os-1", true), testDisk("data-1", false)
+	v.Disks = []agentapi.VMDisk{osDisk, data}
+	step := func(name string, want agentapi.VMStatus, disks []agentapi.VMDisk) {
+		t.Helper()
+		got, err := s.Reconcile(t.Context(), []agentapi.VM{v})
+		if err != nil {
+			t.Fatalf("%s: Reconcile: %v", name, err)
+		}
+		want.ID = v.ID
+		if diff := cmp.Diff([]agentapi.VMStatus{want}, got); diff != "" {
+			t.Errorf("%s: Reconcile status (-want +got):\n%s", name, diff)
+		}
+		if diff := cmp.Diff(disks, s.Disks(v.ID), cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s: Disks (-want +got):\n%s", name, diff)
+		}
+	}
+
+	step("start", agentapi.VMStatus{Power: On}, []agentapi.VMDisk{osDisk, data})
+	moved := data
+	moved.URI, moved.PSK = "nbd://10.0.0.6:24002/data-1", strings.Repeat("ab", 32)
+	v.Disks = []agentapi.VMDisk{osDisk, moved}
+	step("a disk moved: not until the next start", agentapi.VMStatus{Power: On}, []agentapi.VMDisk{osDisk, data})
+	v.Power = Off
+	step("off", agentapi.VMStatus{Power: Off}, []agentapi.VMDisk{osDisk, data})
+	v.Power = On
+	step("on again", agentapi.VMStatus{Power: On}, []agentapi.VMDisk{osDisk, moved})
+	v.Reimages = 1
+	step("reimage", agentapi.VMStatus{Power: On, Reimages: 1}, []agentapi.VMDisk{osDisk, moved})
+	console, _ := s.Console(v.ID)
+	for _, want := range []string{"[sim] a attaches disks os-1 (OS), data-1\n", "[sim] a reimaged from tiny onto its OS disk os-1\n"} {
+		if !strings.Contains(string(console), want) {
+			t.Errorf("the console lacks %q:\n%s", want, console)
+		}
+	}
+
+	// Disks QEMU refuses keep the VM from starting, or from a reimage.
+	v.Power = Off
+	step("off", agentapi.VMStatus{Power: Off, Reimages: 1}, []agentapi.VMDisk{osDisk, moved})
+	noURI := moved
+	noURI.URI = ""
+	v.Power, v.Disks = On, []agentapi.VMDisk{osDisk, noURI}
+	step("no URI", agentapi.VMStatus{Power: Off, Reimages: 1,
+		Error: "disk 1 (volume /subscriptions/s/resourceGroups/g/providers/Microsoft.NetworkCloud/volumes/data-1): no uri: want nbd://host:port/export"},
+		[]agentapi.VMDisk{osDisk, moved})
+	second := moved
+	second.OS = true
+	v.Disks, v.Reimages = []agentapi.VMDisk{osDisk, second}, 2
+	step("a second OS disk", agentapi.VMStatus{Power: Off, Reimages: 1,
+		Error: "disk 1 (volume /subscriptions/s/resourceGroups/g/providers/Microsoft.NetworkCloud/volumes/data-1): a second OS disk, after disk 0 (volume /subscriptions/s/resourceGroups/g/providers/Microsoft.NetworkCloud/volumes/os-1): a VM boots from one"},
+		[]agentapi.VMDisk{osDisk, moved})
+	v.Disks = nil
+	step("no disks", agentapi.VMStatus{Power: On, Reimages: 2}, nil)
+	if got := s.Disks("/nope"); got != nil {
+		t.Errorf("Disks(a VM it does not have) = %v, want nil", got)
+	}
+}

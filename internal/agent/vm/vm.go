@@ -18,6 +18,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
 
 	"github.com/citadel-cloud/citadel/internal/agentapi"
 )
@@ -90,4 +93,99 @@ func check(v agentapi.VM) error {
 		return fmt.Errorf("memoryMiB %d: want at least 1", v.MemoryMiB)
 	}
 	return nil
+}
+
+// nbdPort is the NBD port an export's URI may leave out.
+const nbdPort = 10809
+
+// nbdExport is where a disk's volume is: an export of an NBD server over
+// TCP.
+type nbdExport struct {
+	Host string
+	Port int
+	Name string
+}
+
+// parseNBD reads an export's URI, nbd://host[:port]/name, as QEMU does.
+// Only TCP is taken: the appliances are on the storage network.
+func parseNBD(uri string) (nbdExport, error) {
+	const want = "want nbd://host:port/export"
+	u, err := url.Parse(uri)
+	switch {
+	case uri == "":
+		return nbdExport{}, fmt.Errorf("no uri: %s", want)
+	case err != nil:
+		return nbdExport{}, fmt.Errorf("uri %q: %s", uri, want)
+	case u.Scheme != "nbd" && u.Scheme != "nbd+tcp", u.Opaque != "", u.User != nil, u.RawQuery != "", u.Fragment != "", u.Hostname() == "":
+		return nbdExport{}, fmt.Errorf("uri %q: %s", uri, want)
+	}
+	e := nbdExport{Host: u.Hostname(), Port: nbdPort, Name: strings.TrimPrefix(u.Path, "/")}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return nbdExport{}, fmt.Errorf("uri %q: port %q: %s", uri, p, want)
+		}
+		e.Port = n
+	}
+	return e, nil
+}
+
+// checkDisks reports what keeps a VM's disks from being attached, the
+// same for every driver: an export it cannot reach by its URI, a disk
+// without the serial the guest finds it by, credentials that cannot be
+// written to QEMU's keys.psk (identity:hexkey lines), or more than one
+// OS disk.
+func checkDisks(disks []agentapi.VMDisk) error {
+	boot := -1 // the OS disk's index
+	for i, d := range disks {
+		_, err := parseNBD(d.URI)
+		switch {
+		case err != nil:
+		case !printable(d.Serial, maxSerial):
+			err = fmt.Errorf("serial %q: want 1 to %d printable ASCII characters", d.Serial, maxSerial)
+		case !printable(d.PSKIdentity, 255) || strings.ContainsAny(d.PSKIdentity, ": "):
+			err = fmt.Errorf("psk identity %q: want 1 to 255 printable ASCII characters but ':' and space", d.PSKIdentity)
+		case d.PSK == "" || !isHex(d.PSK):
+			err = errors.New("psk: want the key in hex")
+		case d.OS && boot >= 0:
+			err = fmt.Errorf("a second OS disk, after %s: a VM boots from one", diskName(boot, disks[boot]))
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", diskName(i, d), err)
+		}
+		if d.OS {
+			boot = i
+		}
+	}
+	return nil
+}
+
+// maxSerial is the longest serial a disk may have: a UUID, which the
+// control plane's serials are. A virtio disk shows the guest only its
+// first virtioSerial bytes.
+const maxSerial = 36
+
+// diskName names a VM's ith disk in errors.
+func diskName(i int, d agentapi.VMDisk) string {
+	return fmt.Sprintf("disk %d (volume %s)", i, d.Volume)
+}
+
+// printable reports whether s is 1 to n bytes of printable ASCII,
+// which needs no quoting in keys.psk or for QEMU (but for commas, which
+// optValue escapes).
+func printable(s string, n int) bool {
+	if s == "" || len(s) > n {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(s string) bool {
+	_, err := hex.DecodeString(s)
+	return err == nil
 }

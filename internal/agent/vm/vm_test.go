@@ -32,9 +32,10 @@ import (
 var guestModules = []string{"virtio_pci", "virtio_blk", "virtio_net", "isofs"}
 
 // guestInit is the VM's /init. It finds the seed by its label, prints
-// the marker in its user-data and its hostname, prints the disk's first
-// 13 bytes and overwrites them, prints what hardware it has, and waits:
-// it ignores the ACPI power button, so a power off takes the grace.
+// the marker in its user-data and its hostname, prints each disk's
+// serial and first 12 bytes, prints the boot disk's first 13 bytes and
+// overwrites them, prints what hardware it has, and waits: it ignores the
+// ACPI power button, so a power off takes the grace.
 const guestInit = `#!/bin/sh
 export PATH=/bin
 mount -t proc proc /proc
@@ -52,6 +53,10 @@ mkdir -p /seed
 mount -t iso9660 -o ro "$seed" /seed || echo "=== SEED NOT MOUNTED"
 echo "=== MARKER $(grep -o 'CITADEL-MARKER-[0-9a-f]*' /seed/user-data)"
 echo "=== META $(grep local-hostname /seed/meta-data)"
+for s in /sys/block/vd*/serial; do
+	n=${s%/serial}; n=${n##*/}
+	echo "=== SERIAL-$n $(cat $s) $(head -c 12 /dev/$n | tr -c 'A-Za-z0-9!-' .)"
+done
 for d in /dev/vda /dev/vdb; do [ "$d" != "$seed" ] && disk=$d; done
 echo "=== DISK $(head -c 13 $disk)"
 printf 'DISK-WRITTEN!' | dd of=$disk conv=fsync 2>/dev/null
@@ -94,7 +99,7 @@ func needGuestHost(t *testing.T, extra ...string) *guestHost {
 // image "tiny", with a 1 MiB raw disk image starting with pristine.
 func newGuestQEMU(t *testing.T, h *guestHost) *QEMU {
 	t.Helper()
-	initrd := h.Initramfs(t, guestInit, []string{"sh", "mount", "insmod", "findfs", "grep", "head", "dd", "sleep", "cat", "mkdir", "dmesg", "tail"}, nil)
+	initrd := h.Initramfs(t, guestInit, []string{"sh", "mount", "insmod", "findfs", "grep", "head", "dd", "sleep", "cat", "mkdir", "dmesg", "tail", "tr"}, nil)
 	image := filepath.Join(t.TempDir(), "tiny.raw")
 	if err := os.WriteFile(image, append([]byte(pristine), make([]byte, 1<<20-len(pristine))...), 0o644); err != nil {
 		t.Fatal(err)
