@@ -369,9 +369,7 @@ func TestActivityLog(t *testing.T) {
 		az := newAzCLI(t, cp)
 		defer az.logTimings(t)
 		c := cp.Creds
-		az.ok(t, "cloud", "register", "-n", "citadel", "--endpoint-resource-manager", c.ARMEndpoint)
-		az.ok(t, "cloud", "set", "-n", "citadel")
-		az.ok(t, "login", "--service-principal", "-u", c.ClientID, "-p", c.ClientSecret, "--tenant", c.TenantID)
+		az.login(t, c)
 
 		type azEvent struct {
 			EventDataID   string `json:"eventDataId"`

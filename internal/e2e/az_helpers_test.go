@@ -72,6 +72,25 @@ func newAzCLIFor(t *testing.T, creds client.Credentials) *azCLI {
 	return &azCLI{env: env, secret: creds.ClientSecret}
 }
 
+// login points az at the control plane of c, as the cloud "citadel",
+// and logs in as its service principal.
+func (a *azCLI) login(t *testing.T, c client.Credentials) {
+	t.Helper()
+	a.ok(t, "cloud", "register", "-n", "citadel", "--endpoint-resource-manager", c.ARMEndpoint)
+	a.ok(t, "cloud", "set", "-n", "citadel")
+	a.ok(t, "login", "--service-principal", "-u", c.ClientID, "-p", c.ClientSecret, "--tenant", c.TenantID)
+}
+
+// jsonArg is v as JSON, for an az argument.
+func jsonArg(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // show is the command line as a log line, without the client secret.
 func (a *azCLI) show(args []string) string {
 	quoted := make([]string, len(args))

@@ -125,9 +125,7 @@ func TestDeployments(t *testing.T) {
 	}
 
 	must("login", func(t *testing.T) {
-		az.ok(t, "cloud", "register", "-n", "citadel", "--endpoint-resource-manager", c.ARMEndpoint)
-		az.ok(t, "cloud", "set", "-n", "citadel")
-		az.ok(t, "login", "--service-principal", "-u", c.ClientID, "-p", c.ClientSecret, "--tenant", c.TenantID)
+		az.login(t, c)
 		az.ok(t, "group", "create", "-n", group, "-l", "local")
 	})
 
@@ -338,9 +336,7 @@ func TestDeploymentModes(t *testing.T) {
 		return d
 	}
 	if !t.Run("login", func(t *testing.T) {
-		az.ok(t, "cloud", "register", "-n", "citadel", "--endpoint-resource-manager", c.ARMEndpoint)
-		az.ok(t, "cloud", "set", "-n", "citadel")
-		az.ok(t, "login", "--service-principal", "-u", c.ClientID, "-p", c.ClientSecret, "--tenant", c.TenantID)
+		az.login(t, c)
 		for _, g := range []string{"cancel", "rollback", "complete"} {
 			az.ok(t, "group", "create", "-n", g, "-l", "local")
 		}

@@ -32,30 +32,21 @@ func TestFabric(t *testing.T) {
 	az := newAzCLI(t, s.cp)
 	t.Cleanup(func() { az.logTimings(t) })
 	c := s.cp.Creds
-	az.ok(t, "cloud", "register", "-n", "citadel", "--endpoint-resource-manager", c.ARMEndpoint)
-	az.ok(t, "cloud", "set", "-n", "citadel")
-	az.ok(t, "login", "--service-principal", "-u", c.ClientID, "-p", c.ClientSecret, "--tenant", c.TenantID)
+	az.login(t, c)
 	sub := c.SubscriptionID
 	group := "/subscriptions/" + sub + "/resourceGroups/fabric"
 	nmf := group + "/providers/Microsoft.ManagedNetworkFabric/"
 	fabricID := nmf + "networkFabrics/" + s.cl.FabricName()
-	jsonArg := func(v any) string {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
 	create := func(id string, body map[string]any) {
 		t.Helper()
-		az.ok(t, createArgs(id, jsonArg(body))...)
+		az.ok(t, createArgs(id, jsonArg(t, body))...)
 	}
 	action := func(id, name string, body any) map[string]any {
 		t.Helper()
 		var out struct {
 			Properties map[string]any `json:"properties"`
 		}
-		az.json(t, &out, "resource", "invoke-action", "--ids", id, "--action", name, "--api-version", fabricAPI, "--request-body", jsonArg(body))
+		az.json(t, &out, "resource", "invoke-action", "--ids", id, "--action", name, "--api-version", fabricAPI, "--request-body", jsonArg(t, body))
 		return out.Properties
 	}
 	az.ok(t, "group", "create", "-n", "fabric", "-l", "local")
@@ -71,10 +62,10 @@ func TestFabric(t *testing.T) {
 	}}
 	t.Run("bad fabric refused", func(t *testing.T) {
 		props := map[string]any{}
-		json.Unmarshal([]byte(jsonArg(fabricBody["properties"])), &props)
+		json.Unmarshal([]byte(jsonArg(t, fabricBody["properties"])), &props)
 		props["rackCount"] = 5
 		bad := map[string]any{"location": "local", "properties": props}
-		az.fail(t, []string{"properties.rackCount", "more than SKU M4-A400-A100-C16-aa allows (4)"}, createArgs(nmf+"networkFabrics/toobig", jsonArg(bad))...)
+		az.fail(t, []string{"properties.rackCount", "more than SKU M4-A400-A100-C16-aa allows (4)"}, createArgs(nmf+"networkFabrics/toobig", jsonArg(t, bad))...)
 	})
 	create(fabricID, fabricBody)
 
@@ -95,7 +86,7 @@ func TestFabric(t *testing.T) {
 	if len(fabric.Properties.Racks) != 5 {
 		t.Fatalf("fabric racks = %v, want 5", fabric.Properties.Racks)
 	}
-	if strings.Contains(jsonArg(fabric), "ts-secret") {
+	if strings.Contains(jsonArg(t, fabric), "ts-secret") {
 		t.Error("the terminal server's password is shown")
 	}
 	// Each device gets its serial number (the first with az, the rest
@@ -106,7 +97,7 @@ func TestFabric(t *testing.T) {
 			// A device is the system's (az resource update, a PUT, is
 			// refused): its serial number is PATCHed.
 			az.ok(t, "rest", "--method", "patch", "--url", nmf+"networkDevices/"+d+"?api-version="+fabricAPI,
-				"--body", jsonArg(map[string]any{"properties": map[string]any{"serialNumber": sim.DeviceSerial(d)}}))
+				"--body", jsonArg(t, map[string]any{"properties": map[string]any{"serialNumber": sim.DeviceSerial(d)}}))
 			continue
 		}
 		if r, err := s.cp.Client.Do(t.Context(), http.MethodPatch, nmf+"networkDevices/"+d+"?api-version="+fabricAPI,
@@ -146,7 +137,7 @@ func TestFabric(t *testing.T) {
 	l2 := nmf + "l2IsolationDomains/l2a"
 	create(l2, map[string]any{"location": "local", "properties": map[string]any{"networkFabricId": fabricID, "vlanId": 501, "mtu": 1500}})
 	az.fail(t, []string{"properties.vlanId", "from 100 to 4094"}, createArgs(nmf+"l2IsolationDomains/l2bad",
-		jsonArg(map[string]any{"location": "local", "properties": map[string]any{"networkFabricId": fabricID, "vlanId": 5000}}))...)
+		jsonArg(t, map[string]any{"location": "local", "properties": map[string]any{"networkFabricId": fabricID, "vlanId": 5000}}))...)
 	action(l2, "updateAdministrativeState", map[string]any{"state": "Enable"})
 	var domain struct {
 		Properties struct{ ConfigurationState, AdministrativeState string } `json:"properties"`
@@ -193,11 +184,11 @@ func TestFabric(t *testing.T) {
 	create(l3, map[string]any{"location": "local", "properties": map[string]any{"networkFabricId": fabricID}})
 	internal := l3 + "/internalNetworks/in601"
 	az.ok(t, "resource", "create", "--id", internal, "--api-version", fabricAPI, "-p",
-		jsonArg(map[string]any{"vlanId": 601, "connectedIPv4Subnets": []any{map[string]any{"prefix": "10.60.1.0/24"}}}))
+		jsonArg(t, map[string]any{"vlanId": 601, "connectedIPv4Subnets": []any{map[string]any{"prefix": "10.60.1.0/24"}}}))
 	// Its option A external network: a VLAN sub-interface on each CE's
 	// provider-edge port and an eBGP session in the domain's VRF.
 	external := l3 + "/externalNetworks/ext701"
-	az.ok(t, "resource", "create", "--id", external, "--api-version", fabricAPI, "-p", jsonArg(map[string]any{"peeringOption": "OptionA",
+	az.ok(t, "resource", "create", "--id", external, "--api-version", fabricAPI, "-p", jsonArg(t, map[string]any{"peeringOption": "OptionA",
 		"optionAProperties": map[string]any{"vlanId": 701, "peerASN": 65200, "primaryIpv4Prefix": "10.70.0.0/31"}}))
 	for _, id := range []string{l3, internal, external} {
 		action(id, "updateAdministrativeState", map[string]any{"state": "Enable"})
@@ -214,9 +205,9 @@ func TestFabric(t *testing.T) {
 	// agent: a VLAN and a bridge each on its host.
 	location := ncClusterLocation(t, s.cp.Client, s.clusterID)
 	ncNetworks := "/subscriptions/" + sub + "/resourceGroups/" + s.cl.Spec.Name + "/providers/Microsoft.NetworkCloud/"
-	az.ok(t, createNC(ncNetworks+"l2Networks/net501", jsonArg(map[string]any{"location": "local", "extendedLocation": location,
+	az.ok(t, createNC(ncNetworks+"l2Networks/net501", jsonArg(t, map[string]any{"location": "local", "extendedLocation": location,
 		"properties": map[string]any{"l2IsolationDomainId": l2}}))...)
-	az.ok(t, createNC(ncNetworks+"l3Networks/net601", jsonArg(map[string]any{"location": "local", "extendedLocation": location,
+	az.ok(t, createNC(ncNetworks+"l3Networks/net601", jsonArg(t, map[string]any{"location": "local", "extendedLocation": location,
 		"properties": map[string]any{"l3IsolationDomainId": l3, "vlan": 601, "ipAllocationType": "IPV4", "ipv4ConnectedPrefix": "10.60.1.0/24"}}))...)
 	waitUntil(t, "the cluster's networks on every host", 30*time.Second, func() bool {
 		for _, m := range s.cl.Machines {
@@ -279,7 +270,7 @@ func TestFabric(t *testing.T) {
 	}
 	waitUntil(t, "the CE's drift detected", 20*time.Second, func() bool { return getDevice(ce).Properties.ConfigurationDrift.Status == "Drifted" })
 	if out := action(fabricID, "validateConfiguration", map[string]any{"validateAction": "Configuration"}); out["configurationState"] != "Failed" ||
-		!strings.Contains(jsonArg(out["error"]), ce+" drifted") {
+		!strings.Contains(jsonArg(t, out["error"]), ce+" drifted") {
 		t.Errorf("configuration validation with %s drifted: %v", ce, out)
 	}
 	action(fabricID, "refreshConfiguration", map[string]any{})
@@ -317,7 +308,7 @@ func TestFabric(t *testing.T) {
 	// A Configuration lock holds every change until it is lifted.
 	action(fabricID, "lockFabric", map[string]any{"lockType": "Configuration", "action": "Lock"})
 	az.fail(t, []string{"FabricLocked"}, createArgs(nmf+"l2IsolationDomains/l2b",
-		jsonArg(map[string]any{"location": "local", "properties": map[string]any{"networkFabricId": fabricID, "vlanId": 502}}))...)
+		jsonArg(t, map[string]any{"location": "local", "properties": map[string]any{"networkFabricId": fabricID, "vlanId": 502}}))...)
 	az.fail(t, []string{"holds a Configuration lock"}, "resource", "invoke-action", "--ids", fabricID, "--action", "commitConfiguration",
 		"--api-version", fabricAPI, "--request-body", "{}")
 	action(fabricID, "lockFabric", map[string]any{"lockType": "Configuration", "action": "Unlock"})

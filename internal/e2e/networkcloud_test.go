@@ -96,9 +96,7 @@ func TestNetworkCloud(t *testing.T) {
 		}
 	}
 	must("login", func(t *testing.T) {
-		az.ok(t, "cloud", "register", "-n", "citadel", "--endpoint-resource-manager", c.ARMEndpoint)
-		az.ok(t, "cloud", "set", "-n", "citadel")
-		az.ok(t, "login", "--service-principal", "-u", c.ClientID, "-p", c.ClientSecret, "--tenant", c.TenantID)
+		az.login(t, c)
 		az.ok(t, "group", "create", "-n", "nc", "-l", "local")
 	})
 

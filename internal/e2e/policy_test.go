@@ -48,9 +48,7 @@ func TestPolicy(t *testing.T) {
 		waitPolicyState(t, az, group, id, assignment, want)
 	}
 	if !t.Run("login", func(t *testing.T) {
-		az.ok(t, "cloud", "register", "-n", "citadel", "--endpoint-resource-manager", c.ARMEndpoint)
-		az.ok(t, "cloud", "set", "-n", "citadel")
-		az.ok(t, "login", "--service-principal", "-u", c.ClientID, "-p", c.ClientSecret, "--tenant", c.TenantID)
+		az.login(t, c)
 		az.ok(t, "group", "create", "-n", group, "-l", "local")
 		az.ok(t, create("before", nil)...) // exists before any policy
 	}) {
@@ -194,9 +192,7 @@ func TestPolicyPack(t *testing.T) {
 	az := newAzCLI(t, cp)
 	c := cp.Creds
 	const requireTag = "871b6d14-10aa-478d-b590-94f262ecfa99"
-	az.ok(t, "cloud", "register", "-n", "citadel", "--endpoint-resource-manager", c.ARMEndpoint)
-	az.ok(t, "cloud", "set", "-n", "citadel")
-	az.ok(t, "login", "--service-principal", "-u", c.ClientID, "-p", c.ClientSecret, "--tenant", c.TenantID)
+	az.login(t, c)
 	az.ok(t, "group", "create", "-n", "pack", "-l", "local")
 	var def struct {
 		ID         string `json:"id"`

@@ -58,9 +58,7 @@ func TestStorage(t *testing.T) {
 	var clusterID string
 	var location map[string]string // the cluster's custom location, where volumes are
 	must("cluster", func(t *testing.T) {
-		az.ok(t, "cloud", "register", "-n", "citadel", "--endpoint-resource-manager", cp.Creds.ARMEndpoint)
-		az.ok(t, "cloud", "set", "-n", "citadel")
-		az.ok(t, "login", "--service-principal", "-u", cp.Creds.ClientID, "-p", cp.Creds.ClientSecret, "--tenant", cp.Creds.TenantID)
+		az.login(t, cp.Creds)
 		clusterID = ncDefine(t, c, "st", cl)
 		location = ncClusterLocation(t, c, clusterID)
 		sa := stWait(t, c, applianceID, "appliance available", func(v map[string]any) bool {
@@ -78,16 +76,12 @@ func TestStorage(t *testing.T) {
 		}
 		return map[string]any{"location": "local", "extendedLocation": location, "properties": props}
 	}
-	jsonArg := func(v any) string {
-		b, _ := json.Marshal(v)
-		return string(b)
-	}
 
 	var vol stVolume
 	var att stAttachment
 	must("create, attach, write over NBD", func(t *testing.T) {
 		az.json(t, &vol, "resource", "create", "-g", "st", "-n", "data1", "--resource-type", "Microsoft.NetworkCloud/volumes",
-			"--api-version", ncAPI, "--is-full-object", "-p", jsonArg(volume("data1", 1024, nil)))
+			"--api-version", ncAPI, "--is-full-object", "-p", jsonArg(t, volume("data1", 1024, nil)))
 		p := vol.Properties
 		if p.ProvisioningState != "Succeeded" || p.AllocatedSizeMiB != 1024 || p.DetailedStatus != "Active" ||
 			!strings.EqualFold(p.AssignedStorageApplianceID, applianceID) || p.SerialNumber == "" {
@@ -133,7 +127,7 @@ func TestStorage(t *testing.T) {
 	must("refusals", func(t *testing.T) {
 		az.fail(t, []string{"VolumeAttached", "detach it"}, "resource", "delete", "--ids", vol.ID, "--api-version", ncAPI, "--verbose")
 		az.fail(t, []string{"InsufficientStorageCapacity", "san1"}, "resource", "create", "-g", "st", "-n", "huge",
-			"--resource-type", "Microsoft.NetworkCloud/volumes", "--api-version", ncAPI, "--is-full-object", "-p", jsonArg(volume("huge", 6000, nil)))
+			"--resource-type", "Microsoft.NetworkCloud/volumes", "--api-version", ncAPI, "--is-full-object", "-p", jsonArg(t, volume("huge", 6000, nil)))
 		az.fail(t, []string{"cannot shrink"}, "resource", "update", "--ids", vol.ID, "--api-version", ncAPI, "--set", "properties.sizeMiB=512")
 		var v stVolume
 		ncGet(t, c, vol.ID, &v)

@@ -29,9 +29,7 @@ func TestCitadelUp(t *testing.T) {
 	}
 	az := newAzCLIFor(t, creds)
 	defer az.logTimings(t)
-	az.ok(t, "cloud", "register", "-n", "citadel", "--endpoint-resource-manager", creds.ARMEndpoint)
-	az.ok(t, "cloud", "set", "-n", "citadel")
-	az.ok(t, "login", "--service-principal", "-u", creds.ClientID, "-p", creds.ClientSecret, "--tenant", creds.TenantID)
+	az.login(t, creds)
 	var machines []struct {
 		Name string `json:"name"`
 	}

@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/base64"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -24,35 +21,13 @@ import (
 func TestVMConsole(t *testing.T) {
 	requireAz(t)
 	t.Parallel()
-	s := startSiteOf(t, sim.Spec{Name: "vmconsole", ComputeRacks: 3, MachinesPerRack: 1}, map[string]any{"strategyType": "Rack",
-		"thresholdType": "PercentSuccess", "thresholdValue": 100}, 300*time.Millisecond, rolloutOptions)
+	s := startVMSite(t, sim.Spec{Name: "vmconsole", ComputeRacks: 3, MachinesPerRack: 1})
 	az := newAzCLI(t, s.cp)
 	t.Cleanup(func() { az.logTimings(t) })
-	c := s.cp.Creds
-	az.ok(t, "cloud", "register", "-n", "citadel", "--endpoint-resource-manager", c.ARMEndpoint)
-	az.ok(t, "cloud", "set", "-n", "citadel")
-	az.ok(t, "login", "--service-principal", "-u", c.ClientID, "-p", c.ClientSecret, "--tenant", c.TenantID)
-	jsonArg := func(v any) string {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
-
-	if _, err := s.cp.Images.Import(t.Context(), "citadel/tiny:1", "Linux", "UEFI", bytes.NewReader([]byte("a tiny image"))); err != nil {
-		t.Fatal(err)
-	}
-	location := ncClusterLocation(t, s.cp.Client, s.clusterID)
-	nc := "/subscriptions/" + c.SubscriptionID + "/resourceGroups/" + s.cl.Spec.Name + "/providers/Microsoft.NetworkCloud/"
-	csn := nc + "cloudServicesNetworks/csn1"
-	az.ok(t, createNC(csn, jsonArg(map[string]any{"location": "local", "extendedLocation": location, "properties": map[string]any{}}))...)
+	az.login(t, s.cp.Creds)
+	nc, location := s.nc, s.location
 	vm := nc + "virtualMachines/vm1"
-	az.ok(t, createNC(vm, jsonArg(map[string]any{"location": "local", "extendedLocation": location, "properties": map[string]any{
-		"adminUsername": "azureuser", "cpuCores": 2, "memorySizeGB": 4, "vmImage": "citadel/tiny:1",
-		"userDataContent":                base64.StdEncoding.EncodeToString([]byte("#cloud-config\n")),
-		"cloudServicesNetworkAttachment": map[string]any{"attachedNetworkId": csn, "ipAllocationMethod": "Dynamic"},
-		"storageProfile":                 map[string]any{"osDisk": map[string]any{"diskSizeGB": 10}}}}))...)
+	az.ok(t, createNC(vm, jsonArg(t, s.vmBody(2, 4)))...)
 
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -69,7 +44,7 @@ func TestVMConsole(t *testing.T) {
 		if expiration != "" {
 			props["expiration"] = expiration
 		}
-		return jsonArg(map[string]any{"location": "local", "properties": props})
+		return jsonArg(t, map[string]any{"location": "local", "properties": props})
 	}
 	create := func(id, body string) []string {
 		return []string{"resource", "create", "--id", id, "--api-version", ncAPI, "--is-full-object", "-p", body}

@@ -27,9 +27,7 @@ func TestVMEvacuationAndFailover(t *testing.T) {
 	s := startVMSite(t, sim.Spec{Name: "evac", ComputeRacks: 3, MachinesPerRack: 2})
 	az := newAzCLI(t, s.cp)
 	c := s.cp.Creds
-	az.ok(t, "cloud", "register", "-n", "citadel", "--endpoint-resource-manager", c.ARMEndpoint)
-	az.ok(t, "cloud", "set", "-n", "citadel")
-	az.ok(t, "login", "--service-principal", "-u", c.ClientID, "-p", c.ClientSecret, "--tenant", c.TenantID)
+	az.login(t, c)
 
 	stWait(t, s.cp.Client, s.nc+"storageAppliances/"+s.cl.Spec.Name+"-san", "the SAN available", func(v map[string]any) bool {
 		return v["properties"].(map[string]any)["detailedStatus"] == "Available"

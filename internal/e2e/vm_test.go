@@ -1,9 +1,6 @@
 package e2e
 
 import (
-	"bytes"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -23,38 +20,18 @@ import (
 func TestVirtualMachines(t *testing.T) {
 	requireAz(t)
 	t.Parallel()
-	s := startSiteOf(t, sim.Spec{Name: "vms", ComputeRacks: 3, MachinesPerRack: 2}, map[string]any{"strategyType": "Rack",
-		"thresholdType": "PercentSuccess", "thresholdValue": 100}, 300*time.Millisecond, rolloutOptions)
+	s := startVMSite(t, sim.Spec{Name: "vms", ComputeRacks: 3, MachinesPerRack: 2})
 	az := newAzCLI(t, s.cp)
 	t.Cleanup(func() { az.logTimings(t) })
 	c := s.cp.Creds
-	az.ok(t, "cloud", "register", "-n", "citadel", "--endpoint-resource-manager", c.ARMEndpoint)
-	az.ok(t, "cloud", "set", "-n", "citadel")
-	az.ok(t, "login", "--service-principal", "-u", c.ClientID, "-p", c.ClientSecret, "--tenant", c.TenantID)
-	jsonArg := func(v any) string {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
-
-	if _, err := s.cp.Images.Import(t.Context(), "citadel/tiny:1", "Linux", "UEFI", bytes.NewReader([]byte("a tiny image"))); err != nil {
-		t.Fatal(err)
-	}
-	location := ncClusterLocation(t, s.cp.Client, s.clusterID)
-	nc := "/subscriptions/" + c.SubscriptionID + "/resourceGroups/" + s.cl.Spec.Name + "/providers/Microsoft.NetworkCloud/"
-	csn := nc + "cloudServicesNetworks/csn1"
-	az.ok(t, createNC(csn, jsonArg(map[string]any{"location": "local", "extendedLocation": location, "properties": map[string]any{}}))...)
+	az.login(t, c)
+	nc := s.nc
 	vmBody := func(cores int, hints ...map[string]any) map[string]any {
-		props := map[string]any{"adminUsername": "azureuser", "cpuCores": cores, "memorySizeGB": 4, "vmImage": "citadel/tiny:1",
-			"userDataContent":                base64.StdEncoding.EncodeToString([]byte("#cloud-config\n")),
-			"cloudServicesNetworkAttachment": map[string]any{"attachedNetworkId": csn, "ipAllocationMethod": "Dynamic"},
-			"storageProfile":                 map[string]any{"osDisk": map[string]any{"diskSizeGB": 10}}}
+		body := s.vmBody(cores, 4)
 		if len(hints) > 0 {
-			props["placementHints"] = hints
+			body["properties"].(map[string]any)["placementHints"] = hints
 		}
-		return map[string]any{"location": "local", "extendedLocation": location, "properties": props}
+		return body
 	}
 	type vm struct {
 		Properties struct {
@@ -74,20 +51,7 @@ func TestVirtualMachines(t *testing.T) {
 		az.ok(t, "resource", "invoke-action", "--ids", nc+"virtualMachines/"+name, "--action", act, "--api-version", ncAPI, "--request-body", "{}")
 	}
 
-	// The machines' resources show them Ready once their agents'
-	// heartbeats are written, a few seconds after the agents start.
-	waitUntil(t, "every machine Ready", 30*time.Second, func() bool {
-		for _, m := range s.cl.Machines {
-			var r struct {
-				Properties struct{ ReadyState string } `json:"properties"`
-			}
-			if ncGet(t, s.cp.Client, s.machineID(m.Name), &r); r.Properties.ReadyState != "True" {
-				return false
-			}
-		}
-		return true
-	})
-	az.ok(t, createNC(nc+"virtualMachines/vm1", jsonArg(vmBody(2)))...)
+	az.ok(t, createNC(nc+"virtualMachines/vm1", jsonArg(t, vmBody(2)))...)
 	v1 := show("vm1")
 	if v1.Properties.PowerState != "On" || v1.Properties.DetailedStatus != "Running" || v1.Properties.BareMetalMachineID == "" {
 		t.Fatalf("vm1 after its creation: %+v", v1.Properties)
@@ -112,19 +76,19 @@ func TestVirtualMachines(t *testing.T) {
 
 	// Bad input is refused naming the field, and creates nothing.
 	bad := vmBody(0)
-	az.fail(t, []string{"properties.cpuCores", "at least 2"}, createNC(nc+"virtualMachines/bad", jsonArg(bad))...)
+	az.fail(t, []string{"properties.cpuCores", "at least 2"}, createNC(nc+"virtualMachines/bad", jsonArg(t, bad))...)
 	bad = vmBody(2)
 	bad["properties"].(map[string]any)["vmImage"] = "citadel/missing:1"
-	az.fail(t, []string{"properties.vmImage", "citadel image import"}, createNC(nc+"virtualMachines/bad", jsonArg(bad))...)
+	az.fail(t, []string{"properties.vmImage", "citadel image import"}, createNC(nc+"virtualMachines/bad", jsonArg(t, bad))...)
 
 	// Hard anti-affinity to vm1's machine places vm2 elsewhere.
-	az.ok(t, createNC(nc+"virtualMachines/vm2", jsonArg(vmBody(2, map[string]any{"hintType": "AntiAffinity",
+	az.ok(t, createNC(nc+"virtualMachines/vm2", jsonArg(t, vmBody(2, map[string]any{"hintType": "AntiAffinity",
 		"schedulingExecution": "Hard", "scope": "Machine", "resourceId": v1.Properties.BareMetalMachineID})))...)
 	if got := show("vm2").Properties.BareMetalMachineID; got == "" || strings.EqualFold(got, v1.Properties.BareMetalMachineID) {
 		t.Errorf("vm2 is on %q, want another machine than vm1's %s", got, v1.Properties.BareMetalMachineID)
 	}
 	// More than any machine has: one line says why.
-	az.fail(t, []string{"0/6 machines", "lacking 500 free cores"}, createNC(nc+"virtualMachines/huge", jsonArg(vmBody(500)))...)
+	az.fail(t, []string{"0/6 machines", "lacking 500 free cores"}, createNC(nc+"virtualMachines/huge", jsonArg(t, vmBody(500)))...)
 
 	// Many creates at once: each machine's VMs fit its room.
 	var wg sync.WaitGroup

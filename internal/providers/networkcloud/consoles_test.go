@@ -226,18 +226,6 @@ func newConsoleEnv(t *testing.T, vmTimeout time.Duration) *consoleEnv {
 	return e
 }
 
-// upsert sets some properties of id, as the system would.
-func (e *consoleEnv) upsert(t *testing.T, id string, props map[string]any) {
-	t.Helper()
-	if _, err := e.svc.Upsert(t.Context(), mustID(id), func(r *resource.Resource, _ bool) error {
-		for k, v := range props {
-			r.Properties[k] = v
-		}
-		return nil
-	}); err != nil {
-		t.Fatalf("Upsert(%s): %v", id, err)
-	}
-}
 
 // putConsole PUTs the console with body and answers the response's
 // resource.

@@ -7,7 +7,6 @@ import (
 
 	"github.com/citadel-cloud/citadel/internal/agentapi"
 	"github.com/citadel-cloud/citadel/internal/machine"
-	"github.com/citadel-cloud/citadel/internal/resource"
 )
 
 // moveEnv is three Ready compute machines of one cluster, each in a rack
@@ -24,33 +23,21 @@ func newMoveEnv(t *testing.T) *moveEnv {
 	e := &moveEnv{netEnv: newNetEnv(t), vm: testGroup + "/providers/" + vmType + "/vm1"}
 	for i := range e.machines {
 		e.machines[i] = testGroup + "/providers/" + machineType + "/m" + string(rune('1'+i))
-		e.set(t, e.machines[i], map[string]any{"clusterId": clusterID, "machineRoles": []any{machine.RoleCompute},
+		e.upsert(t, e.machines[i], map[string]any{"clusterId": clusterID, "machineRoles": []any{machine.RoleCompute},
 			"machineSkuId": machine.SKUCompute, "rackId": testGroup + "/providers/" + rackType + "/r" + string(rune('1'+i)),
 			"detailedStatus": "Provisioned", "powerState": "On", "livenessState": "Ready", "cordonStatus": "Uncordoned"})
 	}
 	e.entry = agentapi.VM{ID: e.vm, Name: "vm1", Power: "On", Cores: 4, MemoryMiB: 4096}
-	e.set(t, e.vm, map[string]any{"clusterId": clusterID, "cpuCores": 4, "memorySizeGB": 4, "bareMetalMachineId": e.machines[0],
+	e.upsert(t, e.vm, map[string]any{"clusterId": clusterID, "cpuCores": 4, "memorySizeGB": 4, "bareMetalMachineId": e.machines[0],
 		"powerState": "On"})
 	return e
 }
 
-// set writes props over the stored resource id's.
-func (e *moveEnv) set(t *testing.T, id string, props map[string]any) {
-	t.Helper()
-	if _, err := e.svc.Upsert(t.Context(), mustID(id), func(r *resource.Resource, _ bool) error {
-		for k, v := range props {
-			r.Properties[k] = v
-		}
-		return nil
-	}); err != nil {
-		t.Fatalf("Upsert(%s): %v", id, err)
-	}
-}
 
 // book lists the entries on machine i, as its hidden list.
 func (e *moveEnv) book(t *testing.T, i int, entries ...agentapi.VM) {
 	t.Helper()
-	e.set(t, e.machines[i], map[string]any{machineVMs: jsonValue(entries)})
+	e.upsert(t, e.machines[i], map[string]any{machineVMs: jsonValue(entries)})
 }
 
 // state is where the VM is booked (machine index → entry) and the
@@ -98,13 +85,13 @@ func TestMoveVMResumes(t *testing.T) {
 		{name: "its resource told, the old entry left", setup: func(t *testing.T, e *moveEnv) {
 			e.book(t, 0, evicted(e.entry))
 			e.book(t, 2, e.entry)
-			e.set(t, e.vm, map[string]any{"bareMetalMachineId": e.machines[2]})
+			e.upsert(t, e.vm, map[string]any{"bareMetalMachineId": e.machines[2]})
 		}, entry: func(e *moveEnv) agentapi.VM { return evicted(e.entry) }, want: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newMoveEnv(t)
-			e.set(t, e.machines[0], map[string]any{"livenessState": "Failed"})
+			e.upsert(t, e.machines[0], map[string]any{"livenessState": "Failed"})
 			tt.setup(t, e)
 			to, err := e.p.moveVM(t.Context(), e.machines[0], tt.entry(e), true)
 			if err != nil {
@@ -132,7 +119,7 @@ func TestMoveVMNoRoom(t *testing.T) {
 	e := newMoveEnv(t)
 	e.book(t, 0, e.entry)
 	for i := 1; i < 3; i++ {
-		e.set(t, e.machines[i], map[string]any{"cordonStatus": "Cordoned"})
+		e.upsert(t, e.machines[i], map[string]any{"cordonStatus": "Cordoned"})
 	}
 	m1, err := e.p.lookup(t.Context(), e.machines[0])
 	if err != nil {
@@ -164,7 +151,7 @@ func TestReturnEvicted(t *testing.T) {
 	third := stranded
 	third.ID, third.Name = testGroup+"/providers/"+vmType+"/vm3", "vm3"
 	e.book(t, 2, third)
-	e.set(t, e.machines[2], map[string]any{"cordonStatus": "Cordoned"}) // an evacuation under way
+	e.upsert(t, e.machines[2], map[string]any{"cordonStatus": "Cordoned"}) // an evacuation under way
 
 	machines, err := e.p.svc.ResourcesOfType(t.Context(), machineType)
 	if err != nil {

@@ -76,21 +76,12 @@ func newNetEnv(t *testing.T) *netEnv {
 	if _, err := svc.Put(ctx, e.req(t, testGroup, "2021-04-01", `{"location":"local"}`)); err != nil {
 		t.Fatal(err)
 	}
-	upsert := func(id string, props map[string]any) {
-		t.Helper()
-		if _, err := svc.Upsert(ctx, mustID(id), func(r *resource.Resource, _ bool) error {
-			r.Properties = props
-			return nil
-		}); err != nil {
-			t.Fatalf("Upsert(%s): %v", id, err)
-		}
-	}
-	upsert(clusterID, map[string]any{"clusterType": "SingleRack"})
-	upsert(l2Domain, map[string]any{"vlanId": 400})
-	upsert(l3Domain, map[string]any{})
-	upsert(l3Domain+"/internalNetworks/in1", map[string]any{"vlanId": 501})
-	upsert(l3Domain+"/internalNetworks/in2", map[string]any{"vlanId": 502})
-	upsert(l3DomainBare, map[string]any{})
+	e.upsert(t, clusterID, map[string]any{"clusterType": "SingleRack"})
+	e.upsert(t, l2Domain, map[string]any{"vlanId": 400})
+	e.upsert(t, l3Domain, map[string]any{})
+	e.upsert(t, l3Domain+"/internalNetworks/in1", map[string]any{"vlanId": 501})
+	e.upsert(t, l3Domain+"/internalNetworks/in2", map[string]any{"vlanId": 502})
+	e.upsert(t, l3DomainBare, map[string]any{})
 	el, err := extendedlocation.Ensure(ctx, svc, mustID(clusterID))
 	if err != nil {
 		t.Fatal(err)
@@ -111,6 +102,19 @@ func (e *netEnv) validateVM(ctx context.Context, w *resource.Write) error {
 	}
 	w.New.Properties["ipv4Address"] = addr
 	return nil
+}
+
+// upsert sets some properties of id, as the system would.
+func (e *netEnv) upsert(t *testing.T, id string, props map[string]any) {
+	t.Helper()
+	if _, err := e.svc.Upsert(t.Context(), mustID(id), func(r *resource.Resource, _ bool) error {
+		for k, v := range props {
+			r.Properties[k] = v
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("Upsert(%s): %v", id, err)
+	}
 }
 
 func (e *netEnv) req(t *testing.T, id, apiVersion, body string) *resource.Request {
