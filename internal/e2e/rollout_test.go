@@ -249,6 +249,10 @@ func TestClusterUpdate(t *testing.T) {
 	t.Parallel()
 	s := startRolloutSite(t, "upd", map[string]any{"strategyType": "Rack", "thresholdType": "CountSuccess", "thresholdValue": 3, "maxUnavailable": 2})
 	most := watchUnavailable(t, s.cp.Store, 2)
+	// VMs on the compute machines move off each machine before it updates.
+	vs := vmsOn(t, s)
+	vms := vs.createVMs(t, "vm", 6, 16, 4, nil)
+	checked := vs.watchVMs(t)
 
 	s.importRelease(t, "4.2.0")
 	if c := s.cluster(t); len(c.Properties.AvailableUpgradeVersions) != 1 || c.Properties.AvailableUpgradeVersions[0].TargetClusterVersion != "4.2.0" {
@@ -321,6 +325,16 @@ func TestClusterUpdate(t *testing.T) {
 	if got := most(); got != 2 {
 		t.Errorf("at most %d machines of a rack were down at once, want maxUnavailable 2 used", got)
 	}
+	twice, hosts := checked()
+	if len(twice) > 0 {
+		t.Errorf("VMs ran on two machines at once: %v", twice)
+	}
+	for _, name := range vms {
+		if len(hosts[name]) < 2 {
+			t.Errorf("%s ran only on %v: it did not move off its machine for the machine's update", name, hosts[name])
+		}
+	}
+	vs.runningOnce(t, vms)
 	steps := ""
 	for _, a := range c.Properties.ActionStates {
 		if strings.HasSuffix(a.ActionType, "/updateVersion/action") {

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,22 +45,11 @@ func TestVMEvacuationAndFailover(t *testing.T) {
 
 	// Twelve VMs of 16 cores: two on each of the six machines, which
 	// leaves each room for two more. vm00 has its disks on the SAN.
-	var vms []string
-	var wg sync.WaitGroup
-	for i := range 12 {
-		name := fmt.Sprintf("vm%02d", i)
-		vms = append(vms, name)
-		body := s.vmBody(16, 4)
+	vms := s.createVMs(t, "vm", 12, 16, 4, func(i int, body map[string]any) {
 		if i == 0 {
-			body = withDisks(body)
+			withDisks(body)
 		}
-		wg.Go(func() {
-			if st := ncOperation(t, s.cp.Client, http.MethodPut, s.nc+"virtualMachines/"+name+"?api-version="+ncAPI, body); st.Status != "Succeeded" {
-				t.Errorf("PUT %s: %+v", name, st)
-			}
-		})
-	}
-	wg.Wait()
+	})
 	// checkDisks checks that vm00's disks are attached where it runs,
 	// and that its host is given them.
 	checkDisks := func(when string) {
@@ -110,33 +98,7 @@ func TestVMEvacuationAndFailover(t *testing.T) {
 		return out
 	}
 
-	// The checker: no VM runs on two hosts at once.
-	stop := make(chan struct{})
-	checked := make(chan []string)
-	go func() {
-		var twice []string
-		for {
-			select {
-			case <-stop:
-				checked <- twice
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			seen := map[string]string{}
-			for _, m := range s.cl.Machines {
-				driver, err := s.cl.VMs(m.Name)
-				if err != nil {
-					continue
-				}
-				for _, id := range driver.Running() {
-					if other, ok := seen[id]; ok {
-						twice = append(twice, fmt.Sprintf("%s on %s and %s", id[strings.LastIndexByte(id, '/')+1:], other, m.Name))
-					}
-					seen[id] = m.Name
-				}
-			}
-		}
-	}()
+	checked := s.watchVMs(t)
 
 	// A cordon with evacuate True moves the machine's VMs elsewhere.
 	drained, _ := hostOf(vms[0])
@@ -193,29 +155,12 @@ func TestVMEvacuationAndFailover(t *testing.T) {
 		return r.Properties.LivenessState == "Ready"
 	})
 	time.Sleep(time.Second) // a few heartbeats: it would run what it still listed
-	close(stop)
-	if twice := <-checked; len(twice) > 0 {
+	if twice, _ := checked(); len(twice) > 0 {
 		t.Errorf("VMs ran on two machines at once: %v", twice)
 	}
 
 	// Each VM runs once, where its resource says.
-	runs := map[string][]string{}
-	for _, m := range s.cl.Machines {
-		driver, err := s.cl.VMs(m.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, id := range driver.Running() {
-			name := id[strings.LastIndexByte(id, '/')+1:]
-			runs[name] = append(runs[name], m.Name)
-		}
-	}
-	for _, name := range vms {
-		h, power := hostOf(name)
-		if got := runs[name]; len(got) != 1 || got[0] != h || power != "On" {
-			t.Errorf("%s runs on %v; its resource says %s, power %s", name, got, h, power)
-		}
-	}
+	s.runningOnce(t, vms)
 
 	// Its deletion deletes vm00's OS disk and detaches its volume, which
 	// can then go.

@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"fmt"
-	"net/http"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,18 +22,7 @@ func BenchmarkVMFailover(b *testing.B) {
 	s := startVMSite(b, sim.Spec{Name: "bf", ComputeRacks: 3, MachinesPerRack: 4}, func(c *server.Config) {
 		c.Liveness = liveness.Config{} // the defaults
 	})
-	var vms []string
-	var wg sync.WaitGroup
-	for i := range 24 {
-		name := fmt.Sprintf("vm%02d", i)
-		vms = append(vms, name)
-		wg.Go(func() {
-			if st := ncOperation(b, s.cp.Client, http.MethodPut, s.nc+"virtualMachines/"+name+"?api-version="+ncAPI, s.vmBody(16, 4)); st.Status != "Succeeded" {
-				b.Errorf("PUT %s: %+v", name, st)
-			}
-		})
-	}
-	wg.Wait()
+	vms := s.createVMs(b, "vm", 24, 16, 4, nil)
 	var afterHeartbeat, afterFailed []time.Duration
 	i := 0
 	for b.Loop() {
