@@ -36,9 +36,15 @@ type Claim struct {
 // resource} changes whenever a resource below it gains or releases a
 // claim: the resource's deletion, which releases its descendants' claims,
 // is guarded by it.
+//
+// claims-in/{pool} changes whenever an item of a pool owned by a resource
+// (ClaimIn) is claimed: the owner's deletion, when its type says
+// OwnsPool, is guarded by it, and the claim by the owner's revision, so
+// that an item is never claimed in a pool whose owner is going away.
 const (
 	claimKeys      = "claims/"
 	claimsBelowKey = "claims-below/"
+	claimsInKey    = "claims-in/"
 )
 
 // maxClaimRetries bounds how many times a write runs again because
@@ -72,6 +78,38 @@ func (s *Service) Claimed(ctx context.Context, pool string) (map[string]string, 
 		out[item] = string(kv.Value)
 	}
 	return out, nil
+}
+
+// ClaimIn claims item of the pool of resource owner (its lower-cased ID,
+// PoolOf), as Validate read owner: the write commits only if owner is
+// unchanged since, and owner's deletion (its type's OwnsPool) conflicts
+// with the claim.
+func (w *Write) ClaimIn(owner *Resource, item string) {
+	pool := PoolOf(owner.ID)
+	w.Claims = append(w.Claims, Claim{Pool: pool, Item: item})
+	if rev, ok := etagRevision(owner.ETag); ok {
+		if w.owners == nil {
+			w.owners = map[string]store.Op{}
+		}
+		w.owners[pool] = store.Unchanged(resources.Key(storeKey(mustParseID(owner.ID))), rev)
+	}
+}
+
+// PoolOf is the pool that the resource id owns (Write.ClaimIn).
+func PoolOf(id string) string { return strings.ToLower(id) }
+
+// poolGuard is the write the deletion of resource id, whose type owns its
+// pool, is guarded by: claims-in/{pool} as it is now, before its
+// ValidateDelete reads the pool's claims.
+func (s *Service) poolGuard(ctx context.Context, id arm.ID) (store.Op, error) {
+	kv, err := s.store.Get(ctx, claimsInKey+url.PathEscape(PoolOf(id.String())))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Unchanged(claimsInKey+url.PathEscape(PoolOf(id.String())), 0), nil
+	case err != nil:
+		return store.Op{}, err
+	}
+	return store.Unchanged(kv.Key, kv.Revision), nil
 }
 
 // Held lists the items of pool that the stored resource holds before this
@@ -119,11 +157,16 @@ func applyClaims(w *Write, rec *record) (claimChange, error) {
 	}
 	rec.Claims = claims
 	var cc claimChange
+	guarded := map[string]bool{}
 	for _, c := range claims {
 		if !slices.Contains(old, c) {
 			k := claimKey(c)
 			cc.ops = append(cc.ops, store.Create(k, []byte(rec.Resource.ID)))
 			cc.created = append(cc.created, k)
+			if guard, ok := w.owners[c.Pool]; ok && !guarded[c.Pool] {
+				guarded[c.Pool] = true
+				cc.ops = append(cc.ops, guard, store.Put(claimsInKey+url.PathEscape(c.Pool), []byte(rec.Resource.ID)))
+			}
 		}
 	}
 	for _, c := range old {

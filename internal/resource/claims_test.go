@@ -331,3 +331,88 @@ func TestClaimsHidden(t *testing.T) {
 		t.Errorf("Get(h) = %s, shows its claims", body)
 	}
 }
+
+// TestClaimsInOwnedPools: a claim in the pool of a resource (ClaimIn)
+// and that resource's deletion (its type OwnsPool) exclude each other,
+// whichever comes between the other's reads and its commit: a claim in
+// a pool whose owner is deleted meanwhile is refused, and an owner
+// whose pool gains a claim meanwhile is not deleted.
+func TestClaimsInOwnedPools(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	var afterRead, beforeDelete atomic.Pointer[func()] // each run once, by the next Validate or ValidateDelete
+	once := func(p *atomic.Pointer[func()]) {
+		if f := p.Swap(nil); f != nil {
+			(*f)()
+		}
+	}
+	e.svc.Register(
+		&resource.Type{Namespace: ns, Name: "nets", APIVersions: widgetVersions, Tracked: true, OwnsPool: true,
+			ValidateDelete: func(ctx context.Context, r *resource.Resource) error {
+				claimed, err := e.svc.Claimed(ctx, resource.PoolOf(r.ID))
+				if err != nil {
+					return err
+				}
+				once(&beforeDelete)
+				if len(claimed) > 0 {
+					return arm.Errorf(http.StatusConflict, "InUse", "%d items are held", len(claimed))
+				}
+				return nil
+			}},
+		&resource.Type{Namespace: ns, Name: "users", APIVersions: widgetVersions, Tracked: true,
+			Validate: func(ctx context.Context, w *resource.Write) error {
+				netID, _ := w.New.Properties["net"].(string)
+				id, err := arm.ParseID(netID)
+				if err != nil {
+					return arm.FieldError("properties.net", "not an ID")
+				}
+				n, err := e.svc.Lookup(ctx, id)
+				if err != nil {
+					return arm.FieldError("properties.net", "The net was not found.")
+				}
+				once(&afterRead)
+				w.ClaimIn(n, w.ID.Name())
+				return nil
+			}},
+	)
+	e.putGroup(t, "rg")
+	netID := groupID("rg") + "/providers/" + ns + "/nets/n1"
+	userID := func(name string) string { return groupID("rg") + "/providers/" + ns + "/users/" + name }
+	put := func(id, body string) error { _, err := e.svc.Put(ctx, req(t, id, body)); return err }
+	del := func(id string) error { _, err := e.svc.Delete(ctx, req(t, id, "")); return err }
+	user := fmt.Sprintf(`{"location":"local","properties":{"net":%q}}`, netID)
+
+	// The net goes between the user's read of it and its commit.
+	if err := put(netID, `{"location":"local","properties":{}}`); err != nil {
+		t.Fatal(err)
+	}
+	f := func() {
+		if err := del(netID); err != nil {
+			t.Errorf("deleting the net: %v", err)
+		}
+	}
+	afterRead.Store(&f)
+	checkError(t, "PUT of a user while its net goes", put(userID("u1"), user), http.StatusBadRequest, arm.CodeInvalidRequestContent, "properties.net")
+	if got := e.claimed(t, resource.PoolOf(netID)); len(got) != 0 {
+		t.Errorf("claims in the deleted net: %v", got)
+	}
+
+	// A user claims between the net's ValidateDelete and its commit.
+	if err := put(netID, `{"location":"local","properties":{}}`); err != nil {
+		t.Fatal(err)
+	}
+	g := func() {
+		if err := put(userID("u2"), user); err != nil {
+			t.Errorf("PUT of a user while its net is deleted: %v", err)
+		}
+	}
+	beforeDelete.Store(&g)
+	checkError(t, "DELETE of the net while a user claims in it", del(netID), http.StatusConflict, "InUse", "")
+	if got := e.claimed(t, resource.PoolOf(netID)); len(got) != 1 {
+		t.Errorf("claims in the net: %v, want u2's", got)
+	}
+	id, _ := arm.ParseID(netID)
+	if _, err := e.svc.Lookup(ctx, id); err != nil {
+		t.Errorf("the net after its refused deletion: %v", err)
+	}
+}

@@ -824,6 +824,14 @@ func (s *Service) deleteOnce(ctx context.Context, req *Request, t *Type) (*Respo
 		}
 		return nil, err
 	}
+	var guards []store.Op
+	if t.OwnsPool {
+		guard, err := s.poolGuard(ctx, req.ID)
+		if err != nil {
+			return nil, err
+		}
+		guards = append(guards, guard)
+	}
 	if t.ValidateDelete != nil {
 		if err := t.ValidateDelete(ctx, &old.Resource); err != nil {
 			return nil, err
@@ -834,7 +842,7 @@ func (s *Service) deleteOnce(ctx context.Context, req *Request, t *Type) (*Respo
 		if err != nil {
 			return nil, err
 		}
-		ops = append(ops, resources.DeleteAt(key, oldRev))
+		ops = append(append(ops, guards...), resources.DeleteAt(key, oldRev))
 		ops = append(ops, s.auditOps(req.Audit, old.Resource.ID, audit.StatusSucceeded, http.StatusOK)...)
 		if _, err := s.store.Txn(ctx, ops...); err != nil {
 			return nil, err
@@ -857,7 +865,7 @@ func (s *Service) deleteOnce(ctx context.Context, req *Request, t *Type) (*Respo
 		resources.Update(key, rec, oldRev),
 		operations.Create(op.ID, *op),
 		activeOps.Create(op.ID, struct{}{}),
-	}, s.acceptedOps(req.Audit, rec.Resource.ID, http.StatusAccepted)...)
+	}, append(guards, s.acceptedOps(req.Audit, rec.Resource.ID, http.StatusAccepted)...)...)
 	if _, err := s.store.Txn(ctx, ops...); err != nil {
 		return nil, err
 	}

@@ -75,6 +75,11 @@ type Type struct {
 	// r before anything is written (a volume still attached), with an
 	// *arm.Error that says why.
 	ValidateDelete func(ctx context.Context, r *Resource) error
+	// OwnsPool says each resource of the type owns a pool of claims
+	// (Write.ClaimIn: an L3 network's addresses): its deletion conflicts
+	// with a claim in it made meanwhile, so that ValidateDelete, run
+	// again, sees it.
+	OwnsPool bool
 	// Provision, when set, makes PUT and PATCH long-running: the request is
 	// acknowledged with provisioningState Accepted and Provision runs later
 	// in the operations controller. It must be idempotent: after a crash
@@ -164,7 +169,8 @@ type Write struct {
 	// they are claimed in the write's transaction. Items held before and
 	// not claimed again are released (see Claim, Held).
 	Claims []Claim
-	held   []Claim // what the stored resource holds
+	held   []Claim             // what the stored resource holds
+	owners map[string]store.Op // by pool: the guard of its owner's revision (ClaimIn)
 }
 
 // DecodeProperties decodes r's properties into v (a provider's typed

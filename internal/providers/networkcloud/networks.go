@@ -51,7 +51,7 @@ func (p *Provider) networkTypes() []*resource.Type {
 		}
 	}
 	l3 := typ("l3Networks", p.validateL3Network)
-	l3.ValidateDelete = p.refuseHeldAddresses
+	l3.ValidateDelete, l3.OwnsPool = p.refuseHeldAddresses, true
 	return []*resource.Type{
 		typ("l2Networks", p.validateL2Network),
 		l3,
@@ -301,7 +301,7 @@ func (p *Provider) checkDomainVLAN(ctx context.Context, domain *resource.Resourc
 }
 
 // addressPool names the claims of an L3 network's IPv4 addresses.
-func addressPool(networkID string) string { return strings.ToLower(networkID) }
+func addressPool(networkID string) string { return resource.PoolOf(networkID) }
 
 // checkPrefixKept refuses changing an L3 network's IPv4 prefix while
 // anything holds an address in it.
@@ -539,7 +539,7 @@ func (p *Provider) claimAddress(ctx context.Context, w *resource.Write, networkI
 		return "", arm.Errorf(http.StatusBadRequest, arm.CodeInvalidRequestContent,
 			"The IP allocation method must be Dynamic, Static or Disabled, not '%s'.", method)
 	}
-	w.Claims = append(w.Claims, resource.Claim{Pool: name, Item: addr.String()})
+	w.ClaimIn(n, addr.String())
 	return addr.String(), nil
 }
 

@@ -22,16 +22,17 @@ import (
 // A VM's disks on the SAN: a Persistent OS disk is a volume the VM's
 // provisioning creates ({vm}-os in the VM's group, deleted with the VM),
 // and volumeAttachments are volumes the user created. A VM claims each
-// of its volumes (one VM per volume), and before it is booked on a
+// of its volumes (one VM per volume; a volume's deletion conflicts with
+// the claim), and before it is booked on a
 // machine has each attached there (the volume's attach action: an
 // export with a key only that machine is given), so that its agent finds
 // them in the VM's spec. A VM that moves has them attached to its new
 // machine, with new keys; one deleted has them detached, and its OS disk
 // deleted.
 
-// volumeConsumers is the claim pool of volumes: a volume's ID, held by
-// the VM that uses it.
-const volumeConsumers = "volume-consumers"
+// volumeConsumer is the one item of a volume's pool of claims
+// (resource.PoolOf): the VM that uses it holds it.
+const volumeConsumer = "consumer"
 
 // maxVolumeAttachments bounds a VM's volumeAttachments.
 const maxVolumeAttachments = 16
@@ -66,6 +67,22 @@ func (p *Provider) validateDisks(ctx context.Context, w *resource.Write, cluster
 		return arm.FieldError("properties.storageProfile.volumeAttachments", "A virtual machine has at most %d volume attachments, not %d.", maxVolumeAttachments, len(attachments))
 	}
 	volumes := []string{}
+	claim := func(id string, vol *resource.Resource) error {
+		claimed, err := p.svc.Claimed(ctx, resource.PoolOf(id))
+		if err != nil {
+			return err
+		}
+		if holder, ok := claimed[volumeConsumer]; ok && !strings.EqualFold(holder, w.ID.String()) {
+			return arm.Errorf(http.StatusConflict, "VolumeInUse", "The volume '%s' is used by the virtual machine '%s'.", id, holder)
+		}
+		if vol == nil { // the OS disk, not created yet
+			w.Claims = append(w.Claims, resource.Claim{Pool: resource.PoolOf(id), Item: volumeConsumer})
+		} else {
+			w.ClaimIn(vol, volumeConsumer)
+		}
+		volumes = append(volumes, id)
+		return nil
+	}
 	if disk.CreateOption == "Persistent" {
 		id := osVolumeID(w.ID)
 		if w.Old == nil {
@@ -79,7 +96,9 @@ func (p *Provider) validateDisks(ctx context.Context, w *resource.Write, cluster
 				return err
 			}
 		}
-		volumes = append(volumes, id)
+		if err := claim(id, nil); err != nil {
+			return err
+		}
 	}
 	for i, id := range attachments {
 		field := fmt.Sprintf("properties.storageProfile.volumeAttachments[%d]", i)
@@ -99,18 +118,9 @@ func (p *Provider) validateDisks(ctx context.Context, w *resource.Write, cluster
 		if slices.ContainsFunc(volumes, func(x string) bool { return strings.EqualFold(x, vol.ID) }) {
 			return arm.FieldError(field, "The volume '%s' is attached twice.", id)
 		}
-		volumes = append(volumes, vol.ID)
-	}
-	claimed, err := p.svc.Claimed(ctx, volumeConsumers)
-	if err != nil {
-		return err
-	}
-	for i, id := range volumes {
-		item := strings.ToLower(id)
-		if holder, ok := claimed[item]; ok && !strings.EqualFold(holder, w.ID.String()) {
-			return arm.Errorf(http.StatusConflict, "VolumeInUse", "The volume '%s' is used by the virtual machine '%s'.", volumes[i], holder)
+		if err := claim(vol.ID, vol); err != nil {
+			return err
 		}
-		w.Claims = append(w.Claims, resource.Claim{Pool: volumeConsumers, Item: item})
 	}
 	w.New.Properties["volumes"] = volumes
 	return nil

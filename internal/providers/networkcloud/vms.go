@@ -309,6 +309,9 @@ func (p *Provider) attachedNetwork(ctx context.Context, field, id string, cluste
 	if !strings.EqualFold(str(n.Properties, "clusterId"), cluster.String()) {
 		return nil, arm.FieldError(field, "The network '%s' is in another cluster than the virtual machine's.", id)
 	}
+	if n.ProvisioningState() == resource.StateDeleting {
+		return nil, arm.FieldError(field, "The network '%s' is being deleted.", id)
+	}
 	return n, nil
 }
 

@@ -71,8 +71,8 @@ func (p *Provider) volumeType() *resource.Type {
 		Sensitive:      []string{"attachments[].psk"},
 		Validate:       p.validateVolume,
 		Provision:      p.provisionVolume,
-		ValidateDelete: p.refuseAttached,
-		Deprovision:    p.deprovisionVolume,
+		ValidateDelete: p.refuseAttached, OwnsPool: true,
+		Deprovision: p.deprovisionVolume,
 		Actions: map[string]resource.Action{
 			"attach": {Validate: p.validateAttach, Run: p.attach},
 			"detach": {Validate: p.validateDetach, Run: p.detach},
@@ -268,11 +268,11 @@ func (p *Provider) refuseAttached(ctx context.Context, r *resource.Resource) err
 		return arm.Errorf(http.StatusConflict, "VolumeAttached",
 			"The volume '%s' is attached to %s; detach it before deleting it.", r.Name, strings.Join(v.AttachedTo, ", "))
 	}
-	claimed, err := p.svc.Claimed(ctx, volumeConsumers)
+	claimed, err := p.svc.Claimed(ctx, resource.PoolOf(r.ID))
 	if err != nil {
 		return err
 	}
-	if vm, ok := claimed[strings.ToLower(r.ID)]; ok && !p.osDiskOfDeleted(ctx, r, vm) {
+	if vm, ok := claimed[volumeConsumer]; ok && !p.osDiskOfDeleted(ctx, r, vm) {
 		return arm.Errorf(http.StatusConflict, "VolumeInUse",
 			"The volume '%s' is used by the virtual machine '%s'; delete the virtual machine or take the volume out of its volumeAttachments first.", r.Name, vm)
 	}
