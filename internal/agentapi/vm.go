@@ -26,6 +26,9 @@ type VM struct {
 	NetworkData   string   `json:"networkData,omitempty"`
 	SSHPublicKeys []string `json:"sshPublicKeys,omitempty"`
 	NICs          []VMNIC  `json:"nics,omitempty"`
+	// GPUs are the PCI addresses of the host's GPUs the VM is given,
+	// passed through to it whole.
+	GPUs []string `json:"gpus,omitempty"`
 	// Disks are the VM's volumes on the storage appliances: its OS disk
 	// first when it is Persistent, then its volume attachments in order.
 	Disks []VMDisk `json:"disks,omitempty"`

@@ -89,6 +89,21 @@ func TestVirtualMachines(t *testing.T) {
 	}
 	// More than any machine has: one line says why.
 	az.fail(t, []string{"0/6 machines", "lacking 500 free cores"}, createNC(nc+"virtualMachines/huge", jsonArg(t, vmBody(500)))...)
+	// CPU features and GPUs are asked for with tags: these machines'
+	// CPUs have AMX, and they have no GPU.
+	tagged := func(tags map[string]string) map[string]any {
+		body := vmBody(2)
+		body["tags"] = tags
+		return body
+	}
+	az.ok(t, createNC(nc+"virtualMachines/amx", jsonArg(t, tagged(map[string]string{"citadel-cpu-features": "amx_tile,amx_bf16"})))...)
+	az.fail(t, []string{"0/6 machines", "lacking feature sgx"}, createNC(nc+"virtualMachines/sgx",
+		jsonArg(t, tagged(map[string]string{"citadel-cpu-features": "sgx"})))...)
+	az.fail(t, []string{"0/6 machines", "lacking 1 free GPU"}, createNC(nc+"virtualMachines/gpu",
+		jsonArg(t, tagged(map[string]string{"citadel-gpus": "1"})))...)
+	az.fail(t, []string{"tags.citadel-gpus", "0 to 8"}, createNC(nc+"virtualMachines/gpus",
+		jsonArg(t, tagged(map[string]string{"citadel-gpus": "many"})))...)
+	az.ok(t, "resource", "delete", "--ids", nc+"virtualMachines/amx", "--api-version", ncAPI)
 
 	// Many creates at once: each machine's VMs fit its room.
 	var wg sync.WaitGroup

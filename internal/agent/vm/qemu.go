@@ -2,6 +2,7 @@ package vm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -63,7 +64,10 @@ type QEMUConfig struct {
 	// its ACPI power button press before QEMU quits under it: 0 means a
 	// minute, a negative value quits at once.
 	ShutdownGrace time.Duration
-	Logger        *slog.Logger
+	// PCIDevices is where the host's PCI devices are listed, for the
+	// GPUs passed through to VMs; empty is sysfs's.
+	PCIDevices string
+	Logger     *slog.Logger
 }
 
 // Kernel is a kernel that QEMU boots directly, its initramfs and its
@@ -692,6 +696,10 @@ func (q *QEMU) prepare(ctx context.Context, v agentapi.VM, in instance) ([]strin
 	if err != nil {
 		return nil, err
 	}
+	gpus, err := gpuArgs(v.GPUs, cmp.Or(q.cfg.PCIDevices, defaultPCIDevices))
+	if err != nil {
+		return nil, err
+	}
 	disks, err := in.disks(v.Disks)
 	if err != nil {
 		return nil, err
@@ -754,6 +762,7 @@ func (q *QEMU) prepare(ctx context.Context, v agentapi.VM, in instance) ([]strin
 	args = append(args, dataDisks...)
 	args = append(args, firmware...)
 	args = append(args, nics...)
+	args = append(args, gpus...)
 	if q.cfg.KernelBoot != nil {
 		if k, ok := q.cfg.KernelBoot(v.Image); ok {
 			args = append(args, "-kernel", k.Path)

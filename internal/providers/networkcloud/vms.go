@@ -139,9 +139,17 @@ func (p *Provider) validateVM(ctx context.Context, w *resource.Write) error {
 	if err := decode(w.New.Properties, &v); err != nil {
 		return arm.FieldError("properties", "The virtual machine's properties are invalid: %v.", err)
 	}
+	features, gpus, err := hardwareNeeds(w.New.Tags)
+	if err != nil {
+		return err
+	}
 	if w.Old != nil {
 		if err := unchangedVM(vmOf(w.Old), v); err != nil {
 			return err
+		}
+		if oldFeatures, oldGPUs, _ := hardwareNeeds(w.Old.Tags); !slices.Equal(oldFeatures, features) || oldGPUs != gpus {
+			return arm.Errorf(http.StatusConflict, "PropertyChangeNotAllowed",
+				"A virtual machine's %s and %s tags cannot change; create another virtual machine instead.", tagCPUFeatures, tagGPUs)
 		}
 	}
 	cluster, err := extendedlocation.Resolve(ctx, p.svc, "extendedLocation", w.New.ExtendedLocation, clusterType)
@@ -467,7 +475,11 @@ func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmPropert
 	if err != nil {
 		return nil, err
 	}
-	req := scheduler.Request{VM: vm.ID, Cores: v.CPUCores, MemoryMiB: v.MemorySizeGB << 10}
+	features, gpus, err := hardwareNeeds(vm.Tags)
+	if err != nil {
+		return nil, err
+	}
+	req := scheduler.Request{VM: vm.ID, Cores: v.CPUCores, MemoryMiB: v.MemorySizeGB << 10, Features: features, GPUs: gpus}
 	for _, h := range v.PlacementHints {
 		req.Hints = append(req.Hints, scheduler.Hint{Type: scheduler.HintType(h.HintType), Execution: scheduler.Execution(h.SchedulingExecution),
 			Scope: scheduler.Scope(h.Scope), Target: h.ResourceID})
@@ -519,7 +531,7 @@ func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmPropert
 			for _, x := range list {
 				cores, mem = cores-x.Cores, mem-x.MemoryMiB
 			}
-			if cores < spec.Cores || mem < spec.MemoryMiB {
+			if cores < spec.Cores || mem < spec.MemoryMiB || !giveGPUs(r, &spec, gpus) {
 				return resource.ErrUnchanged // taken meanwhile: schedule again
 			}
 			r.Properties[machineVMs] = jsonValue(append(list, spec))
@@ -560,7 +572,10 @@ func (p *Provider) schedulable(machines []*resource.Resource, from string) []sch
 		var inv agentapi.Inventory
 		if decode(m.Properties["agentInventory"], &inv) == nil {
 			sm.Features = inv.CPU.Flags
-			sm.GPUs = len(inv.GPUs)
+			if len(inv.GPUs) > 0 {
+				sm.Features = append(slices.Clip(sm.Features), "gpu")
+			}
+			sm.GPUs = len(freeGPUs(m, ""))
 		}
 		out = append(out, sm)
 	}

@@ -4,11 +4,16 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/citadel-cloud/citadel/internal/agentapi"
+	"github.com/citadel-cloud/citadel/internal/arm"
 	"github.com/citadel-cloud/citadel/internal/images"
 	"github.com/citadel-cloud/citadel/internal/resource"
 )
@@ -69,5 +74,80 @@ func TestVMSpecNetworks(t *testing.T) {
 	r = vm(base64.StdEncoding.EncodeToString([]byte(own)))
 	if spec, err := e.p.vmSpec(t.Context(), r, vmOf(r)); err != nil || spec.NetworkData != own {
 		t.Errorf("with networkData of its own: %q, %v; want it as given", spec.NetworkData, err)
+	}
+}
+
+// TestPlaceGivesGPUs: a VM that asks for GPUs is given free ones of its
+// machine, never one another VM has; when none is left, it says so.
+func TestPlaceGivesGPUs(t *testing.T) {
+	e := newMoveEnv(t)
+	for i, m := range e.machines {
+		e.upsert(t, m, map[string]any{"agentInventory": jsonValue(agentapi.Inventory{GPUs: []agentapi.GPU{
+			{PCIAddress: fmt.Sprintf("0000:4%d:00.0", i)}, {PCIAddress: fmt.Sprintf("0000:5%d:00.0", i)}}})})
+	}
+	given := map[string]string{} // PCI address → VM
+	for i := range 4 {
+		vm := &resource.Resource{ID: fmt.Sprintf("%s/providers/%s/g%d", testGroup, vmType, i), Tags: map[string]string{tagGPUs: "1"}}
+		v := vmProperties{ClusterID: clusterID, CPUCores: 2, MemorySizeGB: 2}
+		spec := agentapi.VM{ID: vm.ID, Name: fmt.Sprint("g", i), Power: "On", Cores: 2, MemoryMiB: 2048}
+		m, err := e.p.place(t.Context(), vm, v, func(*resource.Resource) (agentapi.VM, error) { return spec, nil }, "")
+		if err != nil {
+			t.Fatalf("place g%d: %v", i, err)
+		}
+		for _, x := range hostedVMs(m) {
+			if x.ID != vm.ID {
+				continue
+			}
+			if len(x.GPUs) != 1 {
+				t.Fatalf("g%d on %s is given GPUs %v, want one", i, m.Name, x.GPUs)
+			}
+			if other, ok := given[x.GPUs[0]]; ok {
+				t.Errorf("g%d is given %s, which %s has", i, x.GPUs[0], other)
+			}
+			given[x.GPUs[0]] = vm.ID
+		}
+	}
+	if len(given) != 4 {
+		t.Errorf("GPUs given: %v, want 4 distinct", given)
+	}
+	// Two are left, one on each of two machines: a VM asking for two
+	// fits nowhere.
+	vm := &resource.Resource{ID: testGroup + "/providers/" + vmType + "/big", Tags: map[string]string{tagGPUs: "2"}}
+	_, err := e.p.place(t.Context(), vm, vmProperties{ClusterID: clusterID, CPUCores: 2, MemorySizeGB: 2},
+		func(*resource.Resource) (agentapi.VM, error) {
+			return agentapi.VM{ID: vm.ID, Cores: 2, MemoryMiB: 2048}, nil
+		}, "")
+	if err == nil || !strings.Contains(err.Error(), "lacking 2 free GPUs") {
+		t.Errorf("placing a VM of 2 GPUs: %v, want 'lacking 2 free GPUs'", err)
+	}
+}
+
+func TestHardwareNeeds(t *testing.T) {
+	tests := []struct {
+		tags         map[string]string
+		features     []string
+		gpus         int
+		wantErrField string
+	}{
+		{nil, nil, 0, ""},
+		{map[string]string{"env": "prod"}, nil, 0, ""},
+		{map[string]string{"Citadel-CPU-Features": " AMX_TILE, avx512f,amx_tile"}, []string{"amx_tile", "avx512f"}, 0, ""},
+		{map[string]string{"citadel-gpus": "2"}, nil, 2, ""},
+		{map[string]string{"citadel-gpus": "9"}, nil, 0, "tags.citadel-gpus"},
+		{map[string]string{"citadel-gpus": "-1"}, nil, 0, "tags.citadel-gpus"},
+		{map[string]string{"citadel-cpu-features": "amx tile"}, nil, 0, "tags.citadel-cpu-features"},
+		{map[string]string{"citadel-cpu-features": ""}, nil, 0, "tags.citadel-cpu-features"},
+	}
+	for _, tt := range tests {
+		features, gpus, err := hardwareNeeds(tt.tags)
+		if tt.wantErrField != "" {
+			if e, ok := errors.AsType[*arm.Error](err); !ok || e.Target != tt.wantErrField {
+				t.Errorf("hardwareNeeds(%v) error = %v, want one naming %s", tt.tags, err, tt.wantErrField)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(features, tt.features) || gpus != tt.gpus {
+			t.Errorf("hardwareNeeds(%v) = %v, %d, %v; want %v, %d", tt.tags, features, gpus, err, tt.features, tt.gpus)
+		}
 	}
 }
