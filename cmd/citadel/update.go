@@ -29,7 +29,7 @@ vendor, offline:
   root --keys NEW --previous ROOT --previous-keys OLD --out FILE
         sign the root that follows ROOT (a key rotation); ship it in bundles with --root
   bundle build --keys FILE --root ROOT [--root ROOT ...] --cluster-version V --version N
-        --target KIND:NAME:VERSION[:SKU]=FILE ... --out FILE [--notes TEXT]
+        --target KIND:NAME:VERSION[:SKU:COMPONENT]=FILE ... --out FILE [--notes TEXT]
         sign a release into a bundle; KIND is nodeImage, agent, firmware (with SKU),
         switchImage or policyPack; --version grows from bundle to bundle
 
@@ -182,16 +182,18 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
-// parseTarget parses KIND:NAME:VERSION[:SKU]=FILE.
+// parseTarget parses KIND:NAME:VERSION[:SKU:COMPONENT]=FILE: firmware
+// names the machine SKU it is for and the BMC firmware inventory member
+// it flashes.
 func parseTarget(s string) (update.Target, string, error) {
 	spec, file, ok := strings.Cut(s, "=")
 	parts := strings.Split(spec, ":")
-	if !ok || file == "" || len(parts) < 3 || len(parts) > 4 {
-		return update.Target{}, "", fmt.Errorf("--target %q: want KIND:NAME:VERSION[:SKU]=FILE", s)
+	if !ok || file == "" || len(parts) != 3 && len(parts) != 5 {
+		return update.Target{}, "", fmt.Errorf("--target %q: want KIND:NAME:VERSION[:SKU:COMPONENT]=FILE", s)
 	}
 	t := update.Target{Kind: update.Kind(parts[0]), Name: parts[1], Version: parts[2]}
-	if len(parts) == 4 {
-		t.MachineSKU = parts[3]
+	if len(parts) == 5 {
+		t.MachineSKU, t.Component = parts[3], parts[4]
 	}
 	return t, file, nil
 }
@@ -204,7 +206,7 @@ func updateBundleBuild(args []string, out io.Writer) error {
 	clusterVersion := fs.String("cluster-version", "", "the release's Citadel version, e.g. 4.2.0 (required)")
 	version := fs.Int64("version", 0, "the bundle's metadata version, at least 1, greater than the last bundle's (required)")
 	notes := fs.String("notes", "", "release notes")
-	fs.Var(&targets, "target", "an artifact, KIND:NAME:VERSION[:SKU]=FILE (repeat for each)")
+	fs.Var(&targets, "target", "an artifact, KIND:NAME:VERSION[:SKU:COMPONENT]=FILE (repeat for each; firmware names its machine SKU and firmware component)")
 	file := fs.String("out", "", "file to write the bundle to (required; not overwritten)")
 	expiresIn := fs.Duration("expires-in", update.DefaultTimestampLifetime,
 		"how long the bundle may wait to be imported (timestamp.json's lifetime); zero or less makes an expired bundle, for tests")
@@ -417,6 +419,8 @@ func printArtifacts(out io.Writer, as []releases.ArtifactInfo) error {
 		sku := a.MachineSKU
 		if sku == "" {
 			sku = "-"
+		} else if a.Component != "" {
+			sku += "/" + a.Component
 		}
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\tsha256:%s\n", a.Kind, a.Name, a.Version, sku, mib(a.Size), a.SHA256)
 	}

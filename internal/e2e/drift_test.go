@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"cmp"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/server"
+	"github.com/citadel-cloud/citadel/internal/update"
 )
 
 // TestConfigurationDrift changes machines behind the control plane's back
@@ -20,7 +23,10 @@ import (
 // and in the activity log and left alone; switched to Enforce, the machine
 // whose kernel drifted is reimaged, the one whose BIOS drifted has the
 // setting staged on its BMC and is restarted (not reimaged) through the
-// disruption guard, and both come back in sync.
+// disruption guard, the one whose BIOS firmware was flashed back has its
+// BMC flash the imported release's package again, and all come back in
+// sync; for firmware no imported release has, Enforce says what to
+// import.
 func TestConfigurationDrift(t *testing.T) {
 	t.Parallel()
 	s := startRolloutSite(t, "dri", map[string]any{"strategyType": "Rack", "thresholdType": "PercentSuccess", "thresholdValue": 100},
@@ -54,6 +60,7 @@ func TestConfigurationDrift(t *testing.T) {
 	type drift struct {
 		Properties struct {
 			DetailedStatus     string `json:"detailedStatus"`
+			MachineSKUID       string `json:"machineSkuId"`
 			ConfigurationDrift struct {
 				Status string `json:"status"`
 				Items  []struct {
@@ -105,6 +112,22 @@ func TestConfigurationDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Firmware older than the SKU's baseline (BIOS 2.1.0, BMC 7.10.30.00),
+	// flashed back by hand: the BIOS on drir1m1, with a release imported
+	// that has a BIOS package for the SKU above the baseline; the BMC on
+	// drir1m2, for which no release has a package.
+	flashed, flashedBMC := s.machineID("drir1m1"), s.machineID("drir1m2")
+	bios, bmc := s.cl.Machine("drir1m1").BMC, s.cl.Machine("drir1m2").BMC
+	sku := getOf(flashed).Properties.MachineSKUID
+	s.importFirmware(t, "4.1.1", sku, "BIOS", "2.5.0")
+	biosResets := bios.ResetCount()
+	if err := bios.SetFirmwareVersion("BIOS", "1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bmc.SetFirmwareVersion("BMC", "7.0.0"); err != nil {
+		t.Fatal(err)
+	}
+
 	time.Sleep(2 * time.Second) // Audit: several checks, no correction
 	if d := get().Properties; d.ConfigurationDrift.Status != "Drifted" || d.ConfigurationDrift.Correction != "" || s.cl.Machine("drir2m1").BMC.Reimages() != 1 {
 		t.Errorf("in Audit mode: %+v, %d reimages; want the drift reported and left alone", d, s.cl.Machine("drir2m1").BMC.Reimages())
@@ -118,15 +141,17 @@ func TestConfigurationDrift(t *testing.T) {
 		t.Errorf("in Audit mode drir3m1's BIOS has %s %v, %v pending, %d resets since; want it left alone", attr, got, tunedBMC.PendingBIOSAttributes(), tunedBMC.ResetCount()-resets)
 	}
 
-	// Firmware older than the SKU's baseline (2.1.0), flashed by hand.
-	flashed := s.machineID("drir1m1")
-	bios := s.cl.Machine("drir1m1").BMC
-	if err := bios.SetFirmwareVersion("BIOS", "1.0.0"); err != nil {
-		t.Fatal(err)
+	waitUntil(t, "the old firmware seen", 20*time.Second, func() bool {
+		return getOf(flashed).Properties.ConfigurationDrift.Status == "Drifted" && getOf(flashedBMC).Properties.ConfigurationDrift.Status == "Drifted"
+	})
+	if d := getOf(flashed).Properties.ConfigurationDrift; len(d.Items) != 1 || d.Items[0].Item != "firmware/BIOS" || d.Items[0].Observed != "1.0.0" || d.Correction != "" {
+		t.Errorf("drir1m1's drift = %+v, want its BIOS 1.0.0 below the baseline, not corrected", d)
 	}
-	waitUntil(t, "the old firmware seen", 20*time.Second, func() bool { return getOf(flashed).Properties.ConfigurationDrift.Status == "Drifted" })
-	if d := getOf(flashed).Properties.ConfigurationDrift; len(d.Items) != 1 || d.Items[0].Item != "firmware/BIOS" || d.Items[0].Observed != "1.0.0" {
-		t.Errorf("drir1m1's drift = %+v, want its BIOS 1.0.0 below the baseline", d)
+	if d := getOf(flashedBMC).Properties.ConfigurationDrift; len(d.Items) != 1 || d.Items[0].Item != "firmware/BMC" || d.Items[0].Observed != "7.0.0" {
+		t.Errorf("drir1m2's drift = %+v, want its BMC 7.0.0 below the baseline", d)
+	}
+	if got := bios.FirmwareVersion("BIOS"); got != "1.0.0" {
+		t.Errorf("in Audit mode drir1m1's BIOS firmware became %s; want it left at 1.0.0", got)
 	}
 
 	// Enforce: the machine is reimaged, and its pristine OS is in sync.
@@ -183,15 +208,48 @@ func TestConfigurationDrift(t *testing.T) {
 		t.Errorf("the activity log has %d restarts of drir3m1 by Citadel that succeeded, want 1", restarts)
 	}
 
-	// A reimage does not bring firmware up: Enforce says so and leaves it.
-	waitUntil(t, "the firmware's correction noted", 20*time.Second, func() bool {
-		return strings.Contains(getOf(flashed).Properties.ConfigurationDrift.Correction, "not corrected by a reimage")
+	// The BIOS firmware: flashed by drir1m1's BMC from the imported
+	// release, without a reset or a reimage, and read back in sync.
+	waitUntil(t, "the BIOS firmware flashed", 30*time.Second, func() bool {
+		return getOf(flashed).Properties.ConfigurationDrift.Status == "InSync"
 	})
-	if err := bios.SetFirmwareVersion("BIOS", "2.4.1"); err != nil {
+	t.Logf("firmware drift corrected within %v after Enforce", time.Since(enforced).Round(time.Millisecond))
+	if got := bios.FirmwareVersion("BIOS"); got != "2.5.0" || bios.Reimages() != 1 || bios.ResetCount() != biosResets {
+		t.Errorf("drir1m1's BIOS firmware %s, %d reimages, %d resets since; want 2.5.0 flashed, no reimage, no reset",
+			got, bios.Reimages(), bios.ResetCount()-biosResets)
+	}
+	alFlush(t, s.cp)
+	flashes := 0
+	for _, p := range alQuery(t, s.cp.Client, s.cp.Creds.SubscriptionID, url.Values{"$filter": {alFilter(enforced, time.Time{}, "resourceUri eq '"+flashed+"'")}}) {
+		for _, raw := range p.Items {
+			var e struct {
+				OperationName struct{ Value string }
+				Level         string
+				Description   string
+			}
+			json.Unmarshal(raw, &e)
+			if e.OperationName.Value == "Citadel.Platform/configurationDrift/action" && e.Level == "Informational" &&
+				strings.HasPrefix(e.Description, "drir1m1's BIOS firmware was flashed to 2.5.0 (firmware/bios-2.5.0.bin of release 4.1.1)") {
+				flashes++
+			}
+		}
+	}
+	if flashes != 1 {
+		t.Errorf("the activity log has %d events of drir1m1's BIOS firmware flashed, want 1", flashes)
+	}
+
+	// The BMC firmware: no release has a package; Enforce says what to
+	// import, and leaves it.
+	want := "No imported release has BMC firmware 7.10.30.00 or newer for machine SKU " + sku +
+		": import a release with a firmware target for machine SKU " + sku + " and component BMC."
+	waitUntil(t, "the missing firmware noted", 20*time.Second, func() bool {
+		return getOf(flashedBMC).Properties.ConfigurationDrift.Correction == want
+	})
+	if err := bmc.SetFirmwareVersion("BMC", "7.10.30.00"); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the firmware back to the baseline", 20*time.Second, func() bool {
-		return getOf(flashed).Properties.ConfigurationDrift.Status == "InSync"
+	waitUntil(t, "the BMC firmware back to the baseline", 20*time.Second, func() bool {
+		return getOf(flashedBMC).Properties.ConfigurationDrift.Status == "InSync"
 	})
 	waitUntil(t, "the machines compliant again", 30*time.Second, func() bool { return len(nonCompliant()) == 0 })
 
@@ -202,4 +260,23 @@ func TestConfigurationDrift(t *testing.T) {
 	if err != nil || r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "configurationDriftMode must be Audit or Enforce") {
 		t.Errorf("PUT cluster with configurationDriftMode Sometimes = %v %v, want 400", r, err)
 	}
+}
+
+// importFirmware signs and imports a release of clusterVersion whose one
+// artifact is a simulated firmware package (package redfishsim) for the
+// component of machine SKU sku, at version.
+func (s *rolloutSite) importFirmware(t testing.TB, clusterVersion, sku, component, version string) {
+	t.Helper()
+	s.bundles++
+	pkg := append([]byte("citadel-firmware "+component+" "+version+"\n"), make([]byte, 4<<10)...)
+	rand.Read(pkg[len(pkg)-4<<10:])
+	var bundle bytes.Buffer
+	if err := update.Build(&bundle, update.BuildOptions{Keys: s.keys, Roots: [][]byte{s.root}, ClusterVersion: clusterVersion,
+		Notes: "Citadel " + clusterVersion, Version: s.bundles, Targets: []update.Target{{
+			Name: "firmware/" + strings.ToLower(component) + "-" + version + ".bin", Kind: update.KindFirmware, Version: version,
+			MachineSKU: sku, Component: component, Size: int64(len(pkg)), Content: bytes.NewReader(pkg),
+		}}}); err != nil {
+		t.Fatal(err)
+	}
+	s.call(t, http.MethodPost, "/citadel/updates/bundles", bundle.Bytes(), 201)
 }

@@ -137,7 +137,11 @@ func (s *rolloutSite) importRelease(t testing.TB, version string) {
 	target := func(name string, kind update.Kind, sku string) update.Target {
 		b := make([]byte, 64<<10)
 		rand.Read(b)
-		return update.Target{Name: name, Kind: kind, Version: version, MachineSKU: sku, Size: int64(len(b)), Content: bytes.NewReader(b)}
+		a := update.Target{Name: name, Kind: kind, Version: version, MachineSKU: sku, Size: int64(len(b)), Content: bytes.NewReader(b)}
+		if kind == update.KindFirmware {
+			a.Component = "BIOS"
+		}
+		return a
 	}
 	var bundle bytes.Buffer
 	if err := update.Build(&bundle, update.BuildOptions{Keys: s.keys, Roots: [][]byte{s.root}, ClusterVersion: version,

@@ -64,7 +64,7 @@ func TestUpdates(t *testing.T) {
 		return ok(append([]string{"update", "bundle", "build", "--keys", keys, "--root", root, "--cluster-version", clusterVersion,
 			"--version", version, "--notes", "release " + clusterVersion,
 			"--target", "agent:agent-linux-amd64:" + clusterVersion + "=" + file("agent"),
-			"--target", "firmware:firmware/r760/bios.bin:2.19.1:R760=" + file("bios.bin"),
+			"--target", "firmware:firmware/r760/bios.bin:2.19.1:R760:BIOS=" + file("bios.bin"),
 			"--out", out}, extra...)...)
 	}
 	out := build(file("vendor-keys.json"), file("root.json"), file("4.2.0.tar"), "4.2.0", "1")

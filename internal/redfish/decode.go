@@ -1,6 +1,7 @@
 package redfish
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -220,12 +221,49 @@ func (ai actionInfo) allowable(param string) []string {
 	return nil
 }
 
+// task is a Task resource, as a task monitor or the task itself answers.
 type task struct {
+	ODataID               string `json:"@odata.id"`
 	TaskState, TaskStatus string
-	Messages              []struct{ Message string }
+	Messages              []struct {
+		MessageID string `json:"MessageId"`
+		Message   string
+	}
 }
 
 func decodeTask(b []byte) (task, error) { return decode[task](b) }
+
+// ended reports whether the task is over: it is in a state it cannot
+// leave.
+func (t task) ended() bool {
+	switch t.TaskState {
+	case "Completed", "Killed", "Exception", "Cancelled":
+		return true
+	}
+	return false
+}
+
+// failure is the error of a task that ended without success, with its
+// messages.
+func (t task) failure(monitor string) error {
+	var msgs []string
+	for _, m := range t.Messages {
+		switch {
+		case m.Message != "":
+			msgs = append(msgs, m.Message)
+		case m.MessageID != "":
+			msgs = append(msgs, m.MessageID)
+		}
+	}
+	state := t.TaskState
+	if t.TaskStatus != "" {
+		state += " (" + t.TaskStatus + ")"
+	}
+	if len(msgs) == 0 {
+		return fmt.Errorf("task %s ended %s without a message", cmp.Or(t.ODataID, monitor), state)
+	}
+	return fmt.Errorf("task %s ended %s: %s", cmp.Or(t.ODataID, monitor), state, strings.Join(msgs, "; "))
+}
 
 // manager is a BMC as the client needs it.
 type manager struct {

@@ -109,6 +109,9 @@ type bend struct {
 	noBIOS           bool              // the system links no Bios (Supermicro X10, Intel)
 	noBIOSSettings   bool              // the Bios has no settings object: PATCH it directly
 	biosApplyTimes   []string          // @Redfish.Settings.SupportedApplyTimes of the Bios (Dell)
+	updateTask       string            // how SimpleUpdate ends (see simpleUpdate); "" answers 204 at once
+	updateProtocols  []string          // replaces the TransferProtocol allowable values of SimpleUpdate
+	noSimpleUpdate   bool              // the UpdateService has no actions (Intel, Supermicro X10)
 }
 
 type loginStyle int
@@ -143,6 +146,17 @@ type fakeBMC struct {
 	stale    int      // PATCHes still to refuse with 412
 	pending  map[string]pendingPower
 	monitors map[string]int // task monitor → polls still answered 202
+	updates  []map[string]any
+	tasks    map[string]*fakeTask // task monitor and task path → the update task
+}
+
+// fakeTask is a task SimpleUpdate started: it runs for polls requests,
+// then ends as final.
+type fakeTask struct {
+	path  string // the Task; its monitor is another path, or the same
+	polls int
+	final map[string]any
+	gone  bool // the monitor 404s once the task ended
 }
 
 // patch is a PATCH a fake accepted: where, and the body.
@@ -171,6 +185,7 @@ func newFakeBMC(tb testing.TB, mockup string, b bend) *fakeBMC {
 		sessions: map[string]string{},
 		pending:  map[string]pendingPower{},
 		monitors: map[string]int{},
+		tasks:    map[string]*fakeTask{},
 		stale:    b.stale412,
 	}
 	for k, v := range loadMockup(tb, mockup) {
@@ -225,6 +240,16 @@ func newFakeBMC(tb testing.TB, mockup string, b bend) *fakeBMC {
 	}
 	if b.firstSystem != "" {
 		f.addFirstSystem(b.firstSystem)
+	}
+	if us, ok := f.res["/redfish/v1/UpdateService"]; ok && b.noSimpleUpdate {
+		delete(us, "Actions")
+	}
+	if info, ok := f.res["/redfish/v1/UpdateService/SimpleUpdateActionInfo"]; ok && b.updateProtocols != nil {
+		for _, p := range info["Parameters"].([]any) {
+			if p := p.(map[string]any); p["Name"] == "TransferProtocol" {
+				p["AllowableValues"] = toAny(b.updateProtocols)
+			}
+		}
 	}
 	for id, m := range f.res {
 		if !strings.HasPrefix(str(m["@odata.type"]), "#VirtualMedia.v") {
@@ -429,6 +454,10 @@ func (f *fakeBMC) get(w http.ResponseWriter, r *http.Request, p string) {
 		writeJSON(w, http.StatusOK, map[string]any{"@odata.type": "#Task.v1_7_0.Task", "TaskState": "Completed", "TaskStatus": "OK"})
 		return
 	}
+	if t, ok := f.tasks[p]; ok {
+		f.task(w, p, t)
+		return
+	}
 	res, ok := f.res[p]
 	if !ok {
 		writeError(w, http.StatusNotFound, "Base.1.8.ResourceMissingAtURI", "The resource at the URI "+p+" was not found.")
@@ -534,6 +563,8 @@ func (f *fakeBMC) post(w http.ResponseWriter, r *http.Request, p string) {
 		f.insert(w, strings.TrimSuffix(base, "/Actions/"), in)
 	case "VirtualMedia.EjectMedia":
 		f.eject(w, strings.TrimSuffix(base, "/Actions/"))
+	case "UpdateService.SimpleUpdate":
+		f.simpleUpdate(w, in)
 	default:
 		writeError(w, http.StatusNotFound, "Base.1.8.ResourceMissingAtURI", "No action at "+p)
 	}
@@ -599,6 +630,102 @@ func (f *fakeBMC) reset(w http.ResponseWriter, sys, resetType string) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// simpleUpdate takes a firmware update and, as bend.updateTask says,
+// answers 204 ("") or starts a task that runs for two polls of its
+// monitor and then ends: "ok" Completed OK, "exception" Exception,
+// "warning" Completed with a warning, "monitorGone" Completed with a
+// monitor that 404s then, "monitorIsTask" Completed with the task as its
+// own monitor (Dell), "noTaskBody" with no Task in any answer, the
+// operation's 204 at the end, "forever" never; "noMonitor" answers 202
+// with nothing to follow.
+func (f *fakeBMC) simpleUpdate(w http.ResponseWriter, in map[string]any) {
+	info := f.res["/redfish/v1/UpdateService/SimpleUpdateActionInfo"]
+	var protocols []any
+	for _, p := range info["Parameters"].([]any) {
+		if p := p.(map[string]any); p["Name"] == "TransferProtocol" {
+			protocols = p["AllowableValues"].([]any)
+		}
+	}
+	targets, _ := in["Targets"].([]any)
+	for _, t := range targets {
+		if _, ok := f.res[strings.TrimSuffix(str(t), "/")]; !ok {
+			writeError(w, http.StatusBadRequest, "Base.1.8.ActionParameterValueNotInList", "No firmware "+str(t)+".")
+			return
+		}
+	}
+	switch {
+	case str(in["ImageURI"]) == "":
+		writeError(w, http.StatusBadRequest, "Base.1.8.ActionParameterMissing", "ImageURI is required.")
+		return
+	case !slices.Contains(protocols, in["TransferProtocol"]):
+		writeError(w, http.StatusBadRequest, "Base.1.8.ActionParameterValueNotInList", "TransferProtocol is not supported.")
+		return
+	}
+	f.updates = append(f.updates, in)
+	switch f.bend.updateTask {
+	case "":
+		w.WriteHeader(http.StatusNoContent)
+		return
+	case "noMonitor":
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	id := strconv.Itoa(len(f.updates))
+	t := &fakeTask{path: "/redfish/v1/TaskService/Tasks/" + id, polls: 2}
+	message := func(id, text string) []any { return []any{map[string]any{"MessageId": id, "Message": text}} }
+	done := func(state, status string, msgs []any) map[string]any {
+		return map[string]any{"@odata.type": "#Task.v1_7_0.Task", "@odata.id": t.path, "Id": id, "TaskState": state, "TaskStatus": status, "Messages": msgs}
+	}
+	monitor := t.path + "/Monitor"
+	switch f.bend.updateTask {
+	case "ok", "monitorGone", "monitorIsTask":
+		t.final = done("Completed", "OK", message("Update.1.0.UpdateSuccessful", "Device 'BIOS' successfully updated."))
+		t.gone = f.bend.updateTask == "monitorGone"
+		if f.bend.updateTask == "monitorIsTask" {
+			monitor = t.path
+		}
+	case "exception":
+		t.final = done("Exception", "Critical", append(message("Update.1.0.ApplyFailed", "Installation of image to 'BIOS' failed."),
+			message("Update.1.0.VerificationFailed", "The package is not signed.")...))
+	case "warning":
+		t.final = done("Completed", "Warning", message("Update.1.0.AwaitToActivate", "Awaiting an action to activate."))
+	case "forever":
+		t.polls = 1 << 30
+	}
+	f.tasks[monitor], f.tasks[t.path] = t, t
+	w.Header().Set("Location", monitor)
+	w.Header().Set("Retry-After", "3")
+	if f.bend.updateTask == "noTaskBody" {
+		delete(f.tasks, t.path)
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, done("Running", "OK", []any{}))
+}
+
+// task answers for an update task at p, its monitor or the task itself.
+func (f *fakeBMC) task(w http.ResponseWriter, p string, t *fakeTask) {
+	running := map[string]any{"@odata.type": "#Task.v1_7_0.Task", "@odata.id": t.path, "TaskState": "Running", "TaskStatus": "OK"}
+	if t.polls > 0 {
+		t.polls--
+		if p == t.path {
+			writeJSON(w, http.StatusOK, running) // the task itself is there while it runs
+			return
+		}
+		w.Header().Set("Retry-After", "3")
+		writeJSON(w, http.StatusAccepted, running)
+		return
+	}
+	switch {
+	case p != t.path && t.gone:
+		writeError(w, http.StatusNotFound, "Base.1.8.ResourceMissingAtURI", "The task monitor is gone.")
+	case t.final == nil:
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		writeJSON(w, http.StatusOK, t.final)
+	}
 }
 
 func (f *fakeBMC) insert(w http.ResponseWriter, id string, in map[string]any) {

@@ -134,11 +134,6 @@ type Firmware struct {
 
 func decodeFirmware(b []byte) (Firmware, error) { return decode[Firmware](b) }
 
-func decodeUpdateService(b []byte) (string, error) {
-	v, err := decode[struct{ FirmwareInventory link }](b)
-	return v.FirmwareInventory.ID, err
-}
-
 // Inventory reads what the system is made of: its processors, memory,
 // drives, NICs and firmware, each by following the system's links.
 func (c *Client) Inventory(ctx context.Context, sys string) (*Inventory, error) {
@@ -262,11 +257,11 @@ func (c *Client) firmware(ctx context.Context) ([]Firmware, error) {
 	if c.root.updateService == "" {
 		return nil, nil
 	}
-	col, err := read(ctx, c, c.root.updateService, decodeUpdateService)
-	if err != nil || col == "" {
+	us, err := read(ctx, c, c.root.updateService, decodeUpdateService)
+	if err != nil || us.firmwareInventory == "" {
 		return nil, err
 	}
-	return readAll(ctx, c, col, decodeFirmware)
+	return readAll(ctx, c, us.firmwareInventory, decodeFirmware)
 }
 
 // read gets one resource and decodes it.

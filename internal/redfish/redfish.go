@@ -1,7 +1,8 @@
 // Package redfish is Citadel's client for BMCs speaking DMTF Redfish: it
 // reads a machine's inventory, switches its power, sets a one-time boot
-// override, mounts virtual media to reimage it, and reads and stages its
-// BIOS settings.
+// override, mounts virtual media to reimage it, reads and stages its
+// BIOS settings, and has it flash firmware from a URL
+// (UpdateService.SimpleUpdate, following the task to its end).
 //
 // Real BMCs differ from the schemas and from each other, so the client
 // navigates by links only, compares @odata.id without a trailing '/',

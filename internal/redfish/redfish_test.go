@@ -666,6 +666,11 @@ func FuzzDecode(f *testing.F) {
 		`{"Parameters": [{"Name": "ResetType", "AllowableValues": [null, 1]}]}`,
 		`{"MACAddress": "AA-BB-CC-DD-EE-FF", "SpeedMbps": 1e400}`,
 		`{"Attributes": [1], "@Redfish.Settings": {"SettingsObject": "x", "SupportedApplyTimes": [null, 2]}}`,
+		`{"Actions": {"#UpdateService.SimpleUpdate": {"target": "/u", "TransferProtocol@Redfish.AllowableValues": ["HTTPS"]}}}`,
+		`{"Actions": {"#UpdateService.SimpleUpdate": {"target": ["x"], "@Redfish.ActionInfo": 3}}, "FirmwareInventory": "x"}`,
+		`{"Actions": [1], "FirmwareInventory": {"@odata.id": "/f"}}`,
+		`{"@odata.id": "/t/1", "TaskState": "Exception", "TaskStatus": "Critical", "Messages": [{"MessageId": "Update.1.0.ApplyFailed"}, {"Message": "x"}, null]}`,
+		`{"TaskState": "Completed", "Messages": {"Message": "x"}}`,
 		`[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]`,
 		"\xff\xfe",
 	} {
@@ -682,7 +687,9 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("decodeError(%q) = %v", b, e)
 		}
 		decodeActionInfo(b)
-		decodeTask(b)
+		if task, err := decodeTask(b); err == nil && task.ended() && task.failure("/monitor") == nil {
+			t.Fatalf("decodeTask(%q).failure() = nil", b)
+		}
 		decodeManager(b)
 		if s, err := decodeSystem(b); err == nil && s == nil {
 			t.Fatalf("decodeSystem(%q) = nil, nil", b)
@@ -695,7 +702,9 @@ func FuzzDecode(f *testing.F) {
 		decodeSimpleStorage(b)
 		decodeNIC(b)
 		decodeFirmware(b)
-		decodeUpdateService(b)
+		if us, err := decodeUpdateService(b); err == nil {
+			us.simpleUpdate()
+		}
 		decodeBIOS(b)
 		normalizeMAC(string(b))
 	})

@@ -290,38 +290,55 @@ func (c *Client) reset(ctx context.Context, s *System, resetType string) error {
 	return nil
 }
 
-// waitTask polls a task monitor until the task ends: 202 while it runs
-// (honouring Retry-After), then the final answer or the Task itself.
+// waitTask follows a task monitor until the task ends, and fails when it
+// was killed or cancelled or ended in an exception.
 func (c *Client) waitTask(ctx context.Context, monitor string, delay time.Duration) error {
+	t, err := c.followTask(ctx, monitor, "", delay)
+	if err != nil {
+		return err
+	}
+	if t.ended() && t.TaskState != "Completed" {
+		return t.failure(monitor)
+	}
+	return nil
+}
+
+// followTask polls a task monitor until the task ends and returns the
+// Task: 202 while it runs (honouring Retry-After), then the final answer,
+// the Task or the operation's own. A monitor that is the task itself
+// (Dell) answers 200 while the task runs: it is polled on. When the final
+// answer is not a Task, or the monitor is gone once the task ended (404),
+// the task is read itself where taskID names it; else the zero task says
+// that the operation answered success without one. ctx bounds the wait.
+func (c *Client) followTask(ctx context.Context, monitor, taskID string, delay time.Duration) (task, error) {
 	for {
 		if err := sleep(ctx, delay); err != nil {
-			return fmt.Errorf("task %s: %w", monitor, err)
+			return task{}, fmt.Errorf("task %s: %w", monitor, err)
 		}
 		resp, err := c.do(ctx, http.MethodGet, monitor, nil, "")
+		readTask := taskID != "" && !sameID(monitor, taskID)
+		if isStatus(err, http.StatusNotFound) && readTask {
+			monitor, delay = taskID, 0
+			continue
+		}
 		if err != nil {
-			return fmt.Errorf("task %s: %w", monitor, err)
+			return task{}, fmt.Errorf("task %s: %w", monitor, err)
 		}
 		delay = retryAfter(resp.header)
 		if resp.status == http.StatusAccepted {
 			continue
 		}
-		if len(strings.TrimSpace(string(resp.body))) == 0 {
-			return nil
-		}
 		t, err := decodeTask(resp.body)
-		if err != nil {
-			return fmt.Errorf("task %s: %w", monitor, err)
+		switch {
+		case err == nil && t.ended():
+			return t, nil
+		case err == nil && t.TaskState != "":
+			continue // the task itself, still running
+		case readTask:
+			monitor, delay = taskID, 0
+			continue
 		}
-		switch t.TaskState {
-		case "", "Completed":
-			return nil
-		case "Killed", "Exception", "Cancelled":
-			msg := ""
-			if len(t.Messages) > 0 {
-				msg = ": " + t.Messages[0].Message
-			}
-			return fmt.Errorf("task %s %s%s", monitor, t.TaskState, msg)
-		}
+		return task{}, nil
 	}
 }
 

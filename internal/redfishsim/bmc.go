@@ -9,15 +9,34 @@
 // docs/redfish.md: sessions and Basic auth, ComputerSystem.Reset through
 // PoweringOn and PoweringOff, a one-time boot override that a boot clears,
 // virtual media insert and eject, BIOS settings staged in Bios/Settings
-// and applied at the next boot, ETags with If-Match, Base registry errors,
-// and events pushed to subscribers. Faults (an unreachable BMC, a failed
+// and applied at the next boot, firmware flashed by
+// UpdateService.SimpleUpdate in a TaskService task, ETags with If-Match,
+// Base registry errors, and events pushed to subscribers. Faults (an unreachable BMC, a failed
 // DIMM, a power loss, a BIOS setting changed by hand) are injected at run
 // time.
 //
 // The fleet simulator runs thousands of BMCs, so a BMC keeps its resources
 // as compact JSON, computes power transitions from timestamps when it is
-// read, and starts goroutines only to deliver events. Serve and Fleet put
-// BMCs on loopback listeners.
+// read, and starts goroutines only to deliver events and to fetch firmware
+// packages. Serve and Fleet put BMCs on loopback listeners.
+//
+// # Firmware packages
+//
+// UpdateService.SimpleUpdate answers 202 with a task monitor, and the task
+// fetches ImageURI with Options.HTTPClient, the client and trust virtual
+// media use (always, whatever FetchImages says). A simulated BMC flashes
+// only Citadel's simulated firmware packages, whose first line is
+//
+//	citadel-firmware <component> <version>\n
+//
+// where component is the Id of a FirmwareInventory member ("BIOS", "BMC",
+// "NIC1"); the rest of the package is read and ignored. The simulated BMC
+// applies a package at once: when the task completes, the member's Version
+// (and for the BIOS the system's BiosVersion) is the package's, with no
+// reset, where a real BMC would often wait for one. A package that cannot
+// be fetched, is not such a package, is for a component the BMC lacks or
+// for one the request's Targets leave out ends the task in an Exception,
+// with an Update registry message that says why.
 //
 // The fleet simulator (internal/sim) and tests import this package; it
 // imports only the standard library and github.com/google/uuid.
@@ -55,8 +74,9 @@ type Options struct {
 	// (GET when HEAD is not allowed), as real BMCs fetch the image, and
 	// refuse the insert when it is unreachable or does not answer 2xx.
 	FetchImages bool
-	// HTTPClient fetches images and delivers events; nil means a client
-	// with a 10 s timeout that verifies certificates.
+	// HTTPClient fetches images and firmware packages and delivers
+	// events; nil means a client with a 10 s timeout that verifies
+	// certificates.
 	HTTPClient *http.Client
 	// Now is the clock for power transitions and session expiry; nil means
 	// time.Now.
@@ -80,6 +100,7 @@ type BMC struct {
 
 	// Found by following links once, at construction, and not changed after.
 	system, sessionsPath, subsPath string
+	tasksPath                      string                 // the TaskService's Tasks, where update tasks go
 	bios, biosSettings             string                 // the host's Bios and its settings object, or ""
 	posts                          map[string]postHandler // action targets and collections that take POST
 	sessionTimeout                 time.Duration
@@ -94,6 +115,8 @@ type BMC struct {
 	outbox     []delivery
 	delivering bool
 	eventID    int
+	taskID     int               // the Id of the last task
+	monitors   map[string]string // task monitor → task
 	resets     int
 	reimages   int
 	booted     string
@@ -181,6 +204,11 @@ func (b *BMC) index() {
 	if t := actionTarget(events, "#EventService.SubmitTestEvent"); t != "" {
 		b.posts[t] = (*BMC).submitTestEvent
 	}
+	b.monitors = map[string]string{}
+	if t := actionTarget(b.updateService(), "#UpdateService.SimpleUpdate"); t != "" {
+		b.posts[t] = (*BMC).simpleUpdate
+		b.indexTasks(root)
+	}
 	for p, body := range b.res {
 		if !isType(body, "VirtualMedia") {
 			continue
@@ -196,6 +224,33 @@ func (b *BMC) index() {
 				return b.ejectMedia(w, r, p, in)
 			}
 		}
+	}
+}
+
+// indexTasks finds the TaskService's Tasks collection, where update
+// tasks go, and makes a TaskService with one where the tree has none.
+// Older services (the DMTF mockups) link the TaskService as Tasks.
+func (b *BMC) indexTasks(root map[string]any) {
+	service := linkOf(root, "TaskService")
+	if service == "" {
+		service = linkOf(root, "Tasks")
+	}
+	taskService, ok := b.object(service)
+	if b.tasksPath = linkOf(taskService, "Tasks"); b.tasksPath != "" {
+		return
+	}
+	if !ok {
+		service = rootPath + "/TaskService"
+		root["TaskService"] = link(service)
+		b.put(rootPath, root)
+		taskService = map[string]any{"@odata.id": service, "@odata.type": "#TaskService.v1_3_0.TaskService", "Id": "TaskService", "Name": "Task Service",
+			"ServiceEnabled": true, "CompletedTaskOverWritePolicy": "Oldest", "Status": map[string]any{"State": "Enabled", "Health": "OK"}}
+	}
+	b.tasksPath = service + "/Tasks"
+	taskService["Tasks"] = link(b.tasksPath)
+	b.put(service, taskService)
+	if _, ok := b.object(b.tasksPath); !ok {
+		b.put(b.tasksPath, map[string]any{"@odata.id": b.tasksPath, "@odata.type": "#TaskCollection.TaskCollection", "Name": "Task Collection", "Members": []any{}, "Members@odata.count": 0})
 	}
 }
 

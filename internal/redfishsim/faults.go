@@ -52,21 +52,15 @@ func (b *BMC) FailDIMM(index int) error {
 
 // SetFirmwareVersion changes the version firmware component id (a
 // FirmwareInventory member: "BIOS", "BMC") reports, and for the BIOS the
-// system's BiosVersion too, as a flash done by hand would.
+// system's BiosVersion too, for the BMC its manager's FirmwareVersion, as
+// a flash done by hand would.
 func (b *BMC) SetFirmwareVersion(id, version string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	p := rootPath + "/UpdateService/FirmwareInventory/" + id
-	fw, ok := b.object(p)
-	if !ok {
+	if _, ok := b.object(p); !ok {
 		return fmt.Errorf("set firmware %s: the BMC has no such firmware", id)
 	}
-	fw["Version"] = version
-	b.put(p, fw)
-	if id == "BIOS" {
-		sys, _ := b.object(b.system)
-		sys["BiosVersion"] = version
-		b.put(b.system, sys)
-	}
+	b.setFirmware(p, version)
 	return nil
 }

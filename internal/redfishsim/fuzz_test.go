@@ -2,6 +2,7 @@ package redfishsim_test
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -20,7 +21,17 @@ var fuzzTargets = []struct{ method, path string }{
 	{http.MethodPost, "/redfish/v1/SessionService/Sessions"},
 	{http.MethodPost, "/redfish/v1/EventService/Subscriptions"},
 	{http.MethodPost, "/redfish/v1/EventService/Actions/EventService.SubmitTestEvent"},
+	{http.MethodPost, updateAt},
 }
+
+// offline reaches nothing: a fuzzed ImageURI must not leave the test.
+var offline = &http.Client{Transport: roundTripper(func(*http.Request) (*http.Response, error) {
+	return nil, errors.New("offline")
+})}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // FuzzRequestBody sends arbitrary bodies to every decoder: none may panic,
 // and a refused request must leave the tree as it was.
@@ -29,6 +40,8 @@ func FuzzRequestBody(f *testing.F) {
 		`{"ResetType":"On"}`, `{"ResetType":5}`, `{"Boot":{"BootSourceOverrideTarget":"Cd","BootSourceOverrideEnabled":"Once"}}`,
 		`{"Boot":{"BootSourceOverrideTarget":"Cd","Nope":1},"AssetTag":"x"}`, `{"Image":"http://x/y.iso","Inserted":true}`,
 		`{"UserName":"admin","Password":"s3cret"}`, `{"Destination":"http://127.0.0.1:9/","EventTypes":["Alert"],"HttpHeaders":[{"A":"b"}]}`,
+		`{"ImageURI":"https://cp.test/firmware/ab","TransferProtocol":"HTTPS","Targets":["/redfish/v1/UpdateService/FirmwareInventory/BIOS"]}`,
+		`{"ImageURI":"https://cp.test/x","Targets":"BIOS","Username":7}`,
 		`{}`, ``, `null`, `[]`, `{"a":1} {"b":2}`, `{"Boot":null}`, `{"@odata.id":"/x"}`, "\xff", `{"MessageArgs":[1]}`,
 	}
 	for i := range fuzzTargets {
@@ -36,9 +49,9 @@ func FuzzRequestBody(f *testing.F) {
 			f.Add(uint8(i), []byte(s))
 		}
 	}
-	watched := []string{system, cd, "/redfish/v1/SessionService/Sessions", "/redfish/v1/EventService/Subscriptions"}
+	watched := []string{system, cd, "/redfish/v1/SessionService/Sessions", "/redfish/v1/EventService/Subscriptions", "/redfish/v1/TaskService/Tasks"}
 	f.Fuzz(func(t *testing.T, target uint8, body []byte) {
-		b := redfishsim.New(redfishsim.SampleMachine("SN1234"), redfishsim.Options{Username: user, Password: password})
+		b := redfishsim.New(redfishsim.SampleMachine("SN1234"), redfishsim.Options{Username: user, Password: password, HTTPClient: offline})
 		snapshot := func() []string {
 			var out []string
 			for _, p := range watched {

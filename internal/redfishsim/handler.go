@@ -59,6 +59,9 @@ func (b *BMC) serve(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
+		if b.taskMonitor(w, p) {
+			return nil
+		}
 		return b.get(w, p)
 	case http.MethodPatch:
 		return b.patch(w, r, p, body)

@@ -102,8 +102,8 @@ var noQueries = map[string]any{
 
 // New generates the tree of a BMC for m: a service root, one system with its
 // processors, memory, storage, Ethernet interfaces and virtual media, one
-// chassis, one manager, the session, event and update services, and the
-// BIOS with its settings object.
+// chassis, one manager, the session, event, update and task services, and
+// the BIOS with its settings object.
 func New(m Machine, opts Options) *BMC {
 	m.SerialNumber = cmp.Or(m.SerialNumber, "SIM0000000")
 	m.SystemID = cmp.Or(m.SystemID, m.SerialNumber)
@@ -298,7 +298,11 @@ func New(m Machine, opts Options) *BMC {
 	}
 	g.put(rootPath+"/UpdateService", obj{"@odata.type": "#UpdateService.v1_11_0.UpdateService", "Id": "UpdateService",
 		"Name": "Update Service", "ServiceEnabled": true, "Status": enabled(),
-		"FirmwareInventory": link(rootPath + "/UpdateService/FirmwareInventory")})
+		"FirmwareInventory": link(rootPath + "/UpdateService/FirmwareInventory"),
+		"Actions": obj{"#UpdateService.SimpleUpdate": obj{
+			"target": rootPath + "/UpdateService/Actions/UpdateService.SimpleUpdate",
+			"TransferProtocol@Redfish.AllowableValues": []string{"HTTP", "HTTPS"},
+		}}})
 	g.collection(rootPath+"/UpdateService/FirmwareInventory", "SoftwareInventoryCollection", "Firmware Inventory Collection", items)
 
 	b, err := newBMC(g.res, nil, opts)

@@ -19,7 +19,9 @@ import (
 //
 // Two things are added so that a client can drive the mockup like a BMC:
 // the InsertMedia and EjectMedia actions on virtual media that lack them,
-// and a service root that owns up to supporting no query parameters.
+// and a service root that owns up to supporting no query parameters. A
+// mockup with UpdateService.SimpleUpdate but no TaskService gets one for
+// its update tasks.
 func FromMockup(dir string, opts Options) (*BMC, error) {
 	res := map[string][]byte{}
 	files := map[string]file{}

@@ -64,6 +64,7 @@ type ArtifactInfo struct {
 	Kind       update.Kind `json:"kind"`
 	Version    string      `json:"version"`
 	MachineSKU string      `json:"machineSku,omitempty"`
+	Component  string      `json:"component,omitempty"` // firmware: the BMC's FirmwareInventory member it flashes
 	Size       int64       `json:"size"`
 	SHA256     string      `json:"sha256"`
 }
@@ -227,7 +228,8 @@ func (c *Catalog) Import(ctx context.Context, r io.ReaderAt, now time.Time) (Rel
 func infos(as []update.Artifact) []ArtifactInfo {
 	out := make([]ArtifactInfo, len(as))
 	for i, a := range as {
-		out[i] = ArtifactInfo{Name: a.Name, Kind: a.Kind, Version: a.Version, MachineSKU: a.MachineSKU, Size: a.Size, SHA256: a.SHA256}
+		out[i] = ArtifactInfo{Name: a.Name, Kind: a.Kind, Version: a.Version, MachineSKU: a.MachineSKU, Component: a.Component,
+			Size: a.Size, SHA256: a.SHA256}
 	}
 	return out
 }

@@ -59,13 +59,13 @@ func bundle(t *testing.T, keys update.Keys, clusterVersion string, version int64
 	opts := update.BuildOptions{Keys: keys, Roots: roots, ClusterVersion: clusterVersion, Notes: "notes of " + clusterVersion,
 		Version: version, Now: t0}
 	for _, a := range []struct {
-		name string
-		kind update.Kind
-		sku  string
-	}{{"agent-linux-amd64", update.KindAgent, ""}, {"firmware/r760/bios.bin", update.KindFirmware, "R760"}} {
+		name           string
+		kind           update.Kind
+		sku, component string
+	}{{"agent-linux-amd64", update.KindAgent, "", ""}, {"firmware/r760/bios.bin", update.KindFirmware, "R760", "BIOS"}} {
 		c := content(a.name, clusterVersion)
 		opts.Targets = append(opts.Targets, update.Target{Name: a.name, Kind: a.kind, Version: clusterVersion, MachineSKU: a.sku,
-			Size: int64(len(c)), Content: bytes.NewReader(c)})
+			Component: a.component, Size: int64(len(c)), Content: bytes.NewReader(c)})
 	}
 	var buf bytes.Buffer
 	if err := update.Build(&buf, opts); err != nil {
@@ -84,7 +84,8 @@ func wantRelease(clusterVersion string) releases.Release {
 	agent, bios := content("agent-linux-amd64", clusterVersion), content("firmware/r760/bios.bin", clusterVersion)
 	return releases.Release{ClusterVersion: clusterVersion, Notes: "notes of " + clusterVersion, Imported: now, Artifacts: []releases.ArtifactInfo{
 		{Name: "agent-linux-amd64", Kind: update.KindAgent, Version: clusterVersion, Size: int64(len(agent)), SHA256: sum(agent)},
-		{Name: "firmware/r760/bios.bin", Kind: update.KindFirmware, Version: clusterVersion, MachineSKU: "R760", Size: int64(len(bios)), SHA256: sum(bios)},
+		{Name: "firmware/r760/bios.bin", Kind: update.KindFirmware, Version: clusterVersion, MachineSKU: "R760", Component: "BIOS",
+			Size: int64(len(bios)), SHA256: sum(bios)},
 	}}
 }
 

@@ -339,6 +339,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	other.HandleFunc("GET /images/{file}", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFileFS(w, r, isos, r.PathValue("file"))
 	})
+	// And the firmware of imported releases when drift control flashes it.
+	other.HandleFunc("GET /firmware/{sha256}", serveFirmware(p.releases, log))
 	// The portal gets a mux of its own: /portal/ would clash with the
 	// issuer's /{tenant}/... patterns, being no more specific than them.
 	site := http.NewServeMux()
@@ -465,7 +467,7 @@ func registerNetworkCloud(p *parts, cfg Config, dataDir, publicURL string, log *
 		return nil, err
 	}
 	return networkcloud.Register(p.resources, networkcloud.Config{
-		Catalog: catalog, ImageDir: isos, ImageURL: strings.TrimSuffix(publicURL, "/") + "/images",
+		Catalog: catalog, ImageDir: isos, ImageURL: strings.TrimSuffix(publicURL, "/") + "/images", FirmwareURL: strings.TrimSuffix(publicURL, "/") + "/firmware",
 		BMCCACert: bmcCA, AgentTokens: p.agents, Ledger: ledger.New(p.store),
 		OvercommitRatio: cfg.StorageOvercommit, ApplianceCheckInterval: cfg.ApplianceCheck,
 		Releases: p.releases, MachineUpdateTimeout: cfg.MachineUpdateTimeout, DriftCheckInterval: cfg.DriftCheck, FirmwareCheckInterval: cfg.FirmwareCheck,

@@ -111,6 +111,7 @@ type Target struct {
 	Kind       Kind   // not KindRelease: Build writes release.json
 	Version    string // the artifact's own version
 	MachineSKU string // for firmware, and only firmware
+	Component  string // for firmware, and only firmware: the BMC's FirmwareInventory member it flashes, e.g. "BIOS"
 	Size       int64  // the length of Content
 	Content    io.Reader
 }
@@ -120,8 +121,11 @@ type custom struct {
 	Kind       Kind   `json:"kind"`
 	Version    string `json:"version"`
 	MachineSKU string `json:"machineSku,omitempty"`
+	Component  string `json:"component,omitempty"`
 }
 
+// validate checks custom metadata as Verify does: a firmware target of a
+// bundle built before components existed has none, and still verifies.
 func (c custom) validate() error {
 	switch {
 	case c.Kind != KindRelease && !c.Kind.artifact():
@@ -132,6 +136,20 @@ func (c custom) validate() error {
 		return errors.New("firmware without a machineSku")
 	case c.Kind != KindFirmware && c.MachineSKU != "":
 		return fmt.Errorf("a machineSku on a %s target (only firmware has one)", c.Kind)
+	case c.Kind != KindFirmware && c.Component != "":
+		return fmt.Errorf("a component on a target of kind %s (only firmware has one)", c.Kind)
+	}
+	return nil
+}
+
+// validateNew checks the custom metadata of a target Build writes: new
+// firmware names its component.
+func (c custom) validateNew() error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	if c.Kind == KindFirmware && c.Component == "" {
+		return errors.New("firmware without a component (the firmware inventory member it flashes, e.g. BIOS)")
 	}
 	return nil
 }
@@ -181,7 +199,7 @@ func Build(w io.Writer, opts BuildOptions) error {
 		if err != nil {
 			return err
 		}
-		c, err := json.Marshal(custom{Kind: t.Kind, Version: t.Version, MachineSKU: t.MachineSKU})
+		c, err := json.Marshal(custom{Kind: t.Kind, Version: t.Version, MachineSKU: t.MachineSKU, Component: t.Component})
 		if err != nil {
 			return err
 		}
@@ -300,7 +318,7 @@ func (opts *BuildOptions) validate() error {
 		if t.Kind == KindRelease {
 			return fmt.Errorf("update: target %q: Build writes the release target itself", t.Name)
 		}
-		if err := (custom{Kind: t.Kind, Version: t.Version, MachineSKU: t.MachineSKU}).validate(); err != nil {
+		if err := (custom{Kind: t.Kind, Version: t.Version, MachineSKU: t.MachineSKU, Component: t.Component}).validateNew(); err != nil {
 			return fmt.Errorf("update: target %q: %w", t.Name, err)
 		}
 		if t.Size < 0 || t.Content == nil {

@@ -25,7 +25,7 @@
 //	metadata/<N>.root.json    the vendor's root chain, N = 1, 2, ...: root N+1 is
 //	                          signed by the root keys of root N and by its own
 //	metadata/targets.json     signed by the targets keys: each target's length,
-//	                          sha256 and custom {"kind","version","machineSku"}
+//	                          sha256 and custom {"kind","version","machineSku","component"}
 //	metadata/snapshot.json    signed by the snapshot keys: targets.json's version,
 //	                          length and sha256
 //	metadata/timestamp.json   signed by the timestamp keys: snapshot.json's
@@ -36,7 +36,10 @@
 // or more '/'-separated segments of [A-Za-z0-9._+-] that start with a letter
 // or digit, so no name can leave the directory it is unpacked to. Each
 // target's custom metadata has a [Kind], the artifact's version and, for
-// firmware only, the machine SKU it is for. release.json is the one target
+// firmware only, the machine SKU it is for and the component it flashes
+// (the Id or Name of the BMC's FirmwareInventory member, e.g. "BIOS").
+// Build requires the component; Verify accepts firmware without one, as
+// bundles built before it existed have none. release.json is the one target
 // of kind "release"; its custom version is the cluster version. Nothing else
 // may be in the archive.
 //

@@ -69,6 +69,7 @@ type Artifact struct {
 	Kind       Kind
 	Version    string
 	MachineSKU string // firmware only
+	Component  string // firmware only; "" in bundles built before components existed
 	Size       int64
 	SHA256     string // hex
 

@@ -62,7 +62,7 @@ func rotateRoot(t testing.TB, prev []byte, prevRoot update.RoleKeys, next update
 // artifacts are the release's artifacts; agent-linux-amd64 is 16 bytes.
 var artifacts = []update.Artifact{
 	{Name: "agent-linux-amd64", Kind: update.KindAgent, Version: "4.2.0"},
-	{Name: "firmware/r760/bios-2.19.1.bin", Kind: update.KindFirmware, Version: "2.19.1", MachineSKU: "R760"},
+	{Name: "firmware/r760/bios-2.19.1.bin", Kind: update.KindFirmware, Version: "2.19.1", MachineSKU: "R760", Component: "BIOS"},
 	{Name: "node-image/azurelinux-3.0.raw", Kind: update.KindNodeImage, Version: "2026.02.1"},
 	{Name: "policy/baseline.json", Kind: update.KindPolicyPack, Version: "7"},
 	{Name: "switch/sonic-202511.bin", Kind: update.KindSwitchImage, Version: "202511.3"},
@@ -81,7 +81,7 @@ func options(keys update.Keys, roots ...[]byte) update.BuildOptions {
 	for _, a := range artifacts {
 		c := content(a.Name)
 		opts.Targets = append(opts.Targets, update.Target{Name: a.Name, Kind: a.Kind, Version: a.Version,
-			MachineSKU: a.MachineSKU, Size: int64(len(c)), Content: bytes.NewReader(c)})
+			MachineSKU: a.MachineSKU, Component: a.Component, Size: int64(len(c)), Content: bytes.NewReader(c)})
 	}
 	return opts
 }
@@ -456,6 +456,8 @@ func TestBuildRefuses(t *testing.T) {
 		{"a release target", func(o *update.BuildOptions) { o.Targets[0].Kind = update.KindRelease }, "writes the release target itself"},
 		{"firmware without a SKU", func(o *update.BuildOptions) { o.Targets[1].MachineSKU = "" }, "firmware without a machineSku"},
 		{"a SKU on the agent", func(o *update.BuildOptions) { o.Targets[0].MachineSKU = "R760" }, "only firmware has one"},
+		{"firmware without a component", func(o *update.BuildOptions) { o.Targets[1].Component = "" }, "firmware without a component"},
+		{"a component on the agent", func(o *update.BuildOptions) { o.Targets[0].Component = "BIOS" }, "a component on a target of kind agent (only firmware has one)"},
 		{"no version on a target", func(o *update.BuildOptions) { o.Targets[0].Version = "" }, "no version"},
 		{"content shorter than Size", func(o *update.BuildOptions) { o.Targets[0].Size++ }, "the content has 16 bytes, its Size says 17"},
 		{"content longer than Size", func(o *update.BuildOptions) { o.Targets[0].Size-- }, "the content is longer than its Size"},

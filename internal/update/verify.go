@@ -452,7 +452,7 @@ func (v *verification) checkTargets() (*Bundle, error) {
 		}
 		c, e := customs[name], v.a.entries[name]
 		b.Artifacts = append(b.Artifacts, Artifact{Name: name, Kind: c.Kind, Version: c.Version, MachineSKU: c.MachineSKU,
-			Size: e.size, SHA256: hex.EncodeToString(listed[name].Hashes["sha256"]), bundle: v.a.r, offset: e.offset})
+			Component: c.Component, Size: e.size, SHA256: hex.EncodeToString(listed[name].Hashes["sha256"]), bundle: v.a.r, offset: e.offset})
 	}
 	return b, nil
 }

@@ -22,7 +22,9 @@ import (
 	"github.com/citadel-cloud/citadel/internal/audit"
 	"github.com/citadel-cloud/citadel/internal/machine"
 	"github.com/citadel-cloud/citadel/internal/redfish"
+	"github.com/citadel-cloud/citadel/internal/releases"
 	"github.com/citadel-cloud/citadel/internal/resource"
+	"github.com/citadel-cloud/citadel/internal/update"
 )
 
 // Drift control: between updates, machines must not drift from what was
@@ -35,7 +37,10 @@ import (
 // settings. A cluster whose configurationDriftMode is Enforce has a
 // drifted machine corrected by actions the control plane itself requests,
 // so the disruption guard decides, as for anyone's: a reimage for its OS,
-// a restart to apply BIOS settings staged on its BMC.
+// a restart to apply BIOS settings staged on its BMC. Firmware below the
+// baseline is flashed through the BMC (UpdateService.SimpleUpdate) with
+// the newest package of the imported releases that meets it, when the
+// disruption guard would let the machine go down.
 
 // The configurationDriftMode values.
 const (
@@ -47,6 +52,11 @@ const (
 	// defaultFirmwareInterval is how often each BMC is asked for the
 	// firmware it runs and its BIOS settings.
 	defaultFirmwareInterval = 5 * time.Minute
+	// firmwareFlashTimeout bounds a BMC's flash of one machine's
+	// firmware packages, their tasks included.
+	firmwareFlashTimeout = 30 * time.Minute
+	// firmwareItem starts the drift items of firmware components.
+	firmwareItem = "firmware/"
 	// biosItem starts the drift items of BIOS attributes.
 	biosItem = "bios/"
 )
@@ -66,7 +76,7 @@ type configurationDrift struct {
 func (p *Provider) WatchDrift(ctx context.Context) {
 	tick := time.NewTicker(cmp.Or(p.cfg.DriftCheckInterval, defaultDriftInterval))
 	defer tick.Stop()
-	readings := &bmcReadings{byMachine: map[string]bmcReading{}}
+	readings := &bmcReadings{byMachine: map[string]bmcReading{}, flashed: map[string]map[string]string{}}
 	for {
 		if err := p.syncHostNetworks(ctx); err != nil && ctx.Err() == nil {
 			p.log.WarnContext(ctx, "host networks not synced", "err", err)
@@ -86,6 +96,21 @@ func (p *Provider) WatchDrift(ctx context.Context) {
 // BMCs are asked every FirmwareCheckInterval, not at every check.
 type bmcReadings struct {
 	byMachine map[string]bmcReading
+	// flashed holds, by machine and component, the version Enforce had
+	// the machine's BMC flash, until a reading shows the component in
+	// sync: a BMC that applies a package at the next reset still reports
+	// the old version meanwhile, and is not asked to flash it again.
+	flashed map[string]map[string]string
+}
+
+// forgetFlashed forgets the flashes of machine id's components that
+// items (from a reading of its BMC) no longer show drifted.
+func (rs *bmcReadings) forgetFlashed(id string, items []machine.DriftItem) {
+	for c := range rs.flashed[id] {
+		if !slices.ContainsFunc(items, func(it machine.DriftItem) bool { return it.Item == firmwareItem+c }) {
+			delete(rs.flashed[id], c)
+		}
+	}
 }
 
 type bmcReading struct {
@@ -99,6 +124,10 @@ type bmcReading struct {
 	// not: either way the BMC is not asked again before the next reading.
 	staged   bool
 	stageErr error
+	// flashFailed says why Enforce could not flash this reading's
+	// drifted firmware: the BMC is not asked again before the next
+	// reading.
+	flashFailed string
 }
 
 // readBMCs reads the BMCs of the machines whose reading is older than
@@ -199,6 +228,7 @@ func (p *Provider) checkDrift(ctx context.Context, readings *bmcReadings) error 
 				if r.bios != nil {
 					items = append(items, machine.BIOSDrift(sku, r.bios)...)
 				}
+				readings.forgetFlashed(m.ID, items)
 			}
 		}
 		if err := p.recordDrift(ctx, m, items); err != nil {
@@ -319,8 +349,9 @@ func (p *Provider) event(ctx context.Context, operation, resourceID, level, desc
 // reimaged. Drifted BIOS settings are PATCHed into the BIOS's settings
 // object (once a reading of the BMC) and applied by a reset: the
 // reimage's, or else a restart requested for them; once it is accepted,
-// the BMC is read again at the next check. Firmware is not corrected: a
-// reimage does not flash it.
+// the BMC is read again at the next check. Firmware below the baseline is
+// flashed (correctFirmware), but not while a reimage or restart was just
+// requested: at a check after it.
 func (p *Provider) correctDrift(ctx context.Context, m *resource.Resource, items []machine.DriftItem, readings *bmcReadings) {
 	id, err := arm.ParseID(m.ID)
 	if err != nil {
@@ -329,7 +360,7 @@ func (p *Provider) correctDrift(ctx context.Context, m *resource.Resource, items
 	var osItems, biosItems, firmwareItems []machine.DriftItem
 	for _, it := range items {
 		switch {
-		case strings.HasPrefix(it.Item, "firmware/"):
+		case strings.HasPrefix(it.Item, firmwareItem):
 			firmwareItems = append(firmwareItems, it)
 		case strings.HasPrefix(it.Item, biosItem):
 			biosItems = append(biosItems, it)
@@ -360,8 +391,10 @@ func (p *Provider) correctDrift(ctx context.Context, m *resource.Resource, items
 	case staged:
 		action = "restart"
 	}
+	requested := false
 	if action != "" {
 		err := p.requestCorrection(ctx, id, action, append(osItems, biosItems...))
+		requested = err == nil
 		switch {
 		case err != nil && action == "restart":
 			notes, warn = append(notes, "The BIOS settings were staged; the restart to apply them was refused: "+err.Error()), true
@@ -378,11 +411,169 @@ func (p *Provider) correctDrift(ctx context.Context, m *resource.Resource, items
 			delete(readings.byMachine, m.ID) // read the BMC again once the machine is back
 		}
 	}
-	if len(firmwareItems) > 0 {
-		notes, warn = append(notes, fmt.Sprintf("Firmware older than the SKU's baseline is not corrected by a reimage: roll out a release with firmware for %s.",
-			str(m.Properties, "machineSkuId"))), true
+	switch {
+	case len(firmwareItems) == 0:
+	case requested:
+		notes = append(notes, fmt.Sprintf("The firmware is flashed at a check after the %s.", action))
+	default:
+		note, bad := p.correctFirmware(ctx, m, firmwareItems, readings)
+		notes, warn = append(notes, note), warn || bad
 	}
 	p.noteCorrection(ctx, m, items, strings.Join(notes, " "), warn)
+}
+
+// correctFirmware has the machine's BMC flash, for each firmware item,
+// the newest firmware package of the imported releases for the machine's
+// SKU and that component that meets the baseline, fetched from the
+// control plane (FirmwareURL/{sha256}), and says what it did; bad is
+// true when it did not correct all of it.
+//
+// A flash is the control plane's own work on the BMC, not a machine
+// action, and it may take the machine down (a BMC applies a BIOS package
+// at once or at the next reset, and a BMC package resets the BMC), so it
+// is held to the rules a restart is: the disruption guard is asked first
+// (checkGuard: the control plane's quorum, the rack's budget, the
+// machines already down), and a refusal is noted and asked again at the
+// next check. That is simpler than an action of its own, which the ARM
+// API does not have, and as safe: drift checks run on one leader and
+// flash one machine at a time, waiting for each BMC's task, so flashes
+// never take more than one machine down at once, and the guard sees
+// every other machine that is down. A machine is flashed once per
+// reading of its BMC: after a flash the BMC is read again at the next
+// check, after a failure at the next reading. A package flashed is not
+// flashed again while the BMC still reports the old version: it may be
+// waiting for a reset of the machine to apply it.
+func (p *Provider) correctFirmware(ctx context.Context, m *resource.Resource, items []machine.DriftItem, readings *bmcReadings) (note string, bad bool) {
+	r := readings.byMachine[m.ID]
+	if r.flashFailed != "" {
+		return r.flashFailed, true
+	}
+	sku := str(m.Properties, "machineSkuId")
+	var all []releases.Release
+	if p.cfg.Releases != nil {
+		var err error
+		if all, err = p.cfg.Releases.Releases(ctx); err != nil {
+			return "The firmware was not flashed: the imported releases cannot be read: " + err.Error(), true
+		}
+	}
+	var notes []string
+	var flashes []firmwareFlash
+	for _, it := range items {
+		component := strings.TrimPrefix(it.Item, firmwareItem)
+		a, release, ok := firmwareFor(all, sku, component, it.Desired)
+		switch {
+		case !ok:
+			notes, bad = append(notes, fmt.Sprintf("No imported release has %s firmware %s or newer for machine SKU %s: import a release with a firmware target for machine SKU %s and component %s.",
+				component, it.Desired, sku, sku, component)), true
+		case readings.flashed[m.ID][component] == a.Version:
+			notes, bad = append(notes, fmt.Sprintf("The %s firmware %s of release %s was flashed, but the BMC still reports %s: it may apply it at the machine's next restart.",
+				component, a.Version, release, it.Observed)), true
+		default:
+			flashes = append(flashes, firmwareFlash{item: it, component: component, artifact: a, release: release})
+		}
+	}
+	if len(flashes) == 0 {
+		return strings.Join(notes, " "), bad
+	}
+	if err := p.guardFlash(ctx, m); err != nil {
+		return strings.Join(append(notes, "The firmware update was refused: "+err.Error()), " "), true
+	}
+	failed := p.flash(ctx, m, flashes)
+	for _, f := range flashes {
+		if err := failed[f.component]; err != nil {
+			notes, bad = append(notes, fmt.Sprintf("The %s firmware %s of release %s could not be flashed: %v.", f.component, f.artifact.Version, f.release, err)), true
+			continue
+		}
+		notes = append(notes, fmt.Sprintf("The %s firmware %s of release %s was flashed.", f.component, f.artifact.Version, f.release))
+		if readings.flashed[m.ID] == nil {
+			readings.flashed[m.ID] = map[string]string{}
+		}
+		readings.flashed[m.ID][f.component] = f.artifact.Version
+		p.event(ctx, driftOperation, m.ID, "Informational", fmt.Sprintf("%s's %s firmware was flashed to %s (%s of release %s): it was %s, below the baseline %s.",
+			m.Name, f.component, f.artifact.Version, f.artifact.Name, f.release, f.item.Observed, f.item.Desired))
+	}
+	note = strings.Join(notes, " ")
+	if len(failed) < len(flashes) {
+		delete(readings.byMachine, m.ID) // read the BMC again at the next check
+	} else {
+		r.flashFailed = note
+		readings.byMachine[m.ID] = r
+	}
+	return note, bad
+}
+
+// firmwareFlash is a firmware package to flash for a drift item.
+type firmwareFlash struct {
+	item      machine.DriftItem
+	component string
+	artifact  releases.ArtifactInfo
+	release   string // the cluster version of its release
+}
+
+// firmwareFor is the newest firmware of the releases (oldest first) for
+// machine SKU sku and component whose version is at least baseline, and
+// the cluster version of its release (of packages of one version, the
+// newest release's); ok is false when there is none.
+func firmwareFor(all []releases.Release, sku, component, baseline string) (a releases.ArtifactInfo, release string, ok bool) {
+	for _, r := range all {
+		for _, x := range r.Artifacts {
+			if x.Kind != update.KindFirmware || !strings.EqualFold(x.MachineSKU, sku) || !strings.EqualFold(x.Component, component) ||
+				machine.CompareVersions(x.Version, baseline) < 0 {
+				continue
+			}
+			if !ok || machine.CompareVersions(x.Version, a.Version) >= 0 {
+				a, release, ok = x, r.ClusterVersion, true
+			}
+		}
+	}
+	return a, release, ok
+}
+
+// guardFlash asks the disruption guard whether machine m may go down for
+// a firmware update now.
+func (p *Provider) guardFlash(ctx context.Context, m *resource.Resource) error {
+	clusterID, err := arm.ParseID(str(m.Properties, "clusterId"))
+	if err != nil {
+		return err
+	}
+	cluster, err := p.svc.Lookup(ctx, clusterID)
+	if err != nil {
+		return err
+	}
+	return p.checkGuard(ctx, cluster, m, "firmware update")
+}
+
+// flash has m's BMC flash each package, in one session; failed holds
+// why a component's flash failed.
+func (p *Provider) flash(ctx context.Context, m *resource.Resource, flashes []firmwareFlash) (failed map[string]error) {
+	failed = map[string]error{}
+	fail := func(err error) map[string]error {
+		for _, f := range flashes {
+			failed[f.component] = err
+		}
+		return failed
+	}
+	if p.cfg.FirmwareURL == "" {
+		return fail(errors.New("the control plane serves no firmware to BMCs (no firmware URL is configured)"))
+	}
+	ctx, cancel := context.WithTimeout(ctx, firmwareFlashTimeout)
+	defer cancel()
+	bmc, err := p.dialBMC(ctx, m)
+	if err != nil {
+		return fail(err)
+	}
+	defer bmc.close(ctx)
+	for _, f := range flashes {
+		uri := strings.TrimSuffix(p.cfg.FirmwareURL, "/") + "/" + f.artifact.SHA256
+		t0 := time.Now()
+		if err := bmc.client.SimpleUpdate(ctx, bmc.system, uri, []string{f.component}); err != nil {
+			failed[f.component] = err
+			continue
+		}
+		p.log.InfoContext(ctx, "firmware flashed", "machine", m.ID, "component", f.component, "version", f.artifact.Version,
+			"release", f.release, "took", time.Since(t0))
+	}
+	return failed
 }
 
 const reimageRequested = "A reimage was requested."

@@ -67,6 +67,10 @@ type Config struct {
 	// "cluster-{version}.iso" per cluster version; ImageURL is where BMCs
 	// fetch them ("https://host:port/images").
 	ImageDir, ImageURL string
+	// FirmwareURL is where BMCs fetch the firmware packages of imported
+	// releases by their sha256 ("https://host:port/firmware", a package
+	// at FirmwareURL/{sha256}), when drift control flashes a machine.
+	FirmwareURL string
 	// BMCCACert, when set, is the CA (PEM) BMC certificates chain to,
 	// unless a machine's connection string pins a fingerprint.
 	BMCCACert []byte
