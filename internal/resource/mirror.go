@@ -51,7 +51,8 @@ type Projection[P any] struct {
 // projected is the part of a stored record a Projection decodes.
 type projected[P any] struct {
 	Resource struct {
-		Properties P `json:"properties"`
+		ID         string `json:"id"`
+		Properties P      `json:"properties"`
 	} `json:"resource"`
 }
 
@@ -74,4 +75,48 @@ func (p *Projection[P]) Get(id arm.ID) (props P, revision int64, ok bool) {
 		return props, 0, false
 	}
 	return it.Value.Resource.Properties, it.Revision, true
+}
+
+// Until waits until ok holds of the projected properties of the resource
+// with id and the revision they were written at (zero values while there
+// is no such resource), and returns them. It waits for the projection to
+// change rather than polling, so a caller that waits for an agent's
+// report (a VM running, a machine's desired state moving on) learns of it
+// as soon as the watch delivers it and costs nothing meanwhile. It
+// returns ctx's error when ctx ends first.
+func (p *Projection[P]) Until(ctx context.Context, id arm.ID, ok func(props P, revision int64) bool) (P, int64, error) {
+	key := id.Key()
+	for {
+		changed := p.m.Changed(key) // before the read, so that no change goes unseen
+		it, _ := p.m.Get(key)
+		if props := it.Value.Resource.Properties; ok(props, it.Revision) {
+			return props, it.Revision, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			var zero P
+			return zero, 0, ctx.Err()
+		}
+	}
+}
+
+// Projected is one resource of a Projection: its ID, projected
+// properties and the revision they were written at.
+type Projected[P any] struct {
+	ID         string
+	Properties P
+	Revision   int64
+}
+
+// All returns every projected resource, in no particular order, and the
+// projection's version, which changes whenever they do: a scheduler reads
+// a fleet's machines from it rather than from the store.
+func (p *Projection[P]) All() ([]Projected[P], uint64) {
+	items, version := p.m.All()
+	out := make([]Projected[P], len(items))
+	for i, it := range items {
+		out[i] = Projected[P]{ID: it.Value.Resource.ID, Properties: it.Value.Resource.Properties, Revision: it.Revision}
+	}
+	return out, version
 }

@@ -165,7 +165,7 @@ func (s *Service) RunOperations(ctx context.Context, replicaID string) error {
 		ReplicaID: replicaID,
 		Store:     s.store,
 		Prefix:    activeOps.Prefix(),
-		Workers:   8,
+		Workers:   s.workers,
 		Reconcile: s.reconcileOperation,
 		Logger:    s.log,
 	})

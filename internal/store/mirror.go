@@ -18,12 +18,15 @@ type Mirror[T any] struct {
 	items   map[string]Item[T]
 	version uint64 // counts changes, so that users can cache what they derive
 	ready   chan struct{}
+	// changed holds, by name, the channel Changed gave out for the
+	// document's next change, which closes it.
+	changed map[string]chan struct{}
 }
 
 // NewMirror starts mirroring c until ctx ends. Call Wait before relying on
 // its contents.
 func NewMirror[T any](ctx context.Context, s *Store, c Collection[T]) *Mirror[T] {
-	m := &Mirror[T]{c: c, s: s, items: map[string]Item[T]{}, ready: make(chan struct{})}
+	m := &Mirror[T]{c: c, s: s, items: map[string]Item[T]{}, ready: make(chan struct{}), changed: map[string]chan struct{}{}}
 	go m.run(ctx)
 	return m
 }
@@ -74,6 +77,10 @@ func (m *Mirror[T]) load(ctx context.Context) (int64, error) {
 	m.mu.Lock()
 	m.items = items
 	m.version++
+	for name, ch := range m.changed { // any of them may have changed
+		close(ch)
+		delete(m.changed, name)
+	}
 	m.mu.Unlock()
 	return rev, nil
 }
@@ -83,6 +90,10 @@ func (m *Mirror[T]) apply(ev Event) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.version++
+	if ch, ok := m.changed[name]; ok {
+		close(ch)
+		delete(m.changed, name)
+	}
 	if ev.Deleted {
 		delete(m.items, name)
 		return
@@ -103,6 +114,22 @@ func (m *Mirror[T]) Wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Changed returns a channel that closes at the next change of the
+// document called name: a write, its deletion, or a reload of the whole
+// mirror. It lets a caller wait for a document to reach a state without
+// polling: take the channel, then Get, then wait on the channel if the
+// document is not there yet.
+func (m *Mirror[T]) Changed(name string) <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ch, ok := m.changed[name]
+	if !ok {
+		ch = make(chan struct{})
+		m.changed[name] = ch
+	}
+	return ch
 }
 
 // Get returns the mirrored document called name.
