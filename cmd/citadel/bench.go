@@ -100,7 +100,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	// embedded etcd, just as each ARM client has its own HTTPS connection.
 	etcdClients := make([]*store.Store, *clients)
 	for i := range etcdClients {
-		if etcdClients[i], err = store.Open(ctx, store.Config{Endpoints: []string{srv.Store.ClientURL()},
+		if etcdClients[i], err = store.Open(ctx, store.Config{Endpoints: []string{srv.Store.ClientURL()}, TLS: srv.Store.ClientTLS(),
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}); err != nil {
 			return err
 		}

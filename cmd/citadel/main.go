@@ -24,6 +24,7 @@ commands:
   sim      inject faults into the simulated site of citadel up: machines, fault ...
   server   run a control-plane replica (ARM API over HTTPS, token issuer, controllers)
   bench    measure a running system (bench api)
+  store    the embedded etcd cluster of the replicas: join-token, member list, member remove NAME
   audit    export the signed activity log, verify an export offline
   backup   take an encrypted backup of a running control plane (Owner only)
   restore  make a new data directory of a backup
@@ -57,6 +58,8 @@ func main() {
 		err = runServer(ctx, os.Args[2:])
 	case "bench":
 		err = runBench(ctx, os.Args[2:], os.Stdout)
+	case "store":
+		err = runStore(ctx, os.Args[2:], os.Stdout)
 	case "audit":
 		err = runAudit(ctx, os.Args[2:], os.Stdout)
 	case "backup":

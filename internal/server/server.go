@@ -72,13 +72,23 @@ type Config struct {
 	AgentCertTTL   time.Duration
 	NodeCAValidity time.Duration
 	EtcdEndpoints  []string
-	EtcdCA         string
-	EtcdCert       string
-	EtcdKey        string
-	Location       string
-	TLSSANs        []string
-	TLSCert        string
-	TLSKey         string
+	// The embedded etcd member: its name and addresses (empty: what it
+	// had, or loopback), and Join, a replica's URL to join the cluster of
+	// on the first start, with JoinToken, that cluster's join token.
+	EtcdName            string
+	EtcdPeerListen      string
+	EtcdClientListen    string
+	EtcdAdvertisePeer   string
+	EtcdAdvertiseClient string
+	Join                string
+	JoinToken           string
+	EtcdCA              string
+	EtcdCert            string
+	EtcdKey             string
+	Location            string
+	TLSSANs             []string
+	TLSCert             string
+	TLSKey              string
 	// AuditRetention is how long activity-log records stay in etcd before
 	// they move to signed archive segments under the data dir.
 	AuditRetention time.Duration
@@ -138,6 +148,13 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 		c.EtcdEndpoints = splitList(s)
 		return nil
 	})
+	fs.StringVar(&c.EtcdName, "etcd-name", c.EtcdName, "name of the embedded etcd member (default: the one it has, or a new unique one)")
+	fs.StringVar(&c.EtcdPeerListen, "etcd-peer-listen", c.EtcdPeerListen, "host:port the embedded etcd member listens on for other members, over TLS (default: loopback, a port chosen on the first start and kept)")
+	fs.StringVar(&c.EtcdClientListen, "etcd-client-listen", c.EtcdClientListen, "host:port the embedded etcd member serves clients on, over TLS with client certificates (default: a free loopback port)")
+	fs.StringVar(&c.EtcdAdvertisePeer, "etcd-advertise-peer", c.EtcdAdvertisePeer, "https URL other members reach this member at (default: from --etcd-peer-listen)")
+	fs.StringVar(&c.EtcdAdvertiseClient, "etcd-advertise-client", c.EtcdAdvertiseClient, "https URL clients reach this member at (default: from --etcd-client-listen)")
+	fs.StringVar(&c.Join, "join", c.Join, "URL of a running replica (https://host:port) whose embedded etcd cluster this replica joins on its first start")
+	fs.StringVar(&c.JoinToken, "join-token", c.JoinToken, "the cluster's join token, from <data-dir>/join-token of a replica or `citadel store join-token`")
 	fs.StringVar(&c.EtcdCA, "etcd-ca", c.EtcdCA, "CA certificate of the external etcd cluster")
 	fs.StringVar(&c.EtcdCert, "etcd-cert", c.EtcdCert, "client certificate for the external etcd cluster")
 	fs.StringVar(&c.EtcdKey, "etcd-key", c.EtcdKey, "client key for the external etcd cluster")
@@ -184,6 +201,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--location %q must be a non-empty name without spaces or '/'", c.Location)
 	case (c.TLSCert == "") != (c.TLSKey == ""):
 		return errors.New("--tls-cert and --tls-key go together")
+	case (c.Join == "") != (c.JoinToken == ""):
+		return errors.New("--join and --join-token go together")
+	case c.Join != "" && len(c.EtcdEndpoints) > 0:
+		return errors.New("--join is for the embedded etcd; it cannot go with --etcd-endpoints")
 	case (c.EtcdCert == "") != (c.EtcdKey == ""):
 		return errors.New("--etcd-cert and --etcd-key go together")
 	case c.AuditRetention < 0:
@@ -298,6 +319,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var joinToken string
+	if len(cfg.EtcdEndpoints) == 0 {
+		if joinToken, err = ensureJoinToken(ctx, s.Store, dataDir, ca.CertFile()); err != nil {
+			return nil, err
+		}
+	}
 	load := operatorCertificate(cfg.TLSCert, cfg.TLSKey)
 	if cfg.TLSCert == "" {
 		load = generatedCertificate(ca, filepath.Join(dataDir, "pki"), append([]string{host}, cfg.TLSSANs...), cfg.TLSCertValidity)
@@ -331,6 +358,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		w.Write([]byte("ok\n"))
 	})
 	other.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	s.serveJoin(other, ca.CertFile(), joinToken, log)
 	other.Handle("GET /citadel/backup", s.serveBackup(rbac, cfg.Location, log))
 	s.serveUpdates(other, rbac, log)
 	s.serveImages(other, rbac, log)
@@ -406,6 +434,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ok = true
 	log.InfoContext(ctx, "citadel server ready", "url", s.URL, "location", cfg.Location,
 		"credentials", s.CredentialsFile, "ca", ca.CertFile())
+	if joinToken != "" {
+		log.InfoContext(ctx, "other replicas can join", "join", strings.TrimSuffix(s.URL, "/"), "join_token_file", filepath.Join(dataDir, JoinTokenFile))
+	}
 	return s, nil
 }
 
@@ -539,8 +570,14 @@ type parts struct {
 // activity log and the resource framework with its providers. What keeps
 // running (mirrors) runs until runCtx ends.
 func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL string, log *slog.Logger) (*parts, error) {
-	storeCfg := store.Config{Dir: filepath.Join(dataDir, "etcd"), Endpoints: cfg.EtcdEndpoints, Logger: log}
+	storeCfg := store.Config{Dir: filepath.Join(dataDir, "etcd"), Endpoints: cfg.EtcdEndpoints, Member: etcdMember(cfg), Logger: log}
 	var err error
+	if _, statErr := os.Stat(filepath.Join(storeCfg.Dir, "member-data")); cfg.Join != "" && errors.Is(statErr, os.ErrNotExist) {
+		// The first start of a joining replica; later ones are the member it became.
+		if storeCfg.Member, err = joinCluster(ctx, cfg, log); err != nil {
+			return nil, err
+		}
+	}
 	if len(cfg.EtcdEndpoints) > 0 && (cfg.EtcdCA != "" || cfg.EtcdCert != "") {
 		if storeCfg.TLS, err = etcdTLS(cfg); err != nil {
 			return nil, err

@@ -1,8 +1,10 @@
 // Package store is Citadel's state: typed keys over etcd, revisions for
 // optimistic concurrency, multi-key transactions, watches and leader
 // election. It is the only package that imports etcd. By default it runs an
-// embedded single-member etcd under the data directory; with endpoints it
-// talks to an external etcd cluster (the highly available deployment).
+// embedded etcd member under the data directory, over TLS from an etcd CA
+// of its own, which other replicas' members can join (AddMember) to make
+// a highly available cluster; with endpoints it talks to an external etcd
+// cluster instead.
 package store
 
 import (
@@ -15,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -43,6 +46,9 @@ type Config struct {
 	Endpoints []string
 	// TLS for the external cluster; nil means plain connections.
 	TLS *tls.Config
+	// Member is the embedded etcd member's name, addresses and, to join
+	// an existing cluster, its grant.
+	Member Member
 	// Prefix is put before every key, so that several Citadels (or tests)
 	// can share one etcd cluster.
 	Prefix string
@@ -53,8 +59,12 @@ type Config struct {
 type Store struct {
 	client *clientv3.Client
 	etcd   *embed.Etcd // nil for an external cluster
+	dir    string      // the embedded etcd's directory
 	prefix string
 	log    *slog.Logger
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // KV is one key with its value and the revision at which it was last written.
@@ -86,12 +96,19 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		s.client = c
 	} else {
-		e, err := startEmbedded(cfg.Dir)
+		e, err := startEmbedded(cfg.Dir, cfg.Member)
 		if err != nil {
 			return nil, err
 		}
-		s.etcd = e
+		// The replica reaches its own member in process: no round trip
+		// through TLS on loopback for every store call. Other members
+		// and tools (citadel store) reach it over TLS.
+		s.etcd, s.dir = e, cfg.Dir
 		s.client = v3client.New(e.Server)
+		if err := s.advertisePeer(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	// One round trip proves the store answers before anyone relies on it.
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -103,31 +120,38 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-func startEmbedded(dir string) (*embed.Etcd, error) {
+// startEmbedded starts this replica's etcd member over TLS, and records
+// its client endpoint in its member file for the tools.
+func startEmbedded(dir string, m Member) (*embed.Etcd, error) {
 	if dir == "" {
 		return nil, errors.New("store: no data directory for embedded etcd")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	cfg := embed.NewConfig()
-	cfg.Dir = filepath.Join(dir, "member-data")
-	cfg.Name = memberName
-	// etcd logs at error level when it is closed normally; its real
-	// failures reach us as errors from the client.
-	cfg.LogLevel = "fatal"
-	// Clients use the in-process connection; the listeners exist because
-	// etcd requires them, on free loopback ports so that several
-	// instances can run side by side.
-	peer, client, err := freeLoopbackURLs()
+	mf, peerListen, clientListen, existing, err := memberConfig(dir, m)
 	if err != nil {
 		return nil, err
 	}
-	cfg.ListenPeerUrls = []url.URL{peer}
-	cfg.AdvertisePeerUrls = []url.URL{peer}
-	cfg.ListenClientUrls = []url.URL{client}
-	cfg.AdvertiseClientUrls = []url.URL{client}
+	cfg := embed.NewConfig()
+	cfg.Dir = filepath.Join(dir, "member-data")
+	cfg.Name = mf.Name
+	// etcd logs at error level when it is closed normally; its real
+	// failures reach us as errors from the client.
+	cfg.LogLevel = "fatal"
+	peer, _ := url.Parse(mf.PeerURL)
+	client, _ := url.Parse(mf.ClientURL)
+	cfg.ListenPeerUrls = []url.URL{peerListen}
+	cfg.AdvertisePeerUrls = []url.URL{*peer}
+	cfg.ListenClientUrls = []url.URL{clientListen}
+	cfg.AdvertiseClientUrls = []url.URL{*client}
+	cfg.ClientTLSInfo = memberTLS(dir)
+	cfg.PeerTLSInfo = memberTLS(dir)
 	cfg.InitialCluster = cfg.Name + "=" + peer.String()
+	if existing {
+		cfg.InitialCluster = m.Join.InitialCluster
+		cfg.ClusterState = embed.ClusterStateFlagExisting
+	}
 	// Keep an hour of history so that watchers can resume; compaction
 	// bounds the store's growth.
 	cfg.AutoCompactionMode = "periodic"
@@ -137,50 +161,50 @@ func startEmbedded(dir string) (*embed.Etcd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: start embedded etcd in %s: %w", dir, err)
 	}
+	// The client connects to the listener's own address (loopback for a
+	// wildcard): an advertised name may not resolve to this machine.
+	addr := e.Clients[0].Addr().(*net.TCPAddr)
+	if addr.IP.IsUnspecified() {
+		addr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: addr.Port}
+	}
+	endpoint := "https://" + addr.String()
 	select {
 	case <-e.Server.ReadyNotify():
-		return e, nil
 	case err := <-e.Err():
 		e.Close()
 		return nil, fmt.Errorf("store: embedded etcd: %w", err)
 	case <-time.After(60 * time.Second):
 		e.Close()
-		return nil, errors.New("store: embedded etcd not ready after 60s")
+		return nil, errors.New("store: embedded etcd not ready after 60s (a member of a cluster waits for quorum)")
 	}
-}
-
-func freeLoopbackURLs() (peer, client url.URL, err error) {
-	var ports [2]int
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return peer, client, fmt.Errorf("store: find a free port: %w", err)
-		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		defer l.Close()
+	mf.ClientURL = endpoint
+	if err := writeMemberFile(dir, mf); err != nil {
+		e.Close()
+		return nil, err
 	}
-	peer = url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[0])}
-	client = url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[1])}
-	return peer, client, nil
+	return e, nil
 }
 
 // ClientURL is the address of the embedded etcd's client listener, for
 // tools that talk to it as an ordinary etcd client would (benchmarks,
-// etcdctl); empty for an external cluster.
+// etcdctl) with ClientTLS; empty for an external cluster.
 func (s *Store) ClientURL() string {
 	if s.etcd == nil || len(s.etcd.Clients) == 0 {
 		return ""
 	}
-	return "http://" + s.etcd.Clients[0].Addr().String()
+	return "https://" + s.etcd.Clients[0].Addr().String()
 }
 
-// Close releases the client and stops the embedded etcd.
+// Close releases the client and stops the embedded etcd. Calling it
+// again does nothing.
 func (s *Store) Close() error {
-	err := s.client.Close()
-	if s.etcd != nil {
-		s.etcd.Close()
-	}
-	return err
+	s.closeOnce.Do(func() {
+		s.closeErr = s.client.Close()
+		if s.etcd != nil {
+			s.etcd.Close()
+		}
+	})
+	return s.closeErr
 }
 
 // Get reads one key.
