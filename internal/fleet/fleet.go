@@ -366,24 +366,23 @@ func (s *Server) inventory(w http.ResponseWriter, r *http.Request, p peer) {
 func (s *Server) desired(w http.ResponseWriter, r *http.Request, p peer) {
 	var after int64
 	fmt.Sscan(r.URL.Query().Get("after"), &after)
-	deadline := time.Now().Add(desiredWait)
-	for {
-		d, ok := s.mirrored(p.id)
-		if !ok {
-			// The mirror starts with Run; a machine not in it is gone.
-			fail(w, http.StatusNotFound, fmt.Errorf("no desired state for %s yet", p.id))
+	if mirror := s.machines.Load(); mirror != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), desiredWait)
+		defer cancel()
+		// Woken by the change itself, not by polling; at desiredWait the
+		// agent gets the state as it is.
+		mirror.Until(ctx, p.id, func(_ desiredProps, rev int64) bool { return rev == 0 || rev > after })
+		if r.Context().Err() != nil {
 			return
-		}
-		if d.Revision > after || time.Now().After(deadline) {
-			s.reply(w, d)
-			return
-		}
-		select {
-		case <-r.Context().Done():
-			return
-		case <-time.After(200 * time.Millisecond):
 		}
 	}
+	d, ok := s.mirrored(p.id)
+	if !ok {
+		// The mirror starts with Run; a machine not in it is gone.
+		fail(w, http.StatusNotFound, fmt.Errorf("no desired state for %s yet", p.id))
+		return
+	}
+	s.reply(w, d)
 }
 
 // desiredWait is how long a GET of the desired state waits for a change.
