@@ -226,7 +226,6 @@ func newConsoleEnv(t *testing.T, vmTimeout time.Duration) *consoleEnv {
 	return e
 }
 
-
 // putConsole PUTs the console with body and answers the response's
 // resource.
 func (e *consoleEnv) putConsole(t *testing.T, id string, body map[string]any) (*resource.Resource, error) {

@@ -33,7 +33,6 @@ func newMoveEnv(t *testing.T) *moveEnv {
 	return e
 }
 
-
 // book lists the entries on machine i, as its hidden list.
 func (e *moveEnv) book(t *testing.T, i int, entries ...agentapi.VM) {
 	t.Helper()
