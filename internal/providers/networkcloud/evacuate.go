@@ -138,8 +138,17 @@ func (p *Provider) WatchFailedMachines(ctx context.Context) {
 	tick := time.NewTicker(failoverInterval)
 	defer tick.Stop()
 	f := &failover{fenced: map[string]bool{}, retry: map[string]time.Time{}}
+	var machines *resource.Projection[failoverView]
 	for {
-		if err := p.failOver(ctx, f); err != nil && ctx.Err() == nil {
+		var err error
+		if machines == nil {
+			machines, err = resource.MirrorProjection[failoverView](ctx, p.svc, machineType)
+		}
+		if err == nil {
+			views, _ := machines.All()
+			err = p.failOver(ctx, f, views)
+		}
+		if err != nil && ctx.Err() == nil {
 			p.log.WarnContext(ctx, "failed machines not handled", "err", err)
 		}
 		select {
@@ -162,23 +171,37 @@ type failover struct {
 // room elsewhere wait before they are tried again.
 const failoverRetry = 15 * time.Second
 
+// failoverView is what the failover leader watches of each machine, in a
+// projection that follows the store's changes: a pass reads no machine
+// from the store until one has failed.
+type failoverView struct {
+	LivenessState string `json:"livenessState"`
+	CordonStatus  string `json:"cordonStatus"`
+	VMs           []struct {
+		ID      string `json:"id"`
+		Evicted bool   `json:"evicted"`
+	} `json:"virtualMachines"`
+}
+
 // failOver fences each Failed machine that still lists VMs, once, and
 // moves its VMs. It also lets a machine that is back run the VMs a move
 // cut short left evicted on it.
-func (p *Provider) failOver(ctx context.Context, f *failover) error {
-	machines, err := p.svc.ResourcesOfType(ctx, machineType)
-	if err != nil {
-		return err
-	}
+func (p *Provider) failOver(ctx context.Context, f *failover, machines []resource.Projected[failoverView]) error {
 	p.returnEvicted(ctx, machines)
 	failed := map[string]bool{}
-	for _, m := range machines {
-		if str(m.Properties, "livenessState") != "Failed" {
+	for _, v := range machines {
+		if v.Properties.LivenessState != "Failed" {
 			continue
 		}
-		failed[m.ID] = true
-		if len(hostedVMs(m)) == 0 || time.Now().Before(f.retry[m.ID]) {
+		failed[v.ID] = true
+		if len(v.Properties.VMs) == 0 || time.Now().Before(f.retry[v.ID]) {
 			continue
+		}
+		m, err := p.lookup(ctx, v.ID)
+		if isMissing(err) {
+			continue // deleted meanwhile
+		} else if err != nil {
+			return err
 		}
 		if !f.fenced[m.ID] {
 			if err := p.fence(ctx, m); err != nil {
@@ -189,7 +212,7 @@ func (p *Provider) failOver(ctx context.Context, f *failover) error {
 			p.event(ctx, failoverOperation, m.ID, "Warning", fmt.Sprintf("%s failed (%s); it is powered off, and its %d virtual machines restart on other machines.",
 				m.Name, str(m.Properties, "livenessMessage"), len(hostedVMs(m))))
 		}
-		err := p.evacuate(ctx, m, true, func(vm, to string, _, _ int) {
+		err = p.evacuate(ctx, m, true, func(vm, to string, _, _ int) {
 			p.event(ctx, failoverOperation, m.ID, "Informational", fmt.Sprintf("%s restarts on %s after %s failed.", vm, to, m.Name))
 		})
 		if err != nil {
@@ -207,25 +230,25 @@ func (p *Provider) failOver(ctx context.Context, f *failover) error {
 	return nil
 }
 
-// returnEvicted lets each machine that is Ready, with no action in flight
-// and not cordoned run again the VMs left evicted on it and booked
-// nowhere else: moves cut short (the leader that ran them died) before
-// the VM was booked elsewhere.
-func (p *Provider) returnEvicted(ctx context.Context, machines []*resource.Resource) {
+// returnEvicted lets each machine that is Ready and not cordoned (an
+// evacuation, by cordon or by a rollout, cordons first) run again the VMs
+// left evicted on it and booked nowhere else: moves cut short (the
+// leader that ran them died) before the VM was booked elsewhere.
+func (p *Provider) returnEvicted(ctx context.Context, machines []resource.Projected[failoverView]) {
 	booked := map[string]int{}
 	for _, m := range machines {
-		for _, e := range hostedVMs(m) {
+		for _, e := range m.Properties.VMs {
 			booked[strings.ToLower(e.ID)]++
 		}
 	}
 	for _, m := range machines {
-		if m.Busy || str(m.Properties, "livenessState") != "Ready" || str(m.Properties, "cordonStatus") == "Cordoned" {
+		if m.Properties.LivenessState != "Ready" || m.Properties.CordonStatus == "Cordoned" {
 			continue
 		}
-		for _, e := range hostedVMs(m) {
+		for _, e := range m.Properties.VMs {
 			if e.Evicted && booked[strings.ToLower(e.ID)] == 1 {
 				if err := p.unevict(ctx, m.ID, e.ID); err != nil {
-					p.log.WarnContext(ctx, "an evicted VM was not given back to its machine", "machine", m.Name, "vm", e.Name, "err", err)
+					p.log.WarnContext(ctx, "an evicted VM was not given back to its machine", "machine", m.ID, "vm", e.ID, "err", err)
 				}
 			}
 		}

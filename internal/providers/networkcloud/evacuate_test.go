@@ -7,6 +7,7 @@ import (
 
 	"github.com/citadel-cloud/citadel/internal/agentapi"
 	"github.com/citadel-cloud/citadel/internal/machine"
+	"github.com/citadel-cloud/citadel/internal/resource"
 )
 
 // moveEnv is three Ready compute machines of one cluster, each in a rack
@@ -152,10 +153,11 @@ func TestReturnEvicted(t *testing.T) {
 	e.book(t, 2, third)
 	e.upsert(t, e.machines[2], map[string]any{"cordonStatus": "Cordoned"}) // an evacuation under way
 
-	machines, err := e.p.svc.ResourcesOfType(t.Context(), machineType)
+	proj, err := resource.MirrorProjection[failoverView](t.Context(), e.svc, machineType)
 	if err != nil {
 		t.Fatal(err)
 	}
+	machines, _ := proj.All()
 	e.p.returnEvicted(t.Context(), machines)
 	got := map[string]bool{} // "machine/vm" → evicted
 	for _, id := range e.machines {
