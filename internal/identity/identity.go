@@ -15,6 +15,7 @@
 package identity
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -112,8 +113,8 @@ func New(cfg Config) (*Issuer, error) {
 		audience:  cfg.Audience,
 		audTrim:   strings.TrimRight(cfg.Audience, "/"),
 		tenantID:  cfg.TenantID,
-		lifetime:  cmpOr(cfg.TokenLifetime, DefaultTokenLifetime),
-		rotation:  cmpOr(cfg.KeyRotation, DefaultKeyRotation),
+		lifetime:  cmp.Or(cfg.TokenLifetime, DefaultTokenLifetime),
+		rotation:  cmp.Or(cfg.KeyRotation, DefaultKeyRotation),
 		now:       cfg.Now,
 		log:       cfg.Logger,
 
@@ -137,13 +138,6 @@ func New(cfg Config) (*Issuer, error) {
 		i.assertionAud[strings.ToLower(i.tenantTokenEndpoint(t))] = true
 	}
 	return i, nil
-}
-
-func cmpOr(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
 }
 
 // Issuer returns the iss of the tokens this Issuer signs.

@@ -1,6 +1,7 @@
 package fabric
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -453,7 +454,7 @@ func (p *Provider) commitConfiguration(ctx context.Context, t *resource.Task) (a
 		t.Resource.Properties["commitBatch"] = jsonValue(batch)
 		t.Resource.Properties["activeCommitBatches"] = []string{batch.ID}
 	}
-	stage := cmpOr(in.CommitStage, "Commit")
+	stage := cmp.Or(in.CommitStage, "Commit")
 	t.Resource.Properties["lastOperation"] = map[string]any{"details": fmt.Sprintf("%s applied to %d device(s) at %s", stage, len(want), now())}
 	return map[string]any{"status": "Succeeded", "configurationState": stateProvisioned, "devices": len(want)}, nil
 }
@@ -726,10 +727,3 @@ func (p *Provider) Report(ctx context.Context, device string, st agentapi.Device
 
 // driftOperation is the activity log's name for device drift events.
 const driftOperation = "Citadel.Platform/configurationDrift/action"
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}

@@ -1,6 +1,7 @@
 package networkcloud
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -60,7 +61,7 @@ func (p *Provider) validateDisks(ctx context.Context, w *resource.Write, cluster
 	if disk.DeleteOption != "" && disk.DeleteOption != "Delete" {
 		return arm.FieldError("properties.storageProfile.osDisk.deleteOption", "deleteOption must be Delete, not '%s'.", disk.DeleteOption)
 	}
-	setIn(w.New.Properties, []string{"storageProfile", "osDisk", "createOption"}, cmpOr(disk.CreateOption, "Ephemeral"))
+	setIn(w.New.Properties, []string{"storageProfile", "osDisk", "createOption"}, cmp.Or(disk.CreateOption, "Ephemeral"))
 	setIn(w.New.Properties, []string{"storageProfile", "osDisk", "deleteOption"}, "Delete")
 	attachments := v.StorageProfile.VolumeAttachments
 	if len(attachments) > maxVolumeAttachments {
@@ -323,7 +324,7 @@ func (p *Provider) awaitVolume(ctx context.Context, id arm.ID, done func(*resour
 		}
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("the volume '%s' was not ready within %s: it is %s (%s)", id.Name(), p.cfg.VMTimeout,
-				cmpOr(str(r.Properties, "detailedStatus"), str(r.Properties, "provisioningState")), str(r.Properties, "detailedStatusMessage"))
+				cmp.Or(str(r.Properties, "detailedStatus"), str(r.Properties, "provisioningState")), str(r.Properties, "detailedStatusMessage"))
 		}
 		select {
 		case <-ctx.Done():

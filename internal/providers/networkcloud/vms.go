@@ -1,6 +1,7 @@
 package networkcloud
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -208,8 +209,8 @@ func (p *Provider) validateVM(ctx context.Context, w *resource.Write) error {
 func unchangedVM(old, v vmProperties) error {
 	same := func(a, b any) bool { x, _ := json.Marshal(a); y, _ := json.Marshal(b); return string(x) == string(y) }
 	for _, x := range []*vmProperties{&old, &v} { // the defaults, as validateDisks sets them
-		x.StorageProfile.OsDisk.CreateOption = cmpOr(x.StorageProfile.OsDisk.CreateOption, "Ephemeral")
-		x.StorageProfile.OsDisk.DeleteOption = cmpOr(x.StorageProfile.OsDisk.DeleteOption, "Delete")
+		x.StorageProfile.OsDisk.CreateOption = cmp.Or(x.StorageProfile.OsDisk.CreateOption, "Ephemeral")
+		x.StorageProfile.OsDisk.DeleteOption = cmp.Or(x.StorageProfile.OsDisk.DeleteOption, "Delete")
 	}
 	for _, f := range []struct {
 		name string
@@ -410,11 +411,11 @@ func (p *Provider) vmSpec(ctx context.Context, r *resource.Resource, v vmPropert
 	if err != nil {
 		return agentapi.VM{}, err
 	}
-	userData, _ := base64.StdEncoding.DecodeString(cmpOr(v.UserDataContent, v.UserData))
-	networkData, _ := base64.StdEncoding.DecodeString(cmpOr(v.NetworkDataContent, v.NetworkData))
+	userData, _ := base64.StdEncoding.DecodeString(cmp.Or(v.UserDataContent, v.UserData))
+	networkData, _ := base64.StdEncoding.DecodeString(cmp.Or(v.NetworkDataContent, v.NetworkData))
 	spec := agentapi.VM{ID: r.ID, Name: r.Name, Power: "On", Cores: v.CPUCores, MemoryMiB: v.MemorySizeGB << 10,
 		Image:      agentapi.Artifact{Name: img.Name, Kind: "vmImage", SHA256: img.SHA256, Size: img.Size},
-		BootMethod: cmpOr(v.BootMethod, "UEFI"), OSType: img.OSType, UserData: string(userData), NetworkData: string(networkData)}
+		BootMethod: cmp.Or(v.BootMethod, "UEFI"), OSType: img.OSType, UserData: string(userData), NetworkData: string(networkData)}
 	for _, k := range v.SSHPublicKeys {
 		spec.SSHPublicKeys = append(spec.SSHPublicKeys, k.KeyData)
 	}
@@ -430,7 +431,7 @@ func (p *Provider) vmSpec(ctx context.Context, r *resource.Resource, v vmPropert
 				vlan = int(num(d.Properties, "vlanId"))
 			}
 		}
-		nic := agentapi.VMNIC{Name: cmpOr(a.NetworkAttachmentName, fmt.Sprintf("eth%d", i)), VLAN: vlan, MAC: a.MACAddress}
+		nic := agentapi.VMNIC{Name: cmp.Or(a.NetworkAttachmentName, fmt.Sprintf("eth%d", i)), VLAN: vlan, MAC: a.MACAddress}
 		guestNIC := network.GuestNIC{Name: nic.Name, MAC: nic.MAC}
 		if pool, err := network.ParsePool(str(n.Properties, "ipv4ConnectedPrefix")); err == nil && a.IPv4Address != "" {
 			if addr, err := netip.ParseAddr(a.IPv4Address); err == nil {
@@ -741,7 +742,7 @@ func (p *Provider) waitVM(ctx context.Context, vm string, done func(vmProperties
 		}
 		if time.Now().After(deadline) {
 			return nil, arm.Errorf(http.StatusGatewayTimeout, "VirtualMachineNotReady",
-				"Virtual machine '%s' did not get there within %s: it is %s (%s).", r.Name, p.cfg.VMTimeout, cmpOr(v.DetailedStatus, "Provisioning"), str(r.Properties, "detailedStatusMessage"))
+				"Virtual machine '%s' did not get there within %s: it is %s (%s).", r.Name, p.cfg.VMTimeout, cmp.Or(v.DetailedStatus, "Provisioning"), str(r.Properties, "detailedStatusMessage"))
 		}
 		select {
 		case <-ctx.Done():
@@ -749,13 +750,6 @@ func (p *Provider) waitVM(ctx context.Context, vm string, done func(vmProperties
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // lookup reads the stored resource id names.
