@@ -37,8 +37,10 @@ const Version = "0.1.0"
 
 // Config configures an agent.
 type Config struct {
-	// Server is the agent API, https://host:port; ServerCA the PEM CA its
-	// certificate chains to.
+	// Server is the agent API of a replica of the control plane,
+	// https://host:port, which the agent joins through; it learns the
+	// other replicas from the heartbeats' answers (replicas.go). ServerCA
+	// is the PEM CA their certificates chain to.
 	Server   string
 	ServerCA []byte
 	// Machine is the ARM ID of the machine's bareMetalMachine resource.
@@ -68,6 +70,7 @@ type Config struct {
 type Agent struct {
 	cfg      Config
 	log      *slog.Logger
+	replicas *replicas  // of the control plane: the one the agent talks to, and the others
 	mu       sync.Mutex // guards key and cert, which a renewal replaces while the desired state is watched
 	key      *ecdsa.PrivateKey
 	cert     *x509.Certificate
@@ -92,7 +95,7 @@ func New(cfg Config) *Agent {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "machine", cfg.Machine)}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "machine", cfg.Machine), replicas: newReplicas(cfg.Server)}
 	a.setInterval(cmp.Or(cfg.Interval, 10*time.Second))
 	return a
 }
@@ -160,6 +163,7 @@ func (a *Agent) session(ctx context.Context) error {
 		if err := a.call(ctx, http.MethodPost, agentapi.PathHeartbeat, hb, &reply); err != nil {
 			return err
 		}
+		a.replicas.learn(reply.Replicas)
 		if reply.HeartbeatSeconds > 0 && a.cfg.Interval == 0 {
 			a.setInterval(time.Duration(reply.HeartbeatSeconds) * time.Second)
 		}
@@ -232,7 +236,7 @@ func (a *Agent) certificate() *x509.Certificate {
 // and applies it.
 func (a *Agent) fetchDesired(ctx context.Context, c *http.Client) error {
 	var d agentapi.Desired
-	if err := do(ctx, c, a.cfg.Server, http.MethodGet, fmt.Sprintf("%s?after=%d", agentapi.PathDesired, a.applied.Load()), nil, &d); err != nil {
+	if err := do(ctx, c, a.replicas.get(), http.MethodGet, fmt.Sprintf("%s?after=%d", agentapi.PathDesired, a.applied.Load()), nil, &d); err != nil {
 		return err
 	}
 	if d.Revision <= a.applied.Load() {
@@ -374,7 +378,7 @@ func (a *Agent) stage(ctx context.Context, c *http.Client, h host.Stager, artifa
 		if h.Staged(art.SHA256) {
 			continue
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.cfg.Server+agentapi.PathArtifacts+art.SHA256, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.replicas.get()+agentapi.PathArtifacts+art.SHA256, nil)
 		if err != nil {
 			return err
 		}
@@ -552,10 +556,6 @@ func (a *Agent) httpClient() *http.Client {
 	cert := &tls.Certificate{Certificate: [][]byte{a.cert.Raw}, PrivateKey: a.key, Leaf: a.cert}
 	a.mu.Unlock()
 	return &http.Client{Timeout: 30 * time.Second, Transport: a.transport(cert)}
-}
-
-func (a *Agent) call(ctx context.Context, method, path string, in, out any) error {
-	return do(ctx, a.client, a.cfg.Server, method, path, in, out)
 }
 
 // refusal is an answer that retrying will not change: a refused join or

@@ -49,7 +49,7 @@ func (a *Agent) answerConsoles(ctx context.Context, c *http.Client, vms []agenta
 			continue
 		}
 		up := consoleUpload(r, v)
-		err := agentcall.Do(ctx, c, a.cfg.Server, http.MethodPut, agentapi.PathConsole, up, nil)
+		err := agentcall.Do(ctx, c, a.replicas.get(), http.MethodPut, agentapi.PathConsole, up, nil)
 		switch code := agentcall.Code(err); {
 		case err == nil:
 			a.log.InfoContext(ctx, "agent: console log sent", "vm", v.ID, "request", v.ConsoleRequests, "bytes", len(up.Log))

@@ -146,6 +146,19 @@ type HeartbeatReply struct {
 	// HeartbeatSeconds is the interval the control plane asks for now: an
 	// agent that restarted with a kept certificate learns it here.
 	HeartbeatSeconds int `json:"heartbeatSeconds,omitempty"`
+	// Replicas are the agent API URLs of the control plane's replicas
+	// now: the ones an agent tries when the one it talks to stops
+	// answering.
+	Replicas []string `json:"replicas,omitempty"`
+}
+
+// Misdirected is the answer, with status 421 Misdirected Request, to a
+// heartbeat sent to a replica that does not hold the liveness of the
+// machine's cell: Owner is the agent API URL of the one that does, where
+// the agent sends its calls from then on.
+type Misdirected struct {
+	Error string `json:"error"`
+	Owner string `json:"owner"`
 }
 
 // Desired is what the control plane wants the machine to run. GET

@@ -1,6 +1,7 @@
 // Package fleet is the control plane's side of the agent path
 // (ARCHITECTURE.md): the agent API that machines' agents join and report
-// to over mTLS, the in-memory liveness of every machine, and the writes of
+// to over mTLS, the in-memory liveness of the machines of the cells this
+// replica owns (cells.go), and the writes of
 // what changes (inventory, observed state, liveness transitions) to the
 // bareMetalMachine and rack resources, of the VMs' statuses the agents
 // report to the virtualMachines (vms.go), and of the console logs they
@@ -29,6 +30,7 @@ import (
 	"github.com/citadel-cloud/citadel/internal/liveness"
 	"github.com/citadel-cloud/citadel/internal/machine"
 	"github.com/citadel-cloud/citadel/internal/resource"
+	"github.com/citadel-cloud/citadel/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -61,6 +63,14 @@ type Config struct {
 	// zero-touch bootstrap and reports, every DeviceReport (default 5 s).
 	Devices      Devices
 	DeviceReport time.Duration
+	// Roster, if set, spreads the machines' liveness over the replicas
+	// serving the agent API, by cell (cells.go): this replica is present
+	// in it as ReplicaID, publishing URL, its agent API's URL, to which
+	// the others send the agents of the cells it owns. Without a roster
+	// this replica holds every machine's liveness.
+	Roster    *store.Store
+	ReplicaID string
+	URL       string
 	// Metrics, if set, receives the agent API's metrics.
 	Metrics prometheus.Registerer
 	Now     func() time.Time
@@ -79,10 +89,13 @@ type Server struct {
 
 	heartbeats prometheus.Histogram // how long handling one takes
 
-	// machines mirrors what the bareMetalMachines ask of their machines
-	// once Run has started, so that heartbeats learn of a new desired
-	// state without a read.
-	machines atomic.Pointer[resource.Projection[desiredProps]]
+	// machines mirrors what the bareMetalMachines ask of their machines,
+	// and their cells, once Run has started, so that heartbeats learn of
+	// a new desired state without a read.
+	machines atomic.Pointer[resource.Projection[machineProps]]
+	// cells says which replica owns each cell: nil until this replica is
+	// present in the roster.
+	cells atomic.Pointer[ownership]
 }
 
 // HeartbeatHistogram is the name of the histogram of heartbeat handling
@@ -117,7 +130,10 @@ func New(cfg Config) *Server {
 			Buckets: prometheus.ExponentialBucketsRange(20e-6, 1, 40),
 		})}
 	if cfg.Metrics != nil {
-		cfg.Metrics.MustRegister(s.heartbeats)
+		cfg.Metrics.MustRegister(s.heartbeats, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "citadel_fleet_cells_owned",
+			Help: "Cells (clusters) whose machines' liveness this replica holds.",
+		}, func() float64 { return float64(s.cellsOwned()) }))
 	}
 	return s
 }
@@ -228,6 +244,10 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, p peer) {
 		fail(w, http.StatusBadRequest, err)
 		return
 	}
+	cells := s.cells.Load()
+	if !s.mine(w, cells, p.cluster) {
+		return
+	}
 	key := p.name
 	if !s.tracker.Known(key) {
 		if err := s.register(r.Context(), p.id); err != nil {
@@ -251,19 +271,23 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, p peer) {
 	}
 	s.writeVMs(r.Context(), p, hb.VMs)
 	if tr, changed := s.tracker.Heartbeat(key, s.cfg.Now()); changed {
-		s.record(context.WithoutCancel(r.Context()), tr) // back from silence: rare, and worth the write
+		s.record(cells.ctx, tr) // back from silence: rare, and worth the write
 	}
-	reply := agentapi.HeartbeatReply{HeartbeatSeconds: int(s.cfg.Heartbeat / time.Second)}
+	reply := agentapi.HeartbeatReply{HeartbeatSeconds: int(s.cfg.Heartbeat / time.Second), Replicas: cells.urls()}
 	if d, ok := s.mirrored(p.id); ok {
 		reply.DesiredRevision = d.Revision
 	}
 	s.reply(w, reply)
 }
 
-// desiredProps are the properties of a machine that say what its agent
-// should do: the release it runs is the one an update targets, or else
-// the one it was provisioned with.
-type desiredProps struct {
+// machineProps are the properties of a machine that say where it is (its
+// cell and rack) and what its agent should do: the release it runs is the
+// one an update targets, or else the one it was provisioned with.
+type machineProps struct {
+	ClusterID    string `json:"clusterId"`
+	RackID       string `json:"rackId"`
+	AgentVersion string `json:"agentVersion"` // empty until its agent first reported
+
 	OSImage               string             `json:"osImage"`
 	CordonStatus          string             `json:"cordonStatus"`
 	MachineClusterVersion string             `json:"machineClusterVersion"`
@@ -278,7 +302,7 @@ type desiredProps struct {
 
 // desired is what props, written at revision, ask of the machine. Any
 // write to the machine makes the agent look again.
-func (d desiredProps) desired(revision int64) agentapi.Desired {
+func (d machineProps) desired(revision int64) agentapi.Desired {
 	out := agentapi.Desired{Revision: revision, OSImage: d.OSImage, Cordoned: d.CordonStatus == "Cordoned",
 		ClusterVersion: d.MachineClusterVersion, Networks: d.HostNetworks, VMs: d.VirtualMachines}
 	if t := d.UpdateTarget; t != nil {
@@ -371,7 +395,7 @@ func (s *Server) desired(w http.ResponseWriter, r *http.Request, p peer) {
 		defer cancel()
 		// Woken by the change itself, not by polling; at desiredWait the
 		// agent gets the state as it is.
-		mirror.Until(ctx, p.id, func(_ desiredProps, rev int64) bool { return rev == 0 || rev > after })
+		mirror.Until(ctx, p.id, func(_ machineProps, rev int64) bool { return rev == 0 || rev > after })
 		if r.Context().Err() != nil {
 			return
 		}
@@ -428,17 +452,28 @@ func fail(w http.ResponseWriter, status int, err error) {
 	json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 }
 
-// Run applies the liveness rules every second until ctx ends: it writes
-// each transition to its machine or rack and asks the BMCs of silent
-// machines about their power, a few at a time.
+// Run mirrors the machines, takes this replica's share of the cells, and
+// applies the liveness rules every second until ctx ends: it writes each
+// transition to its machine or rack and asks the BMCs of silent machines
+// about their power, a few at a time.
 func (s *Server) Run(ctx context.Context) {
-	if mirror, err := resource.MirrorProjection[desiredProps](ctx, s.cfg.Resources, "Microsoft.NetworkCloud/bareMetalMachines"); err == nil {
-		s.machines.Store(mirror)
-	} else if ctx.Err() == nil {
-		s.log.WarnContext(ctx, "fleet: machines not mirrored; desired state is read per request", "err", err)
+	for {
+		mirror, err := resource.MirrorProjection[machineProps](ctx, s.cfg.Resources, "Microsoft.NetworkCloud/bareMetalMachines")
+		if err == nil {
+			s.machines.Store(mirror)
+			break
+		}
+		s.log.WarnContext(ctx, "fleet: the machines could not be mirrored; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
 	}
-	if err := s.registerAll(ctx); err != nil && ctx.Err() == nil {
-		s.log.WarnContext(ctx, "liveness: the machines with agents could not be listed; they are tracked from their next heartbeat", "err", err)
+	if s.cfg.Roster != nil {
+		go s.cfg.Roster.Attend(ctx, rosterName, s.cfg.ReplicaID, s.cfg.URL, rosterTTL, s.rebalance)
+	} else {
+		s.rebalance(ctx, []store.Attendee{{ID: s.cfg.ReplicaID, Value: s.cfg.URL}})
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -449,9 +484,13 @@ func (s *Server) Run(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+		cells := s.cells.Load()
+		if cells == nil {
+			continue // not present yet: no machine is tracked
+		}
 		changes, ask := s.tracker.Tick(s.cfg.Now())
 		for _, tr := range changes {
-			s.record(ctx, tr)
+			s.record(cells.ctx, tr)
 		}
 		for _, m := range ask {
 			select {
@@ -464,28 +503,6 @@ func (s *Server) Run(ctx context.Context) {
 			}
 		}
 	}
-}
-
-// registerAll tracks every machine whose agent has reported before, so
-// that one that stays silent after this replica starts becomes NotReady
-// like any other.
-func (s *Server) registerAll(ctx context.Context) error {
-	subs, err := s.cfg.Resources.Subscriptions(ctx)
-	if err != nil {
-		return err
-	}
-	for _, sub := range subs {
-		machines, err := s.cfg.Resources.Resources(ctx, arm.ID{Subscription: sub.ID}, "Microsoft.NetworkCloud/bareMetalMachines")
-		if err != nil {
-			return err
-		}
-		for _, m := range machines {
-			if str(m.Properties, "agentVersion") != "" {
-				s.tracker.Register(m.ID, str(m.Properties, "rackId"))
-			}
-		}
-	}
-	return nil
 }
 
 // askBMC reports a silent machine's power, from its BMC, to the tracker.

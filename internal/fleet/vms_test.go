@@ -176,7 +176,7 @@ func TestDesiredVMs(t *testing.T) {
 	}
 	put(t, svc, machineID("m1"), map[string]any{"cordonStatus": "Uncordoned", "virtualMachines": list})
 
-	mirror, err := resource.MirrorProjection[desiredProps](t.Context(), svc, "Microsoft.NetworkCloud/bareMetalMachines")
+	mirror, err := resource.MirrorProjection[machineProps](t.Context(), svc, "Microsoft.NetworkCloud/bareMetalMachines")
 	if err != nil {
 		t.Fatalf("MirrorProjection: %v", err)
 	}

@@ -426,7 +426,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.AgentListen != "" {
 		// A TLS configuration of its own: the ARM server's changes once it serves.
 		agentTLS := &tls.Config{GetCertificate: served.get, MinVersion: tls.VersionTLS12}
-		if err := s.serveAgents(ctx, runCtx, cfg, host, p, agentTLS, metrics, log); err != nil {
+		if err := s.serveAgents(ctx, runCtx, cfg, host, replicaID, p, agentTLS, metrics, log); err != nil {
 			return nil, err
 		}
 	}
@@ -443,15 +443,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 // serveAgents serves the agent API on its own listener, with the
 // server's certificate and agents' client certificates from the node CA,
 // and keeps the machines' liveness.
-func (s *Server) serveAgents(ctx, runCtx context.Context, cfg Config, host string, p *parts, base *tls.Config,
+func (s *Server) serveAgents(ctx, runCtx context.Context, cfg Config, host, replicaID string, p *parts, base *tls.Config,
 	metrics prometheus.Registerer, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", cfg.AgentListen)
 	if err != nil {
 		return fmt.Errorf("agent listen: %w", err)
 	}
 	s.Agents = p.agents
+	s.AgentURL = "https://" + net.JoinHostPort(host, fmt.Sprint(ln.Addr().(*net.TCPAddr).Port))
 	s.Fleet = fleet.New(fleet.Config{Auth: s.Agents, Resources: s.Resources, BMCs: p.networkCloud, Artifacts: artifacts{p.releases, p.images},
-		Devices: p.fabric, DeviceReport: cfg.DeviceReport, Heartbeat: cfg.AgentHeartbeat, Liveness: cfg.Liveness, Metrics: metrics, Logger: log})
+		Devices: p.fabric, DeviceReport: cfg.DeviceReport, Heartbeat: cfg.AgentHeartbeat, Liveness: cfg.Liveness,
+		Roster: s.Store, ReplicaID: replicaID, URL: s.AgentURL, Metrics: metrics, Logger: log})
 	s.agentHTTP = &http.Server{
 		Handler:           s.Fleet.Handler(),
 		TLSConfig:         s.Agents.ServerTLS(base),
@@ -461,7 +463,6 @@ func (s *Server) serveAgents(ctx, runCtx context.Context, cfg Config, host strin
 		IdleTimeout: 2 * time.Minute,
 		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	s.AgentURL = "https://" + net.JoinHostPort(host, fmt.Sprint(ln.Addr().(*net.TCPAddr).Port))
 	s.done.Go(func() { s.Fleet.Run(runCtx) })
 	s.done.Go(func() {
 		if err := s.agentHTTP.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {

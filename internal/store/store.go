@@ -34,9 +34,11 @@ var ErrNotFound = errors.New("store: not found")
 var ErrConflict = errors.New("store: conflict")
 
 // ErrFenced is the error of a write made as the leader of an election
-// (with the context Lead gave) after this replica stopped leading it: its
-// lease lapsed, and another replica may lead now. It must not be retried.
-var ErrFenced = errors.New("store: no longer the leader")
+// (with the context Lead gave) after this replica stopped leading it, or
+// as a member of a roster (with the context Attend gave) after its
+// presence lapsed: another replica may lead, or own what it owned, now.
+// It must not be retried.
+var ErrFenced = errors.New("store: fenced off")
 
 // Config says where the state lives.
 type Config struct {
@@ -330,7 +332,7 @@ func (s *Store) Txn(ctx context.Context, ops ...Op) (int64, error) {
 	}
 	if !resp.Succeeded {
 		if fenced && !s.leads(ctx, f) {
-			return 0, fmt.Errorf("%w of %q", ErrFenced, f.election)
+			return 0, fmt.Errorf("%w: %s", ErrFenced, f.holder)
 		}
 		return 0, ErrConflict
 	}

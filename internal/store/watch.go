@@ -94,7 +94,7 @@ func (s *Store) leadOnce(ctx context.Context, name, id string, fn func(ctx conte
 	// fails once the session's lease has lapsed, even before this replica
 	// notices, so a deposed leader cannot write after the next one starts.
 	leaderCtx, cancel := context.WithCancel(context.WithValue(ctx, fenceKey{},
-		fence{election: name, key: election.Key(), rev: election.Rev()}))
+		fence{holder: fmt.Sprintf("no longer the leader of %q", name), key: election.Key(), rev: election.Rev()}))
 	defer cancel()
 	go func() {
 		select {
@@ -111,17 +111,18 @@ func (s *Store) leadOnce(ctx context.Context, name, id string, fn func(ctx conte
 	return nil
 }
 
-// fence is the leadership a write depends on: the election's key, as
-// created by this replica's campaign.
+// fence is the leadership or presence a write depends on: a key (the
+// election's, the roster's), as this replica created it.
 type fence struct {
-	election, key string
-	rev           int64
+	holder string // what the replica is no longer when the fence fails, for errors
+	key    string
+	rev    int64
 }
 
 type fenceKey struct{}
 
-// leads reports whether the fence's key is still the one this replica's
-// campaign created.
+// leads reports whether the fence's key is still the one this replica
+// created.
 func (s *Store) leads(ctx context.Context, f fence) bool {
 	resp, err := s.client.Get(context.WithoutCancel(ctx), f.key)
 	return err == nil && len(resp.Kvs) == 1 && resp.Kvs[0].CreateRevision == f.rev
