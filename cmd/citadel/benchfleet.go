@@ -17,19 +17,14 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/citadel-cloud/citadel/internal/agent"
-	"github.com/citadel-cloud/citadel/internal/agent/host"
-	"github.com/citadel-cloud/citadel/internal/agentapi"
-	"github.com/citadel-cloud/citadel/internal/agentauth"
 	"github.com/citadel-cloud/citadel/internal/client"
 	"github.com/citadel-cloud/citadel/internal/fleet"
 	"github.com/citadel-cloud/citadel/internal/liveness"
-	"github.com/citadel-cloud/citadel/internal/machine"
 	"github.com/citadel-cloud/citadel/internal/server"
+	"github.com/citadel-cloud/citadel/internal/sim"
 )
 
 // fleetReport is what `citadel bench fleet` prints.
@@ -60,17 +55,12 @@ type fleetReport struct {
 }
 
 // benchAgents is what the agents' process is given: the agent API and
-// each machine's ID and token.
+// the fleet, each machine's ID and token.
 type benchAgents struct {
 	Server    string        `json:"server"`
 	CA        string        `json:"ca"`
 	Heartbeat time.Duration `json:"heartbeat"`
-	Machines  []benchAgent  `json:"machines"`
-}
-
-type benchAgent struct {
-	ID    string `json:"id"`
-	Token string `json:"token"`
+	Fleet     sim.Fleet     `json:"fleet"`
 }
 
 // runBenchFleet starts a control plane and N agents in a second process
@@ -100,17 +90,21 @@ func runBenchFleet(ctx context.Context, args []string, out io.Writer) error {
 	// The base is the control plane before any machine exists: what a
 	// machine costs includes its resources, held in the machines' mirror.
 	heapBase := heapMiB()
-	spec, err := defineFleet(ctx, c, srv, creds, *nodes, progress)
+	if err := ensureImage(filepath.Join(srv.DataDir, "images"), fleetVersion, func(string, ...any) {}); err != nil {
+		return err
+	}
+	defined, err := sim.DefineFleet(ctx, c, creds.Location,
+		sim.FleetSpec{Group: "fleet", Machines: *nodes, PerCluster: sim.MaxPerCluster, Version: fleetVersion}, progress)
 	if err != nil {
 		return err
 	}
-	report := fleetReport{Nodes: *nodes, Clusters: (*nodes + clusterMachines - 1) / clusterMachines, HeartbeatSeconds: heartbeat.Seconds(),
-		HeapBaseMiB: heapBase}
+	n := len(defined.Machines) // the last cluster has 6 machines at least
+	report := fleetReport{Nodes: n, Clusters: len(defined.Clusters), HeartbeatSeconds: heartbeat.Seconds(), HeapBaseMiB: heapBase}
 	ca, err := os.ReadFile(creds.CACertFile)
 	if err != nil {
 		return err
 	}
-	spec.Server, spec.CA, spec.Heartbeat = srv.AgentURL, string(ca), *heartbeat
+	spec := benchAgents{Server: srv.AgentURL, CA: string(ca), Heartbeat: *heartbeat, Fleet: defined}
 	specFile := filepath.Join(srv.DataDir, "agents.json")
 	b, _ := json.Marshal(spec)
 	if err := os.WriteFile(specFile, b, 0o600); err != nil {
@@ -127,7 +121,7 @@ func runBenchFleet(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	progress("starting %d agents in a second process", *nodes)
+	progress("starting %d agents in a second process", n)
 	start := time.Now()
 	if err := child.Start(); err != nil {
 		return err
@@ -136,21 +130,21 @@ func runBenchFleet(ctx context.Context, args []string, out io.Writer) error {
 	tracker := srv.Fleet.Tracker()
 	for last := -1; ; {
 		ready := tracker.Stats().ByState[liveness.Ready]
-		if ready == *nodes {
+		if ready == n {
 			break
 		}
 		if ready/1000 != last/1000 {
-			progress("%d of %d machines Ready after %v", ready, *nodes, time.Since(start).Round(time.Second))
+			progress("%d of %d machines Ready after %v", ready, n, time.Since(start).Round(time.Second))
 			last = ready
 		}
 		if time.Since(start) > 10*time.Minute {
-			return fmt.Errorf("only %d of %d machines Ready after 10 minutes", ready, *nodes)
+			return fmt.Errorf("only %d of %d machines Ready after 10 minutes", ready, n)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	report.RegisterSeconds = time.Since(start).Seconds()
-	report.RegisterPerSecond = float64(*nodes) / report.RegisterSeconds
-	progress("all %d Ready in %.1f s; steady phase of %v", *nodes, report.RegisterSeconds, *steady)
+	report.RegisterPerSecond = float64(n) / report.RegisterSeconds
+	progress("all %d Ready in %.1f s; steady phase of %v", n, report.RegisterSeconds, *steady)
 
 	// Steady: every agent heartbeats; nothing should be written.
 	time.Sleep(*heartbeat) // let the joins' own writes settle
@@ -176,12 +170,12 @@ func runBenchFleet(ctx context.Context, args []string, out io.Writer) error {
 	}
 	report.HeartbeatP50Ms, report.HeartbeatP99Ms = steadyBuckets.quantile(0.5)*1000, steadyBuckets.quantile(0.99)*1000
 	report.HeapWithFleetMiB = heapMiB()
-	report.BytesPerMachine = (report.HeapWithFleetMiB - report.HeapBaseMiB) * (1 << 20) / float64(*nodes)
+	report.BytesPerMachine = (report.HeapWithFleetMiB - report.HeapBaseMiB) * (1 << 20) / float64(n)
 
 	// Kill some agents, one per rack so that no rack looks cut off, and
 	// time their machines' NotReady.
-	var victims []benchAgent
-	for _, m := range spec.Machines {
+	var victims []sim.FleetMachine
+	for _, m := range defined.Machines {
 		if len(victims) < *kill && strings.HasSuffix(m.ID, "m1") && !strings.Contains(m.ID, "r0m") {
 			victims = append(victims, m)
 		}
@@ -192,7 +186,7 @@ func runBenchFleet(ctx context.Context, args []string, out io.Writer) error {
 	}
 	var detect []float64
 	for pending := slices.Clone(victims); len(pending) > 0; {
-		pending = slices.DeleteFunc(pending, func(v benchAgent) bool {
+		pending = slices.DeleteFunc(pending, func(v sim.FleetMachine) bool {
 			if st, _ := tracker.State(v.ID); st == liveness.NotReady {
 				detect = append(detect, time.Since(killedAt).Seconds())
 				return true
@@ -215,110 +209,8 @@ func runBenchFleet(ctx context.Context, args []string, out io.Writer) error {
 	return enc.Encode(report)
 }
 
-// clusterMachines is the most machines one multi-rack cluster holds: an
-// aggregator's 3 controllers and 16 compute racks of 16.
-const clusterMachines = 3 + 16*16
-
-// defineFleet creates the clusters of n machines through the ARM API,
-// without deploying them (their BMC addresses answer nothing: liveness
-// needs only the agents), and a bootstrap token per cluster.
-func defineFleet(ctx context.Context, c *client.Client, srv *server.Server, creds client.Credentials, n int,
-	progress func(string, ...any)) (benchAgents, error) {
-	var spec benchAgents
-	if err := ensureImage(filepath.Join(srv.DataDir, "images"), "4.1.0", func(string, ...any) {}); err != nil {
-		return spec, err
-	}
-	group := "/subscriptions/" + creds.SubscriptionID + "/resourceGroups/fleet"
-	nc := group + "/providers/Microsoft.NetworkCloud/"
-	if r, err := c.Do(ctx, http.MethodPut, group+"?api-version="+groupAPI, map[string]any{"location": creds.Location}); err != nil || r.Expect(200, 201) != nil {
-		return spec, fmt.Errorf("resource group: %v %v", r, err)
-	}
-	r, err := c.Do(ctx, http.MethodPut, nc+"clusterManagers/cm?api-version="+upAPI, map[string]any{"location": creds.Location,
-		"properties": map[string]any{"fabricControllerId": group + "/providers/Microsoft.ManagedNetworkFabric/networkFabricControllers/nfc"}})
-	if err != nil {
-		return spec, err
-	}
-	if _, err := c.Wait(ctx, r, nil); err != nil {
-		return spec, err
-	}
-	var cm struct {
-		Properties struct {
-			ManagerExtendedLocation struct{ Name string } `json:"managerExtendedLocation"`
-		} `json:"properties"`
-	}
-	if err := getJSON(ctx, c, nc+"clusterManagers/cm?api-version="+upAPI, &cm); err != nil {
-		return spec, err
-	}
-	for i := 0; len(spec.Machines) < n; i++ {
-		name := fmt.Sprintf("cell%d", i)
-		props, ids := fleetCluster(name, i, min(n-len(spec.Machines), clusterMachines), group)
-		progress("defining cluster %s of %d machines", name, len(ids))
-		r, err := c.Do(ctx, http.MethodPut, nc+"clusters/"+name+"?api-version="+upAPI, map[string]any{"location": creds.Location,
-			"extendedLocation": map[string]string{"name": cm.Properties.ManagerExtendedLocation.Name, "type": "CustomLocation"},
-			"properties":       props})
-		if err != nil {
-			return spec, err
-		}
-		if err := r.Expect(200, 201); err != nil {
-			return spec, fmt.Errorf("cluster %s: %w", name, err)
-		}
-		if _, err := c.Wait(ctx, r, nil); err != nil {
-			return spec, fmt.Errorf("cluster %s: %w", name, err)
-		}
-		token, _, err := srv.Agents.IssueToken(ctx, agentauth.Grant{Cluster: nc + "clusters/" + name}, time.Hour)
-		if err != nil {
-			return spec, err
-		}
-		for _, id := range ids {
-			spec.Machines = append(spec.Machines, benchAgent{ID: nc + "bareMetalMachines/" + id, Token: token})
-		}
-	}
-	return spec, nil
-}
-
-// fleetCluster is the definition of cluster number i with n machines
-// (at least 3 + 3): the aggregator's controllers, then compute racks of
-// up to 16. Each machine has an identity of its own; its BMC address is
-// on 127.2.i.0/24 and answers nothing.
-func fleetCluster(name string, i, n int, group string) (map[string]any, []string) {
-	var ids []string
-	mc := func(rack, slot int) map[string]any {
-		id := fmt.Sprintf("%sr%dm%d", name, rack, slot)
-		ids = append(ids, id)
-		k := len(ids)
-		mac := func(port int) string {
-			return fmt.Sprintf("02:%02x:%02x:%02x:00:%02x", i>>8, i&0xff, k&0xff, port+(k>>8)*8)
-		}
-		return map[string]any{"machineName": id, "rackSlot": slot, "serialNumber": strings.ToUpper(id),
-			"bmcMacAddress": mac(0), "bootMacAddress": mac(1),
-			"bmcConnectionString": fmt.Sprintf("redfish+https://127.2.%d.%d:%d?insecure=true", i%256, k%256, 443+k/256),
-			"bmcCredentials":      map[string]string{"username": "root", "password": "unused"}}
-	}
-	rack := func(sku, serial string) map[string]any {
-		return map[string]any{"rackSkuId": sku, "rackSerialNumber": serial, "bareMetalMachineConfigurationData": []any{},
-			"networkRackId": group + "/providers/Microsoft.ManagedNetworkFabric/networkRacks/" + strings.ToLower(serial)}
-	}
-	agg := rack(machine.RackSKUAggregator, strings.ToUpper(name)+"-AGG")
-	for slot := 1; slot <= 3; slot++ {
-		agg["bareMetalMachineConfigurationData"] = append(agg["bareMetalMachineConfigurationData"].([]any), mc(0, slot))
-	}
-	agg["storageApplianceConfigurationData"] = []any{map[string]any{"rackSlot": 4, "serialNumber": strings.ToUpper(name) + "-SAN",
-		"adminCredentials": map[string]string{"username": "pureuser", "password": "unused"}}}
-	compute := []any{}
-	left := max(n-3, 3)
-	perRack := min(16, (left+2)/3) // at least 3 racks
-	for r := 1; left > 0 || r <= 3; r++ {
-		cr := rack(machine.RackSKUCompute16, fmt.Sprintf("%s-R%d", strings.ToUpper(name), r))
-		for slot := 1; slot <= perRack && left > 0; slot++ {
-			cr["bareMetalMachineConfigurationData"] = append(cr["bareMetalMachineConfigurationData"].([]any), mc(r, slot))
-			left--
-		}
-		compute = append(compute, cr)
-	}
-	return map[string]any{"clusterType": "MultiRack", "clusterVersion": "4.1.0",
-		"networkFabricId":                  group + "/providers/Microsoft.ManagedNetworkFabric/networkFabrics/" + name,
-		"aggregatorOrSingleRackDefinition": agg, "computeRackDefinitions": compute}, ids
-}
+// fleetVersion is the version of the fleet's clusters.
+const fleetVersion = "4.1.0"
 
 // runFleetAgents is the agents' side of bench fleet: it runs an agent per
 // machine of the spec file, each opening a connection per request (TLS
@@ -337,37 +229,21 @@ func runFleetAgents(ctx context.Context, args []string) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	base := &http.Transport{DisableKeepAlives: true, MaxConnsPerHost: 4}
-	inv := agentapi.Inventory{CPU: agentapi.CPU{Model: "Intel Xeon Gold 6548Y+", Sockets: 2, Cores: 64, Threads: 128}, MemoryBytes: 512 << 30}
-	cancels := map[string]context.CancelFunc{}
-	var wg sync.WaitGroup
-	for i, m := range spec.Machines {
-		actx, cancel := context.WithCancel(ctx)
-		cancels[m.ID] = cancel
-		a := agent.New(agent.Config{Server: spec.Server, ServerCA: []byte(spec.CA), Machine: m.ID, Token: m.Token,
-			Host: host.NewSim(inv), Transport: base, NoWatch: true, Logger: log})
-		wg.Go(func() {
-			if err := a.Run(actx); err != nil {
-				log.Error("agent ended", "machine", m.ID, "err", err)
-			}
-		})
-		if i%100 == 99 {
-			time.Sleep(50 * time.Millisecond) // machines power on over a while, not in one instant
-		}
-	}
-	sc := bufio.NewScanner(os.Stdin)
-	for sc.Scan() {
-		if id, ok := strings.CutPrefix(sc.Text(), "kill "); ok {
-			if cancel, ok := cancels[id]; ok {
-				cancel()
+	agents := sim.NewFleetAgents(spec.Fleet, sim.FleetAgentOptions{Servers: []string{spec.Server}, ServerCA: []byte(spec.CA),
+		Transport: &http.Transport{DisableKeepAlives: true, MaxConnsPerHost: 4}, NoWatch: true, Logger: log})
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		defer cancel() // the bench closed our standard input: stop every agent
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			if id, ok := strings.CutPrefix(sc.Text(), "kill "); ok {
+				if err := agents.Stop(id); err != nil {
+					log.ErrorContext(ctx, "kill", "err", err)
+				}
 			}
 		}
-	}
-	for _, cancel := range cancels {
-		cancel()
-	}
-	wg.Wait()
-	return nil
+	}()
+	return agents.Run(ctx)
 }
 
 // buckets are a histogram's cumulative counts by upper bound.

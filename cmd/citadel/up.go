@@ -207,29 +207,16 @@ func startSite(dir string, creds client.Credentials, spec sim.Spec) (*sim.Site, 
 func startAgents(ctx context.Context, c *client.Client, creds client.Credentials, agentAPI string, site *sim.Site, stateDir string,
 	progress func(string, ...any)) error {
 	nc := "/subscriptions/" + creds.SubscriptionID + "/resourceGroups/" + siteGroup(site.Spec.Name) + "/providers/Microsoft.NetworkCloud/"
-	r, err := c.Do(ctx, http.MethodPost, nc+"clusters/"+site.Spec.Name+"/issueAgentToken?api-version="+upAPI, map[string]any{"validForMinutes": 60})
+	token, err := sim.IssueAgentToken(ctx, c, nc+"clusters/"+site.Spec.Name, time.Hour)
 	if err != nil {
 		return err
-	}
-	if err := r.Expect(202); err != nil {
-		return fmt.Errorf("issueAgentToken: %w", err)
-	}
-	op, err := c.Wait(ctx, r, nil)
-	if err != nil {
-		return fmt.Errorf("issueAgentToken: %w", err)
-	}
-	var token struct {
-		Token string `json:"token"`
-	}
-	if err := json.Unmarshal(op.Properties, &token); err != nil || token.Token == "" {
-		return fmt.Errorf("issueAgentToken returned no token: %s", op.Properties)
 	}
 	ca, err := os.ReadFile(creds.CACertFile)
 	if err != nil {
 		return err
 	}
 	// Hundreds of agents keep their connections; more open one per request.
-	if err := site.StartAgents(sim.AgentOptions{Server: agentAPI, ServerCA: ca, Token: token.Token, StateDir: stateDir,
+	if err := site.StartAgents(sim.AgentOptions{Server: agentAPI, ServerCA: ca, Token: token, StateDir: stateDir,
 		PerRequest: len(site.Machines) > 500,
 		MachineID:  func(name string) string { return nc + "bareMetalMachines/" + name }}); err != nil {
 		return err

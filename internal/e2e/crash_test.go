@@ -197,8 +197,9 @@ func TestCrashDuringPuts(t *testing.T) {
 	}
 }
 
-// waitEnded polls an operation's status until it ends (Succeeded, Failed
-// or Canceled), failing the test if it has not by deadline.
+// waitEnded polls an operation's status until it ends (Succeeded, or
+// Failed or Canceled with a reason), failing the test if it has not by
+// deadline or ended with no reason.
 func waitEnded(t *testing.T, c *client.Client, statusPath string, deadline time.Time) {
 	t.Helper()
 	for {
@@ -206,9 +207,18 @@ func waitEnded(t *testing.T, c *client.Client, statusPath string, deadline time.
 		if err != nil || r.Status != http.StatusOK {
 			t.Fatalf("GET operation %s = %v %v", statusPath, r, err)
 		}
-		var st struct{ Status string }
+		var st struct {
+			Status string
+			Error  struct{ Code, Message string }
+		}
 		json.Unmarshal(r.Body, &st)
-		if st.Status == "Succeeded" || st.Status == "Failed" || st.Status == "Canceled" {
+		switch {
+		case st.Status == "Succeeded":
+			return
+		case st.Status == "Failed" || st.Status == "Canceled":
+			if st.Error.Message == "" {
+				t.Errorf("operation %s ended %s with no reason: %s", statusPath, st.Status, r.Body)
+			}
 			return
 		}
 		if time.Now().After(deadline) {

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -133,20 +134,26 @@ var kvModel = porcupine.Model{
 }
 
 // TestFailover runs three replicas on a three-member etcd cluster (TLS
-// between members and from clients) under load through all of them, and
-// kills one with SIGKILL. The clients retry a failed request on the next
-// replica, and none of them sees an error; the history of writes and
-// reads of every key is linearizable (porcupine); every long-running
-// operation accepted by the killed replica ends; the window in which
-// requests to the live replicas failed is measured.
+// between members and from clients) under load through all of them,
+// with 1,000 simulated machines' agents heartbeating to them, and kills
+// the one that holds the liveness of the most cells with SIGKILL. The
+// clients retry a failed request on the next replica, and none of them
+// sees an error; the history of writes and reads of every key is
+// linearizable (porcupine); every long-running operation and machine
+// action accepted by the killed replica ends, Succeeded or Failed with a
+// reason; no machine is ever seen other than Ready, as its cell moves to
+// another replica; the window in which requests to the live replicas
+// failed is measured.
 func TestFailover(t *testing.T) {
 	t.Parallel()
 	failover(t, false, func(t *testing.T, p *citadelProcess) { p.kill(t) })
 }
 
 // TestFreeze is TestFailover with the replica frozen (SIGSTOP) for 20 s
-// and then let go: it holds its connections and its leases lapse; when it
-// comes back it serves again, and the history stays linearizable.
+// and then let go: it holds its connections and its leases lapse, so its
+// cells move to the others; when it comes back it serves again, takes its
+// cells back without judging the silence it slept through, and the
+// history stays linearizable.
 func TestFreeze(t *testing.T) {
 	t.Parallel()
 	failover(t, true, func(t *testing.T, p *citadelProcess) {
@@ -163,9 +170,14 @@ func failover(t *testing.T, comesBack bool, fault func(t *testing.T, p *citadelP
 	endpoints := startEtcdCluster(t, tl)
 	bin := buildCitadel(t)
 	replicas := make([]*citadelProcess, 3)
+	agentAPIs := make([]string, len(replicas))
 	for i := range replicas {
+		agentAddr := freeAddr(t)
+		agentAPIs[i] = "https://" + agentAddr
 		replicas[i] = &citadelProcess{bin: bin, dataDir: t.TempDir(), listen: freeAddr(t), args: []string{
-			"--etcd-endpoints", strings.Join(endpoints, ","), "--etcd-ca", tl.ca, "--etcd-cert", tl.cert, "--etcd-key", tl.key}}
+			"--etcd-endpoints", strings.Join(endpoints, ","), "--etcd-ca", tl.ca, "--etcd-cert", tl.cert, "--etcd-key", tl.key,
+			"--agent-listen", agentAddr}}
+		putClusterImage(t, replicas[i].dataDir)
 		replicas[i].start(t)
 	}
 	// One admin client per replica; the CA is the replicas' shared one.
@@ -190,23 +202,48 @@ func failover(t *testing.T, comesBack bool, fault func(t *testing.T, p *citadelP
 		}
 	}
 
-	// Long-running operations sent to the replica about to die until it
-	// dies: the last ones are in flight when it does.
-	victim := 1
+	// 1,000 machines in cells of 50, their agents spread over the
+	// replicas. The victim is the replica that holds the most cells.
+	fleet := startHAFleet(t, clients[0], agentAPIs, 1000, 50)
+	owned := cellsOwned(t, clients)
+	victim := 0
+	for i := range owned {
+		if owned[i] > owned[victim] {
+			victim = i
+		}
+	}
+	t.Logf("cells owned by each replica: %v; the fault hits replica %d", owned, victim)
+	if owned[victim] == 0 {
+		t.Fatal("no replica holds a cell")
+	}
+	observer := clients[(victim+1)%len(clients)]
+	stopWatch := make(chan struct{})
+	watched := fleet.watch(t, observer, stopWatch)
+
+	// Long-running operations (resources' and machines' actions) sent to
+	// the replica about to die until it dies: the last ones are in flight
+	// when it does.
 	var lros []string
 	lroDone := make(chan struct{})
 	go func() {
 		defer close(lroDone)
 		for i := 0; ; i++ {
-			path := fmt.Sprintf("%s/resourceGroups/ha-0/providers/Microsoft.ManagedNetworkFabric/ipPrefixes/prefix%d?api-version=2025-07-15", sub, i)
+			method, path, body := http.MethodPut, fmt.Sprintf("%s/resourceGroups/ha-0/providers/Microsoft.ManagedNetworkFabric/ipPrefixes/prefix%d?api-version=2025-07-15", sub, i),
+				any(map[string]any{"location": "local", "properties": map[string]any{"ipPrefixRules": []any{
+					map[string]any{"action": "Permit", "sequenceNumber": 1, "networkPrefix": "10.0.0.0/8"}}}})
+			if action := []string{"", "cordon", "restart"}[i%3]; action != "" {
+				// restart fails: the fleet's BMCs answer nothing.
+				method, path, body = http.MethodPost, fleet.fleet.Machines[i%len(fleet.fleet.Machines)].ID+"/"+action+"?api-version=2026-07-01", map[string]any{}
+			}
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-			r, err := clients[victim].Do(ctx, http.MethodPut, path, map[string]any{"location": "local", "properties": map[string]any{"ipPrefixRules": []any{
-				map[string]any{"action": "Permit", "sequenceNumber": 1, "networkPrefix": "10.0.0.0/8"}}}})
+			r, err := clients[victim].Do(ctx, method, path, body)
 			cancel()
-			if err != nil || r.Status/100 != 2 {
+			if err != nil || r.Status >= 500 {
 				return // the replica is gone or frozen
 			}
-			lros = append(lros, strings.TrimPrefix(r.Header.Get("Azure-AsyncOperation"), strings.TrimSuffix(clients[victim].Creds.ARMEndpoint, "/")))
+			if op := r.Header.Get("Azure-AsyncOperation"); r.Status/100 == 2 && op != "" {
+				lros = append(lros, strings.TrimPrefix(op, strings.TrimSuffix(clients[victim].Creds.ARMEndpoint, "/")))
+			}
 		}
 	}()
 
@@ -303,10 +340,36 @@ func failover(t *testing.T, comesBack bool, fault func(t *testing.T, p *citadelP
 	time.Sleep(2 * time.Second)
 	killed := time.Now()
 	fault(t, replicas[victim])
+	faultOver := time.Now()
 	<-lroDone
 	time.Sleep(5 * time.Second)
 	close(stop)
 	wg.Wait()
+	// The machines' silence would show as NotReady 25 s after their cell
+	// changed hands: watch for longer than that.
+	time.Sleep(time.Until(faultOver.Add(35 * time.Second)))
+	close(stopWatch)
+	samples, notReady, sampleErrs := watched()
+	t.Logf("%d samples of the fleet's liveness through replica %d; %d could not be taken %v", samples, (victim+1)%len(clients), len(sampleErrs), sampleErrs)
+	if len(notReady) > 0 {
+		t.Errorf("machines seen other than Ready during the failover (%d): %v", len(notReady), notReady[:min(len(notReady), 20)])
+	}
+	if samples < 10 {
+		t.Errorf("only %d samples of the fleet's liveness", samples)
+	}
+	live := slices.Clone(clients)
+	if !comesBack {
+		live = slices.Delete(live, victim, victim+1)
+	}
+	owned = cellsOwned(t, live)
+	total := 0
+	for _, n := range owned {
+		total += n
+	}
+	t.Logf("cells owned by each live replica after the fault: %v", owned)
+	if total != len(fleet.fleet.Clusters) {
+		t.Errorf("the live replicas own %d cells, want all %d", total, len(fleet.fleet.Clusters))
+	}
 
 	t.Logf("%d operations; %d attempts on the dead replica and %d on live ones failed and were retried", len(history), onDead, onLive)
 	if onLive > 0 {
@@ -336,7 +399,7 @@ func failover(t *testing.T, comesBack bool, fault func(t *testing.T, p *citadelP
 	}
 	// Every long-running operation the killed replica accepted ends.
 	t.Logf("%d long-running operations accepted by the replica before it died", len(lros))
-	survivor := clients[0]
+	survivor := observer
 	deadline := time.Now().Add(time.Minute)
 	for _, op := range lros {
 		waitEnded(t, survivor, op, deadline)
