@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +26,9 @@ type haFleet struct {
 	fleet  sim.Fleet
 	group  string // the resource group's ID
 	agents *sim.FleetAgents
+
+	mu      sync.Mutex
+	stopped map[string]bool // the machines whose agents were stopped, by ID
 }
 
 // haFleetVersion is the fleet's cluster version: each replica's image
@@ -61,7 +65,7 @@ func startHAFleet(t *testing.T, c *client.Client, agentAPIs []string, machines, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &haFleet{fleet: f, group: "/subscriptions/" + c.Creds.SubscriptionID + "/resourceGroups/" + group}
+	h := &haFleet{fleet: f, group: "/subscriptions/" + c.Creds.SubscriptionID + "/resourceGroups/" + group, stopped: map[string]bool{}}
 	h.agents = sim.NewFleetAgents(f, sim.FleetAgentOptions{Servers: agentAPIs, ServerCA: ca, NoWatch: true,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))})
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
@@ -113,11 +117,32 @@ func (h *haFleet) liveness(ctx context.Context, c *client.Client) (map[string]st
 	return out, nil
 }
 
-// notReady lists the machines whose state is not Ready, with it.
+// stopOnePerCell stops the agent of one machine of each cell (of a
+// compute rack, so that no rack looks cut off), and returns them.
+func (h *haFleet) stopOnePerCell(t *testing.T) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, cluster := range h.fleet.Clusters {
+		name := cluster[strings.LastIndex(cluster, "/")+1:]
+		id := h.group + "/providers/Microsoft.NetworkCloud/bareMetalMachines/" + name + "r1m1"
+		if err := h.agents.Stop(id); err != nil {
+			t.Fatal(err)
+		}
+		h.stopped[id] = true
+		out = append(out, id)
+	}
+	return out
+}
+
+// notReady lists the machines whose state is not Ready, with it, but for
+// those whose agents were stopped.
 func (h *haFleet) notReady(states map[string]string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	var out []string
 	for id, s := range states {
-		if s != "Ready" {
+		if s != "Ready" && !h.stopped[id] {
 			out = append(out, fmt.Sprintf("%s: %s", id[strings.LastIndex(id, "/")+1:], s))
 		}
 	}
@@ -127,11 +152,12 @@ func (h *haFleet) notReady(states map[string]string) []string {
 
 // watch samples every machine's liveness through c every 2 s until stop
 // closes, and returns what it saw of machines that were not Ready (a
-// failover must not make any machine look silent), and the samples that
-// could not be taken.
-func (h *haFleet) watch(t *testing.T, c *client.Client, stop <-chan struct{}) func() (samples int, bad, errs []string) {
+// failover must not make any machine whose agent runs look silent), the
+// samples that could not be taken, and the last sample.
+func (h *haFleet) watch(t *testing.T, c *client.Client, stop <-chan struct{}) func() (samples int, bad, errs []string, last map[string]string) {
 	var samples int
 	var bad, errs []string
+	var last map[string]string
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -141,7 +167,7 @@ func (h *haFleet) watch(t *testing.T, c *client.Client, stop <-chan struct{}) fu
 			if states, err := h.liveness(t.Context(), c); err != nil {
 				errs = append(errs, fmt.Sprintf("at %v: %v", at, err))
 			} else {
-				samples++
+				samples, last = samples+1, states
 				for _, m := range h.notReady(states) {
 					bad = append(bad, fmt.Sprintf("at %v: %s", at, m))
 				}
@@ -153,9 +179,9 @@ func (h *haFleet) watch(t *testing.T, c *client.Client, stop <-chan struct{}) fu
 			}
 		}
 	}()
-	return func() (int, []string, []string) {
+	return func() (int, []string, []string, map[string]string) {
 		<-done
-		return samples, bad, errs
+		return samples, bad, errs, last
 	}
 }
 

@@ -338,6 +338,9 @@ func failover(t *testing.T, comesBack bool, fault func(t *testing.T, p *citadelP
 		})
 	}
 	time.Sleep(2 * time.Second)
+	// A machine of each cell dies as the fault happens: the replicas that
+	// hold the cells afterwards must still judge their machines.
+	dead := fleet.stopOnePerCell(t)
 	killed := time.Now()
 	fault(t, replicas[victim])
 	faultOver := time.Now()
@@ -347,9 +350,14 @@ func failover(t *testing.T, comesBack bool, fault func(t *testing.T, p *citadelP
 	wg.Wait()
 	// The machines' silence would show as NotReady 25 s after their cell
 	// changed hands: watch for longer than that.
-	time.Sleep(time.Until(faultOver.Add(35 * time.Second)))
+	time.Sleep(time.Until(faultOver.Add(40 * time.Second)))
 	close(stopWatch)
-	samples, notReady, sampleErrs := watched()
+	samples, notReady, sampleErrs, last := watched()
+	for _, id := range dead {
+		if last[id] != "NotReady" && last[id] != "Failed" {
+			t.Errorf("machine %s, whose agent stopped at the fault, is %q at the end", id, last[id])
+		}
+	}
 	t.Logf("%d samples of the fleet's liveness through replica %d; %d could not be taken %v", samples, (victim+1)%len(clients), len(sampleErrs), sampleErrs)
 	if len(notReady) > 0 {
 		t.Errorf("machines seen other than Ready during the failover (%d): %v", len(notReady), notReady[:min(len(notReady), 20)])
