@@ -187,13 +187,12 @@ func (h *haFleet) watch(t *testing.T, c *client.Client, stop <-chan struct{}) fu
 
 // cellsOwned is how many cells each replica holds the liveness of, from
 // its metrics.
-func cellsOwned(t *testing.T, clients []*client.Client) []int {
-	t.Helper()
+func cellsOwned(clients []*client.Client) ([]int, error) {
 	out := make([]int, len(clients))
 	for i, c := range clients {
 		resp, err := c.HTTP.Get(c.Creds.ARMEndpoint + "metrics")
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		sc := bufio.NewScanner(resp.Body)
 		for sc.Scan() {
@@ -204,5 +203,28 @@ func cellsOwned(t *testing.T, clients []*client.Client) []int {
 		}
 		resp.Body.Close()
 	}
+	return out, nil
+}
+
+// timeToOwn measures how long after since the replicas of clients own
+// all cells between them, polling for at most a minute (then -1).
+func timeToOwn(clients []*client.Client, cells int, since time.Time) <-chan time.Duration {
+	out := make(chan time.Duration, 1)
+	go func() {
+		for time.Since(since) < time.Minute {
+			if owned, err := cellsOwned(clients); err == nil {
+				total := 0
+				for _, n := range owned {
+					total += n
+				}
+				if total == cells {
+					out <- time.Since(since)
+					return
+				}
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		out <- -1
+	}()
 	return out
 }

@@ -205,7 +205,10 @@ func failover(t *testing.T, comesBack bool, fault func(t *testing.T, p *citadelP
 	// 1,000 machines in cells of 50, their agents spread over the
 	// replicas. The victim is the replica that holds the most cells.
 	fleet := startHAFleet(t, clients[0], agentAPIs, 1000, 50)
-	owned := cellsOwned(t, clients)
+	owned, err := cellsOwned(clients)
+	if err != nil {
+		t.Fatal(err)
+	}
 	victim := 0
 	for i := range owned {
 		if owned[i] > owned[victim] {
@@ -342,6 +345,7 @@ func failover(t *testing.T, comesBack bool, fault func(t *testing.T, p *citadelP
 	// hold the cells afterwards must still judge their machines.
 	dead := fleet.stopOnePerCell(t)
 	killed := time.Now()
+	moved := timeToOwn(slices.Delete(slices.Clone(clients), victim, victim+1), len(fleet.fleet.Clusters), killed)
 	fault(t, replicas[victim])
 	faultOver := time.Now()
 	<-lroDone
@@ -369,7 +373,10 @@ func failover(t *testing.T, comesBack bool, fault func(t *testing.T, p *citadelP
 	if !comesBack {
 		live = slices.Delete(live, victim, victim+1)
 	}
-	owned = cellsOwned(t, live)
+	t.Logf("the other replicas held every cell %v after the fault began", (<-moved).Round(100*time.Millisecond))
+	if owned, err = cellsOwned(live); err != nil {
+		t.Fatal(err)
+	}
 	total := 0
 	for _, n := range owned {
 		total += n
