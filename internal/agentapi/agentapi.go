@@ -93,6 +93,10 @@ const (
 	PathDesired   = "/agent/v1/desired"
 	// PathArtifacts + an artifact's sha256 is the artifact's content.
 	PathArtifacts = "/agent/v1/artifacts/"
+	// PathReplicaFiles + a sha256 is the content of an artifact the
+	// replica holds itself, for the other replicas only: one copies from
+	// another what it lacks.
+	PathReplicaFiles = "/agent/v1/replica-files/"
 )
 
 // JoinRequest admits a machine: its one-time bootstrap token, the ARM ID

@@ -15,11 +15,13 @@ import (
 // members and from each replica's client): a resource group written
 // through one is read through another; a replica killed with SIGKILL
 // leaves two members, a quorum, and the others keep serving writes; it
-// comes back as the member it was. A wrong token is refused.
+// comes back as the member it was. A wrong token is refused. A VM image
+// imported through one replica is served by another, which copies it.
 func TestEmbeddedHA(t *testing.T) {
 	t.Parallel()
 	bin := buildCitadel(t)
-	first := &citadelProcess{bin: bin, dataDir: t.TempDir(), listen: freeAddr(t)}
+	first := &citadelProcess{bin: bin, dataDir: t.TempDir(), listen: freeAddr(t), args: []string{"--agent-listen", freeAddr(t)}}
+	putClusterImage(t, first.dataDir)
 	first.start(t)
 	token := strings.TrimSpace(mustRead(t, filepath.Join(first.dataDir, "join-token")))
 	join := "https://" + first.listen
@@ -36,7 +38,9 @@ func TestEmbeddedHA(t *testing.T) {
 
 	replicas := []*citadelProcess{first}
 	for range 2 {
-		r := &citadelProcess{bin: bin, dataDir: t.TempDir(), listen: freeAddr(t), args: []string{"--join", join, "--join-token", token}}
+		r := &citadelProcess{bin: bin, dataDir: t.TempDir(), listen: freeAddr(t), args: []string{"--join", join, "--join-token", token,
+			"--agent-listen", freeAddr(t)}}
+		putClusterImage(t, r.dataDir)
 		r.start(t)
 		replicas = append(replicas, r)
 	}
@@ -58,6 +62,8 @@ func TestEmbeddedHA(t *testing.T) {
 	if r, err := c2.Do(t.Context(), http.MethodGet, group("embedded-ha"), nil); err != nil || r.Status != http.StatusOK {
 		t.Fatalf("GET group through replica 2 = %v, %v", r, err)
 	}
+
+	checkFilesAcrossReplicas(t, bin, first, replicas[2], "https://"+replicas[2].args[len(replicas[2].args)-1])
 
 	replicas[1].kill(t)
 	if r, err := c2.Do(t.Context(), http.MethodPut, group("after-kill"), map[string]any{"location": "local"}); err != nil || r.Status/100 != 2 {

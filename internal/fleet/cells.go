@@ -77,6 +77,21 @@ func (o *ownership) urls() []string {
 	return out
 }
 
+// Peers are the agent API URLs of the other replicas present.
+func (s *Server) Peers() []string {
+	cells := s.cells.Load()
+	if cells == nil {
+		return nil
+	}
+	var out []string
+	for _, m := range cells.members {
+		if m.ID != cells.self {
+			out = append(out, m.Value)
+		}
+	}
+	return out
+}
+
 // rendezvous picks the member with the highest hash of (member, cell)
 // (highest random weight): the same members give the same pick, and a
 // member's leaving moves only the cells it had.

@@ -42,10 +42,14 @@ type BMCs interface {
 	PowerState(ctx context.Context, machine arm.ID) (string, error)
 }
 
-// Artifacts opens an imported release's file by its sha256 (package
-// releases).
+// Artifacts opens the files of imported releases and VM images by their
+// sha256.
 type Artifacts interface {
-	Open(sha256 string) (*os.File, error)
+	// Open opens the file, copying it from another replica when this one
+	// lacks it; an error wrapping os.ErrNotExist means no replica has it.
+	Open(ctx context.Context, sha256 string) (*os.File, error)
+	// Local opens the file this replica holds, for another replica.
+	Local(sha256 string) (*os.File, error)
 }
 
 // Config configures the agent API.
@@ -152,6 +156,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT "+agentapi.PathInventory, s.authenticated(s.inventory))
 	mux.HandleFunc("GET "+agentapi.PathDesired, s.authenticated(s.desired))
 	mux.HandleFunc("GET "+agentapi.PathArtifacts+"{sha256}", s.authenticated(s.artifact))
+	mux.HandleFunc("GET "+agentapi.PathReplicaFiles+"{sha256}", s.replicaFile)
 	mux.HandleFunc("PUT "+agentapi.PathConsole, s.authenticated(s.consoleLog))
 	if s.cfg.Devices != nil {
 		mux.HandleFunc("POST "+agentapi.PathZTP, s.ztp)
@@ -311,13 +316,33 @@ func (d machineProps) desired(revision int64) agentapi.Desired {
 	return out
 }
 
-// artifact serves a release's file to an agent.
+// artifact serves a release's file or a VM image to an agent.
 func (s *Server) artifact(w http.ResponseWriter, r *http.Request, _ peer) {
 	if s.cfg.Artifacts == nil {
 		fail(w, http.StatusNotFound, errors.New("this control plane holds no release artifacts"))
 		return
 	}
-	f, err := s.cfg.Artifacts.Open(r.PathValue("sha256"))
+	serveFile(w, r, func() (*os.File, error) { return s.cfg.Artifacts.Open(r.Context(), r.PathValue("sha256")) })
+}
+
+// replicaFile serves a file this replica holds to another replica.
+func (s *Server) replicaFile(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.cfg.Auth.Replica(r); err != nil {
+		fail(w, http.StatusForbidden, err)
+		return
+	}
+	if s.cfg.Artifacts == nil {
+		fail(w, http.StatusNotFound, errors.New("this control plane holds no release artifacts"))
+		return
+	}
+	serveFile(w, r, func() (*os.File, error) { return s.cfg.Artifacts.Local(r.PathValue("sha256")) })
+}
+
+// serveFile serves the file open opens: 404, saying why, when it cannot
+// (none has that digest, or it could not be copied from another replica:
+// the agent asks again later).
+func serveFile(w http.ResponseWriter, r *http.Request, open func() (*os.File, error)) {
+	f, err := open()
 	if err != nil {
 		fail(w, http.StatusNotFound, err)
 		return

@@ -4,15 +4,15 @@
 //
 // The records are in the store, under images/<name in lower case>; the
 // image files are in the catalog's directory (<data-dir>/vmimages on a
-// replica), each named by the sha256 of its content in hex, so that the
-// same content imported under several names is stored once. A file
-// whose name starts with ".partial-" is one being written; [New]
-// removes those a crash left. A file no record names any more is removed
-// when a record is deleted or replaced.
+// replica, a [blobs.Dir]), each named by the sha256 of its content in
+// hex, so that the same content imported under several names is stored
+// once. A file no record names any more is removed when a record is
+// deleted or replaced.
 //
-// The files are the importing replica's, like update artifacts (package
-// releases): another replica has an image once it is imported there too,
-// or once its file is copied into that replica's directory by hand.
+// A file is written by the replica that imports the image, like update
+// artifacts (package releases). Another replica copies a file it lacks
+// from a replica that has it, checked against the digest and size its
+// record names ([Catalog.Adopt]).
 //
 // The server (the /citadel/images endpoints and the agent API, which
 // serves image files to the machines that run VMs) imports images.
@@ -20,21 +20,18 @@ package images
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/citadel-cloud/citadel/internal/blobs"
 	"github.com/citadel-cloud/citadel/internal/store"
 )
 
@@ -91,34 +88,26 @@ type Image struct {
 
 var records = store.NewCollection[Image]("images/")
 
-// partial starts the names of files being written in the directory.
-const partial = ".partial-"
-
 // Catalog is the catalog over a store and an image directory. Only one
 // Catalog writes a directory.
 type Catalog struct {
-	st  *store.Store
-	dir string
-	log *slog.Logger
-	// mu makes placing a file and recording it one step with respect to
-	// prune, so that prune never removes a file a record is about to
-	// name.
+	st    *store.Store
+	files *blobs.Dir
+	log   *slog.Logger
+	// mu makes placing a file and recording it (or checking that a
+	// record names it) one step with respect to prune, so that prune
+	// never removes a file a record is about to name.
 	mu sync.Mutex
 }
 
 // New returns the catalog whose files live in dir (created when needed),
 // and removes the partial files a crash left there.
 func New(st *store.Store, dir string, log *slog.Logger) *Catalog {
-	if stale, err := filepath.Glob(filepath.Join(dir, partial+"*")); err == nil {
-		for _, f := range stale {
-			os.Remove(f)
-		}
-	}
-	return &Catalog{st: st, dir: dir, log: log.With("component", "images")}
+	return &Catalog{st: st, files: blobs.New(dir), log: log.With("component", "images")}
 }
 
 // Dir is the image directory.
-func (c *Catalog) Dir() string { return c.dir }
+func (c *Catalog) Dir() string { return c.files.Path() }
 
 // ValidName checks a name as VMs give it in vmImage ("registry/path:tag",
 // "name:tag"): 1 to MaxNameLength characters of valid UTF-8 and none of
@@ -187,16 +176,18 @@ func (c *Catalog) Import(ctx context.Context, name, osType, bootMethod string, c
 	if err != nil {
 		return Image{}, err
 	}
-	f, sum, size, head, err := c.spool(content)
+	var head prefix
+	staged, err := c.files.Stage(io.TeeReader(content, &head), blobs.Want{})
 	if err != nil {
 		return Image{}, fmt.Errorf("images: import %q: %w", name, err)
 	}
-	defer os.Remove(f) // after the rename, a no-op
-	if size == 0 {
+	defer staged.Discard() // after the commit, a no-op
+	if staged.Size == 0 {
 		return Image{}, &FieldError{Field: "content", Value: "", Reason: "is empty"}
 	}
-	img := Image{Name: name, OSType: osType, BootMethod: bootMethod, SHA256: sum, Size: size, Format: Raw, Imported: time.Now().UTC()}
-	if head == qcow2Magic {
+	img := Image{Name: name, OSType: osType, BootMethod: bootMethod, SHA256: staged.SHA256, Size: staged.Size, Format: Raw,
+		Imported: time.Now().UTC()}
+	if string(head) == qcow2Magic {
 		img.Format = QCOW2
 	}
 
@@ -204,10 +195,7 @@ func (c *Catalog) Import(ctx context.Context, name, osType, bootMethod string, c
 	defer c.mu.Unlock()
 	// The same content may be here already (under another name): the
 	// new file replaces it, which also mends one damaged since.
-	if err := os.Rename(f, filepath.Join(c.dir, sum)); err != nil {
-		return Image{}, fmt.Errorf("images: import %q: %w", name, err)
-	}
-	if err := syncDir(c.dir); err != nil {
+	if err := staged.Commit(); err != nil {
 		return Image{}, fmt.Errorf("images: import %q: %w", name, err)
 	}
 	if _, err := c.st.Txn(ctx, records.Put(key(name), img)); err != nil {
@@ -218,33 +206,6 @@ func (c *Catalog) Import(ctx context.Context, name, osType, bootMethod string, c
 	return img, nil
 }
 
-// spool copies r to a new partial file in the directory, synced, and
-// returns its name, its sha256 (hex), its size and its first bytes (as
-// many as qcow2's magic number has).
-func (c *Catalog) spool(r io.Reader) (name, sum string, size int64, head string, err error) {
-	if err := os.MkdirAll(c.dir, 0o700); err != nil {
-		return "", "", 0, "", err
-	}
-	f, err := os.CreateTemp(c.dir, partial+"image-*")
-	if err != nil {
-		return "", "", 0, "", err
-	}
-	h := sha256.New()
-	var first prefix
-	size, err = io.Copy(io.MultiWriter(f, h, &first), r)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", "", 0, "", err
-	}
-	return f.Name(), hex.EncodeToString(h.Sum(nil)), size, string(first), nil
-}
-
 // prefix keeps the first bytes written to it, up to qcow2's magic number.
 type prefix []byte
 
@@ -253,6 +214,57 @@ func (p *prefix) Write(b []byte) (int, error) {
 		*p = append(*p, b[:min(n, len(b))]...)
 	}
 	return len(b), nil
+}
+
+// Adopt stores content as the image file whose sha256 is sha, on a
+// replica that lacks it: the image records that name it say what content
+// must be, and content of another digest or size is refused (an error
+// wrapping blobs.ErrDigestMismatch) and leaves nothing behind. An error
+// wrapping os.ErrNotExist means no image has that file. A whole file of
+// sha already here is kept, and content not read.
+func (c *Catalog) Adopt(ctx context.Context, sha string, content io.Reader) error {
+	img, err := c.named(ctx, sha)
+	if err != nil {
+		return err
+	}
+	had, err := c.files.Has(img.SHA256, img.Size)
+	if err != nil {
+		return fmt.Errorf("images: adopt %s: %w", sha, err)
+	}
+	if had {
+		return nil
+	}
+	staged, err := c.files.Stage(content, blobs.Want{SHA256: img.SHA256, Size: img.Size})
+	if err != nil {
+		return fmt.Errorf("images: adopt %s (%q): %w", sha, img.Name, err)
+	}
+	defer staged.Discard() // after the commit, a no-op
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// The image may have been deleted while the content came: then its
+	// file is no longer wanted.
+	if _, err := c.named(ctx, sha); err != nil {
+		return err
+	}
+	if err := staged.Commit(); err != nil {
+		return fmt.Errorf("images: adopt %s (%q): %w", sha, img.Name, err)
+	}
+	return nil
+}
+
+// named finds an image whose file is sha.
+func (c *Catalog) named(ctx context.Context, sha string) (Image, error) {
+	items, _, err := records.List(ctx, c.st, "", "", 0)
+	if err != nil {
+		return Image{}, fmt.Errorf("images: image file %s: %w", sha, err)
+	}
+	for _, it := range items {
+		if it.Value.SHA256 == sha {
+			return it.Value, nil
+		}
+	}
+	return Image{}, fmt.Errorf("images: image file %q: no image has it: %w", sha, os.ErrNotExist)
 }
 
 // prune removes the image files no record names. The caller holds c.mu.
@@ -268,30 +280,20 @@ func (c *Catalog) prune(ctx context.Context) {
 	for _, it := range items {
 		used[it.Value.SHA256] = true
 	}
-	entries, err := os.ReadDir(c.dir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) { // none imported on this replica
+	present, err := c.files.List()
+	if err != nil {
 		c.log.WarnContext(ctx, "unused image files not removed", "err", err)
 	}
-	for _, e := range entries {
-		if !digest.MatchString(e.Name()) || used[e.Name()] {
+	for _, sha := range present {
+		if used[sha] {
 			continue
 		}
-		if err := os.Remove(filepath.Join(c.dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
-			c.log.WarnContext(ctx, "unused image file not removed", "sha256", e.Name(), "err", err)
+		if err := c.files.Remove(sha); err != nil && !errors.Is(err, os.ErrNotExist) {
+			c.log.WarnContext(ctx, "unused image file not removed", "sha256", sha, "err", err)
 		} else {
-			c.log.InfoContext(ctx, "unused image file removed", "sha256", e.Name())
+			c.log.InfoContext(ctx, "unused image file removed", "sha256", sha)
 		}
 	}
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Lookup reads the image called name, in any case; ErrNotFound when
@@ -338,18 +340,16 @@ func (c *Catalog) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
-var digest = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
 // Open opens the image file whose sha256 (64 lower-case hex digits) is
-// sha. An error wrapping os.ErrNotExist means this replica does not have
-// it: import the image here too.
+// sha. An error wrapping os.ErrNotExist means the file is not on this
+// replica.
 func (c *Catalog) Open(sha string) (*os.File, error) {
-	if !digest.MatchString(sha) {
-		return nil, fmt.Errorf("images: open %q: an image file is named by its sha256, 64 lower-case hex digits", sha)
+	f, err := c.files.Open(sha)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("images: image file %s is not on this replica: %w", sha, err)
 	}
-	f, err := os.Open(filepath.Join(c.dir, sha))
 	if err != nil {
-		return nil, fmt.Errorf("images: image file %s (import the image on this replica too): %w", sha, err)
+		return nil, fmt.Errorf("images: open image file: %w", err)
 	}
 	return f, nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/citadel-cloud/citadel/internal/blobs"
 	"github.com/citadel-cloud/citadel/internal/images"
 	"github.com/citadel-cloud/citadel/internal/store/storetest"
 )
@@ -399,4 +400,114 @@ func FuzzValidName(f *testing.F) {
 			t.Errorf("the lower case of accepted %q is not valid: %v", name, err)
 		}
 	})
+}
+
+// TestAdopt: a replica that lacks an image's file adopts it from a stream
+// (a peer's copy), checked against the record's digest and size; it
+// refuses other content and digests no image names.
+func TestAdopt(t *testing.T) {
+	st := storetest.Start(t)
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	importer := images.New(st, filepath.Join(t.TempDir(), "vmimages"), log)
+	good := []byte("QFI\xfb a qcow2 disk")
+	img := mustImport(t, importer, "ubuntu:22.04", good)
+	other := []byte("QFI\xfb a qcow2 dusk")
+
+	for _, tc := range []struct {
+		name    string
+		sha     string
+		content []byte
+		want    error
+	}{
+		{"another content", img.SHA256, other, blobs.ErrDigestMismatch},
+		{"truncated", img.SHA256, good[:len(good)-1], blobs.ErrDigestMismatch},
+		{"longer", img.SHA256, append(bytes.Clone(good), 0), blobs.ErrDigestMismatch},
+		{"a digest no image names", sum(other), other, os.ErrNotExist},
+		{"not a digest", "../vmimages", good, os.ErrNotExist},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := images.New(st, filepath.Join(t.TempDir(), "vmimages"), log)
+			if err := c.Adopt(t.Context(), tc.sha, bytes.NewReader(tc.content)); !errors.Is(err, tc.want) {
+				t.Errorf("Adopt(%.12s, %q) = %v, want %v", tc.sha, tc.content, err, tc.want)
+			}
+			if got := files(t, c); len(got) != 0 {
+				t.Errorf("a refused Adopt left files %v", got)
+			}
+			if _, err := c.Open(tc.sha); err == nil {
+				t.Errorf("Open(%.12s) after a refused Adopt succeeded", tc.sha)
+			}
+		})
+	}
+
+	t.Run("adopts", func(t *testing.T) {
+		c := images.New(st, filepath.Join(t.TempDir(), "vmimages"), log)
+		if _, err := c.Open(img.SHA256); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "not on this replica") {
+			t.Errorf("Open before Adopt = %v, want os.ErrNotExist, not on this replica", err)
+		}
+		peer, err := importer.Open(img.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer peer.Close()
+		if err := c.Adopt(t.Context(), img.SHA256, peer); err != nil {
+			t.Fatalf("Adopt = %v", err)
+		}
+		// Again: the file is kept and the content not read.
+		if err := c.Adopt(t.Context(), img.SHA256, strings.NewReader("not read")); err != nil {
+			t.Errorf("Adopt again = %v", err)
+		}
+		if got := readFile(t, c, img.SHA256); !bytes.Equal(got, good) {
+			t.Errorf("Open after Adopt reads %q, want %q", got, good)
+		}
+		if d := cmp.Diff([]string{img.SHA256}, files(t, c)); d != "" {
+			t.Errorf("files (-want +got):\n%s", d)
+		}
+		// The adopted file is the image's like an imported one: it goes
+		// with the image.
+		if err := c.Delete(t.Context(), img.Name); err != nil {
+			t.Fatal(err)
+		}
+		if got := files(t, c); len(got) != 0 {
+			t.Errorf("files after the image was deleted = %v, want none", got)
+		}
+		if err := c.Adopt(t.Context(), img.SHA256, bytes.NewReader(good)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("Adopt of a deleted image's file = %v, want os.ErrNotExist", err)
+		}
+	})
+}
+
+// deleting deletes an image when first read, as an operator would while
+// its file is on its way in from a peer.
+type deleting struct {
+	r    io.Reader
+	once func()
+}
+
+func (d *deleting) Read(p []byte) (int, error) {
+	if d.once != nil {
+		d.once()
+		d.once = nil
+	}
+	return d.r.Read(p)
+}
+
+// TestAdoptDeleted: an image deleted while its file is adopted leaves no
+// file behind.
+func TestAdoptDeleted(t *testing.T) {
+	st := storetest.Start(t)
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	content := []byte("a disk")
+	img := mustImport(t, images.New(st, filepath.Join(t.TempDir(), "vmimages"), log), "ubuntu", content)
+	c := images.New(st, filepath.Join(t.TempDir(), "vmimages"), log)
+	r := &deleting{r: bytes.NewReader(content), once: func() {
+		if err := c.Delete(t.Context(), "ubuntu"); err != nil {
+			t.Errorf("Delete = %v", err)
+		}
+	}}
+	if err := c.Adopt(t.Context(), img.SHA256, r); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Adopt of an image deleted meanwhile = %v, want os.ErrNotExist", err)
+	}
+	if got := files(t, c); len(got) != 0 {
+		t.Errorf("files = %v, want none", got)
+	}
 }

@@ -5,15 +5,14 @@
 // images, the agent, firmware, switch images, policy packs) kept on disk.
 //
 // The trust, the state and the releases are in the store; the artifacts
-// are files in the catalog's directory (<data-dir>/updates on a replica),
-// each named by its sha256 in hex, written only after the bundle verified
-// and checked again while copied. A file whose name starts with
-// ".partial-" is one being written; [New] removes those a crash left.
+// are files in the catalog's directory (<data-dir>/updates on a replica,
+// a [blobs.Dir]), each named by its sha256 in hex, written only after the
+// bundle verified and checked again while copied.
 //
-// The files are the importing replica's: another replica has them once
-// the same bundle is imported there too (an import of the bundle last
-// accepted only copies the files), or once they are copied into its
-// directory by hand (they are named by their digest).
+// The files are written by the replica that imports the bundle. Another
+// replica copies an artifact it lacks from a replica that has it, checked
+// against the digest and size its release records ([Catalog.Adopt]); an
+// import of the bundle accepted last there also copies the files.
 //
 // The server (the /citadel/updates endpoints), and the code that serves
 // artifacts to machines, import releases.
@@ -23,18 +22,15 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/citadel-cloud/citadel/internal/blobs"
 	"github.com/citadel-cloud/citadel/internal/store"
 	"github.com/citadel-cloud/citadel/internal/update"
 )
@@ -91,41 +87,34 @@ var (
 // trustName is the trust document's name in trustDoc: "updates/trust".
 const trustName = "trust"
 
-// partial starts the names of files being written in the directory.
-const partial = ".partial-"
-
 // maxAttempts bounds the retries of an Import that loses its
 // compare-and-swap to concurrent ones.
 const maxAttempts = 10
 
 // Catalog is the catalog over a store and an artifact directory.
 type Catalog struct {
-	st  *store.Store
-	dir string
+	st    *store.Store
+	files *blobs.Dir
 }
 
 // New returns the catalog whose artifacts live in dir (created when
 // needed), and removes the partial files a crash left there.
 func New(st *store.Store, dir string) *Catalog {
-	if stale, err := filepath.Glob(filepath.Join(dir, partial+"*")); err == nil {
-		for _, f := range stale {
-			os.Remove(f)
-		}
-	}
-	return &Catalog{st: st, dir: dir}
+	return &Catalog{st: st, files: blobs.New(dir)}
 }
 
 // Dir is the artifact directory.
-func (c *Catalog) Dir() string { return c.dir }
+func (c *Catalog) Dir() string { return c.files.Path() }
 
 // CreateTemp creates a partial file in the catalog's directory, for a
 // bundle on its way in: on the same file system as the artifacts, and
 // removed by New if a crash leaves it.
 func (c *Catalog) CreateTemp(pattern string) (*os.File, error) {
-	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+	f, err := c.files.CreateTemp(pattern)
+	if err != nil {
 		return nil, fmt.Errorf("releases: %w", err)
 	}
-	return os.CreateTemp(c.dir, partial+pattern)
+	return f, nil
 }
 
 // AddTrust installs root, the vendor's root.json, as the root of trust,
@@ -238,67 +227,14 @@ func sameRelease(a, b Release) bool {
 	return a.ClusterVersion == b.ClusterVersion && a.Notes == b.Notes && slices.Equal(a.Artifacts, b.Artifacts)
 }
 
-// place copies a verified artifact to dir/<sha256>, unless a file with its
-// digest is there: it writes a partial file, checks the digest as it
-// copies (Artifact.Open), syncs it and renames it into place.
+// place copies a verified artifact into the directory, unless a whole
+// file of its digest is there; its digest is checked as it copies
+// (Artifact.Open), and again, with its size, by the directory.
 func (c *Catalog) place(a update.Artifact) error {
-	final := filepath.Join(c.dir, a.SHA256)
-	if ok, err := hasDigest(final, a.Size, a.SHA256); err != nil || ok {
-		return err
-	}
-	f, err := c.CreateTemp(a.SHA256 + "-*")
-	if err != nil {
-		return fmt.Errorf("%s: %w", a.Name, err)
-	}
-	defer os.Remove(f.Name()) // after the rename, a no-op
-	_, err = io.Copy(f, a.Open())
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), final)
-	}
-	if err == nil {
-		err = syncDir(c.dir)
-	}
-	if err != nil {
+	if _, _, err := c.files.Put(a.Open(), blobs.Want{SHA256: a.SHA256, Size: a.Size}); err != nil {
 		return fmt.Errorf("%s: %w", a.Name, err)
 	}
 	return nil
-}
-
-// hasDigest reports whether the file name holds size bytes with the
-// sha256 sum (hex). A file that does not is replaced.
-func hasDigest(name string, size int64, sum string) (bool, error) {
-	f, err := os.Open(name)
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil || st.Size() != size {
-		return false, err
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return false, fmt.Errorf("read %s: %w", name, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)) == sum, nil
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Releases lists the imported releases, oldest cluster version first.
@@ -327,18 +263,49 @@ func (c *Catalog) Release(ctx context.Context, clusterVersion string) (Release, 
 	return it.Value, nil
 }
 
-var digest = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
 // Open opens the artifact whose sha256 (64 lower-case hex digits) is
-// sha. An error wrapping os.ErrNotExist means this replica does not have
-// it: import the bundle that carries it here too.
+// sha. An error wrapping os.ErrNotExist means the file is not on this
+// replica.
 func (c *Catalog) Open(sha string) (*os.File, error) {
-	if !digest.MatchString(sha) {
-		return nil, fmt.Errorf("releases: open %q: an artifact is named by its sha256, 64 lower-case hex digits", sha)
+	f, err := c.files.Open(sha)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("releases: artifact %s is not on this replica: %w", sha, err)
 	}
-	f, err := os.Open(filepath.Join(c.dir, sha))
 	if err != nil {
-		return nil, fmt.Errorf("releases: artifact %s (import the bundle that carries it on this replica too): %w", sha, err)
+		return nil, fmt.Errorf("releases: open artifact: %w", err)
 	}
 	return f, nil
+}
+
+// Adopt stores content as the artifact whose sha256 is sha, on a replica
+// that lacks its file: the release that names it says what content must
+// be, and content of another digest or size is refused (an error
+// wrapping blobs.ErrDigestMismatch) and leaves nothing behind. An error
+// wrapping os.ErrNotExist means no imported release has that artifact.
+// A whole file of sha already here is kept, and content not read.
+func (c *Catalog) Adopt(ctx context.Context, sha string, content io.Reader) error {
+	a, err := c.artifact(ctx, sha)
+	if err != nil {
+		return err
+	}
+	if _, _, err := c.files.Put(content, blobs.Want{SHA256: a.SHA256, Size: a.Size}); err != nil {
+		return fmt.Errorf("releases: adopt %s (%s): %w", sha, a.Name, err)
+	}
+	return nil
+}
+
+// artifact finds the artifact whose sha256 is sha among the releases.
+func (c *Catalog) artifact(ctx context.Context, sha string) (ArtifactInfo, error) {
+	rs, err := c.Releases(ctx)
+	if err != nil {
+		return ArtifactInfo{}, err
+	}
+	for _, r := range rs {
+		for _, a := range r.Artifacts {
+			if a.SHA256 == sha {
+				return a, nil
+			}
+		}
+	}
+	return ArtifactInfo{}, fmt.Errorf("releases: artifact %q: no imported release has it: %w", sha, os.ErrNotExist)
 }

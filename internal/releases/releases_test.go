@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/citadel-cloud/citadel/internal/blobs"
 	"github.com/citadel-cloud/citadel/internal/releases"
 	"github.com/citadel-cloud/citadel/internal/store"
 	"github.com/citadel-cloud/citadel/internal/store/storetest"
@@ -406,4 +407,81 @@ func TestNewRemovesPartialFiles(t *testing.T) {
 	if _, err := os.Stat(artifact); err != nil {
 		t.Errorf("New removed an artifact: %v", err)
 	}
+}
+
+// TestAdopt: a replica that lacks an artifact's file adopts it from a
+// stream (a peer's copy), checked against the release's digest and
+// size; it refuses other content and digests no release names.
+func TestAdopt(t *testing.T) {
+	keys := testKeys(1)
+	root := newRoot(t, keys)
+	st := storetest.Start(t)
+	// The importing replica and another one, on the same store.
+	importer := releases.New(st, filepath.Join(t.TempDir(), "updates"))
+	if _, err := importer.AddTrust(t.Context(), root); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := importer.Import(t.Context(), bytes.NewReader(bundle(t, keys, "4.2.0", 42, root)), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := rel.Artifacts[0]
+	good := content(agent.Name, "4.2.0")
+	other := content(agent.Name, "4.3.0")
+
+	for _, tc := range []struct {
+		name    string
+		sha     string
+		content []byte
+		want    error
+	}{
+		{"another content", agent.SHA256, other, blobs.ErrDigestMismatch},
+		{"truncated", agent.SHA256, good[:len(good)-1], blobs.ErrDigestMismatch},
+		{"longer", agent.SHA256, append(bytes.Clone(good), '\n'), blobs.ErrDigestMismatch},
+		{"a digest no release names", sum(other), other, os.ErrNotExist},
+		{"not a digest", "../secret", good, os.ErrNotExist},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := releases.New(st, filepath.Join(t.TempDir(), "updates"))
+			if err := c.Adopt(t.Context(), tc.sha, bytes.NewReader(tc.content)); !errors.Is(err, tc.want) {
+				t.Errorf("Adopt(%.12s, %q) = %v, want %v", tc.sha, tc.content, err, tc.want)
+			}
+			if f := files(t, c); len(f) != 0 {
+				t.Errorf("a refused Adopt left files %v", f)
+			}
+			if _, err := c.Open(tc.sha); err == nil {
+				t.Errorf("Open(%.12s) after a refused Adopt succeeded", tc.sha)
+			}
+		})
+	}
+
+	t.Run("adopts", func(t *testing.T) {
+		c := releases.New(st, filepath.Join(t.TempDir(), "updates"))
+		if _, err := c.Open(agent.SHA256); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "not on this replica") {
+			t.Errorf("Open before Adopt = %v, want os.ErrNotExist, not on this replica", err)
+		}
+		peer, err := importer.Open(agent.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer peer.Close()
+		if err := c.Adopt(t.Context(), agent.SHA256, peer); err != nil {
+			t.Fatalf("Adopt = %v", err)
+		}
+		// Again: the file is kept and the content not read.
+		if err := c.Adopt(t.Context(), agent.SHA256, strings.NewReader("not read")); err != nil {
+			t.Errorf("Adopt again = %v", err)
+		}
+		f, err := c.Open(agent.SHA256)
+		if err != nil {
+			t.Fatalf("Open after Adopt = %v", err)
+		}
+		defer f.Close()
+		if b, _ := io.ReadAll(f); !bytes.Equal(b, good) {
+			t.Errorf("Open after Adopt reads %q, want %q", b, good)
+		}
+		if d := cmp.Diff([]string{agent.SHA256}, files(t, c)); d != "" {
+			t.Errorf("the directory holds (-want +got):\n%s", d)
+		}
+	})
 }

@@ -11,10 +11,11 @@ import (
 	"github.com/citadel-cloud/citadel/internal/update"
 )
 
-// firmwareFiles is what serveFirmware needs of the release catalog.
+// firmwareFiles is what serveFirmware needs of the release catalog and
+// its files (artifacts).
 type firmwareFiles interface {
 	Releases(ctx context.Context) ([]releases.Release, error)
-	Open(sha string) (*os.File, error)
+	Open(ctx context.Context, sha string) (*os.File, error)
 }
 
 // serveFirmware serves GET /firmware/{sha256}: the firmware package of an
@@ -23,7 +24,8 @@ type firmwareFiles interface {
 // credentials, as BMCs fetch from a URL alone; it serves nothing but the
 // firmware of imported releases, which was signed and verified on import,
 // and answers 404 to anything else: another kind of artifact, a digest no
-// release lists, or a package this replica does not have.
+// release lists, or a package no replica has (one this replica lacks is
+// copied from another first).
 func serveFirmware(files firmwareFiles, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		sha := r.PathValue("sha256")
@@ -37,9 +39,9 @@ func serveFirmware(files firmwareFiles, log *slog.Logger) http.HandlerFunc {
 			http.NotFound(w, r)
 			return
 		}
-		f, err := files.Open(a.SHA256)
+		f, err := files.Open(r.Context(), a.SHA256)
 		if errors.Is(err, os.ErrNotExist) {
-			log.WarnContext(r.Context(), "firmware not on this replica", "sha256", a.SHA256, "name", a.Name, "err", err)
+			log.WarnContext(r.Context(), "firmware on no replica", "sha256", a.SHA256, "name", a.Name, "err", err)
 			http.NotFound(w, r)
 			return
 		}

@@ -30,7 +30,7 @@ func (f *fakeFiles) Releases(context.Context) ([]releases.Release, error) {
 	return []releases.Release{f.rel}, f.err
 }
 
-func (f *fakeFiles) Open(sha string) (*os.File, error) {
+func (f *fakeFiles) Open(_ context.Context, sha string) (*os.File, error) {
 	return os.Open(filepath.Join(f.dir, sha))
 }
 

@@ -3,18 +3,15 @@ package server
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strconv"
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
 	"github.com/citadel-cloud/citadel/internal/audit"
 	"github.com/citadel-cloud/citadel/internal/images"
-	"github.com/citadel-cloud/citadel/internal/releases"
 )
 
 // The VM image catalog's endpoints, outside ARM like the updates': an
@@ -151,22 +148,4 @@ func (s *Server) serveImageDelete(rbac operatorAuthorizer, log *slog.Logger) htt
 		log.InfoContext(r.Context(), "vm image deleted", "name", name)
 		w.WriteHeader(http.StatusNoContent)
 	}
-}
-
-// artifacts opens the files the agent API serves by their sha256: an
-// imported release's artifact, else a VM image.
-type artifacts struct {
-	releases *releases.Catalog
-	images   *images.Catalog
-}
-
-func (a artifacts) Open(sha256 string) (*os.File, error) {
-	f, err := a.releases.Open(sha256)
-	if !errors.Is(err, os.ErrNotExist) { // found, or not a sha256
-		return f, err
-	}
-	if f, err = a.images.Open(sha256); err != nil {
-		return nil, fmt.Errorf("neither an update artifact nor a VM image on this replica: %w", err)
-	}
-	return f, nil
 }

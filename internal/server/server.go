@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -368,7 +369,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		http.ServeFileFS(w, r, isos, r.PathValue("file"))
 	})
 	// And the firmware of imported releases when drift control flashes it.
-	other.HandleFunc("GET /firmware/{sha256}", serveFirmware(p.releases, log))
+	other.HandleFunc("GET /firmware/{sha256}", serveFirmware(p.artifacts, log))
 	// The portal gets a mux of its own: /portal/ would clash with the
 	// issuer's /{tenant}/... patterns, being no more specific than them.
 	site := http.NewServeMux()
@@ -426,7 +427,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.AgentListen != "" {
 		// A TLS configuration of its own: the ARM server's changes once it serves.
 		agentTLS := &tls.Config{GetCertificate: served.get, MinVersion: tls.VersionTLS12}
-		if err := s.serveAgents(ctx, runCtx, cfg, host, replicaID, p, agentTLS, metrics, log); err != nil {
+		roots := x509.NewCertPool()
+		roots.AddCert(ca.Certificate())
+		if err := s.serveAgents(ctx, runCtx, cfg, host, replicaID, roots, p, agentTLS, metrics, log); err != nil {
 			return nil, err
 		}
 	}
@@ -442,8 +445,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 // serveAgents serves the agent API on its own listener, with the
 // server's certificate and agents' client certificates from the node CA,
-// and keeps the machines' liveness.
-func (s *Server) serveAgents(ctx, runCtx context.Context, cfg Config, host, replicaID string, p *parts, base *tls.Config,
+// and keeps the machines' liveness. The replicas copy the files they lack
+// from each other through it too, with certificates of the node CA that
+// name them, trusting roots (the HTTPS CA).
+func (s *Server) serveAgents(ctx, runCtx context.Context, cfg Config, host, replicaID string, roots *x509.CertPool, p *parts, base *tls.Config,
 	metrics prometheus.Registerer, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", cfg.AgentListen)
 	if err != nil {
@@ -451,9 +456,11 @@ func (s *Server) serveAgents(ctx, runCtx context.Context, cfg Config, host, repl
 	}
 	s.Agents = p.agents
 	s.AgentURL = "https://" + net.JoinHostPort(host, fmt.Sprint(ln.Addr().(*net.TCPAddr).Port))
-	s.Fleet = fleet.New(fleet.Config{Auth: s.Agents, Resources: s.Resources, BMCs: p.networkCloud, Artifacts: artifacts{p.releases, p.images},
+	s.Fleet = fleet.New(fleet.Config{Auth: s.Agents, Resources: s.Resources, BMCs: p.networkCloud, Artifacts: p.artifacts,
 		Devices: p.fabric, DeviceReport: cfg.DeviceReport, Heartbeat: cfg.AgentHeartbeat, Liveness: cfg.Liveness,
 		Roster: s.Store, ReplicaID: replicaID, URL: s.AgentURL, Metrics: metrics, Logger: log})
+	p.artifacts.peers = s.Fleet.Peers
+	p.artifacts.client = &http.Client{Transport: &http.Transport{TLSClientConfig: p.agents.ReplicaTLS(replicaID, roots)}}
 	s.agentHTTP = &http.Server{
 		Handler:           s.Fleet.Handler(),
 		TLSConfig:         s.Agents.ServerTLS(base),
@@ -563,6 +570,9 @@ type parts struct {
 	releases *releases.Catalog
 	// images is the catalog of VM images.
 	images *images.Catalog
+	// artifacts are both catalogs' files, copied from other replicas
+	// when missing here.
+	artifacts *artifacts
 	// fabric configures the network devices; the agent API serves them.
 	fabric *fabric.Provider
 }
@@ -596,6 +606,7 @@ func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL strin
 	}()
 	p.releases = releases.New(p.store, filepath.Join(dataDir, "updates"))
 	p.images = images.New(p.store, filepath.Join(dataDir, "vmimages"), log)
+	p.artifacts = &artifacts{releases: p.releases, images: p.images, log: log}
 	if p.boot, err = bootstrap(ctx, p.store, cfg.Location); err != nil {
 		return nil, err
 	}
