@@ -54,14 +54,6 @@ type fleetReport struct {
 	ControlPlaneCPUPerc float64 `json:"controlPlaneCpuPercentSteady"`
 }
 
-// benchAgents is what the agents' process is given: the agent API and
-// the fleet, each machine's ID and token.
-type benchAgents struct {
-	Server    string        `json:"server"`
-	CA        string        `json:"ca"`
-	Heartbeat time.Duration `json:"heartbeat"`
-	Fleet     sim.Fleet     `json:"fleet"`
-}
 
 // runBenchFleet starts a control plane and N agents in a second process
 // (so that the control plane's memory and CPU are its own), and measures
@@ -104,7 +96,7 @@ func runBenchFleet(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	spec := benchAgents{Server: srv.AgentURL, CA: string(ca), Heartbeat: *heartbeat, Fleet: defined}
+	spec := sim.FleetAgentsSpec{Servers: []string{srv.AgentURL}, CA: string(ca), Fleet: defined}
 	specFile := filepath.Join(srv.DataDir, "agents.json")
 	b, _ := json.Marshal(spec)
 	if err := os.WriteFile(specFile, b, 0o600); err != nil {
@@ -224,12 +216,12 @@ func runFleetAgents(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var spec benchAgents
+	var spec sim.FleetAgentsSpec
 	if err := json.Unmarshal(b, &spec); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	agents := sim.NewFleetAgents(spec.Fleet, sim.FleetAgentOptions{Servers: []string{spec.Server}, ServerCA: []byte(spec.CA),
+	agents := sim.NewFleetAgents(spec.Fleet, sim.FleetAgentOptions{Servers: spec.Servers, ServerCA: []byte(spec.CA),
 		Transport: &http.Transport{DisableKeepAlives: true, MaxConnsPerHost: 4}, NoWatch: true, Logger: log})
 	ctx, cancel := context.WithCancel(ctx)
 	go func() {

@@ -79,6 +79,7 @@ type Agent struct {
 	client   *http.Client
 	interval atomic.Int64 // the heartbeat interval, in nanoseconds: Config.Interval, or the control plane's
 	applied  atomic.Int64 // desired revision applied
+	beats    atomic.Int64 // heartbeats answered
 	reportMu sync.Mutex   // serialises reports of the inventory, from heartbeats and from applying the desired state
 	reported agentapi.Inventory
 	vmMu     sync.Mutex // serialises runs of the VMs, from heartbeats and from applying the desired state; guards what follows
@@ -119,7 +120,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer stop() // a refused agent stops watching too
 		go a.watchDesired(watch)
 	}
-	for {
+	for failures := 0; ; {
+		beats := a.beats.Load()
 		err := a.session(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -128,8 +130,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		if errors.As(err, &refused) {
 			return err
 		}
+		if a.beats.Load() != beats {
+			failures = 0 // it worked for a while: this is a new outage
+		}
+		failures++
 		a.log.WarnContext(ctx, "agent: control plane unreachable, retrying", "err", err)
-		if !agentcall.Sleep(ctx, agentcall.Jitter(a.heartbeatInterval())) {
+		if !agentcall.Sleep(ctx, agentcall.Jitter(retryAfter(failures, a.heartbeatInterval()))) {
 			return nil
 		}
 	}
@@ -163,6 +169,7 @@ func (a *Agent) session(ctx context.Context) error {
 		if err := a.call(ctx, http.MethodPost, agentapi.PathHeartbeat, hb, &reply); err != nil {
 			return err
 		}
+		a.beats.Add(1)
 		a.replicas.learn(reply.Replicas)
 		if reply.HeartbeatSeconds > 0 && a.cfg.Interval == 0 {
 			a.setInterval(time.Duration(reply.HeartbeatSeconds) * time.Second)
@@ -176,6 +183,15 @@ func (a *Agent) session(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// retryAfter is how long an agent waits before its next try after
+// failures calls in a row found no replica to answer: a second, doubling
+// up to the heartbeat interval. A replica that failed over is found again
+// well within the silence that makes a machine NotReady, and a control
+// plane that is down is not called faster than the heartbeats would.
+func retryAfter(failures int, interval time.Duration) time.Duration {
+	return min(interval, time.Second<<min(failures-1, 10))
 }
 
 func (a *Agent) setInterval(d time.Duration)      { a.interval.Store(int64(d)) }

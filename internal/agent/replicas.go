@@ -81,11 +81,14 @@ const callTimeout = 5 * time.Second
 
 // call makes a call of the agent API on the replica the agent talks to.
 // An answer naming the replica that holds the machine's liveness
-// (agentapi.Misdirected) moves the agent there, and a replica that does
-// not answer moves it to the next one it knows, within the call: each
-// known replica is tried once.
+// (agentapi.Misdirected) moves the agent there, unless that one did not
+// answer in this call (the others do not know yet that it failed: the
+// agent tries again soon), and a replica that does not answer moves it
+// to the next one it knows, within the call: each known replica is
+// tried once.
 func (a *Agent) call(ctx context.Context, method, path string, in, out any) error {
 	var err error
+	var silent []string // the replicas that did not answer in this call
 	for range a.replicas.count() + 1 {
 		server := a.replicas.get()
 		attempt, cancel := context.WithTimeout(ctx, callTimeout)
@@ -94,7 +97,7 @@ func (a *Agent) call(ctx context.Context, method, path string, in, out any) erro
 		if ctx.Err() != nil {
 			return err
 		}
-		if owner := misdirectedTo(err); owner != "" {
+		if owner := misdirectedTo(err); owner != "" && !slices.Contains(silent, owner) {
 			a.log.InfoContext(ctx, "agent: moving to the replica that holds this machine's liveness", "from", server, "to", owner)
 			a.replicas.use(owner)
 			continue
@@ -102,6 +105,7 @@ func (a *Agent) call(ctx context.Context, method, path string, in, out any) erro
 		if !unanswered(err) {
 			return err
 		}
+		silent = append(silent, server)
 		a.replicas.next(server)
 	}
 	return err

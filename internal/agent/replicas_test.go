@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/citadel-cloud/citadel/internal/agentapi"
 	"github.com/citadel-cloud/citadel/internal/agentcall"
@@ -61,5 +62,46 @@ func TestCallFindsTheOwner(t *testing.T) {
 	err := a.call(t.Context(), http.MethodPost, agentapi.PathHeartbeat, struct{}{}, nil)
 	if agentcall.Code(err) != http.StatusForbidden || calls["refusing"] != 1 || a.replicas.get() != refusing.URL {
 		t.Errorf("a refusal: %v after %d calls, now at %s", err, calls["refusing"], a.replicas.get())
+	}
+}
+
+// TestCallSkipsASilentOwner: a replica that names as the owner one that
+// just did not answer (it has not noticed that one failed) keeps the
+// agent where it is, to try again soon, rather than back to the silent
+// one.
+func TestCallSkipsASilentOwner(t *testing.T) {
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	calls := 0
+	behind := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		w.WriteHeader(http.StatusMisdirectedRequest)
+		json.NewEncoder(w).Encode(agentapi.Misdirected{Owner: dead.URL})
+	}))
+	defer behind.Close()
+	a := &Agent{client: http.DefaultClient, log: slog.New(slog.DiscardHandler), replicas: newReplicas(dead.URL)}
+	a.replicas.learn([]string{dead.URL, behind.URL})
+	err := a.call(t.Context(), http.MethodPost, agentapi.PathHeartbeat, struct{}{}, nil)
+	if agentcall.Code(err) != http.StatusMisdirectedRequest || calls != 1 || a.replicas.get() != behind.URL {
+		t.Errorf("call = %v after %d calls to the replica behind, now at %s; want the 421, one call, and to stay there", err, calls, a.replicas.get())
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	for _, c := range []struct {
+		failures int
+		interval time.Duration
+		want     time.Duration
+	}{
+		{1, 10 * time.Second, time.Second},
+		{2, 10 * time.Second, 2 * time.Second},
+		{4, 10 * time.Second, 8 * time.Second},
+		{5, 10 * time.Second, 10 * time.Second},
+		{1000, 10 * time.Second, 10 * time.Second},
+		{1, 500 * time.Millisecond, 500 * time.Millisecond},
+	} {
+		if got := retryAfter(c.failures, c.interval); got != c.want {
+			t.Errorf("retryAfter(%d, %v) = %v, want %v", c.failures, c.interval, got, c.want)
+		}
 	}
 }

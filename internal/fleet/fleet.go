@@ -16,9 +16,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -138,6 +140,13 @@ func New(cfg Config) *Server {
 			Name: "citadel_fleet_cells_owned",
 			Help: "Cells (clusters) whose machines' liveness this replica holds.",
 		}, func() float64 { return float64(s.cellsOwned()) }))
+		for _, st := range []liveness.State{liveness.Unknown, liveness.Ready, liveness.NotReady, liveness.Unreachable, liveness.Failed} {
+			cfg.Metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name:        "citadel_fleet_machines",
+				Help:        "Machines whose liveness this replica holds, by state.",
+				ConstLabels: prometheus.Labels{"state": st.String()},
+			}, func() float64 { return float64(s.tracker.Stats().ByState[st]) }))
+		}
 	}
 	return s
 }
@@ -437,13 +446,19 @@ func (s *Server) desired(w http.ResponseWriter, r *http.Request, p peer) {
 // desiredWait is how long a GET of the desired state waits for a change.
 const desiredWait = 30 * time.Second
 
-// update changes some properties of an existing machine.
+// update changes some properties of an existing machine, and writes
+// nothing when they already had those values (a replica that takes over
+// a cell hears again what its machines' resources say).
 func (s *Server) update(ctx context.Context, id arm.ID, change func(props map[string]any)) error {
 	_, err := s.cfg.Resources.Upsert(ctx, id, func(r *resource.Resource, created bool) error {
 		if created {
 			return resource.ErrUnchanged // removed meanwhile
 		}
+		before := maps.Clone(r.Properties)
 		change(r.Properties)
+		if maps.EqualFunc(before, r.Properties, func(a, b any) bool { return reflect.DeepEqual(a, b) }) {
+			return resource.ErrUnchanged
+		}
 		return nil
 	})
 	return err

@@ -18,6 +18,30 @@ type Context struct {
 	ResourceGroup map[string]any // resourceGroup(): id, name, type, location, tags...; nil outside a group
 	Subscription  map[string]any // subscription(): id, subscriptionId, tenantId, displayName
 	Now           time.Time      // utcNow(); the zero time reads the clock
+	// Load, if set, fills ResourceGroup and Subscription the first time
+	// an evaluation calls resourceGroup() or subscription(), for a caller
+	// whose reads of them cost I/O: most rules call neither. It is called
+	// at most once.
+	Load   func(c *Context)
+	loaded sync.Once
+}
+
+// resourceGroup is resourceGroup()'s object, loaded on first use.
+func (c *Context) resourceGroup() map[string]any {
+	c.load()
+	return c.ResourceGroup
+}
+
+// subscription is subscription()'s object, loaded on first use.
+func (c *Context) subscription() map[string]any {
+	c.load()
+	return c.Subscription
+}
+
+func (c *Context) load() {
+	if c.Load != nil {
+		c.loaded.Do(func() { c.Load(c) })
+	}
 }
 
 // evaluation is one definition evaluated against one resource.
@@ -52,8 +76,8 @@ var evaluations = sync.Pool{New: func() any {
 		"field":          armexpr.Eager(1, 1, ev.field),
 		"current":        armexpr.Eager(0, 1, ev.current),
 		"requestContext": armexpr.Eager(0, 0, ev.requestContext),
-		"resourceGroup":  armexpr.Eager(0, 0, func([]any) (any, error) { return contextObject("resourceGroup", ev.ctx.ResourceGroup) }),
-		"subscription":   armexpr.Eager(0, 0, func([]any) (any, error) { return contextObject("subscription", ev.ctx.Subscription) }),
+		"resourceGroup":  armexpr.Eager(0, 0, func([]any) (any, error) { return contextObject("resourceGroup", ev.ctx.resourceGroup()) }),
+		"subscription":   armexpr.Eager(0, 0, func([]any) (any, error) { return contextObject("subscription", ev.ctx.subscription()) }),
 		"utcNow":         armexpr.Eager(0, 0, ev.utcNow),
 	})
 	return ev

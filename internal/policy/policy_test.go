@@ -420,3 +420,32 @@ func TestPolicyFunctions(t *testing.T) {
 		t.Errorf("ipRangeContains across families: no error")
 	}
 }
+
+// TestContextLoad: a context's Load runs once, when a rule first calls
+// resourceGroup() or subscription(), and not for rules that call
+// neither (the caller reads the group and the subscription from the
+// store only then).
+func TestContextLoad(t *testing.T) {
+	loads := 0
+	ctx := &policy.Context{Load: func(c *policy.Context) {
+		loads++
+		c.ResourceGroup = map[string]any{"name": "rg1", "tags": map[string]any{"cost": "42"}}
+		c.Subscription = map[string]any{"subscriptionId": "s1"}
+	}}
+	check := func(cond string, wantLoads int) {
+		t.Helper()
+		a, err := policy.NewAssignment("/a", definition(t, "", `{"if": `+cond+`, "then": {"effect": "audit"}}`), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := a.Evaluate(resource(t), ctx)[0]; r.Err != nil || !r.Matched {
+			t.Errorf("Evaluate(%s) = %v, %v; want a match", cond, r.Matched, r.Err)
+		}
+		if loads != wantLoads {
+			t.Errorf("after %s: %d loads, want %d", cond, loads, wantLoads)
+		}
+	}
+	check(`{"field": "location", "exists": true}`, 0)
+	check(`{"value": "[resourceGroup().tags.cost]", "equals": "42"}`, 1)
+	check(`{"value": "[subscription().subscriptionId]", "equals": "s1"}`, 1)
+}

@@ -218,6 +218,16 @@ func fleetCluster(name string, i, n int, group string) (map[string]any, []string
 		"aggregatorOrSingleRackDefinition": agg, "computeRackDefinitions": compute}, names
 }
 
+// FleetAgentsSpec is what a process that runs a fleet's agents is given
+// (`citadel bench fleet-agents SPEC-FILE`, which stops the agent of a
+// machine when its standard input says "kill <machine ID>"): the agent
+// APIs of the control plane's replicas, their CA, and the fleet.
+type FleetAgentsSpec struct {
+	Servers []string `json:"servers"`
+	CA      string   `json:"ca"`
+	Fleet   Fleet    `json:"fleet"`
+}
+
 // FleetAgentOptions say how a fleet's agents run.
 type FleetAgentOptions struct {
 	// Servers are the agent APIs, of the control plane's replicas: the

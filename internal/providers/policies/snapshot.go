@@ -348,23 +348,25 @@ func sameMap(a, b map[string]any) bool {
 }
 
 // context is what requestContext(), resourceGroup() and subscription()
-// return for a resource.
+// return for a resource. The group and the subscription are read only if
+// a rule calls for them.
 func (p *Provider) context(ctx context.Context, id arm.ID, apiVersion string) *policy.Context {
-	c := &policy.Context{APIVersion: apiVersion}
-	if id.Subscription != "" {
-		c.Subscription = map[string]any{"id": "/subscriptions/" + id.Subscription, "subscriptionId": id.Subscription, "displayName": id.Subscription}
-		if sub, err := p.svc.Subscription(ctx, id.Subscription); err == nil {
-			c.Subscription["tenantId"], c.Subscription["displayName"] = sub.TenantID, sub.DisplayName
+	ctx = context.WithoutCancel(ctx) // an Existence may read them after the request
+	return &policy.Context{APIVersion: apiVersion, Load: func(c *policy.Context) {
+		if id.Subscription != "" {
+			c.Subscription = map[string]any{"id": "/subscriptions/" + id.Subscription, "subscriptionId": id.Subscription, "displayName": id.Subscription}
+			if sub, err := p.svc.Subscription(ctx, id.Subscription); err == nil {
+				c.Subscription["tenantId"], c.Subscription["displayName"] = sub.TenantID, sub.DisplayName
+			}
 		}
-	}
-	if id.ResourceGroup != "" {
-		rgID := arm.ID{Subscription: id.Subscription, ResourceGroup: id.ResourceGroup}
-		c.ResourceGroup = map[string]any{"id": rgID.String(), "name": id.ResourceGroup, "type": "Microsoft.Resources/resourceGroups"}
-		if rg, err := p.svc.Lookup(ctx, rgID); err == nil {
-			c.ResourceGroup["name"], c.ResourceGroup["location"], c.ResourceGroup["tags"] = rg.Name, rg.Location, rg.Tags
+		if id.ResourceGroup != "" {
+			rgID := arm.ID{Subscription: id.Subscription, ResourceGroup: id.ResourceGroup}
+			c.ResourceGroup = map[string]any{"id": rgID.String(), "name": id.ResourceGroup, "type": "Microsoft.Resources/resourceGroups"}
+			if rg, err := p.svc.Lookup(ctx, rgID); err == nil {
+				c.ResourceGroup["name"], c.ResourceGroup["location"], c.ResourceGroup["tags"] = rg.Name, rg.Location, rg.Tags
+			}
 		}
-	}
-	return c
+	}}
 }
 
 // disallowed is ARM's refusal of a write by policy, naming each
