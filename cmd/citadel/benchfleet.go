@@ -54,7 +54,6 @@ type fleetReport struct {
 	ControlPlaneCPUPerc float64 `json:"controlPlaneCpuPercentSteady"`
 }
 
-
 // runBenchFleet starts a control plane and N agents in a second process
 // (so that the control plane's memory and CPU are its own), and measures
 // registration, heartbeat handling, etcd writes per heartbeat, how fast a
