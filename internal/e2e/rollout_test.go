@@ -381,7 +381,11 @@ func TestClusterUpdate(t *testing.T) {
 		}
 		// The same update again goes on from the failed rack.
 		if st := ncOperation(t, s.cp.Client, http.MethodPost, s.clusterID+"/updateVersion?api-version="+ncAPI, map[string]any{"targetClusterVersion": "4.3.0"}); st.Status != "Succeeded" {
-			t.Fatalf("updateVersion 4.3.0 again: %+v", st)
+			why := ""
+			if st.Error != nil {
+				why = st.Error.Code + ": " + st.Error.Message
+			}
+			t.Fatalf("updateVersion 4.3.0 again: %s %s (progress %v)", st.Status, why, st.Progress)
 		}
 		if p := s.cluster(t).Properties; p.ClusterVersion != "4.3.0" || p.DetailedStatus != "Running" {
 			t.Errorf("cluster after the retried update = %s %s, want Running 4.3.0", p.DetailedStatus, p.ClusterVersion)
