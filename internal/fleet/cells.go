@@ -41,13 +41,18 @@ type ownership struct {
 	ctx     context.Context
 	self    string           // this replica's ID in the roster
 	members []store.Attendee // the replicas present, each with its agent API URL
+	urls    []string         // their agent API URLs, as heartbeats' answers list them
 
 	mu     sync.Mutex
 	owners map[string]store.Attendee // by cell, as computed
 }
 
 func newOwnership(ctx context.Context, self string, members []store.Attendee) *ownership {
-	return &ownership{ctx: ctx, self: self, members: members, owners: map[string]store.Attendee{}}
+	o := &ownership{ctx: ctx, self: self, members: members, owners: map[string]store.Attendee{}}
+	for _, m := range members {
+		o.urls = append(o.urls, m.Value)
+	}
+	return o
 }
 
 // owner is the replica that holds the cell's liveness.
@@ -66,15 +71,6 @@ func (o *ownership) owner(cell string) store.Attendee {
 // its presence lasts.
 func (o *ownership) owns(cell string) bool {
 	return o.ctx.Err() == nil && o.owner(cell).ID == o.self
-}
-
-// urls are the agent API URLs of the replicas present.
-func (o *ownership) urls() []string {
-	out := make([]string, len(o.members))
-	for i, m := range o.members {
-		out[i] = m.Value
-	}
-	return out
 }
 
 // Peers are the agent API URLs of the other replicas present.

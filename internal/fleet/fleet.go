@@ -287,7 +287,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, p peer) {
 	if tr, changed := s.tracker.Heartbeat(key, s.cfg.Now()); changed {
 		s.record(cells.ctx, tr) // back from silence: rare, and worth the write
 	}
-	reply := agentapi.HeartbeatReply{HeartbeatSeconds: int(s.cfg.Heartbeat / time.Second), Replicas: cells.urls()}
+	reply := agentapi.HeartbeatReply{HeartbeatSeconds: int(s.cfg.Heartbeat / time.Second), Replicas: cells.urls}
 	if d, ok := s.mirrored(p.id); ok {
 		reply.DesiredRevision = d.Revision
 	}
