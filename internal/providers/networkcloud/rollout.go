@@ -243,8 +243,14 @@ func (p *Provider) rollOut(ctx context.Context, t *resource.Task, st updateState
 
 	ru := &rollout{p: p, t: t, target: target, from: from, byName: byName, total: len(machines),
 		correlationID: t.CorrelationID(), operationID: t.Op.ID, caller: t.Op.Caller.Name}
-	save := func(status, message string) {
+	// status sets the cluster's status; the operation's end writes it, in
+	// the same transaction, so a client that sees UpdatePaused or Degraded
+	// can act on the cluster at once. save also writes it now.
+	status := func(status, message string) {
 		set(t.Resource.Properties, map[string]any{"detailedStatus": status, "detailedStatusMessage": message, "updateState": jsonValue(st)})
+	}
+	save := func(s, message string) {
+		status(s, message)
 		t.Save(ctx)
 	}
 	tr := startTracking(ctx, t.Resource, t.Save, actionType, t.CorrelationID())
@@ -282,7 +288,7 @@ func (p *Provider) rollOut(ctx context.Context, t *resource.Task, st updateState
 			}
 			st.FailedRack = inc.Rack
 			msg := fmt.Sprintf("The update to %s stopped at rack %s, which did not meet the threshold: %s %s", target.ClusterVersion, rackName, summary, rolledBack)
-			save("Degraded", msg)
+			status("Degraded", msg)
 			ru.event(ctx, inc.Rack, "Failed", msg)
 			err := arm.Errorf(http.StatusBadRequest, "UpdateThresholdNotMet", "%s", msg)
 			tr.end(err)
@@ -295,7 +301,7 @@ func (p *Provider) rollOut(ctx context.Context, t *resource.Task, st updateState
 			st.PausedAfterRack = inc.Rack
 			msg := fmt.Sprintf("The update to %s paused after rack %s (%d of %d racks done); continueUpdateVersion goes on.",
 				target.ClusterVersion, rackName, len(st.CompletedRacks), len(plan))
-			save("UpdatePaused", msg)
+			status("UpdatePaused", msg)
 			ru.event(ctx, t.Resource.ID, "Succeeded", msg)
 			tr.message = msg
 			tr.end(nil)
