@@ -160,8 +160,8 @@ func policyEval(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d := policy.EvaluateRequest([]*policy.Assignment{a}, resource, &policy.Context{APIVersion: *apiVersion})
-	r := d.Results[0]
+	pctx := &policy.Context{APIVersion: *apiVersion}
+	r := a.Evaluate(resource, pctx)[0]
 	o := evalOutput{Effect: r.Effect, Matched: r.Matched, State: r.State, Denied: r.Denies(), Changes: r.Changes,
 		Conflict: r.Conflict, Existence: r.Existence}
 	if r.Err != nil {
@@ -171,7 +171,7 @@ func policyEval(args []string, out io.Writer) error {
 		o.Reasons = append(o.Reasons, reasonOutput{Reason: reason, Message: reason.Message()})
 	}
 	if len(r.Changes) > 0 {
-		o.Body = d.Body
+		o.Body = policy.EvaluateRequest([]*policy.Assignment{a}, resource, pctx).Body
 	}
 	b, err := json.MarshalIndent(o, "", "  ")
 	if err != nil {

@@ -1,11 +1,14 @@
 package policy
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
+	"unique"
 
 	"github.com/citadel-cloud/citadel/internal/armexpr"
 )
@@ -111,6 +114,21 @@ type boundDefinition struct {
 	consts map[*armexpr.Expr]any
 	effect Effect
 	effErr error
+	// same identifies the verdict apart from the IDs a result carries:
+	// two members with the same definition and parameter values give the
+	// same verdict on a resource, unless the rule reads policy() (then
+	// shared is false). Assignments of one definition at several scopes,
+	// and initiatives that share members, are common.
+	same   verdictKey
+	shared bool
+}
+
+// verdictKey is what a member's verdict depends on besides the resource:
+// its definition and parameter values (their canonical JSON, interned so
+// that keys compare as pointers).
+type verdictKey struct {
+	def    *Definition
+	params unique.Handle[string]
 }
 
 // bind checks the parameter values and computes what depends on them
@@ -127,8 +145,11 @@ func bind(def *Definition, values map[string]any, base Result) (*boundDefinition
 		"parameters": armexpr.Eager(1, 1, m.parameter),
 		"policy":     armexpr.Eager(0, 0, m.policyInfo),
 	})
+	readsPolicy := false
 	def.rule.walk(func(e *armexpr.Expr) {
-		for _, c := range e.Calls() {
+		calls := e.Calls()
+		readsPolicy = readsPolicy || slices.ContainsFunc(calls, func(c armexpr.CallSite) bool { return strings.EqualFold(c.Name, "policy") })
+		for _, c := range calls {
 			if _, ok := fns.Lookup(c.Name); !ok {
 				return // reads the resource or the request: evaluated each time
 			}
@@ -141,6 +162,9 @@ func bind(def *Definition, values map[string]any, base Result) (*boundDefinition
 		ev := newEvaluation(m, nil, nil)
 		m.effect, m.effErr = m.effectOf(ev)
 		ev.release()
+	}
+	if canonical, err := json.Marshal(params); err == nil && !readsPolicy {
+		m.same, m.shared = verdictKey{def: def, params: unique.Make(string(canonical))}, true
 	}
 	return m, nil
 }
@@ -321,6 +345,49 @@ func (a *Assignment) appendResults(out []Result, res map[string]any, ctx *Contex
 	return out
 }
 
+// verdicts evaluates members on one resource, each distinct verdict
+// once: a member whose verdictKey was evaluated before takes that verdict
+// with its own IDs.
+type verdicts struct {
+	seen map[verdictKey]Result
+}
+
+func (v *verdicts) of(m *boundDefinition, res map[string]any, ctx *Context) Result {
+	if !m.shared {
+		return m.evaluate(res, ctx)
+	}
+	r, ok := v.seen[m.same]
+	if !ok || r.Existence != nil { // an Existence is its evaluation's own
+		r = m.evaluate(res, ctx)
+		if v.seen == nil {
+			v.seen = map[verdictKey]Result{}
+		}
+		v.seen[m.same] = r
+		return r
+	}
+	r.AssignmentID, r.DefinitionID, r.SetDefinitionID, r.ReferenceID, r.GroupNames =
+		m.result.AssignmentID, m.result.DefinitionID, m.result.SetDefinitionID, m.result.ReferenceID, m.result.GroupNames
+	return r
+}
+
+// EvaluateEach evaluates every assignment on a resource, as Evaluate
+// does each, and returns their results in the same order; assignments
+// that share a definition and parameter values are evaluated once.
+func EvaluateEach(assignments []*Assignment, res map[string]any, ctx *Context) [][]Result {
+	var v verdicts
+	flat := make([]Result, 0, numResults(assignments))
+	for _, a := range assignments {
+		for _, m := range a.members {
+			flat = append(flat, v.of(m, res, ctx))
+		}
+	}
+	out := make([][]Result, len(assignments))
+	for i, a := range assignments {
+		out[i], flat = flat[:len(a.members):len(a.members)], flat[len(a.members):]
+	}
+	return out
+}
+
 // numResults is the number of results the assignments give.
 func numResults(assignments []*Assignment) int {
 	n := 0
@@ -334,7 +401,12 @@ func numResults(assignments []*Assignment) int {
 type Decision struct {
 	// Body is the request body after append and modify: body itself
 	// when they change nothing, else a changed copy.
-	Body    map[string]any
+	Body map[string]any
+	// Changed is whether append or modify changed the body.
+	Changed bool
+	// Results are the results that matched or failed, in the order of
+	// the assignments and their members; the others found the request
+	// compliant.
 	Results []Result
 }
 
@@ -351,18 +423,26 @@ func (d *Decision) Denied() []Result {
 	return out
 }
 
+// decisive is whether a request's decision keeps the result.
+func (r *Result) decisive() bool { return r.Matched || r.Err != nil }
+
 // EvaluateRequest evaluates a create or update request body in Azure's
 // order: append and modify first, changing a copy of the body; then every
 // other effect on the changed body. denyAction concerns deletes only.
 func EvaluateRequest(assignments []*Assignment, body map[string]any, ctx *Context) *Decision {
-	results := make([]Result, 0, numResults(assignments))
-	for _, a := range assignments {
-		results = a.appendResults(results, body, ctx)
-	}
+	var v verdicts
+	var results []Result
 	var changes []Change
-	for _, r := range results {
-		if r.Matched && r.Err == nil && (r.Effect == Append || r.Effect == Modify) {
-			changes = append(changes, r.Changes...)
+	for _, a := range assignments {
+		for _, m := range a.members {
+			r := v.of(m, body, ctx)
+			if !r.decisive() {
+				continue
+			}
+			if r.Matched && r.Err == nil && (r.Effect == Append || r.Effect == Modify) {
+				changes = append(changes, r.Changes...)
+			}
+			results = append(results, r)
 		}
 	}
 	if len(changes) == 0 {
@@ -372,16 +452,22 @@ func EvaluateRequest(assignments []*Assignment, body map[string]any, ctx *Contex
 	if err := ApplyChanges(changed, changes); err != nil {
 		panic("policy: a change the engine made does not apply: " + err.Error())
 	}
-	i := 0
+	// The other effects again, on the changed body; append and modify
+	// keep their results on the body as sent.
+	var again verdicts
+	results = results[:0]
 	for _, a := range assignments {
 		for _, m := range a.members {
-			if e := results[i].Effect; e != Append && e != Modify {
-				results[i] = m.evaluate(changed, ctx)
+			r := v.of(m, body, ctx)
+			if r.Effect != Append && r.Effect != Modify {
+				r = again.of(m, changed, ctx)
 			}
-			i++
+			if r.decisive() {
+				results = append(results, r)
+			}
 		}
 	}
-	return &Decision{Body: changed, Results: results}
+	return &Decision{Body: changed, Changed: !reflect.DeepEqual(changed, body), Results: results}
 }
 
 // EvaluateDelete returns the denyAction results that block deleting a

@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -159,8 +160,10 @@ func TestEvaluateRequest(t *testing.T) {
 	if got := d.Body["tags"].(map[string]any)["costCenter"]; got != "cc-7" {
 		t.Errorf("tags.costCenter = %v, want cc-7 from the resource group", got)
 	}
-	if r := d.Results[2]; r.Effect != policy.Audit || !r.Matched {
-		t.Errorf("audit result = %+v, want a match", r)
+	// The decision keeps the results that matched: modify and audit; the
+	// deny finds the modified body compliant.
+	if len(d.Results) != 2 || d.Results[0].Effect != policy.Modify || d.Results[1].Effect != policy.Audit || !d.Results[1].Matched {
+		t.Errorf("results = %+v, want modify's and audit's, matched", d.Results)
 	}
 
 	d = policy.EvaluateRequest([]*policy.Assignment{modify, denyLocation}, resource(t), ctx)
@@ -289,4 +292,62 @@ func TestModes(t *testing.T) {
 			t.Errorf("mode %s on %v: Matched = %v, want %v", tt.mode, tt.res["type"], r.Matched, tt.want)
 		}
 	}
+}
+
+// TestSharedVerdicts checks that assignments of one definition with the
+// same parameter values, evaluated once per resource, still report each
+// its own IDs, and that different values or a rule reading policy() are
+// evaluated on their own.
+func TestSharedVerdicts(t *testing.T) {
+	def := definition(t, `{"name": {"type": "String"}}`,
+		`{"if": {"field": "name", "equals": "[parameters('name')]"}, "then": {"effect": "deny"}}`)
+	byAssignment := definition(t, "",
+		`{"if": {"value": "[policy().assignmentId]", "contains": "deny-me"}, "then": {"effect": "deny"}}`)
+	newAssignment := func(id string, d *policy.Definition, params map[string]any) *policy.Assignment {
+		a, err := policy.NewAssignment(id, d, params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	res := resource(t)
+	name := res["name"].(string)
+	assignments := []*policy.Assignment{
+		newAssignment("/a/first", def, map[string]any{"name": name}),
+		newAssignment("/a/second", def, map[string]any{"name": name}),
+		newAssignment("/a/other-name", def, map[string]any{"name": "other"}),
+		newAssignment("/a/keep", byAssignment, nil),
+		newAssignment("/a/deny-me", byAssignment, nil),
+	}
+	want := map[string]bool{"/a/first": true, "/a/second": true, "/a/other-name": false, "/a/keep": false, "/a/deny-me": true}
+	check := func(t *testing.T, results []policy.Result) {
+		t.Helper()
+		if len(results) != len(want) {
+			t.Fatalf("%d results, want %d", len(results), len(want))
+		}
+		for i, r := range results {
+			if id := assignments[i].ID; r.AssignmentID != id || r.Matched != want[id] {
+				t.Errorf("result %d = %s matched %v, want %s matched %v", i, r.AssignmentID, r.Matched, id, want[id])
+			}
+		}
+	}
+	t.Run("EvaluateRequest", func(t *testing.T) { // the matches only
+		var got []string
+		for _, r := range policy.EvaluateRequest(assignments, res, nil).Results {
+			got = append(got, r.AssignmentID)
+		}
+		if want := []string{"/a/first", "/a/second", "/a/deny-me"}; !slices.Equal(got, want) {
+			t.Errorf("EvaluateRequest matched %v, want %v", got, want)
+		}
+	})
+	t.Run("EvaluateEach", func(t *testing.T) {
+		var flat []policy.Result
+		for i, rs := range policy.EvaluateEach(assignments, res, nil) {
+			if len(rs) != 1 {
+				t.Fatalf("assignment %d: %d results, want 1", i, len(rs))
+			}
+			flat = append(flat, rs...)
+		}
+		check(t, flat)
+	})
 }

@@ -291,9 +291,14 @@ func (p *Provider) evaluate(ctx context.Context, s *snapshot, r *resource.Resour
 		return nil
 	}
 	body := resourceMap(r)
+	compiled := make([]*policy.Assignment, len(in))
+	for i, a := range in {
+		compiled[i] = a.compiled
+	}
+	each := policy.EvaluateEach(compiled, body, pctx)
 	out := make([]evaluated, 0, len(in))
-	for _, a := range in {
-		results := a.compiled.Evaluate(body, pctx)
+	for j, a := range in {
+		results := each[j]
 		for i := range results {
 			res := &results[i]
 			if res.State == "" {

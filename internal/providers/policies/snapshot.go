@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
@@ -41,6 +43,25 @@ type exemption struct {
 type snapshot struct {
 	assignments []*assigned
 	exemptions  []exemption
+	atScope     map[string][]*assigned // by scope
+
+	mu sync.Mutex
+	// applicable caches, per scope and resource type, the assignments at
+	// the scope whose definition can apply to the type: a write looks up
+	// its few ancestor scopes rather than testing every assignment.
+	applicable map[scopeType][]*assigned
+}
+
+type scopeType struct{ scope, typ string }
+
+func newSnapshot() *snapshot {
+	return &snapshot{atScope: map[string][]*assigned{}, applicable: map[scopeType][]*assigned{}}
+}
+
+// add puts an assignment in force.
+func (s *snapshot) add(a *assigned) {
+	s.assignments = append(s.assignments, a)
+	s.atScope[a.scope] = append(s.atScope[a.scope], a)
 }
 
 // snapshot returns the current snapshot, rebuilt when a definition,
@@ -75,7 +96,7 @@ func (p *Provider) snapshot() *snapshot {
 		}
 		return nil, arm.Errorf(http.StatusNotFound, arm.CodeResourceNotFound, "The policy definition '%s' was not found.", id)
 	}
-	s := &snapshot{}
+	s := newSnapshot()
 	all, _ := p.assignments.All()
 	compiled := make(map[string]*assigned, len(all))
 	for _, r := range all {
@@ -89,7 +110,7 @@ func (p *Provider) snapshot() *snapshot {
 			}
 		}
 		compiled[key] = a
-		s.assignments = append(s.assignments, a)
+		s.add(a)
 	}
 	p.compiled = compiled
 	exs, _ := p.exemptions.All()
@@ -206,7 +227,7 @@ func normScope(s string) string { return strings.TrimSuffix(strings.ToLower(s), 
 
 // within reports whether id is at or below scope ("" is the tenant root).
 func within(id, scope string) bool {
-	return scope == "" || id == scope || strings.HasPrefix(id, scope+"/")
+	return scope == "" || strings.HasPrefix(id, scope) && (len(id) == len(scope) || id[len(scope)] == '/')
 }
 
 // inScope lists the assignments that apply to the resource id of type
@@ -214,20 +235,45 @@ func within(id, scope string) bool {
 // can apply to the type.
 func (s *snapshot) inScope(id, typ string) []*assigned {
 	id = normScope(id)
-	out := make([]*assigned, 0, len(s.assignments))
-	for _, a := range s.assignments {
-		if !within(id, a.scope) || !a.compiled.AppliesTo(typ) {
-			continue
+	var out []*assigned
+	for end := 0; ; {
+		scope := id[:end] // "" (the tenant root), then each ancestor, then id
+		for _, a := range s.applicableAt(scope, typ) {
+			if !slices.ContainsFunc(a.notScopes, func(ns string) bool { return within(id, ns) }) {
+				out = append(out, a)
+			}
 		}
-		excluded := false
-		for _, ns := range a.notScopes {
-			excluded = excluded || within(id, ns)
+		if end == len(id) {
+			return out
 		}
-		if !excluded {
-			out = append(out, a)
+		if next := strings.IndexByte(id[end+1:], '/'); next >= 0 {
+			end += 1 + next
+		} else {
+			end = len(id)
 		}
 	}
-	return out
+}
+
+// applicableAt lists the assignments at scope whose definition can apply
+// to resources of type typ.
+func (s *snapshot) applicableAt(scope, typ string) []*assigned {
+	at := s.atScope[scope]
+	if len(at) == 0 {
+		return nil
+	}
+	key := scopeType{scope, strings.ToLower(typ)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list, ok := s.applicable[key]
+	if !ok {
+		for _, a := range at {
+			if a.compiled.AppliesTo(typ) {
+				list = append(list, a)
+			}
+		}
+		s.applicable[key] = list
+	}
+	return list
 }
 
 // enforced lists the assignments in force on a create or update (or a
@@ -247,6 +293,9 @@ func (s *snapshot) enforced(id arm.ID, delete bool) ([]*policy.Assignment, []*as
 
 // exempt reports whether a result on resource id is exempted, and how.
 func (s *snapshot) exempt(id string, r policy.Result, now time.Time) (bool, string) {
+	if len(s.exemptions) == 0 {
+		return false, ""
+	}
 	id = normScope(id)
 	for _, e := range s.exemptions {
 		if e.assignment != strings.ToLower(r.AssignmentID) || !within(id, e.scope) {
@@ -319,7 +368,7 @@ func (p *Provider) Enforce(ctx context.Context, method string, id arm.ID, body [
 	if len(denied) > 0 {
 		return nil, disallowed(id, denied, in)
 	}
-	if method == http.MethodPatch || sameMap(d.Body, full) {
+	if method == http.MethodPatch || !d.Changed {
 		return nil, nil
 	}
 	out := make(map[string]any, len(d.Body))
@@ -339,12 +388,6 @@ func withIdentity(body map[string]any, id arm.ID) map[string]any {
 	}
 	full["id"], full["name"], full["type"] = id.String(), id.Name(), id.Type()
 	return full
-}
-
-func sameMap(a, b map[string]any) bool {
-	x, _ := json.Marshal(a)
-	y, _ := json.Marshal(b)
-	return string(x) == string(y)
 }
 
 // context is what requestContext(), resourceGroup() and subscription()
