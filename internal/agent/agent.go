@@ -87,6 +87,10 @@ type Agent struct {
 	vmsKnown bool        // a desired state was applied: until then an empty list would remove the VMs the machine runs
 	vmErr    string      // the last error of RunVMs, logged when it changes
 	staging  atomic.Bool // VM images are being staged in the background
+	// beatNow asks for a heartbeat before the interval is up: the VMs
+	// of a new desired state run, and the control plane waits for
+	// their statuses.
+	beatNow chan struct{}
 
 	consoles consoleAnswers // the console requests answered (consoles.go)
 }
@@ -96,7 +100,8 @@ func New(cfg Config) *Agent {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "machine", cfg.Machine), replicas: newReplicas(cfg.Server)}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "machine", cfg.Machine), replicas: newReplicas(cfg.Server),
+		beatNow: make(chan struct{}, 1)}
 	a.setInterval(cmp.Or(cfg.Interval, 10*time.Second))
 	return a
 }
@@ -179,10 +184,25 @@ func (a *Agent) session(ctx context.Context) error {
 				return err
 			}
 		}
-		if !agentcall.Sleep(ctx, agentcall.Jitter(a.heartbeatInterval())) {
+		if !a.untilNextBeat(ctx) {
 			return nil
 		}
 	}
+}
+
+// untilNextBeat waits for the next heartbeat: the interval, jittered, or
+// less when a new desired state changed the VMs. It returns false when
+// ctx ends.
+func (a *Agent) untilNextBeat(ctx context.Context) bool {
+	t := time.NewTimer(agentcall.Jitter(a.heartbeatInterval()))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-a.beatNow:
+	}
+	return true
 }
 
 // retryAfter is how long an agent waits before its next try after
@@ -291,9 +311,16 @@ func (a *Agent) applyVMs(ctx context.Context, c *http.Client, vms []agentapi.VM)
 		a.stageVMs(ctx, c, stager, vms)
 	}
 	a.vmMu.Lock()
+	changed := !a.vmsKnown || !reflect.DeepEqual(a.vms, vms)
 	a.vms, a.vmsKnown = vms, true
 	a.vmMu.Unlock()
 	a.runVMs(ctx) // the statuses go with the next heartbeat, which runs them again
+	if changed {  // which goes now: the control plane waits for them
+		select {
+		case a.beatNow <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // runVMs runs the VMs of the desired state applied and returns their

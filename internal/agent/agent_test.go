@@ -130,11 +130,15 @@ func (f *fakeAPI) sent() []agentapi.Heartbeat {
 	return append([]agentapi.Heartbeat(nil), f.heartbeats...)
 }
 
-// runAgent runs an agent on h against api until the test ends.
-func runAgent(t *testing.T, api *fakeAPI, h host.Host) {
+// runAgent runs an agent on h against api until the test ends,
+// heartbeating every 20 ms.
+func runAgent(t *testing.T, api *fakeAPI, h host.Host) { runAgentEvery(t, api, h, 20*time.Millisecond) }
+
+// runAgentEvery runs an agent heartbeating every interval.
+func runAgentEvery(t *testing.T, api *fakeAPI, h host.Host, interval time.Duration) {
 	t.Helper()
 	a := New(Config{Server: api.URL, ServerCA: api.serverCA(), Machine: testMachine, Token: "token", Host: h,
-		Interval: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+		Interval: interval, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() {
@@ -184,6 +188,24 @@ func TestAgentRunsVMs(t *testing.T) {
 	}
 	if !booting {
 		t.Errorf("no heartbeat reported VM a Off while it booted")
+	}
+}
+
+// TestAgentReportsNewVMsAtOnce: the VMs of a new desired state are
+// reported in a heartbeat sent as soon as they run, not an interval
+// later: the control plane waits for them.
+func TestAgentReportsNewVMsAtOnce(t *testing.T) {
+	h := host.NewSim(agentapi.Inventory{Hostname: "m1"})
+	d := &agentapi.Desired{Revision: 1, VMs: []agentapi.VM{testVM("a", "On")}}
+	api := startFakeAPI(t, d)
+	runAgentEvery(t, api, h, time.Hour)
+
+	deadline := time.Now().Add(20 * time.Second)
+	for !slices.ContainsFunc(api.sent(), func(hb agentapi.Heartbeat) bool { return len(hb.VMs) == 1 && hb.VMs[0].ID == d.VMs[0].ID }) {
+		if time.Now().After(deadline) {
+			t.Fatalf("heartbeats %+v, want one reporting VM a long before the hour's interval", api.sent())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -50,6 +50,10 @@ func (r *Resource) ProvisioningState() string {
 	return StateSucceeded
 }
 
+// Revision is the store revision the resource was read or written at,
+// from its ETag; false when it carries none.
+func (r *Resource) Revision() (int64, bool) { return etagRevision(r.ETag) }
+
 // The provisioning states the framework itself sets.
 const (
 	StateAccepted  = "Accepted"

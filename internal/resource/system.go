@@ -114,6 +114,7 @@ func (s *Service) Upsert(ctx context.Context, id arm.ID, change func(r *Resource
 				return nil, nil
 			}
 			r := it.Value.Resource
+			r.ETag = etag(it.Revision)
 			return &r, nil
 		} else if err != nil {
 			return nil, err

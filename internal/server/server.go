@@ -659,6 +659,9 @@ func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL strin
 	if err := p.policies.Start(runCtx); err != nil {
 		return nil, err
 	}
+	if err := p.networkCloud.Start(runCtx); err != nil {
+		return nil, err
+	}
 	ok = true
 	return p, nil
 }

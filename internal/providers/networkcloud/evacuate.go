@@ -16,9 +16,9 @@ import (
 // Evacuation and HA restart: a VM leaves a machine by a move, the same
 // whether the machine is cordoned with evacuate True or declared Failed.
 // A move marks the VM evicted on its machine (its agent stops it and
-// says so), books it on the machine the scheduler picks (within its
-// placement hints), records that machine as its host, then takes it off
-// the old machine's list. Every step is idempotent and the old entry
+// says so), records the machine the scheduler picks (within its
+// placement hints) as its host and books it there, then takes it off the
+// old machine's list. Every step is idempotent and the old entry
 // goes last, so a move cut short by a crash is finished by running it
 // again, and no VM is lost. No VM runs twice: a running machine's VM
 // starts elsewhere only once its agent reports it stopped, and a failed
@@ -50,25 +50,20 @@ func (p *Provider) moveVM(ctx context.Context, from string, entry agentapi.VM, s
 		}
 	}
 	if !stopped && strings.EqualFold(vmOf(vm).BareMetalMachineID, from) {
-		if _, err := p.waitVM(ctx, entry.ID, func(v vmProperties) bool { return v.Evicted }); err != nil {
+		if _, err := p.waitVM(ctx, entry.ID, func(v vmReport) bool { return v.Evicted }); err != nil {
 			return nil, fmt.Errorf("%s did not stop on its machine: %w", vm.Name, err)
 		}
 	}
 	spec := entry
 	spec.Evicted = false
-	to, err := p.place(ctx, vm, vmOf(vm), p.withDisks(ctx, vm, spec), from)
-	if err != nil {
-		return nil, err
-	}
 	fromName := from[strings.LastIndexByte(from, '/')+1:]
-	stored, err := p.setHost(ctx, vm.ID, to, fmt.Sprintf("The virtual machine is moving from %s to %s.", fromName, to.Name))
+	to, _, err := p.place(ctx, vm, vmOf(vm), p.withDisks(ctx, vm, spec), from,
+		func(to *resource.Resource) string { return fmt.Sprintf("The virtual machine is moving from %s to %s.", fromName, to.Name) })
+	if errors.Is(err, errVMGone) { // deleted while it moved: on no machine but from
+		return nil, p.changeHosted(ctx, from, entry.ID, func(*agentapi.VM) bool { return false })
+	}
 	if err != nil {
 		return to, err
-	}
-	if stored == nil { // deleted while it moved
-		if err := p.changeHosted(ctx, to.ID, vm.ID, func(*agentapi.VM) bool { return false }); err != nil {
-			return to, err
-		}
 	}
 	return to, p.changeHosted(ctx, from, vm.ID, func(*agentapi.VM) bool { return false })
 }

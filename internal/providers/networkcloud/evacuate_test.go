@@ -78,6 +78,10 @@ func TestMoveVMResumes(t *testing.T) {
 			entry: func(e *moveEnv) agentapi.VM { return e.entry }, want: -1},
 		{name: "evicted, not booked", setup: func(t *testing.T, e *moveEnv) { e.book(t, 0, evicted(e.entry)) },
 			entry: func(e *moveEnv) agentapi.VM { return evicted(e.entry) }, want: -1},
+		{name: "its resource names m3, not booked there", setup: func(t *testing.T, e *moveEnv) {
+			e.book(t, 0, evicted(e.entry))
+			e.upsert(t, e.vm, map[string]any{"bareMetalMachineId": e.machines[2]})
+		}, entry: func(e *moveEnv) agentapi.VM { return evicted(e.entry) }, want: -1},
 		{name: "booked on m3, its resource not told", setup: func(t *testing.T, e *moveEnv) {
 			e.book(t, 0, evicted(e.entry))
 			e.book(t, 2, e.entry)

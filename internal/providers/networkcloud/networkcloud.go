@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/citadel-cloud/citadel/internal/agentauth"
@@ -120,6 +121,7 @@ type Provider struct {
 	svc *resource.Service
 	cfg Config
 	log *slog.Logger
+	mem atomic.Pointer[memory] // once started
 }
 
 // Register declares the namespace's types with svc.

@@ -73,6 +73,9 @@ func newNetEnv(t *testing.T) *netEnv {
 	if err := svc.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := e.p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := svc.Put(ctx, e.req(t, testGroup, "2021-04-01", `{"location":"local"}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -104,16 +107,30 @@ func (e *netEnv) validateVM(ctx context.Context, w *resource.Write) error {
 	return nil
 }
 
-// upsert sets some properties of id, as the system would.
+// upsert sets some properties of id, as the system would, and waits
+// until the provider's projections show the change: the test's next
+// step reads them.
 func (e *netEnv) upsert(t *testing.T, id string, props map[string]any) {
 	t.Helper()
-	if _, err := e.svc.Upsert(t.Context(), mustID(id), func(r *resource.Resource, _ bool) error {
+	r, err := e.svc.Upsert(t.Context(), mustID(id), func(r *resource.Resource, _ bool) error {
 		for k, v := range props {
 			r.Properties[k] = v
 		}
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
 		t.Fatalf("Upsert(%s): %v", id, err)
+	}
+	written, _ := r.Revision()
+	mem, _ := e.p.memory()
+	switch rid := mustID(id); {
+	case strings.EqualFold(rid.Type(), machineType):
+		_, _, err = mem.machines.Until(t.Context(), rid, func(_ placementView, revision int64) bool { return revision >= written })
+	case strings.EqualFold(rid.Type(), vmType):
+		_, _, err = mem.vms.Until(t.Context(), rid, func(_ vmReport, revision int64) bool { return revision >= written })
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

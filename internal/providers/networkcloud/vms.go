@@ -93,11 +93,7 @@ type vmProperties struct {
 	} `json:"storageProfile"`
 	BareMetalMachineID string `json:"bareMetalMachineId"`
 	ClusterID          string `json:"clusterId"`
-	PowerState         string `json:"powerState"`
-	DetailedStatus     string `json:"detailedStatus"`
-	ReportedRestarts   int    `json:"reportedRestarts"`
-	ReportedReimages   int    `json:"reportedReimages"`
-	Evicted            bool   `json:"evicted"`
+	vmReport
 }
 
 // networkAttachment is one of a VM's networks (NetworkAttachment).
@@ -331,38 +327,54 @@ func vmMAC(vm string, i int) string {
 	return fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", h[0], h[1], h[2], h[3], h[4])
 }
 
-// provisionVM places the VM, unless it already is (a provisioning that
-// runs again), and waits until its host runs it.
+// provisionVM places the VM, unless its host books it already (a
+// provisioning that runs again), and waits until its host runs it.
 func (p *Provider) provisionVM(ctx context.Context, t *resource.Task) error {
 	v := vmOf(t.Resource)
-	if v.BareMetalMachineID == "" {
-		spec, err := p.vmSpec(ctx, t.Resource, v)
+	if booked, err := p.bookedOn(ctx, v.BareMetalMachineID, t.Resource.ID); err != nil || booked {
 		if err != nil {
 			return err
 		}
-		t.Resource.Properties["detailedStatus"] = "Scheduling"
-		if err := p.ensureOSVolume(ctx, t.Resource, v); err != nil {
-			return err
-		}
-		m, err := p.place(ctx, t.Resource, v, p.withDisks(ctx, t.Resource, spec), "")
-		if err != nil {
-			t.Resource.Properties["detailedStatus"] = "Error"
-			t.Resource.Properties["detailedStatusMessage"] = err.Error()
-			if e := t.Save(ctx); e != nil {
-				return e
-			}
-			return resource.Canceled(arm.Errorf(http.StatusConflict, "NoCapacity", "%s", err))
-		}
-		r, err := p.setHost(ctx, t.Resource.ID, m, "The virtual machine is starting on "+m.Name+".")
-		if err != nil {
-			return err
-		}
-		if r == nil { // deleted meanwhile: its deletion takes it off m
-			return nil
-		}
-		takeReported(t.Resource, r)
+		return p.awaitVM(ctx, t, func(v vmReport) bool { return v.PowerState == "On" })
 	}
-	return p.awaitVM(ctx, t, func(v vmProperties) bool { return v.PowerState == "On" })
+	spec, err := p.vmSpec(ctx, t.Resource, v)
+	if err != nil {
+		return err
+	}
+	t.Resource.Properties["detailedStatus"] = "Scheduling"
+	if err := p.ensureOSVolume(ctx, t.Resource, v); err != nil {
+		return err
+	}
+	_, stored, err := p.place(ctx, t.Resource, v, p.withDisks(ctx, t.Resource, spec), "",
+		func(m *resource.Resource) string { return "The virtual machine is starting on " + m.Name + "." })
+	if errors.Is(err, errVMGone) {
+		return nil
+	}
+	if err != nil {
+		t.Resource.Properties["detailedStatus"] = "Error"
+		t.Resource.Properties["detailedStatusMessage"] = err.Error()
+		if e := t.Save(ctx); e != nil {
+			return e
+		}
+		return resource.Canceled(arm.Errorf(http.StatusConflict, "NoCapacity", "%s", err))
+	}
+	takeReported(t.Resource, stored)
+	return p.awaitVM(ctx, t, func(v vmReport) bool { return v.PowerState == "On" })
+}
+
+// bookedOn reports whether machine (an ID, or "") books the VM.
+func (p *Provider) bookedOn(ctx context.Context, machine, vm string) (bool, error) {
+	if machine == "" {
+		return false, nil
+	}
+	m, err := p.lookup(ctx, machine)
+	if isMissing(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return hosts(m, vm), nil
 }
 
 // setHost records machine m as the VM's host, with its rack's
@@ -373,16 +385,16 @@ func (p *Provider) setHost(ctx context.Context, vmID string, m *resource.Resourc
 	if err != nil {
 		return nil, err
 	}
-	zone := ""
-	if rack, err := p.lookup(ctx, str(m.Properties, "rackId")); err == nil {
-		zone = str(rack.Properties, "availabilityZone")
-	}
+	zone, zoneRead := "", false
 	r, err := p.svc.Upsert(ctx, id, func(r *resource.Resource, created bool) error {
 		if created {
 			return resource.ErrUnchanged
 		}
 		if strings.EqualFold(str(r.Properties, "bareMetalMachineId"), m.ID) {
 			return resource.ErrUnchanged
+		}
+		if !zoneRead {
+			zone, zoneRead = p.zoneOf(ctx, m), true
 		}
 		set(r.Properties, map[string]any{"bareMetalMachineId": m.ID, "availabilityZone": zone, "powerState": "Off",
 			"detailedStatus": "Provisioning", "detailedStatusMessage": message, vmEvicted: false})
@@ -392,6 +404,45 @@ func (p *Provider) setHost(ctx context.Context, vmID string, m *resource.Resourc
 		return nil, err
 	}
 	return r, nil
+}
+
+// zoneOf is the availability zone of machine m's rack.
+func (p *Provider) zoneOf(ctx context.Context, m *resource.Resource) string {
+	rack, err := p.lookup(ctx, str(m.Properties, "rackId"))
+	if err != nil {
+		return ""
+	}
+	return str(rack.Properties, "availabilityZone")
+}
+
+// unnameHost gives the VM back its host before (an ID, or "" for none)
+// if it still names machine named, where it could not be booked.
+func (p *Provider) unnameHost(ctx context.Context, vmID, named, before string) error {
+	id, err := arm.ParseID(vmID)
+	if err != nil {
+		return err
+	}
+	var zone string
+	if before != "" {
+		m, err := p.lookup(ctx, before)
+		if err != nil {
+			return err
+		}
+		zone = p.zoneOf(ctx, m)
+	}
+	_, err = p.svc.Upsert(ctx, id, func(r *resource.Resource, created bool) error {
+		if created || !strings.EqualFold(str(r.Properties, "bareMetalMachineId"), named) {
+			return resource.ErrUnchanged
+		}
+		if before == "" {
+			delete(r.Properties, "bareMetalMachineId")
+			delete(r.Properties, "availabilityZone")
+			return nil
+		}
+		set(r.Properties, map[string]any{"bareMetalMachineId": before, "availabilityZone": zone})
+		return nil
+	})
+	return err
 }
 
 // takeReported gives the task's VM what stored says its host reported
@@ -466,127 +517,214 @@ func (p *Provider) withDisks(ctx context.Context, vm *resource.Resource, spec ag
 	}
 }
 
-// place chooses a machine for the VM and books it there with the spec
-// specOn gives for it: a compare-and-swap of the machine's list of VMs,
-// checked against its room again, so concurrent placements never
-// overbook a machine. A VM that moves is placed on another machine than
-// from.
-func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmProperties, specOn func(m *resource.Resource) (agentapi.VM, error), from string) (*resource.Resource, error) {
-	cluster, err := arm.ParseID(v.ClusterID)
+// place chooses a machine for the VM, names it the VM's host and books
+// the VM there with the spec specOn gives for it: a compare-and-swap of
+// the machine's list of VMs, checked against its room again, so
+// concurrent placements never overbook a machine. The VM names its host
+// (with message) before the host is given it, so that the host's first
+// report of it is written. A VM that moves is placed on another machine
+// than from. It returns the machine and the VM as stored; errVMGone says
+// the VM was deleted meanwhile, and is then on no machine place booked.
+func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmProperties, specOn func(m *resource.Resource) (agentapi.VM, error), from string,
+	message func(m *resource.Resource) string) (m, stored *resource.Resource, err error) {
+	mem, err := p.memory()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	features, gpus, err := hardwareNeeds(vm.Tags)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req := scheduler.Request{VM: vm.ID, Cores: v.CPUCores, MemoryMiB: v.MemorySizeGB << 10, Features: features, GPUs: gpus}
 	for _, h := range v.PlacementHints {
 		req.Hints = append(req.Hints, scheduler.Hint{Type: scheduler.HintType(h.HintType), Execution: scheduler.Execution(h.SchedulingExecution),
 			Scope: scheduler.Scope(h.Scope), Target: h.ResourceID})
 	}
+	named := ""
+	nameHost := func(m *resource.Resource) (*resource.Resource, error) {
+		stored, err := p.setHost(ctx, vm.ID, m, message(m))
+		if err == nil && stored == nil {
+			err = errVMGone
+		}
+		if err == nil {
+			named = m.ID
+		}
+		return stored, err
+	}
+	defer func() { // named a host it could not book the VM on
+		if err != nil && !errors.Is(err, errVMGone) && named != "" {
+			err = errors.Join(err, p.unnameHost(ctx, vm.ID, named, v.BareMetalMachineID))
+		}
+	}()
 	for attempt := 0; ; attempt++ {
-		machines, err := p.inCluster(ctx, cluster, machineType)
+		id, err := p.choose(mem, v.ClusterID, vm.ID, req, from)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		// A provisioning that runs again after a crash may find the VM
-		// booked already: it stays where it is, never on two machines.
-		for _, m := range machines {
-			if !strings.EqualFold(m.ID, from) && hosts(m, vm.ID) {
-				return m, nil
+		m, booked, revision, err := p.book(ctx, vm.ID, id, gpus, specOn, nameHost)
+		if booked {
+			mem.booked(id, vm.ID, revision)
+			// Deleted while it was booked: its deletion may have
+			// looked for it on its machines before it was there.
+			stored, err := nameHost(m)
+			if errors.Is(err, errVMGone) {
+				err = errors.Join(err, p.changeHosted(ctx, m.ID, vm.ID, func(*agentapi.VM) bool { return false }))
 			}
+			return m, stored, err
 		}
-		snapshot, err := scheduler.NewSnapshot(p.schedulable(machines, from))
+		mem.booked(id, vm.ID, 0)
 		if err != nil {
-			return nil, err
-		}
-		id, err := snapshot.Place(req)
-		if err != nil {
-			return nil, err
-		}
-		mid, err := arm.ParseID(id)
-		if err != nil {
-			return nil, err
-		}
-		chosen, err := p.svc.Lookup(ctx, mid)
-		if err != nil {
-			return nil, err
-		}
-		spec, err := specOn(chosen)
-		if err != nil {
-			return nil, err
-		}
-		booked := false
-		m, err := p.svc.Upsert(ctx, mid, func(r *resource.Resource, created bool) error {
-			booked = false // Upsert runs this again after a conflict: only the last run counts
-			if created {
-				return resource.ErrUnchanged
-			}
-			list := hostedVMs(r)
-			if hosts(r, vm.ID) {
-				booked = true
-				return resource.ErrUnchanged
-			}
-			cores, mem := p.room(r)
-			for _, x := range list {
-				cores, mem = cores-x.Cores, mem-x.MemoryMiB
-			}
-			if cores < spec.Cores || mem < spec.MemoryMiB || !giveGPUs(r, &spec, gpus) {
-				return resource.ErrUnchanged // taken meanwhile: schedule again
-			}
-			r.Properties[machineVMs] = jsonValue(append(list, spec))
-			booked = true
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		if booked && m != nil {
-			return m, nil
+			return nil, nil, err
 		}
 		if attempt == 20 {
-			return nil, fmt.Errorf("machine %s kept filling up while the VM was placed; retry", mid.Name())
+			return nil, nil, fmt.Errorf("machine %s kept filling up while the VM was placed; retry", resourceName(id))
+		}
+		// Choose again once the projection shows the machine as it was
+		// when it refused the VM.
+		if m != nil {
+			wait, cancel := context.WithTimeout(ctx, time.Second)
+			mem.machines.Until(wait, mustID(id), func(_ placementView, seen int64) bool { return seen >= revision })
+			cancel()
 		}
 	}
 }
 
-// schedulable describes the cluster's machines to the scheduler: their
-// room after the host reserve, what they run and what their agents say
-// they are. Machine from, which a VM moves off, takes none.
-func (p *Provider) schedulable(machines []*resource.Resource, from string) []scheduler.Machine {
-	var out []scheduler.Machine
-	for _, m := range machines {
-		var roles []string
-		if decode(m.Properties["machineRoles"], &roles); !slices.Contains(roles, machine.RoleCompute) {
-			continue // the control plane's machines run no workloads
+// errVMGone says the VM was deleted while it was placed.
+var errVMGone = errors.New("the virtual machine was deleted")
+
+// choose picks the machine of the cluster to book the VM on, and reserves
+// it there. A VM a machine other than from books already (a provisioning
+// that runs again after a crash) stays where it is, never on two
+// machines.
+func (p *Provider) choose(mem *memory, cluster, vm string, req scheduler.Request, from string) (string, error) {
+	all, _ := mem.machines.All()
+	mem.mu.Lock()
+	defer mem.mu.Unlock()
+	var machines []scheduler.Machine
+	for _, m := range all {
+		if !strings.EqualFold(m.Properties.ClusterID, cluster) {
+			continue
 		}
-		cores, mem := p.room(m)
-		sm := scheduler.Machine{ID: m.ID, Rack: str(m.Properties, "rackId"), Cores: cores, MemoryMiB: mem,
-			Ready: machine.ReadyState(str(m.Properties, "detailedStatus"), str(m.Properties, "powerState"), "",
-				str(m.Properties, "livenessState")) == "True",
-			Cordoned: str(m.Properties, "cordonStatus") == "Cordoned" || strings.EqualFold(m.ID, from)}
-		for _, x := range hostedVMs(m) {
-			sm.UsedCores, sm.UsedMemoryMiB = sm.UsedCores+x.Cores, sm.UsedMemoryMiB+x.MemoryMiB
+		if !strings.EqualFold(m.ID, from) && m.Properties.books(vm) {
+			return m.ID, nil
+		}
+		if sm, ok := p.schedulable(m.ID, mem.withReserved(m), from); ok {
+			machines = append(machines, sm)
+		}
+	}
+	snapshot, err := scheduler.NewSnapshot(machines)
+	if err != nil {
+		return "", err
+	}
+	id, err := snapshot.Place(req)
+	if err != nil {
+		return "", err
+	}
+	mem.reserve(id, bookedVM{ID: vm, Cores: req.Cores, MemoryMiB: req.MemoryMiB})
+	return id, nil
+}
+
+// book books the VM on machine id, once chosen has been told of the
+// machine, if it is still Ready, uncordoned and has room: booked says whether it does, with the revision of the write
+// that booked it (0: it was booked there already). A machine that
+// refused is returned with the revision it was read at.
+func (p *Provider) book(ctx context.Context, vm, id string, gpus int, specOn func(m *resource.Resource) (agentapi.VM, error),
+	chosen func(m *resource.Resource) (*resource.Resource, error)) (m *resource.Resource, booked bool, revision int64, err error) {
+	mid, err := arm.ParseID(id)
+	if err != nil {
+		return nil, false, 0, err
+	}
+	current, err := p.svc.Lookup(ctx, mid)
+	if err != nil {
+		return nil, false, 0, err
+	}
+	if hosts(current, vm) {
+		return current, true, 0, nil
+	}
+	spec, err := specOn(current)
+	if err != nil {
+		return nil, false, 0, err
+	}
+	if _, err := chosen(current); err != nil {
+		return nil, false, 0, err
+	}
+	wrote := false
+	m, err = p.svc.Upsert(ctx, mid, func(r *resource.Resource, created bool) error {
+		booked, wrote = false, false // Upsert runs this again after a conflict: only the last run counts
+		if created {
+			return resource.ErrUnchanged
+		}
+		list := hostedVMs(r)
+		if hosts(r, vm) {
+			booked = true
+			return resource.ErrUnchanged
+		}
+		cores, mem := p.room(str(r.Properties, "machineSkuId"))
+		for _, x := range list {
+			cores, mem = cores-x.Cores, mem-x.MemoryMiB
+		}
+		if !schedulableNow(r) || cores < spec.Cores || mem < spec.MemoryMiB || !giveGPUs(r, &spec, gpus) {
+			return resource.ErrUnchanged // taken, cordoned or down meanwhile: schedule again
+		}
+		r.Properties[machineVMs] = jsonValue(append(list, spec))
+		booked, wrote = true, true
+		return nil
+	})
+	if err != nil || m == nil {
+		return nil, false, 0, err
+	}
+	revision, _ = m.Revision()
+	if booked && !wrote {
+		revision = 0
+	}
+	return m, booked, revision, nil
+}
+
+// schedulableNow says whether machine m, as stored, takes new VMs: Ready
+// and not cordoned.
+func schedulableNow(m *resource.Resource) bool {
+	return str(m.Properties, "cordonStatus") != "Cordoned" &&
+		machine.ReadyState(str(m.Properties, "detailedStatus"), str(m.Properties, "powerState"), "", str(m.Properties, "livenessState")) == "True"
+}
+
+// schedulable describes a machine to the scheduler: its room after the
+// host reserve, what it runs and what its agent says it is; false for
+// the control plane's machines, which run no workloads. Machine from,
+// which a VM moves off, takes none.
+func (p *Provider) schedulable(id string, v placementView, from string) (scheduler.Machine, bool) {
+	if !slices.Contains(v.MachineRoles, machine.RoleCompute) {
+		return scheduler.Machine{}, false
+	}
+	cores, mem := p.room(v.MachineSkuID)
+	sm := scheduler.Machine{ID: id, Rack: v.RackID, Cores: cores, MemoryMiB: mem,
+		Ready:    machine.ReadyState(v.DetailedStatus, v.PowerState, "", v.LivenessState) == "True",
+		Cordoned: v.CordonStatus == "Cordoned" || strings.EqualFold(id, from)}
+	used := map[string]bool{}
+	for _, x := range v.VirtualMachines {
+		sm.UsedCores, sm.UsedMemoryMiB = sm.UsedCores+x.Cores, sm.UsedMemoryMiB+x.MemoryMiB
+		if !x.Evicted { // a VM that moves is where it goes, for the hints
 			sm.VMs = append(sm.VMs, x.ID)
 		}
-		var inv agentapi.Inventory
-		if decode(m.Properties["agentInventory"], &inv) == nil {
-			sm.Features = inv.CPU.Flags
-			if len(inv.GPUs) > 0 {
-				sm.Features = append(slices.Clip(sm.Features), "gpu")
-			}
-			sm.GPUs = len(freeGPUs(m, ""))
+		for _, g := range x.GPUs {
+			used[g] = true
 		}
-		out = append(out, sm)
 	}
-	return out
+	sm.Features = v.AgentInventory.CPU.Flags
+	if len(v.AgentInventory.GPUs) > 0 {
+		sm.Features = append(slices.Clip(sm.Features), "gpu")
+	}
+	for _, g := range v.AgentInventory.GPUs {
+		if !used[g.PCIAddress] {
+			sm.GPUs++
+		}
+	}
+	return sm, true
 }
 
-// room is what a machine offers VMs: its SKU's cores and memory less the
-// host reserve.
-func (p *Provider) room(m *resource.Resource) (cores, memoryMiB int) {
-	sku, ok := p.cfg.Catalog.Machine(str(m.Properties, "machineSkuId"))
+// room is what a machine of the SKU offers VMs: its cores and memory
+// less the host reserve.
+func (p *Provider) room(skuID string) (cores, memoryMiB int) {
+	sku, ok := p.cfg.Catalog.Machine(skuID)
 	if !ok {
 		return 0, 0
 	}
@@ -676,23 +814,23 @@ func (p *Provider) validateVMAction(_ context.Context, r *resource.Resource, inp
 func (p *Provider) vmAction(name string) func(context.Context, *resource.Task) (any, error) {
 	return func(ctx context.Context, t *resource.Task) (any, error) {
 		v := vmOf(t.Resource)
-		var want func(vmProperties) bool
+		var want func(vmReport) bool
 		err := p.changeHosted(ctx, v.BareMetalMachineID, t.Resource.ID, func(x *agentapi.VM) bool {
 			switch name {
 			case "powerOff":
 				x.Power = "Off"
-				want = func(v vmProperties) bool { return v.PowerState == "Off" }
+				want = func(v vmReport) bool { return v.PowerState == "Off" }
 			case "start":
 				x.Power = "On"
-				want = func(v vmProperties) bool { return v.PowerState == "On" }
+				want = func(v vmReport) bool { return v.PowerState == "On" }
 			case "restart":
 				x.Power, x.Restarts = "On", max(x.Restarts, v.ReportedRestarts)+1
 				n := x.Restarts
-				want = func(v vmProperties) bool { return v.ReportedRestarts >= n && v.PowerState == "On" }
+				want = func(v vmReport) bool { return v.ReportedRestarts >= n && v.PowerState == "On" }
 			case "reimage":
 				x.Reimages = max(x.Reimages, v.ReportedReimages) + 1
 				n := x.Reimages
-				want = func(v vmProperties) bool { return v.ReportedReimages >= n }
+				want = func(v vmReport) bool { return v.ReportedReimages >= n }
 			}
 			return true
 		})
@@ -711,7 +849,7 @@ func (p *Provider) vmAction(name string) func(context.Context, *resource.Task) (
 
 // awaitVM waits until what the VM's host reports satisfies done, and
 // gives the task what it reported.
-func (p *Provider) awaitVM(ctx context.Context, t *resource.Task, done func(vmProperties) bool) error {
+func (p *Provider) awaitVM(ctx context.Context, t *resource.Task, done func(vmReport) bool) error {
 	r, err := p.waitVM(ctx, t.Resource.ID, done)
 	if err != nil {
 		if e, ok := errors.AsType[*arm.Error](err); ok {
@@ -723,33 +861,34 @@ func (p *Provider) awaitVM(ctx context.Context, t *resource.Task, done func(vmPr
 	return nil
 }
 
-// waitVM waits until the stored VM satisfies done and returns it, or
-// fails after VMTimeout with what its host last reported.
-func (p *Provider) waitVM(ctx context.Context, vm string, done func(vmProperties) bool) (*resource.Resource, error) {
+// waitVM waits until what the VM's host reports satisfies done and
+// returns the stored VM, or fails after VMTimeout with what its host last
+// reported.
+func (p *Provider) waitVM(ctx context.Context, vm string, done func(vmReport) bool) (*resource.Resource, error) {
 	id, err := arm.ParseID(vm)
 	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(p.cfg.VMTimeout)
-	for {
-		r, err := p.svc.Lookup(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		v := vmOf(r)
-		if done(v) {
-			return r, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, arm.Errorf(http.StatusGatewayTimeout, "VirtualMachineNotReady",
-				"Virtual machine '%s' did not get there within %s: it is %s (%s).", r.Name, p.cfg.VMTimeout, cmp.Or(v.DetailedStatus, "Provisioning"), str(r.Properties, "detailedStatusMessage"))
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	mem, err := p.memory()
+	if err != nil {
+		return nil, err
 	}
+	wait, cancel := context.WithTimeout(ctx, p.cfg.VMTimeout)
+	defer cancel()
+	_, _, err = mem.vms.Until(wait, id, func(v vmReport, revision int64) bool { return revision == 0 || done(v) })
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	r, lookupErr := p.svc.Lookup(ctx, id)
+	if lookupErr != nil {
+		return nil, lookupErr // gone: the projection saw it deleted
+	}
+	if err != nil {
+		v := vmOf(r)
+		return nil, arm.Errorf(http.StatusGatewayTimeout, "VirtualMachineNotReady",
+			"Virtual machine '%s' did not get there within %s: it is %s (%s).", r.Name, p.cfg.VMTimeout, cmp.Or(v.DetailedStatus, "Provisioning"), str(r.Properties, "detailedStatusMessage"))
+	}
+	return r, nil
 }
 
 // lookup reads the stored resource id names.

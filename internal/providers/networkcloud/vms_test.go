@@ -86,11 +86,13 @@ func TestPlaceGivesGPUs(t *testing.T) {
 			{PCIAddress: fmt.Sprintf("0000:4%d:00.0", i)}, {PCIAddress: fmt.Sprintf("0000:5%d:00.0", i)}}})})
 	}
 	given := map[string]string{} // PCI address → VM
+	message := func(m *resource.Resource) string { return "on " + m.Name }
 	for i := range 4 {
 		vm := &resource.Resource{ID: fmt.Sprintf("%s/providers/%s/g%d", testGroup, vmType, i), Tags: map[string]string{tagGPUs: "1"}}
+		e.upsert(t, vm.ID, map[string]any{"clusterId": clusterID})
 		v := vmProperties{ClusterID: clusterID, CPUCores: 2, MemorySizeGB: 2}
 		spec := agentapi.VM{ID: vm.ID, Name: fmt.Sprint("g", i), Power: "On", Cores: 2, MemoryMiB: 2048}
-		m, err := e.p.place(t.Context(), vm, v, func(*resource.Resource) (agentapi.VM, error) { return spec, nil }, "")
+		m, _, err := e.p.place(t.Context(), vm, v, func(*resource.Resource) (agentapi.VM, error) { return spec, nil }, "", message)
 		if err != nil {
 			t.Fatalf("place g%d: %v", i, err)
 		}
@@ -113,10 +115,11 @@ func TestPlaceGivesGPUs(t *testing.T) {
 	// Two are left, one on each of two machines: a VM asking for two
 	// fits nowhere.
 	vm := &resource.Resource{ID: testGroup + "/providers/" + vmType + "/big", Tags: map[string]string{tagGPUs: "2"}}
-	_, err := e.p.place(t.Context(), vm, vmProperties{ClusterID: clusterID, CPUCores: 2, MemorySizeGB: 2},
+	e.upsert(t, vm.ID, map[string]any{"clusterId": clusterID})
+	_, _, err := e.p.place(t.Context(), vm, vmProperties{ClusterID: clusterID, CPUCores: 2, MemorySizeGB: 2},
 		func(*resource.Resource) (agentapi.VM, error) {
 			return agentapi.VM{ID: vm.ID, Cores: 2, MemoryMiB: 2048}, nil
-		}, "")
+		}, "", message)
 	if err == nil || !strings.Contains(err.Error(), "lacking 2 free GPUs") {
 		t.Errorf("placing a VM of 2 GPUs: %v, want 'lacking 2 free GPUs'", err)
 	}
