@@ -58,7 +58,9 @@ func (p *Provider) moveVM(ctx context.Context, from string, entry agentapi.VM, s
 	spec.Evicted = false
 	fromName := from[strings.LastIndexByte(from, '/')+1:]
 	to, _, err := p.place(ctx, vm, vmOf(vm), p.withDisks(ctx, vm, spec), from,
-		func(to *resource.Resource) string { return fmt.Sprintf("The virtual machine is moving from %s to %s.", fromName, to.Name) })
+		func(to *resource.Resource) string {
+			return fmt.Sprintf("The virtual machine is moving from %s to %s.", fromName, to.Name)
+		})
 	if errors.Is(err, errVMGone) { // deleted while it moved: on no machine but from
 		return nil, p.changeHosted(ctx, from, entry.ID, func(*agentapi.VM) bool { return false })
 	}
