@@ -51,12 +51,14 @@ func hardwareNeeds(tags map[string]string) (features []string, gpus int, err err
 }
 
 // freeGPUs are the PCI addresses of machine m's GPUs that none of the
-// VMs it runs has, but vm.
-func freeGPUs(m *resource.Resource, vm string) []string {
-	var inv agentapi.Inventory
+// VMs of its list has, but vm.
+func freeGPUs(m *resource.Resource, list []agentapi.VM, vm string) []string {
+	var inv struct {
+		GPUs []agentapi.GPU `json:"gpus"`
+	}
 	decode(m.Properties["agentInventory"], &inv)
 	used := map[string]bool{}
-	for _, x := range hostedVMs(m) {
+	for _, x := range list {
 		if !strings.EqualFold(x.ID, vm) {
 			for _, g := range x.GPUs {
 				used[g] = true
@@ -72,15 +74,17 @@ func freeGPUs(m *resource.Resource, vm string) []string {
 	return free
 }
 
-// giveGPUs gives spec n of machine m's free GPUs; false when m has fewer.
-func giveGPUs(m *resource.Resource, spec *agentapi.VM, n int) bool {
-	free := freeGPUs(m, spec.ID)
+// giveGPUs gives spec n of machine m's free GPUs, m running the VMs of
+// list; false when m has fewer.
+func giveGPUs(m *resource.Resource, list []agentapi.VM, spec *agentapi.VM, n int) bool {
+	spec.GPUs = nil
+	if n == 0 {
+		return true
+	}
+	free := freeGPUs(m, list, spec.ID)
 	if len(free) < n {
 		return false
 	}
-	spec.GPUs = nil
-	if n > 0 {
-		spec.GPUs = free[:n]
-	}
+	spec.GPUs = free[:n]
 	return true
 }

@@ -655,7 +655,7 @@ func (p *Provider) book(ctx context.Context, vm, id string, gpus int, specOn fun
 			return resource.ErrUnchanged
 		}
 		list := hostedVMs(r)
-		if hosts(r, vm) {
+		if listed(list, vm) {
 			booked = true
 			return resource.ErrUnchanged
 		}
@@ -663,7 +663,7 @@ func (p *Provider) book(ctx context.Context, vm, id string, gpus int, specOn fun
 		for _, x := range list {
 			cores, mem = cores-x.Cores, mem-x.MemoryMiB
 		}
-		if !schedulableNow(r) || cores < spec.Cores || mem < spec.MemoryMiB || !giveGPUs(r, &spec, gpus) {
+		if !schedulableNow(r) || cores < spec.Cores || mem < spec.MemoryMiB || !giveGPUs(r, list, &spec, gpus) {
 			return resource.ErrUnchanged // taken, cordoned or down meanwhile: schedule again
 		}
 		r.Properties[machineVMs] = jsonValue(append(list, spec))
@@ -738,8 +738,11 @@ func hostedVMs(m *resource.Resource) []agentapi.VM {
 }
 
 // hosts says whether machine m's list has the VM.
-func hosts(m *resource.Resource, vm string) bool {
-	return slices.ContainsFunc(hostedVMs(m), func(x agentapi.VM) bool { return strings.EqualFold(x.ID, vm) })
+func hosts(m *resource.Resource, vm string) bool { return listed(hostedVMs(m), vm) }
+
+// listed says whether a machine's list has the VM.
+func listed(list []agentapi.VM, vm string) bool {
+	return slices.ContainsFunc(list, func(x agentapi.VM) bool { return strings.EqualFold(x.ID, vm) })
 }
 
 // changeHosted changes the VM's entry in its machine's list (change
@@ -863,7 +866,8 @@ func (p *Provider) awaitVM(ctx context.Context, t *resource.Task, done func(vmRe
 
 // waitVM waits until what the VM's host reports satisfies done and
 // returns the stored VM, or fails after VMTimeout with what its host last
-// reported.
+// reported. It reads the VM once, then waits on the projection of the
+// VMs for a later revision that satisfies done.
 func (p *Provider) waitVM(ctx context.Context, vm string, done func(vmReport) bool) (*resource.Resource, error) {
 	id, err := arm.ParseID(vm)
 	if err != nil {
@@ -873,17 +877,31 @@ func (p *Provider) waitVM(ctx context.Context, vm string, done func(vmReport) bo
 	if err != nil {
 		return nil, err
 	}
+	r, err := p.svc.Lookup(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if done(vmOf(r).vmReport) {
+		return r, nil
+	}
+	read, _ := r.Revision()
 	wait, cancel := context.WithTimeout(ctx, p.cfg.VMTimeout)
 	defer cancel()
-	_, _, err = mem.vms.Until(wait, id, func(v vmReport, revision int64) bool { return revision == 0 || done(v) })
+	caughtUp := false // the projection has shown the VM as read, or later
+	_, _, waited := mem.vms.Until(wait, id, func(v vmReport, revision int64) bool {
+		if revision >= read {
+			caughtUp = true
+			return done(v)
+		}
+		return revision == 0 && caughtUp // deleted
+	})
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	r, lookupErr := p.svc.Lookup(ctx, id)
-	if lookupErr != nil {
-		return nil, lookupErr // gone: the projection saw it deleted
+	if r, err = p.svc.Lookup(ctx, id); err != nil {
+		return nil, err
 	}
-	if err != nil {
+	if waited != nil {
 		v := vmOf(r)
 		return nil, arm.Errorf(http.StatusGatewayTimeout, "VirtualMachineNotReady",
 			"Virtual machine '%s' did not get there within %s: it is %s (%s).", r.Name, p.cfg.VMTimeout, cmp.Or(v.DetailedStatus, "Provisioning"), str(r.Properties, "detailedStatusMessage"))

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -152,5 +153,44 @@ func TestHardwareNeeds(t *testing.T) {
 		if err != nil || !slices.Equal(features, tt.features) || gpus != tt.gpus {
 			t.Errorf("hardwareNeeds(%v) = %v, %d, %v; want %v, %d", tt.tags, features, gpus, err, tt.features, tt.gpus)
 		}
+	}
+}
+
+// TestWaitVM: waiting for a VM's report returns once its host reported
+// what is waited for, not before, and says what it last reported when it
+// times out.
+func TestWaitVM(t *testing.T) {
+	e := newNetEnv(t)
+	vm := networkID("virtualMachines", "w1")
+	e.upsert(t, vm, map[string]any{"clusterId": clusterID, "powerState": "Off", "detailedStatus": "Provisioning"})
+	on := func(v vmReport) bool { return v.PowerState == "On" }
+
+	got := make(chan *resource.Resource, 1)
+	go func() {
+		r, err := e.p.waitVM(t.Context(), vm, on)
+		if err != nil {
+			t.Errorf("waitVM: %v", err)
+		}
+		got <- r
+	}()
+	select {
+	case r := <-got:
+		t.Fatalf("waitVM returned %v before the VM was On", r.Properties)
+	case <-time.After(300 * time.Millisecond):
+	}
+	e.upsert(t, vm, map[string]any{"powerState": "On", "detailedStatus": "Running"})
+	select {
+	case r := <-got:
+		if r == nil || str(r.Properties, "powerState") != "On" {
+			t.Errorf("waitVM returned %v, want the VM On", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("waitVM did not return once the VM was On")
+	}
+
+	e.p.cfg.VMTimeout = 200 * time.Millisecond
+	_, err := e.p.waitVM(t.Context(), vm, func(v vmReport) bool { return v.ReportedRestarts > 0 })
+	if ae, ok := errors.AsType[*arm.Error](err); !ok || ae.Code != "VirtualMachineNotReady" || !strings.Contains(ae.Message, "Running") {
+		t.Errorf("waitVM for a restart that never comes: %v, want VirtualMachineNotReady saying it is Running", err)
 	}
 }
