@@ -551,8 +551,9 @@ func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmPropert
 		}
 		return stored, err
 	}
+	booked := false
 	defer func() { // named a host it could not book the VM on
-		if err != nil && !errors.Is(err, errVMGone) && named != "" {
+		if err != nil && !errors.Is(err, errVMGone) && named != "" && !booked {
 			err = errors.Join(err, p.unnameHost(ctx, vm.ID, named, v.BareMetalMachineID))
 		}
 	}()
@@ -561,7 +562,9 @@ func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmPropert
 		if err != nil {
 			return nil, nil, err
 		}
-		m, booked, revision, err := p.book(ctx, vm.ID, id, gpus, specOn, nameHost)
+		var m *resource.Resource
+		var revision int64
+		m, booked, revision, err = p.book(ctx, vm.ID, id, gpus, specOn, nameHost)
 		if booked {
 			mem.booked(id, vm.ID, revision)
 			// Deleted while it was booked: its deletion may have
@@ -625,9 +628,10 @@ func (p *Provider) choose(mem *memory, cluster, vm string, req scheduler.Request
 }
 
 // book books the VM on machine id, once chosen has been told of the
-// machine, if it is still Ready, uncordoned and has room: booked says whether it does, with the revision of the write
-// that booked it (0: it was booked there already). A machine that
-// refused is returned with the revision it was read at.
+// machine, if it is still Ready, uncordoned and has room: booked says
+// whether it is, with the revision of the write that booked it (0: it
+// was booked there already). A machine that refused is returned with the
+// revision it was read at.
 func (p *Provider) book(ctx context.Context, vm, id string, gpus int, specOn func(m *resource.Resource) (agentapi.VM, error),
 	chosen func(m *resource.Resource) (*resource.Resource, error)) (m *resource.Resource, booked bool, revision int64, err error) {
 	mid, err := arm.ParseID(id)
