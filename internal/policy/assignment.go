@@ -335,10 +335,7 @@ func NewSetAssignment(id string, set *SetDefinition, params map[string]any, defi
 // for a definition, one per member for an initiative) on a resource: its
 // ARM JSON, with id, name, type and location as the request makes them.
 func (a *Assignment) Evaluate(res map[string]any, ctx *Context) []Result {
-	return a.appendResults(make([]Result, 0, len(a.members)), res, ctx)
-}
-
-func (a *Assignment) appendResults(out []Result, res map[string]any, ctx *Context) []Result {
+	out := make([]Result, 0, len(a.members))
 	for _, m := range a.members {
 		out = append(out, m.evaluate(res, ctx))
 	}

@@ -246,11 +246,11 @@ func (p *Provider) rollOut(ctx context.Context, t *resource.Task, st updateState
 	// status sets the cluster's status; the operation's end writes it, in
 	// the same transaction, so a client that sees UpdatePaused or Degraded
 	// can act on the cluster at once. save also writes it now.
-	status := func(status, message string) {
-		set(t.Resource.Properties, map[string]any{"detailedStatus": status, "detailedStatusMessage": message, "updateState": jsonValue(st)})
+	status := func(detailed, message string) {
+		set(t.Resource.Properties, map[string]any{"detailedStatus": detailed, "detailedStatusMessage": message, "updateState": jsonValue(st)})
 	}
-	save := func(s, message string) {
-		status(s, message)
+	save := func(detailed, message string) {
+		status(detailed, message)
 		t.Save(ctx)
 	}
 	tr := startTracking(ctx, t.Resource, t.Save, actionType, t.CorrelationID())
