@@ -47,21 +47,10 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	duration := fs.Duration("duration", 10*time.Second, "how long each phase runs")
 	resources := fs.Int("resources", 256, "resources created for the GET phase")
 	only := fs.String("phases", "get,put,put-sync,etcd-get,etcd-put,etcd-get-inprocess,etcd-put-inprocess", "the phases to run, comma-separated")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the phases (not the setup) to this file")
 	assignments := fs.Int("policy-assignments", 0, "Azure Policy assignments in force on every write (audit and deny definitions at the subscription)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
-	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
 	}
 	progress := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", a...) }
 	progress("starting a server with embedded etcd")
@@ -105,6 +94,17 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		defer etcdClients[i].Close()
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	report := benchReport{Clients: *clients, PhaseSeconds: duration.Seconds()}
 	phases := []struct {

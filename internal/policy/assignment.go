@@ -20,14 +20,29 @@ const (
 	Unknown      = "Unknown" // manual, before an attestation
 )
 
-// Result is one definition's verdict on one resource.
+// Result is one definition's verdict on one resource: which assignment
+// (and which member of its initiative) gave it, and the verdict. Both are
+// shared and read-only: members with the same definition and parameter
+// values share one verdict on a resource, and a compliant verdict that
+// says nothing more is the member's own, so evaluating a resource against
+// many assignments allocates little and keeps little.
 type Result struct {
+	*Origin
+	*Verdict
+}
+
+// Origin is where a result comes from: an assignment, and the definition
+// it assigns or one member of the initiative it assigns.
+type Origin struct {
 	AssignmentID    string
 	DefinitionID    string
 	SetDefinitionID string   `json:",omitempty"`
 	ReferenceID     string   `json:",omitempty"` // the member's policyDefinitionReferenceId
 	GroupNames      []string `json:",omitempty"`
+}
 
+// Verdict is what a definition decided about a resource.
+type Verdict struct {
 	Effect Effect
 	// Matched is whether the if condition held: the effect applies.
 	Matched bool
@@ -54,7 +69,7 @@ type Result struct {
 }
 
 // Denies reports whether the result blocks a create or update request.
-func (r *Result) Denies() bool {
+func (r *Verdict) Denies() bool {
 	return r.Err != nil && r.Effect != Disabled || r.Matched && r.Effect == Deny
 }
 
@@ -110,10 +125,13 @@ type boundDefinition struct {
 	def    *Definition
 	params map[string]any // lower-case names
 	info   map[string]any // policy()
-	result Result         // the IDs every result carries
+	origin *Origin        // the IDs every result carries
 	consts map[*armexpr.Expr]any
 	effect Effect
 	effErr error
+	// inapplicable and compliant are the member's verdicts that say
+	// nothing more than that (compliant: when the effect is static).
+	inapplicable, compliant *Verdict
 	// same identifies the verdict apart from the IDs a result carries:
 	// two members with the same definition and parameter values give the
 	// same verdict on a resource, unless the rule reads policy() (then
@@ -133,14 +151,14 @@ type verdictKey struct {
 
 // bind checks the parameter values and computes what depends on them
 // alone: the effect and every expression over parameters.
-func bind(def *Definition, values map[string]any, base Result) (*boundDefinition, error) {
+func bind(def *Definition, values map[string]any, origin *Origin) (*boundDefinition, error) {
 	params, err := bindParameters(def.Parameters, values)
 	if err != nil {
 		return nil, err
 	}
-	m := &boundDefinition{def: def, params: params, result: base, consts: map[*armexpr.Expr]any{}}
-	m.info = map[string]any{"assignmentId": base.AssignmentID, "definitionId": base.DefinitionID,
-		"setDefinitionId": base.SetDefinitionID, "definitionReferenceId": base.ReferenceID}
+	m := &boundDefinition{def: def, params: params, origin: origin, consts: map[*armexpr.Expr]any{}}
+	m.info = map[string]any{"assignmentId": origin.AssignmentID, "definitionId": origin.DefinitionID,
+		"setDefinitionId": origin.SetDefinitionID, "definitionReferenceId": origin.ReferenceID}
 	fns := templateFunctions.With(map[string]armexpr.Func{
 		"parameters": armexpr.Eager(1, 1, m.parameter),
 		"policy":     armexpr.Eager(0, 0, m.policyInfo),
@@ -162,6 +180,10 @@ func bind(def *Definition, values map[string]any, base Result) (*boundDefinition
 		ev := newEvaluation(m, nil, nil)
 		m.effect, m.effErr = m.effectOf(ev)
 		ev.release()
+	}
+	m.inapplicable = &Verdict{Effect: m.effect}
+	if m.effect != "" {
+		m.compliant = &Verdict{Effect: m.effect, State: Compliant}
 	}
 	if canonical, err := json.Marshal(params); err == nil && !readsPolicy {
 		m.same, m.shared = verdictKey{def: def, params: unique.Make(string(canonical))}, true
@@ -210,63 +232,71 @@ func (d *Definition) applies(res map[string]any) bool {
 }
 
 // evaluate is the definition's result on a resource.
-func (m *boundDefinition) evaluate(res map[string]any, ctx *Context) (r Result) {
-	r = m.result
-	r.Effect = m.effect
+func (m *boundDefinition) evaluate(res map[string]any, ctx *Context) Result {
+	return Result{Origin: m.origin, Verdict: m.verdict(res, ctx)}
+}
+
+// verdict is what the definition decides about a resource.
+func (m *boundDefinition) verdict(res map[string]any, ctx *Context) *Verdict {
 	if !m.def.applies(res) {
-		return r
+		return m.inapplicable
 	}
 	ev := newEvaluation(m, res, ctx)
+	v := &Verdict{Effect: m.effect, Err: m.effErr}
 	defer func() {
-		if r.Existence == nil { // an Existence keeps its evaluation
+		if v.Existence == nil { // an Existence keeps its evaluation
 			ev.release()
 		}
 	}()
-	if r.Effect == "" && m.effErr == nil {
-		r.Effect, r.Err = m.effectOf(ev)
-	} else {
-		r.Err = m.effErr
+	if v.Effect == "" && v.Err == nil {
+		v.Effect, v.Err = m.effectOf(ev)
 	}
-	if r.Err != nil || r.Effect == Disabled {
-		return r
+	if v.Err != nil {
+		return v
+	}
+	if v.Effect == Disabled {
+		return m.inapplicable
 	}
 	rule := m.def.rule
-	if r.Matched, r.Err = ev.cond(rule.cond, nil); r.Err != nil {
-		r.State = NonCompliant
-		return r
+	if v.Matched, v.Err = ev.cond(rule.cond, nil); v.Err != nil {
+		v.State = NonCompliant
+		return v
 	}
-	if !r.Matched {
-		r.State = Compliant
-		return r
+	if !v.Matched {
+		if m.compliant != nil {
+			return m.compliant
+		}
+		v.State = Compliant
+		return v
 	}
-	r.State = NonCompliant
+	v.State = NonCompliant
 	// Evaluate again, recording why: only matches pay for it.
-	if _, r.Err = ev.cond(rule.cond, &r.Reasons); r.Err != nil {
-		return r
+	if _, v.Err = ev.cond(rule.cond, &v.Reasons); v.Err != nil {
+		return v
 	}
 	d := rule.details
-	switch r.Effect {
+	switch v.Effect {
 	case Append:
-		r.Changes, r.Conflict, r.Err = ev.changes(d.appends, false)
-		if r.Conflict != "" {
-			r.Effect, r.Changes = Deny, nil
+		v.Changes, v.Conflict, v.Err = ev.changes(d.appends, false)
+		if v.Conflict != "" {
+			v.Effect, v.Changes = Deny, nil
 		}
 	case Modify:
-		r.Changes, r.Conflict, r.Err = ev.changes(d.modify.operations, true)
-		if r.Conflict != "" {
-			r.Effect, r.Changes = d.modify.conflictEffect, nil
+		v.Changes, v.Conflict, v.Err = ev.changes(d.modify.operations, true)
+		if v.Conflict != "" {
+			v.Effect, v.Changes = d.modify.conflictEffect, nil
 		}
 	case AuditIfNotExists, DeployIfNotExists:
-		r.Existence, r.Err = ev.existence(d.exists)
+		v.Existence, v.Err = ev.existence(d.exists)
 	case DenyAction, AuditAction:
-		r.ActionNames = d.actionNames
+		v.ActionNames = d.actionNames
 	case Manual:
-		r.State = Unknown
+		v.State = Unknown
 		if d.defaultState != "" {
-			r.State = map[string]string{"compliant": Compliant, "noncompliant": NonCompliant, "unknown": Unknown}[strings.ToLower(d.defaultState)]
+			v.State = map[string]string{"compliant": Compliant, "noncompliant": NonCompliant, "unknown": Unknown}[strings.ToLower(d.defaultState)]
 		}
 	}
-	return r
+	return v
 }
 
 // Assignment is a definition or an initiative assigned with parameter
@@ -282,7 +312,7 @@ type Assignment struct {
 // parameter without a value takes its default. The error says which
 // value is missing, of the wrong type or not allowed.
 func NewAssignment(id string, def *Definition, params map[string]any) (*Assignment, error) {
-	m, err := bind(def, params, Result{AssignmentID: id, DefinitionID: def.ID})
+	m, err := bind(def, params, &Origin{AssignmentID: id, DefinitionID: def.ID})
 	if err != nil {
 		return nil, fmt.Errorf("assignment %s of %s: %w", id, def.ID, err)
 	}
@@ -317,7 +347,7 @@ func NewSetAssignment(id string, set *SetDefinition, params map[string]any, defi
 			}
 			values[name] = v
 		}
-		m, err := bind(def, values, Result{AssignmentID: id, DefinitionID: def.ID, SetDefinitionID: set.ID,
+		m, err := bind(def, values, &Origin{AssignmentID: id, DefinitionID: def.ID, SetDefinitionID: set.ID,
 			ReferenceID: mem.ReferenceID, GroupNames: mem.GroupNames})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("member %s: %w", mem.ReferenceID, err))
@@ -343,28 +373,25 @@ func (a *Assignment) Evaluate(res map[string]any, ctx *Context) []Result {
 }
 
 // verdicts evaluates members on one resource, each distinct verdict
-// once: a member whose verdictKey was evaluated before takes that verdict
-// with its own IDs.
+// once: a member whose verdictKey was evaluated before shares that
+// verdict.
 type verdicts struct {
-	seen map[verdictKey]Result
+	seen map[verdictKey]*Verdict
 }
 
 func (v *verdicts) of(m *boundDefinition, res map[string]any, ctx *Context) Result {
 	if !m.shared {
 		return m.evaluate(res, ctx)
 	}
-	r, ok := v.seen[m.same]
-	if !ok || r.Existence != nil { // an Existence is its evaluation's own
-		r = m.evaluate(res, ctx)
+	verdict, ok := v.seen[m.same]
+	if !ok || verdict.Existence != nil { // an Existence is its evaluation's own
+		verdict = m.verdict(res, ctx)
 		if v.seen == nil {
-			v.seen = map[verdictKey]Result{}
+			v.seen = map[verdictKey]*Verdict{}
 		}
-		v.seen[m.same] = r
-		return r
+		v.seen[m.same] = verdict
 	}
-	r.AssignmentID, r.DefinitionID, r.SetDefinitionID, r.ReferenceID, r.GroupNames =
-		m.result.AssignmentID, m.result.DefinitionID, m.result.SetDefinitionID, m.result.ReferenceID, m.result.GroupNames
-	return r
+	return Result{Origin: m.origin, Verdict: verdict}
 }
 
 // EvaluateEach evaluates every assignment on a resource, as Evaluate
@@ -421,7 +448,7 @@ func (d *Decision) Denied() []Result {
 }
 
 // decisive is whether a request's decision keeps the result.
-func (r *Result) decisive() bool { return r.Matched || r.Err != nil }
+func (r *Verdict) decisive() bool { return r.Matched || r.Err != nil }
 
 // EvaluateRequest evaluates a create or update request body in Azure's
 // order: append and modify first, changing a copy of the body; then every

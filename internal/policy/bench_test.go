@@ -107,9 +107,11 @@ func BenchmarkScan10kx100(b *testing.B) {
 	}
 }
 
-// BenchmarkRequestBenchAPI is the policy step of `citadel bench api
+// BenchmarkRequestBenchAPI is the policy work of `citadel bench api
 // --policy-assignments 500` on an ipPrefix PUT: 500 assignments of its
 // three definitions, 333 of them deny rules that read the resource.
+// /request is the request path's step, /compliance the evaluation of the
+// written resource against every assignment that follows each write.
 func BenchmarkRequestBenchAPI(b *testing.B) {
 	aliases := policy.NewAliases(policy.CitadelAliases())
 	rules := []string{
@@ -126,23 +128,33 @@ func BenchmarkRequestBenchAPI(b *testing.B) {
 		}
 		defs = append(defs, d)
 	}
-	var assignments []*policy.Assignment
+	var all, enforced []*policy.Assignment
 	for i := range 500 {
 		a, err := policy.NewAssignment(fmt.Sprintf("/assignments/%d", i), defs[i%3], nil)
 		if err != nil {
 			b.Fatal(err)
 		}
+		all = append(all, a)
 		if i%3 != 0 { // the request path evaluates the effects that can refuse or change it
-			assignments = append(assignments, a)
+			enforced = append(enforced, a)
 		}
 	}
 	body := map[string]any{"id": "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ManagedNetworkFabric/ipPrefixes/p1",
 		"name": "p1", "type": "Microsoft.ManagedNetworkFabric/ipPrefixes", "location": "local", "properties": map[string]any{"ipPrefixRules": []any{
 			map[string]any{"action": "Permit", "sequenceNumber": float64(7), "networkPrefix": "10.0.0.0/8", "condition": "Range", "subnetMaskLength": "16-24"},
 		}}}
-	for b.Loop() {
-		if d := policy.EvaluateRequest(assignments, body, benchContext); len(d.Denied()) != 0 {
-			b.Fatal("denied")
+	b.Run("request", func(b *testing.B) {
+		for b.Loop() {
+			if d := policy.EvaluateRequest(enforced, body, benchContext); len(d.Denied()) != 0 {
+				b.Fatal("denied")
+			}
 		}
-	}
+	})
+	b.Run("compliance", func(b *testing.B) {
+		for b.Loop() {
+			if each := policy.EvaluateEach(all, body, benchContext); each[0][0].State != policy.NonCompliant {
+				b.Fatal("the audit is not NonCompliant")
+			}
+		}
+	})
 }

@@ -25,10 +25,15 @@ import (
 // evaluated is the latest result of one assignment (or initiative member)
 // on one resource.
 type evaluated struct {
-	result   *policy.Result
+	result   policy.Result
 	state    string // Compliant, NonCompliant, Unknown or Exempt
-	resource *resource.Resource
 	assigned *assigned
+	*subject // shared by the resource's evaluations
+}
+
+// subject is a resource as it was evaluated, and when.
+type subject struct {
+	resource *resource.Resource
 	at       time.Time
 }
 
@@ -287,20 +292,14 @@ func (p *Provider) Scan(ctx context.Context) (int, error) {
 // what resourceGroup() and subscription() see for it.
 func (p *Provider) evaluate(ctx context.Context, s *snapshot, r *resource.Resource, pctx *policy.Context, now time.Time) []evaluated {
 	in := s.inScope(r.ID, r.Type)
-	if len(in) == 0 {
+	if len(in.assigned) == 0 {
 		return nil
 	}
-	body := resourceMap(r)
-	compiled := make([]*policy.Assignment, len(in))
-	for i, a := range in {
-		compiled[i] = a.compiled
-	}
-	each := policy.EvaluateEach(compiled, body, pctx)
-	out := make([]evaluated, 0, len(in))
-	for j, a := range in {
-		results := each[j]
-		for i := range results {
-			res := &results[i]
+	each := policy.EvaluateEach(in.compiled, resourceMap(r), pctx)
+	out := make([]evaluated, 0, len(in.assigned))
+	subj := &subject{resource: r, at: now}
+	for j, a := range in.assigned {
+		for _, res := range each[j] {
 			if res.State == "" {
 				continue // the definition does not apply to this resource
 			}
@@ -308,10 +307,10 @@ func (p *Provider) evaluate(ctx context.Context, s *snapshot, r *resource.Resour
 			if res.Existence != nil && res.Matched {
 				state = p.existenceState(ctx, r, res.Existence)
 			}
-			if ok, _ := s.exempt(r.ID, *res, now); ok {
+			if ok, _ := s.exempt(r.ID, res, now); ok {
 				state = "Exempt"
 			}
-			out = append(out, evaluated{result: res, state: state, resource: r, assigned: a, at: now})
+			out = append(out, evaluated{result: res, state: state, assigned: a, subject: subj})
 		}
 	}
 	return out

@@ -44,24 +44,54 @@ type snapshot struct {
 	assignments []*assigned
 	exemptions  []exemption
 	atScope     map[string][]*assigned // by scope
+	// marked are the scopes where what is in force can change: those of
+	// assignments and their notScopes.
+	marked map[string]bool
 
 	mu sync.Mutex
-	// applicable caches, per scope and resource type, the assignments at
-	// the scope whose definition can apply to the type: a write looks up
-	// its few ancestor scopes rather than testing every assignment.
-	applicable map[scopeType][]*assigned
+	// inForce caches what is in force per resource type below each marked
+	// scope: a write looks it up rather than testing every assignment.
+	inForce map[scopeType]*inForce
 }
 
 type scopeType struct{ scope, typ string }
 
 func newSnapshot() *snapshot {
-	return &snapshot{atScope: map[string][]*assigned{}, applicable: map[scopeType][]*assigned{}}
+	return &snapshot{atScope: map[string][]*assigned{}, marked: map[string]bool{}, inForce: map[scopeType]*inForce{}}
 }
 
 // add puts an assignment in force.
 func (s *snapshot) add(a *assigned) {
 	s.assignments = append(s.assignments, a)
 	s.atScope[a.scope] = append(s.atScope[a.scope], a)
+	s.marked[a.scope] = true
+	for _, ns := range a.notScopes {
+		s.marked[ns] = true
+	}
+}
+
+// inForce is the policy in force on resources of one type in one place.
+type inForce struct {
+	assigned []*assigned          // the assignments that apply
+	compiled []*policy.Assignment // the same, compiled
+	// enforced are those that can refuse or change a create or update
+	// ([0]) or a delete ([1]), compiled and as assigned.
+	enforced   [2][]*policy.Assignment
+	enforcedAs [2][]*assigned
+}
+
+func newInForce(in []*assigned) *inForce {
+	f := &inForce{assigned: in}
+	for _, a := range in {
+		f.compiled = append(f.compiled, a.compiled)
+		for i, delete := range []bool{false, true} {
+			if a.enforce && a.compiled.Affects(delete) {
+				f.enforced[i] = append(f.enforced[i], a.compiled)
+				f.enforcedAs[i] = append(f.enforcedAs[i], a)
+			}
+		}
+	}
+	return f
 }
 
 // snapshot returns the current snapshot, rebuilt when a definition,
@@ -230,65 +260,54 @@ func within(id, scope string) bool {
 	return scope == "" || strings.HasPrefix(id, scope) && (len(id) == len(scope) || id[len(scope)] == '/')
 }
 
-// inScope lists the assignments that apply to the resource id of type
-// typ: assigned at or above it, not excluded, and with a definition that
-// can apply to the type.
-func (s *snapshot) inScope(id, typ string) []*assigned {
+// inScope is the policy in force on the resource id of type typ: the
+// assignments at or above it, not excluded by a notScope, whose
+// definition can apply to the type. It is the same for every resource
+// below the deepest marked scope above (or at) id, and shared: callers
+// must not change it.
+func (s *snapshot) inScope(id, typ string) *inForce {
 	id = normScope(id)
-	var out []*assigned
-	for end := 0; ; {
-		scope := id[:end] // "" (the tenant root), then each ancestor, then id
-		for _, a := range s.applicableAt(scope, typ) {
-			if !slices.ContainsFunc(a.notScopes, func(ns string) bool { return within(id, ns) }) {
-				out = append(out, a)
-			}
-		}
-		if end == len(id) {
-			return out
-		}
+	deepest := ""
+	for end := 0; end < len(id); {
 		if next := strings.IndexByte(id[end+1:], '/'); next >= 0 {
 			end += 1 + next
 		} else {
 			end = len(id)
 		}
+		if s.marked[id[:end]] {
+			deepest = id[:end]
+		}
 	}
-}
-
-// applicableAt lists the assignments at scope whose definition can apply
-// to resources of type typ.
-func (s *snapshot) applicableAt(scope, typ string) []*assigned {
-	at := s.atScope[scope]
-	if len(at) == 0 {
-		return nil
-	}
-	key := scopeType{scope, strings.ToLower(typ)}
+	key := scopeType{deepest, strings.ToLower(typ)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	list, ok := s.applicable[key]
+	f, ok := s.inForce[key]
 	if !ok {
-		for _, a := range at {
-			if a.compiled.AppliesTo(typ) {
-				list = append(list, a)
-			}
-		}
-		s.applicable[key] = list
+		f = newInForce(s.applicable(deepest, typ))
+		s.inForce[key] = f
 	}
-	return list
+	return f
 }
 
-// enforced lists the assignments in force on a create or update (or a
-// delete) of id that can refuse or change it: compiled, and as assigned.
-func (s *snapshot) enforced(id arm.ID, delete bool) ([]*policy.Assignment, []*assigned) {
-	in := s.inScope(id.String(), id.Type())
-	compiled := make([]*policy.Assignment, 0, len(in))
-	kept := in[:0]
-	for _, a := range in {
-		if a.enforce && a.compiled.Affects(delete) {
-			compiled = append(compiled, a.compiled)
-			kept = append(kept, a)
+// applicable lists the assignments that apply to the scope (and to what
+// is below it but not marked) for resources of type typ.
+func (s *snapshot) applicable(scope, typ string) []*assigned {
+	var out []*assigned
+	for end := 0; ; {
+		for _, a := range s.atScope[scope[:end]] { // "" (the tenant root), then each ancestor, then scope
+			if a.compiled.AppliesTo(typ) && !slices.ContainsFunc(a.notScopes, func(ns string) bool { return within(scope, ns) }) {
+				out = append(out, a)
+			}
+		}
+		if end == len(scope) {
+			return out
+		}
+		if next := strings.IndexByte(scope[end+1:], '/'); next >= 0 {
+			end += 1 + next
+		} else {
+			end = len(scope)
 		}
 	}
-	return compiled, kept
 }
 
 // exempt reports whether a result on resource id is exempted, and how.
@@ -332,7 +351,8 @@ func (p *Provider) Enforce(ctx context.Context, method string, id arm.ID, body [
 		return nil, p.enforceDelete(ctx, id)
 	}
 	s := p.snapshot()
-	enforced, in := s.enforced(id, false)
+	f := s.inScope(id.String(), id.Type())
+	enforced, in := f.enforced[0], f.enforcedAs[0]
 	if len(enforced) == 0 {
 		return nil, nil
 	}
@@ -478,7 +498,8 @@ func disallowed(id arm.ID, denied []policy.Result, in []*assigned) error {
 // enforceDelete refuses a delete that a denyAction assignment blocks.
 func (p *Provider) enforceDelete(ctx context.Context, id arm.ID) error {
 	s := p.snapshot()
-	enforced, in := s.enforced(id, true)
+	f := s.inScope(id.String(), id.Type())
+	enforced, in := f.enforced[1], f.enforcedAs[1]
 	if len(enforced) == 0 || denyActionExempt(id.Type()) {
 		return nil
 	}

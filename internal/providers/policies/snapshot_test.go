@@ -61,7 +61,7 @@ func TestInScope(t *testing.T) {
 		var got []string
 		for range 2 { // the second time from the cache
 			got = got[:0]
-			for _, a := range s.inScope(tc.id, tc.typ) {
+			for _, a := range s.inScope(tc.id, tc.typ).assigned {
 				got = append(got, a.compiled.ID[len("/a/"):])
 			}
 			slices.Sort(got)
