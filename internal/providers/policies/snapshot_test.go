@@ -35,6 +35,8 @@ func TestInScope(t *testing.T) {
 		{"rg1", "/subscriptions/s1/resourcegroups/rg1", anyType, nil},
 		{"rg10", "/subscriptions/s1/resourcegroups/rg10", anyType, nil},
 		{"p1", "/subscriptions/s1/resourcegroups/rg1/providers/microsoft.managednetworkfabric/ipprefixes/p1", anyType, nil},
+		{"rg3-but-p3", "/subscriptions/s1/resourcegroups/rg3", anyType,
+			[]string{"/subscriptions/s1/resourcegroups/rg3/providers/microsoft.managednetworkfabric/ipprefixes/p3"}},
 	} {
 		compiled, err := policy.NewAssignment("/a/"+a.name, a.def, nil)
 		if err != nil {
@@ -57,6 +59,13 @@ func TestInScope(t *testing.T) {
 			[]string{"rg1", "root", "sub", "sub-but-rg2"}},
 		{"/subscriptions/s1", "Microsoft.Resources/subscriptions", []string{"root", "sub", "sub-but-rg2"}},
 		{"/subscriptions/s2/resourceGroups/rg1", "Microsoft.Resources/resourceGroups", []string{"root"}},
+		// A notScope on one resource: its siblings keep the assignment.
+		{"/subscriptions/s1/resourceGroups/rg3/providers/Microsoft.ManagedNetworkFabric/ipPrefixes/p3", prefixType,
+			[]string{"root", "sub", "sub-but-rg2", "sub-prefixes"}},
+		{"/subscriptions/s1/resourceGroups/rg3/providers/Microsoft.ManagedNetworkFabric/ipPrefixes/p4", prefixType,
+			[]string{"rg3-but-p3", "root", "sub", "sub-but-rg2", "sub-prefixes"}},
+		{"/subscriptions/s1/resourceGroups/rg3/providers/Microsoft.ManagedNetworkFabric/ipPrefixes/p3/children/c1", prefixType + "/children",
+			[]string{"root", "sub", "sub-but-rg2"}},
 	} {
 		var got []string
 		for range 2 { // the second time from the cache
