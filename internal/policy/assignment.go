@@ -68,9 +68,9 @@ type Verdict struct {
 	Err error `json:"-"`
 }
 
-// Denies reports whether the result blocks a create or update request.
-func (r *Verdict) Denies() bool {
-	return r.Err != nil && r.Effect != Disabled || r.Matched && r.Effect == Deny
+// Denies reports whether the verdict blocks a create or update request.
+func (v *Verdict) Denies() bool {
+	return v.Err != nil && v.Effect != Disabled || v.Matched && v.Effect == Deny
 }
 
 // Reason is a leaf condition as it was evaluated, like Azure's
@@ -448,7 +448,7 @@ func (d *Decision) Denied() []Result {
 }
 
 // decisive is whether a request's decision keeps the result.
-func (r *Verdict) decisive() bool { return r.Matched || r.Err != nil }
+func (v *Verdict) decisive() bool { return v.Matched || v.Err != nil }
 
 // EvaluateRequest evaluates a create or update request body in Azure's
 // order: append and modify first, changing a copy of the body; then every

@@ -84,8 +84,8 @@ func newInForce(in []*assigned) *inForce {
 	f := &inForce{assigned: in}
 	for _, a := range in {
 		f.compiled = append(f.compiled, a.compiled)
-		for i, delete := range []bool{false, true} {
-			if a.enforce && a.compiled.Affects(delete) {
+		for i, onDelete := range []bool{false, true} {
+			if a.enforce && a.compiled.Affects(onDelete) {
 				f.enforced[i] = append(f.enforced[i], a.compiled)
 				f.enforcedAs[i] = append(f.enforcedAs[i], a)
 			}
