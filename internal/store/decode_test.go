@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -67,6 +69,14 @@ func FuzzDecodeJSON(f *testing.F) {
 		wantErr, gotErr := json.Unmarshal(doc, &wantDoc), decodeJSON(doc, &gotDoc)
 		if (gotErr == nil) != (wantErr == nil) {
 			t.Fatalf("decodeJSON(%s) into a struct: error %v, encoding/json's %v", doc, gotErr, wantErr)
+		}
+		// What was decoded keeps nothing of the decoder's buffers, which
+		// the next decoding writes again.
+		var other storedDoc
+		decodeJSON(bytes.Repeat([]byte{' '}, len(doc)+1), &other)
+		decodeJSON([]byte(`{"resource":{"id":"`+strings.Repeat("x", len(doc))+`"},"raw":[`+strings.Repeat("0,", len(doc))+`0]}`), &other)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("decodeJSON(%s) changed after the next decoding: %#v, want %#v", doc, got, want)
 		}
 		if wantErr == nil && !reflect.DeepEqual(gotDoc, wantDoc) {
 			t.Fatalf("decodeJSON(%s) into a struct = %+v, want %+v", doc, gotDoc, wantDoc)
