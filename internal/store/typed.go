@@ -90,14 +90,14 @@ func (c Collection[T]) Delete(name string) Op { return Delete(c.Key(name)) }
 // DeleteAt removes name if it is still at rev.
 func (c Collection[T]) DeleteAt(name string, rev int64) Op { return DeleteAt(c.Key(name), rev) }
 
-// mustJSON encodes documents that are plain data; a failure is a
-// programming error (a channel or func in a stored type).
 // decodeJSON decodes a stored document, which mustJSON wrote. It uses
 // goccy/go-json, which reads such documents into the same values as
 // encoding/json (FuzzDecodeJSON holds it to that) in about a third of the
 // time: decoding records is the largest single cost of reading them.
 func decodeJSON(b []byte, v any) error { return gojson.Unmarshal(b, v) }
 
+// mustJSON encodes documents that are plain data; a failure is a
+// programming error (a channel or func in a stored type).
 func mustJSON(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
