@@ -147,7 +147,7 @@ func NewEvent(info EventInfo) Event {
 			subStatus = LocalizableString{text, httpSubStatus(info.StatusCode)}
 		}
 	}
-	sub0, rg, provider, typ := parseResourceID(info.ResourceID)
+	parts := parseResourceID(info.ResourceID)
 
 	e := Event{
 		Caller:               info.Caller,
@@ -165,13 +165,13 @@ func NewEvent(info EventInfo) Event {
 		Level:                level,
 		OperationID:          opID,
 		OperationName:        LocalizableString{info.OperationName, info.OperationName},
-		ResourceGroupName:    rg,
-		ResourceProviderName: LocalizableString{provider, provider},
+		ResourceGroupName:    parts.rg,
+		ResourceProviderName: LocalizableString{parts.provider, parts.provider},
 		ResourceID:           info.ResourceID,
-		ResourceType:         LocalizableString{typ, typ},
+		ResourceType:         LocalizableString{parts.typ, parts.typ},
 		Status:               LocalizableString{info.Status, info.Status},
 		SubStatus:            subStatus,
-		SubscriptionID:       sub0,
+		SubscriptionID:       parts.sub,
 		TenantID:             info.TenantID,
 	}
 	if info.OperationName != "" {
@@ -233,9 +233,11 @@ func canonicalTime(t time.Time) time.Time {
 	return t
 }
 
-// strings lists pointers to every string field of e, for canonical.
-func (e *Event) strings() []*string {
-	return []*string{
+// strings lists pointers to every string field of e, for canonical. An
+// array rather than a slice, so that checking an event does not move it to
+// the heap.
+func (e *Event) strings() [32]*string {
+	return [...]*string{
 		&e.Authorization.Action, &e.Authorization.Role, &e.Authorization.Scope,
 		&e.Caller, &e.Channels, &e.CorrelationID, &e.Description, &e.EventDataID,
 		&e.EventName.Value, &e.EventName.LocalizedValue,
@@ -289,10 +291,14 @@ func validMap(m map[string]string) map[string]string {
 	return out
 }
 
+// resourceIDParts are the parts of a resource id that an event names.
+type resourceIDParts struct{ sub, rg, provider, typ string }
+
 // parseResourceID extracts subscription, resource group, provider namespace
 // and full resource type from an ARM resource id. It is lenient: the id was
 // validated by the front door, and an odd one yields empty parts.
-func parseResourceID(id string) (sub, rg, provider, typ string) {
+func parseResourceID(id string) resourceIDParts {
+	var sub, rg, provider, typ string
 	segs := strings.Split(strings.Trim(id, "/"), "/")
 	var types []string
 	for i := 0; i+1 < len(segs); {
@@ -324,7 +330,7 @@ func parseResourceID(id string) (sub, rg, provider, typ string) {
 	case sub != "":
 		provider, typ = "Microsoft.Resources", "Microsoft.Resources/subscriptions"
 	}
-	return sub, rg, provider, typ
+	return resourceIDParts{sub, rg, provider, typ}
 }
 
 // httpStatusText names the statuses a mutation answers, as Azure's

@@ -146,7 +146,14 @@ const maxBatch = 100
 // follows new ones through a watch, chaining them in commit order every
 // few milliseconds. It returns when the watch breaks.
 func (l *Log) chain(ctx context.Context) error {
-	head, _, err := l.head(ctx)
+	// Only the chainer moves the head, and only it and Flush sign: it reads
+	// the head and the last checkpoint once and keeps them from then on.
+	// The compare-and-swap on the head catches any other writer.
+	head, headRev, err := l.head(ctx)
+	if err != nil {
+		return err
+	}
+	last, err := l.lastCheckpoint(ctx)
 	if err != nil {
 		return err
 	}
@@ -155,14 +162,10 @@ func (l *Log) chain(ctx context.Context) error {
 		return err
 	}
 	slices.SortFunc(backlog, byCommit)
-	if err := l.append(ctx, backlog); err != nil {
+	if head, headRev, err = l.append(ctx, head, headRev, backlog); err != nil {
 		return err
 	}
-	from := head.Revision
-	if len(backlog) > 0 {
-		from = backlog[len(backlog)-1].Created
-	}
-	watch := l.store.Watch(ctx, eventsPrefix, from)
+	watch := l.store.Watch(ctx, eventsPrefix, head.Revision)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	var batch []store.KV
@@ -170,7 +173,8 @@ func (l *Log) chain(ctx context.Context) error {
 		select {
 		case ev, ok := <-watch:
 			if !ok {
-				return l.append(ctx, batch)
+				_, _, err := l.append(ctx, head, headRev, batch)
+				return err
 			}
 			switch {
 			case ev.Deleted:
@@ -184,11 +188,11 @@ func (l *Log) chain(ctx context.Context) error {
 				batch = append(batch, ev.KV)
 			}
 		case <-tick.C:
-			if err := l.append(ctx, batch); err != nil {
+			if head, headRev, err = l.append(ctx, head, headRev, batch); err != nil {
 				return err
 			}
 			batch = batch[:0]
-			if err := l.checkpointIfDue(ctx, false); err != nil {
+			if last, err = l.checkpointIfDue(ctx, head.Head, last, false); err != nil {
 				return err
 			}
 		case <-ctx.Done():
@@ -202,16 +206,13 @@ func byCommit(a, b store.KV) int {
 	return cmp.Or(cmp.Compare(a.Created, b.Created), strings.Compare(a.Key, b.Key))
 }
 
-// append chains events (in commit order) in transactions of at most
-// maxBatch, each moving the head with a compare-and-swap. Events the head
-// has already passed are skipped, so a replay after a broken watch is
+// append chains events (in commit order) after head, stored at revision
+// headRev, in transactions of at most maxBatch, each moving the head with
+// a compare-and-swap; it returns the new head and its revision. Events the
+// head has already passed are skipped, so a replay after a broken watch is
 // harmless.
-func (l *Log) append(ctx context.Context, events []store.KV) error {
+func (l *Log) append(ctx context.Context, head chainHead, headRev int64, events []store.KV) (chainHead, int64, error) {
 	for len(events) > 0 {
-		head, headRev, err := l.head(ctx)
-		if err != nil {
-			return err
-		}
 		for len(events) > 0 && events[0].Created <= head.Revision {
 			events = events[1:]
 		}
@@ -225,7 +226,7 @@ func (l *Log) append(ctx context.Context, events []store.KV) error {
 			n = min(len(events), maxBatch)
 		}
 		if n == 0 {
-			return nil
+			break
 		}
 		batch := make([]link, 0, n)
 		for _, kv := range events[:n] {
@@ -237,12 +238,14 @@ func (l *Log) append(ctx context.Context, events []store.KV) error {
 			}
 			head.Revision = kv.Created
 		}
-		if _, err := l.store.Txn(ctx, links.Create(seqName(head.Seq), batch), heads.Update(headName, head, headRev)); err != nil {
-			return err
+		rev, err := l.store.Txn(ctx, links.Create(seqName(head.Seq), batch), heads.Update(headName, head, headRev))
+		if err != nil {
+			return chainHead{}, 0, err
 		}
+		headRev = rev
 		events = events[n:]
 	}
-	return nil
+	return head, headRev, nil
 }
 
 func (l *Log) head(ctx context.Context) (chainHead, int64, error) {
@@ -253,31 +256,23 @@ func (l *Log) head(ctx context.Context) (chainHead, int64, error) {
 	return it.Value, it.Revision, err
 }
 
-// checkpointIfDue signs the head when enough records or time have passed
+// checkpointIfDue signs head when enough records or time have passed
 // since the last checkpoint, or always when force is set and the head is
-// not covered yet.
-func (l *Log) checkpointIfDue(ctx context.Context, force bool) error {
-	head, _, err := l.head(ctx)
-	if err != nil || head.Seq == 0 {
-		return err
-	}
-	last, err := l.lastCheckpoint(ctx)
-	if err != nil {
-		return err
-	}
-	if last.Seq == head.Seq {
-		return nil
+// not covered yet. It returns the last checkpoint after it.
+func (l *Log) checkpointIfDue(ctx context.Context, head Head, last Checkpoint, force bool) (Checkpoint, error) {
+	if head.Seq == 0 || last.Seq == head.Seq {
+		return last, nil
 	}
 	now := time.Now()
-	if !force && !CheckpointDue(last.Seq, last.Time, head.Head, now, l.every, l.period) {
-		return nil
+	if !force && !CheckpointDue(last.Seq, last.Time, head, now, l.every, l.period) {
+		return last, nil
 	}
-	cp := l.signer.Sign(head.Head, now)
-	_, err = l.store.Txn(ctx, checkpoints.Create(seqName(cp.Seq), cp))
+	cp := l.signer.Sign(head, now)
+	_, err := l.store.Txn(ctx, checkpoints.Create(seqName(cp.Seq), cp))
 	if errors.Is(err, store.ErrConflict) {
-		return nil // another replica signed the same head
+		return l.lastCheckpoint(ctx) // another replica signed the same head
 	}
-	return err
+	return cp, err
 }
 
 func (l *Log) lastCheckpoint(ctx context.Context) (Checkpoint, error) {
@@ -391,7 +386,12 @@ func (l *Log) Flush(ctx context.Context) error {
 			return fmt.Errorf("audit flush: %w", err)
 		}
 		if len(newer) == 0 {
-			return l.checkpointIfDue(ctx, true)
+			last, err := l.lastCheckpoint(ctx)
+			if err != nil {
+				return fmt.Errorf("audit flush: %w", err)
+			}
+			_, err = l.checkpointIfDue(ctx, head.Head, last, true)
+			return err
 		}
 		select {
 		case <-ctx.Done():

@@ -43,20 +43,21 @@ type storedEvent struct {
 }
 
 // derivedField is a field of Event that NewEvent derives from others. A
-// derivation reads only facts and fields listed before it.
+// derivation reads only facts (the resource id's parts among them, parsed
+// once per event) and fields listed before it.
 type derivedField struct {
 	name   string
 	field  func(e *Event) *string
-	derive func(e *Event) string
+	derive func(e *Event, id resourceIDParts) string
 }
 
 // derivedFields lists them in the order they are derived; it mirrors
 // NewEvent.
 var derivedFields = []derivedField{
 	{"authorization.action", func(e *Event) *string { return &e.Authorization.Action },
-		func(e *Event) string { return e.OperationName.Value }},
+		func(e *Event, _ resourceIDParts) string { return e.OperationName.Value }},
 	{"authorization.scope", func(e *Event) *string { return &e.Authorization.Scope },
-		func(e *Event) string {
+		func(e *Event, _ resourceIDParts) string {
 			if e.Authorization.Action == "" {
 				return ""
 			}
@@ -64,14 +65,14 @@ var derivedFields = []derivedField{
 		}},
 	{"channels", func(e *Event) *string { return &e.Channels }, constant("Operation")},
 	{"eventName.value", func(e *Event) *string { return &e.EventName.Value },
-		func(e *Event) string {
+		func(e *Event, _ resourceIDParts) string {
 			if e.Status.Value == StatusStarted {
 				return "BeginRequest"
 			}
 			return "EndRequest"
 		}},
 	{"eventName.localizedValue", func(e *Event) *string { return &e.EventName.LocalizedValue },
-		func(e *Event) string {
+		func(e *Event, _ resourceIDParts) string {
 			switch e.EventName.Value {
 			case "BeginRequest":
 				return "Begin request"
@@ -82,38 +83,38 @@ var derivedFields = []derivedField{
 		}},
 	{"category.value", func(e *Event) *string { return &e.Category.Value }, constant("Administrative")},
 	{"category.localizedValue", func(e *Event) *string { return &e.Category.LocalizedValue },
-		func(e *Event) string { return e.Category.Value }},
+		func(e *Event, _ resourceIDParts) string { return e.Category.Value }},
 	{"id", func(e *Event) *string { return &e.ID },
-		func(e *Event) string {
+		func(e *Event, _ resourceIDParts) string {
 			return e.ResourceID + "/events/" + e.EventDataID + "/ticks/" + strconv.FormatInt(Ticks(e.EventTimestamp), 10)
 		}},
 	{"level", func(e *Event) *string { return &e.Level },
-		func(e *Event) string {
+		func(e *Event, _ resourceIDParts) string {
 			if e.Status.Value == StatusFailed {
 				return LevelError
 			}
 			return LevelInformational
 		}},
 	{"operationId", func(e *Event) *string { return &e.OperationID },
-		func(e *Event) string { return e.CorrelationID }},
+		func(e *Event, _ resourceIDParts) string { return e.CorrelationID }},
 	{"operationName.localizedValue", func(e *Event) *string { return &e.OperationName.LocalizedValue },
-		func(e *Event) string { return e.OperationName.Value }},
+		func(e *Event, _ resourceIDParts) string { return e.OperationName.Value }},
 	{"subscriptionId", func(e *Event) *string { return &e.SubscriptionID },
-		func(e *Event) string { sub, _, _, _ := parseResourceID(e.ResourceID); return sub }},
+		func(_ *Event, id resourceIDParts) string { return id.sub }},
 	{"resourceGroupName", func(e *Event) *string { return &e.ResourceGroupName },
-		func(e *Event) string { _, rg, _, _ := parseResourceID(e.ResourceID); return rg }},
+		func(_ *Event, id resourceIDParts) string { return id.rg }},
 	{"resourceProviderName.value", func(e *Event) *string { return &e.ResourceProviderName.Value },
-		func(e *Event) string { _, _, provider, _ := parseResourceID(e.ResourceID); return provider }},
+		func(_ *Event, id resourceIDParts) string { return id.provider }},
 	{"resourceProviderName.localizedValue", func(e *Event) *string { return &e.ResourceProviderName.LocalizedValue },
-		func(e *Event) string { return e.ResourceProviderName.Value }},
+		func(e *Event, _ resourceIDParts) string { return e.ResourceProviderName.Value }},
 	{"resourceType.value", func(e *Event) *string { return &e.ResourceType.Value },
-		func(e *Event) string { _, _, _, typ := parseResourceID(e.ResourceID); return typ }},
+		func(_ *Event, id resourceIDParts) string { return id.typ }},
 	{"resourceType.localizedValue", func(e *Event) *string { return &e.ResourceType.LocalizedValue },
-		func(e *Event) string { return e.ResourceType.Value }},
+		func(e *Event, _ resourceIDParts) string { return e.ResourceType.Value }},
 	{"status.localizedValue", func(e *Event) *string { return &e.Status.LocalizedValue },
-		func(e *Event) string { return e.Status.Value }},
+		func(e *Event, _ resourceIDParts) string { return e.Status.Value }},
 	{"subStatus.localizedValue", func(e *Event) *string { return &e.SubStatus.LocalizedValue },
-		func(e *Event) string {
+		func(e *Event, _ resourceIDParts) string {
 			if code, ok := httpStatusCode[e.SubStatus.Value]; ok {
 				return httpSubStatus(code)
 			}
@@ -125,12 +126,12 @@ var derivedFields = []derivedField{
 // derivations; a property derived as "" is absent.
 var derivedProperties = []struct {
 	key    string
-	derive func(e *Event) string
+	derive func(e *Event, id resourceIDParts) string
 }{
-	{"entity", func(e *Event) string { return e.ResourceID }},
-	{"eventCategory", func(e *Event) string { return e.Category.Value }},
-	{"message", func(e *Event) string { return e.OperationName.Value }},
-	{"statusCode", func(e *Event) string {
+	{"entity", func(e *Event, _ resourceIDParts) string { return e.ResourceID }},
+	{"eventCategory", func(e *Event, _ resourceIDParts) string { return e.Category.Value }},
+	{"message", func(e *Event, _ resourceIDParts) string { return e.OperationName.Value }},
+	{"statusCode", func(e *Event, _ resourceIDParts) string {
 		if _, ok := httpStatusCode[e.SubStatus.Value]; ok {
 			return e.SubStatus.Value
 		}
@@ -138,7 +139,9 @@ var derivedProperties = []struct {
 	}},
 }
 
-func constant(s string) func(*Event) string { return func(*Event) string { return s } }
+func constant(s string) func(*Event, resourceIDParts) string {
+	return func(*Event, resourceIDParts) string { return s }
+}
 
 // httpStatusCode is httpStatusText reversed.
 var httpStatusCode = func() map[string]int {
@@ -172,20 +175,21 @@ func (e Event) store() storedEvent {
 		}
 		s.Overrides[name] = value
 	}
+	id := parseResourceID(e.ResourceID)
 	for _, f := range derivedFields {
-		if v := *f.field(&e); v != f.derive(&e) {
-			override(f.name, &v)
+		if v := *f.field(&e); v != f.derive(&e, id) {
+			override(f.name, new(v))
 		}
 	}
 	props := maps.Clone(e.Properties)
 	for _, p := range derivedProperties {
 		v, has := props[p.key]
-		derived := p.derive(&e)
+		derived := p.derive(&e, id)
 		switch {
 		case !has && derived != "":
 			override("properties."+p.key, nil)
 		case has && (v != derived || derived == ""):
-			override("properties."+p.key, &v)
+			override("properties."+p.key, new(v))
 		}
 		delete(props, p.key)
 	}
@@ -214,11 +218,12 @@ func (s storedEvent) event() (Event, error) {
 			return Event{}, fmt.Errorf("unknown override %q", name)
 		}
 	}
+	id := parseResourceID(e.ResourceID)
 	for _, f := range derivedFields {
 		v, ok := s.Overrides[f.name]
 		switch {
 		case !ok:
-			*f.field(&e) = f.derive(&e)
+			*f.field(&e) = f.derive(&e, id)
 		case v == nil:
 			return Event{}, fmt.Errorf("override %s: null, want a string", f.name)
 		default:
@@ -236,8 +241,8 @@ func (s storedEvent) event() (Event, error) {
 			if v != nil {
 				e.Properties[p.key] = *v
 			}
-		case p.derive(&e) != "":
-			e.Properties[p.key] = p.derive(&e)
+		case p.derive(&e, id) != "":
+			e.Properties[p.key] = p.derive(&e, id)
 		}
 	}
 	return e, nil
