@@ -139,12 +139,19 @@ func (l *Log) RunChainer(ctx context.Context, replicaID string) error {
 }
 
 // maxBatch bounds the event keys one chaining transaction takes: their
-// links are one value, which etcd limits in size.
-const maxBatch = 100
+// links are one value, which etcd limits in size (1.5 MiB by default; 500
+// keys of at most two events make about 130 KB).
+const maxBatch = 500
+
+// chainEvery is how often the chainer chains what it has seen. Each round
+// is a transaction through etcd's commit path beside the writes it
+// records, so rounds are few and large; the chain lags the events by at
+// most this much.
+const chainEvery = 100 * time.Millisecond
 
 // chain catches up with every event committed since the head, then
 // follows new ones through a watch, chaining them in commit order every
-// few milliseconds. It returns when the watch breaks.
+// chainEvery. It returns when the watch breaks.
 func (l *Log) chain(ctx context.Context) error {
 	// Only the chainer moves the head, and only it and Flush sign: it reads
 	// the head and the last checkpoint once and keeps them from then on.
@@ -166,7 +173,7 @@ func (l *Log) chain(ctx context.Context) error {
 		return err
 	}
 	watch := l.store.Watch(ctx, eventsPrefix, head.Revision)
-	tick := time.NewTicker(20 * time.Millisecond)
+	tick := time.NewTicker(chainEvery)
 	defer tick.Stop()
 	var batch []store.KV
 	for {
