@@ -7,8 +7,8 @@ import (
 	"github.com/citadel-cloud/citadel/internal/audit"
 )
 
-// BenchmarkAppend measures what the writer adds to each mutation's
-// transaction: canonical encoding and hashing of one record.
+// BenchmarkAppend measures the next record of a chain: canonical encoding
+// and hashing of one record.
 func BenchmarkAppend(b *testing.B) {
 	e := testEvent(3)
 	h := audit.Head{Seq: 41, Hash: audit.Digest{1}}
