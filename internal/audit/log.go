@@ -383,29 +383,37 @@ func (l *Log) Flush(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("audit flush: %w", err)
 	}
-	for {
-		head, _, err := l.head(ctx)
-		if err != nil {
-			return fmt.Errorf("audit flush: %w", err)
-		}
-		newer, err := l.store.Created(ctx, eventsPrefix, head.Revision, now, 1)
-		if err != nil {
-			return fmt.Errorf("audit flush: %w", err)
-		}
-		if len(newer) == 0 {
-			last, err := l.lastCheckpoint(ctx)
-			if err != nil {
-				return fmt.Errorf("audit flush: %w", err)
-			}
-			_, err = l.checkpointIfDue(ctx, head.Head, last, true)
-			return err
-		}
+	head, _, err := l.head(ctx)
+	if err != nil {
+		return fmt.Errorf("audit flush: %w", err)
+	}
+	// The chainer chains in commit order: once its head has passed the
+	// last event committed by now, every earlier one is chained too. Which
+	// that is takes one scan of the events; then only the head is read.
+	pending, err := l.store.Created(ctx, eventsPrefix, head.Revision, now, 0)
+	if err != nil {
+		return fmt.Errorf("audit flush: %w", err)
+	}
+	last := head.Revision
+	for _, kv := range pending {
+		last = max(last, kv.Created)
+	}
+	for head.Revision < last {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("audit flush: the chainer did not catch up: %w", ctx.Err())
 		case <-time.After(10 * time.Millisecond):
 		}
+		if head, _, err = l.head(ctx); err != nil {
+			return fmt.Errorf("audit flush: %w", err)
+		}
 	}
+	cp, err := l.lastCheckpoint(ctx)
+	if err != nil {
+		return fmt.Errorf("audit flush: %w", err)
+	}
+	_, err = l.checkpointIfDue(ctx, head.Head, cp, true)
+	return err
 }
 
 // archived is the checkpoint that ends the last archive segment: the
