@@ -388,15 +388,10 @@ func (l *Log) Flush(ctx context.Context) error {
 		return fmt.Errorf("audit flush: %w", err)
 	}
 	// The chainer chains in commit order: once its head has passed the
-	// last event committed by now, every earlier one is chained too. Which
-	// that is takes one scan of the events; then only the head is read.
-	pending, err := l.store.Created(ctx, eventsPrefix, head.Revision, now, 0)
+	// last event committed by now, every earlier one is chained too.
+	last, err := l.store.LastCreated(ctx, eventsPrefix, head.Revision, now)
 	if err != nil {
 		return fmt.Errorf("audit flush: %w", err)
-	}
-	last := head.Revision
-	for _, kv := range pending {
-		last = max(last, kv.Created)
 	}
 	for head.Revision < last {
 		select {

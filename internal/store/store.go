@@ -354,6 +354,22 @@ func Unchanged(key string, rev int64) Op {
 	return Op{key: key, rev: rev, guard: atRevision, check: true}
 }
 
+// LastCreated returns the latest revision at which a key now under prefix
+// was created after revision after and (when upTo > 0) no later than upTo,
+// or 0 when none was. It reads etcd's index only, not the values.
+func (s *Store) LastCreated(ctx context.Context, prefix string, after, upTo int64) (int64, error) {
+	resp, err := s.client.Get(ctx, s.prefix+prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+		clientv3.WithMinCreateRev(after+1), clientv3.WithMaxCreateRev(upTo),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(1))
+	if err != nil {
+		return 0, fmt.Errorf("store: last created %q: %w", prefix, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, nil
+	}
+	return resp.Kvs[0].CreateRevision, nil
+}
+
 // Created reads the keys under prefix created after revision after and
 // (when upTo > 0) no later than upTo, at most limit of them (0: all), in
 // key order. Keys rewritten since do not count as new.

@@ -664,4 +664,18 @@ func TestCreated(t *testing.T) {
 			t.Errorf("Created(c/, %d, %d) mismatch (-want +got):\n%s", tt.after, tt.upTo, diff)
 		}
 	}
+	for _, tt := range []struct {
+		after, upTo, want int64
+	}{
+		{0, rewritten, second},
+		{0, second, second},
+		{0, first, first},
+		{first, rewritten, second},
+		{second, rewritten, 0},
+		{0, first - 1, 0},
+	} {
+		if got, err := s.LastCreated(ctx, "c/", tt.after, tt.upTo); err != nil || got != tt.want {
+			t.Errorf("LastCreated(c/, %d, %d) = %d, %v, want %d", tt.after, tt.upTo, got, err, tt.want)
+		}
+	}
 }
