@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -373,24 +374,43 @@ func (s *Store) LastCreated(ctx context.Context, prefix string, after, upTo int6
 // Created reads the keys under prefix created after revision after and
 // (when upTo > 0) no later than upTo, at most limit of them (0: all), in
 // key order. Keys rewritten since do not count as new.
+//
+// etcd filters by creation only after reading the whole range, so the
+// range reads its index alone and the values of the keys it finds follow,
+// read at the same revision, maxTxnOps at a time.
 func (s *Store) Created(ctx context.Context, prefix string, after, upTo int64, limit int) ([]KV, error) {
-	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithMinCreateRev(after + 1)}
+	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithMinCreateRev(after + 1)}
 	if upTo > 0 {
 		opts = append(opts, clientv3.WithMaxCreateRev(upTo))
 	}
 	if limit > 0 {
 		opts = append(opts, clientv3.WithLimit(int64(limit)))
 	}
-	resp, err := s.client.Get(ctx, s.prefix+prefix, opts...)
+	keys, err := s.client.Get(ctx, s.prefix+prefix, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("store: created %q: %w", prefix, err)
 	}
-	out := make([]KV, len(resp.Kvs))
-	for i, kv := range resp.Kvs {
-		out[i] = KV{Key: string(kv.Key[len(s.prefix):]), Value: kv.Value, Revision: kv.ModRevision, Created: kv.CreateRevision}
+	out := make([]KV, 0, len(keys.Kvs))
+	for chunk := range slices.Chunk(keys.Kvs, maxTxnOps) {
+		gets := make([]clientv3.Op, len(chunk))
+		for i, kv := range chunk {
+			gets[i] = clientv3.OpGet(string(kv.Key), clientv3.WithRev(keys.Header.Revision))
+		}
+		resp, err := s.client.Txn(ctx).Then(gets...).Commit()
+		if err != nil {
+			return nil, fmt.Errorf("store: created %q: %w", prefix, err)
+		}
+		for _, r := range resp.Responses {
+			for _, kv := range r.GetResponseRange().Kvs {
+				out = append(out, KV{Key: string(kv.Key[len(s.prefix):]), Value: kv.Value, Revision: kv.ModRevision, Created: kv.CreateRevision})
+			}
+		}
 	}
 	return out, nil
 }
+
+// maxTxnOps is etcd's default limit on the operations of one transaction.
+const maxTxnOps = 128
 
 // memberName is the embedded etcd's member name.
 const memberName = "citadel"

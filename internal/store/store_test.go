@@ -659,9 +659,30 @@ func TestCreated(t *testing.T) {
 		var keys []string
 		for _, kv := range got {
 			keys = append(keys, kv.Key)
+			if want := map[string]string{"c/a": "2", "c/b": "1"}[kv.Key]; string(kv.Value) != want || kv.Created == 0 || kv.Revision == 0 {
+				t.Errorf("Created(c/, %d, %d): %s = %q (created %d, written %d), want %q as it is now", tt.after, tt.upTo, kv.Key, kv.Value, kv.Created, kv.Revision, want)
+			}
 		}
 		if diff := cmp.Diff(tt.want, keys); diff != "" {
 			t.Errorf("Created(c/, %d, %d) mismatch (-want +got):\n%s", tt.after, tt.upTo, diff)
+		}
+	}
+	var ops []store.Op
+	for i := range 300 { // more than one transaction of reads
+		ops = append(ops, store.Put(fmt.Sprintf("many/%03d", i), []byte(fmt.Sprint(i))))
+	}
+	for chunk := range slices.Chunk(ops, 100) {
+		if _, err := s.Txn(ctx, chunk...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	many, err := s.Created(ctx, "many/", 0, 0, 0)
+	if err != nil || len(many) != len(ops) {
+		t.Fatalf("Created(many/) = %d keys, %v, want %d", len(many), err, len(ops))
+	}
+	for i, kv := range many {
+		if kv.Key != fmt.Sprintf("many/%03d", i) || string(kv.Value) != fmt.Sprint(i) {
+			t.Fatalf("Created(many/)[%d] = %s=%q, want many/%03d=%d", i, kv.Key, kv.Value, i, i)
 		}
 	}
 	for _, tt := range []struct {
