@@ -139,8 +139,8 @@ func (l *Log) RunChainer(ctx context.Context, replicaID string) error {
 }
 
 // maxBatch bounds the event keys one chaining transaction takes: their
-// links are one value, which etcd limits in size (1.5 MiB by default; 500
-// keys of at most two events make about 130 KB).
+// links are one value, which etcd limits in size (1.5 MiB by default; a
+// link is about 130 bytes, and a key holds one or two events).
 const maxBatch = 500
 
 // chainEvery is how often the chainer chains what it has seen. Each round
@@ -548,12 +548,8 @@ func (l *Log) dropArchived(ctx context.Context, mark *Checkpoint) error {
 			}
 		}
 		ops = append(ops, links.Delete(batches[0].Name))
-		for len(ops) > 0 {
-			n := min(len(ops), maxBatch)
-			if _, err := l.store.Txn(ctx, ops[:n]...); err != nil {
-				return err
-			}
-			ops = ops[n:]
+		if err := l.txnChunks(ctx, ops); err != nil {
+			return err
 		}
 	}
 	cps, _, err := checkpoints.List(ctx, l.store, "", "", 0)
@@ -566,12 +562,15 @@ func (l *Log) dropArchived(ctx context.Context, mark *Checkpoint) error {
 			ops = append(ops, checkpoints.Delete(it.Name))
 		}
 	}
-	for len(ops) > 0 {
-		n := min(len(ops), maxBatch)
-		if _, err := l.store.Txn(ctx, ops[:n]...); err != nil {
+	return l.txnChunks(ctx, ops)
+}
+
+// txnChunks commits ops in order, as many per transaction as etcd takes.
+func (l *Log) txnChunks(ctx context.Context, ops []store.Op) error {
+	for chunk := range slices.Chunk(ops, store.MaxTxnOps) {
+		if _, err := l.store.Txn(ctx, chunk...); err != nil {
 			return err
 		}
-		ops = ops[n:]
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package audit_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/citadel-cloud/citadel/internal/audit"
 	"github.com/citadel-cloud/citadel/internal/store"
@@ -51,5 +52,39 @@ func TestLogChainsEveryEventOfAWrite(t *testing.T) {
 	recs, _, err = l.Records(t.Context(), 5, 0)
 	if err != nil || len(recs) != 2 || recs[0].Event.EventDataID != want[4] {
 		t.Errorf("Records(from 5) = %d records, %v; want %s first", len(recs), err, want[4])
+	}
+}
+
+// TestLogArchivesALargeBatch: a chaining transaction can link more event
+// keys than etcd takes operations in one transaction; archiving them still
+// removes them all from the store.
+func TestLogArchivesALargeBatch(t *testing.T) {
+	st := storetest.Start(t)
+	l := audit.NewLog(audit.LogConfig{Store: st, Signer: testSigner(t, 1)})
+	const n = 300 // written before the chainer starts: it links them in one batch
+	for i := range n {
+		if _, err := st.Txn(t.Context(), l.Op(testEvent(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- l.RunChainer(ctx, "test") }()
+	t.Cleanup(func() { cancel(); <-done })
+	if err := l.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if events, err := st.Created(t.Context(), "audit/events/", 0, 0, 0); err != nil || len(events) != n {
+		t.Fatalf("before archiving: %d events in the store, %v; want %d", len(events), err, n)
+	}
+	path, err := l.Archive(t.Context(), t.TempDir(), t0.Add(time.Hour*24*365))
+	if err != nil || path == "" {
+		t.Fatalf("Archive = %q, %v", path, err)
+	}
+	if events, err := st.Created(t.Context(), "audit/events/", 0, 0, 0); err != nil || len(events) != 0 {
+		t.Errorf("after archiving: %d events in the store, %v; want none", len(events), err)
+	}
+	if recs, _, err := l.Records(t.Context(), 1, 0); err != nil || len(recs) != 0 {
+		t.Errorf("Records after archiving = %d, %v; want none in the store", len(recs), err)
 	}
 }

@@ -377,7 +377,7 @@ func (s *Store) LastCreated(ctx context.Context, prefix string, after, upTo int6
 //
 // etcd filters by creation only after reading the whole range, so the
 // range reads its index alone and the values of the keys it finds follow,
-// read at the same revision, maxTxnOps at a time.
+// read at the same revision, MaxTxnOps at a time.
 func (s *Store) Created(ctx context.Context, prefix string, after, upTo int64, limit int) ([]KV, error) {
 	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithMinCreateRev(after + 1)}
 	if upTo > 0 {
@@ -391,7 +391,7 @@ func (s *Store) Created(ctx context.Context, prefix string, after, upTo int64, l
 		return nil, fmt.Errorf("store: created %q: %w", prefix, err)
 	}
 	out := make([]KV, 0, len(keys.Kvs))
-	for chunk := range slices.Chunk(keys.Kvs, maxTxnOps) {
+	for chunk := range slices.Chunk(keys.Kvs, MaxTxnOps) {
 		gets := make([]clientv3.Op, len(chunk))
 		for i, kv := range chunk {
 			gets[i] = clientv3.OpGet(string(kv.Key), clientv3.WithRev(keys.Header.Revision))
@@ -409,8 +409,9 @@ func (s *Store) Created(ctx context.Context, prefix string, after, upTo int64, l
 	return out, nil
 }
 
-// maxTxnOps is etcd's default limit on the operations of one transaction.
-const maxTxnOps = 128
+// MaxTxnOps is etcd's default limit on the operations of one transaction:
+// Txn refuses more.
+const MaxTxnOps = 128
 
 // memberName is the embedded etcd's member name.
 const memberName = "citadel"
