@@ -72,7 +72,11 @@ type LogConfig struct {
 	// ArchiveDir (checked every hour); 0 keeps everything in the store.
 	Retention  time.Duration
 	ArchiveDir string
-	Logger     *slog.Logger
+	// ClockSkew bounds how far the replicas' clocks disagree (default a
+	// minute): events are dated by the replica that served the request,
+	// checkpoints by the chainer's. Since allows for it.
+	ClockSkew time.Duration
+	Logger    *slog.Logger
 }
 
 // Log writes, chains and reads the activity log.
@@ -83,18 +87,22 @@ type Log struct {
 	period     time.Duration
 	retention  time.Duration
 	archiveDir string
+	clockSkew  time.Duration
 	log        *slog.Logger
 }
 
 // NewLog returns the activity log.
 func NewLog(cfg LogConfig) *Log {
 	l := &Log{store: cfg.Store, signer: cfg.Signer, every: cfg.CheckpointEvery, period: cfg.CheckpointInterval,
-		retention: cfg.Retention, archiveDir: cfg.ArchiveDir, log: cfg.Logger}
+		retention: cfg.Retention, archiveDir: cfg.ArchiveDir, clockSkew: cfg.ClockSkew, log: cfg.Logger}
 	if l.every == 0 {
 		l.every = 1000
 	}
 	if l.period == 0 {
 		l.period = 10 * time.Second
+	}
+	if l.clockSkew == 0 {
+		l.clockSkew = time.Minute
 	}
 	if l.log == nil {
 		l.log = slog.Default()
@@ -357,6 +365,37 @@ func (l *Log) Records(ctx context.Context, first uint64, limit int) ([]Record, b
 			return out, false, nil
 		}
 	}
+}
+
+// Since returns a sequence number before which no record is dated at or
+// after t: one past the last checkpoint signed before t (less the clock
+// skew), since a checkpoint covers only records already chained, and so
+// committed and dated, when it was signed. It bisects the sequence numbers
+// rather than read every checkpoint or record, so that a query for the
+// last hour does not read the months before it.
+func (l *Log) Since(ctx context.Context, t time.Time) (uint64, error) {
+	head, _, err := l.head(ctx)
+	if err != nil {
+		return 0, err
+	}
+	before := t.Add(-l.clockSkew)
+	covered := uint64(0) // the last seq a checkpoint signed before that covers
+	for lo, hi := uint64(1), head.Seq; lo <= hi; {
+		mid := lo + (hi-lo)/2
+		// The first checkpoint at or after mid.
+		cps, _, err := checkpoints.List(ctx, l.store, "", seqName(mid-1), 1)
+		if err != nil {
+			return 0, err
+		}
+		if len(cps) == 0 || !cps[0].Value.Time.Before(before) {
+			hi = mid - 1
+			continue
+		}
+		// Signed in time, whatever the order of the others' times.
+		covered = max(covered, cps[0].Value.Seq)
+		lo = cps[0].Value.Seq + 1
+	}
+	return covered + 1, nil
 }
 
 // Checkpoints reads every checkpoint, oldest first.

@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -86,5 +87,52 @@ func TestLogArchivesALargeBatch(t *testing.T) {
 	}
 	if recs, _, err := l.Records(t.Context(), 1, 0); err != nil || len(recs) != 0 {
 		t.Errorf("Records after archiving = %d, %v; want none in the store", len(recs), err)
+	}
+}
+
+// TestLogSince: a query from time t starts after the last checkpoint
+// signed before t, and never after a record dated t or later.
+func TestLogSince(t *testing.T) {
+	st := storetest.Start(t)
+	l := audit.NewLog(audit.LogConfig{Store: st, Signer: testSigner(t, 1), ClockSkew: time.Millisecond})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- l.RunChainer(ctx, "test") }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	// Three phases of five events, each ended by a checkpoint (Flush),
+	// with a moment marked between them.
+	marks := []time.Time{time.Now()}
+	for phase := range 3 {
+		time.Sleep(20 * time.Millisecond)
+		for i := range 5 {
+			e := audit.NewEvent(audit.EventInfo{Time: time.Now(), OperationName: "Microsoft.Resources/tags/write",
+				ResourceID: fmt.Sprintf("/subscriptions/s/resourceGroups/rg%d-%d", phase, i), Status: audit.StatusSucceeded})
+			if _, err := st.Txn(t.Context(), l.Op(e)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		marks = append(marks, time.Now())
+	}
+	marks = append(marks, time.Now().Add(time.Hour))
+	recs, _, err := l.Records(t.Context(), 1, 0)
+	if err != nil || len(recs) != 15 {
+		t.Fatalf("Records = %d, %v; want 15", len(recs), err)
+	}
+	for i, mark := range marks {
+		want := uint64(min(i, 3)*5 + 1) // after the phases before the mark
+		got, err := l.Since(t.Context(), mark)
+		if err != nil || got != want {
+			t.Errorf("Since(mark %d) = %d, %v; want %d", i, got, err, want)
+		}
+		for _, r := range recs {
+			if r.Seq < got && !r.Event.EventTimestamp.Before(mark) {
+				t.Errorf("Since(mark %d) = %d passes record %d, dated %v, not before the mark %v", i, got, r.Seq, r.Event.EventTimestamp, mark)
+			}
+		}
 	}
 }

@@ -53,11 +53,13 @@ func (p *Provider) ListEvents(ctx context.Context, req *resource.Request, subscr
 	if err != nil {
 		return nil, arm.Errorf(http.StatusBadRequest, arm.CodeBadRequest, "%v", err)
 	}
-	next := uint64(1)
+	var next uint64 // the first record to read
 	if req.SkipToken != "" {
 		if next, err = strconv.ParseUint(req.SkipToken, 10, 64); err != nil {
 			return nil, arm.Errorf(http.StatusBadRequest, arm.CodeBadRequest, "The $skipToken is invalid.")
 		}
+	} else if next, err = p.log.Since(ctx, f.From); err != nil {
+		return nil, err
 	}
 	limit := pageSize
 	if req.Top > 0 && req.Top < limit {
