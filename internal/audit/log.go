@@ -367,40 +367,43 @@ func (l *Log) Records(ctx context.Context, first uint64, limit int) ([]Record, b
 	}
 }
 
-// Since returns a sequence number before which no record is dated at or
-// after t: one past the last checkpoint signed before t (less the clock
-// skew), since a checkpoint covers only records already chained, and so
-// committed and dated, when it was signed. It bisects the sequence numbers
-// rather than read every checkpoint or record, so that a query for the
-// last hour does not read the months before it.
-func (l *Log) Since(ctx context.Context, t time.Time) (uint64, error) {
+// CheckpointBefore returns the last checkpoint signed before t (less the
+// clock skew), or nil if there is none in the store. No record up to it is
+// dated t or later: a checkpoint covers only records already chained, and
+// so committed and dated, when it was signed. It bisects the sequence
+// numbers rather than read every checkpoint or record, so that a query
+// for the last hour does not read the months before it.
+func (l *Log) CheckpointBefore(ctx context.Context, t time.Time) (*Checkpoint, error) {
 	head, _, err := l.head(ctx)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	before := t.Add(-l.clockSkew)
-	covered := uint64(0) // the last seq a checkpoint signed before that covers
+	var found *Checkpoint
 	for lo, hi := uint64(1), head.Seq; lo <= hi; {
 		mid := lo + (hi-lo)/2
 		// The first checkpoint at or after mid.
 		cps, _, err := checkpoints.List(ctx, l.store, "", seqName(mid-1), 1)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		if len(cps) == 0 || !cps[0].Value.Time.Before(before) {
 			hi = mid - 1
 			continue
 		}
 		// Signed in time, whatever the order of the others' times.
-		covered = max(covered, cps[0].Value.Seq)
+		if found == nil || cps[0].Value.Seq > found.Seq {
+			found = &cps[0].Value
+		}
 		lo = cps[0].Value.Seq + 1
 	}
-	return covered + 1, nil
+	return found, nil
 }
 
-// Checkpoints reads every checkpoint, oldest first.
-func (l *Log) Checkpoints(ctx context.Context) ([]Checkpoint, error) {
-	items, _, err := checkpoints.List(ctx, l.store, "", "", 0)
+// Checkpoints reads the checkpoints after sequence number after (0: all),
+// oldest first.
+func (l *Log) Checkpoints(ctx context.Context, after uint64) ([]Checkpoint, error) {
+	items, _, err := checkpoints.List(ctx, l.store, "", seqName(after), 0)
 	if err != nil {
 		return nil, err
 	}
@@ -489,7 +492,7 @@ func (l *Log) Archive(ctx context.Context, dir string, cutoff time.Time) (string
 	if anchor != nil {
 		start = anchor.Seq + 1
 	}
-	cps, err := l.Checkpoints(ctx)
+	cps, err := l.Checkpoints(ctx, 0)
 	if err != nil {
 		return "", err
 	}

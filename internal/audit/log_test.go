@@ -90,9 +90,9 @@ func TestLogArchivesALargeBatch(t *testing.T) {
 	}
 }
 
-// TestLogSince: a query from time t starts after the last checkpoint
-// signed before t, and never after a record dated t or later.
-func TestLogSince(t *testing.T) {
+// TestLogCheckpointBefore: a query from time t starts after the last
+// checkpoint signed before t, and never after a record dated t or later.
+func TestLogCheckpointBefore(t *testing.T) {
 	st := storetest.Start(t)
 	l := audit.NewLog(audit.LogConfig{Store: st, Signer: testSigner(t, 1), ClockSkew: time.Millisecond})
 	ctx, cancel := context.WithCancel(t.Context())
@@ -124,14 +124,18 @@ func TestLogSince(t *testing.T) {
 		t.Fatalf("Records = %d, %v; want 15", len(recs), err)
 	}
 	for i, mark := range marks {
-		want := uint64(min(i, 3)*5 + 1) // after the phases before the mark
-		got, err := l.Since(t.Context(), mark)
-		if err != nil || got != want {
-			t.Errorf("Since(mark %d) = %d, %v; want %d", i, got, err, want)
+		want := uint64(min(i, 3) * 5) // the phases before the mark
+		cp, err := l.CheckpointBefore(t.Context(), mark)
+		var got uint64
+		if cp != nil {
+			got = cp.Seq
+		}
+		if err != nil || got != want || cp != nil && !cp.Time.Before(mark) {
+			t.Errorf("CheckpointBefore(mark %d) = %+v, %v; want the checkpoint at %d, signed before %v", i, cp, err, want, mark)
 		}
 		for _, r := range recs {
-			if r.Seq < got && !r.Event.EventTimestamp.Before(mark) {
-				t.Errorf("Since(mark %d) = %d passes record %d, dated %v, not before the mark %v", i, got, r.Seq, r.Event.EventTimestamp, mark)
+			if r.Seq <= got && !r.Event.EventTimestamp.Before(mark) {
+				t.Errorf("CheckpointBefore(mark %d) covers record %d, dated %v, not before the mark %v", i, r.Seq, r.Event.EventTimestamp, mark)
 			}
 		}
 	}

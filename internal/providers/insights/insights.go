@@ -53,13 +53,20 @@ func (p *Provider) ListEvents(ctx context.Context, req *resource.Request, subscr
 	if err != nil {
 		return nil, arm.Errorf(http.StatusBadRequest, arm.CodeBadRequest, "%v", err)
 	}
-	var next uint64 // the first record to read
+	next := uint64(1) // the first record to read
 	if req.SkipToken != "" {
 		if next, err = strconv.ParseUint(req.SkipToken, 10, 64); err != nil {
 			return nil, arm.Errorf(http.StatusBadRequest, arm.CodeBadRequest, "The $skipToken is invalid.")
 		}
-	} else if next, err = p.log.Since(ctx, f.From); err != nil {
-		return nil, err
+	} else {
+		// Every record up to a checkpoint signed before From is older.
+		cp, err := p.log.CheckpointBefore(ctx, f.From)
+		if err != nil {
+			return nil, err
+		}
+		if cp != nil {
+			next = cp.Seq + 1
+		}
 	}
 	limit := pageSize
 	if req.Top > 0 && req.Top < limit {
@@ -144,11 +151,32 @@ func (p *Provider) Export(ctx context.Context, req *resource.Request, from, to s
 	if err := p.log.Flush(ctx); err != nil {
 		return nil, fmt.Errorf("flush the activity log before export: %w", err)
 	}
-	cps, err := p.log.Checkpoints(ctx)
+	// What is archived is no longer in the store: the export starts after
+	// it, anchored on the checkpoint that ends the archive, or later: after
+	// the last checkpoint signed before from, up to which every record is
+	// older (so the records before it are not read at all).
+	anchor, err := p.log.Archived(ctx)
 	if err != nil {
 		return nil, err
 	}
-	recs, _, err := p.log.Records(ctx, 1, 0)
+	if !fromT.IsZero() {
+		cp, err := p.log.CheckpointBefore(ctx, fromT)
+		if err != nil {
+			return nil, err
+		}
+		if cp != nil && (anchor == nil || cp.Seq > anchor.Seq) {
+			anchor = cp
+		}
+	}
+	after := uint64(0)
+	if anchor != nil {
+		after = anchor.Seq
+	}
+	cps, err := p.log.Checkpoints(ctx, after)
+	if err != nil {
+		return nil, err
+	}
+	recs, _, err := p.log.Records(ctx, after+1, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -159,12 +187,6 @@ func (p *Provider) Export(ctx context.Context, req *resource.Request, from, to s
 	timeOf := map[uint64]time.Time{}
 	for _, r := range recs {
 		timeOf[r.Seq] = r.Event.EventTimestamp
-	}
-	// What is archived is no longer in the store: the export starts after
-	// it, anchored on the checkpoint that ends the archive.
-	anchor, err := p.log.Archived(ctx)
-	if err != nil {
-		return nil, err
 	}
 	if !fromT.IsZero() {
 		for i := range cps {
