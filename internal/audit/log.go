@@ -291,13 +291,43 @@ func (l *Log) checkpointIfDue(ctx context.Context, head Head, last Checkpoint, f
 }
 
 func (l *Log) lastCheckpoint(ctx context.Context) (Checkpoint, error) {
-	// Names are zero-padded sequence numbers: the last in key order is the
-	// latest. Checkpoints are few (one per thousand records or per 10 s).
-	items, _, err := checkpoints.List(ctx, l.store, "", "", 0)
-	if err != nil || len(items) == 0 {
+	cp, err := l.lastCheckpointWhere(ctx, func(*Checkpoint) bool { return true })
+	if err != nil || cp == nil {
 		return Checkpoint{}, err
 	}
-	return items[len(items)-1].Value, nil
+	return *cp, nil
+}
+
+// lastCheckpointWhere returns the checkpoint of the highest sequence number
+// that ok accepts, where ok accepts every checkpoint before one it accepts
+// (a time they were signed before, say), or nil. It bisects the sequence
+// numbers up to the head, reading one checkpoint per step, rather than
+// list the checkpoints (a retention window can hold hundreds of thousands).
+// Should ok not be monotonic after all, what it returns is still one ok
+// accepts.
+func (l *Log) lastCheckpointWhere(ctx context.Context, ok func(*Checkpoint) bool) (*Checkpoint, error) {
+	head, _, err := l.head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var found *Checkpoint
+	for lo, hi := uint64(1), head.Seq; lo <= hi; {
+		mid := lo + (hi-lo)/2
+		// The first checkpoint at or after mid.
+		cps, _, err := checkpoints.List(ctx, l.store, "", seqName(mid-1), 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(cps) == 0 || !ok(&cps[0].Value) {
+			hi = mid - 1
+			continue
+		}
+		if found == nil || cps[0].Value.Seq > found.Seq {
+			found = &cps[0].Value
+		}
+		lo = cps[0].Value.Seq + 1
+	}
+	return found, nil
 }
 
 // Records assembles the records with sequence numbers from first on, at
@@ -370,34 +400,12 @@ func (l *Log) Records(ctx context.Context, first uint64, limit int) ([]Record, b
 // CheckpointBefore returns the last checkpoint signed before t (less the
 // clock skew), or nil if there is none in the store. No record up to it is
 // dated t or later: a checkpoint covers only records already chained, and
-// so committed and dated, when it was signed. It bisects the sequence
-// numbers rather than read every checkpoint or record, so that a query
-// for the last hour does not read the months before it.
+// so committed and dated, when it was signed. Finding it reads a few
+// checkpoints, not every record or checkpoint, so that a query for the
+// last hour does not read the months before it.
 func (l *Log) CheckpointBefore(ctx context.Context, t time.Time) (*Checkpoint, error) {
-	head, _, err := l.head(ctx)
-	if err != nil {
-		return nil, err
-	}
 	before := t.Add(-l.clockSkew)
-	var found *Checkpoint
-	for lo, hi := uint64(1), head.Seq; lo <= hi; {
-		mid := lo + (hi-lo)/2
-		// The first checkpoint at or after mid.
-		cps, _, err := checkpoints.List(ctx, l.store, "", seqName(mid-1), 1)
-		if err != nil {
-			return nil, err
-		}
-		if len(cps) == 0 || !cps[0].Value.Time.Before(before) {
-			hi = mid - 1
-			continue
-		}
-		// Signed in time, whatever the order of the others' times.
-		if found == nil || cps[0].Value.Seq > found.Seq {
-			found = &cps[0].Value
-		}
-		lo = cps[0].Value.Seq + 1
-	}
-	return found, nil
+	return l.lastCheckpointWhere(ctx, func(cp *Checkpoint) bool { return cp.Time.Before(before) })
 }
 
 // Checkpoints reads the checkpoints after sequence number after (0: all),
