@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -365,6 +366,24 @@ func (l *Log) Records(ctx context.Context, first uint64, limit int) ([]Record, b
 			if err != nil {
 				return nil, false, fmt.Errorf("audit: link batch %q: %w", b.Name, err)
 			}
+			// The events of the links from the i'th on are read together, as
+			// many as one transaction takes, or as are still wanted.
+			events, asked := map[string]store.KV{}, map[string]bool{}
+			read := func(i int) error {
+				var keys []string
+				for _, lk := range b.Value[i:] {
+					if len(keys) == store.MaxTxnOps || limit > 0 && len(keys) == limit-len(out) {
+						break
+					}
+					if k := eventsPrefix + lk.Event; !asked[k] {
+						asked[k] = true
+						keys = append(keys, k)
+					}
+				}
+				got, err := l.store.GetMany(ctx, keys, 0)
+				maps.Copy(events, got)
+				return err
+			}
 			for i, lk := range b.Value {
 				seq := last + 1 - uint64(len(b.Value)-i)
 				if seq > head.Seq {
@@ -377,15 +396,17 @@ func (l *Log) Records(ctx context.Context, first uint64, limit int) ([]Record, b
 				if limit > 0 && len(out) == limit {
 					return out, true, nil
 				}
-				kv, err := l.store.Get(ctx, eventsPrefix+lk.Event)
-				if err == nil {
+				if !asked[eventsPrefix+lk.Event] {
+					if err := read(i); err != nil {
+						return nil, false, err
+					}
+				}
+				if kv, ok := events[eventsPrefix+lk.Event]; ok {
 					if lines := eventLines(kv.Value); lk.Line < len(lines) {
 						if e, err := decodeEvent(lines[lk.Line]); err == nil {
 							out = append(out, Record{Seq: seq, Prev: prev, Event: e})
 						}
 					}
-				} else if !errors.Is(err, store.ErrNotFound) {
-					return nil, false, err
 				}
 				prev = lk.Hash
 			}

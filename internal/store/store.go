@@ -376,8 +376,7 @@ func (s *Store) LastCreated(ctx context.Context, prefix string, after, upTo int6
 // key order. Keys rewritten since do not count as new.
 //
 // etcd filters by creation only after reading the whole range, so the
-// range reads its index alone and the values of the keys it finds follow,
-// read at the same revision, MaxTxnOps at a time.
+// range reads its index alone, and the values of the keys it finds follow.
 func (s *Store) Created(ctx context.Context, prefix string, after, upTo int64, limit int) ([]KV, error) {
 	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithMinCreateRev(after + 1)}
 	if upTo > 0 {
@@ -386,23 +385,50 @@ func (s *Store) Created(ctx context.Context, prefix string, after, upTo int64, l
 	if limit > 0 {
 		opts = append(opts, clientv3.WithLimit(int64(limit)))
 	}
-	keys, err := s.client.Get(ctx, s.prefix+prefix, opts...)
+	resp, err := s.client.Get(ctx, s.prefix+prefix, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("store: created %q: %w", prefix, err)
 	}
-	out := make([]KV, 0, len(keys.Kvs))
-	for chunk := range slices.Chunk(keys.Kvs, MaxTxnOps) {
+	keys := make([]string, len(resp.Kvs))
+	for i, kv := range resp.Kvs {
+		keys[i] = string(kv.Key[len(s.prefix):])
+	}
+	values, err := s.GetMany(ctx, keys, resp.Header.Revision)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]KV, 0, len(keys))
+	for _, k := range keys {
+		if kv, ok := values[k]; ok {
+			out = append(out, kv)
+		}
+	}
+	return out, nil
+}
+
+// GetMany reads keys, as many per transaction as etcd takes, all at
+// revision rev (0: the revision the first transaction reads at). Keys that
+// do not exist are not in the map.
+func (s *Store) GetMany(ctx context.Context, keys []string, rev int64) (map[string]KV, error) {
+	out := make(map[string]KV, len(keys))
+	for chunk := range slices.Chunk(keys, MaxTxnOps) {
+		var opts []clientv3.OpOption
+		if rev > 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
 		gets := make([]clientv3.Op, len(chunk))
-		for i, kv := range chunk {
-			gets[i] = clientv3.OpGet(string(kv.Key), clientv3.WithRev(keys.Header.Revision))
+		for i, k := range chunk {
+			gets[i] = clientv3.OpGet(s.prefix+k, opts...)
 		}
 		resp, err := s.client.Txn(ctx).Then(gets...).Commit()
 		if err != nil {
-			return nil, fmt.Errorf("store: created %q: %w", prefix, err)
+			return nil, fmt.Errorf("store: get %d keys: %w", len(keys), err)
 		}
+		rev = resp.Header.Revision
 		for _, r := range resp.Responses {
 			for _, kv := range r.GetResponseRange().Kvs {
-				out = append(out, KV{Key: string(kv.Key[len(s.prefix):]), Value: kv.Value, Revision: kv.ModRevision, Created: kv.CreateRevision})
+				k := string(kv.Key[len(s.prefix):])
+				out[k] = KV{Key: k, Value: kv.Value, Revision: kv.ModRevision, Created: kv.CreateRevision}
 			}
 		}
 	}
