@@ -700,3 +700,42 @@ func TestCreated(t *testing.T) {
 		}
 	}
 }
+
+func TestGetMany(t *testing.T) {
+	s := storetest.Start(t)
+	ctx := t.Context()
+	var keys []string
+	for i := range 200 { // more than one transaction of reads
+		keys = append(keys, fmt.Sprintf("gm/%03d", i))
+	}
+	var ops []store.Op
+	for _, k := range keys[:150] {
+		ops = append(ops, store.Put(k, []byte("v1")))
+	}
+	rev := int64(0)
+	for chunk := range slices.Chunk(ops, 100) {
+		r, err := s.Txn(ctx, chunk...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev = r
+	}
+	if _, err := s.Txn(ctx, store.Put(keys[0], []byte("v2"))); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		rev  int64
+		want string
+	}{{0, "v2"}, {rev, "v1"}} {
+		got, err := s.GetMany(ctx, keys, tt.rev)
+		if err != nil || len(got) != 150 {
+			t.Fatalf("GetMany(%d keys, rev %d) = %d keys, %v; want the 150 that exist", len(keys), tt.rev, len(got), err)
+		}
+		if kv := got[keys[0]]; string(kv.Value) != tt.want || kv.Key != keys[0] {
+			t.Errorf("GetMany(rev %d)[%s] = %+v, want %q", tt.rev, keys[0], kv, tt.want)
+		}
+		if _, ok := got[keys[199]]; ok {
+			t.Errorf("GetMany(rev %d) has %s, which does not exist", tt.rev, keys[199])
+		}
+	}
+}
