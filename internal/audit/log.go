@@ -173,6 +173,13 @@ func (l *Log) chain(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The backlog, then a watch from before it was read: the head may be
+	// older than etcd's history (the last event an hour ago, say), and the
+	// watch replays only what append skips.
+	now, err := l.store.Revision(ctx)
+	if err != nil {
+		return err
+	}
 	backlog, err := l.store.Created(ctx, eventsPrefix, head.Revision, 0, 0)
 	if err != nil {
 		return err
@@ -181,7 +188,7 @@ func (l *Log) chain(ctx context.Context) error {
 	if head, headRev, err = l.append(ctx, head, headRev, backlog); err != nil {
 		return err
 	}
-	watch := l.store.Watch(ctx, eventsPrefix, head.Revision)
+	watch := l.store.Watch(ctx, eventsPrefix, max(head.Revision, now))
 	tick := time.NewTicker(chainEvery)
 	defer tick.Stop()
 	var batch []store.KV
@@ -189,8 +196,10 @@ func (l *Log) chain(ctx context.Context) error {
 		select {
 		case ev, ok := <-watch:
 			if !ok {
-				_, _, err := l.append(ctx, head, headRev, batch)
-				return err
+				if _, _, err := l.append(ctx, head, headRev, batch); err != nil || ctx.Err() != nil {
+					return err
+				}
+				return errors.New("the watch of activity-log events ended")
 			}
 			switch {
 			case ev.Deleted:

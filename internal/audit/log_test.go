@@ -1,10 +1,15 @@
 package audit_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"sync"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/citadel-cloud/citadel/internal/audit"
 	"github.com/citadel-cloud/citadel/internal/store"
@@ -139,4 +144,85 @@ func TestLogCheckpointBefore(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestLogChainsAfterCompaction: a chainer that starts when etcd's history
+// no longer reaches back to the last event chained (the last write an
+// hour ago) follows new events all the same, without failing and trying
+// again.
+func TestLogChainsAfterCompaction(t *testing.T) {
+	st := storetest.Start(t)
+	var logged syncBuffer
+	l := audit.NewLog(audit.LogConfig{Store: st, Signer: testSigner(t, 1),
+		Logger: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	run := func() (stop func()) {
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- l.RunChainer(ctx, "test") }()
+		return func() { cancel(); <-done }
+	}
+	write := func(i int) {
+		if _, err := st.Txn(t.Context(), l.Op(testEvent(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	stop := run()
+	write(1)
+	if err := l.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	for range 10 { // other writes, then history compacted past the last event
+		if _, err := st.Txn(t.Context(), store.Put("other", []byte("v"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rev, err := st.Revision(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{st.ClientURL()}, TLS: st.ClientTLS()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.Compact(t.Context(), rev); err != nil {
+		t.Fatal(err)
+	}
+
+	defer run()()
+	time.Sleep(300 * time.Millisecond) // the chainer is past its backlog, and one that failed has said so
+	write(2)
+	if err := l.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	write(3)
+	if err := l.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if recs, _, err := l.Records(t.Context(), 1, 0); err != nil || len(recs) != 3 {
+		t.Errorf("Records = %d, %v; want 3", len(recs), err)
+	}
+	if s := logged.String(); s != "" {
+		t.Errorf("the chainer warned:\n%s", s)
+	}
+}
+
+// syncBuffer is a bytes.Buffer for several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -436,7 +436,7 @@ func (s *Store) GetMany(ctx context.Context, keys []string, rev int64) (map[stri
 }
 
 // MaxTxnOps is etcd's default limit on the operations of one transaction:
-// Txn refuses more.
+// etcd refuses a transaction with more.
 const MaxTxnOps = 128
 
 // memberName is the embedded etcd's member name.
