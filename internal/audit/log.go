@@ -438,10 +438,10 @@ func (l *Log) CheckpointBefore(ctx context.Context, t time.Time) (*Checkpoint, e
 	return l.lastCheckpointWhere(ctx, func(cp *Checkpoint) bool { return cp.Time.Before(before) })
 }
 
-// Checkpoints reads the checkpoints after sequence number after (0: all),
-// oldest first.
-func (l *Log) Checkpoints(ctx context.Context, after uint64) ([]Checkpoint, error) {
-	items, _, err := checkpoints.List(ctx, l.store, "", seqName(after), 0)
+// Checkpoints reads the checkpoints after sequence number after and up to
+// through (math.MaxUint64: to the last), oldest first.
+func (l *Log) Checkpoints(ctx context.Context, after, through uint64) ([]Checkpoint, error) {
+	items, err := l.checkpointItems(ctx, after, through)
 	if err != nil {
 		return nil, err
 	}
@@ -450,6 +450,28 @@ func (l *Log) Checkpoints(ctx context.Context, after uint64) ([]Checkpoint, erro
 		out[i] = it.Value
 	}
 	return out, nil
+}
+
+// checkpointItems lists the checkpoints named after sequence number after
+// and up to through, a page at a time.
+func (l *Log) checkpointItems(ctx context.Context, after, through uint64) ([]store.Item[Checkpoint], error) {
+	var out []store.Item[Checkpoint]
+	for name := seqName(after); ; {
+		page, more, err := checkpoints.List(ctx, l.store, "", name, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range page {
+			if it.Name > seqName(through) {
+				return out, nil
+			}
+			out = append(out, it)
+		}
+		if !more || len(page) == 0 {
+			return out, nil
+		}
+		name = page[len(page)-1].Name
+	}
 }
 
 // Flush waits until the chainer has chained every event committed so far,
@@ -511,13 +533,14 @@ func (l *Log) archived(ctx context.Context) (*Checkpoint, error) {
 // Archived returns the checkpoint that ends the archived history, or nil.
 func (l *Log) Archived(ctx context.Context) (*Checkpoint, error) { return l.archived(ctx) }
 
-// Archive moves the oldest records, up to the newest checkpoint whose
-// record is older than cutoff, into a signed segment file in dir, then
-// removes them from the store. Only whole checkpointed ranges move, the
-// segment is written and synced before anything is deleted, and a
-// segment is checked as it is written (WriteSegment refuses a broken
-// chain), so nothing leaves the store unless it is safely archived. It
-// returns the segment's path, or "" when nothing was old enough.
+// Archive moves the oldest records, up to the last checkpoint signed
+// before cutoff (CheckpointBefore: all of them are older), into a signed
+// segment file in dir, then removes them from the store. Only whole
+// checkpointed ranges move, the segment is written and synced before
+// anything is deleted, and a segment is checked as it is written
+// (WriteSegment refuses a broken chain), so nothing leaves the store
+// unless it is safely archived. It returns the segment's path, or "" when
+// nothing was old enough.
 func (l *Log) Archive(ctx context.Context, dir string, cutoff time.Time) (string, error) {
 	anchor, err := l.archived(ctx)
 	if err != nil {
@@ -530,36 +553,20 @@ func (l *Log) Archive(ctx context.Context, dir string, cutoff time.Time) (string
 	if anchor != nil {
 		start = anchor.Seq + 1
 	}
-	cps, err := l.Checkpoints(ctx, 0)
+	end, err := l.CheckpointBefore(ctx, cutoff)
 	if err != nil {
 		return "", err
 	}
-	var end *Checkpoint
-	for i := range cps {
-		if cps[i].Seq < start {
-			continue
-		}
-		recs, _, err := l.Records(ctx, cps[i].Seq, 1)
-		if err != nil {
-			return "", err
-		}
-		if len(recs) != 1 || recs[0].Seq != cps[i].Seq || !recs[0].Event.EventTimestamp.Before(cutoff) {
-			break
-		}
-		end = &cps[i]
-	}
-	if end == nil {
+	if end == nil || end.Seq < start {
 		return "", nil
 	}
 	recs, _, err := l.Records(ctx, start, int(end.Seq-start+1))
 	if err != nil {
 		return "", err
 	}
-	var covering []Checkpoint
-	for _, cp := range cps {
-		if cp.Seq >= start && cp.Seq <= end.Seq {
-			covering = append(covering, cp)
-		}
+	covering, err := l.Checkpoints(ctx, start-1, end.Seq)
+	if err != nil {
+		return "", err
 	}
 	path, err := l.writeSegment(dir, anchor, start, end.Seq, recs, covering)
 	if err != nil {
@@ -632,15 +639,13 @@ func (l *Log) dropArchived(ctx context.Context, mark *Checkpoint) error {
 			return err
 		}
 	}
-	cps, _, err := checkpoints.List(ctx, l.store, "", "", 0)
+	cps, err := l.checkpointItems(ctx, 0, mark.Seq-1)
 	if err != nil {
 		return err
 	}
 	var ops []store.Op
 	for _, it := range cps {
-		if it.Value.Seq < mark.Seq {
-			ops = append(ops, checkpoints.Delete(it.Name))
-		}
+		ops = append(ops, checkpoints.Delete(it.Name))
 	}
 	return l.txnChunks(ctx, ops)
 }

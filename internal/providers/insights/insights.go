@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -172,7 +173,7 @@ func (p *Provider) Export(ctx context.Context, req *resource.Request, from, to s
 	if anchor != nil {
 		after = anchor.Seq
 	}
-	cps, err := p.log.Checkpoints(ctx, after)
+	cps, err := p.log.Checkpoints(ctx, after, math.MaxUint64)
 	if err != nil {
 		return nil, err
 	}
