@@ -75,7 +75,7 @@ type LogConfig struct {
 	ArchiveDir string
 	// ClockSkew bounds how far the replicas' clocks disagree (default a
 	// minute): events are dated by the replica that served the request,
-	// checkpoints by the chainer's. Since allows for it.
+	// checkpoints by the chainer's. CheckpointBefore allows for it.
 	ClockSkew time.Duration
 	Logger    *slog.Logger
 }
@@ -323,7 +323,8 @@ func (l *Log) lastCheckpointWhere(ctx context.Context, ok func(*Checkpoint) bool
 	var found *Checkpoint
 	for lo, hi := uint64(1), head.Seq; lo <= hi; {
 		mid := lo + (hi-lo)/2
-		// The first checkpoint at or after mid.
+		// The first checkpoint at or after mid, by its name (its value may
+		// have been tampered with; verification says so, not this).
 		cps, _, err := checkpoints.List(ctx, l.store, "", seqName(mid-1), 1)
 		if err != nil {
 			return nil, err
@@ -332,10 +333,11 @@ func (l *Log) lastCheckpointWhere(ctx context.Context, ok func(*Checkpoint) bool
 			hi = mid - 1
 			continue
 		}
-		if found == nil || cps[0].Value.Seq > found.Seq {
-			found = &cps[0].Value
+		at, err := strconv.ParseUint(cps[0].Name, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("audit: checkpoint %q: %w", cps[0].Name, err)
 		}
-		lo = cps[0].Value.Seq + 1
+		found, lo = &cps[0].Value, max(at, mid)+1 // later steps look only further on
 	}
 	return found, nil
 }
