@@ -3,8 +3,10 @@ package audit_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -225,4 +227,43 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestLogCheckpointBeforeTampered: a checkpoint whose stored sequence
+// number disagrees with its name does not send the bisection backwards.
+func TestLogCheckpointBeforeTampered(t *testing.T) {
+	st := storetest.Start(t)
+	l := audit.NewLog(audit.LogConfig{Store: st, Signer: testSigner(t, 1)})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- l.RunChainer(ctx, "test") }()
+	t.Cleanup(func() { cancel(); <-done })
+	for phase := range 3 {
+		for i := range 5 {
+			if _, err := st.Txn(t.Context(), l.Op(testEvent(phase*5+i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cps, err := l.Checkpoints(t.Context(), 0, math.MaxUint64)
+	if err != nil || len(cps) < 3 {
+		t.Fatalf("Checkpoints = %v, %v; want one per phase at least", cps, err)
+	}
+	forged := cps[len(cps)-2]
+	name := fmt.Sprintf("%020d", forged.Seq)
+	forged.Seq = 1
+	b, err := json.Marshal(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Txn(t.Context(), store.Put("audit/checkpoints/"+name, b)); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := l.CheckpointBefore(t.Context(), time.Now().Add(time.Hour))
+	if err != nil || cp == nil || cp.Seq != 15 {
+		t.Errorf("CheckpointBefore(in an hour) = %+v, %v; want the last checkpoint, at 15", cp, err)
+	}
 }
