@@ -2,7 +2,6 @@ package audit_test
 
 import (
 	"bytes"
-	"context"
 	"sync"
 	"testing"
 	"time"
@@ -57,10 +56,7 @@ func BenchmarkOp(b *testing.B) {
 func BenchmarkQueryRecent(b *testing.B) {
 	st := storetest.Start(b)
 	l := audit.NewLog(audit.LogConfig{Store: st, Signer: testSigner(b, 1), ClockSkew: time.Millisecond})
-	ctx, cancel := context.WithCancel(b.Context())
-	done := make(chan error, 1)
-	go func() { done <- l.RunChainer(ctx, "bench") }()
-	b.Cleanup(func() { cancel(); <-done })
+	runChainer(b, l)
 	write := func(from, n int) {
 		var wg sync.WaitGroup
 		for w := range 16 {

@@ -2,10 +2,12 @@ package audit_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"fmt"
 	"iter"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,3 +158,13 @@ func recordOf(tb testing.TB, line string) audit.Record {
 }
 
 func lineOf(r audit.Record) string { return `{"record":` + string(r.Encode()) + `}` }
+
+// runChainer runs l's chainer until stop is called or the test ends.
+func runChainer(tb testing.TB, l *audit.Log) (stop func()) {
+	ctx, cancel := context.WithCancel(tb.Context())
+	done := make(chan error, 1)
+	go func() { done <- l.RunChainer(ctx, "test") }()
+	stop = sync.OnceFunc(func() { cancel(); <-done })
+	tb.Cleanup(stop)
+	return stop
+}

@@ -2,7 +2,6 @@ package audit_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -24,10 +23,7 @@ import (
 func TestLogChainsEveryEventOfAWrite(t *testing.T) {
 	st := storetest.Start(t)
 	l := audit.NewLog(audit.LogConfig{Store: st, Signer: testSigner(t, 1)})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- l.RunChainer(ctx, "test") }()
-	t.Cleanup(func() { cancel(); <-done })
+	runChainer(t, l)
 
 	writes := [][]audit.Event{{testEvent(4), testEvent(1)}, {testEvent(0)}, {testEvent(9), testEvent(6), testEvent(5)}}
 	var want []string
@@ -75,10 +71,7 @@ func TestLogArchivesALargeBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- l.RunChainer(ctx, "test") }()
-	t.Cleanup(func() { cancel(); <-done })
+	runChainer(t, l)
 	if err := l.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -102,10 +95,7 @@ func TestLogArchivesALargeBatch(t *testing.T) {
 func TestLogCheckpointBefore(t *testing.T) {
 	st := storetest.Start(t)
 	l := audit.NewLog(audit.LogConfig{Store: st, Signer: testSigner(t, 1), ClockSkew: time.Millisecond})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- l.RunChainer(ctx, "test") }()
-	t.Cleanup(func() { cancel(); <-done })
+	runChainer(t, l)
 
 	// Three phases of five events, each ended by a checkpoint (Flush),
 	// with a moment marked between them.
@@ -157,19 +147,13 @@ func TestLogChainsAfterCompaction(t *testing.T) {
 	var logged syncBuffer
 	l := audit.NewLog(audit.LogConfig{Store: st, Signer: testSigner(t, 1),
 		Logger: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	run := func() (stop func()) {
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() { done <- l.RunChainer(ctx, "test") }()
-		return func() { cancel(); <-done }
-	}
 	write := func(i int) {
 		if _, err := st.Txn(t.Context(), l.Op(testEvent(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	stop := run()
+	stop := runChainer(t, l)
 	write(1)
 	if err := l.Flush(t.Context()); err != nil {
 		t.Fatal(err)
@@ -193,7 +177,7 @@ func TestLogChainsAfterCompaction(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	defer run()()
+	runChainer(t, l)
 	time.Sleep(300 * time.Millisecond) // the chainer is past its backlog, and one that failed has said so
 	write(2)
 	if err := l.Flush(t.Context()); err != nil {
@@ -234,10 +218,7 @@ func (b *syncBuffer) String() string {
 func TestLogCheckpointBeforeTampered(t *testing.T) {
 	st := storetest.Start(t)
 	l := audit.NewLog(audit.LogConfig{Store: st, Signer: testSigner(t, 1)})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- l.RunChainer(ctx, "test") }()
-	t.Cleanup(func() { cancel(); <-done })
+	runChainer(t, l)
 	for phase := range 3 {
 		for i := range 5 {
 			if _, err := st.Txn(t.Context(), l.Op(testEvent(phase*5+i))); err != nil {
