@@ -458,13 +458,14 @@ func (l *Log) Checkpoints(ctx context.Context, after, through uint64) ([]Checkpo
 // and up to through, a page at a time.
 func (l *Log) checkpointItems(ctx context.Context, after, through uint64) ([]store.Item[Checkpoint], error) {
 	var out []store.Item[Checkpoint]
+	last := seqName(through)
 	for name := seqName(after); ; {
 		page, more, err := checkpoints.List(ctx, l.store, "", name, 1000)
 		if err != nil {
 			return nil, err
 		}
 		for _, it := range page {
-			if it.Name > seqName(through) {
+			if it.Name > last {
 				return out, nil
 			}
 			out = append(out, it)

@@ -359,14 +359,10 @@ func Unchanged(key string, rev int64) Op {
 // was created after revision after and (when upTo > 0) no later than upTo,
 // or 0 when none was. It reads etcd's index only, not the values.
 func (s *Store) LastCreated(ctx context.Context, prefix string, after, upTo int64) (int64, error) {
-	resp, err := s.client.Get(ctx, s.prefix+prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly(),
-		clientv3.WithMinCreateRev(after+1), clientv3.WithMaxCreateRev(upTo),
+	resp, err := s.createdKeys(ctx, prefix, after, upTo,
 		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(1))
-	if err != nil {
-		return 0, fmt.Errorf("store: last created %q: %w", prefix, err)
-	}
-	if len(resp.Kvs) == 0 {
-		return 0, nil
+	if err != nil || len(resp.Kvs) == 0 {
+		return 0, err
 	}
 	return resp.Kvs[0].CreateRevision, nil
 }
@@ -374,20 +370,14 @@ func (s *Store) LastCreated(ctx context.Context, prefix string, after, upTo int6
 // Created reads the keys under prefix created after revision after and
 // (when upTo > 0) no later than upTo, at most limit of them (0: all), in
 // key order. Keys rewritten since do not count as new.
-//
-// etcd filters by creation only after reading the whole range, so the
-// range reads its index alone, and the values of the keys it finds follow.
 func (s *Store) Created(ctx context.Context, prefix string, after, upTo int64, limit int) ([]KV, error) {
-	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithMinCreateRev(after + 1)}
-	if upTo > 0 {
-		opts = append(opts, clientv3.WithMaxCreateRev(upTo))
-	}
+	var opts []clientv3.OpOption
 	if limit > 0 {
 		opts = append(opts, clientv3.WithLimit(int64(limit)))
 	}
-	resp, err := s.client.Get(ctx, s.prefix+prefix, opts...)
+	resp, err := s.createdKeys(ctx, prefix, after, upTo, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("store: created %q: %w", prefix, err)
+		return nil, err
 	}
 	keys := make([]string, len(resp.Kvs))
 	for i, kv := range resp.Kvs {
@@ -404,6 +394,22 @@ func (s *Store) Created(ctx context.Context, prefix string, after, upTo int64, l
 		}
 	}
 	return out, nil
+}
+
+// createdKeys ranges over the keys under prefix created after revision
+// after and (when upTo > 0) no later than upTo, without their values: etcd
+// filters by creation only after reading the whole range, so a range that
+// reads values reads every value under prefix.
+func (s *Store) createdKeys(ctx context.Context, prefix string, after, upTo int64, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	opts = append(opts, clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithMinCreateRev(after+1))
+	if upTo > 0 {
+		opts = append(opts, clientv3.WithMaxCreateRev(upTo))
+	}
+	resp, err := s.client.Get(ctx, s.prefix+prefix, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("store: keys created under %q: %w", prefix, err)
+	}
+	return resp, nil
 }
 
 // GetMany reads keys, as many per transaction as etcd takes, all at
