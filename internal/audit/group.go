@@ -13,11 +13,14 @@ import "bytes"
 
 // encodeEvents is the value under the key of a write's events.
 func encodeEvents(events []Event) []byte {
-	lines := make([][]byte, len(events))
+	b := make([]byte, 0, 800*len(events)) // about the size of one
 	for i, e := range events {
-		lines[i] = encodeEvent(e)
+		if i > 0 {
+			b = append(b, '\n')
+		}
+		b = appendEvent(b, e)
 	}
-	return bytes.Join(lines, []byte{'\n'})
+	return b
 }
 
 // eventLines splits a stored value into its events' stored forms.

@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"strconv"
@@ -267,13 +266,12 @@ func knownOverride(name string) bool {
 
 // encodeEvent is e's stored form as compact JSON with its fields in a fixed
 // order and map keys sorted.
-func encodeEvent(e Event) []byte {
-	b, err := json.Marshal(e.canonical().store())
-	if err != nil {
-		// Only strings, maps of strings and in-range times: this cannot fail.
-		panic(fmt.Sprintf("audit: encode event: %v", err))
-	}
-	return b
+func encodeEvent(e Event) []byte { return appendEvent(nil, e) }
+
+// appendEvent appends e's stored form (see encodeEvent) to b.
+func appendEvent(b []byte, e Event) []byte {
+	s := e.canonical().store()
+	return s.appendJSON(b)
 }
 
 // decodeEvent reads a stored event strictly: unknown fields, unknown
