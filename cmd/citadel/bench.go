@@ -49,12 +49,13 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	only := fs.String("phases", "get,put,put-sync,etcd-get,etcd-put,etcd-get-inprocess,etcd-put-inprocess", "the phases to run, comma-separated")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the phases (not the setup) to this file")
 	assignments := fs.Int("policy-assignments", 0, "Azure Policy assignments in force on every write (audit and deny definitions at the subscription)")
+	withoutLog := fs.Bool("without-activity-log", false, "serve ARM requests without recording them in the activity log: the baseline for the log's cost")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	progress := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", a...) }
 	progress("starting a server with embedded etcd")
-	srv, creds, stop, err := startBenchServer(ctx, nil)
+	srv, creds, stop, err := startBenchServer(ctx, func(c *server.Config) { c.BenchmarkWithoutActivityLog = *withoutLog })
 	if err != nil {
 		return err
 	}

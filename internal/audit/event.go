@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -161,7 +162,7 @@ func NewEvent(info EventInfo) Event {
 		EventTimestamp:       t,
 		SubmissionTimestamp:  sub.UTC(),
 		HTTPRequest:          HTTPRequest{ClientRequestID: info.ClientRequestID, ClientIPAddress: info.ClientIP, Method: info.Method},
-		ID:                   fmt.Sprintf("%s/events/%s/ticks/%d", info.ResourceID, id, Ticks(t)),
+		ID:                   info.ResourceID + "/events/" + id + "/ticks/" + strconv.FormatInt(Ticks(t), 10),
 		Level:                level,
 		OperationID:          opID,
 		OperationName:        LocalizableString{info.OperationName, info.OperationName},
@@ -185,15 +186,15 @@ func NewEvent(info EventInfo) Event {
 	if props == nil {
 		props = map[string]string{}
 	}
-	defaults := map[string]string{
-		"eventCategory": "Administrative",
-		"entity":        info.ResourceID,
-		"message":       info.OperationName,
-		"statusCode":    code,
+	defaults := [...]struct{ k, v string }{
+		{"eventCategory", "Administrative"},
+		{"entity", info.ResourceID},
+		{"message", info.OperationName},
+		{"statusCode", code},
 	}
-	for k, v := range defaults {
-		if _, ok := props[k]; !ok && v != "" {
-			props[k] = v
+	for _, d := range defaults {
+		if _, ok := props[d.k]; !ok && d.v != "" {
+			props[d.k] = d.v
 		}
 	}
 	e.Properties = props

@@ -3,6 +3,7 @@ package audit
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -121,12 +122,14 @@ var derivedFields = []derivedField{
 		}},
 }
 
-// derivedProperties are the properties NewEvent adds, with their
-// derivations; a property derived as "" is absent.
-var derivedProperties = []struct {
+type derivedProperty struct {
 	key    string
 	derive func(e *Event, id resourceIDParts) string
-}{
+}
+
+// derivedProperties are the properties NewEvent adds, with their
+// derivations; a property derived as "" is absent.
+var derivedProperties = []derivedProperty{
 	{"entity", func(e *Event, _ resourceIDParts) string { return e.ResourceID }},
 	{"eventCategory", func(e *Event, _ resourceIDParts) string { return e.Category.Value }},
 	{"message", func(e *Event, _ resourceIDParts) string { return e.OperationName.Value }},
@@ -180,9 +183,8 @@ func (e Event) store() storedEvent {
 			override(f.name, new(v))
 		}
 	}
-	props := maps.Clone(e.Properties)
 	for _, p := range derivedProperties {
-		v, has := props[p.key]
+		v, has := e.Properties[p.key]
 		derived := p.derive(&e, id)
 		switch {
 		case !has && derived != "":
@@ -190,10 +192,14 @@ func (e Event) store() storedEvent {
 		case has && (v != derived || derived == ""):
 			override("properties."+p.key, new(v))
 		}
-		delete(props, p.key)
 	}
-	if len(props) > 0 {
-		s.Properties = props
+	for k, v := range e.Properties {
+		if !slices.ContainsFunc(derivedProperties, func(p derivedProperty) bool { return p.key == k }) {
+			if s.Properties == nil {
+				s.Properties = map[string]string{}
+			}
+			s.Properties[k] = v
+		}
 	}
 	return s
 }

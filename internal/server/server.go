@@ -93,6 +93,11 @@ type Config struct {
 	// AuditRetention is how long activity-log records stay in etcd before
 	// they move to signed archive segments under the data dir.
 	AuditRetention time.Duration
+	// BenchmarkWithoutActivityLog leaves ARM requests out of the activity
+	// log. Only citadel bench api sets it, on the second server of
+	// --audit-cost, to measure what the log adds to a request; no flag of
+	// citadel serve reaches it.
+	BenchmarkWithoutActivityLog bool
 	// SKUFile, when set, adds operator rack and machine SKUs to the
 	// built-in catalog (a JSON file, see package machine).
 	SKUFile string
@@ -377,7 +382,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	site.Handle("GET /{$}", http.RedirectHandler("/portal/", http.StatusFound))
 	site.Handle("/", other)
 	fd := frontdoor.New(frontdoor.Config{
-		Resources: s.Resources, Core: core, Identity: s.Identity, Authz: rbac, Insights: insights.New(s.Audit), Audit: s.Audit,
+		Resources: s.Resources, Core: core, Identity: s.Identity, Authz: rbac, Insights: insights.New(s.Audit), Audit: p.requests,
 		Policy: p.policies, Other: site, Logger: log, Metrics: metrics,
 	})
 	p.deployments.Attach(fd)
@@ -575,6 +580,9 @@ type parts struct {
 	artifacts *artifacts
 	// fabric configures the network devices; the agent API serves them.
 	fabric *fabric.Provider
+	// requests records ARM requests: audit, unless the configuration is
+	// a benchmark's baseline without the log.
+	requests *audit.Log
 }
 
 // openParts opens the store and assembles the identity provider, the
@@ -630,7 +638,10 @@ func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL strin
 		Store: p.store, Signer: signer, Logger: log,
 		Retention: cfg.AuditRetention, ArchiveDir: filepath.Join(dataDir, "audit", "archive"),
 	})
-	p.resources = resource.NewService(resource.Config{Store: p.store, Location: cfg.Location, Logger: log, Audit: p.audit})
+	if p.requests = p.audit; cfg.BenchmarkWithoutActivityLog {
+		p.requests = nil
+	}
+	p.resources = resource.NewService(resource.Config{Store: p.store, Location: cfg.Location, Logger: log, Audit: p.requests})
 	p.core = resources.New(p.resources)
 	p.rbac = authorization.New(p.resources, log)
 	directory.Register(p.resources, p.identity)
