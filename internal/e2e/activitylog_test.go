@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/citadel-cloud/citadel/internal/audit"
+	"github.com/citadel-cloud/citadel/internal/server"
 	"github.com/citadel-cloud/citadel/internal/servertest"
 	"github.com/citadel-cloud/citadel/internal/store"
 )
@@ -903,4 +904,50 @@ func seqsOf(cps []audit.Checkpoint) []uint64 {
 		out[i] = c.Seq
 	}
 	return out
+}
+
+// The baseline that bench api --without-activity-log measures against
+// records none of the requests it serves, and only that configuration:
+// the same requests on an ordinary server are all recorded.
+func TestBenchmarkWithoutActivityLog(t *testing.T) {
+	t.Parallel()
+	for _, without := range []bool{false, true} {
+		t.Run(fmt.Sprintf("without=%v", without), func(t *testing.T) {
+			t.Parallel()
+			cp := servertest.Start(t, func(c *server.Config) { c.BenchmarkWithoutActivityLog = without })
+			group := "/subscriptions/" + cp.Creds.SubscriptionID + "/resourceGroups/bench-baseline"
+			prefix := group + "/providers/" + ipPrefixType + "/prefix"
+			for _, req := range []struct {
+				method, path, api string
+				body              any
+				want              int
+			}{
+				{http.MethodPut, group, alGroupAPI, map[string]any{"location": cp.Creds.Location}, http.StatusCreated},
+				{http.MethodPut, prefix, fabricAPIVersion, ipPrefix(cp.Creds.Location, []prefixRule{{Action: "Permit", SequenceNumber: 1, NetworkPrefix: "10.0.0.0/8"}}), http.StatusCreated},
+				{http.MethodPut, group + "/providers/" + ipPrefixType + "/bad", fabricAPIVersion, map[string]any{"location": 1}, http.StatusBadRequest},
+			} {
+				resp := alSend(t, cp.Client, req.method, req.path+"?api-version="+req.api, nil, req.body)
+				if resp.Status != req.want {
+					t.Fatalf("%s %s = %d %s, want %d", req.method, req.path, resp.Status, resp.Body, req.want)
+				}
+				alWaitOperation(t, cp.Client, req.path, resp)
+			}
+			alFlush(t, cp)
+			records, _, err := cp.Audit.Records(t.Context(), 1, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, r := range records {
+				if strings.HasPrefix(strings.ToLower(r.Event.ResourceID), strings.ToLower(group)) {
+					n++
+				}
+			}
+			// Recorded: the group's Succeeded; the prefix's Started,
+			// Accepted and Succeeded; the refused PUT's Failed.
+			if want := map[bool]int{false: 5, true: 0}[without]; n != want {
+				t.Errorf("%d records of the requests, want %d", n, want)
+			}
+		})
+	}
 }

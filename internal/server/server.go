@@ -641,7 +641,11 @@ func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL strin
 	if p.requests = p.audit; cfg.BenchmarkWithoutActivityLog {
 		p.requests = nil
 	}
-	p.resources = resource.NewService(resource.Config{Store: p.store, Location: cfg.Location, Logger: log, Audit: p.requests})
+	rc := resource.Config{Store: p.store, Location: cfg.Location, Logger: log}
+	if p.requests != nil {
+		rc.Audit = p.requests // not a nil *audit.Log, which the interface would not see as nil
+	}
+	p.resources = resource.NewService(rc)
 	p.core = resources.New(p.resources)
 	p.rbac = authorization.New(p.resources, log)
 	directory.Register(p.resources, p.identity)
