@@ -1,13 +1,13 @@
 package audit
 
 import (
-	"crypto/rand"
-	"fmt"
 	"maps"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/google/uuid"
 )
 
 // Event statuses of the activity log. A synchronous request has one record
@@ -123,7 +123,7 @@ func NewEvent(info EventInfo) Event {
 	}
 	id := info.EventDataID
 	if id == "" {
-		id = newUUID()
+		id = uuid.NewString()
 	}
 	opID := info.OperationID
 	if opID == "" {
@@ -363,12 +363,4 @@ func spaced(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
-}
-
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
