@@ -13,7 +13,7 @@ import "bytes"
 
 // encodeEvents is the value under the key of a write's events.
 func encodeEvents(events []Event) []byte {
-	b := make([]byte, 0, 800*len(events)) // about the size of one
+	b := make([]byte, 0, 800*len(events)) // a typical event is 700-800 bytes
 	for i, e := range events {
 		if i > 0 {
 			b = append(b, '\n')

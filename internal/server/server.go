@@ -94,8 +94,8 @@ type Config struct {
 	// they move to signed archive segments under the data dir.
 	AuditRetention time.Duration
 	// BenchmarkWithoutActivityLog leaves ARM requests out of the activity
-	// log. Only citadel bench api sets it, on the second server of
-	// --audit-cost, to measure what the log adds to a request; no flag of
+	// log. Only citadel bench api --without-activity-log sets it, for the
+	// baseline that measures what the log adds to a request; no flag of
 	// citadel serve reaches it.
 	BenchmarkWithoutActivityLog bool
 	// SKUFile, when set, adds operator rack and machine SKUs to the
@@ -580,8 +580,8 @@ type parts struct {
 	artifacts *artifacts
 	// fabric configures the network devices; the agent API serves them.
 	fabric *fabric.Provider
-	// requests records ARM requests: audit, unless the configuration is
-	// a benchmark's baseline without the log.
+	// requests records ARM requests: audit, or nil in a benchmark's
+	// baseline without the log.
 	requests *audit.Log
 }
 
@@ -638,12 +638,10 @@ func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL strin
 		Store: p.store, Signer: signer, Logger: log,
 		Retention: cfg.AuditRetention, ArchiveDir: filepath.Join(dataDir, "audit", "archive"),
 	})
-	if p.requests = p.audit; cfg.BenchmarkWithoutActivityLog {
-		p.requests = nil
-	}
 	rc := resource.Config{Store: p.store, Location: cfg.Location, Logger: log}
-	if p.requests != nil {
-		rc.Audit = p.requests // not a nil *audit.Log, which the interface would not see as nil
+	if !cfg.BenchmarkWithoutActivityLog {
+		// Set only with a log: a nil *audit.Log in rc.Audit would not be nil.
+		p.requests, rc.Audit = p.audit, p.audit
 	}
 	p.resources = resource.NewService(rc)
 	p.core = resources.New(p.resources)
