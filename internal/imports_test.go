@@ -48,7 +48,7 @@ func TestImports(t *testing.T) {
 	// database) and other pure packages only.
 	pure := map[string]bool{"internal/arm": true, "internal/network": true, "internal/authz": true, "internal/machine": true,
 		"internal/liveness": true, "internal/agentapi": true, "internal/armexpr": true, "internal/template": true, "internal/policy": true,
-		"internal/compliance": true, "internal/scheduler": true}
+		"internal/compliance": true, "internal/scheduler": true, "internal/jsonstr": true}
 	// The agent and the fleet simulator reach the control plane through
 	// its public APIs only, like a real machine.
 	outside := func(pkg string) bool {

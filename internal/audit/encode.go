@@ -3,7 +3,8 @@ package audit
 import (
 	"slices"
 	"time"
-	"unicode/utf8"
+
+	"github.com/citadel-cloud/citadel/internal/jsonstr"
 )
 
 // A stored event's JSON, written without reflection: every mutating
@@ -11,7 +12,7 @@ import (
 // larger part of that. The bytes are encoding/json's for a storedEvent
 // (FuzzAppendStoredEvent holds them to it): fields in their declared
 // order, empty ones left out as the tags say, map keys sorted, strings
-// escaped as json.Marshal escapes them.
+// escaped as json.Marshal escapes them (jsonstr.Append).
 
 // appendJSON appends s as json.Marshal would write it.
 func (s *storedEvent) appendJSON(b []byte) []byte {
@@ -21,7 +22,7 @@ func (s *storedEvent) appendJSON(b []byte) []byte {
 	o.string("correlationId", s.CorrelationID)
 	o.string("description", s.Description)
 	o.key("eventDataId")
-	o.b = appendJSONString(o.b, s.EventDataID)
+	o.b = jsonstr.Append(o.b, s.EventDataID, true)
 	o.time("eventTimestamp", s.Time)
 	if s.Submitted != nil {
 		o.key("submissionTimestamp")
@@ -45,10 +46,11 @@ func (s *storedEvent) appendJSON(b []byte) []byte {
 	if len(s.Overrides) > 0 {
 		o.key("overrides")
 		m := jsonObject{b: append(o.b, '{')}
-		for _, k := range sortedKeys(s.Overrides) {
+		var buf [8]string
+		for _, k := range sortedKeys(buf[:0], s.Overrides) {
 			m.key(k)
 			if v := s.Overrides[k]; v != nil {
-				m.b = appendJSONString(m.b, *v)
+				m.b = jsonstr.Append(m.b, *v, true)
 			} else {
 				m.b = append(m.b, "null"...)
 			}
@@ -64,13 +66,13 @@ type jsonObject struct {
 	n int
 }
 
-// key starts a member. Keys written by key itself must need no escaping.
+// key starts the member named k.
 func (o *jsonObject) key(k string) {
 	if o.n > 0 {
 		o.b = append(o.b, ',')
 	}
 	o.n++
-	o.b = appendJSONString(o.b, k)
+	o.b = jsonstr.Append(o.b, k, true)
 	o.b = append(o.b, ':')
 }
 
@@ -78,7 +80,7 @@ func (o *jsonObject) key(k string) {
 func (o *jsonObject) string(k, v string) {
 	if v != "" {
 		o.key(k)
-		o.b = appendJSONString(o.b, v)
+		o.b = jsonstr.Append(o.b, v, true)
 	}
 }
 
@@ -97,15 +99,17 @@ func (o *jsonObject) stringMap(k string, m map[string]string) {
 	}
 	o.key(k)
 	inner := jsonObject{b: append(o.b, '{')}
-	for _, k := range sortedKeys(m) {
+	var buf [8]string
+	for _, k := range sortedKeys(buf[:0], m) {
 		inner.key(k)
-		inner.b = appendJSONString(inner.b, m[k])
+		inner.b = jsonstr.Append(inner.b, m[k], true)
 	}
 	o.b = append(inner.b, '}')
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+// sortedKeys appends m's keys to keys, sorted: into a caller's array, an
+// event's few keys cost no allocation.
+func sortedKeys[V any](keys []string, m map[string]V) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
@@ -118,59 +122,5 @@ func sortedKeys[V any](m map[string]V) []string {
 func appendJSONTime(b []byte, t time.Time) []byte {
 	b = append(b, '"')
 	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
-}
-
-// appendJSONString writes s as a JSON string escaped as json.Marshal
-// escapes it: quotes, backslashes and control characters, the HTML
-// characters <, > and &, U+2028 and U+2029, and invalid UTF-8 as U+FFFD.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
 	return append(b, '"')
 }

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/citadel-cloud/citadel/internal/jsonstr"
 )
 
 // ConfigDB is a SONiC device's configuration in config_db.json's shape:
@@ -108,34 +110,35 @@ func describeToken(tok json.Token) string {
 
 // JSON is the document as config_db.json: keys sorted at every level,
 // two-space indentation and a final newline, so equal configurations are
-// equal bytes.
+// equal bytes; strings escaped as encoding/json escapes them, but for
+// HTML characters, which stay readable.
 func (c ConfigDB) JSON() []byte {
 	b := make([]byte, 0, 64*c.entries()+16)
 	b = append(b, '{')
-	for i, table := range sortedKeys(c) {
+	for i, table := range slices.Sorted(maps.Keys(c)) {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, "\n  "...)
-		b = appendJSONString(b, table)
+		b = jsonstr.Append(b, table, false)
 		b = append(b, ": {"...)
 		entries := c[table]
-		for j, key := range sortedKeys(entries) {
+		for j, key := range slices.Sorted(maps.Keys(entries)) {
 			if j > 0 {
 				b = append(b, ',')
 			}
 			b = append(b, "\n    "...)
-			b = appendJSONString(b, key)
+			b = jsonstr.Append(b, key, false)
 			b = append(b, ": {"...)
 			fields := entries[key]
-			for k, field := range sortedKeys(fields) {
+			for k, field := range slices.Sorted(maps.Keys(fields)) {
 				if k > 0 {
 					b = append(b, ',')
 				}
 				b = append(b, "\n      "...)
-				b = appendJSONString(b, field)
+				b = jsonstr.Append(b, field, false)
 				b = append(b, ": "...)
-				b = appendJSONString(b, fields[field])
+				b = jsonstr.Append(b, fields[field], false)
 			}
 			if len(fields) > 0 {
 				b = append(b, "\n    "...)
@@ -159,54 +162,6 @@ func (c ConfigDB) entries() int {
 		n += len(t)
 	}
 	return n
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-// appendJSONString appends s as a JSON string, escaped as encoding/json
-// escapes it but for HTML characters, which stay readable.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c == '\n':
-				b = append(b, '\\', 'n')
-			case c == '\r':
-				b = append(b, '\\', 'r')
-			case c == '\t':
-				b = append(b, '\\', 't')
-			case c < 0x20:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-		default:
-			b = append(b, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(b, '"')
 }
 
 // Clone is a deep copy: changing it leaves c as it was.
