@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -37,6 +38,39 @@ func TestAppendJSON(t *testing.T) {
 		"zero time, some request": {HTTPRequest: HTTPRequest{ClientIPAddress: "::1"}, Time: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)},
 	} {
 		t.Run(name, func(t *testing.T) { checkAppendJSON(t, s) })
+	}
+}
+
+// A field added to storedEvent and not to appendJSON fails here: every
+// field is set, by reflection, to a value that is not empty.
+func TestAppendJSONEveryField(t *testing.T) {
+	var s storedEvent
+	fill(t, reflect.ValueOf(&s).Elem())
+	checkAppendJSON(t, s)
+}
+
+func fill(t *testing.T, v reflect.Value) {
+	switch {
+	case v.Type() == reflect.TypeFor[time.Time]():
+		v.Set(reflect.ValueOf(time.Date(2026, 12, 6, 8, 0, 0, 1, time.UTC)))
+	case v.Kind() == reflect.String:
+		v.SetString("<" + v.Type().String() + ">")
+	case v.Kind() == reflect.Struct:
+		for i := range v.NumField() {
+			fill(t, v.Field(i))
+		}
+	case v.Kind() == reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fill(t, v.Elem())
+	case v.Kind() == reflect.Map:
+		v.Set(reflect.MakeMap(v.Type()))
+		for _, k := range []string{"b", "a"} {
+			e := reflect.New(v.Type().Elem()).Elem()
+			fill(t, e)
+			v.SetMapIndex(reflect.ValueOf(k), e)
+		}
+	default:
+		t.Fatalf("storedEvent has a field of kind %s, which fill (and maybe appendJSON) does not know", v.Kind())
 	}
 }
 
