@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"testing"
 
+	"github.com/citadel-cloud/citadel/internal/client"
 	"github.com/citadel-cloud/citadel/internal/server"
 	"github.com/citadel-cloud/citadel/internal/servertest"
 )
@@ -34,5 +35,34 @@ func TestExternalEtcd(t *testing.T) {
 	}
 	if r, err := cp.Client.Do(t.Context(), http.MethodGet, group, nil); err != nil || r.Status != http.StatusOK {
 		t.Fatalf("GET group on external etcd = %v, %v", r, err)
+	}
+	// The store's size comes from the external member's status; its quota
+	// is that cluster's own setting, which the control plane does not know.
+	checkStoreMetrics(t, cp, 0)
+}
+
+// TestStoreMetrics: /metrics says how much of its quota the embedded
+// store uses.
+func TestStoreMetrics(t *testing.T) {
+	t.Parallel()
+	checkStoreMetrics(t, servertest.Start(t), 8<<30)
+}
+
+// checkStoreMetrics requires cp's /metrics to give the store's size, in
+// use no more than that, and quota (0: none given).
+func checkStoreMetrics(t *testing.T, cp *servertest.ControlPlane, quota float64) {
+	t.Helper()
+	clients := []*client.Client{cp.Client}
+	get := func(name string) float64 {
+		t.Helper()
+		v, err := metric(clients, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v[0]
+	}
+	size, inUse, q := get("citadel_store_db_size_bytes"), get("citadel_store_db_size_in_use_bytes"), get("citadel_store_quota_bytes")
+	if size <= 0 || inUse <= 0 || inUse > size || q != quota {
+		t.Errorf("store metrics: size %v, in use %v, quota %v; want a size, in use within it, quota %v", size, inUse, q, quota)
 	}
 }

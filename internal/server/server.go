@@ -353,7 +353,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 	metrics := prometheus.NewRegistry()
 	s.Metrics = metrics
-	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), storeUsage{s.Store})
 	other := http.NewServeMux()
 	s.Identity.Routes(other)
 	other.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -159,7 +159,7 @@ func startEmbedded(dir string, m Member) (*embed.Etcd, error) {
 	// bounds the store's growth.
 	cfg.AutoCompactionMode = "periodic"
 	cfg.AutoCompactionRetention = "1h"
-	cfg.QuotaBackendBytes = 8 << 30
+	cfg.QuotaBackendBytes = quotaBytes
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: start embedded etcd in %s: %w", dir, err)
@@ -186,6 +186,35 @@ func startEmbedded(dir string, m Member) (*embed.Etcd, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// quotaBytes is how much the embedded etcd may hold: past it etcd raises
+// its NOSPACE alarm and refuses writes until space is freed.
+const quotaBytes = 8 << 30
+
+// Usage is how much space the store takes.
+type Usage struct {
+	Size  int64 // the database file
+	InUse int64 // of which holds data; the rest is pages compaction freed, reused before the file grows
+	Quota int64 // past which etcd refuses writes; 0 when not known (an external cluster's own setting)
+}
+
+// Usage reports the store's size: the embedded member's, or that of the
+// external cluster's member this client reaches first.
+func (s *Store) Usage(ctx context.Context) (Usage, error) {
+	if s.etcd != nil {
+		b := s.etcd.Server.Backend()
+		return Usage{Size: b.Size(), InUse: b.SizeInUse(), Quota: quotaBytes}, nil
+	}
+	endpoints := s.client.Endpoints()
+	if len(endpoints) == 0 {
+		return Usage{}, errors.New("store: no etcd endpoint")
+	}
+	st, err := s.client.Status(ctx, endpoints[0])
+	if err != nil {
+		return Usage{}, fmt.Errorf("store: status of %s: %w", endpoints[0], err)
+	}
+	return Usage{Size: st.DbSize, InUse: st.DbSizeInUse}, nil
 }
 
 // ClientURL is the address of the embedded etcd's client listener, for

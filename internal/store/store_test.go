@@ -1,11 +1,13 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -737,5 +739,34 @@ func TestGetMany(t *testing.T) {
 		if _, ok := got[keys[199]]; ok {
 			t.Errorf("GetMany(rev %d) has %s, which does not exist", tt.rev, keys[199])
 		}
+	}
+}
+
+func TestUsage(t *testing.T) {
+	s := storetest.Start(t)
+	ctx := t.Context()
+	before, err := s.Usage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := bytes.Repeat([]byte("x"), 64<<10)
+	for i := range 64 {
+		if _, err := s.Txn(ctx, store.Put(fmt.Sprintf("usage/%d", i), value)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := s.Usage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// etcd writes to its file when its backend commits (every 100 ms).
+	for deadline := time.Now().Add(5 * time.Second); after.InUse < before.InUse+4<<20 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		if after, err = s.Usage(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after.InUse < before.InUse+4<<20 || after.InUse > after.Size || after.Quota != 8<<30 {
+		t.Errorf("Usage after writing 4 MiB = %+v (before %+v), want 4 MiB more in use, in use ≤ size, quota 8 GiB", after, before)
 	}
 }
