@@ -11,7 +11,7 @@ import (
 
 // storeUsage exports the store's size on each scrape, so that operators
 // see it approach the quota (past which etcd refuses every write) while
-// there is time to act: lower --audit-retention, or add space.
+// there is time to act (lower --audit-retention, say).
 type storeUsage struct{ store *store.Store }
 
 var (
