@@ -48,8 +48,10 @@ func TestStoreMetrics(t *testing.T) {
 	checkStoreMetrics(t, servertest.Start(t), 8<<30)
 }
 
-// checkStoreMetrics requires cp's /metrics to give the store's size, in
-// use no more than that, and quota (0: none given).
+// checkStoreMetrics requires cp's /metrics to give the store's size and
+// the part in use (etcd's estimates as of its last commit, which on a
+// fresh store can put the second above the first), and quota (0: none
+// given).
 func checkStoreMetrics(t *testing.T, cp *servertest.ControlPlane, quota float64) {
 	t.Helper()
 	clients := []*client.Client{cp.Client}
@@ -62,7 +64,7 @@ func checkStoreMetrics(t *testing.T, cp *servertest.ControlPlane, quota float64)
 		return v[0]
 	}
 	size, inUse, q := get("citadel_store_db_size_bytes"), get("citadel_store_db_size_in_use_bytes"), get("citadel_store_quota_bytes")
-	if size <= 0 || inUse <= 0 || inUse > size || q != quota {
-		t.Errorf("store metrics: size %v, in use %v, quota %v; want a size, in use within it, quota %v", size, inUse, q, quota)
+	if size <= 0 || inUse <= 0 || q != quota {
+		t.Errorf("store metrics: size %v, in use %v, quota %v; want a size, the part in use, quota %v", size, inUse, q, quota)
 	}
 }

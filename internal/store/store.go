@@ -192,10 +192,11 @@ func startEmbedded(dir string, m Member) (*embed.Etcd, error) {
 // its NOSPACE alarm and refuses writes until space is freed.
 const quotaBytes = 8 << 30
 
-// Usage is how much space the store takes.
+// Usage is how much space the store takes, as etcd last measured it (at
+// its last commit; on a fresh store InUse can exceed Size).
 type Usage struct {
 	Size  int64 // the database file
-	InUse int64 // of which holds data; the rest is pages compaction freed, reused before the file grows
+	InUse int64 // the part that holds data; the rest is pages compaction freed, reused before the file grows
 	Quota int64 // past which etcd refuses writes; 0 when not known (an external cluster's own setting)
 }
 
