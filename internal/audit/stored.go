@@ -122,13 +122,14 @@ var derivedFields = []derivedField{
 		}},
 }
 
+// derivedProperty is a property NewEvent adds, with its derivation; a
+// property derived as "" is absent.
 type derivedProperty struct {
 	key    string
 	derive func(e *Event, id resourceIDParts) string
 }
 
-// derivedProperties are the properties NewEvent adds, with their
-// derivations; a property derived as "" is absent.
+// derivedProperties lists them.
 var derivedProperties = []derivedProperty{
 	{"entity", func(e *Event, _ resourceIDParts) string { return e.ResourceID }},
 	{"eventCategory", func(e *Event, _ resourceIDParts) string { return e.Category.Value }},
