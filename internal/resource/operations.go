@@ -91,7 +91,6 @@ func (t *Task) Save(ctx context.Context) error {
 // all but the type's Reported ones, whose stored values it keeps.
 func (s *Service) saveRecord(ctx context.Context, op *Operation, rec *record, rev int64, ops []store.Op) (int64, error) {
 	key := storeKey(mustParseID(rec.Resource.ID))
-	owner := rec.OperationID // cleared when op is ending
 	for {
 		newRev, err := s.store.Txn(ctx, append([]store.Op{resources.Update(key, *rec, rev)}, ops...)...)
 		if !errors.Is(err, store.ErrConflict) {
@@ -107,20 +106,48 @@ func (s *Service) saveRecord(ctx context.Context, op *Operation, rec *record, re
 		if it.Revision == rev {
 			return 0, store.ErrConflict // the conflict was elsewhere: the caller reads again
 		}
-		props := rec.Resource.Properties
-		if t, ok := s.types.lookup(it.Value.Resource.Type); ok {
-			for _, k := range t.Reported {
-				if v, ok := it.Value.Resource.Properties[k]; ok {
-					props[k] = v
-				} else {
-					delete(props, k)
-				}
-			}
-		}
-		*rec = it.Value
-		rec.Resource.Properties, rec.OperationID = props, owner
+		s.rebase(rec, it.Value) // rec keeps its operation, cleared when op is ending
 		rev = it.Revision
 	}
+}
+
+// rebase makes rec the stored record with rec's properties, but for the
+// type's Reported ones, which it takes as stored. rec keeps its
+// operation.
+func (s *Service) rebase(rec *record, stored record) {
+	props, owner := rec.Resource.Properties, rec.OperationID
+	if t, ok := s.types.lookup(stored.Resource.Type); ok {
+		for _, k := range t.Reported {
+			if v, ok := stored.Resource.Properties[k]; ok {
+				props[k] = v
+			} else {
+				delete(props, k)
+			}
+		}
+	}
+	*rec = stored
+	rec.Resource.Properties, rec.OperationID = props, owner
+}
+
+// Refresh reads the task's resource again, as Save does after a
+// conflict: the type's Reported properties as stored, the task's own
+// changes to the others kept. A provider that waited for what a host
+// reports calls it, so that the task ends at the revision the report
+// wrote instead of conflicting with it and writing again.
+func (t *Task) Refresh(ctx context.Context) error {
+	if t.rec == nil {
+		return nil // part of a larger task: its resource is going away
+	}
+	it, err := resources.Get(ctx, t.svc.store, storeKey(mustParseID(t.rec.Resource.ID)))
+	if err != nil {
+		return err
+	}
+	if it.Value.OperationID != t.Op.ID {
+		return controller.Terminal(errSuperseded)
+	}
+	t.svc.rebase(t.rec, it.Value)
+	t.recRev = it.Revision
+	return nil
 }
 
 var errSuperseded = errors.New("a later request on the resource superseded this operation")

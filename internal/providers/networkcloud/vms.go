@@ -345,7 +345,7 @@ func (p *Provider) provisionVM(ctx context.Context, t *resource.Task) error {
 	if err := p.ensureOSVolume(ctx, t.Resource, v); err != nil {
 		return err
 	}
-	_, stored, err := p.place(ctx, t.Resource, v, p.withDisks(ctx, t.Resource, spec), "",
+	_, err = p.place(ctx, t.Resource, v, p.withDisks(ctx, t.Resource, spec), "",
 		func(m *resource.Resource) string { return "The virtual machine is starting on " + m.Name + "." })
 	if errors.Is(err, errVMGone) {
 		return nil
@@ -358,7 +358,6 @@ func (p *Provider) provisionVM(ctx context.Context, t *resource.Task) error {
 		}
 		return resource.Canceled(arm.Errorf(http.StatusConflict, "NoCapacity", "%s", err))
 	}
-	takeReported(t.Resource, stored)
 	return p.awaitVM(ctx, t, func(v vmReport) bool { return v.PowerState == "On" })
 }
 
@@ -445,16 +444,6 @@ func (p *Provider) unnameHost(ctx context.Context, vmID, named, before string) e
 	return err
 }
 
-// takeReported gives the task's VM what stored says its host reported
-// and where it runs.
-func takeReported(task, stored *resource.Resource) {
-	for _, k := range vmReported {
-		if v, ok := stored.Properties[k]; ok {
-			task.Properties[k] = v
-		}
-	}
-}
-
 // vmSpec is what the VM's host is given to run it. A VM given no
 // networkData gets one that configures its network attachments.
 func (p *Provider) vmSpec(ctx context.Context, r *resource.Resource, v vmProperties) (agentapi.VM, error) {
@@ -523,17 +512,17 @@ func (p *Provider) withDisks(ctx context.Context, vm *resource.Resource, spec ag
 // concurrent placements never overbook a machine. The VM names its host
 // (with message) before the host is given it, so that the host's first
 // report of it is written. A VM that moves is placed on another machine
-// than from. It returns the machine and the VM as stored; errVMGone says
-// the VM was deleted meanwhile, and is then on no machine place booked.
+// than from. It returns the machine; errVMGone says the VM was deleted
+// meanwhile, and is then on no machine place booked.
 func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmProperties, specOn func(m *resource.Resource) (agentapi.VM, error), from string,
-	message func(m *resource.Resource) string) (m, stored *resource.Resource, err error) {
+	message func(m *resource.Resource) string) (m *resource.Resource, err error) {
 	mem, err := p.memory()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	features, gpus, err := hardwareNeeds(vm.Tags)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	req := scheduler.Request{VM: vm.ID, Cores: v.CPUCores, MemoryMiB: v.MemorySizeGB << 10, Features: features, GPUs: gpus}
 	for _, h := range v.PlacementHints {
@@ -560,7 +549,7 @@ func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmPropert
 	for attempt := 0; ; attempt++ {
 		id, err := p.choose(mem, v.ClusterID, vm.ID, req, from)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		var m *resource.Resource
 		var revision int64
@@ -569,18 +558,18 @@ func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmPropert
 			mem.booked(id, vm.ID, revision)
 			// Deleted while it was booked: its deletion may have
 			// looked for it on its machines before it was there.
-			stored, err := nameHost(m)
+			_, err := nameHost(m)
 			if errors.Is(err, errVMGone) {
 				err = errors.Join(err, p.changeHosted(ctx, m.ID, vm.ID, func(*agentapi.VM) bool { return false }))
 			}
-			return m, stored, err
+			return m, err
 		}
 		mem.booked(id, vm.ID, 0)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if attempt == 20 {
-			return nil, nil, fmt.Errorf("machine %s kept filling up while the VM was placed; retry", resourceName(id))
+			return nil, fmt.Errorf("machine %s kept filling up while the VM was placed; retry", resourceName(id))
 		}
 		// Choose again once the projection shows the machine as it was
 		// when it refused the VM.
@@ -855,38 +844,61 @@ func (p *Provider) vmAction(name string) func(context.Context, *resource.Task) (
 }
 
 // awaitVM waits until what the VM's host reports satisfies done, and
-// gives the task what it reported.
+// gives the task what it reported, at the revision that reported it.
 func (p *Provider) awaitVM(ctx context.Context, t *resource.Task, done func(vmReport) bool) error {
-	r, err := p.waitVM(ctx, t.Resource.ID, done)
+	id, err := arm.ParseID(t.Resource.ID)
 	if err != nil {
-		if e, ok := errors.AsType[*arm.Error](err); ok {
-			return resource.Canceled(e)
-		}
 		return err
 	}
-	takeReported(t.Resource, r)
+	_, reached, err := p.untilVM(ctx, id, done)
+	if err != nil {
+		return err
+	}
+	if err := t.Refresh(ctx); err != nil {
+		return err
+	}
+	if !reached {
+		return resource.Canceled(p.vmNotReady(t.Resource))
+	}
 	return nil
 }
 
 // waitVM waits until what the VM's host reports satisfies done and
 // returns the stored VM, or fails after VMTimeout with what its host last
-// reported. It reads the VM once, then waits on the projection of the
-// VMs for a later revision that satisfies done.
+// reported.
 func (p *Provider) waitVM(ctx context.Context, vm string, done func(vmReport) bool) (*resource.Resource, error) {
 	id, err := arm.ParseID(vm)
 	if err != nil {
 		return nil, err
 	}
+	r, reached, err := p.untilVM(ctx, id, done)
+	if err != nil || r != nil {
+		return r, err
+	}
+	if r, err = p.svc.Lookup(ctx, id); err != nil {
+		return nil, err
+	}
+	if !reached {
+		return nil, p.vmNotReady(r)
+	}
+	return r, nil
+}
+
+// untilVM waits until what VM id's host reports satisfies done, or
+// VMTimeout passes: reached says which. It reads the VM once, and returns
+// it if it satisfies done already; otherwise it waits on the projection
+// of the VMs for a later revision that does, and returns no VM.
+func (p *Provider) untilVM(ctx context.Context, id arm.ID, done func(vmReport) bool) (r *resource.Resource, reached bool, err error) {
 	mem, err := p.memory()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	r, err := p.svc.Lookup(ctx, id)
+	r, err = p.svc.Lookup(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if done(vmOf(r).vmReport) {
-		return r, nil
+		return r, true, nil
 	}
 	read, _ := r.Revision()
 	wait, cancel := context.WithTimeout(ctx, p.cfg.VMTimeout)
@@ -900,17 +912,16 @@ func (p *Provider) waitVM(ctx context.Context, vm string, done func(vmReport) bo
 		return revision == 0 && caughtUp // deleted
 	})
 	if ctx.Err() != nil {
-		return nil, ctx.Err()
+		return nil, false, ctx.Err()
 	}
-	if r, err = p.svc.Lookup(ctx, id); err != nil {
-		return nil, err
-	}
-	if waited != nil {
-		v := vmOf(r)
-		return nil, arm.Errorf(http.StatusGatewayTimeout, "VirtualMachineNotReady",
-			"Virtual machine '%s' did not get there within %s: it is %s (%s).", r.Name, p.cfg.VMTimeout, cmp.Or(v.DetailedStatus, "Provisioning"), str(r.Properties, "detailedStatusMessage"))
-	}
-	return r, nil
+	return nil, waited == nil, nil
+}
+
+// vmNotReady is the error of VM r that did not get where it should
+// within VMTimeout.
+func (p *Provider) vmNotReady(r *resource.Resource) *arm.Error {
+	return arm.Errorf(http.StatusGatewayTimeout, "VirtualMachineNotReady",
+		"Virtual machine '%s' did not get there within %s: it is %s (%s).", r.Name, p.cfg.VMTimeout, cmp.Or(vmOf(r).DetailedStatus, "Provisioning"), str(r.Properties, "detailedStatusMessage"))
 }
 
 // lookup reads the stored resource id names.

@@ -93,7 +93,7 @@ func TestPlaceGivesGPUs(t *testing.T) {
 		e.upsert(t, vm.ID, map[string]any{"clusterId": clusterID})
 		v := vmProperties{ClusterID: clusterID, CPUCores: 2, MemorySizeGB: 2}
 		spec := agentapi.VM{ID: vm.ID, Name: fmt.Sprint("g", i), Power: "On", Cores: 2, MemoryMiB: 2048}
-		m, _, err := e.p.place(t.Context(), vm, v, func(*resource.Resource) (agentapi.VM, error) { return spec, nil }, "", message)
+		m, err := e.p.place(t.Context(), vm, v, func(*resource.Resource) (agentapi.VM, error) { return spec, nil }, "", message)
 		if err != nil {
 			t.Fatalf("place g%d: %v", i, err)
 		}
@@ -117,7 +117,7 @@ func TestPlaceGivesGPUs(t *testing.T) {
 	// fits nowhere.
 	vm := &resource.Resource{ID: testGroup + "/providers/" + vmType + "/big", Tags: map[string]string{tagGPUs: "2"}}
 	e.upsert(t, vm.ID, map[string]any{"clusterId": clusterID})
-	_, _, err := e.p.place(t.Context(), vm, vmProperties{ClusterID: clusterID, CPUCores: 2, MemorySizeGB: 2},
+	_, err := e.p.place(t.Context(), vm, vmProperties{ClusterID: clusterID, CPUCores: 2, MemorySizeGB: 2},
 		func(*resource.Resource) (agentapi.VM, error) {
 			return agentapi.VM{ID: vm.ID, Cores: 2, MemoryMiB: 2048}, nil
 		}, "", message)
