@@ -268,10 +268,25 @@ func testTypes(p *fakeProvider) []*resource.Type {
 			Tracked:       true,
 			SystemManaged: true,
 			Reported:      []string{"observed"},
-			Actions:       map[string]resource.Action{"spin": {Run: p.spin}},
+			Actions:       map[string]resource.Action{"spin": {Run: p.spin}, "look": {Run: p.look}},
 		},
 		{Namespace: ns, Name: "sysWidgets/parts", APIVersions: widgetVersions},
 	}
+}
+
+// look changes phase to "looked" without saving it, shows 10% progress,
+// waits at its gate and refreshes the resource: its result is the
+// "observed" it then sees.
+func (p *fakeProvider) look(ctx context.Context, t *resource.Task) (any, error) {
+	t.Resource.Properties["phase"] = "looked"
+	t.Progress(ctx, 10)
+	if err := p.wait(ctx, t.Resource.Name); err != nil {
+		return nil, err
+	}
+	if err := t.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	return map[string]any{"observed": t.Resource.Properties["observed"]}, nil
 }
 
 // spin shows its progress on the resource before it ends: phase is

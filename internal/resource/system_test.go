@@ -143,3 +143,37 @@ func TestTaskSave(t *testing.T) {
 			got.Tags, got.Properties["observed"], want)
 	}
 }
+
+// TestTaskRefresh: a task that refreshes its resource sees what was
+// reported meanwhile, keeps its own unsaved changes, and ends with both.
+func TestTaskRefresh(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.putGroup(t, "rg")
+	runOperations(t, e.svc, "replica-1")
+	id := sysID("rg", "s3")
+	observe := func(v string) {
+		t.Helper()
+		if _, err := e.svc.Upsert(t.Context(), mustID(t, id), func(r *resource.Resource, _ bool) error {
+			r.Properties["observed"] = v
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	observe("before")
+	open := e.p.gate("s3")
+	defer open()
+	resp, err := e.svc.Action(t.Context(), req(t, id, `{}`), "look")
+	op := opID(t, wantStatus(t, "Action(look)", resp, err, http.StatusAccepted).Header.Get("Location"))
+	waitFor(t, "the task to start", func() bool { return e.opStatus(t, op).PercentComplete > 0 })
+	observe("during")
+	open()
+	st := e.waitOp(t, op)
+	if st.Status != resource.OpSucceeded || st.Properties["observed"] != "during" {
+		t.Fatalf("look = %+v, want Succeeded, having seen observed=during after Refresh", st)
+	}
+	if got := e.mustGet(t, id); got.Properties["phase"] != "looked" || got.Properties["observed"] != "during" {
+		t.Errorf("after look: phase %v observed %v, want the task's own change (looked) and the report (during)", got.Properties["phase"], got.Properties["observed"])
+	}
+}
