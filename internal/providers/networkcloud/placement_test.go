@@ -1,8 +1,13 @@
 package networkcloud
 
 import (
+	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/citadel-cloud/citadel/internal/agentapi"
 	"github.com/citadel-cloud/citadel/internal/resource"
 )
 
@@ -48,5 +53,42 @@ func TestReservations(t *testing.T) {
 	m.booked(machine, "c", 20)
 	if got := counted(view(25)); len(got) != 0 {
 		t.Errorf("the projection past the booking, without c: %v, want nothing counted", got)
+	}
+}
+
+// TestBookedVMs: reading a machine's list of VMs straight from its
+// generic JSON gives what decoding it into bookedVM does, for every field
+// placement counts.
+func TestBookedVMs(t *testing.T) {
+	t.Parallel()
+	for name, list := range map[string][]agentapi.VM{
+		"none":  nil,
+		"empty": {},
+		"plain": {{ID: "/vm/a", Name: "a", Power: "On", Cores: 2, MemoryMiB: 2048, UserData: "#cloud-config\n"}},
+		"several": {
+			{ID: "/vm/a", Cores: 4, MemoryMiB: 8192, GPUs: []string{"0000:3b:00.0", "0000:3c:00.0"}},
+			{ID: "/vm/B", Cores: 1, MemoryMiB: 512, Evicted: true, Disks: []agentapi.VMDisk{{}}},
+			{ID: "/vm/c"},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := &resource.Resource{Properties: map[string]any{}}
+			if list != nil {
+				m.Properties[machineVMs] = jsonValue(list)
+			}
+			var want []bookedVM
+			decode(m.Properties[machineVMs], &want)
+			if got := bookedVMs(m); !cmp.Equal(got, want, cmpopts.EquateEmpty()) {
+				t.Errorf("bookedVMs = %+v, want %+v", got, want)
+			}
+			for _, x := range list {
+				if !hosts(m, strings.ToUpper(x.ID)) {
+					t.Errorf("hosts(%s) = false, want true", x.ID)
+				}
+			}
+			if hosts(m, "/vm/z") {
+				t.Error("hosts(/vm/z) = true, want false")
+			}
+		})
 	}
 }

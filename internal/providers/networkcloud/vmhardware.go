@@ -52,7 +52,7 @@ func hardwareNeeds(tags map[string]string) (features []string, gpus int, err err
 
 // freeGPUs are the PCI addresses of machine m's GPUs that none of the
 // VMs of its list has, but vm.
-func freeGPUs(m *resource.Resource, list []agentapi.VM, vm string) []string {
+func freeGPUs(m *resource.Resource, list []bookedVM, vm string) []string {
 	var inv struct {
 		GPUs []agentapi.GPU `json:"gpus"`
 	}
@@ -76,7 +76,7 @@ func freeGPUs(m *resource.Resource, list []agentapi.VM, vm string) []string {
 
 // giveGPUs gives spec n of machine m's free GPUs, m running the VMs of
 // list; false when m has fewer.
-func giveGPUs(m *resource.Resource, list []agentapi.VM, spec *agentapi.VM, n int) bool {
+func giveGPUs(m *resource.Resource, list []bookedVM, spec *agentapi.VM, n int) bool {
 	spec.GPUs = nil
 	if n == 0 {
 		return true

@@ -647,8 +647,8 @@ func (p *Provider) book(ctx context.Context, vm, id string, gpus int, specOn fun
 		if created {
 			return resource.ErrUnchanged
 		}
-		list := hostedVMs(r)
-		if listed(list, vm) {
+		list := bookedVMs(r)
+		if slices.ContainsFunc(list, func(x bookedVM) bool { return strings.EqualFold(x.ID, vm) }) {
 			booked = true
 			return resource.ErrUnchanged
 		}
@@ -659,7 +659,9 @@ func (p *Provider) book(ctx context.Context, vm, id string, gpus int, specOn fun
 		if !schedulableNow(r) || cores < spec.Cores || mem < spec.MemoryMiB || !giveGPUs(r, list, &spec, gpus) {
 			return resource.ErrUnchanged // taken, cordoned or down meanwhile: schedule again
 		}
-		r.Properties[machineVMs] = jsonValue(append(list, spec))
+		// Only the new entry is converted: the list holds every VM's spec.
+		entries, _ := r.Properties[machineVMs].([]any)
+		r.Properties[machineVMs] = append(slices.Clip(entries), jsonValue(spec))
 		booked, wrote = true, true
 		return nil
 	})
@@ -730,13 +732,32 @@ func hostedVMs(m *resource.Resource) []agentapi.VM {
 	return list
 }
 
-// hosts says whether machine m's list has the VM.
-func hosts(m *resource.Resource, vm string) bool { return listed(hostedVMs(m), vm) }
-
-// listed says whether a machine's list has the VM.
-func listed(list []agentapi.VM, vm string) bool {
-	return slices.ContainsFunc(list, func(x agentapi.VM) bool { return strings.EqualFold(x.ID, vm) })
+// bookedVMs reads what placement counts of machine m's VMs straight from
+// its stored list (generic JSON, as properties hold it), without
+// converting every VM's spec: booking reads it on every placement.
+func bookedVMs(m *resource.Resource) []bookedVM {
+	entries, _ := m.Properties[machineVMs].([]any)
+	list := make([]bookedVM, 0, len(entries))
+	for _, e := range entries {
+		x, _ := e.(map[string]any)
+		b := bookedVM{ID: str(x, "id"), Cores: int(num(x, "cores")), MemoryMiB: int(num(x, "memoryMiB"))}
+		b.Evicted, _ = x["evicted"].(bool)
+		gpus, _ := x["gpus"].([]any)
+		for _, g := range gpus {
+			if g, ok := g.(string); ok {
+				b.GPUs = append(b.GPUs, g)
+			}
+		}
+		list = append(list, b)
+	}
+	return list
 }
+
+// hosts says whether machine m's list has the VM.
+func hosts(m *resource.Resource, vm string) bool {
+	return slices.ContainsFunc(bookedVMs(m), func(x bookedVM) bool { return strings.EqualFold(x.ID, vm) })
+}
+
 
 // changeHosted changes the VM's entry in its machine's list (change
 // returns false to remove it).
