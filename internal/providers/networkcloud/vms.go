@@ -758,7 +758,6 @@ func hosts(m *resource.Resource, vm string) bool {
 	return slices.ContainsFunc(bookedVMs(m), func(x bookedVM) bool { return strings.EqualFold(x.ID, vm) })
 }
 
-
 // changeHosted changes the VM's entry in its machine's list (change
 // returns false to remove it).
 func (p *Provider) changeHosted(ctx context.Context, machineID, vm string, change func(x *agentapi.VM) bool) error {
