@@ -100,11 +100,30 @@ func BenchmarkPlace(b *testing.B) {
 	}
 }
 
+// BenchmarkNewSnapshot indexes fleet10k (idle), and a site of 3 racks of
+// 16 machines running 1,000 VMs (the VM create benchmark's, which the
+// Microsoft.NetworkCloud provider indexes for every placement).
 func BenchmarkNewSnapshot(b *testing.B) {
-	ms := fleet10k(func(_, k int) bool { return k == 0 })
-	for b.Loop() {
-		if _, err := NewSnapshot(ms); err != nil {
-			b.Fatal(err)
+	site := make([]Machine, 0, 48)
+	for k := range 48 {
+		m := Machine{ID: machineID(fmt.Sprintf("bvr%dm%d", k/16+1, k%16+1)), Rack: rackID(fmt.Sprintf("bvr%d", k/16+1)), Ready: true,
+			Cores: 60, MemoryMiB: 250 << 10}
+		for j := k; j < 1000; j += 48 {
+			m.VMs = append(m.VMs, vmID(fmt.Sprintf("b1vm%04d", j)))
+			m.UsedCores, m.UsedMemoryMiB = m.UsedCores+2, m.UsedMemoryMiB+2048
 		}
+		site = append(site, m)
+	}
+	for name, ms := range map[string][]Machine{
+		"fleet10k": fleet10k(func(_, k int) bool { return k == 0 }),
+		"1000vms":  site,
+	} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := NewSnapshot(ms); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -149,8 +149,10 @@ func (s *Snapshot) folded(id string) []byte {
 func NewSnapshot(machines []Machine) (*Snapshot, error) {
 	ids := make([]string, len(machines))
 	order := make([]int, len(machines))
+	vms := 0
 	for j := range machines {
 		ids[j], order[j] = fold(machines[j].ID), j
+		vms += len(machines[j].VMs)
 	}
 	slices.SortFunc(order, func(a, b int) int { return strings.Compare(ids[a], ids[b]) })
 
@@ -158,7 +160,7 @@ func NewSnapshot(machines []Machine) (*Snapshot, error) {
 		machines: make([]machine, len(machines)),
 		machine:  make(map[string]int32, len(machines)),
 		rack:     map[string]int32{},
-		vm:       map[string]int32{},
+		vm:       make(map[string]int32, vms),
 	}
 	for k, j := range order {
 		in, i := &machines[j], int32(k)
