@@ -3,10 +3,12 @@ package networkcloud
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/citadel-cloud/citadel/internal/resource"
+	"github.com/citadel-cloud/citadel/internal/scheduler"
 )
 
 // Placement and provisioning read from memory what they would otherwise
@@ -84,6 +86,36 @@ type memory struct {
 	// ID, until the projection shows the machine at the revision that
 	// booked them (revision 0: the booking is under way).
 	reserved map[string][]reservation
+	// released counts the reservations that ended without the projection
+	// showing their booking: each makes the fleet smaller than the
+	// snapshot of it counts.
+	released uint64
+	// fleet is the snapshot the last placement chose from.
+	fleet *fleet
+}
+
+// fleet is a cluster's machines indexed for the scheduler as placement
+// counts them (withReserved), kept for the next placement: a snapshot
+// indexes every VM of the cluster, and between two placements usually
+// nothing changed but the bookings placement itself made, which the
+// snapshot counts since they were chosen. Before it is used again, each
+// machine whose projection moved since is compared with what the
+// snapshot counts of it; any difference, a machine more or less, or a
+// reservation released, and the snapshot is built afresh. So a placement
+// always sees the fleet exactly as a fresh snapshot would: Hard hints
+// depend on it.
+type fleet struct {
+	cluster, from string
+	snapshot      *scheduler.Snapshot
+	machines      map[string]counted // by lower-case ID
+	released      uint64             // memory.released when it was built
+}
+
+// counted is one machine of a fleet.
+type counted struct {
+	revision    int64 // of the projection it was last compared at
+	schedulable bool
+	machine     scheduler.Machine // what the snapshot counts of it, if schedulable
 }
 
 type reservation struct {
@@ -139,6 +171,7 @@ func (m *memory) booked(machine, vm string, revision int64) {
 				list[i].revision = revision
 			} else {
 				list = append(list[:i], list[i+1:]...)
+				m.released++
 			}
 			break
 		}
@@ -176,4 +209,102 @@ func (m *memory) withReserved(p resource.Projected[placementView]) placementView
 		m.reserved[key] = kept
 	}
 	return v
+}
+
+// snapshot returns the cluster's machines of all indexed for the
+// scheduler, with describe saying what each is to it (false: it takes no
+// VMs), and machine from taking none: the last placement's snapshot if
+// the fleet is still as it counts it, else a new one. The caller holds
+// m.mu, and commits what it places to the snapshot with commit.
+func (m *memory) snapshot(all []resource.Projected[placementView], cluster, from string,
+	describe func(id string, v placementView, from string) (scheduler.Machine, bool)) (*scheduler.Snapshot, error) {
+	if f := m.fleet; f != nil && f.cluster == cluster && f.from == from && f.released == m.released && m.fleetStill(all, describe) {
+		return f.snapshot, nil
+	}
+	f := &fleet{cluster: cluster, from: from, released: m.released, machines: map[string]counted{}}
+	var machines []scheduler.Machine
+	for _, pm := range all {
+		if !strings.EqualFold(pm.Properties.ClusterID, cluster) {
+			continue
+		}
+		sm, ok := describe(pm.ID, m.withReserved(pm), from)
+		if ok {
+			machines = append(machines, sm)
+		}
+		f.machines[strings.ToLower(pm.ID)] = counted{revision: pm.Revision, schedulable: ok, machine: sm}
+	}
+	snapshot, err := scheduler.NewSnapshot(machines)
+	if err != nil {
+		m.fleet = nil
+		return nil, err
+	}
+	f.snapshot, m.fleet = snapshot, f
+	return snapshot, nil
+}
+
+// fleetStill says whether the cluster's machines are still as m.fleet
+// counts them, noting the projection revision it compared each at.
+func (m *memory) fleetStill(all []resource.Projected[placementView], describe func(id string, v placementView, from string) (scheduler.Machine, bool)) bool {
+	f, n := m.fleet, 0
+	for _, pm := range all {
+		if !strings.EqualFold(pm.Properties.ClusterID, f.cluster) {
+			continue
+		}
+		n++
+		key := strings.ToLower(pm.ID)
+		c, ok := f.machines[key]
+		if !ok {
+			return false
+		}
+		if c.revision == pm.Revision {
+			continue
+		}
+		sm, schedulable := describe(pm.ID, m.withReserved(pm), f.from)
+		if schedulable != c.schedulable || schedulable && !sameMachine(sm, c.machine) {
+			return false
+		}
+		c.revision = pm.Revision
+		f.machines[key] = c
+	}
+	return n == len(f.machines)
+}
+
+// commit counts req, placed on machine id, in the fleet's snapshot. A
+// snapshot that refuses it is dropped: the next placement builds one.
+func (m *memory) commit(id string, req scheduler.Request) {
+	f := m.fleet
+	if f == nil {
+		return
+	}
+	if err := f.snapshot.Commit(id, req); err != nil {
+		m.fleet = nil
+		return
+	}
+	key := strings.ToLower(id)
+	c := f.machines[key]
+	c.machine.UsedCores += req.Cores
+	c.machine.UsedMemoryMiB += req.MemoryMiB
+	c.machine.GPUs -= req.GPUs
+	c.machine.VMs = append(slices.Clip(c.machine.VMs), req.VM)
+	f.machines[key] = c
+}
+
+// sameMachine says whether a and b describe a machine alike to the
+// scheduler: the same room, state, features and VMs (in any order).
+func sameMachine(a, b scheduler.Machine) bool {
+	if !strings.EqualFold(a.ID, b.ID) || !strings.EqualFold(a.Rack, b.Rack) || a.Ready != b.Ready || a.Cordoned != b.Cordoned ||
+		a.Cores != b.Cores || a.MemoryMiB != b.MemoryMiB || a.UsedCores != b.UsedCores || a.UsedMemoryMiB != b.UsedMemoryMiB || a.GPUs != b.GPUs ||
+		!slices.Equal(a.Features, b.Features) || !slices.Equal(a.Networks, b.Networks) || !slices.Equal(a.Appliances, b.Appliances) ||
+		len(a.VMs) != len(b.VMs) {
+		return false
+	}
+	folded := func(ids []string) []string {
+		out := make([]string, len(ids))
+		for i, id := range ids {
+			out[i] = strings.ToLower(id)
+		}
+		slices.Sort(out)
+		return out
+	}
+	return slices.Equal(folded(a.VMs), folded(b.VMs))
 }

@@ -1,6 +1,9 @@
 package networkcloud
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -9,6 +12,7 @@ import (
 
 	"github.com/citadel-cloud/citadel/internal/agentapi"
 	"github.com/citadel-cloud/citadel/internal/resource"
+	"github.com/citadel-cloud/citadel/internal/scheduler"
 )
 
 // TestReservations: a VM chosen for a machine counts there until the
@@ -91,4 +95,124 @@ func TestBookedVMs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFleetSnapshot drives the placement memory through random bookings
+// that land, fail or are deleted, machines cordoned and uncordoned, and
+// machines that join, and checks that every placement from the kept
+// snapshot chooses what a snapshot built afresh from the same fleet
+// chooses, Hard anti-affinity to earlier VMs included.
+func TestFleetSnapshot(t *testing.T) {
+	t.Parallel()
+	const cluster = "/c"
+	describe := func(id string, v placementView, from string) (scheduler.Machine, bool) {
+		sm := scheduler.Machine{ID: id, Rack: v.RackID, Ready: true, Cordoned: v.CordonStatus == "Cordoned" || strings.EqualFold(id, from),
+			Cores: 16, MemoryMiB: 64 << 10}
+		for _, x := range v.VirtualMachines {
+			sm.UsedCores, sm.UsedMemoryMiB = sm.UsedCores+x.Cores, sm.UsedMemoryMiB+x.MemoryMiB
+			sm.VMs = append(sm.VMs, x.ID)
+		}
+		return sm, true
+	}
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 1))
+		m := &memory{reserved: map[string][]reservation{}}
+		var fleet []resource.Projected[placementView]
+		rev := int64(1)
+		addMachine := func() {
+			rev++
+			k := len(fleet)
+			fleet = append(fleet, resource.Projected[placementView]{ID: fmt.Sprintf("/m/M%d", k), Revision: rev,
+				Properties: placementView{ClusterID: cluster, RackID: fmt.Sprintf("/r/%d", k%3)}})
+		}
+		for range 6 {
+			addMachine()
+		}
+		type inFlight struct {
+			machine int
+			vm      bookedVM
+		}
+		var flying []inFlight
+		var placed []string
+		var last *scheduler.Snapshot
+		kept, built := 0, 0
+		for step := range 300 {
+			switch op := rng.IntN(10); {
+			case op < 5: // place a VM, maybe Hard anti-affine to an earlier one
+				vm := fmt.Sprintf("/vm/%d-%d", seed, step)
+				req := scheduler.Request{VM: vm, Cores: 1 + rng.IntN(4), MemoryMiB: 1024 << rng.IntN(3)}
+				if len(placed) > 0 && rng.IntN(2) == 0 {
+					req.Hints = []scheduler.Hint{{Type: scheduler.AntiAffinity, Execution: scheduler.Hard,
+						Scope: scheduler.MachineScope, Target: placed[rng.IntN(len(placed))]}}
+				}
+				var fresh []scheduler.Machine
+				for _, pm := range fleet {
+					sm, _ := describe(pm.ID, m.withReserved(pm), "")
+					fresh = append(fresh, sm)
+				}
+				want, werr := mustSnapshot(t, fresh).Place(req)
+				s, err := m.snapshot(fleet, cluster, "", describe)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if s == last {
+					kept++
+				} else {
+					built++
+				}
+				last = s
+				got, gerr := s.Place(req)
+				if got != want || (gerr == nil) != (werr == nil) {
+					t.Fatalf("seed %d step %d: the kept snapshot places %s on %q (%v), a fresh one on %q (%v)", seed, step, vm, got, gerr, want, werr)
+				}
+				if gerr != nil {
+					continue
+				}
+				m.commit(got, req)
+				b := bookedVM{ID: vm, Cores: req.Cores, MemoryMiB: req.MemoryMiB}
+				m.reserve(got, b)
+				i := slices.IndexFunc(fleet, func(pm resource.Projected[placementView]) bool { return pm.ID == got })
+				flying = append(flying, inFlight{i, b})
+				placed = append(placed, vm)
+			case op < 7 && len(flying) > 0: // a booking lands, or fails
+				f := flying[0]
+				flying = flying[1:]
+				if rng.IntN(4) == 0 {
+					m.booked(fleet[f.machine].ID, f.vm.ID, 0)
+					continue
+				}
+				rev++
+				m.booked(fleet[f.machine].ID, f.vm.ID, rev)
+				pm := &fleet[f.machine]
+				pm.Revision = rev
+				pm.Properties.VirtualMachines = append(slices.Clip(pm.Properties.VirtualMachines), f.vm)
+			case op == 7: // a VM is deleted
+				pm := &fleet[rng.IntN(len(fleet))]
+				if n := len(pm.Properties.VirtualMachines); n > 0 {
+					rev++
+					pm.Revision = rev
+					pm.Properties.VirtualMachines = slices.Delete(slices.Clone(pm.Properties.VirtualMachines), n-1, n)
+				}
+			case op == 8: // cordon or uncordon
+				rev++
+				pm := &fleet[rng.IntN(len(fleet))]
+				pm.Revision = rev
+				pm.Properties.CordonStatus = map[bool]string{true: "Cordoned", false: "Uncordoned"}[pm.Properties.CordonStatus != "Cordoned"]
+			case op == 9 && len(fleet) < 12:
+				addMachine()
+			}
+		}
+		if kept == 0 || built == 0 {
+			t.Errorf("seed %d: %d placements from a kept snapshot, %d from a new one; want both", seed, kept, built)
+		}
+	}
+}
+
+func mustSnapshot(t *testing.T, machines []scheduler.Machine) *scheduler.Snapshot {
+	t.Helper()
+	s, err := scheduler.NewSnapshot(machines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -592,19 +592,12 @@ func (p *Provider) choose(mem *memory, cluster, vm string, req scheduler.Request
 	all, _ := mem.machines.All()
 	mem.mu.Lock()
 	defer mem.mu.Unlock()
-	var machines []scheduler.Machine
 	for _, m := range all {
-		if !strings.EqualFold(m.Properties.ClusterID, cluster) {
-			continue
-		}
-		if !strings.EqualFold(m.ID, from) && m.Properties.books(vm) {
+		if strings.EqualFold(m.Properties.ClusterID, cluster) && !strings.EqualFold(m.ID, from) && m.Properties.books(vm) {
 			return m.ID, nil
 		}
-		if sm, ok := p.schedulable(m.ID, mem.withReserved(m), from); ok {
-			machines = append(machines, sm)
-		}
 	}
-	snapshot, err := scheduler.NewSnapshot(machines)
+	snapshot, err := mem.snapshot(all, cluster, from, p.schedulable)
 	if err != nil {
 		return "", err
 	}
@@ -612,6 +605,7 @@ func (p *Provider) choose(mem *memory, cluster, vm string, req scheduler.Request
 	if err != nil {
 		return "", err
 	}
+	mem.commit(id, req)
 	mem.reserve(id, bookedVM{ID: vm, Cores: req.Cores, MemoryMiB: req.MemoryMiB})
 	return id, nil
 }
