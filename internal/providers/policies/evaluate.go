@@ -173,12 +173,17 @@ func (p *Provider) evaluateWrites(ctx context.Context) {
 			if d.written {
 				p.queueDependents(rid)
 			}
+			s := p.snapshot()
+			if len(s.assignments) == 0 {
+				p.states.set(d.id, nil) // nothing in force: no need to read the resource
+				continue
+			}
 			r, err := p.svc.Lookup(ctx, rid)
 			if err != nil {
 				p.states.set(d.id, nil) // deleted
 				continue
 			}
-			evs := p.evaluate(ctx, p.snapshot(), r, p.context(ctx, rid, ""), time.Now().UTC())
+			evs := p.evaluate(ctx, s, r, p.context(ctx, rid, ""), time.Now().UTC())
 			p.states.set(d.id, evs)
 			if d.written {
 				p.deployMissing(ctx, r, evs)
