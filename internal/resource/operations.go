@@ -201,16 +201,14 @@ func (s *Service) RunOperations(ctx context.Context, replicaID string) error {
 func (s *Service) reconcileOperation(ctx context.Context, id string) error {
 	opIt, err := operations.Get(ctx, s.store, id)
 	if errors.Is(err, store.ErrNotFound) {
-		_, err := s.store.Txn(ctx, activeOps.Delete(id))
-		return err
+		return s.forgetActive(ctx, id)
 	}
 	if err != nil {
 		return err
 	}
 	op := opIt.Value
 	if op.Done() {
-		_, err := s.store.Txn(ctx, activeOps.Delete(id))
-		return err
+		return s.forgetActive(ctx, id)
 	}
 	rid, err := arm.ParseID(op.ResourceID)
 	if err != nil {
@@ -283,6 +281,23 @@ func (s *Service) runTask(ctx context.Context, t *Type, task *Task) (any, error)
 		return nil, controller.Terminal(fmt.Errorf("action %q is no longer served", task.Op.Action))
 	}
 	return nil, nil
+}
+
+// forgetActive removes the active marker of operation id, which is gone
+// or has ended, if the marker is still there. The end of an operation
+// removes its marker itself, and that removal is what wakes the
+// controller for it once more: reading the marker costs less than a
+// transaction that deletes nothing.
+func (s *Service) forgetActive(ctx context.Context, id string) error {
+	_, err := s.store.Get(ctx, activeOps.Key(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_, err = s.store.Txn(ctx, activeOps.Delete(id))
+	return err
 }
 
 // opEnd is how an operation ended when it did not succeed.

@@ -15,6 +15,7 @@ import (
 	"github.com/citadel-cloud/citadel/internal/arm"
 	"github.com/citadel-cloud/citadel/internal/controller"
 	"github.com/citadel-cloud/citadel/internal/resource"
+	"github.com/citadel-cloud/citadel/internal/store"
 )
 
 // maxAttempts mirrors the operations controller's bound on retries.
@@ -664,4 +665,19 @@ func TestSweepOperations(t *testing.T) {
 	if st := e.opStatus(t, recentOp); st.Status != resource.OpSucceeded {
 		t.Errorf("OperationStatus(recent) = %+v, want it kept and Succeeded", st)
 	}
+}
+
+// TestActiveMarkerLeftBehind: an active-operation marker whose operation
+// is gone is removed by the operations controller.
+func TestActiveMarkerLeftBehind(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if _, err := e.st.Txn(t.Context(), store.Put("operations-active/6a1f0c9e-2b7d-4c55-9d1e-0f8b3a2c4d5e", []byte("{}"))); err != nil {
+		t.Fatal(err)
+	}
+	runOperations(t, e.svc, "replica-1")
+	waitFor(t, "the marker to be removed", func() bool {
+		n, err := e.svc.ActiveOperations(t.Context())
+		return err == nil && n == 0
+	})
 }
