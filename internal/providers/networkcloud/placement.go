@@ -90,28 +90,28 @@ type memory struct {
 	// showing their booking: each makes the fleet smaller than the
 	// snapshot of it counts.
 	released uint64
-	// fleet is the snapshot the last placement chose from.
-	fleet *fleet
+	// kept is the snapshot the last placement chose from.
+	kept *keptSnapshot
 }
 
-// fleet is a cluster's machines indexed for the scheduler as placement
-// counts them (withReserved), kept for the next placement: a snapshot
-// indexes every VM of the cluster, and between two placements usually
-// nothing changed but the bookings placement itself made, which the
-// snapshot counts since they were chosen. Before it is used again, each
-// machine whose projection moved since is compared with what the
+// keptSnapshot is a cluster's machines indexed for the scheduler as
+// placement counts them (withReserved), kept for the next placement: a
+// snapshot indexes every VM of the cluster, and between two placements
+// usually nothing changed but the bookings placement itself made, which
+// the snapshot counts since they were chosen. Before it is used again,
+// each machine whose projection moved since is compared with what the
 // snapshot counts of it; any difference, a machine more or less, or a
 // reservation released, and the snapshot is built afresh. So a placement
 // always sees the fleet exactly as a fresh snapshot would: Hard hints
 // depend on it.
-type fleet struct {
+type keptSnapshot struct {
 	cluster, from string
 	snapshot      *scheduler.Snapshot
 	machines      map[string]counted // by lower-case ID
 	released      uint64             // memory.released when it was built
 }
 
-// counted is one machine of a fleet.
+// counted is one machine of a keptSnapshot.
 type counted struct {
 	revision    int64 // of the projection it was last compared at
 	schedulable bool
@@ -218,10 +218,10 @@ func (m *memory) withReserved(p resource.Projected[placementView]) placementView
 // m.mu, and commits what it places to the snapshot with commit.
 func (m *memory) snapshot(all []resource.Projected[placementView], cluster, from string,
 	describe func(id string, v placementView, from string) (scheduler.Machine, bool)) (*scheduler.Snapshot, error) {
-	if f := m.fleet; f != nil && f.cluster == cluster && f.from == from && f.released == m.released && m.fleetStill(all, describe) {
+	if f := m.kept; f != nil && f.cluster == cluster && f.from == from && f.released == m.released && m.keptStill(all, describe) {
 		return f.snapshot, nil
 	}
-	f := &fleet{cluster: cluster, from: from, released: m.released, machines: map[string]counted{}}
+	f := &keptSnapshot{cluster: cluster, from: from, released: m.released, machines: map[string]counted{}}
 	var machines []scheduler.Machine
 	for _, pm := range all {
 		if !strings.EqualFold(pm.Properties.ClusterID, cluster) {
@@ -235,17 +235,17 @@ func (m *memory) snapshot(all []resource.Projected[placementView], cluster, from
 	}
 	snapshot, err := scheduler.NewSnapshot(machines)
 	if err != nil {
-		m.fleet = nil
+		m.kept = nil
 		return nil, err
 	}
-	f.snapshot, m.fleet = snapshot, f
+	f.snapshot, m.kept = snapshot, f
 	return snapshot, nil
 }
 
-// fleetStill says whether the cluster's machines are still as m.fleet
+// keptStill says whether the cluster's machines are still as m.kept
 // counts them, noting the projection revision it compared each at.
-func (m *memory) fleetStill(all []resource.Projected[placementView], describe func(id string, v placementView, from string) (scheduler.Machine, bool)) bool {
-	f, n := m.fleet, 0
+func (m *memory) keptStill(all []resource.Projected[placementView], describe func(id string, v placementView, from string) (scheduler.Machine, bool)) bool {
+	f, n := m.kept, 0
 	for _, pm := range all {
 		if !strings.EqualFold(pm.Properties.ClusterID, f.cluster) {
 			continue
@@ -269,15 +269,15 @@ func (m *memory) fleetStill(all []resource.Projected[placementView], describe fu
 	return n == len(f.machines)
 }
 
-// commit counts req, placed on machine id, in the fleet's snapshot. A
+// commit counts req, placed on machine id, in the kept snapshot. A
 // snapshot that refuses it is dropped: the next placement builds one.
 func (m *memory) commit(id string, req scheduler.Request) {
-	f := m.fleet
+	f := m.kept
 	if f == nil {
 		return
 	}
 	if err := f.snapshot.Commit(id, req); err != nil {
-		m.fleet = nil
+		m.kept = nil
 		return
 	}
 	key := strings.ToLower(id)
