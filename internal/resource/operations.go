@@ -139,6 +139,9 @@ func (t *Task) Refresh(ctx context.Context) error {
 		return nil // part of a larger task: its resource is going away
 	}
 	it, err := resources.Get(ctx, t.svc.store, storeKey(mustParseID(t.rec.Resource.ID)))
+	if errors.Is(err, store.ErrNotFound) {
+		return Canceled(canceled("The resource was deleted before the operation completed.").err)
+	}
 	if err != nil {
 		return err
 	}

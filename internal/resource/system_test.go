@@ -3,6 +3,7 @@ package resource_test
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -175,5 +176,19 @@ func TestTaskRefresh(t *testing.T) {
 	}
 	if got := e.mustGet(t, id); got.Properties["phase"] != "looked" || got.Properties["observed"] != "during" {
 		t.Errorf("after look: phase %v observed %v, want the task's own change (looked) and the report (during)", got.Properties["phase"], got.Properties["observed"])
+	}
+
+	// Removed while the task waits: Refresh ends the operation Canceled.
+	open = e.p.gate("s3")
+	defer open()
+	resp, err = e.svc.Action(t.Context(), req(t, id, `{}`), "look")
+	op = opID(t, wantStatus(t, "Action(look) again", resp, err, http.StatusAccepted).Header.Get("Location"))
+	waitFor(t, "the task to start", func() bool { return e.opStatus(t, op).PercentComplete > 0 })
+	if err := e.svc.Remove(t.Context(), mustID(t, id)); err != nil {
+		t.Fatal(err)
+	}
+	open()
+	if st := e.waitOp(t, op); st.Status != resource.OpCanceled || st.Error == nil || !strings.Contains(st.Error.Message, "deleted") {
+		t.Errorf("look on a resource removed meanwhile = %+v, want Canceled, the resource deleted", st)
 	}
 }

@@ -865,6 +865,9 @@ func (p *Provider) awaitVM(ctx context.Context, t *resource.Task, done func(vmRe
 		return err
 	}
 	_, reached, err := p.untilVM(ctx, id, done)
+	if e, ok := errors.AsType[*arm.Error](err); ok {
+		return resource.Canceled(e) // the VM is gone, say
+	}
 	if err != nil {
 		return err
 	}
