@@ -103,6 +103,18 @@ func TestSystemManaged(t *testing.T) {
 	}
 }
 
+// observe writes v to the Reported property "observed" of system
+// resource id, as a host's report would.
+func (e *env) observe(t *testing.T, id, v string) {
+	t.Helper()
+	if _, err := e.svc.Upsert(t.Context(), mustID(t, id), func(r *resource.Resource, _ bool) error {
+		r.Properties["observed"] = v
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestTaskSave: an action's progress is visible on the resource while it
 // runs, and a user's tag change and a system write of a Reported property
 // meanwhile survive the action's end.
@@ -112,16 +124,7 @@ func TestTaskSave(t *testing.T) {
 	e.putGroup(t, "rg")
 	runOperations(t, e.svc, "replica-1")
 	id := sysID("rg", "s2")
-	observe := func(v string) {
-		t.Helper()
-		if _, err := e.svc.Upsert(t.Context(), mustID(t, id), func(r *resource.Resource, _ bool) error {
-			r.Properties["observed"] = v
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	observe("before")
+	e.observe(t, id, "before")
 	open := e.p.gate("s2")
 	defer open()
 	resp, err := e.svc.Action(t.Context(), req(t, id, `{}`), "spin")
@@ -132,7 +135,7 @@ func TestTaskSave(t *testing.T) {
 	})
 	resp, err = e.svc.Patch(t.Context(), req(t, id, `{"tags":{"k":"v"}}`))
 	wantStatus(t, "Patch(tags) during the action", resp, err, http.StatusOK)
-	observe("during")
+	e.observe(t, id, "during")
 	open()
 	if st := e.waitOp(t, op); st.Status != resource.OpSucceeded {
 		t.Fatalf("spin = %+v, want Succeeded", st)
@@ -153,22 +156,13 @@ func TestTaskRefresh(t *testing.T) {
 	e.putGroup(t, "rg")
 	runOperations(t, e.svc, "replica-1")
 	id := sysID("rg", "s3")
-	observe := func(v string) {
-		t.Helper()
-		if _, err := e.svc.Upsert(t.Context(), mustID(t, id), func(r *resource.Resource, _ bool) error {
-			r.Properties["observed"] = v
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	observe("before")
+	e.observe(t, id, "before")
 	open := e.p.gate("s3")
 	defer open()
 	resp, err := e.svc.Action(t.Context(), req(t, id, `{}`), "look")
 	op := opID(t, wantStatus(t, "Action(look)", resp, err, http.StatusAccepted).Header.Get("Location"))
 	waitFor(t, "the task to start", func() bool { return e.opStatus(t, op).PercentComplete > 0 })
-	observe("during")
+	e.observe(t, id, "during")
 	open()
 	st := e.waitOp(t, op)
 	if st.Status != resource.OpSucceeded || st.Properties["observed"] != "during" {
