@@ -43,82 +43,115 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 		return errors.New("unknown or missing benchmark")
 	}
 	fs := flag.NewFlagSet("citadel bench api", flag.ContinueOnError)
-	clients := fs.Int("clients", 32, "concurrent clients")
-	duration := fs.Duration("duration", 10*time.Second, "how long each phase runs")
-	resources := fs.Int("resources", 256, "resources created for the GET phase")
-	only := fs.String("phases", "get,put,put-sync,etcd-get,etcd-put,etcd-get-inprocess,etcd-put-inprocess", "the phases to run, comma-separated")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the phases (not the setup) to this file")
-	assignments := fs.Int("policy-assignments", 0, "Azure Policy assignments in force on every write (audit and deny definitions at the subscription)")
-	withoutLog := fs.Bool("without-activity-log", false, "serve ARM requests without recording them in the activity log: the baseline for the log's cost")
+	var o apiOptions
+	fs.IntVar(&o.clients, "clients", 32, "concurrent clients")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long each phase runs")
+	fs.IntVar(&o.resources, "resources", 256, "resources created for the GET phase")
+	phases := fs.String("phases", "get,put,put-sync,etcd-get,etcd-put,etcd-get-inprocess,etcd-put-inprocess", "the phases to run, comma-separated")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the phases (not the setup) to this file")
+	fs.IntVar(&o.assignments, "policy-assignments", 0, "Azure Policy assignments in force on every write (audit and deny definitions at the subscription)")
+	fs.BoolVar(&o.withoutLog, "without-activity-log", false, "serve ARM requests without recording them in the activity log: the baseline for the log's cost")
+	logCost := fs.Int("activity-log-cost", 0, "run N rounds, each a server without the activity log then one with it, and print each round's ratios and their medians")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	progress := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", a...) }
-	progress("starting a server with embedded etcd")
-	srv, creds, stop, err := startBenchServer(ctx, func(c *server.Config) { c.BenchmarkWithoutActivityLog = *withoutLog })
+	o.phases = strings.Split(*phases, ",")
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	if *logCost > 0 {
+		if o.cpuProfile != "" || o.withoutLog {
+			return errors.New("--activity-log-cost runs both configurations itself, without a CPU profile")
+		}
+		report, err := activityLogCost(ctx, o, *logCost)
+		if err != nil {
+			return err
+		}
+		return enc.Encode(report)
+	}
+	report, err := benchAPI(ctx, o)
 	if err != nil {
 		return err
+	}
+	return enc.Encode(report)
+}
+
+// apiOptions are the flags of bench api that shape one run.
+type apiOptions struct {
+	clients, resources, assignments int
+	duration                        time.Duration
+	phases                          []string
+	cpuProfile                      string
+	withoutLog                      bool
+}
+
+// benchAPI runs the phases of bench api on a server of its own.
+func benchAPI(ctx context.Context, o apiOptions) (benchReport, error) {
+	progress := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", a...) }
+	progress("starting a server with embedded etcd")
+	srv, creds, stop, err := startBenchServer(ctx, func(c *server.Config) { c.BenchmarkWithoutActivityLog = o.withoutLog })
+	if err != nil {
+		return benchReport{}, err
 	}
 	defer stop()
 	// Each benchmark client is its own client, with its own connection,
 	// as separate users would be.
 	b := &apiBench{group: "/subscriptions/" + creds.SubscriptionID + "/resourceGroups/bench"}
-	for range *clients {
+	for range o.clients {
 		c, err := client.New(creds)
 		if err != nil {
-			return err
+			return benchReport{}, err
 		}
 		// Tokens come first: each costs a deliberately slow secret hash
 		// that is not what the benchmark measures.
 		if _, err := c.Token(ctx); err != nil {
-			return err
+			return benchReport{}, err
 		}
 		b.clients = append(b.clients, c)
 	}
-	progress("creating %d resources", *resources)
-	if err := b.setup(ctx, *resources); err != nil {
-		return err
+	progress("creating %d resources", o.resources)
+	if err := b.setup(ctx, o.resources); err != nil {
+		return benchReport{}, err
 	}
-	if *assignments > 0 {
-		progress("assigning %d policies", *assignments)
-		if err := b.assignPolicies(ctx, "/subscriptions/"+creds.SubscriptionID, *assignments); err != nil {
-			return err
+	if o.assignments > 0 {
+		progress("assigning %d policies", o.assignments)
+		if err := b.assignPolicies(ctx, "/subscriptions/"+creds.SubscriptionID, o.assignments); err != nil {
+			return benchReport{}, err
 		}
 	}
 	// The etcd baseline is what etcd's own clients get: one clientv3
 	// connection per benchmark client over loopback gRPC, to the same
 	// embedded etcd, just as each ARM client has its own HTTPS connection.
-	etcdClients := make([]*store.Store, *clients)
+	etcdClients := make([]*store.Store, o.clients)
 	for i := range etcdClients {
 		if etcdClients[i], err = store.Open(ctx, store.Config{Endpoints: []string{srv.Store.ClientURL()}, TLS: srv.Store.ClientTLS(),
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}); err != nil {
-			return err
+			return benchReport{}, err
 		}
 		defer etcdClients[i].Close()
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
 		if err != nil {
-			return err
+			return benchReport{}, err
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+			return benchReport{}, err
 		}
 		defer pprof.StopCPUProfile()
 	}
-	report := benchReport{Clients: *clients, PhaseSeconds: duration.Seconds()}
+	report := benchReport{Clients: o.clients, PhaseSeconds: o.duration.Seconds()}
 	phases := []struct {
 		flag string
 		name string
 		into *phaseResult
 		op   func(ctx context.Context, client, i int) error
 	}{
-		{"get", "ARM GET", &report.Get, func(ctx context.Context, cl, _ int) error { return b.get(ctx, cl, rand.IntN(*resources)) }},
+		{"get", "ARM GET", &report.Get, func(ctx context.Context, cl, _ int) error { return b.get(ctx, cl, rand.IntN(o.resources)) }},
 		{"put", "ARM PUT", &report.Put, func(ctx context.Context, cl, i int) error { return b.put(ctx, cl, i) }},
 		{"put-sync", "ARM PUT synchronous", &report.PutSync, func(ctx context.Context, cl, i int) error { return b.putGroup(ctx, cl, i) }},
 		{"etcd-get", "etcd Get", &report.EtcdGet, func(ctx context.Context, cl, _ int) error {
-			_, err := etcdClients[cl].Get(ctx, fmt.Sprintf("bench/%d", rand.IntN(*resources)))
+			_, err := etcdClients[cl].Get(ctx, fmt.Sprintf("bench/%d", rand.IntN(o.resources)))
 			if errors.Is(err, store.ErrNotFound) {
 				return nil
 			}
@@ -131,7 +164,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 		// The same through the server's own in-process connection, which no
 		// client outside the server has: for comparison only.
 		{"etcd-get-inprocess", "etcd Get in-process", &report.EtcdGetInProcess, func(ctx context.Context, _, _ int) error {
-			_, err := srv.Store.Get(ctx, fmt.Sprintf("bench/%d", rand.IntN(*resources)))
+			_, err := srv.Store.Get(ctx, fmt.Sprintf("bench/%d", rand.IntN(o.resources)))
 			if errors.Is(err, store.ErrNotFound) {
 				return nil
 			}
@@ -143,18 +176,18 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 		}},
 	}
 	for _, ph := range phases {
-		if !slices.Contains(strings.Split(*only, ","), ph.flag) {
+		if !slices.Contains(o.phases, ph.flag) {
 			continue
 		}
-		progress("%s: %d clients for %s", ph.name, *clients, *duration)
-		res, err := drive(ctx, *clients, *duration, ph.op)
+		progress("%s: %d clients for %s", ph.name, o.clients, o.duration)
+		res, err := drive(ctx, o.clients, o.duration, ph.op)
 		if err != nil {
-			return fmt.Errorf("%s: %w", ph.name, err)
+			return benchReport{}, fmt.Errorf("%s: %w", ph.name, err)
 		}
 		*ph.into = res
 		progress("%s: %.0f/s, p50 %.2f ms, p99 %.2f ms", ph.name, res.Throughput, res.P50Ms, res.P99Ms)
 		if err := settle(ctx, srv); err != nil {
-			return err
+			return benchReport{}, err
 		}
 	}
 	if report.EtcdPut.Throughput > 0 {
@@ -164,9 +197,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 	if report.EtcdGet.Throughput > 0 {
 		report.GetThroughputVsEtcd = report.Get.Throughput / report.EtcdGet.Throughput
 	}
-	enc := json.NewEncoder(out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(report)
+	return report, nil
 }
 
 // benchValue is about the size of an ipPrefix record.
