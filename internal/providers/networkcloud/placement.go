@@ -102,8 +102,10 @@ type memory struct {
 // each machine whose projection moved since is compared with what the
 // snapshot counts of it; any difference, a machine more or less, or a
 // reservation released, and the snapshot is built afresh. So a placement
-// always sees the fleet exactly as a fresh snapshot would: Hard hints
-// depend on it.
+// sees the fleet as a fresh snapshot would (Hard hints depend on it),
+// but for the GPUs of a VM placed and not yet booked, which a fresh
+// snapshot does not count (a reservation does not know which GPUs the
+// booking will give) and the kept one does.
 type keptSnapshot struct {
 	cluster, from string
 	snapshot      *scheduler.Snapshot
