@@ -13,7 +13,6 @@ import (
 
 	"github.com/citadel-cloud/citadel/internal/agent/host"
 	"github.com/citadel-cloud/citadel/internal/agentauth"
-	"github.com/citadel-cloud/citadel/internal/client"
 	"github.com/citadel-cloud/citadel/internal/liveness"
 	"github.com/citadel-cloud/citadel/internal/server"
 	"github.com/citadel-cloud/citadel/internal/servertest"
@@ -285,32 +284,31 @@ func TestClusterUpdate(t *testing.T) {
 	})
 
 	t.Run("safeguard", func(t *testing.T) {
-		s.cl.StopAgent("updr3m3")
-		waitUntil(t, "updr3m3 not Ready", 20*time.Second, func() bool {
-			st, _ := s.cp.Fleet.Tracker().State(s.machineID("updr3m3"))
-			return st != liveness.Ready
-		})
-		// The resource follows the tracker's transition.
-		var r *client.Response
-		waitUntil(t, "updateVersion refused", 10*time.Second, func() bool {
-			r, _ = s.cp.Client.Do(t.Context(), http.MethodPost, s.clusterID+"/updateVersion?api-version="+ncAPI, map[string]any{"targetClusterVersion": "4.2.0"})
-			return r != nil && r.Status == http.StatusConflict
-		})
-		if !strings.Contains(string(r.Body), "UpdateSafeguardNotMet") || !strings.Contains(string(r.Body), "updr3m3") {
-			t.Errorf("updateVersion with updr3m3 down = %d %s, want UpdateSafeguardNotMet naming it", r.Status, r.Body)
-		}
-		if err := s.cl.StartAgent("updr3m3"); err != nil {
-			t.Fatal(err)
-		}
-		waitUntil(t, "updr3m3 Ready again", 20*time.Second, func() bool {
+		livenessState := func() string {
 			var m struct {
 				Properties struct {
 					LivenessState string `json:"livenessState"`
 				} `json:"properties"`
 			}
 			ncGet(t, s.cp.Client, s.machineID("updr3m3"), &m)
-			return m.Properties.LivenessState == "Ready"
-		})
+			return m.Properties.LivenessState
+		}
+		s.cl.StopAgent("updr3m3")
+		// The safeguard reads the machines' resources, which follow the
+		// tracker's transition: an update asked for before the resource
+		// shows it would start.
+		waitUntil(t, "updr3m3 not Ready", 30*time.Second, func() bool { return livenessState() != "Ready" })
+		r, err := s.cp.Client.Do(t.Context(), http.MethodPost, s.clusterID+"/updateVersion?api-version="+ncAPI, map[string]any{"targetClusterVersion": "4.2.0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != http.StatusConflict || !strings.Contains(string(r.Body), "UpdateSafeguardNotMet") || !strings.Contains(string(r.Body), "updr3m3") {
+			t.Errorf("updateVersion with updr3m3 down = %d %s, want 409 UpdateSafeguardNotMet naming it", r.Status, r.Body)
+		}
+		if err := s.cl.StartAgent("updr3m3"); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "updr3m3 Ready again", 20*time.Second, func() bool { return livenessState() == "Ready" })
 	})
 
 	start := time.Now()
