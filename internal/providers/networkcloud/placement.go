@@ -57,13 +57,11 @@ type bookedVM struct {
 }
 
 // books says whether the machine's list has the VM.
-func (v *placementView) books(vm string) bool {
-	for _, x := range v.VirtualMachines {
-		if strings.EqualFold(x.ID, vm) {
-			return true
-		}
-	}
-	return false
+func (v *placementView) books(vm string) bool { return lists(v.VirtualMachines, vm) }
+
+// lists says whether a machine's list of VMs has the VM.
+func lists(list []bookedVM, vm string) bool {
+	return slices.ContainsFunc(list, func(x bookedVM) bool { return strings.EqualFold(x.ID, vm) })
 }
 
 // vmReport is what a VM's host reports of it, as its resource holds it:

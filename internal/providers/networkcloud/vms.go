@@ -642,7 +642,7 @@ func (p *Provider) book(ctx context.Context, vm, id string, gpus int, specOn fun
 			return resource.ErrUnchanged
 		}
 		list := bookedVMs(r)
-		if slices.ContainsFunc(list, func(x bookedVM) bool { return strings.EqualFold(x.ID, vm) }) {
+		if lists(list, vm) {
 			booked = true
 			return resource.ErrUnchanged
 		}
@@ -749,7 +749,7 @@ func bookedVMs(m *resource.Resource) []bookedVM {
 
 // hosts says whether machine m's list has the VM.
 func hosts(m *resource.Resource, vm string) bool {
-	return slices.ContainsFunc(bookedVMs(m), func(x bookedVM) bool { return strings.EqualFold(x.ID, vm) })
+	return lists(bookedVMs(m), vm)
 }
 
 // changeHosted changes the VM's entry in its machine's list (change
