@@ -300,11 +300,14 @@ func TestClaimsLifecycle(t *testing.T) {
 	slow := groupID("rg") + "/providers/" + ns + "/slowHosts/s1"
 	resp = e.put(t, slow, hostBody(pool, "Static", "192.168.0.60"))
 	e.waitOp(t, opID(t, resp.Header.Get("Azure-AsyncOperation")))
+	open := e.p.gate("s1") // the delete waits here until the check below
+	defer open()
 	resp, err = e.svc.Delete(ctx, req(t, slow, ""))
 	resp = wantStatus(t, "Delete(slow)", resp, err, http.StatusAccepted)
 	if holder("192.168.0.60") != slow {
 		t.Errorf("192.168.0.60 released before the long-running delete ended")
 	}
+	open()
 	if st := e.waitOp(t, opID(t, resp.Header.Get("Azure-AsyncOperation"))); st.Status != resource.OpSucceeded {
 		t.Fatalf("Delete(slow) ended %s: %+v", st.Status, st.Error)
 	}
