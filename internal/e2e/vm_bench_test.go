@@ -3,11 +3,13 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -37,7 +39,8 @@ import (
 // spent per VM while they were created: with 2 cores, 1,000 creates
 // cannot end sooner than 1,000 × cpu-ms/create / 2. The process
 // collects garbage as the citadel binary does (GOGC=800, unless the
-// environment sets GOGC).
+// environment sets GOGC). -vmcreate.cpuprofile FILE profiles the
+// creates alone.
 //
 // The target is 1,000 VMs; 50 at once show the latency when the CPU is
 // not what bounds it.
@@ -85,6 +88,7 @@ func benchVMCreate(b *testing.B, vms int) {
 			defer close(listed)
 			listVMs(ctx, b, c, nc+"virtualMachines?api-version="+ncAPI, listEvery, vms, on)
 		}()
+		stopProfile := profileCreates(b)
 		t0, cpu0 := time.Now(), cpuTime(b)
 		var wg sync.WaitGroup
 		for j := range vms {
@@ -105,6 +109,7 @@ func benchVMCreate(b *testing.B, vms int) {
 		}
 		<-listed
 		cpu += cpuTime(b) - cpu0
+		stopProfile()
 		if len(on) < vms {
 			cancel()
 			b.Fatalf("%d of %d VMs are On after 5 minutes", len(on), vms)
@@ -128,6 +133,30 @@ func benchVMCreate(b *testing.B, vms int) {
 	b.ReportMetric(ms(puts[len(puts)*99/100]), "put-p99-ms")
 	b.ReportMetric(float64(vms*i)/wall.Seconds(), "creates/s")
 	b.ReportMetric(ms(cpu)/float64(vms*i), "cpu-ms/create")
+}
+
+var createsProfile = flag.String("vmcreate.cpuprofile", "",
+	"write a CPU profile of BenchmarkVMCreate's creates to this file (the last iteration's; -test.cpuprofile covers the site's setup too)")
+
+// profileCreates starts the CPU profile -vmcreate.cpuprofile asks for,
+// if any, and returns what stops it.
+func profileCreates(b *testing.B) (stop func()) {
+	if *createsProfile == "" {
+		return func() {}
+	}
+	f, err := os.Create(*createsProfile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
 }
 
 // cpuTime is the CPU time the process (control plane, agents and

@@ -56,12 +56,13 @@ type Config struct {
 // waiting on something outside the control plane (a VM's host to report
 // it running, a BMC to boot a machine), and a worker waits with it: 8
 // workers queued 1,000 VM creates behind each other's waits (p99 57 s in
-// BenchmarkVMCreate, 24 s with 64). More than 64 costs more than it
-// gains while a VM's provisioning lists every machine of its cluster and
-// polls the store while it waits (p99 37 s with 256); once it does
-// neither, a worker per operation in flight (1,024 or more) is best.
-// TODO(issue 8): raise it when provisionVM reads a projection.
-const DefaultOperationWorkers = 64
+// BenchmarkVMCreate), 64 capped them at about 64 per host round trip.
+// A VM's provisioning now reads projections and waits on watches, and
+// the bookings of one machine are written together, so a worker per
+// operation in flight costs nothing while it waits (with 1,024 and each
+// booking written alone, the machines' compare-and-swaps conflicted
+// and 1,000 creates took twice the CPU).
+const DefaultOperationWorkers = 1024
 
 // Service is the generic CRUD and operations engine behind every type.
 type Service struct {

@@ -122,6 +122,9 @@ type Provider struct {
 	cfg Config
 	log *slog.Logger
 	mem atomic.Pointer[memory] // once started
+	// bookings queues the bookings of each machine behind the one
+	// being written.
+	bookings bookingQueue
 }
 
 // Register declares the namespace's types with svc.

@@ -610,65 +610,6 @@ func (p *Provider) choose(mem *memory, cluster, vm string, req scheduler.Request
 	return id, nil
 }
 
-// book books the VM on machine id, once chosen has been told of the
-// machine, if it is still Ready, uncordoned and has room: booked says
-// whether it is, with the revision of the write that booked it (0: it
-// was booked there already). A machine that refused is returned with the
-// revision it was read at.
-func (p *Provider) book(ctx context.Context, vm, id string, gpus int, specOn func(m *resource.Resource) (agentapi.VM, error),
-	chosen func(m *resource.Resource) (*resource.Resource, error)) (m *resource.Resource, booked bool, revision int64, err error) {
-	mid, err := arm.ParseID(id)
-	if err != nil {
-		return nil, false, 0, err
-	}
-	current, err := p.svc.Lookup(ctx, mid)
-	if err != nil {
-		return nil, false, 0, err
-	}
-	if hosts(current, vm) {
-		return current, true, 0, nil
-	}
-	spec, err := specOn(current)
-	if err != nil {
-		return nil, false, 0, err
-	}
-	if _, err := chosen(current); err != nil {
-		return nil, false, 0, err
-	}
-	wrote := false
-	m, err = p.svc.Upsert(ctx, mid, func(r *resource.Resource, created bool) error {
-		booked, wrote = false, false // Upsert runs this again after a conflict: only the last run counts
-		if created {
-			return resource.ErrUnchanged
-		}
-		list := bookedVMs(r)
-		if lists(list, vm) {
-			booked = true
-			return resource.ErrUnchanged
-		}
-		cores, mem := p.room(str(r.Properties, "machineSkuId"))
-		for _, x := range list {
-			cores, mem = cores-x.Cores, mem-x.MemoryMiB
-		}
-		if !schedulableNow(r) || cores < spec.Cores || mem < spec.MemoryMiB || !giveGPUs(r, list, &spec, gpus) {
-			return resource.ErrUnchanged // taken, cordoned or down meanwhile: schedule again
-		}
-		// Only the new entry is converted: the list holds every VM's spec.
-		entries, _ := r.Properties[machineVMs].([]any)
-		r.Properties[machineVMs] = append(slices.Clip(entries), jsonValue(spec))
-		booked, wrote = true, true
-		return nil
-	})
-	if err != nil || m == nil {
-		return nil, false, 0, err
-	}
-	revision, _ = m.Revision()
-	if booked && !wrote {
-		revision = 0
-	}
-	return m, booked, revision, nil
-}
-
 // schedulableNow says whether machine m, as stored, takes new VMs: Ready
 // and not cordoned.
 func schedulableNow(m *resource.Resource) bool {
