@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
@@ -138,6 +139,94 @@ func (s *Service) Upsert(ctx context.Context, id arm.ID, change func(r *Resource
 		r := rec.Resource
 		r.ETag = etag(rev)
 		return &r, nil
+	}
+}
+
+// UpsertAll changes several stored resources at once on the system's
+// behalf: change gets each of ids' resources as stored (nil for one that
+// does not exist: UpsertAll creates none), edits those it changes in
+// place and says which it changed (by index; ErrUnchanged leaves them
+// all). They are written in one transaction, which holds only if none
+// of ids' resources changed, came or went since they were read;
+// otherwise UpsertAll reads them again and change runs again, so it must
+// be safe to call more than once. It returns the resources as stored
+// after it, nil for those that do not exist. Operations in flight on them
+// are kept.
+func (s *Service) UpsertAll(ctx context.Context, ids []arm.ID, change func(rs []*Resource) (changed []bool, err error)) ([]*Resource, error) {
+	names, keys := make([]string, len(ids)), make([]string, len(ids))
+	for i, id := range ids {
+		if _, ok := s.types.lookup(id.Type()); !ok {
+			return nil, arm.Errorf(http.StatusInternalServerError, "InternalError", "type %s is not registered", id.Type())
+		}
+		names[i] = storeKey(id)
+		keys[i] = resources.Key(names[i])
+	}
+	for {
+		stored, err := s.store.GetMany(ctx, keys, 0)
+		if err != nil {
+			return nil, err
+		}
+		recs, orig := make([]record, len(ids)), make([]Resource, len(ids))
+		revs := make([]int64, len(ids))
+		rs := make([]*Resource, len(ids))
+		for i, key := range keys {
+			kv, ok := stored[key]
+			if !ok {
+				continue
+			}
+			it, err := resources.Decode(kv)
+			if err != nil {
+				return nil, err
+			}
+			recs[i], orig[i], revs[i] = it.Value, it.Value.Resource, it.Revision
+			recs[i].Resource.Properties = maps.Clone(recs[i].Resource.Properties)
+			rs[i] = &recs[i].Resource
+		}
+		changed, err := change(rs)
+		if errors.Is(err, ErrUnchanged) {
+			changed = nil
+		} else if err != nil {
+			return nil, err
+		}
+		now := s.now().UTC()
+		ops := make([]store.Op, len(ids))
+		for i, name := range names {
+			if rs[i] == nil || i >= len(changed) || !changed[i] {
+				ops[i] = store.Unchanged(keys[i], revs[i]) // revision 0: still absent
+				continue
+			}
+			if _, ok := recs[i].Resource.Properties["provisioningState"]; !ok {
+				recs[i].Resource.Properties["provisioningState"] = StateSucceeded
+			}
+			recs[i].Resource.SystemData = systemData(&recs[i].Resource, SystemCaller, now)
+			recs[i].ChangedTime = now
+			ops[i] = resources.Update(name, recs[i], revs[i])
+		}
+		rev := int64(0)
+		if slices.Contains(changed, true) {
+			rev, err = s.store.Txn(ctx, ops...)
+			if errors.Is(err, store.ErrConflict) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		out := make([]*Resource, len(ids))
+		for i, r := range rs {
+			switch {
+			case r == nil:
+			case rev > 0 && i < len(changed) && changed[i]:
+				c := *r
+				c.ETag = etag(rev)
+				out[i] = &c
+			default:
+				c := orig[i]
+				c.ETag = etag(revs[i])
+				out[i] = &c
+			}
+		}
+		return out, nil
 	}
 }
 

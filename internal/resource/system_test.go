@@ -186,3 +186,74 @@ func TestTaskRefresh(t *testing.T) {
 		t.Errorf("look on a resource removed meanwhile = %+v, want Canceled, the resource deleted", st)
 	}
 }
+
+// TestUpsertAll: the resources change writes go in one transaction that
+// holds only if none of those read changed, came or went meanwhile;
+// otherwise change runs again on what is stored then. Those it leaves
+// keep their etag, and it creates none.
+func TestUpsertAll(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.putGroup(t, "rg")
+	ctx := t.Context()
+	a, b, c := mustID(t, sysID("rg", "a")), mustID(t, sysID("rg", "b")), mustID(t, sysID("rg", "c"))
+	for _, id := range []arm.ID{a, b} {
+		if _, err := e.svc.Upsert(ctx, id, func(r *resource.Resource, _ bool) error { r.Properties["n"] = 0; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bBefore := e.mustGet(t, b.String())
+
+	for _, meanwhile := range []arm.ID{b, c} { // b changes, c comes
+		runs := 0
+		got, err := e.svc.UpsertAll(ctx, []arm.ID{a, b, c}, func(rs []*resource.Resource) ([]bool, error) {
+			runs++
+			if runs == 1 { // another writer, between the read and the write
+				if _, err := e.svc.Upsert(ctx, meanwhile, func(r *resource.Resource, _ bool) error { r.Properties["other"] = true; return nil }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if rs[0] == nil || rs[1] == nil {
+				t.Fatalf("run %d: a or b missing: %v", runs, rs)
+			}
+			rs[0].Properties["n"] = runs
+			if rs[2] != nil {
+				rs[2].Properties["n"] = runs // written only if said changed
+			}
+			return []bool{true, false, false}, nil
+		})
+		if err != nil || runs != 2 {
+			t.Fatalf("UpsertAll with %s written meanwhile: %v after %d runs, want success after 2", meanwhile.Name(), err, runs)
+		}
+		if got[0].Properties["n"] != 2 || got[0].ETag == "" {
+			t.Errorf("a as returned: %+v, want n 2 from the second run", got[0])
+		}
+		if stored := e.mustGet(t, a.String()); stored.Properties["n"] != float64(2) || stored.ETag != got[0].ETag {
+			t.Errorf("a as stored: %v %s, want n 2 and etag %s", stored.Properties, stored.ETag, got[0].ETag)
+		}
+		if meanwhile.Name() == "b" && got[2] != nil {
+			t.Errorf("c returned though it does not exist: %+v", got[2])
+		}
+	}
+	if after := e.mustGet(t, b.String()); after.ETag == bBefore.ETag || after.Properties["n"] != float64(0) {
+		t.Errorf("b: %v, want only the other writer's change", after.Properties)
+	}
+	if stored := e.mustGet(t, c.String()); stored.Properties["n"] != nil {
+		t.Errorf("c: %v, want only the other writer's change", stored.Properties)
+	}
+
+	// Nothing changed, nothing written; an error writes nothing either.
+	before := e.mustGet(t, a.String())
+	for _, result := range []error{resource.ErrUnchanged, errors.New("boom")} {
+		_, err := e.svc.UpsertAll(ctx, []arm.ID{a, b}, func(rs []*resource.Resource) ([]bool, error) {
+			rs[0].Properties["n"] = 99
+			return []bool{true, true}, result
+		})
+		if (result == resource.ErrUnchanged) != (err == nil) {
+			t.Errorf("UpsertAll returning %v: %v", result, err)
+		}
+		if after := e.mustGet(t, a.String()); after.ETag != before.ETag {
+			t.Errorf("UpsertAll returning %v wrote a: %v", result, after.Properties)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package networkcloud
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strings"
@@ -13,13 +14,12 @@ import (
 
 // A booking asks for a VM to be booked on a machine (see book).
 type booking struct {
-	vm     string
-	gpus   int
-	specOn func(m *resource.Resource) (agentapi.VM, error)
-	chosen func(m *resource.Resource) (*resource.Resource, error)
+	vm      string
+	gpus    int
+	specOn  func(m *resource.Resource) (agentapi.VM, error)
+	message func(m *resource.Resource) string // the VM's status message once booked
 
 	spec *agentapi.VM // the VM's spec on the machine, made once
-	told bool         // chosen has been told of the machine
 
 	// What the write that took it did, once done is closed (and turn is
 	// false): see book.
@@ -44,16 +44,16 @@ type bookingQueue struct {
 	waiting map[string][]*booking
 }
 
-// book books the VM on machine id, once chosen has been told of the
-// machine, if it is still Ready, uncordoned and has room: booked says
+// book books the VM on machine id if it is still Ready, uncordoned and
+// has room, and names the machine the VM's host (see place): booked says
 // whether it is, with the revision of the write that booked it (0: it
 // was booked there already). A machine that refused is returned with the
-// revision it was read at. Bookings of one machine are written one batch
-// at a time, in the order they came, each checked against the room the
-// ones before it left.
+// revision it was read at; errVMGone says the VM is gone or going.
+// Bookings of one machine are written one batch at a time, in the order
+// they came, each checked against the room the ones before it left.
 func (p *Provider) book(ctx context.Context, vm, id string, gpus int, specOn func(m *resource.Resource) (agentapi.VM, error),
-	chosen func(m *resource.Resource) (*resource.Resource, error)) (m *resource.Resource, booked bool, revision int64, err error) {
-	b := &booking{vm: vm, gpus: gpus, specOn: specOn, chosen: chosen, done: make(chan struct{})}
+	message func(m *resource.Resource) string) (m *resource.Resource, booked bool, revision int64, err error) {
+	b := &booking{vm: vm, gpus: gpus, specOn: specOn, message: message, done: make(chan struct{})}
 	key := strings.ToLower(id)
 	q := &p.bookings
 	q.mu.Lock()
@@ -100,89 +100,100 @@ func (p *Provider) writeBookings(ctx context.Context, id, key string, self *book
 	close(next[0].done)
 }
 
-// bookAll books the batch on machine id in one compare-and-swap of its
-// list.
+// bookAll books the batch on machine id and names the machine the host
+// of the VMs it books, in one transaction with the machine and the VMs.
 func (p *Provider) bookAll(ctx context.Context, id string, batch []*booking) {
-	mid, err := arm.ParseID(id)
+	ids := make([]arm.ID, 1, len(batch)+1)
+	var err error
+	if ids[0], err = arm.ParseID(id); err == nil {
+		for _, b := range batch {
+			vid, perr := arm.ParseID(b.vm)
+			err = cmp.Or(err, perr)
+			ids = append(ids, vid)
+		}
+	}
 	if err != nil {
 		for _, b := range batch {
 			b.err = err
 		}
 		return
 	}
-	m, err := p.svc.Upsert(ctx, mid, func(r *resource.Resource, created bool) error {
-		for _, b := range batch { // Upsert runs this again after a conflict: only the last run counts
+	zone, zoneRead := "", false // of the machine's rack
+	stored, err := p.svc.UpsertAll(ctx, ids, func(rs []*resource.Resource) ([]bool, error) {
+		for _, b := range batch { // this runs again after a conflict: only the last run counts
 			b.booked, b.wrote, b.err = false, false, nil
 		}
-		if created {
-			return resource.ErrUnchanged
+		m, vms := rs[0], rs[1:]
+		if m == nil {
+			return nil, resource.ErrUnchanged
 		}
-		list := bookedVMs(r)
-		var fit []*booking
-		each(batch, func(b *booking) {
-			if b.spec != nil || lists(list, b.vm) {
-				return
+		changed := make([]bool, len(rs))
+		// A VM gone or going is booked nowhere: its entry, if it has one
+		// (booked before a crash), leaves with this write.
+		gone := func(i int) bool { return vms[i] == nil || vms[i].ProvisioningState() == resource.StateDeleting }
+		entries, _ := m.Properties[machineVMs].([]any)
+		kept := slices.DeleteFunc(slices.Clone(entries), func(e any) bool {
+			x, _ := e.(map[string]any)
+			i := slices.IndexFunc(batch, func(b *booking) bool { return strings.EqualFold(b.vm, str(x, "id")) })
+			return i >= 0 && gone(i)
+		})
+		if len(kept) < len(entries) {
+			m.Properties[machineVMs], changed[0] = kept, true
+		}
+		list := bookedVMs(m)
+		var unspecified []*booking
+		for i, b := range batch {
+			if b.spec == nil && !gone(i) && !lists(list, b.vm) {
+				unspecified = append(unspecified, b)
 			}
-			spec, err := b.specOn(r)
+		}
+		each(unspecified, func(b *booking) {
+			spec, err := b.specOn(m)
 			if err != nil {
 				b.err = err
 				return
 			}
 			b.spec = &spec
 		})
-		cores, mem := p.room(str(r.Properties, "machineSkuId"))
+		if !zoneRead {
+			zone, zoneRead = p.zoneOf(ctx, m), true
+		}
+		cores, mem := p.room(str(m.Properties, "machineSkuId"))
 		for _, x := range list {
 			cores, mem = cores-x.Cores, mem-x.MemoryMiB
 		}
-		ready := schedulableNow(r)
-		for _, b := range batch {
+		ready := schedulableNow(m)
+		for i, b := range batch {
 			switch {
+			case gone(i):
+				b.err = errVMGone
 			case lists(list, b.vm):
 				b.booked = true
+				changed[i+1] = placeOn(vms[i], m, zone, b.message(m))
 			case b.err != nil:
-			case !ready || cores < b.spec.Cores || mem < b.spec.MemoryMiB || !giveGPUs(r, list, b.spec, b.gpus):
+			case !ready || cores < b.spec.Cores || mem < b.spec.MemoryMiB || !giveGPUs(m, list, b.spec, b.gpus):
 				// taken, cordoned or down meanwhile: schedule again
 			default:
-				fit = append(fit, b)
 				cores, mem = cores-b.spec.Cores, mem-b.spec.MemoryMiB
 				list = append(list, bookedVM{ID: b.vm, Cores: b.spec.Cores, MemoryMiB: b.spec.MemoryMiB, GPUs: b.spec.GPUs})
-			}
-		}
-		each(fit, func(b *booking) { // before the booking, which the machine's agent acts on
-			if b.told {
-				return
-			}
-			if _, b.err = b.chosen(r); b.err == nil {
-				b.told = true
-			}
-		})
-		// Only the new entries are converted: the list holds every VM's spec.
-		entries, _ := r.Properties[machineVMs].([]any)
-		added := slices.Clip(entries)
-		for _, b := range fit {
-			if b.err == nil {
-				added = append(added, jsonValue(*b.spec))
+				// Only the new entry is converted: the list holds every VM's spec.
+				kept = append(kept, jsonValue(*b.spec))
+				m.Properties[machineVMs], changed[0] = kept, true
+				changed[i+1] = placeOn(vms[i], m, zone, b.message(m))
 				b.booked, b.wrote = true, true
 			}
 		}
-		if len(added) == len(entries) {
-			return resource.ErrUnchanged
-		}
-		r.Properties[machineVMs] = added
-		return nil
+		return changed, nil
 	})
-	var revision int64
-	if m != nil {
-		revision, _ = m.Revision()
-	}
 	for _, b := range batch {
 		switch {
 		case err != nil:
-			b.err = err
-		case m == nil:
+			b.booked, b.err = false, err
+		case stored[0] == nil:
 			b.booked, b.err = false, nil
 		default:
-			b.m, b.revision = m, revision
+			b.m = stored[0]
+			b.revision, _ = b.m.Revision()
 			if b.booked && !b.wrote {
 				b.revision = 0
 			}

@@ -376,33 +376,16 @@ func (p *Provider) bookedOn(ctx context.Context, machine, vm string) (bool, erro
 	return hosts(m, vm), nil
 }
 
-// setHost records machine m as the VM's host, with its rack's
-// availability zone: the fleet writes what m reports of the VM from then
-// on. It returns the VM as stored, or nil when it is gone.
-func (p *Provider) setHost(ctx context.Context, vmID string, m *resource.Resource, message string) (*resource.Resource, error) {
-	id, err := arm.ParseID(vmID)
-	if err != nil {
-		return nil, err
+// placeOn records machine m as the VM's host, with its rack's
+// availability zone, unless vm names it already, and says whether it
+// changed vm: the fleet writes what m reports of the VM from then on.
+func placeOn(vm, m *resource.Resource, zone, message string) bool {
+	if strings.EqualFold(str(vm.Properties, "bareMetalMachineId"), m.ID) {
+		return false
 	}
-	zone, zoneRead := "", false
-	r, err := p.svc.Upsert(ctx, id, func(r *resource.Resource, created bool) error {
-		if created {
-			return resource.ErrUnchanged
-		}
-		if strings.EqualFold(str(r.Properties, "bareMetalMachineId"), m.ID) {
-			return resource.ErrUnchanged
-		}
-		if !zoneRead {
-			zone, zoneRead = p.zoneOf(ctx, m), true
-		}
-		set(r.Properties, map[string]any{"bareMetalMachineId": m.ID, "availabilityZone": zone, "powerState": "Off",
-			"detailedStatus": "Provisioning", "detailedStatusMessage": message, vmEvicted: false})
-		return nil
-	})
-	if err != nil || r == nil {
-		return nil, err
-	}
-	return r, nil
+	set(vm.Properties, map[string]any{"bareMetalMachineId": m.ID, "availabilityZone": zone, "powerState": "Off",
+		"detailedStatus": "Provisioning", "detailedStatusMessage": message, vmEvicted: false})
+	return true
 }
 
 // zoneOf is the availability zone of machine m's rack.
@@ -412,36 +395,6 @@ func (p *Provider) zoneOf(ctx context.Context, m *resource.Resource) string {
 		return ""
 	}
 	return str(rack.Properties, "availabilityZone")
-}
-
-// unnameHost gives the VM back its host before (an ID, or "" for none)
-// if it still names machine named, where it could not be booked.
-func (p *Provider) unnameHost(ctx context.Context, vmID, named, before string) error {
-	id, err := arm.ParseID(vmID)
-	if err != nil {
-		return err
-	}
-	var zone string
-	if before != "" {
-		m, err := p.lookup(ctx, before)
-		if err != nil {
-			return err
-		}
-		zone = p.zoneOf(ctx, m)
-	}
-	_, err = p.svc.Upsert(ctx, id, func(r *resource.Resource, created bool) error {
-		if created || !strings.EqualFold(str(r.Properties, "bareMetalMachineId"), named) {
-			return resource.ErrUnchanged
-		}
-		if before == "" {
-			delete(r.Properties, "bareMetalMachineId")
-			delete(r.Properties, "availabilityZone")
-			return nil
-		}
-		set(r.Properties, map[string]any{"bareMetalMachineId": before, "availabilityZone": zone})
-		return nil
-	})
-	return err
 }
 
 // vmSpec is what the VM's host is given to run it. A VM given no
@@ -506,16 +459,17 @@ func (p *Provider) withDisks(ctx context.Context, vm *resource.Resource, spec ag
 	}
 }
 
-// place chooses a machine for the VM, names it the VM's host and books
-// the VM there with the spec specOn gives for it: a compare-and-swap of
-// the machine's list of VMs, checked against its room again, so
-// concurrent placements never overbook a machine. The VM names its host
-// (with message) before the host is given it, so that the host's first
-// report of it is written. A VM that moves is placed on another machine
-// than from. It returns the machine; errVMGone says the VM was deleted
-// meanwhile, and is then on no machine place booked.
+// place chooses a machine for the VM and books the VM there with the
+// spec specOn gives for it, naming the machine the VM's host (with
+// message) in the same transaction: a compare-and-swap of the machine's
+// list of VMs, checked against its room again, so concurrent placements
+// never overbook a machine, and of the VM, so that the host's first
+// report of it is written and a VM deleted meanwhile is not booked. A VM
+// that moves is placed on another machine than from. It returns the
+// machine; errVMGone says the VM was deleted (or is being deleted), and
+// is then on no machine place booked.
 func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmProperties, specOn func(m *resource.Resource) (agentapi.VM, error), from string,
-	message func(m *resource.Resource) string) (m *resource.Resource, err error) {
+	message func(m *resource.Resource) string) (*resource.Resource, error) {
 	mem, err := p.memory()
 	if err != nil {
 		return nil, err
@@ -529,40 +483,15 @@ func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmPropert
 		req.Hints = append(req.Hints, scheduler.Hint{Type: scheduler.HintType(h.HintType), Execution: scheduler.Execution(h.SchedulingExecution),
 			Scope: scheduler.Scope(h.Scope), Target: h.ResourceID})
 	}
-	named := ""
-	nameHost := func(m *resource.Resource) (*resource.Resource, error) {
-		stored, err := p.setHost(ctx, vm.ID, m, message(m))
-		if err == nil && stored == nil {
-			err = errVMGone
-		}
-		if err == nil {
-			named = m.ID
-		}
-		return stored, err
-	}
-	booked := false
-	defer func() { // named a host it could not book the VM on
-		if err != nil && !errors.Is(err, errVMGone) && named != "" && !booked {
-			err = errors.Join(err, p.unnameHost(ctx, vm.ID, named, v.BareMetalMachineID))
-		}
-	}()
 	for attempt := 0; ; attempt++ {
 		id, err := p.choose(mem, v.ClusterID, vm.ID, req, from)
 		if err != nil {
 			return nil, err
 		}
-		var m *resource.Resource
-		var revision int64
-		m, booked, revision, err = p.book(ctx, vm.ID, id, gpus, specOn, nameHost)
+		m, booked, revision, err := p.book(ctx, vm.ID, id, gpus, specOn, message)
 		if booked {
 			mem.booked(id, vm.ID, revision)
-			// Deleted while it was booked: its deletion may have
-			// looked for it on its machines before it was there.
-			_, err := nameHost(m)
-			if errors.Is(err, errVMGone) {
-				err = errors.Join(err, p.changeHosted(ctx, m.ID, vm.ID, func(*agentapi.VM) bool { return false }))
-			}
-			return m, err
+			return m, nil
 		}
 		mem.booked(id, vm.ID, 0)
 		if err != nil {
@@ -581,7 +510,8 @@ func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmPropert
 	}
 }
 
-// errVMGone says the VM was deleted while it was placed.
+// errVMGone says the VM was deleted (or is being deleted) while it was
+// placed.
 var errVMGone = errors.New("the virtual machine was deleted")
 
 // choose picks the machine of the cluster to book the VM on, and reserves
