@@ -101,6 +101,9 @@ func (p *Projection[P]) Until(ctx context.Context, id arm.ID, ok func(props P, r
 	}
 }
 
+// Version changes whenever the projected resources do (see All).
+func (p *Projection[P]) Version() uint64 { return p.m.Version() }
+
 // Projected is one resource of a Projection: its ID, projected
 // properties and the revision they were written at.
 type Projected[P any] struct {

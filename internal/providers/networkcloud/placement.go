@@ -90,6 +90,10 @@ type memory struct {
 	released uint64
 	// kept is the snapshot the last placement chose from.
 	kept *keptSnapshot
+	// fleet is every machine as the projection had it at version
+	// fleetVersion (see fleetNow).
+	fleet        []resource.Projected[placementView]
+	fleetVersion uint64
 }
 
 // keptSnapshot is a cluster's machines indexed for the scheduler as
@@ -147,6 +151,16 @@ func (p *Provider) memory() (*memory, error) {
 		return nil, errNotStarted
 	}
 	return m, nil
+}
+
+// fleetNow returns every machine as the projection has it now, copied
+// out of the projection only when it changed since the last call: the
+// caller holds m.mu, and must not change what it returns.
+func (m *memory) fleetNow() []resource.Projected[placementView] {
+	if m.fleet == nil || m.machines.Version() != m.fleetVersion {
+		m.fleet, m.fleetVersion = m.machines.All()
+	}
+	return m.fleet
 }
 
 // reserve counts vm on machine until its booking is seen or released.

@@ -216,3 +216,32 @@ func mustSnapshot(t *testing.T, machines []scheduler.Machine) *scheduler.Snapsho
 	}
 	return s
 }
+
+// TestPlaceSeesMachinesChange: placement reads the machines as they are
+// now, not as the placement before it saw them.
+func TestPlaceSeesMachinesChange(t *testing.T) {
+	e := newMoveEnv(t)
+	message := func(m *resource.Resource) string { return "on " + m.Name }
+	place := func(name string) string {
+		t.Helper()
+		vm := &resource.Resource{ID: testGroup + "/providers/" + vmType + "/" + name}
+		e.upsert(t, vm.ID, map[string]any{"clusterId": clusterID})
+		spec := func(*resource.Resource) (agentapi.VM, error) {
+			return agentapi.VM{ID: vm.ID, Name: name, Power: "On", Cores: 2, MemoryMiB: 2048}, nil
+		}
+		m, err := e.p.place(t.Context(), vm, vmProperties{ClusterID: clusterID, CPUCores: 2, MemorySizeGB: 2}, spec, "", message)
+		if err != nil {
+			t.Fatalf("place %s: %v", name, err)
+		}
+		return m.ID
+	}
+	place("first")
+	for _, m := range e.machines[1:] {
+		e.upsert(t, m, map[string]any{"cordonStatus": "Cordoned"})
+	}
+	for i := range 3 {
+		if got := place(fmt.Sprint("after", i)); got != e.machines[0] {
+			t.Errorf("after%d placed on %s, want %s, the only machine not cordoned", i, got, e.machines[0])
+		}
+	}
+}

@@ -519,9 +519,9 @@ var errVMGone = errors.New("the virtual machine was deleted")
 // that runs again after a crash) stays where it is, never on two
 // machines.
 func (p *Provider) choose(mem *memory, cluster, vm string, req scheduler.Request, from string) (string, error) {
-	all, _ := mem.machines.All()
 	mem.mu.Lock()
 	defer mem.mu.Unlock()
+	all := mem.fleetNow()
 	for _, m := range all {
 		if strings.EqualFold(m.Properties.ClusterID, cluster) && !strings.EqualFold(m.ID, from) && m.Properties.books(vm) {
 			return m.ID, nil
