@@ -47,8 +47,11 @@ type Config struct {
 	ReplicaID string // this process in the election
 	Store     *store.Store
 	Prefix    string // the keys to watch; names are what follows the prefix
-	Workers   int    // reconciles running at once; default 4
-	Reconcile Reconciler
+	// IgnoreDeletions leaves a key's deletion unreconciled, for keys that
+	// are deleted only once there is nothing left to do.
+	IgnoreDeletions bool
+	Workers         int // reconciles running at once; default 4
+	Reconcile       Reconciler
 	// Resync re-lists every name this often, catching anything a reconcile
 	// is waiting for outside the store; 0 means never.
 	Resync     time.Duration
@@ -132,6 +135,9 @@ func watchUntilBroken(ctx context.Context, cfg Config, q *queue, rev int64) {
 		case ev, ok := <-events:
 			if !ok {
 				return
+			}
+			if ev.Deleted && cfg.IgnoreDeletions {
+				continue
 			}
 			q.add(ev.KV.Key[len(cfg.Prefix):], 0, 0)
 		case <-resync:

@@ -171,6 +171,27 @@ func TestRun(t *testing.T) {
 		}
 	})
 
+	t.Run("ignores deletions when told to", func(t *testing.T) {
+		put(t, s, "ended/a", "v1", "ended/b", "v1")
+		var c calls
+		start(t, Config{
+			Name: "ended", Store: s, Prefix: "ended/", IgnoreDeletions: true, MaxBackoff: 20 * time.Millisecond,
+			Reconcile: func(ctx context.Context, name string) error {
+				c.add(name)
+				return nil
+			},
+		})
+		eventually(t, "reconcile a and b", func() bool { return c.get("a") == 1 && c.get("b") == 1 })
+		if _, err := s.Txn(t.Context(), store.Delete("ended/a")); err != nil {
+			t.Fatal(err)
+		}
+		put(t, s, "ended/b", "v2") // after the deletion: once it is reconciled, the deletion was seen
+		eventually(t, "reconcile b changed", func() bool { return c.get("b") == 2 })
+		if got := c.get("a"); got != 1 {
+			t.Errorf("a reconciled %d times, want once: its deletion is not reconciled", got)
+		}
+	})
+
 	t.Run("retries with backoff until success", func(t *testing.T) {
 		const fails = 3
 		const maxBackoff = 400 * time.Millisecond

@@ -195,9 +195,11 @@ func (s *Service) RunOperations(ctx context.Context, replicaID string) error {
 		ReplicaID: replicaID,
 		Store:     s.store,
 		Prefix:    activeOps.Prefix(),
-		Workers:   s.workers,
-		Reconcile: s.reconcileOperation,
-		Logger:    s.log,
+		// An operation's marker goes when it ends.
+		IgnoreDeletions: true,
+		Workers:         s.workers,
+		Reconcile:       s.reconcileOperation,
+		Logger:          s.log,
 	})
 }
 
