@@ -36,8 +36,8 @@ func (p *Provider) syncHostNetworks(ctx context.Context) error {
 		}
 		var have []agentapi.Network
 		decode(m.Properties["hostNetworks"], &have)
-		if m.Properties["hostNetworks"] != nil && (reflect.DeepEqual(have, want) || len(have) == 0 && len(want) == 0) {
-			continue
+		if reflect.DeepEqual(have, want) || len(have) == 0 && len(want) == 0 {
+			continue // none and an empty list are the same to an agent: not a change
 		}
 		id, err := arm.ParseID(m.ID)
 		if err != nil {
