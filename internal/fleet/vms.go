@@ -2,7 +2,7 @@ package fleet
 
 import (
 	"context"
-	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/citadel-cloud/citadel/internal/agentapi"
@@ -32,8 +32,8 @@ const (
 )
 
 // writeVMs writes the VM statuses of a heartbeat that differ from those
-// this replica last wrote (or found written) for the machine. A write
-// that fails is logged and tried again at the next heartbeat: the
+// this replica last wrote (or found written) for the machine, together.
+// A write that fails is logged and tried again at the next heartbeat: the
 // heartbeat itself succeeds, as the machine is alive.
 func (s *Server) writeVMs(ctx context.Context, p peer, reported []agentapi.VMStatus) {
 	s.mu.Lock()
@@ -43,16 +43,20 @@ func (s *Server) writeVMs(ctx context.Context, p peer, reported []agentapi.VMSta
 		return
 	}
 	next := make(map[string]agentapi.VMStatus, len(reported))
+	var changed []agentapi.VMStatus
 	for _, st := range reported {
 		if prev, ok := last[st.ID]; ok && prev == st {
 			next[st.ID] = st
-			continue
+		} else {
+			changed = append(changed, st)
 		}
-		settled, err := s.writeVM(ctx, p, st)
-		switch {
-		case err != nil:
-			s.log.WarnContext(ctx, "fleet: vm status not written", "machine", p.name, "vm", st.ID, "err", err)
-		case settled:
+	}
+	for chunk := range slices.Chunk(changed, maxVMWrites) {
+		settled, err := s.writeVMChunk(ctx, p, chunk)
+		if err != nil {
+			s.log.WarnContext(ctx, "fleet: vm statuses not written", "machine", p.name, "vms", len(chunk), "err", err)
+		}
+		for _, st := range settled {
 			next[st.ID] = st
 		}
 	}
@@ -64,6 +68,10 @@ func (s *Server) writeVMs(ctx context.Context, p peer, reported []agentapi.VMSta
 		s.vms[p.name] = next
 	}
 }
+
+// maxVMWrites bounds the VMs one transaction writes (etcd takes at most
+// store.MaxTxnOps operations in one).
+const maxVMWrites = 100
 
 // sameVMs reports whether reported are exactly the statuses last
 // settled: the common heartbeat, which costs no allocation.
@@ -79,27 +87,38 @@ func sameVMs(last map[string]agentapi.VMStatus, reported []agentapi.VMStatus) bo
 	return true
 }
 
-// writeVM writes st to its VM's resource if the VM is placed on the
-// machine p, and says whether the resource now holds st: not when the VM
-// is gone or placed elsewhere, which the next heartbeat checks again.
-func (s *Server) writeVM(ctx context.Context, p peer, st agentapi.VMStatus) (settled bool, err error) {
-	id, err := arm.ParseID(st.ID)
-	if err != nil || !strings.EqualFold(id.Type(), vmType) {
-		return false, fmt.Errorf("%q is not the ID of a virtual machine", st.ID)
+// writeVMChunk writes each status to its VM's resource if the VM is placed
+// on the machine p, in one transaction, and returns those the resources
+// now hold: not a VM gone or placed elsewhere, which the next heartbeat
+// checks again.
+func (s *Server) writeVMChunk(ctx context.Context, p peer, statuses []agentapi.VMStatus) (settled []agentapi.VMStatus, err error) {
+	var ids []arm.ID
+	var valid []agentapi.VMStatus
+	for _, st := range statuses {
+		id, err := arm.ParseID(st.ID)
+		if err != nil || !strings.EqualFold(id.Type(), vmType) {
+			s.log.WarnContext(ctx, "fleet: a reported vm is not a virtual machine", "machine", p.name, "vm", st.ID)
+			continue
+		}
+		ids, valid = append(ids, id), append(valid, st)
 	}
-	_, err = s.cfg.Resources.Upsert(ctx, id, func(r *resource.Resource, created bool) error {
-		settled = false
-		if created || !strings.EqualFold(str(r.Properties, propVMHost), p.name) {
-			return resource.ErrUnchanged // deleted, or not (or no longer) this machine's
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	_, err = s.cfg.Resources.UpsertAll(ctx, ids, func(rs []*resource.Resource) ([]bool, error) {
+		settled = settled[:0] // this runs again after a conflict: only the last run counts
+		changed := make([]bool, len(rs))
+		for i, r := range rs {
+			if r == nil || !strings.EqualFold(str(r.Properties, propVMHost), p.name) {
+				continue // deleted, or not (or no longer) this machine's
+			}
+			settled = append(settled, valid[i])
+			changed[i] = setVMStatus(r.Properties, valid[i])
 		}
-		settled = true
-		if !setVMStatus(r.Properties, st) {
-			return resource.ErrUnchanged
-		}
-		return nil
+		return changed, nil
 	})
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	return settled, nil
 }

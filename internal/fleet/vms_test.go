@@ -153,6 +153,15 @@ func TestWriteVMs(t *testing.T) {
 		t.Errorf("VM moved back to m1: detailedStatus %v, want Stopped", got)
 	}
 
+	// Statuses that changed together are written together, in one
+	// transaction.
+	put(t, svc, vmID("b"), map[string]any{"bareMetalMachineId": machineID("m1")})
+	s.writeVMs(t.Context(), m1, []agentapi.VMStatus{on, {ID: vmID("moved"), Power: "On"}, {ID: vmID("b"), Power: "On"}})
+	if a, moved, b := read("a"), read("moved"), read("b"); a.ETag != b.ETag || moved.ETag != b.ETag || b.Props["powerState"] != "On" {
+		t.Errorf("three VMs' statuses written at etags %s, %s, %s (b %v), want one write", a.ETag, moved.ETag, b.ETag, b.Props)
+	}
+	s.writeVMs(t.Context(), m1, []agentapi.VMStatus{failed})
+
 	// Another replica (or this one restarted) knows nothing of what was
 	// written, reads it and finds nothing to write.
 	before := read("a")

@@ -78,8 +78,10 @@ func (p *Provider) book(ctx context.Context, vm, id string, gpus int, specOn fun
 func (p *Provider) writeBookings(ctx context.Context, id, key string, self *booking) {
 	q := &p.bookings
 	q.mu.Lock()
-	batch := q.waiting[key]
-	q.waiting[key] = nil // still writing: later bookings queue
+	queue := q.waiting[key]
+	n := min(len(queue), maxBookings)
+	batch := queue[:n:n]
+	q.waiting[key] = queue[n:] // still writing: later bookings queue
 	q.mu.Unlock()
 
 	p.bookAll(ctx, id, batch)
@@ -99,6 +101,11 @@ func (p *Provider) writeBookings(ctx context.Context, id, key string, self *book
 	next[0].turn = true
 	close(next[0].done)
 }
+
+// maxBookings bounds the bookings one write takes: its transaction
+// writes the machine and each VM (etcd takes at most store.MaxTxnOps
+// operations in one).
+const maxBookings = 100
 
 // bookAll books the batch on machine id and names the machine the host
 // of the VMs it books, in one transaction with the machine and the VMs.
