@@ -95,8 +95,9 @@ func newClaimsEnv(t testing.TB) (*env, *hosts) {
 		&resource.Type{Namespace: ns, Name: "hosts", APIVersions: widgetVersions, Tracked: true, Validate: h.claim},
 		&resource.Type{Namespace: ns, Name: "hosts/nics", APIVersions: widgetVersions, Validate: h.claim},
 		&resource.Type{Namespace: ns, Name: "slowHosts", APIVersions: widgetVersions, Tracked: true, Validate: h.claim,
-			Provision:   func(context.Context, *resource.Task) error { return nil },
-			Deprovision: func(context.Context, *resource.Task) error { return nil }},
+			Provision: func(context.Context, *resource.Task) error { return nil },
+			// A gate on its name (e.p.gate) holds its deletion.
+			Deprovision: func(ctx context.Context, t *resource.Task) error { return e.p.wait(ctx, t.Resource.Name) }},
 	)
 	e.putGroup(t, "rg")
 	return e, h
