@@ -25,7 +25,8 @@ type booking struct {
 	// false): see book.
 	m             *resource.Resource
 	booked, wrote bool
-	revision      int64
+	revision      int64 // of the write that booked it; 0: booked there already
+	named         int64 // of the write that named the machine the VM's host; 0: it named it already
 	err           error
 
 	done chan struct{}
@@ -45,14 +46,14 @@ type bookingQueue struct {
 }
 
 // book books the VM on machine id if it is still Ready, uncordoned and
-// has room, and names the machine the VM's host (see place): booked says
-// whether it is, with the revision of the write that booked it (0: it
-// was booked there already). A machine that refused is returned with the
-// revision it was read at; errVMGone says the VM is gone or going.
-// Bookings of one machine are written one batch at a time, in the order
-// they came, each checked against the room the ones before it left.
+// has room, and names the machine the VM's host (see place), and returns
+// what it did: booked says whether it is booked there, with the machine
+// as stored; a machine that refused is returned with the revision it was
+// read at; errVMGone says the VM is gone or going. Bookings of one
+// machine are written one batch at a time, in the order they came, each
+// checked against the room the ones before it left.
 func (p *Provider) book(ctx context.Context, vm, id string, gpus int, specOn func(m *resource.Resource) (agentapi.VM, error),
-	message func(m *resource.Resource) string) (m *resource.Resource, booked bool, revision int64, err error) {
+	message func(m *resource.Resource) string) *booking {
 	b := &booking{vm: vm, gpus: gpus, specOn: specOn, message: message, done: make(chan struct{})}
 	key := strings.ToLower(id)
 	q := &p.bookings
@@ -69,7 +70,7 @@ func (p *Provider) book(ctx context.Context, vm, id string, gpus int, specOn fun
 	if !writing || b.turn {
 		p.writeBookings(ctx, id, key, b)
 	}
-	return b.m, b.booked, b.revision, b.err
+	return b
 }
 
 // writeBookings writes the machine's queue of bookings, self's first,
@@ -126,6 +127,7 @@ func (p *Provider) bookAll(ctx context.Context, id string, batch []*booking) {
 		return
 	}
 	zone, zoneRead := "", false // of the machine's rack
+	var named []bool            // by booking: its write names the VM's host
 	stored, err := p.svc.UpsertAll(ctx, ids, func(rs []*resource.Resource) ([]bool, error) {
 		for _, b := range batch { // this runs again after a conflict: only the last run counts
 			b.booked, b.wrote, b.err = false, false, nil
@@ -135,6 +137,7 @@ func (p *Provider) bookAll(ctx context.Context, id string, batch []*booking) {
 			return nil, resource.ErrUnchanged
 		}
 		changed := make([]bool, len(rs))
+		named = changed[1:]
 		// A VM gone or going is booked nowhere: its entry, if it has one
 		// (booked before a crash), leaves with this write.
 		gone := func(i int) bool { return vms[i] == nil || vms[i].ProvisioningState() == resource.StateDeleting }
@@ -192,7 +195,7 @@ func (p *Provider) bookAll(ctx context.Context, id string, batch []*booking) {
 		}
 		return changed, nil
 	})
-	for _, b := range batch {
+	for i, b := range batch {
 		switch {
 		case err != nil:
 			b.booked, b.err = false, err
@@ -203,6 +206,9 @@ func (p *Provider) bookAll(ctx context.Context, id string, batch []*booking) {
 			b.revision, _ = b.m.Revision()
 			if b.booked && !b.wrote {
 				b.revision = 0
+			}
+			if named[i] {
+				b.named, _ = stored[i+1].Revision()
 			}
 		}
 	}

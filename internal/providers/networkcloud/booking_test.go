@@ -45,8 +45,8 @@ func TestBookingsBatched(t *testing.T) {
 			return agentapi.VM{ID: vm(i), Name: fmt.Sprint("b", i), Power: "On", Cores: cores, MemoryMiB: 1024}, nil
 		}
 		message := func(m *resource.Resource) string { return "on " + m.Name }
-		_, booked, revision, err := e.p.book(t.Context(), vm(i), m, 0, spec, message)
-		out[i] = outcome{booked, revision, err}
+		b := e.p.book(t.Context(), vm(i), m, 0, spec, message)
+		out[i] = outcome{b.booked, b.revision, b.err}
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { run(0) })
@@ -121,8 +121,8 @@ func TestBookingOfVMGone(t *testing.T) {
 		spec := func(*resource.Resource) (agentapi.VM, error) {
 			return agentapi.VM{ID: vm, Cores: 2, MemoryMiB: 1024}, nil
 		}
-		if _, booked, _, err := e.p.book(t.Context(), vm, m, 0, spec, message); booked || !errors.Is(err, errVMGone) {
-			t.Errorf("booking %s: booked %v, %v; want errVMGone", vm, booked, err)
+		if b := e.p.book(t.Context(), vm, m, 0, spec, message); b.booked || !errors.Is(b.err, errVMGone) {
+			t.Errorf("booking %s: booked %v, %v; want errVMGone", vm, b.booked, b.err)
 		}
 	}
 	r, err := e.p.lookup(t.Context(), m)

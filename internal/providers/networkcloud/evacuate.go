@@ -57,7 +57,7 @@ func (p *Provider) moveVM(ctx context.Context, from string, entry agentapi.VM, s
 	spec := entry
 	spec.Evicted = false
 	fromName := from[strings.LastIndexByte(from, '/')+1:]
-	to, err := p.place(ctx, vm, vmOf(vm), p.withDisks(ctx, vm, spec), from,
+	to, _, err := p.place(ctx, vm, vmOf(vm), p.withDisks(ctx, vm, spec), from,
 		func(to *resource.Resource) string {
 			return fmt.Sprintf("The virtual machine is moving from %s to %s.", fromName, to.Name)
 		})

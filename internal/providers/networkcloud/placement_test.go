@@ -229,7 +229,7 @@ func TestPlaceSeesMachinesChange(t *testing.T) {
 		spec := func(*resource.Resource) (agentapi.VM, error) {
 			return agentapi.VM{ID: vm.ID, Name: name, Power: "On", Cores: 2, MemoryMiB: 2048}, nil
 		}
-		m, err := e.p.place(t.Context(), vm, vmProperties{ClusterID: clusterID, CPUCores: 2, MemorySizeGB: 2}, spec, "", message)
+		m, _, err := e.p.place(t.Context(), vm, vmProperties{ClusterID: clusterID, CPUCores: 2, MemorySizeGB: 2}, spec, "", message)
 		if err != nil {
 			t.Fatalf("place %s: %v", name, err)
 		}

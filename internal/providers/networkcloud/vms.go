@@ -335,7 +335,7 @@ func (p *Provider) provisionVM(ctx context.Context, t *resource.Task) error {
 		if err != nil {
 			return err
 		}
-		return p.awaitVM(ctx, t, func(v vmReport) bool { return v.PowerState == "On" })
+		return p.awaitVM(ctx, t, 0, func(v vmReport) bool { return v.PowerState == "On" })
 	}
 	spec, err := p.vmSpec(ctx, t.Resource, v)
 	if err != nil {
@@ -345,7 +345,7 @@ func (p *Provider) provisionVM(ctx context.Context, t *resource.Task) error {
 	if err := p.ensureOSVolume(ctx, t.Resource, v); err != nil {
 		return err
 	}
-	_, err = p.place(ctx, t.Resource, v, p.withDisks(ctx, t.Resource, spec), "",
+	_, named, err := p.place(ctx, t.Resource, v, p.withDisks(ctx, t.Resource, spec), "",
 		func(m *resource.Resource) string { return "The virtual machine is starting on " + m.Name + "." })
 	if errors.Is(err, errVMGone) {
 		return nil
@@ -358,7 +358,7 @@ func (p *Provider) provisionVM(ctx context.Context, t *resource.Task) error {
 		}
 		return resource.Canceled(arm.Errorf(http.StatusConflict, "NoCapacity", "%s", err))
 	}
-	return p.awaitVM(ctx, t, func(v vmReport) bool { return v.PowerState == "On" })
+	return p.awaitVM(ctx, t, named, func(v vmReport) bool { return v.PowerState == "On" })
 }
 
 // bookedOn reports whether machine (an ID, or "") books the VM.
@@ -466,17 +466,18 @@ func (p *Provider) withDisks(ctx context.Context, vm *resource.Resource, spec ag
 // never overbook a machine, and of the VM, so that the host's first
 // report of it is written and a VM deleted meanwhile is not booked. A VM
 // that moves is placed on another machine than from. It returns the
-// machine; errVMGone says the VM was deleted (or is being deleted), and
-// is then on no machine place booked.
+// machine and the revision at which it named it the VM's host (0: the VM
+// named it already); errVMGone says the VM was deleted (or is being
+// deleted), and is then on no machine place booked.
 func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmProperties, specOn func(m *resource.Resource) (agentapi.VM, error), from string,
-	message func(m *resource.Resource) string) (*resource.Resource, error) {
+	message func(m *resource.Resource) string) (*resource.Resource, int64, error) {
 	mem, err := p.memory()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	features, gpus, err := hardwareNeeds(vm.Tags)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	req := scheduler.Request{VM: vm.ID, Cores: v.CPUCores, MemoryMiB: v.MemorySizeGB << 10, Features: features, GPUs: gpus}
 	for _, h := range v.PlacementHints {
@@ -486,25 +487,25 @@ func (p *Provider) place(ctx context.Context, vm *resource.Resource, v vmPropert
 	for attempt := 0; ; attempt++ {
 		id, err := p.choose(mem, v.ClusterID, vm.ID, req, from)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		m, booked, revision, err := p.book(ctx, vm.ID, id, gpus, specOn, message)
-		if booked {
-			mem.booked(id, vm.ID, revision)
-			return m, nil
+		b := p.book(ctx, vm.ID, id, gpus, specOn, message)
+		if b.booked {
+			mem.booked(id, vm.ID, b.revision)
+			return b.m, b.named, nil
 		}
 		mem.booked(id, vm.ID, 0)
-		if err != nil {
-			return nil, err
+		if b.err != nil {
+			return nil, 0, b.err
 		}
 		if attempt == 20 {
-			return nil, fmt.Errorf("machine %s kept filling up while the VM was placed; retry", resourceName(id))
+			return nil, 0, fmt.Errorf("machine %s kept filling up while the VM was placed; retry", resourceName(id))
 		}
 		// Choose again once the projection shows the machine as it was
 		// when it refused the VM.
-		if m != nil {
+		if b.m != nil {
 			wait, cancel := context.WithTimeout(ctx, time.Second)
-			mem.machines.Until(wait, mustID(id), func(_ placementView, seen int64) bool { return seen >= revision })
+			mem.machines.Until(wait, mustID(id), func(_ placementView, seen int64) bool { return seen >= b.revision })
 			cancel()
 		}
 	}
@@ -721,21 +722,22 @@ func (p *Provider) vmAction(name string) func(context.Context, *resource.Task) (
 		if want == nil {
 			return nil, resource.Canceled(arm.Errorf(http.StatusConflict, "VirtualMachineNotPlaced", "Virtual machine '%s' is not on its machine's list.", t.Resource.Name))
 		}
-		if err := p.awaitVM(ctx, t, want); err != nil {
+		if err := p.awaitVM(ctx, t, 0, want); err != nil {
 			return nil, err
 		}
 		return map[string]any{"status": "Succeeded"}, nil
 	}
 }
 
-// awaitVM waits until what the VM's host reports satisfies done, and
-// gives the task what it reported, at the revision that reported it.
-func (p *Provider) awaitVM(ctx context.Context, t *resource.Task, done func(vmReport) bool) error {
+// awaitVM waits until what the VM's host reports satisfies done, at
+// revision since or later (0: as the VM is now), and gives the task what
+// it reported, at the revision that reported it.
+func (p *Provider) awaitVM(ctx context.Context, t *resource.Task, since int64, done func(vmReport) bool) error {
 	id, err := arm.ParseID(t.Resource.ID)
 	if err != nil {
 		return err
 	}
-	_, reached, err := p.untilVM(ctx, id, done)
+	_, reached, err := p.untilVM(ctx, id, since, done)
 	if e, ok := errors.AsType[*arm.Error](err); ok {
 		return resource.Canceled(e) // the VM is gone, say
 	}
@@ -759,7 +761,7 @@ func (p *Provider) waitVM(ctx context.Context, vm string, done func(vmReport) bo
 	if err != nil {
 		return nil, err
 	}
-	r, reached, err := p.untilVM(ctx, id, done)
+	r, reached, err := p.untilVM(ctx, id, 0, done)
 	if err != nil || r != nil {
 		return r, err
 	}
@@ -773,31 +775,33 @@ func (p *Provider) waitVM(ctx context.Context, vm string, done func(vmReport) bo
 }
 
 // untilVM waits until what VM id's host reports satisfies done, or
-// VMTimeout passes: reached says which. It reads the VM once, and returns
-// it if it satisfies done already; otherwise it waits on the projection
-// of the VMs for a later revision that does, and returns no VM.
-func (p *Provider) untilVM(ctx context.Context, id arm.ID, done func(vmReport) bool) (r *resource.Resource, reached bool, err error) {
+// VMTimeout passes: reached says which. With since 0 it reads the VM
+// once, and returns it if it satisfies done already; otherwise it waits
+// on the projection of the VMs for a revision, no earlier than the one it
+// read or since, that does, and returns no VM.
+func (p *Provider) untilVM(ctx context.Context, id arm.ID, since int64, done func(vmReport) bool) (r *resource.Resource, reached bool, err error) {
 	mem, err := p.memory()
 	if err != nil {
 		return nil, false, err
 	}
-	r, err = p.svc.Lookup(ctx, id)
-	if err != nil {
-		return nil, false, err
+	if since == 0 {
+		if r, err = p.svc.Lookup(ctx, id); err != nil {
+			return nil, false, err
+		}
+		if done(vmOf(r).vmReport) {
+			return r, true, nil
+		}
+		since, _ = r.Revision()
 	}
-	if done(vmOf(r).vmReport) {
-		return r, true, nil
-	}
-	read, _ := r.Revision()
 	wait, cancel := context.WithTimeout(ctx, p.cfg.VMTimeout)
 	defer cancel()
-	caughtUp := false // the projection has shown the VM as read, or later
+	seen := false // the projection has shown the VM
 	_, _, waited := mem.vms.Until(wait, id, func(v vmReport, revision int64) bool {
-		if revision >= read {
-			caughtUp = true
+		seen = seen || revision > 0
+		if revision >= since {
 			return done(v)
 		}
-		return revision == 0 && caughtUp // deleted
+		return revision == 0 && seen // deleted
 	})
 	if ctx.Err() != nil {
 		return nil, false, ctx.Err()

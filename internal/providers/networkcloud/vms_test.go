@@ -93,7 +93,7 @@ func TestPlaceGivesGPUs(t *testing.T) {
 		e.upsert(t, vm.ID, map[string]any{"clusterId": clusterID})
 		v := vmProperties{ClusterID: clusterID, CPUCores: 2, MemorySizeGB: 2}
 		spec := agentapi.VM{ID: vm.ID, Name: fmt.Sprint("g", i), Power: "On", Cores: 2, MemoryMiB: 2048}
-		m, err := e.p.place(t.Context(), vm, v, func(*resource.Resource) (agentapi.VM, error) { return spec, nil }, "", message)
+		m, _, err := e.p.place(t.Context(), vm, v, func(*resource.Resource) (agentapi.VM, error) { return spec, nil }, "", message)
 		if err != nil {
 			t.Fatalf("place g%d: %v", i, err)
 		}
@@ -117,7 +117,7 @@ func TestPlaceGivesGPUs(t *testing.T) {
 	// fits nowhere.
 	vm := &resource.Resource{ID: testGroup + "/providers/" + vmType + "/big", Tags: map[string]string{tagGPUs: "2"}}
 	e.upsert(t, vm.ID, map[string]any{"clusterId": clusterID})
-	_, err := e.p.place(t.Context(), vm, vmProperties{ClusterID: clusterID, CPUCores: 2, MemorySizeGB: 2},
+	_, _, err := e.p.place(t.Context(), vm, vmProperties{ClusterID: clusterID, CPUCores: 2, MemorySizeGB: 2},
 		func(*resource.Resource) (agentapi.VM, error) {
 			return agentapi.VM{ID: vm.ID, Cores: 2, MemoryMiB: 2048}, nil
 		}, "", message)
@@ -192,5 +192,63 @@ func TestWaitVM(t *testing.T) {
 	_, err := e.p.waitVM(t.Context(), vm, func(v vmReport) bool { return v.ReportedRestarts > 0 })
 	if ae, ok := errors.AsType[*arm.Error](err); !ok || ae.Code != "VirtualMachineNotReady" || !strings.Contains(ae.Message, "Running") {
 		t.Errorf("waitVM for a restart that never comes: %v, want VirtualMachineNotReady saying it is Running", err)
+	}
+}
+
+// TestUntilVMSince: waiting from a revision (the one that placed the VM)
+// takes no earlier state of the VM for an answer, and ends as soon as
+// the VM is deleted.
+func TestUntilVMSince(t *testing.T) {
+	e := newNetEnv(t)
+	e.p.cfg.VMTimeout = time.Minute
+	vm := networkID("virtualMachines", "w2")
+	e.upsert(t, vm, map[string]any{"clusterId": clusterID, "powerState": "On", "detailedStatus": "Running"}) // an earlier life
+	r, err := e.p.lookup(t.Context(), vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	earlier, _ := r.Revision()
+	on := func(v vmReport) bool { return v.PowerState == "On" }
+	type result struct {
+		reached bool
+		err     error
+	}
+	wait := func(since int64) <-chan result {
+		done := make(chan result, 1)
+		go func() {
+			_, reached, err := e.p.untilVM(t.Context(), mustID(vm), since, on)
+			done <- result{reached, err}
+		}()
+		return done
+	}
+
+	got := wait(earlier + 1)
+	select {
+	case r := <-got:
+		t.Fatalf("untilVM since %d returned %+v on the VM On at %d", earlier+1, r, earlier)
+	case <-time.After(300 * time.Millisecond):
+	}
+	e.upsert(t, vm, map[string]any{"detailedStatusMessage": "reported again"})
+	select {
+	case r := <-got:
+		if !r.reached || r.err != nil {
+			t.Errorf("untilVM once the VM is On at a later revision: %+v, want reached", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("untilVM did not return once the VM was On at a later revision")
+	}
+
+	got = wait(earlier + 1000)
+	time.Sleep(100 * time.Millisecond)
+	if err := e.svc.Remove(t.Context(), mustID(vm)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-got:
+		if r.err != nil { // its caller's refresh finds it gone
+			t.Errorf("untilVM of a VM deleted: %v", r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("untilVM did not return once the VM was deleted")
 	}
 }
