@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/citadel-cloud/citadel/internal/arm"
 	"github.com/citadel-cloud/citadel/internal/store"
@@ -120,15 +121,11 @@ func (s *Service) Upsert(ctx context.Context, id arm.ID, change func(r *Resource
 		} else if err != nil {
 			return nil, err
 		}
-		if _, ok := rec.Resource.Properties["provisioningState"]; !ok {
-			rec.Resource.Properties["provisioningState"] = StateSucceeded
-		}
 		var old *Resource
 		if !created {
 			old = &it.Value.Resource
 		}
-		rec.Resource.SystemData = systemData(old, SystemCaller, now)
-		rec.ChangedTime = now
+		rec.systemWrite(old, now)
 		rev, err := s.store.Txn(ctx, resources.Update(key, rec, it.Revision))
 		if errors.Is(err, store.ErrConflict) {
 			continue
@@ -195,11 +192,7 @@ func (s *Service) UpsertAll(ctx context.Context, ids []arm.ID, change func(rs []
 				ops[i] = store.Unchanged(keys[i], revs[i]) // revision 0: still absent
 				continue
 			}
-			if _, ok := recs[i].Resource.Properties["provisioningState"]; !ok {
-				recs[i].Resource.Properties["provisioningState"] = StateSucceeded
-			}
-			recs[i].Resource.SystemData = systemData(&recs[i].Resource, SystemCaller, now)
-			recs[i].ChangedTime = now
+			recs[i].systemWrite(&orig[i], now)
 			ops[i] = resources.Update(name, recs[i], revs[i])
 		}
 		rev := int64(0)
@@ -228,6 +221,17 @@ func (s *Service) UpsertAll(ctx context.Context, ids []arm.ID, change func(rs []
 		}
 		return out, nil
 	}
+}
+
+// systemWrite readies rec, changed on the system's behalf from old (nil:
+// created), to be written at now: Succeeded unless it says otherwise,
+// its systemData and changed time.
+func (rec *record) systemWrite(old *Resource, now time.Time) {
+	if _, ok := rec.Resource.Properties["provisioningState"]; !ok {
+		rec.Resource.Properties["provisioningState"] = StateSucceeded
+	}
+	rec.Resource.SystemData = systemData(old, SystemCaller, now)
+	rec.ChangedTime = now
 }
 
 // Remove deletes the resource id and everything below it on the system's
