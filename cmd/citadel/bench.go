@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -86,49 +87,11 @@ type apiOptions struct {
 
 // benchAPI runs the phases of bench api on a server of its own.
 func benchAPI(ctx context.Context, o apiOptions) (benchReport, error) {
-	progress := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", a...) }
-	progress("starting a server with embedded etcd")
-	srv, creds, stop, err := startBenchServer(ctx, func(c *server.Config) { c.BenchmarkWithoutActivityLog = o.withoutLog })
+	env, err := startAPIEnv(ctx, o)
 	if err != nil {
 		return benchReport{}, err
 	}
-	defer stop()
-	// Each benchmark client is its own client, with its own connection,
-	// as separate users would be.
-	b := &apiBench{group: "/subscriptions/" + creds.SubscriptionID + "/resourceGroups/bench"}
-	for range o.clients {
-		c, err := client.New(creds)
-		if err != nil {
-			return benchReport{}, err
-		}
-		// Tokens come first: each costs a deliberately slow secret hash
-		// that is not what the benchmark measures.
-		if _, err := c.Token(ctx); err != nil {
-			return benchReport{}, err
-		}
-		b.clients = append(b.clients, c)
-	}
-	progress("creating %d resources", o.resources)
-	if err := b.setup(ctx, o.resources); err != nil {
-		return benchReport{}, err
-	}
-	if o.assignments > 0 {
-		progress("assigning %d policies", o.assignments)
-		if err := b.assignPolicies(ctx, "/subscriptions/"+creds.SubscriptionID, o.assignments); err != nil {
-			return benchReport{}, err
-		}
-	}
-	// The etcd baseline is what etcd's own clients get: one clientv3
-	// connection per benchmark client over loopback gRPC, to the same
-	// embedded etcd, just as each ARM client has its own HTTPS connection.
-	etcdClients := make([]*store.Store, o.clients)
-	for i := range etcdClients {
-		if etcdClients[i], err = store.Open(ctx, store.Config{Endpoints: []string{srv.Store.ClientURL()}, TLS: srv.Store.ClientTLS(),
-			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}); err != nil {
-			return benchReport{}, err
-		}
-		defer etcdClients[i].Close()
-	}
+	defer env.stop()
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err != nil {
@@ -141,52 +104,18 @@ func benchAPI(ctx context.Context, o apiOptions) (benchReport, error) {
 		defer pprof.StopCPUProfile()
 	}
 	report := benchReport{Clients: o.clients, PhaseSeconds: o.duration.Seconds()}
-	phases := []struct {
-		flag string
-		name string
-		into *phaseResult
-		op   func(ctx context.Context, client, i int) error
-	}{
-		{"get", "ARM GET", &report.Get, func(ctx context.Context, cl, _ int) error { return b.get(ctx, cl, rand.IntN(o.resources)) }},
-		{"put", "ARM PUT", &report.Put, func(ctx context.Context, cl, i int) error { return b.put(ctx, cl, i) }},
-		{"put-sync", "ARM PUT synchronous", &report.PutSync, func(ctx context.Context, cl, i int) error { return b.putGroup(ctx, cl, i) }},
-		{"etcd-get", "etcd Get", &report.EtcdGet, func(ctx context.Context, cl, _ int) error {
-			_, err := etcdClients[cl].Get(ctx, fmt.Sprintf("bench/%d", rand.IntN(o.resources)))
-			if errors.Is(err, store.ErrNotFound) {
-				return nil
-			}
-			return err
-		}},
-		{"etcd-put", "etcd Put", &report.EtcdPut, func(ctx context.Context, cl, i int) error {
-			_, err := etcdClients[cl].Txn(ctx, store.Put(fmt.Sprintf("bench/%d/%d", cl, i%64), benchValue))
-			return err
-		}},
-		// The same through the server's own in-process connection, which no
-		// client outside the server has: for comparison only.
-		{"etcd-get-inprocess", "etcd Get in-process", &report.EtcdGetInProcess, func(ctx context.Context, _, _ int) error {
-			_, err := srv.Store.Get(ctx, fmt.Sprintf("bench/%d", rand.IntN(o.resources)))
-			if errors.Is(err, store.ErrNotFound) {
-				return nil
-			}
-			return err
-		}},
-		{"etcd-put-inprocess", "etcd Put in-process", &report.EtcdPutInProcess, func(ctx context.Context, cl, i int) error {
-			_, err := srv.Store.Txn(ctx, store.Put(fmt.Sprintf("bench/%d/%d", cl, i%64), benchValue))
-			return err
-		}},
-	}
-	for _, ph := range phases {
+	for _, ph := range env.phases(o) {
 		if !slices.Contains(o.phases, ph.flag) {
 			continue
 		}
 		progress("%s: %d clients for %s", ph.name, o.clients, o.duration)
-		res, err := drive(ctx, o.clients, o.duration, ph.op)
+		res, err := drive(ctx, o.clients, o.duration, ph.op).summary()
 		if err != nil {
 			return benchReport{}, fmt.Errorf("%s: %w", ph.name, err)
 		}
-		*ph.into = res
+		*ph.of(&report) = res
 		progress("%s: %.0f/s, p50 %.2f ms, p99 %.2f ms", ph.name, res.Throughput, res.P50Ms, res.P99Ms)
-		if err := settle(ctx, srv); err != nil {
+		if err := settle(ctx, env.srv); err != nil {
 			return benchReport{}, err
 		}
 	}
@@ -198,6 +127,119 @@ func benchAPI(ctx context.Context, o apiOptions) (benchReport, error) {
 		report.GetThroughputVsEtcd = report.Get.Throughput / report.EtcdGet.Throughput
 	}
 	return report, nil
+}
+
+func progress(format string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", a...) }
+
+// apiEnv is a server of bench api, set up and with its clients.
+type apiEnv struct {
+	srv         *server.Server
+	b           *apiBench
+	etcdClients []*store.Store
+	stop        func() // closes the clients and stops the server
+}
+
+// startAPIEnv starts a server (without the activity log if o says so),
+// connects o.clients ARM clients and as many etcd clients, and creates
+// the resources of the GET phase and the policy assignments o asks for.
+func startAPIEnv(ctx context.Context, o apiOptions) (_ *apiEnv, err error) {
+	progress("starting a server with embedded etcd")
+	srv, creds, stop, err := startBenchServer(ctx, func(c *server.Config) { c.BenchmarkWithoutActivityLog = o.withoutLog })
+	if err != nil {
+		return nil, err
+	}
+	env := &apiEnv{srv: srv}
+	env.stop = func() {
+		for _, c := range env.etcdClients {
+			c.Close()
+		}
+		stop()
+	}
+	defer func() {
+		if err != nil {
+			env.stop()
+		}
+	}()
+	// Each benchmark client is its own client, with its own connection,
+	// as separate users would be.
+	env.b = &apiBench{group: "/subscriptions/" + creds.SubscriptionID + "/resourceGroups/bench"}
+	for range o.clients {
+		c, err := client.New(creds)
+		if err != nil {
+			return nil, err
+		}
+		// Tokens come first: each costs a deliberately slow secret hash
+		// that is not what the benchmark measures.
+		if _, err := c.Token(ctx); err != nil {
+			return nil, err
+		}
+		env.b.clients = append(env.b.clients, c)
+	}
+	progress("creating %d resources", o.resources)
+	if err := env.b.setup(ctx, o.resources); err != nil {
+		return nil, err
+	}
+	if o.assignments > 0 {
+		progress("assigning %d policies", o.assignments)
+		if err := env.b.assignPolicies(ctx, "/subscriptions/"+creds.SubscriptionID, o.assignments); err != nil {
+			return nil, err
+		}
+	}
+	// The etcd baseline is what etcd's own clients get: one clientv3
+	// connection per benchmark client over loopback gRPC, to the same
+	// embedded etcd, just as each ARM client has its own HTTPS connection.
+	for range o.clients {
+		c, err := store.Open(ctx, store.Config{Endpoints: []string{srv.Store.ClientURL()}, TLS: srv.Store.ClientTLS(),
+			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		if err != nil {
+			return nil, err
+		}
+		env.etcdClients = append(env.etcdClients, c)
+	}
+	return env, nil
+}
+
+// benchPhase is one phase of bench api: the request its clients repeat
+// and where its result goes in the report.
+type benchPhase struct {
+	flag string
+	name string
+	of   func(r *benchReport) *phaseResult
+	op   func(ctx context.Context, client, i int) error
+}
+
+// phases are the phases of bench api on env, in the order they run.
+func (env *apiEnv) phases(o apiOptions) []benchPhase {
+	b, srv := env.b, env.srv
+	return []benchPhase{
+		{"get", "ARM GET", func(r *benchReport) *phaseResult { return &r.Get }, func(ctx context.Context, cl, _ int) error { return b.get(ctx, cl, rand.IntN(o.resources)) }},
+		{"put", "ARM PUT", func(r *benchReport) *phaseResult { return &r.Put }, func(ctx context.Context, cl, i int) error { return b.put(ctx, cl, i) }},
+		{"put-sync", "ARM PUT synchronous", func(r *benchReport) *phaseResult { return &r.PutSync }, func(ctx context.Context, cl, i int) error { return b.putGroup(ctx, cl, i) }},
+		{"etcd-get", "etcd Get", func(r *benchReport) *phaseResult { return &r.EtcdGet }, func(ctx context.Context, cl, _ int) error {
+			_, err := env.etcdClients[cl].Get(ctx, fmt.Sprintf("bench/%d", rand.IntN(o.resources)))
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			return err
+		}},
+		{"etcd-put", "etcd Put", func(r *benchReport) *phaseResult { return &r.EtcdPut }, func(ctx context.Context, cl, i int) error {
+			_, err := env.etcdClients[cl].Txn(ctx, store.Put(fmt.Sprintf("bench/%d/%d", cl, i%64), benchValue))
+			return err
+		}},
+		// The same through the server's own in-process connection, which no
+		// client outside the server has: for comparison only.
+		{"etcd-get-inprocess", "etcd Get in-process", func(r *benchReport) *phaseResult { return &r.EtcdGetInProcess }, func(ctx context.Context, _, _ int) error {
+			_, err := srv.Store.Get(ctx, fmt.Sprintf("bench/%d", rand.IntN(o.resources)))
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			return err
+		}},
+		{"etcd-put-inprocess", "etcd Put in-process", func(r *benchReport) *phaseResult { return &r.EtcdPutInProcess }, func(ctx context.Context, cl, i int) error {
+			_, err := srv.Store.Txn(ctx, store.Put(fmt.Sprintf("bench/%d/%d", cl, i%64), benchValue))
+			return err
+		}},
+	}
 }
 
 // benchValue is about the size of an ipPrefix record.
@@ -228,17 +270,22 @@ type benchReport struct {
 	GetThroughputVsEtcd float64     `json:"armGetThroughputVsEtcdGet"`
 }
 
-// drive runs op from n clients until d has passed and summarises the
-// latencies. Errors are counted; more than 1% of errors fails the phase.
-func drive(ctx context.Context, n int, d time.Duration, op func(ctx context.Context, client, i int) error) (phaseResult, error) {
+// samples are what clients saw while they repeated a request.
+type samples struct {
+	latencies []time.Duration // of the requests that succeeded
+	errs      int
+	firstErr  error
+	elapsed   time.Duration
+}
+
+// drive runs op from n clients until d has passed.
+func drive(ctx context.Context, n int, d time.Duration, op func(ctx context.Context, client, i int) error) samples {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var (
-		mu        sync.Mutex
-		latencies []time.Duration
-		errs      int
-		firstErr  error
-		wg        sync.WaitGroup
+		mu  sync.Mutex
+		all samples
+		wg  sync.WaitGroup
 	)
 	start := time.Now()
 	for cl := range n {
@@ -260,33 +307,48 @@ func drive(ctx context.Context, n int, d time.Duration, op func(ctx context.Cont
 				mine = append(mine, time.Since(t0))
 			}
 			mu.Lock()
-			latencies = append(latencies, mine...)
-			errs += bad
-			if last != nil && firstErr == nil {
-				firstErr = last
+			all.latencies = append(all.latencies, mine...)
+			all.errs += bad
+			if last != nil && all.firstErr == nil {
+				all.firstErr = last
 			}
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	all.elapsed = time.Since(start)
+	return all
+}
+
+// add pools s and more, as if driven one after the other.
+func (s samples) add(more samples) samples {
+	s.latencies = append(s.latencies, more.latencies...)
+	s.errs += more.errs
+	s.firstErr = cmp.Or(s.firstErr, more.firstErr)
+	s.elapsed += more.elapsed
+	return s
+}
+
+// summary summarises the latencies. More than 1% of errors fails the
+// phase.
+func (s samples) summary() (phaseResult, error) {
+	latencies := slices.Sorted(slices.Values(s.latencies))
 	if len(latencies) == 0 {
-		return phaseResult{}, fmt.Errorf("no request succeeded: %v", firstErr)
+		return phaseResult{}, fmt.Errorf("no request succeeded: %v", s.firstErr)
 	}
-	if errs*100 > len(latencies) {
-		return phaseResult{}, fmt.Errorf("%d of %d requests failed, first: %v", errs, errs+len(latencies), firstErr)
+	if s.errs*100 > len(latencies) {
+		return phaseResult{}, fmt.Errorf("%d of %d requests failed, first: %v", s.errs, s.errs+len(latencies), s.firstErr)
 	}
-	slices.Sort(latencies)
 	ms := func(q float64) float64 {
 		return float64(latencies[min(len(latencies)-1, int(q*float64(len(latencies))))].Microseconds()) / 1000
 	}
 	first := ""
-	if firstErr != nil {
-		first = firstErr.Error()
+	if s.firstErr != nil {
+		first = s.firstErr.Error()
 	}
 	return phaseResult{
-		Requests: len(latencies), Errors: errs, FirstError: first,
-		Throughput: float64(len(latencies)) / elapsed.Seconds(),
+		Requests: len(latencies), Errors: s.errs, FirstError: first,
+		Throughput: float64(len(latencies)) / s.elapsed.Seconds(),
 		P50Ms:      ms(0.50), P99Ms: ms(0.99), MaxMs: ms(1),
 	}, nil
 }

@@ -3,15 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 )
 
 // activityLogCostReport is what bench api --activity-log-cost prints:
-// rounds of a server without the activity log then one with it, and for
-// each ARM phase that ran the ratios of each round and their medians. On
-// a shared machine one pair of runs says little; the median of the
-// rounds' ratios, each taken within one round, says more.
+// rounds of a server without the activity log beside one with it, and
+// for each ARM phase that ran the ratios of each round and their medians.
+// On a shared machine whose speed drifts from one minute to the next, one
+// pair of runs says little: in a round both servers are up and each
+// phase runs in short slices, one server then the other, so that both
+// see the same machine; and the median of the rounds' ratios says more
+// than any one.
 type activityLogCostReport struct {
 	Phases map[string]phaseCost `json:"phases"` // by the phase's name in the report: armGet, armPut, armPutSync
 	Rounds []costRound          `json:"rounds"`
@@ -31,39 +33,85 @@ type phaseCost struct {
 	MedianThroughputRatio float64   `json:"medianThroughputRatio"`
 }
 
-// armPhases are the phases the activity log is on the path of.
-var armPhases = []struct {
-	name string
-	of   func(r *benchReport) phaseResult
-}{
-	{"armGet", func(r *benchReport) phaseResult { return r.Get }},
-	{"armPut", func(r *benchReport) phaseResult { return r.Put }},
-	{"armPutSync", func(r *benchReport) phaseResult { return r.PutSync }},
+// armPhase is a phase the activity log is on the path of: its --phases
+// name, its name in the report and its result there.
+type armPhase struct {
+	flag, name string
+	of         func(r *benchReport) phaseResult
 }
 
-// activityLogCost runs o's phases in rounds fresh servers, without the
-// activity log then with it, and summarises them.
+var armPhases = []armPhase{
+	{"get", "armGet", func(r *benchReport) phaseResult { return r.Get }},
+	{"put", "armPut", func(r *benchReport) phaseResult { return r.Put }},
+	{"put-sync", "armPutSync", func(r *benchReport) phaseResult { return r.PutSync }},
+}
+
+// costSlices is how many slices each phase of a round is driven in on
+// each server.
+const costSlices = 10
+
+// activityLogCost runs o's ARM phases in rounds, each on two fresh
+// servers, one without the activity log and one with it, in alternating
+// slices of o.duration/costSlices; after each slice the server finishes
+// the work the slice left (operations, chaining) before the other runs.
+// It summarises the rounds.
 func activityLogCost(ctx context.Context, o apiOptions, rounds int) (activityLogCostReport, error) {
 	var all []costRound
 	for r := range rounds {
-		var round costRound
-		for _, without := range []bool{true, false} {
-			o.withoutLog = without
-			which := map[bool]string{true: "without the activity log", false: "with the activity log"}[without]
-			fmt.Fprintf(os.Stderr, "bench: round %d of %d, %s\n", r+1, rounds, which)
-			report, err := benchAPI(ctx, o)
-			if err != nil {
-				return activityLogCostReport{}, fmt.Errorf("round %d, %s: %w", r+1, which, err)
-			}
-			if without {
-				round.Without = report
-			} else {
-				round.With = report
-			}
+		progress("round %d of %d", r+1, rounds)
+		round, err := costRoundOf(ctx, o)
+		if err != nil {
+			return activityLogCostReport{}, fmt.Errorf("round %d: %w", r+1, err)
 		}
 		all = append(all, round)
 	}
 	return logCostOf(all), nil
+}
+
+// costRoundOf runs one round of activityLogCost.
+func costRoundOf(ctx context.Context, o apiOptions) (costRound, error) {
+	var envs [2]*apiEnv // without the log, with it
+	for i := range envs {
+		o.withoutLog = i == 0
+		env, err := startAPIEnv(ctx, o)
+		if err != nil {
+			return costRound{}, err
+		}
+		defer env.stop()
+		envs[i] = env
+	}
+	round := costRound{
+		Without: benchReport{Clients: o.clients, PhaseSeconds: o.duration.Seconds()},
+		With:    benchReport{Clients: o.clients, PhaseSeconds: o.duration.Seconds()},
+	}
+	reports := [2]*benchReport{&round.Without, &round.With}
+	slice := o.duration / costSlices
+	phases := [2][]benchPhase{envs[0].phases(o), envs[1].phases(o)}
+	for p, ph := range phases[0] {
+		if !slices.Contains(o.phases, ph.flag) || !slices.ContainsFunc(armPhases, func(a armPhase) bool { return a.flag == ph.flag }) {
+			continue
+		}
+		progress("%s: %d clients, %d slices of %s on each server", ph.name, o.clients, costSlices, slice)
+		var pooled [2]samples
+		for n := range costSlices {
+			for k := range 2 {
+				i := (n + k) % 2 // each server goes first in every other pair
+				pooled[i] = pooled[i].add(drive(ctx, o.clients, slice, phases[i][p].op))
+				if err := settle(ctx, envs[i].srv); err != nil {
+					return costRound{}, err
+				}
+			}
+		}
+		for i, s := range pooled {
+			res, err := s.summary()
+			if err != nil {
+				return costRound{}, fmt.Errorf("%s: %w", ph.name, err)
+			}
+			*ph.of(reports[i]) = res
+		}
+		progress("%s: p50 %.2f ms without the activity log, %.2f ms with it", ph.name, ph.of(reports[0]).P50Ms, ph.of(reports[1]).P50Ms)
+	}
+	return round, nil
 }
 
 // logCostOf summarises rounds: for each ARM phase that ran in both

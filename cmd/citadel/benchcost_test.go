@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -22,6 +25,34 @@ func TestMedian(t *testing.T) {
 		if got := median(c.in); got != c.want {
 			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
 		}
+	}
+}
+
+// TestSamplesPooled: slices pooled with add are summarised as one run:
+// percentiles over all their latencies, throughput over their summed
+// time, and more than 1% of errors in all fails the phase.
+func TestSamplesPooled(t *testing.T) {
+	t.Parallel()
+	ms := func(xs ...int) []time.Duration {
+		var out []time.Duration
+		for _, x := range xs {
+			out = append(out, time.Duration(x)*time.Millisecond)
+		}
+		return out
+	}
+	var pooled samples
+	pooled = pooled.add(samples{latencies: ms(9, 1, 5), elapsed: time.Second})
+	pooled = pooled.add(samples{latencies: ms(2, 8, 3, 7), elapsed: time.Second})
+	got, err := pooled.summary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (phaseResult{Requests: 7, Throughput: 3.5, P50Ms: 5, P99Ms: 9, MaxMs: 9}); got != want {
+		t.Errorf("summary = %+v, want %+v", got, want)
+	}
+	failing := pooled.add(samples{errs: 1, firstErr: errors.New("refused"), elapsed: time.Second})
+	if _, err := failing.summary(); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("summary with 1 error in 8 = %v, want the phase failed with the first error", err)
 	}
 }
 
@@ -46,9 +77,9 @@ func TestLogCostOf(t *testing.T) {
 	}
 }
 
-// TestBenchActivityLogCost runs one short round of each configuration of
-// the synchronous PUT and checks the report holds both runs and their
-// ratios.
+// TestBenchActivityLogCost runs one short round of the synchronous PUT,
+// both servers in alternating slices, and checks the report holds both
+// servers' results and their ratios.
 func TestBenchActivityLogCost(t *testing.T) {
 	var out bytes.Buffer
 	err := runBench(t.Context(), []string{"api", "--activity-log-cost", "1", "--phases", "put-sync", "--duration", "300ms", "--clients", "2", "--resources", "1"}, &out)
