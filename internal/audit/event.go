@@ -88,7 +88,7 @@ type Event struct {
 type EventInfo struct {
 	Time            time.Time // eventTimestamp; required
 	Submitted       time.Time // submissionTimestamp; Time when zero
-	EventDataID     string    // unique id of this event; a random UUID when empty
+	EventDataID     string    // unique id of this event; a new UUID when empty
 	CorrelationID   string    // x-ms-correlation-request-id of the request
 	OperationID     string    // the operation (LRO) id; CorrelationID when empty
 	OperationName   string    // the ARM action, e.g. "Microsoft.NetworkCloud/bareMetalMachines/powerOff/action"
@@ -123,7 +123,12 @@ func NewEvent(info EventInfo) Event {
 	}
 	id := info.EventDataID
 	if id == "" {
-		id = uuid.NewString()
+		// Version 7: ids ascend with time, so an event's key in the store
+		// goes where the last ones went in etcd's index, not anywhere
+		// among the tens of thousands before it: a random key made every
+		// lookup in the index a walk through cold memory, and a
+		// synchronous PUT 6% slower (docs/performance.md).
+		id = uuid.Must(uuid.NewV7()).String()
 	}
 	opID := info.OperationID
 	if opID == "" {

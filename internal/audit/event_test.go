@@ -118,15 +118,25 @@ func TestNewEventDerived(t *testing.T) {
 	}
 }
 
+// TestNewEventGeneratesID: generated eventDataIds are UUIDs (version 7)
+// that ascend in the order the events are made, so that each event's key
+// goes at the end of the store's index.
 func TestNewEventGeneratesID(t *testing.T) {
 	a := audit.NewEvent(audit.EventInfo{Time: t0, ResourceID: "/subscriptions/s"})
-	b := audit.NewEvent(audit.EventInfo{Time: t0, ResourceID: "/subscriptions/s"})
-	uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
-	if !uuid.MatchString(a.EventDataID) || a.EventDataID == b.EventDataID {
-		t.Errorf("NewEvent() eventDataIds = %q, %q; want two distinct random UUIDs", a.EventDataID, b.EventDataID)
+	uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	if !uuid.MatchString(a.EventDataID) {
+		t.Errorf("NewEvent().EventDataID = %q, want a version 7 UUID", a.EventDataID)
 	}
 	if want := "/subscriptions/s/events/" + a.EventDataID + "/ticks/639310449020780760"; a.ID != want {
 		t.Errorf("NewEvent().ID = %q, want %q", a.ID, want)
+	}
+	prev := a.EventDataID
+	for range 10000 {
+		id := audit.NewEvent(audit.EventInfo{Time: t0, ResourceID: "/subscriptions/s"}).EventDataID
+		if id <= prev {
+			t.Fatalf("NewEvent() eventDataId %q after %q, want ascending ids", id, prev)
+		}
+		prev = id
 	}
 }
 
