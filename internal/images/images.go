@@ -98,12 +98,23 @@ type Catalog struct {
 	// record names it) one step with respect to prune, so that prune
 	// never removes a file a record is about to name.
 	mu sync.Mutex
+	// mirror, once Start has loaded it, holds the records in memory for
+	// Lookup, which every VM's creation calls twice.
+	mirror *store.Mirror[Image]
 }
 
 // New returns the catalog whose files live in dir (created when needed),
 // and removes the partial files a crash left there.
 func New(st *store.Store, dir string, log *slog.Logger) *Catalog {
 	return &Catalog{st: st, files: blobs.New(dir), log: log.With("component", "images")}
+}
+
+// Start loads the records into memory and keeps them current until ctx
+// ends. Call it before Lookup is used; without it, Lookup reads the store
+// each time.
+func (c *Catalog) Start(ctx context.Context) error {
+	c.mirror = store.NewMirror(ctx, c.st, records)
+	return c.mirror.Wait(ctx)
 }
 
 // Dir is the image directory.
@@ -296,12 +307,25 @@ func (c *Catalog) prune(ctx context.Context) {
 	}
 }
 
-// Lookup reads the image called name, in any case; ErrNotFound when
-// there is none.
+// Lookup finds the image called name, in any case; ErrNotFound when
+// there is none. It answers from memory once Start has run: an import or
+// a delete shows there within the store's watch delay, and a name not
+// there yet (imported a moment ago on another replica) is read from the
+// store.
 func (c *Catalog) Lookup(ctx context.Context, name string) (Image, error) {
 	if err := ValidName(name); err != nil {
 		return Image{}, err
 	}
+	if c.mirror != nil {
+		if it, ok := c.mirror.Get(key(name)); ok {
+			return it.Value, nil
+		}
+	}
+	return c.read(ctx, name)
+}
+
+// read reads the image called name from the store.
+func (c *Catalog) read(ctx context.Context, name string) (Image, error) {
 	it, err := records.Get(ctx, c.st, key(name))
 	if errors.Is(err, store.ErrNotFound) {
 		return Image{}, fmt.Errorf("images: image %q: %w", name, ErrNotFound)
@@ -328,7 +352,10 @@ func (c *Catalog) List(ctx context.Context) ([]Image, error) {
 // Delete removes the image called name, in any case, and its file unless
 // another image has the same content; ErrNotFound when there is none.
 func (c *Catalog) Delete(ctx context.Context, name string) error {
-	if _, err := c.Lookup(ctx, name); err != nil {
+	if err := ValidName(name); err != nil {
+		return err
+	}
+	if _, err := c.read(ctx, name); err != nil {
 		return err
 	}
 	c.mu.Lock()

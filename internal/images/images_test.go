@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
@@ -298,6 +299,60 @@ func TestNotFound(t *testing.T) {
 	}
 	if _, err := c.Lookup(t.Context(), "bad name"); !isFieldError(err) {
 		t.Errorf("Lookup(bad name) = %v, want a FieldError", err)
+	}
+}
+
+// TestLookupFromMemory: a started catalog finds an image another replica
+// imported a moment ago (read from the store), then from memory alone (it
+// still finds it with the store closed, while a name it lacks is a store
+// error, not ErrNotFound); a deletion reaches it too, and Delete reads the
+// store, never the copy in memory.
+func TestLookupFromMemory(t *testing.T) {
+	st := storetest.Start(t)
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	here := images.New(st, filepath.Join(t.TempDir(), "vmimages"), log)
+	if err := here.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	there := images.New(st, filepath.Join(t.TempDir(), "vmimages"), log)
+	eventually := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10 s", what)
+			}
+		}
+	}
+
+	gone := mustImport(t, there, "Gone:1", []byte("gone"))
+	if got, err := here.Lookup(t.Context(), "gone:1"); err != nil || got.SHA256 != gone.SHA256 {
+		t.Fatalf("Lookup of an image another replica imported = %+v, %v", got, err)
+	}
+	eventually("the import in memory", func() bool { return here.Mirrored("gone:1") })
+	if err := there.Delete(t.Context(), "gone:1"); err != nil {
+		t.Fatal(err)
+	}
+	eventually("the deletion in memory", func() bool { return !here.Mirrored("gone:1") })
+	if _, err := here.Lookup(t.Context(), "gone:1"); !errors.Is(err, images.ErrNotFound) {
+		t.Errorf("Lookup of a deleted image = %v, want ErrNotFound", err)
+	}
+
+	kept := mustImport(t, there, "kept:1", []byte("kept"))
+	eventually("the second import in memory", func() bool { return here.Mirrored("KEPT:1") })
+	if err := there.Delete(t.Context(), "kept:1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := here.Delete(t.Context(), "kept:1"); !errors.Is(err, images.ErrNotFound) {
+		t.Errorf("Delete of an image deleted in the store = %v, want ErrNotFound whatever memory holds", err)
+	}
+	mustImport(t, there, "kept:1", []byte("kept"))
+	eventually("the reimport in memory", func() bool { return here.Mirrored("kept:1") })
+	st.Close()
+	if got, err := here.Lookup(t.Context(), "kept:1"); err != nil || got.SHA256 != kept.SHA256 {
+		t.Errorf("Lookup with the store closed = %+v, %v; want the image from memory", got, err)
+	}
+	if _, err := here.Lookup(t.Context(), "absent:1"); err == nil || errors.Is(err, images.ErrNotFound) {
+		t.Errorf("Lookup of a name not in memory with the store closed = %v, want the store's error", err)
 	}
 }
 

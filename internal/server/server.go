@@ -614,6 +614,9 @@ func openParts(ctx, runCtx context.Context, cfg Config, dataDir, publicURL strin
 	}()
 	p.releases = releases.New(p.store, filepath.Join(dataDir, "updates"))
 	p.images = images.New(p.store, filepath.Join(dataDir, "vmimages"), log)
+	if err := p.images.Start(runCtx); err != nil {
+		return nil, err
+	}
 	p.artifacts = &artifacts{releases: p.releases, images: p.images, log: log}
 	if p.boot, err = bootstrap(ctx, p.store, cfg.Location); err != nil {
 		return nil, err
