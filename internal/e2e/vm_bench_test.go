@@ -73,7 +73,7 @@ func benchVMCreate(b *testing.B, vms int) {
 
 	// The first round meets a process as it started, whose heap has never
 	// been as large as the round makes it: the memory it grows into
-	// costs a page fault per page, about a third more CPU per create than
+	// costs a page fault per page, half again as much CPU per create as
 	// on a server that has run a while. It is reported as cold-*; the
 	// timed rounds after it are the server in service.
 	cold := createVMs(b, s, vms, vmName(0))
