@@ -104,12 +104,12 @@ func benchAPI(ctx context.Context, o apiOptions) (benchReport, error) {
 		defer pprof.StopCPUProfile()
 	}
 	report := benchReport{Clients: o.clients, PhaseSeconds: o.duration.Seconds()}
-	for _, ph := range env.phases(o) {
+	for _, ph := range benchPhases {
 		if !slices.Contains(o.phases, ph.flag) {
 			continue
 		}
 		progress("%s: %d clients for %s", ph.name, o.clients, o.duration)
-		res, err := drive(ctx, o.clients, o.duration, ph.op).summary()
+		res, err := drive(ctx, o.clients, o.duration, env.op(ph.flag, o)).summary()
 		if err != nil {
 			return benchReport{}, fmt.Errorf("%s: %w", ph.name, err)
 		}
@@ -199,47 +199,65 @@ func startAPIEnv(ctx context.Context, o apiOptions) (_ *apiEnv, err error) {
 	return env, nil
 }
 
-// benchPhase is one phase of bench api: the request its clients repeat
-// and where its result goes in the report.
+// benchPhase is one phase of bench api and where its result goes in the
+// report; costName, its name in an --activity-log-cost report, is set
+// for the ARM phases, which the activity log is on the path of.
 type benchPhase struct {
-	flag string
-	name string
-	of   func(r *benchReport) *phaseResult
-	op   func(ctx context.Context, client, i int) error
+	flag, name, costName string
+	of                   func(r *benchReport) *phaseResult
 }
 
-// phases are the phases of bench api on env, in the order they run.
-func (env *apiEnv) phases(o apiOptions) []benchPhase {
+// benchPhases are bench api's phases, in the order they run.
+var benchPhases = []benchPhase{
+	{"get", "ARM GET", "armGet", func(r *benchReport) *phaseResult { return &r.Get }},
+	{"put", "ARM PUT", "armPut", func(r *benchReport) *phaseResult { return &r.Put }},
+	{"put-sync", "ARM PUT synchronous", "armPutSync", func(r *benchReport) *phaseResult { return &r.PutSync }},
+	{"etcd-get", "etcd Get", "", func(r *benchReport) *phaseResult { return &r.EtcdGet }},
+	{"etcd-put", "etcd Put", "", func(r *benchReport) *phaseResult { return &r.EtcdPut }},
+	// The same through the server's own in-process connection, which no
+	// client outside the server has: for comparison only.
+	{"etcd-get-inprocess", "etcd Get in-process", "", func(r *benchReport) *phaseResult { return &r.EtcdGetInProcess }},
+	{"etcd-put-inprocess", "etcd Put in-process", "", func(r *benchReport) *phaseResult { return &r.EtcdPutInProcess }},
+}
+
+// op is the request the clients of phase flag repeat on env.
+func (env *apiEnv) op(flag string, o apiOptions) func(ctx context.Context, client, i int) error {
 	b, srv := env.b, env.srv
-	return []benchPhase{
-		{"get", "ARM GET", func(r *benchReport) *phaseResult { return &r.Get }, func(ctx context.Context, cl, _ int) error { return b.get(ctx, cl, rand.IntN(o.resources)) }},
-		{"put", "ARM PUT", func(r *benchReport) *phaseResult { return &r.Put }, func(ctx context.Context, cl, i int) error { return b.put(ctx, cl, i) }},
-		{"put-sync", "ARM PUT synchronous", func(r *benchReport) *phaseResult { return &r.PutSync }, func(ctx context.Context, cl, i int) error { return b.putGroup(ctx, cl, i) }},
-		{"etcd-get", "etcd Get", func(r *benchReport) *phaseResult { return &r.EtcdGet }, func(ctx context.Context, cl, _ int) error {
+	notFoundIsNil := func(err error) error {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	switch flag {
+	case "get":
+		return func(ctx context.Context, cl, _ int) error { return b.get(ctx, cl, rand.IntN(o.resources)) }
+	case "put":
+		return func(ctx context.Context, cl, i int) error { return b.put(ctx, cl, i) }
+	case "put-sync":
+		return func(ctx context.Context, cl, i int) error { return b.putGroup(ctx, cl, i) }
+	case "etcd-get":
+		return func(ctx context.Context, cl, _ int) error {
 			_, err := env.etcdClients[cl].Get(ctx, fmt.Sprintf("bench/%d", rand.IntN(o.resources)))
-			if errors.Is(err, store.ErrNotFound) {
-				return nil
-			}
-			return err
-		}},
-		{"etcd-put", "etcd Put", func(r *benchReport) *phaseResult { return &r.EtcdPut }, func(ctx context.Context, cl, i int) error {
+			return notFoundIsNil(err)
+		}
+	case "etcd-put":
+		return func(ctx context.Context, cl, i int) error {
 			_, err := env.etcdClients[cl].Txn(ctx, store.Put(fmt.Sprintf("bench/%d/%d", cl, i%64), benchValue))
 			return err
-		}},
-		// The same through the server's own in-process connection, which no
-		// client outside the server has: for comparison only.
-		{"etcd-get-inprocess", "etcd Get in-process", func(r *benchReport) *phaseResult { return &r.EtcdGetInProcess }, func(ctx context.Context, _, _ int) error {
+		}
+	case "etcd-get-inprocess":
+		return func(ctx context.Context, _, _ int) error {
 			_, err := srv.Store.Get(ctx, fmt.Sprintf("bench/%d", rand.IntN(o.resources)))
-			if errors.Is(err, store.ErrNotFound) {
-				return nil
-			}
-			return err
-		}},
-		{"etcd-put-inprocess", "etcd Put in-process", func(r *benchReport) *phaseResult { return &r.EtcdPutInProcess }, func(ctx context.Context, cl, i int) error {
+			return notFoundIsNil(err)
+		}
+	case "etcd-put-inprocess":
+		return func(ctx context.Context, cl, i int) error {
 			_, err := srv.Store.Txn(ctx, store.Put(fmt.Sprintf("bench/%d/%d", cl, i%64), benchValue))
 			return err
-		}},
+		}
 	}
+	panic("bench api: no phase " + flag)
 }
 
 // benchValue is about the size of an ipPrefix record.

@@ -33,19 +33,6 @@ type phaseCost struct {
 	MedianThroughputRatio float64   `json:"medianThroughputRatio"`
 }
 
-// armPhase is a phase the activity log is on the path of: its --phases
-// name, its name in the report and its result there.
-type armPhase struct {
-	flag, name string
-	of         func(r *benchReport) phaseResult
-}
-
-var armPhases = []armPhase{
-	{"get", "armGet", func(r *benchReport) phaseResult { return r.Get }},
-	{"put", "armPut", func(r *benchReport) phaseResult { return r.Put }},
-	{"put-sync", "armPutSync", func(r *benchReport) phaseResult { return r.PutSync }},
-}
-
 // costSlices is how many slices each phase of a round is driven in on
 // each server.
 const costSlices = 10
@@ -86,17 +73,17 @@ func costRoundOf(ctx context.Context, o apiOptions) (costRound, error) {
 	}
 	reports := [2]*benchReport{&round.Without, &round.With}
 	slice := o.duration / costSlices
-	phases := [2][]benchPhase{envs[0].phases(o), envs[1].phases(o)}
-	for p, ph := range phases[0] {
-		if !slices.Contains(o.phases, ph.flag) || !slices.ContainsFunc(armPhases, func(a armPhase) bool { return a.flag == ph.flag }) {
+	for _, ph := range benchPhases {
+		if ph.costName == "" || !slices.Contains(o.phases, ph.flag) {
 			continue
 		}
+		ops := [2]func(ctx context.Context, client, i int) error{envs[0].op(ph.flag, o), envs[1].op(ph.flag, o)}
 		progress("%s: %d clients, %d slices of %s on each server", ph.name, o.clients, costSlices, slice)
 		var pooled [2]samples
 		for n := range costSlices {
 			for k := range 2 {
 				i := (n + k) % 2 // each server goes first in every other pair
-				pooled[i] = pooled[i].add(drive(ctx, o.clients, slice, phases[i][p].op))
+				pooled[i] = pooled[i].add(drive(ctx, o.clients, slice, ops[i]))
 				if err := settle(ctx, envs[i].srv); err != nil {
 					return costRound{}, err
 				}
@@ -118,10 +105,13 @@ func costRoundOf(ctx context.Context, o apiOptions) (costRound, error) {
 // configurations of a round, that round's ratios, and their medians.
 func logCostOf(rounds []costRound) activityLogCostReport {
 	report := activityLogCostReport{Phases: map[string]phaseCost{}, Rounds: rounds}
-	for _, ph := range armPhases {
+	for _, ph := range benchPhases {
+		if ph.costName == "" {
+			continue
+		}
 		var c phaseCost
 		for i := range rounds {
-			without, with := ph.of(&rounds[i].Without), ph.of(&rounds[i].With)
+			without, with := *ph.of(&rounds[i].Without), *ph.of(&rounds[i].With)
 			if without.P50Ms <= 0 || with.Throughput <= 0 {
 				continue // the phase did not run
 			}
@@ -130,7 +120,7 @@ func logCostOf(rounds []costRound) activityLogCostReport {
 		}
 		if len(c.P50Ratios) > 0 {
 			c.MedianP50Ratio, c.MedianThroughputRatio = median(c.P50Ratios), median(c.ThroughputRatios)
-			report.Phases[ph.name] = c
+			report.Phases[ph.costName] = c
 		}
 	}
 	return report
